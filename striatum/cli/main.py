@@ -1,0 +1,83 @@
+"""The ``striatum`` command: global options, the noun groups, and exit codes.
+
+Commands return an exit code; every expected failure is a StriatumError that
+carries its own code (docs/cli.md), and nothing reaches the user as a
+traceback (set STRIATUM_DEBUG=1 to see one for an internal error).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+
+import click
+
+from .. import __version__
+from ..errors import EXIT_INTERNAL, EXIT_USAGE, StriatumError
+from .output import write_error
+from .workflow import workflow
+
+
+@dataclass
+class Settings:
+    repo: str
+    dsn: str | None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="striatum")
+@click.option("--repo", default=".", envvar="STRIATUM_REPO", show_default=True,
+              type=click.Path(file_okay=False), help="The target repository.")
+@click.option("--dsn", envvar="STRIATUM_DSN", default=None,
+              help="PostgreSQL DSN (default: a private embedded server).")
+@click.pass_context
+def cli(ctx: click.Context, repo: str, dsn: str | None) -> None:
+    """Coordinate terminal AI coding agents: compiled workflows with bounded review loops.
+
+    \b
+    Author a workflow:  striatum workflow init --style code-change DIR
+    Check it:           striatum workflow validate|lint|plan|graph DIR/workflow.json
+    Every verb takes --json; exit codes are listed in docs/cli.md.
+    """
+    ctx.obj = Settings(repo=repo, dsn=dsn)
+
+
+cli.add_command(workflow)
+
+
+def main(argv: list[str] | None = None) -> None:
+    code = run(argv)
+    sys.exit(code)
+
+
+def run(argv: list[str] | None = None) -> int:
+    try:
+        result = cli.main(args=argv, prog_name="striatum", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except click.exceptions.Abort:
+        click.echo("striatum: aborted", err=True)
+        return 130
+    except StriatumError as exc:
+        write_error(exc.message, exc.hint, exc.to_json())
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("striatum: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); nothing left to tell it.
+        sys.stderr.close()
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if os.environ.get("STRIATUM_DEBUG"):
+            traceback.print_exc()
+        write_error(f"internal error: {type(exc).__name__}: {exc}",
+                    "this is a bug in striatum; rerun with STRIATUM_DEBUG=1 and report the "
+                    "traceback", {"error": "internal", "message": str(exc)})
+        return EXIT_INTERNAL
+    return int(result) if isinstance(result, int) else 0

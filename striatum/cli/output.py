@@ -1,0 +1,84 @@
+"""How the CLI shows results: one JSON document with --json, readable text otherwise.
+
+Shared by every command so each verb has the same ``--json`` option, the
+same diagnostic layout, and errors on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_state = {"json": False}
+
+
+def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    _state["json"] = _state["json"] or value
+    return value
+
+
+def json_option(func: F) -> F:
+    """--json: print one JSON document on stdout (errors still go to stderr)."""
+    return click.option("--json", "as_json", is_flag=True, callback=_remember_json,
+                        help="Print one JSON document on stdout.")(func)
+
+
+def json_requested() -> bool:
+    return _state["json"]
+
+
+def emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def source_line(text: str, line: int) -> str | None:
+    lines = text.splitlines()
+    if 1 <= line <= len(lines):
+        return lines[line - 1]
+    return None
+
+
+def format_diagnostic(d: Any, text: str = "") -> str:
+    """``file:line:col: severity[CODE] message``, the source line with a caret, and the hint."""
+    out = [f"{d.file}:{d.line}:{d.column}: {d.severity.value}[{d.code}] {d.message}"]
+    shown = source_line(text, d.line or 0) if text else None
+    if shown is not None and len(shown) <= 300:
+        gutter = f"{d.line:>5} | "
+        out.append(gutter + shown.expandtabs(1))
+        out.append(" " * (len(gutter) - 2) + "| " + " " * max(0, (d.column or 1) - 1) + "^")
+    if d.hint:
+        out.append(f"  hint: {d.hint}")
+    return "\n".join(out)
+
+
+def print_diagnostics(diagnostics: Iterable[Any], text: str = "", *, err: bool = True) -> None:
+    for d in diagnostics:
+        click.echo(format_diagnostic(d, text), err=err)
+
+
+def summary(diagnostics: list[Any]) -> str:
+    counts = {"error": 0, "warning": 0, "info": 0}
+    for d in diagnostics:
+        counts[d.severity.value] += 1
+    parts = [f"{n} {name}{'s' if n != 1 else ''}" for name, n in counts.items() if n]
+    return ", ".join(parts) or "no problems"
+
+
+def write_error(message: str, hint: str | None = None, document: dict[str, Any] | None = None
+                ) -> None:
+    if json_requested() and document is not None:
+        click.echo(json.dumps(document, ensure_ascii=False), err=True)
+        return
+    click.echo(f"striatum: error: {message}", err=True)
+    if hint:
+        click.echo(f"  hint: {hint}", err=True)
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty()

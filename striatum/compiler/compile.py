@@ -1,0 +1,124 @@
+"""The compiler pipeline: file -> source -> schema -> IR -> graph -> proofs -> compiled JSON.
+
+Each stage is a function of the one before; ``check`` chains them and stops
+at the first stage that found errors (a later stage would only repeat them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..canonical import canonical_json, sha256_hex
+from .diagnostics import Diagnostic, has_errors, locate
+from .graph import WorkflowGraph, build_graph, check_cycles, check_references, check_structure
+from .ir import Workflow, normalize
+from .load import Source, read_source
+from .schema import validate_document
+
+COMPILED_FORMAT = "striatum.compiled/1"
+
+
+@dataclass
+class Compilation:
+    source: Source
+    workflow: Workflow | None = None
+    graph: WorkflowGraph | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.graph is not None and not has_errors(self.diagnostics)
+
+    def add(self, found: list[Diagnostic]) -> bool:
+        """Record diagnostics (located); True when none of them is an error."""
+        self.diagnostics.extend(locate(found, self.source.file, self.source.locator))
+        return not has_errors(found)
+
+
+def check(path: str, *, fmt: str | None = None) -> Compilation:
+    return check_source(read_source(path, fmt=fmt))
+
+
+def load_workflow(path: str, *, fmt: str | None = None) -> Compilation:
+    """Read and check against the contract only: enough for ``fmt``, which must also
+    work on a workflow whose graph is still wrong."""
+    return _to_ir(read_source(path, fmt=fmt))
+
+
+def _to_ir(source: Source) -> Compilation:
+    comp = Compilation(source, diagnostics=list(source.diagnostics))
+    if source.document is None or has_errors(source.diagnostics):
+        return comp
+    if comp.add(validate_document(source.document)):
+        comp.workflow = normalize(source.document)
+    return comp
+
+
+def check_source(source: Source) -> Compilation:
+    comp = _to_ir(source)
+    if comp.workflow is None:
+        return comp
+    if not comp.add(check_references(comp.workflow)):
+        return comp
+    wg = build_graph(comp.workflow)
+    if not comp.add(check_cycles(wg)):
+        return comp
+    if comp.add(check_structure(wg)):
+        comp.graph = wg
+    return comp
+
+
+def _prompt_record(directory: Path, value: str) -> dict[str, Any]:
+    try:
+        data = (directory / value).read_bytes()
+    except OSError:
+        return {"file": value, "sha256": None}
+    return {"file": value, "sha256": sha256_hex(data)}
+
+
+def compiled_document(comp: Compilation) -> dict[str, Any]:
+    """Everything a run is pinned to: the full workflow (defaults explicit), the
+    digests of its prompt files, and the plan's bound on job executions."""
+    from .plan import waves, worst_case
+
+    assert comp.graph is not None and comp.workflow is not None
+    w = comp.workflow
+    jobs = []
+    for job in w.jobs:
+        prompt: dict[str, Any] | None = None
+        if job.prompt is not None:
+            prompt = (_prompt_record(comp.source.directory, job.prompt.value)
+                      if job.prompt.source == "file" else {"text": job.prompt.value})
+        jobs.append({
+            "id": job.id, "lane": job.lane, "kind": job.kind, "title": job.title,
+            "needs": list(job.needs), "prompt": prompt, "produces": list(job.produces),
+            "consumes": list(job.consumes), "writes": list(job.writes),
+            "isolation": job.isolation, "max_attempts": job.max_attempts,
+            "revise": None if job.revise is None else {
+                "target": job.revise.target, "max": job.revise.max,
+                "on_exhausted": job.revise.on_exhausted},
+            "choices": {name: list(succ) for name, succ in job.choices},
+        })
+    worst = worst_case(comp.graph)
+    return {
+        "format": COMPILED_FORMAT,
+        "workflow": {
+            "name": w.name, "title": w.title, "vars": dict(w.vars),
+            "final": list(w.final) or list(comp.graph.sinks),
+            "lanes": {lane.name: {"kind": lane.kind, "command": list(lane.command),
+                                  "stdin": lane.stdin, "timeout": lane.timeout, "env": dict(lane.env)}
+                      for lane in w.lanes},
+            "jobs": jobs,
+        },
+        "plan": {"order": comp.graph.order, "waves": waves(comp.graph),
+                 "worst_case_job_executions": worst.executions,
+                 "worst_case_exact": worst.exact},
+    }
+
+
+def compile_bytes(comp: Compilation) -> tuple[bytes, str]:
+    """The canonical compiled JSON and its sha256: the same input gives the same bytes."""
+    data = canonical_json(compiled_document(comp))
+    return data, sha256_hex(data)

@@ -1,0 +1,258 @@
+"""The workflow as a graph, and the checks that prove it can run and ends.
+
+Forward edges are ``needs`` (need -> job) and must form a DAG. Revision edges
+(reviewer -> target) are kept apart, each with its budget; they are legal
+only back to an ancestor, so every loop is a bounded walk over a DAG region.
+
+Reachability is held as Python ints used as bitsets (one bit per job):
+``reach[j]`` has the bits of ``j`` and everything downstream of it. One pass
+in reverse topological order builds all of them, which keeps a 10,000-job
+workflow with a thousand review loops in milliseconds.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from .diagnostics import Diagnostic, diag
+from .ir import Job, Workflow
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """What a reviewer's ``needs_revision`` sends back to ``pending``.
+
+    ``loop`` is the region from the target to the reviewer (what a reader
+    calls the loop); ``reruns`` adds the side branches hanging off the target
+    that may already have run on the old output and so run again too.
+    """
+
+    reviewer: str
+    target: str
+    max: int
+    on_exhausted: str
+    loop: tuple[str, ...]
+    reruns: tuple[str, ...]
+
+
+@dataclass
+class WorkflowGraph:
+    workflow: Workflow
+    graph: nx.DiGraph
+    order: list[str]  # a topological order (ties broken by position in the file)
+    index: dict[str, int] = field(default_factory=dict)  # job id -> bit number
+
+    @cached_property
+    def jobs(self) -> dict[str, Job]:
+        return {job.id: job for job in self.workflow.jobs}
+
+    @cached_property
+    def reach(self) -> dict[str, int]:
+        """job -> bitset of itself and all its descendants."""
+        reach: dict[str, int] = {}
+        succ = self.graph.succ
+        for node in reversed(self.order):
+            bits = 1 << self.index[node]
+            for child in succ[node]:
+                bits |= reach[child]
+            reach[node] = bits
+        return reach
+
+    def bit(self, job_id: str) -> int:
+        return 1 << self.index[job_id]
+
+    def ids_of(self, bits: int) -> tuple[str, ...]:
+        """The job ids in a bitset, in file order."""
+        out = []
+        jobs = self.workflow.jobs
+        while bits:
+            low = bits & -bits
+            out.append(jobs[low.bit_length() - 1].id)
+            bits ^= low
+        return tuple(out)
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return ancestor != descendant and bool(self.reach[ancestor] & self.bit(descendant))
+
+    @cached_property
+    def ancestors_bits(self) -> dict[str, int]:
+        """job -> bitset of itself and everything upstream (built in topological order)."""
+        anc: dict[str, int] = {}
+        for node in self.order:
+            bits = 1 << self.index[node]
+            for parent in self.graph.pred[node]:
+                bits |= anc[parent]
+            anc[node] = bits
+        return anc
+
+    @cached_property
+    def regions(self) -> dict[str, Region]:
+        regions = {}
+        for job in self.workflow.jobs:
+            if job.revise is None:
+                continue
+            target, reviewer = job.revise.target, job.id
+            below_target = self.reach[target]
+            after_reviewer = self.reach[reviewer] & ~self.bit(reviewer)
+            loop = below_target & self.ancestors_bits[reviewer]
+            regions[reviewer] = Region(
+                reviewer=reviewer, target=target, max=job.revise.max,
+                on_exhausted=job.revise.on_exhausted, loop=self.ids_of(loop),
+                reruns=self.ids_of(below_target & ~after_reviewer))
+        return regions
+
+    def region_bits(self, reviewer: str) -> int:
+        return self.reach[self.regions[reviewer].target] & ~(
+            self.reach[reviewer] & ~self.bit(reviewer))
+
+    @cached_property
+    def sinks(self) -> tuple[str, ...]:
+        return tuple(j.id for j in self.workflow.jobs if self.graph.out_degree(j.id) == 0)
+
+
+def _near(word: str, options: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def check_references(workflow: Workflow) -> list[Diagnostic]:
+    """Ids unique, lanes and needs resolve: what must hold before a graph exists."""
+    out: list[Diagnostic] = []
+    seen: dict[str, int] = {}
+    lanes = [lane.name for lane in workflow.lanes]
+    ids = list(workflow.job_ids)
+    for job in workflow.jobs:
+        i = job.index
+        if job.id in seen:
+            out.append(diag("STR200", f"job id {job.id!r} is used twice (first by job "
+                                      f"#{seen[job.id] + 1})", ("jobs", i, "id"),
+                            hint="give each job its own id"))
+        else:
+            seen[job.id] = i
+        if job.lane not in lanes:
+            out.append(diag("STR201", f"job {job.id!r} runs on lane {job.lane!r}, which is not "
+                                      "declared", ("jobs", i, "lane"),
+                            hint=_near(job.lane, lanes) or f"declared lanes: {', '.join(lanes)}"))
+        for k, need in enumerate(job.needs):
+            if need == job.id:
+                out.append(diag("STR203", f"job {job.id!r} needs itself", ("jobs", i, "needs", k),
+                                hint="remove it from its own needs"))
+            elif need not in seen and need not in ids:
+                out.append(diag("STR202", f"job {job.id!r} needs {need!r}, which is not a job",
+                                ("jobs", i, "needs", k), hint=_near(need, ids)))
+    return out
+
+
+def build_graph(workflow: Workflow) -> WorkflowGraph:
+    """The forward graph; call only when ``check_references`` found nothing."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(workflow.job_ids)
+    graph.add_edges_from((need, job.id) for job in workflow.jobs for need in job.needs)
+    index = {job.id: job.index for job in workflow.jobs}
+    return WorkflowGraph(workflow, graph, _order(graph, index), index)
+
+
+def _order(graph: nx.DiGraph, index: dict[str, int]) -> list[str]:
+    import networkx as nx
+
+    try:
+        return list(nx.lexicographical_topological_sort(graph, key=index.__getitem__))
+    except nx.NetworkXUnfeasible:
+        return []
+
+
+def check_cycles(wg: WorkflowGraph) -> list[Diagnostic]:
+    import networkx as nx
+
+    if wg.order:
+        return []
+    cycle = nx.find_cycle(wg.graph)
+    names = [edge[0] for edge in cycle] + [cycle[0][0]]
+    # Report at the need that closes the loop: the last edge, in the job that has it.
+    closing_need, closing_job = cycle[-1][0], cycle[-1][1]
+    job = wg.jobs[closing_job]
+    k = job.needs.index(closing_need)
+    return [diag("STR204", "the needs form a cycle: " + " → ".join(names),
+                 ("jobs", job.index, "needs", k),
+                 hint="needs must only point upstream; to send work back, use a review job "
+                      "with `revise`")]
+
+
+def check_structure(wg: WorkflowGraph) -> list[Diagnostic]:
+    """Revisions, choices, artifacts and final jobs, on an acyclic graph."""
+    out: list[Diagnostic] = []
+    ids = list(wg.workflow.job_ids)
+    producers: dict[str, str] = {}
+    for job in wg.workflow.jobs:
+        i = job.index
+        if job.revise is not None:
+            target = job.revise.target
+            if target not in wg.jobs:
+                out.append(diag("STR205", f"review {job.id!r} revises {target!r}, which is not "
+                                          "a job", ("jobs", i, "revise", "target"),
+                                hint=_near(target, ids)))
+            elif not wg.is_ancestor(target, job.id):
+                out.append(diag(
+                    "STR206", f"review {job.id!r} revises {target!r}, which is not upstream of "
+                              "it", ("jobs", i, "revise", "target"),
+                    hint=f"a reviewer can only send work back to a job it needs, directly or "
+                         f"through others; add {target!r} to the needs chain of {job.id!r}"))
+        for choice, successors in job.choices:
+            for k, succ in enumerate(successors):
+                if succ not in wg.jobs or job.id not in wg.jobs[succ].needs:
+                    out.append(diag(
+                        "STR207", f"choice {choice!r} of checkpoint {job.id!r} names {succ!r}, "
+                                  f"which does not need {job.id!r}",
+                        ("jobs", i, "choices", choice, k),
+                        hint=f"a choice lists jobs that have {job.id!r} in their needs"
+                             + (f"; {_near(succ, ids)}" if succ not in wg.jobs and
+                                _near(succ, ids) else "")))
+        for k, artifact in enumerate(job.produces):
+            if artifact in producers:
+                out.append(diag("STR208", f"artifact {artifact!r} is produced by both "
+                                          f"{producers[artifact]!r} and {job.id!r}",
+                                ("jobs", i, "produces", k),
+                                hint="artifact paths are per run; give each its own name"))
+            else:
+                producers[artifact] = job.id
+    for job in wg.workflow.jobs:
+        for k, artifact in enumerate(job.consumes):
+            source = producers.get(artifact)
+            if source is None or not wg.is_ancestor(source, job.id):
+                where = (f"it is produced by {source!r}, which is not upstream" if source
+                         else "no job produces it")
+                out.append(diag("STR209", f"job {job.id!r} consumes {artifact!r}, but {where}",
+                                ("jobs", job.index, "consumes", k),
+                                hint="add the producing job to its needs" if source else None))
+    for k, final in enumerate(wg.workflow.final):
+        if final not in wg.jobs:
+            out.append(diag("STR212", f"final job {final!r} is not a job", ("final", k),
+                            hint=_near(final, ids)))
+    if not any(d.code in ("STR205", "STR206") for d in out):
+        out.extend(_check_checkpoints_outside_loops(wg))
+    return out
+
+
+def _check_checkpoints_outside_loops(wg: WorkflowGraph) -> list[Diagnostic]:
+    # A checkpoint that a revision sends back would be decided again: the
+    # worst case could no longer be bounded by one choice per checkpoint.
+    out = []
+    checkpoints = [j for j in wg.workflow.jobs if j.kind == "checkpoint"]
+    for reviewer in wg.regions:
+        bits = wg.region_bits(reviewer)
+        for cp in checkpoints:
+            if bits & wg.bit(cp.id):
+                out.append(diag(
+                    "STR210", f"checkpoint {cp.id!r} is inside the revision loop of "
+                              f"{reviewer!r} and would be decided again on every revision",
+                    ("jobs", cp.index),
+                    hint=f"move the checkpoint after {reviewer!r}, or revise a job after it"))
+    return out

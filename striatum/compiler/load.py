@@ -1,0 +1,178 @@
+"""Read a workflow file (JSON or DSL) into a raw document, or say exactly why not.
+
+The raw document is JSON-shaped whichever syntax was written: the DSL loader
+builds the same dicts and lists, plus a position table, so the schema, the IR
+and every later stage see one form and point back into the file the user wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Any
+
+from .diagnostics import Diagnostic, Locator, diag
+
+MAX_BYTES = 16 * 1024 * 1024
+JSON_SUFFIXES = (".json",)
+DSL_SUFFIXES = (".stm", ".striatum")
+
+
+@dataclass
+class Source:
+    """A file that was read and parsed (``document`` is None when it could not be)."""
+
+    file: str
+    format: str  # "json" or "dsl"
+    text: str
+    document: Any
+    locator: Locator | None
+    diagnostics: list[Diagnostic]
+    directory: FsPath
+
+    @property
+    def ok(self) -> bool:
+        return self.document is not None and not self.diagnostics
+
+
+def _fail(file: str, fmt: str, d: Diagnostic, line: int = 1, column: int = 1,
+          text: str = "") -> Source:
+    located = Diagnostic(d.code, d.message, d.path, d.hint, d.severity, file, line, column)
+    return Source(file, fmt, text, None, None, [located], FsPath(file).parent)
+
+
+def detect_format(path: str, text: str) -> str:
+    lower = path.lower()
+    if lower.endswith(JSON_SUFFIXES):
+        return "json"
+    if lower.endswith(DSL_SUFFIXES):
+        return "dsl"
+    return "json" if text.lstrip().startswith("{") else "dsl"
+
+
+def read_source(path: str, *, fmt: str | None = None) -> Source:
+    """Read ``path``; every failure is a located diagnostic, never an exception."""
+    guess = fmt or ("dsl" if path.lower().endswith(DSL_SUFFIXES) else "json")
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return _fail(path, guess, diag("STR001", f"no such file: {path}",
+                                        hint="check the path; `striatum workflow init` "
+                                             "writes a starter workflow"))
+    except OSError as exc:
+        return _fail(path, guess, diag("STR007", f"cannot read {path}: {exc.strerror}"))
+    if os.path.isdir(path):
+        return _fail(path, guess, diag("STR002", f"{path} is a directory, not a workflow file",
+                                        hint="name the workflow.json or .stm file inside it"))
+    if stat.st_size > MAX_BYTES:
+        return _fail(path, guess, diag(
+            "STR005", f"file is {stat.st_size:,} bytes; the limit is {MAX_BYTES:,}",
+            hint="a workflow of 10,000 jobs is about 2 MB; is this the right file?"))
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        return _fail(path, guess, diag("STR007", f"cannot read {path}: {exc.strerror}"))
+    return parse_bytes(raw, path, fmt=fmt)
+
+
+def parse_bytes(raw: bytes, file: str, *, fmt: str | None = None) -> Source:
+    guess = fmt or ("dsl" if file.lower().endswith(DSL_SUFFIXES) else "json")
+    if len(raw) > MAX_BYTES:
+        return _fail(file, guess, diag("STR005", f"more than {MAX_BYTES:,} bytes"))
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line, column = _byte_position(raw, nul)
+        return _fail(file, guess, diag("STR003", "binary data (a NUL byte): this is not a "
+                                                 "workflow text file"), line, column)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _byte_position(raw, exc.start)
+        return _fail(file, guess, diag(
+            "STR003", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+            hint="save the file as UTF-8"), line, column)
+    if not text.strip():
+        return _fail(file, guess, diag("STR004", "the file is empty",
+                                        hint="`striatum workflow init DIR` writes a starter"),
+                     text=text)
+    fmt = fmt or detect_format(file, text)
+    if fmt == "json":
+        return _parse_json(text, file)
+    if fmt == "dsl":
+        from .dsl import parse_dsl
+
+        return parse_dsl(text, file)
+    return _fail(file, fmt, diag("STR006", f"unknown format {fmt!r}", hint="use json or dsl"))
+
+
+def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:
+    before = raw[:offset]
+    line = before.count(b"\n") + 1
+    column = offset - (before.rfind(b"\n") + 1) + 1
+    return line, column
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def _parse_json(text: str, file: str) -> Source:
+    from .jsonpos import JsonLocator
+
+    try:
+        document = json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        return _fail(file, "json", diag("STR010", f"invalid JSON: {exc.msg}",
+                                         hint=_json_hint(exc)), exc.lineno, exc.colno, text)
+    except _DuplicateKey as exc:
+        locator = JsonLocator(text)
+        line, column = _find_duplicate(text, exc.key, locator)
+        return _fail(file, "json", diag(
+            "STR010", f"key {exc.key!r} appears twice in one object",
+            hint="JSON keeps only the last one; remove or rename the other"), line, column, text)
+    except RecursionError:
+        return _fail(file, "json", diag("STR012", "the document is nested too deeply",
+                                         hint="a workflow needs at most 6 levels"), text=text)
+    return Source(file, "json", text, document, JsonLocator(text), [], FsPath(file).parent)
+
+
+def _find_duplicate(text: str, key: str, locator: Any) -> tuple[int, int]:
+    import re
+
+    needle = json.dumps(key)
+    hits = [m.start() for m in re.finditer(re.escape(needle) + r"\s*:", text)]
+    offset = hits[1] if len(hits) > 1 else (hits[0] if hits else 0)
+    position: tuple[int, int] = locator.offset_to_position(offset)
+    return position
+
+
+def _json_hint(exc: json.JSONDecodeError) -> str | None:
+    if "Expecting property name" in exc.msg:
+        return "a trailing comma before '}' or an unquoted key? JSON keys need double quotes"
+    if "Expecting ',' delimiter" in exc.msg:
+        return "a missing comma between two items?"
+    if "Extra data" in exc.msg:
+        return "there is text after the end of the top-level object"
+    if "Expecting value" in exc.msg and exc.pos >= len(exc.doc.rstrip()):
+        return "the file ends early: is it truncated?"
+    if "Expecting value" in exc.msg:
+        return "a trailing comma, a single-quoted string or a comment? JSON allows none"
+    return None

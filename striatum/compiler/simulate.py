@@ -1,0 +1,193 @@
+"""The run semantics, executed one job at a time with no database.
+
+This is the reference the runtime follows and ``plan --verdicts`` walks:
+
+* a job is *ready* when each need has succeeded or been skipped; it is
+  *skipped* instead when every need was skipped, or when a need is a decided
+  checkpoint whose chosen choice does not list it;
+* a review ends in ``accept`` (succeeded), ``reject`` (the run fails) or
+  ``needs_revision``: while its budget lasts, its region (the target and
+  everything downstream of it that is not downstream of the reviewer) goes
+  back to pending; once spent, ``on_exhausted`` decides (escalate blocks the
+  run for a human, fail fails it, accept accepts);
+* a checkpoint's decision names one of its choices;
+* budgets are per run: a reviewer sends work back at most ``max`` times.
+
+Ready jobs run in topological order, ties broken by position in the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .graph import WorkflowGraph
+
+PENDING, SUCCEEDED, SKIPPED = "pending", "succeeded", "skipped"
+REVIEW_OUTCOMES = ("accept", "needs_revision", "reject")
+
+
+@dataclass
+class Step:
+    job: str
+    kind: str
+    outcome: str | None  # a verdict or a choice; None for a task
+    execution: int  # 1 for the job's first run, 2 for its second, ...
+    note: str = ""
+
+
+@dataclass
+class Outcome:
+    status: str  # completed | failed | blocked
+    steps: list[Step] = field(default_factory=list)
+    executions: int = 0
+
+
+Decide = Callable[[str, str, tuple[str, ...]], str]
+"""(job id, job kind, possible outcomes) -> the outcome to take."""
+
+
+class Simulation:
+    def __init__(self, wg: WorkflowGraph) -> None:
+        self.wg = wg
+        self.status = {job_id: PENDING for job_id in wg.order}
+        self.chosen: dict[str, str] = {}
+        self.used = {reviewer: 0 for reviewer in wg.regions}
+        self.runs = {job_id: 0 for job_id in wg.order}
+        self.position = {job_id: i for i, job_id in enumerate(wg.order)}
+        # Every job before ``cursor`` in ``wg.order`` is settled (not pending):
+        # scanning starts there, so a run of n jobs costs O(n), not O(n^2).
+        self.cursor = 0
+
+    def _resolve(self, job_id: str) -> str | None:
+        """ready / skipped / None (still waiting) for a pending job."""
+        job = self.wg.jobs[job_id]
+        if not job.needs:
+            return "ready"
+        states = [self.status[n] for n in job.needs]
+        if any(s == PENDING for s in states):
+            return None
+        for need in job.needs:
+            if self.status[need] == SUCCEEDED and need in self.chosen:
+                allowed = dict(self.wg.jobs[need].choices)[self.chosen[need]]
+                if job_id not in allowed:
+                    return "skipped"
+        if all(s == SKIPPED for s in states):
+            return "skipped"
+        return "ready"
+
+    def next_ready(self) -> str | None:
+        order = self.wg.order
+        while self.cursor < len(order) and self.status[order[self.cursor]] != PENDING:
+            self.cursor += 1
+        for job_id in order[self.cursor:]:
+            if self.status[job_id] != PENDING:
+                continue
+            state = self._resolve(job_id)
+            if state == "skipped":
+                self.status[job_id] = SKIPPED
+            elif state == "ready":
+                return job_id
+        return None
+
+    def options(self, job_id: str) -> tuple[str, ...]:
+        job = self.wg.jobs[job_id]
+        if job.kind == "checkpoint":
+            return tuple(name for name, _ in job.choices)
+        if job.kind == "review":
+            return REVIEW_OUTCOMES if job.revise is not None else ("accept", "reject")
+        return ()
+
+    def apply(self, job_id: str, outcome: str | None) -> tuple[str | None, str]:
+        """Run ``job_id`` with ``outcome``; returns (run status if it ended, note)."""
+        job = self.wg.jobs[job_id]
+        self.runs[job_id] += 1
+        if job.kind == "checkpoint":
+            assert outcome is not None
+            self.chosen[job_id] = outcome
+            self.status[job_id] = SUCCEEDED
+            return None, ""
+        if job.kind != "review" or outcome == "accept":
+            self.status[job_id] = SUCCEEDED
+            return None, ""
+        if outcome == "reject":
+            return "failed", "rejected"
+        region = self.wg.regions[job_id]
+        if self.used[job_id] < region.max:
+            self.used[job_id] += 1
+            for member in self.wg.ids_of(self.wg.region_bits(job_id)):
+                self.status[member] = PENDING
+                self.cursor = min(self.cursor, self.position[member])
+            return None, f"revision {self.used[job_id]} of {region.max}: back to {region.target}"
+        if region.on_exhausted == "accept":
+            self.status[job_id] = SUCCEEDED
+            return None, "budget spent: accepted (on_exhausted: accept)"
+        if region.on_exhausted == "fail":
+            return "failed", "budget spent: the run fails (on_exhausted: fail)"
+        return "blocked", "budget spent: escalated to a human (on_exhausted: escalate)"
+
+
+def run(wg: WorkflowGraph, decide: Decide, max_steps: int = 1_000_000) -> Outcome:
+    sim = Simulation(wg)
+    outcome = Outcome("completed")
+    while True:
+        job_id = sim.next_ready()
+        if job_id is None:
+            return outcome
+        kind = sim.wg.jobs[job_id].kind
+        options = sim.options(job_id)
+        choice = decide(job_id, kind, options) if options else None
+        ended, note = sim.apply(job_id, choice)
+        outcome.executions += 1
+        outcome.steps.append(Step(job_id, kind, choice, sim.runs[job_id], note))
+        if ended is not None:
+            outcome.status = ended
+            return outcome
+        if outcome.executions >= max_steps:  # pragma: no cover - the proof forbids it
+            raise RuntimeError("simulation did not end: the termination proof is wrong")
+
+
+def count_paths(wg: WorkflowGraph, limit: int = 50_000) -> int | None:
+    """Distinct outcome sequences (verdicts and choices) of a run, or None past ``limit`` steps.
+
+    Depth-first over the decision tree with an explicit stack (a workflow
+    may hold thousands of decisions along one path).
+    """
+    count = 0
+    steps = 0
+    stack = [Simulation(wg)]
+    while stack:
+        sim = stack.pop()
+        while True:
+            steps += 1
+            if steps > limit:
+                return None
+            job_id = sim.next_ready()
+            if job_id is None:
+                count += 1
+                break
+            options = sim.options(job_id)
+            if not options:
+                sim.apply(job_id, None)
+                continue
+            for option in reversed(options):
+                branch = _copy(sim)
+                ended, _ = branch.apply(job_id, option)
+                if ended is not None:
+                    count += 1
+                else:
+                    stack.append(branch)
+            break
+    return count
+
+
+def _copy(sim: Simulation) -> Simulation:
+    new = Simulation.__new__(Simulation)
+    new.wg = sim.wg
+    new.status = dict(sim.status)
+    new.chosen = dict(sim.chosen)
+    new.used = dict(sim.used)
+    new.runs = dict(sim.runs)
+    new.position = sim.position
+    new.cursor = sim.cursor
+    return new
