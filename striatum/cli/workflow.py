@@ -186,17 +186,24 @@ def plan(file: str, syntax: str | None, verdicts: str | None, as_json: bool) -> 
     return EXIT_OK
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _plan_text(doc: dict[str, Any]) -> str:
-    lines = [f"plan for {doc['workflow']}: {doc['jobs']} jobs in {len(doc['waves'])} waves"]
+    lines = [f"plan for {doc['workflow']}: {_count(doc['jobs'], 'job')} in "
+             f"{_count(len(doc['waves']), 'wave')}"]
     for number, wave in enumerate(doc["waves"], 1):
         lines.append(f"  wave {number}: {', '.join(wave)}")
     if doc["regions"]:
         lines.append("revision loops:")
         for r in doc["regions"]:
-            lines.append(f"  {r['reviewer']} → {r['target']}: at most {r['max']} revision(s), "
+            lines.append(f"  {r['reviewer']} → {r['target']}: at most "
+                         f"{_count(r['max'], 'revision')}, "
                          f"then {r['on_exhausted']}; reruns {', '.join(r['reruns'])}")
     exact = "exact" if doc["worst_case_exact"] else "upper bound"
-    lines.append(f"worst case: {doc['worst_case_job_executions']} job executions ({exact})")
+    lines.append(f"worst case: {_count(doc['worst_case_job_executions'], 'job execution')} "
+                 f"({exact})")
     if doc["worst_case_choices"]:
         chosen = ", ".join(f"{k}={v}" for k, v in doc["worst_case_choices"].items())
         lines.append(f"  reached with checkpoint choices {chosen}")

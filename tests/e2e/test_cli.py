@@ -1,0 +1,159 @@
+"""The command's contract: exit codes, --json, stderr for errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, Cli
+
+pytestmark = pytest.mark.e2e
+CODE_CHANGE = str(REPO / "examples" / "code-change" / "workflow.json")
+
+
+def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_help_and_version(cli: Cli) -> None:
+    for args in (("--help",), ("workflow", "--help"), ("workflow", "plan", "--help")):
+        result = cli(*args)
+        assert result.returncode == 0 and "Usage" in result.stdout
+    version = cli("--version")
+    assert version.returncode == 0 and "striatum" in version.stdout
+
+
+def test_help_imports_no_heavy_module() -> None:
+    probe = ("import sys\nfrom striatum.cli.main import run\nrun(['--help'])\n"
+             "print(sorted(m for m in ('networkx','jsonschema','lark','jinja2','psycopg',"
+             "'transitions') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_usage_errors_exit_1(cli: Cli) -> None:
+    for args in (("workflow", "validate"), ("workflow", "nosuchverb"), ("--nope",),
+                 ("workflow", "graph", "--format", "png", CODE_CHANGE),
+                 ("workflow", "plan", CODE_CHANGE, "--verdicts", "check=maybe"),
+                 ("workflow", "plan", CODE_CHANGE, "--verdicts", "draft=accept")):
+        result = cli(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr and not result.stdout
+        assert_clean(result)
+
+
+@pytest.mark.parametrize("verb", ["validate", "lint", "compile", "graph", "plan", "fmt"])
+def test_bad_files_exit_2_with_a_located_code(cli: Cli, tmp_path: Path, verb: str) -> None:
+    cases = {
+        "missing.json": None,
+        "empty.json": b"",
+        "binary.json": bytes(range(256)),
+        "latin1.json": '{"name": "caf\u00e9"}'.encode("latin-1"),
+        "broken.json": b'{"name": "x", "lanes": {',
+        "broken.stm": b"workflow w\nlane = [\n",
+    }
+    for name, content in cases.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+        result = cli("workflow", verb, str(tmp_path / name))
+        assert result.returncode == 2, (verb, name, result.stdout, result.stderr)
+        out = result.stdout + result.stderr
+        assert f"{tmp_path / name}:" in out and "[STR0" in out, out
+        assert_clean(result)
+    directory = cli("workflow", verb, str(tmp_path))
+    assert directory.returncode == 2 and "STR002" in directory.stdout + directory.stderr
+
+
+def test_fifty_megabyte_file(cli: Cli, tmp_path: Path) -> None:
+    big = tmp_path / "big.json"
+    with open(big, "wb") as handle:
+        handle.write(b'{"name": "' + b"x" * (50 * 1024 * 1024) + b'"}')
+    result = cli("workflow", "validate", "--json", str(big))
+    assert result.returncode == 2
+    [d] = json.loads(result.stdout)["diagnostics"]
+    assert d["code"] == "STR005"
+
+
+def test_validate_json_document(cli: Cli, tmp_path: Path) -> None:
+    wf = tmp_path / "w.json"
+    wf.write_text('{"name": "w", "lanes": {"a": {"command": ["x"]}},\n'
+                  ' "jobs": [{"id": "j", "lane": "a", "needs": ["k"]}]}')
+    result = cli("workflow", "validate", "--json", str(wf))
+    assert result.returncode == 2
+    document = json.loads(result.stdout)
+    assert document["valid"] is False
+    [d] = document["diagnostics"]
+    assert (d["code"], d["line"], d["column"], d["severity"]) == ("STR202", 2, 46, "error")
+    assert d["message"] == "job 'j' needs 'k', which is not a job"
+
+
+def test_text_diagnostic_shows_the_line_and_a_caret(cli: Cli, tmp_path: Path) -> None:
+    wf = tmp_path / "w.json"
+    wf.write_text('{"name": "w", "lanes": {"a": {"command": ["x"]}},\n'
+                  ' "jobs": [{"id": "j", "lane": "b"}]}')
+    result = cli("workflow", "validate", str(wf))
+    assert result.returncode == 2
+    assert f"{wf}:2:31: error[STR201] job 'j' runs on lane 'b', which is not declared" in (
+        result.stdout)
+    assert "    2 |  \"jobs\"" in result.stdout and "^" in result.stdout
+
+
+def test_cycle_is_named(cli: Cli, tmp_path: Path) -> None:
+    wf = tmp_path / "w.json"
+    wf.write_text(json.dumps({"name": "w", "lanes": {"a": {"command": ["x"]}}, "jobs": [
+        {"id": "a", "lane": "a", "needs": ["c"]}, {"id": "b", "lane": "a", "needs": ["a"]},
+        {"id": "c", "lane": "a", "needs": ["b"]}]}))
+    result = cli("workflow", "plan", str(wf))
+    assert result.returncode == 2 and "STR204" in result.stderr
+    assert "cycle" in result.stderr and "→" in result.stderr
+
+
+def test_plan_walk(cli: Cli) -> None:
+    result = cli("workflow", "plan", "--json", CODE_CHANGE,
+                 "--verdicts", "check=needs_revision,check=accept")
+    walk = json.loads(result.stdout)["walk"]
+    assert [s["job"] for s in walk["steps"]] == ["draft", "check", "draft", "check", "apply"]
+    assert walk["status"] == "completed" and walk["executions"] == 5
+    text = cli("workflow", "plan", CODE_CHANGE, "--verdicts", "check=needs_revision").stdout
+    assert "revision 1 of 1: back to draft" in text and "(default)" in text
+
+
+def test_lint_sarif_and_strict(cli: Cli, tmp_path: Path) -> None:
+    wf = tmp_path / "w.json"
+    wf.write_text(json.dumps({"name": "w", "lanes": {"a": {"command": ["claude", "-p"]},
+                                                     "unused": {"kind": "human"}},
+                              "jobs": [{"id": "j", "lane": "a"}]}))
+    plain = cli("workflow", "lint", str(wf))
+    assert plain.returncode == 0 and "STR311" in plain.stdout
+    assert cli("workflow", "lint", "--strict", str(wf)).returncode == 2
+    sarif = json.loads(cli("workflow", "lint", "--format", "sarif", str(wf)).stdout)
+    assert sarif["version"] == "2.1.0"
+    assert any(r["ruleId"] == "STR311" for r in sarif["runs"][0]["results"])
+
+
+def test_fmt_check_and_write(cli: Cli, tmp_path: Path) -> None:
+    wf = tmp_path / "w.json"
+    wf.write_text('{"name":"w","lanes":{"a":{"command":["x"]}},"jobs":[{"id":"j","lane":"a"}]}')
+    assert cli("workflow", "fmt", "--check", str(wf)).returncode == 2
+    assert cli("workflow", "fmt", "--write", str(wf)).returncode == 0
+    assert cli("workflow", "fmt", "--check", str(wf)).returncode == 0
+    assert cli("workflow", "fmt", "--write", "--to", "dsl", str(wf)).returncode == 1
+
+
+@pytest.mark.parametrize("style", ["minimal", "review", "code-change", "human-checkpoint",
+                                   "support-ledger", "multi-review"])
+def test_init_each_style(cli: Cli, tmp_path: Path, style: str) -> None:
+    for syntax, name in (("json", "workflow.json"), ("dsl", "workflow.stm")):
+        target = tmp_path / syntax
+        created = cli("workflow", "init", "--style", style, "--syntax", syntax, str(target))
+        assert created.returncode == 0, created.stderr
+        assert cli("workflow", "lint", "--strict", str(target / name)).returncode == 0
+    again = cli("workflow", "init", "--style", style, str(tmp_path / "json"))
+    assert again.returncode == 4 and "--force" in again.stderr
+    assert cli("workflow", "init", "--force", "--style", style,
+               str(tmp_path / "json")).returncode == 0
