@@ -16,7 +16,12 @@ import click
 
 from .. import __version__
 from ..errors import EXIT_INTERNAL, EXIT_USAGE, StriatumError
+from .checkpoint import checkpoint
+from .db import db
+from .doctor import doctor
+from .job import job
 from .output import write_error
+from .run import run as run_group
 from .workflow import workflow
 
 
@@ -39,12 +44,16 @@ def cli(ctx: click.Context, repo: str, dsn: str | None) -> None:
     \b
     Author a workflow:  striatum workflow init --style code-change DIR
     Check it:           striatum workflow validate|lint|plan|graph DIR/workflow.json
+    Run it:             striatum run prepare --workflow DIR/workflow.json --start
+    Drive it:           striatum job claim --run RUN; job publish|verdict|complete
+    Verify the record:  striatum doctor
     Every verb takes --json; exit codes are listed in docs/cli.md.
     """
     ctx.obj = Settings(repo=repo, dsn=dsn)
 
 
-cli.add_command(workflow)
+for command in (workflow, run_group, job, checkpoint, db, doctor):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -49,7 +49,7 @@ def load_workflow(path: str, *, fmt: str | None = None) -> Compilation:
 
 def _to_ir(source: Source) -> Compilation:
     comp = Compilation(source, diagnostics=list(source.diagnostics))
-    if source.document is None or has_errors(source.diagnostics):
+    if has_errors(source.diagnostics):
         return comp
     if comp.add(validate_document(source.document)):
         comp.workflow = normalize(source.document)
@@ -71,11 +71,14 @@ def check_source(source: Source) -> Compilation:
 
 
 def _prompt_record(directory: Path, value: str) -> dict[str, Any]:
+    """The template's text travels inside the compiled workflow, so a run renders exactly
+    the prompt it was prepared with, wherever its worker runs."""
     try:
         data = (directory / value).read_bytes()
-    except OSError:
-        return {"file": value, "sha256": None}
-    return {"file": value, "sha256": sha256_hex(data)}
+        text: str | None = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {"file": value, "sha256": None, "text": None}
+    return {"file": value, "sha256": sha256_hex(data), "text": text}
 
 
 def compiled_document(comp: Compilation) -> dict[str, Any]:
@@ -108,7 +111,8 @@ def compiled_document(comp: Compilation) -> dict[str, Any]:
             "name": w.name, "title": w.title, "vars": dict(w.vars),
             "final": list(w.final) or list(comp.graph.sinks),
             "lanes": {lane.name: {"kind": lane.kind, "command": list(lane.command),
-                                  "stdin": lane.stdin, "timeout": lane.timeout, "env": dict(lane.env)}
+                                  "stdin": lane.stdin, "timeout": lane.timeout,
+                                  "env": dict(lane.env)}
                       for lane in w.lanes},
             "jobs": jobs,
         },
@@ -122,3 +126,26 @@ def compile_bytes(comp: Compilation) -> tuple[bytes, str]:
     """The canonical compiled JSON and its sha256: the same input gives the same bytes."""
     data = canonical_json(compiled_document(comp))
     return data, sha256_hex(data)
+
+
+def workflow_from_compiled(compiled: dict[str, Any]) -> Workflow:
+    """The IR back from compiled JSON (the runtime's view of a pinned workflow)."""
+    from .ir import Job, Lane, Prompt, Revision
+
+    w = compiled["workflow"]
+    lanes = tuple(Lane(name, d["kind"], tuple(d["command"]), d["stdin"], d["timeout"],
+                       tuple(d["env"].items())) for name, d in w["lanes"].items())
+    jobs = []
+    for i, j in enumerate(w["jobs"]):
+        prompt = j["prompt"]
+        jobs.append(Job(
+            id=j["id"], lane=j["lane"], kind=j["kind"], title=j["title"], needs=tuple(j["needs"]),
+            prompt=None if prompt is None else (
+                Prompt("file", prompt["file"]) if "file" in prompt
+                else Prompt("text", prompt["text"])),
+            produces=tuple(j["produces"]), consumes=tuple(j["consumes"]), writes=tuple(j["writes"]),
+            isolation=j["isolation"], max_attempts=j["max_attempts"],
+            revise=None if j["revise"] is None else Revision(**j["revise"]),
+            choices=tuple((k, tuple(v)) for k, v in j["choices"].items()), index=i))
+    return Workflow(name=w["name"], lanes=lanes, jobs=tuple(jobs), title=w["title"],
+                    vars=tuple(w["vars"].items()), final=tuple(w["final"]))

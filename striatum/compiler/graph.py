@@ -43,10 +43,29 @@ class Region:
 
 @dataclass
 class WorkflowGraph:
+    """Adjacency, a topological order and reachability: all the runtime needs.
+
+    ``graph`` (networkx) is built by the compiler for the proofs; the runtime
+    rebuilds a WorkflowGraph from compiled JSON without importing networkx,
+    which keeps the agent-facing verbs fast to start.
+    """
+
     workflow: Workflow
-    graph: nx.DiGraph
-    order: list[str]  # a topological order (ties broken by position in the file)
-    index: dict[str, int] = field(default_factory=dict)  # job id -> bit number
+    order: list[str]  # a topological order, ties broken by position in the file; [] if cyclic
+    index: dict[str, int]  # job id -> bit number (its position in the file)
+    succ: dict[str, list[str]]
+    pred: dict[str, list[str]]
+    nx_graph: nx.DiGraph | None = field(default=None, repr=False)
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        if self.nx_graph is None:
+            import networkx as nx
+
+            self.nx_graph = nx.DiGraph()
+            self.nx_graph.add_nodes_from(self.workflow.job_ids)
+            self.nx_graph.add_edges_from((a, b) for a, succ in self.succ.items() for b in succ)
+        return self.nx_graph
 
     @cached_property
     def jobs(self) -> dict[str, Job]:
@@ -56,7 +75,7 @@ class WorkflowGraph:
     def reach(self) -> dict[str, int]:
         """job -> bitset of itself and all its descendants."""
         reach: dict[str, int] = {}
-        succ = self.graph.succ
+        succ = self.succ
         for node in reversed(self.order):
             bits = 1 << self.index[node]
             for child in succ[node]:
@@ -86,7 +105,7 @@ class WorkflowGraph:
         anc: dict[str, int] = {}
         for node in self.order:
             bits = 1 << self.index[node]
-            for parent in self.graph.pred[node]:
+            for parent in self.pred[node]:
                 bits |= anc[parent]
             anc[node] = bits
         return anc
@@ -113,7 +132,7 @@ class WorkflowGraph:
 
     @cached_property
     def sinks(self) -> tuple[str, ...]:
-        return tuple(j.id for j in self.workflow.jobs if self.graph.out_degree(j.id) == 0)
+        return tuple(j.id for j in self.workflow.jobs if not self.succ[j.id])
 
 
 def _near(word: str, options: list[str]) -> str | None:
@@ -149,30 +168,43 @@ def check_references(workflow: Workflow) -> list[Diagnostic]:
     return out
 
 
-def build_graph(workflow: Workflow) -> WorkflowGraph:
+def build_graph(workflow: Workflow, *, with_networkx: bool = True) -> WorkflowGraph:
     """The forward graph; call only when ``check_references`` found nothing."""
-    import networkx as nx
-
-    graph = nx.DiGraph()
-    graph.add_nodes_from(workflow.job_ids)
-    graph.add_edges_from((need, job.id) for job in workflow.jobs for need in job.needs)
     index = {job.id: job.index for job in workflow.jobs}
-    return WorkflowGraph(workflow, graph, _order(graph, index), index)
+    succ: dict[str, list[str]] = {job.id: [] for job in workflow.jobs}
+    pred: dict[str, list[str]] = {job.id: list(job.needs) for job in workflow.jobs}
+    for job in workflow.jobs:
+        for need in job.needs:
+            succ[need].append(job.id)
+    wg = WorkflowGraph(workflow, _order(succ, pred, index), index, succ, pred)
+    if with_networkx:
+        wg.graph  # noqa: B018 - the compiler's proofs run on the networkx graph
+    return wg
 
 
-def _order(graph: nx.DiGraph, index: dict[str, int]) -> list[str]:
-    import networkx as nx
+def _order(succ: dict[str, list[str]], pred: dict[str, list[str]], index: dict[str, int]
+           ) -> list[str]:
+    """Kahn's algorithm taking the earliest-written ready job first; [] on a cycle."""
+    import heapq
 
-    try:
-        return list(nx.lexicographical_topological_sort(graph, key=index.__getitem__))
-    except nx.NetworkXUnfeasible:
-        return []
+    waiting = {job: len(needs) for job, needs in pred.items()}
+    heap = [(index[job], job) for job, n in waiting.items() if n == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        _, job = heapq.heappop(heap)
+        order.append(job)
+        for child in succ[job]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(heap, (index[child], child))
+    return order if len(order) == len(pred) else []
 
 
 def check_cycles(wg: WorkflowGraph) -> list[Diagnostic]:
     import networkx as nx
 
-    if wg.order:
+    if wg.order and nx.is_directed_acyclic_graph(wg.graph):
         return []
     cycle = nx.find_cycle(wg.graph)
     names = [edge[0] for edge in cycle] + [cycle[0][0]]

@@ -85,6 +85,18 @@ class Workflow:
         return tuple(job.id for job in self.jobs)
 
 
+def _int(value: Any) -> int:
+    # JSON Schema counts 2.0 as an integer; the IR (and canonical JSON) holds ints only.
+    return int(value)
+
+
+def _scalar(value: Any) -> Scalar:
+    if isinstance(value, float):
+        return int(value)
+    assert isinstance(value, str | int | bool)
+    return value
+
+
 def _prompt(raw: Any) -> Prompt | None:
     if raw is None:
         return None
@@ -106,9 +118,9 @@ def _job(raw: dict[str, Any], index: int) -> Job:
         consumes=tuple(raw.get("consumes", ())),
         writes=tuple(raw.get("writes", ())),
         isolation=raw.get("isolation", "none"),
-        max_attempts=raw.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
+        max_attempts=_int(raw.get("max_attempts", DEFAULT_MAX_ATTEMPTS)),
         revise=None if revise is None else Revision(
-            revise["target"], revise["max"], revise.get("on_exhausted", "escalate")),
+            revise["target"], _int(revise["max"]), revise.get("on_exhausted", "escalate")),
         choices=tuple((name, tuple(succ)) for name, succ in raw.get("choices", {}).items()),
         index=index,
     )
@@ -118,13 +130,14 @@ def normalize(document: dict[str, Any]) -> Workflow:
     """Build the IR from a document that passed the schema."""
     lanes = tuple(
         Lane(name=name, kind=raw.get("kind", "command"), command=tuple(raw.get("command", ())),
-             stdin=raw.get("stdin"), timeout=raw.get("timeout"),
+             stdin=raw.get("stdin"),
+             timeout=None if raw.get("timeout") is None else _int(raw["timeout"]),
              env=tuple(raw.get("env", {}).items()))
         for name, raw in document["lanes"].items()
     )
     jobs = tuple(_job(raw, i) for i, raw in enumerate(document["jobs"]))
     return Workflow(name=document["name"], lanes=lanes, jobs=jobs, title=document.get("title"),
-                    vars=tuple(document.get("vars", {}).items()),
+                    vars=tuple((k, _scalar(v)) for k, v in document.get("vars", {}).items()),
                     final=tuple(document.get("final", ())))
 
 

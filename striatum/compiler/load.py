@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
@@ -134,11 +135,28 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+class _BadNumber(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _BadNumber(f"{name} is not a JSON number")
+
+
+_LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 def _parse_json(text: str, file: str) -> Source:
     from .jsonpos import JsonLocator
 
     try:
-        document = json.loads(text, object_pairs_hook=_no_duplicates)
+        document = json.loads(text, object_pairs_hook=_no_duplicates,
+                              parse_constant=_reject_constant)
+    except _BadNumber as exc:
+        word = re.search(r"-?\b(NaN|Infinity)\b", text)
+        line, column = JsonLocator(text).offset_to_position(word.start() if word else 0)
+        return _fail(file, "json", diag("STR010", f"invalid JSON: {exc}",
+                                         hint="use an integer"), line, column, text)
     except json.JSONDecodeError as exc:
         return _fail(file, "json", diag("STR010", f"invalid JSON: {exc.msg}",
                                          hint=_json_hint(exc)), exc.lineno, exc.colno, text)
@@ -151,7 +169,34 @@ def _parse_json(text: str, file: str) -> Source:
     except RecursionError:
         return _fail(file, "json", diag("STR012", "the document is nested too deeply",
                                          hint="a workflow needs at most 6 levels"), text=text)
+    except ValueError:
+        # Python refuses integers of more than 4,300 digits (a guard against
+        # quadratic-time conversion); no workflow needs one.
+        digits = re.search(r"\d{1000,}", text)
+        line, column = JsonLocator(text).offset_to_position(digits.start() if digits else 0)
+        return _fail(file, "json", diag("STR010", "invalid JSON: a number has more than "
+                                                  "4,300 digits",
+                                         hint="use an integer of at most a few digits"),
+                     line, column, text)
+    surrogate = _unpaired_surrogate(text, document)
+    if surrogate is not None:
+        line, column = JsonLocator(text).offset_to_position(surrogate)
+        return _fail(file, "json", diag(
+            "STR003", "a \\u escape names half of a UTF-16 surrogate pair, which is not text",
+            hint="write the character itself, or both halves of the pair"), line, column, text)
     return Source(file, "json", text, document, JsonLocator(text), [], FsPath(file).parent)
+
+
+def _unpaired_surrogate(text: str, document: Any) -> int | None:
+    """Offset of a lone surrogate escape, which json.loads accepts but UTF-8 cannot hold."""
+    first = _LONE_SURROGATE.search(text)
+    if first is None:
+        return None
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return first.start()
+    return None
 
 
 def _find_duplicate(text: str, key: str, locator: Any) -> tuple[int, int]:

@@ -29,10 +29,16 @@ class WorstCase:
 
 
 def waves(wg: WorkflowGraph) -> list[list[str]]:
-    import networkx as nx
-
-    index = wg.index
-    return [sorted(gen, key=index.__getitem__) for gen in nx.topological_generations(wg.graph)]
+    """Topological generations: a job's wave is one past the latest of its needs."""
+    depth: dict[str, int] = {}
+    out: list[list[str]] = []
+    for job_id in wg.order:
+        level = 1 + max((depth[n] for n in wg.pred[job_id]), default=-1)
+        depth[job_id] = level
+        if level == len(out):
+            out.append([])
+        out[level].append(job_id)
+    return [sorted(wave, key=wg.index.__getitem__) for wave in out]
 
 
 def skipped_bits(wg: WorkflowGraph, chosen: dict[str, str]) -> int:

@@ -130,11 +130,11 @@ def _explain(error: Any, document: Any) -> list[Diagnostic]:
     if kind in ("enum", "const"):
         options = error.validator_value if kind == "enum" else [error.validator_value]
         text_options = [str(o) for o in options]
-        hint = None
+        suggestion: str | None = None
         if isinstance(error.instance, str):
-            hint = _did_you_mean(error.instance, text_options)
+            suggestion = _did_you_mean(error.instance, text_options)
         return [diag("STR104", f"{where}: {json.dumps(error.instance)} is not one of "
-                               f"{', '.join(text_options)}", path, hint=hint)]
+                               f"{', '.join(text_options)}", path, hint=suggestion)]
     if kind == "pattern":
         container = _at(document, path)
         if isinstance(container, dict) and error.instance in container:

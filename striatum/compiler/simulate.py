@@ -18,7 +18,7 @@ Ready jobs run in topological order, ties broken by position in the file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .graph import WorkflowGraph
@@ -47,6 +47,29 @@ Decide = Callable[[str, str, tuple[str, ...]], str]
 """(job id, job kind, possible outcomes) -> the outcome to take."""
 
 
+def resolve(wg: WorkflowGraph, job_id: str, status: Mapping[str, str],
+            chosen: Mapping[str, str]) -> str | None:
+    """The readiness rule for a pending job: "ready", "skipped", or None (still waiting).
+
+    The runtime's engine calls this same function, so ``plan`` and a real run
+    can never disagree on what runs next.
+    """
+    job = wg.jobs[job_id]
+    if not job.needs:
+        return "ready"
+    states = [status[n] for n in job.needs]
+    if any(s != SUCCEEDED and s != SKIPPED for s in states):
+        return None
+    for need in job.needs:
+        if status[need] == SUCCEEDED and need in chosen:
+            allowed = dict(wg.jobs[need].choices)[chosen[need]]
+            if job_id not in allowed:
+                return "skipped"
+    if all(s == SKIPPED for s in states):
+        return "skipped"
+    return "ready"
+
+
 class Simulation:
     def __init__(self, wg: WorkflowGraph) -> None:
         self.wg = wg
@@ -60,21 +83,7 @@ class Simulation:
         self.cursor = 0
 
     def _resolve(self, job_id: str) -> str | None:
-        """ready / skipped / None (still waiting) for a pending job."""
-        job = self.wg.jobs[job_id]
-        if not job.needs:
-            return "ready"
-        states = [self.status[n] for n in job.needs]
-        if any(s == PENDING for s in states):
-            return None
-        for need in job.needs:
-            if self.status[need] == SUCCEEDED and need in self.chosen:
-                allowed = dict(self.wg.jobs[need].choices)[self.chosen[need]]
-                if job_id not in allowed:
-                    return "skipped"
-        if all(s == SKIPPED for s in states):
-            return "skipped"
-        return "ready"
+        return resolve(self.wg, job_id, self.status, self.chosen)
 
     def next_ready(self) -> str | None:
         order = self.wg.order

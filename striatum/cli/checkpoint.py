@@ -1,0 +1,36 @@
+"""``striatum checkpoint decide``: a human answers a checkpoint."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import EXIT_OK
+from .output import emit_json, json_option
+from .session import audited
+
+
+@click.group()
+def checkpoint() -> None:
+    """Checkpoints: decide."""
+
+
+@checkpoint.command()
+@click.argument("run_id")
+@click.argument("job_id")
+@click.argument("choice")
+@json_option
+def decide(run_id: str, job_id: str, choice: str, as_json: bool) -> int:
+    """Answer checkpoint JOB of RUN with CHOICE; the branches not chosen are skipped."""
+    from ..runtime.runs import decide as decide_checkpoint
+
+    with audited("checkpoint decide", {"run": run_id, "job": job_id,
+                                       "choice": choice}) as opened:
+        tx = decide_checkpoint(opened, run_id, job_id, choice)
+    skipped = [j for j, row in tx.jobs.items() if row.status == "skipped"]
+    if as_json:
+        emit_json({"run": run_id, "job": job_id, "choice": choice, "run_status": tx.run.status,
+                   "skipped": skipped})
+    else:
+        click.echo(f"{job_id}: chose {choice}; run {run_id} is {tx.run.status}"
+                   + (f"; skipped {', '.join(skipped)}" if skipped else ""))
+    return EXIT_OK

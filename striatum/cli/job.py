@@ -1,0 +1,176 @@
+"""``striatum job ...``: the verbs an agent calls while it holds a job.
+
+Inside a lane, STRIATUM_RUN, STRIATUM_JOB and STRIATUM_LEASE are set, so an
+agent can simply run ``striatum job verdict accept --reason "..."``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import EXIT_OK
+from .output import emit_json, json_option
+from .session import audited
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def held(func: F) -> F:
+    """--run/--job/--lease, from the environment a lane provides."""
+    for option in reversed([
+        click.option("--run", "run_id", envvar="STRIATUM_RUN", required=True,
+                     help="The run (default: $STRIATUM_RUN)."),
+        click.option("--job", "job_id", envvar="STRIATUM_JOB", required=True,
+                     help="The job (default: $STRIATUM_JOB)."),
+        click.option("--lease", "token", envvar="STRIATUM_LEASE", required=True,
+                     help="The lease token from claim (default: $STRIATUM_LEASE)."),
+    ]):
+        func = option(func)
+    return func
+
+
+@click.group()
+def job() -> None:
+    """Jobs: claim, heartbeat, publish, verdict, complete, release, fail."""
+
+
+@job.command()
+@click.option("--run", "run_id", envvar="STRIATUM_RUN", required=True, help="The run.")
+@click.option("--lane", default=None, help="Only a job of this lane.")
+@click.option("--owner", default=None, help="Who holds the lease (default: user@host:pid).")
+@click.option("--lease-seconds", default=300, show_default=True, type=click.IntRange(5, 86400),
+              help="Lease length; heartbeat before it runs out.")
+@json_option
+def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
+          as_json: bool) -> int:
+    """Lease the next ready job; prints its prompt file and lease token."""
+    from ..runtime.leases import claim as claim_job
+
+    who = owner or f"{os.environ.get('USER', 'agent')}@{socket.gethostname()}:{os.getpid()}"
+    with audited("job claim", {"run": run_id, "lane": lane, "owner": who}) as opened:
+        found = claim_job(opened, run_id, owner=who, lane=lane, lease_seconds=lease_seconds)
+    if found is None:
+        if as_json:
+            emit_json({"claimed": False, "run": run_id})
+        else:
+            click.echo(f"nothing ready in run {run_id}", err=True)
+        return EXIT_OK
+    if as_json:
+        emit_json({"claimed": True, **found.to_json()})
+    else:
+        click.echo(f"claimed {found.job} ({found.kind}, lane {found.lane}) in run {found.run}")
+        click.echo(f"prompt:       {found.prompt_file}")
+        click.echo(f"artifact dir: {found.artifact_dir}")
+        click.echo(f"lease:        {found.token} (expires {found.expires_at:%H:%M:%S})")
+        click.echo(f"export STRIATUM_RUN={found.run} STRIATUM_JOB={found.job} "
+                   f"STRIATUM_LEASE={found.token}")
+    return EXIT_OK
+
+
+@job.command()
+@held
+@click.option("--lease-seconds", default=300, show_default=True, type=click.IntRange(5, 86400))
+@json_option
+def heartbeat(run_id: str, job_id: str, token: str, lease_seconds: int, as_json: bool) -> int:
+    """Extend the lease (refused with exit 5 if it is no longer yours)."""
+    from ..runtime.leases import heartbeat as beat
+
+    with audited("job heartbeat", {"run": run_id, "job": job_id}) as opened:
+        expires = beat(opened, run_id, job_id, token, lease_seconds)
+    if as_json:
+        emit_json({"run": run_id, "job": job_id, "expires_at": expires.isoformat()})
+    else:
+        click.echo(f"lease extended to {expires:%H:%M:%S}")
+    return EXIT_OK
+
+
+@job.command()
+@held
+@click.option("--artifact", "path", required=True, type=click.Path(),
+              help="The file to publish.")
+@click.option("--as", "name", default=None, help="Its artifact name (default: file name).")
+@json_option
+def publish(run_id: str, job_id: str, token: str, path: str, name: str | None,
+            as_json: bool) -> int:
+    """Copy an artifact into the run's folder in the repository, with its sha256."""
+    from ..runtime.leases import publish as publish_artifact
+
+    with audited("job publish", {"run": run_id, "job": job_id, "path": path,
+                                 "as": name}) as opened:
+        record = publish_artifact(opened, run_id, job_id, token, path, name)
+    if as_json:
+        emit_json({"run": run_id, "job": job_id, **record})
+    else:
+        click.echo(f"published {record['path']} → {record['stored_at']} "
+                   f"sha256:{record['sha256']}")
+    return EXIT_OK
+
+
+@job.command()
+@click.argument("outcome", type=click.Choice(["accept", "needs_revision", "reject"]))
+@held
+@click.option("--reason", required=True, help="Why: the reviewer's words, kept in the record.")
+@json_option
+def verdict(outcome: str, run_id: str, job_id: str, token: str, reason: str,
+            as_json: bool) -> int:
+    """End a review with a verdict: accept, needs_revision or reject."""
+    from ..runtime.leases import verdict as record_verdict
+
+    with audited("job verdict", {"run": run_id, "job": job_id, "verdict": outcome,
+                                 "reason": reason}) as opened:
+        tx = record_verdict(opened, run_id, job_id, token, outcome, reason)
+    return _done(tx, job_id, as_json)
+
+
+@job.command()
+@held
+@json_option
+def complete(run_id: str, job_id: str, token: str, as_json: bool) -> int:
+    """Finish a task (its `produces` artifacts must be published)."""
+    from ..runtime.leases import complete as complete_job
+
+    with audited("job complete", {"run": run_id, "job": job_id}) as opened:
+        tx = complete_job(opened, run_id, job_id, token)
+    return _done(tx, job_id, as_json)
+
+
+@job.command()
+@held
+@json_option
+def release(run_id: str, job_id: str, token: str, as_json: bool) -> int:
+    """Hand the job back, unfinished, for another claim."""
+    from ..runtime.leases import release as release_job
+
+    with audited("job release", {"run": run_id, "job": job_id}) as opened:
+        tx = release_job(opened, run_id, job_id, token)
+    return _done(tx, job_id, as_json)
+
+
+@job.command()
+@held
+@click.option("--reason", required=True, help="What went wrong.")
+@json_option
+def fail(run_id: str, job_id: str, token: str, reason: str, as_json: bool) -> int:
+    """Report that this attempt failed (retried while attempts remain)."""
+    from ..runtime.leases import fail as fail_job
+
+    with audited("job fail", {"run": run_id, "job": job_id, "reason": reason}) as opened:
+        tx = fail_job(opened, run_id, job_id, token, reason)
+    return _done(tx, job_id, as_json)
+
+
+def _done(tx: Any, job_id: str, as_json: bool) -> int:
+    row = tx.jobs[job_id]
+    if as_json:
+        emit_json({"run": tx.run.id, "job": job_id, "status": row.status,
+                   "iteration": row.iteration, "run_status": tx.run.status,
+                   "blocked_on": tx.run.blocked_on})
+    else:
+        click.echo(f"{job_id}: {row.status}; run {tx.run.id}: {tx.run.status}"
+                   + (f" (blocked on {tx.run.blocked_on})" if tx.run.blocked_on else ""))
+    return EXIT_OK

@@ -1,0 +1,217 @@
+"""``striatum run ...``: prepare, start, watch and steer runs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from ..errors import EXIT_OK, UsageError
+from .output import emit_json, json_option
+from .session import audited, settings, store
+
+
+@click.group()
+def run() -> None:
+    """Runs: prepare, start, status, list, events, cancel, resume."""
+
+
+def _pairs(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--var {item!r} is not NAME=VALUE")
+        out[key] = value
+    return out
+
+
+def _summary(view: Any) -> str:
+    doc = view.to_json()
+    lines = [f"run {doc['run']} ({doc['workflow']}): {doc['status']}"
+             + (f", blocked on {doc['blocked_on']}" if doc["blocked_on"] else ""),
+             f"  executions {doc['executions']} of at most {doc['worst_case']}"]
+    for job in doc["jobs"]:
+        extra = []
+        if job["iteration"]:
+            extra.append(f"iteration {job['iteration']}")
+        if job["attempt"]:
+            extra.append(f"attempt {job['attempt'] + 1}")
+        if job["lease_owner"]:
+            extra.append(f"held by {job['lease_owner']}")
+        if job["chosen"]:
+            extra.append(f"chose {job['chosen']}")
+        if job["verdict"]:
+            extra.append(job["verdict"])
+        detail = f" ({', '.join(extra)})" if extra else ""
+        lines.append(f"  {job['job']:<24} {job['status']:<18} {job['lane']}{detail}")
+    return "\n".join(lines)
+
+
+@run.command()
+@click.option("--workflow", "workflow_file", required=True, type=click.Path(),
+              help="The workflow file to compile and pin.")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
+              help="Set a workflow variable (repeatable).")
+@click.option("--artifact-root", default="striatum/runs", show_default=True,
+              help="Where in the repository the run's artifacts and manifest go.")
+@click.option("--start", "start_now", is_flag=True, help="Start the run right away.")
+@json_option
+def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
+            start_now: bool, as_json: bool) -> int:
+    """Compile WORKFLOW, pin it, and create a run of it; prints the run id."""
+    from ..runtime import runs
+
+    repo, _ = settings()
+    args = {"workflow": workflow_file, "vars": list(variables), "repo": repo,
+            "artifact_root": artifact_root, "start": start_now}
+    with audited("run prepare", args) as opened:
+        run_id = runs.prepare(opened, workflow_file, repo, overrides=_pairs(variables),
+                              artifact_root=artifact_root)
+        if start_now:
+            runs.start(opened, run_id)
+        view = runs.status(opened, run_id)
+    if as_json:
+        emit_json({"run_id": run_id, **view.to_json()})
+    else:
+        click.echo(run_id)
+    return EXIT_OK
+
+
+@run.command()
+@click.argument("run_id")
+@json_option
+def start(run_id: str, as_json: bool) -> int:
+    """Start a prepared run: its first jobs become ready."""
+    from ..runtime import runs
+
+    with audited("run start", {"run": run_id}) as opened:
+        runs.start(opened, run_id)
+        view = runs.status(opened, run_id)
+    if as_json:
+        emit_json(view.to_json())
+    else:
+        click.echo(_summary(view))
+    return EXIT_OK
+
+
+@run.command()
+@click.argument("run_id")
+@json_option
+def status(run_id: str, as_json: bool) -> int:
+    """Show a run and each of its jobs."""
+    from ..runtime import runs
+
+    with store() as opened:
+        view = runs.status(opened, run_id)
+    if as_json:
+        emit_json(view.to_json())
+    else:
+        click.echo(_summary(view))
+    return EXIT_OK
+
+
+@run.command(name="list")
+@click.option("--all", "all_repos", is_flag=True, help="Runs of every repository.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@json_option
+def list_(all_repos: bool, limit: int, as_json: bool) -> int:
+    """List the newest runs of the repository (--repo)."""
+    from ..runtime import runs
+
+    repo, _ = settings()
+    with store() as opened:
+        found = runs.list_runs(opened, None if all_repos else repo, limit)
+    if as_json:
+        emit_json({"runs": found})
+    elif not found:
+        click.echo("no runs yet: `striatum run prepare --workflow FILE`", err=True)
+    else:
+        for r in found:
+            click.echo(f"{r['run']}  {r['status']:<10} {r['workflow']:<24} "
+                       f"{r['executions']}/{r['worst_case']} executions  {r['created_at']}")
+    return EXIT_OK
+
+
+@run.command()
+@click.argument("run_id")
+@click.option("--after", default=0, show_default=True, help="Only events after this seq.")
+@click.option("--follow", is_flag=True, help="Keep printing new events until the run ends.")
+@json_option
+def events(run_id: str, after: int, follow: bool, as_json: bool) -> int:
+    """Print a run's events (with --json --follow: one JSON document per line)."""
+    from ..runtime import runs
+
+    with store() as opened:
+        runs.status(opened, run_id)  # a missing run is exit 3, not an empty list
+        found = runs.events(opened, run_id, after)
+        if as_json and not follow:
+            emit_json({"run": run_id, "events": found})
+            return EXIT_OK
+        while True:
+            for event in found:
+                _print_event(event, as_json)
+                after = event["seq"]
+            if not follow or runs.status(opened, run_id).run.status in (
+                    "completed", "failed", "cancelled"):
+                if follow:
+                    for event in runs.events(opened, run_id, after):
+                        _print_event(event, as_json)
+                return EXIT_OK
+            time.sleep(0.5)
+            found = runs.events(opened, run_id, after)
+
+
+def _print_event(event: dict[str, Any], as_json: bool) -> None:
+    import json
+
+    if as_json:
+        click.echo(json.dumps(event, ensure_ascii=False))
+        return
+    payload = event["payload"]
+    state = payload.get("state", {}).get("status", "")
+    data = payload.get("data") or {}
+    note = ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("jobs",) and v)
+    target = f" {event['job']}" if event["job"] else ""
+    click.echo(f"{event['seq']:>6} {event['at']} {event['type']}{target} → {state}"
+               + (f"  ({note})" if note else ""))
+
+
+@run.command()
+@click.argument("run_id")
+@click.option("--reason", default="cancelled by a human", show_default=True)
+@json_option
+def cancel(run_id: str, reason: str, as_json: bool) -> int:
+    """Cancel a run and every job still live in it."""
+    from ..runtime import runs
+
+    with audited("run cancel", {"run": run_id, "reason": reason}) as opened:
+        runs.cancel(opened, run_id, reason)
+        view = runs.status(opened, run_id)
+    if as_json:
+        emit_json(view.to_json())
+    else:
+        click.echo(_summary(view))
+    return EXIT_OK
+
+
+@run.command()
+@click.argument("run_id")
+@click.option("--decision", required=True, type=click.Choice(["accept", "fail", "revise"]),
+              help="Accept the escalated review, fail the run, or grant one more revision.")
+@click.option("--reason", default="", help="Why (recorded in the event).")
+@json_option
+def resume(run_id: str, decision: str, reason: str, as_json: bool) -> int:
+    """Answer a run blocked by an escalation (a review whose revision budget is spent)."""
+    from ..runtime import runs
+
+    with audited("run resume", {"run": run_id, "decision": decision,
+                                "reason": reason}) as opened:
+        runs.resume(opened, run_id, decision, reason or f"human decided {decision}")
+        view = runs.status(opened, run_id)
+    if as_json:
+        emit_json(view.to_json())
+    else:
+        click.echo(_summary(view))
+    return EXIT_OK

@@ -1,0 +1,187 @@
+"""Rules on files: parallel writes that overlap (STR305), unused artifacts (STR306),
+and prompts: unusable files (STR307), undefined names (STR308), Jinja2 syntax (STR312)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path as FsPath
+from typing import TYPE_CHECKING
+
+from ..diagnostics import Diagnostic, diag
+from ..ir import TEMPLATE_VARIABLES, Job
+from .globs import GlobsTooComplex, _nonempty_stars, _overlapping_patterns, glob_witness
+from .prompts import Template, _undefined
+from .words import _near
+
+if TYPE_CHECKING:
+    from .context import LintContext
+
+MAX_OVERLAP_REPORTS = 50  # STR305 pairs listed one by one before the rest are counted
+
+
+# ---------------------------------------------------------------- STR305: writes overlap
+
+def _overlap_diag(job: Job, k: int, mine: str, other: Job, theirs: str) -> Diagnostic:
+    example = None
+    if "[" not in mine + theirs:  # a class's stand-in char may not be in the class
+        with contextlib.suppress(GlobsTooComplex):
+            # 'src/cli/x.py' reads better than the shortest 'src/cli/.py'.
+            example = (glob_witness(_nonempty_stars(mine), _nonempty_stars(theirs))
+                       or glob_witness(mine, theirs))
+    matching = (f"{mine!r}" if mine == theirs else f"{theirs!r} and {mine!r}")
+    what = f"paths matching {matching}" + (f", e.g. {example!r}" if example else "")
+    return diag(
+        "STR305", f"jobs {other.id!r} and {job.id!r} can run at the same time and may both "
+                  f"write {what}", ("jobs", job.index, "writes", k),
+        hint=f"make {job.id!r} need {other.id!r} (or the reverse) so they run one after "
+             "the other, or narrow their `writes` so no path matches both")
+
+
+def parallel_writes_overlap(ctx: LintContext) -> list[Diagnostic]:
+    wg = ctx.graph
+    writers: dict[str, int] = {}  # glob -> bitset of the jobs that write it
+    for job in ctx.workflow.jobs:
+        for pattern in job.writes:
+            writers[pattern] = writers.get(pattern, 0) | wg.bit(job.id)
+    overlaps = _overlapping_patterns(list(writers))
+    out: list[Diagnostic] = []
+    untold, last = 0, None
+    for job in ctx.workflow.jobs:
+        # Earlier jobs that are neither upstream nor downstream: each pair is
+        # reported once, on the later job.
+        parallel = (wg.bit(job.id) - 1) & ~(wg.reach[job.id] | wg.ancestors_bits[job.id])
+        reported = 0
+        for k, mine in enumerate(job.writes):
+            for theirs in overlaps[mine]:
+                hits = writers[theirs] & parallel & ~reported
+                if not hits:
+                    continue
+                reported |= hits
+                room = MAX_OVERLAP_REPORTS - len(out)
+                if hits.bit_count() > room:
+                    # A fan-out of n jobs writing `**` has n²/2 pairs: count them, don't list.
+                    untold += hits.bit_count() - max(room, 0)
+                    last = ("jobs", job.index, "writes", k)
+                    hits = _lowest_bits(hits, room)
+                out.extend(_overlap_diag(job, k, mine, ctx.jobs[other], theirs)
+                           for other in wg.ids_of(hits))
+    if untold and last is not None:
+        out.append(diag("STR305", f"... and {untold:,} more pairs of parallel jobs whose "
+                                  "writes overlap", last, hint="fix the ones above first"))
+    return out
+
+
+def _lowest_bits(bits: int, count: int) -> int:
+    kept = 0
+    for _ in range(max(count, 0)):
+        if not bits:
+            break
+        low = bits & -bits
+        kept |= low
+        bits ^= low
+    return kept
+
+
+# ---------------------------------------------------------------- STR306: unused artifacts
+
+
+def artifact_unused(ctx: LintContext) -> list[Diagnostic]:
+    consumed = {artifact for job in ctx.workflow.jobs for artifact in job.consumes}
+    final = set(ctx.final_ids)
+    return [diag("STR306", f"job {job.id!r} produces {artifact!r}, but no job consumes it "
+                           f"and {job.id!r} is not a final job",
+                 ("jobs", job.index, "produces", k),
+                 hint="add it to the `consumes` of the job that reads it, or drop it from "
+                      f"`produces` (or list {job.id!r} in `final` if it is a result)")
+            for job in ctx.workflow.jobs if job.id not in final
+            for k, artifact in enumerate(job.produces) if artifact not in consumed]
+
+
+# ---------------------------------------------------------------- prompts: STR307, STR312, STR308
+
+def _missing_hint(ctx: LintContext, value: str) -> str:
+    wanted = FsPath(value)
+    try:
+        siblings = os.listdir(ctx.directory / wanted.parent)
+    except OSError:
+        siblings = []
+    close = _near(wanted.name, siblings)
+    guess = f"did you mean {str(wanted.parent / close)!r}? " if close else ""
+    return f"{guess}prompt files are relative to the workflow file ({ctx.directory})"
+
+
+def _unusable_hint(ctx: LintContext, value: str, problem: str) -> str:
+    if problem == "does not exist":
+        return _missing_hint(ctx, value)
+    if problem.startswith("is a directory"):
+        return "name the template file inside it"
+    if problem.startswith("is larger"):
+        return "the whole prompt goes into the agent's context: trim it or split the job"
+    if problem.startswith(("is binary", "is not valid UTF-8")):
+        return "save the prompt as a UTF-8 text file"
+    return "check the path and its permissions"
+
+
+def prompt_file_missing(ctx: LintContext) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for template in ctx.templates:
+        if template.problem is None:
+            continue
+        value = template.prompt.value
+        hint = _unusable_hint(ctx, value, template.problem)
+        out.extend(diag("STR307", f"prompt file {value!r} of job {job.id!r} "
+                                  f"{template.problem}", ("jobs", job.index, "prompt"),
+                        hint=hint)
+                   for job in template.jobs)
+    return out
+
+
+def template_syntax(ctx: LintContext) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for template in ctx.templates:
+        if template.syntax is None:
+            continue
+        message, line = template.syntax
+        shown = template.line(line)
+        out.append(diag(
+            "STR312", f"{template.label} is not a valid Jinja2 template: {message} "
+                      f"(template line {line}" + (f": {shown!r})" if shown else ")"),
+            template.path,
+            hint="fix the template syntax; to write a literal '{{' or '{%', wrap it in "
+                 "{% raw %}...{% endraw %}"))
+    return out
+
+
+def _undefined_diag(template: Template, kind: str, name: str, line: int,
+                    declared: set[str]) -> Diagnostic:
+    shown = template.line(line)
+    where = f"(template line {line}" + (f": {shown!r})" if shown else ")")
+    if kind == "name":
+        close = _near(name, TEMPLATE_VARIABLES)
+        return diag("STR308", f"{template.label} uses {name!r}, which is not a template "
+                              f"variable {where}", template.path,
+                    hint=(f"did you mean {close!r}? " if close else "")
+                    + "prompts can use " + ", ".join(TEMPLATE_VARIABLES)
+                    + "; workflow variables are read as vars.NAME")
+    close = _near(name, declared)
+    return diag("STR308", f"{template.label} uses vars.{name}, which the workflow does not "
+                          f"declare {where}", template.path,
+                hint=(f"did you mean vars.{close}? " if close else "")
+                + f'declare it under "vars" (e.g. "vars": {{"{name}": "..."}}), or write '
+                  f"{{{{ vars.{name} | default('...') }}}}")
+
+
+def undefined_template_variable(ctx: LintContext) -> list[Diagnostic]:
+    declared = {name for name, _ in ctx.workflow.vars}
+    out: list[Diagnostic] = []
+    for template in ctx.templates:
+        if template.ast is None or template.free is None:
+            continue
+        try:
+            found = _undefined(template.ast, template.free, declared)
+        except RecursionError:
+            continue  # too deep to walk; STR312 has nothing to say either, so say nothing
+        out.extend(_undefined_diag(template, kind, name, line, declared)
+                   for kind, name, line in found)
+    return out

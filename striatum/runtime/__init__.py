@@ -1,0 +1,1 @@
+"""The runtime: runs as state machines on PostgreSQL with a hash-chained event log."""

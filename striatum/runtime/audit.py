@@ -1,0 +1,72 @@
+"""The hash chains: appending to them, and checking them.
+
+Each row's ``row_hash = sha256(previous_hash || payload)`` where both are
+text (the previous row's hex hash, then the payload's canonical JSON) taken
+as UTF-8; the first row follows 64 zeros. The database computes the hash as
+it appends (one statement, under the chain head's row lock); ``row_hash``
+below computes the same thing in Python for ``doctor``, and a test holds the
+two to agreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..canonical import canonical_json
+from .store import fetch_one
+
+if TYPE_CHECKING:
+    import psycopg
+
+GENESIS = "0" * 64
+
+
+def repo_chain(repo_id: int) -> str:
+    return f"repo:{repo_id}"
+
+
+def row_hash(previous_hash: str, payload: str) -> str:
+    return hashlib.sha256((previous_hash + payload).encode("utf-8")).hexdigest()
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+@dataclass
+class Event:
+    type: str
+    run: str | None
+    job: str | None
+    state: dict[str, Any]
+    data: dict[str, Any]
+
+    def payload(self, at: datetime) -> str:
+        body = {"type": self.type, "run": self.run, "job": self.job, "at": iso(at),
+                "state": self.state, "data": self.data}
+        return canonical_json(body).decode("utf-8")
+
+
+def append_events(cur: psycopg.Cursor[Any], repo_id: int, events: Iterable[Event],
+                  at: datetime) -> tuple[int, str] | None:
+    """Append in order; returns the last (seq, row_hash), or None if there were none."""
+    last = None
+    chain = repo_chain(repo_id)
+    for event in events:
+        last = fetch_one(cur, "append_event", {
+            "chain": chain, "repo": repo_id, "run": event.run, "job": event.job,
+            "type": event.type, "payload": event.payload(at)})
+    return (int(last[0]), str(last[1])) if last else None
+
+
+def append_audit(cur: psycopg.Cursor[Any], *, actor: str, verb: str, args: Any, outcome: str,
+                 at: datetime) -> None:
+    args_digest = hashlib.sha256(canonical_json(args)).hexdigest()
+    payload = canonical_json({"actor": actor, "verb": verb, "args_digest": args_digest,
+                              "outcome": outcome, "at": iso(at)}).decode("utf-8")
+    fetch_one(cur, "append_audit", {"actor": actor, "verb": verb, "args_digest": args_digest,
+                                    "outcome": outcome, "payload": payload})

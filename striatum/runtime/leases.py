@@ -1,0 +1,285 @@
+"""The lease verbs an agent (or a worker) calls: claim, heartbeat, publish, verdict,
+complete, release, fail.
+
+Every verb that changes a job presents the lease's token. The token carries
+the fence (the lease epoch, bumped by every claim) and a secret; a token
+from an earlier epoch, or one whose lease expired by the database clock, is
+refused with ``LeaseLost`` (exit 5) and changes nothing. So a worker that
+lost its lease can never complete the job a second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..errors import EXIT_LEASE_LOST, Conflict, NotFound, StriatumError, UsageError
+from .audit import Event, append_events
+from .engine import Transition, apply_verdict, attempt_failed, compiled_for, save_job
+from .machine import check_job
+from .prompts import read_artifacts, render, scratch_dir, write_prompt
+from .records import JobRow, RunRow
+from .runs import artifact_dir, transition
+from .store import Store, fetch, fetch_one
+
+DEFAULT_LEASE_SECONDS = 300
+VERDICTS = ("accept", "needs_revision", "reject")
+
+
+class LeaseLost(StriatumError):
+    exit_code = EXIT_LEASE_LOST
+    code = "lease_lost"
+
+
+@dataclass
+class Claim:
+    run: str
+    job: str
+    kind: str
+    lane: str
+    token: str
+    fence: int
+    iteration: int
+    attempt: int
+    expires_at: datetime
+    prompt_file: str
+    artifact_dir: str
+    produces: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run": self.run, "job": self.job, "kind": self.kind, "lane": self.lane,
+                "lease": self.token, "fence": self.fence, "iteration": self.iteration,
+                "attempt": self.attempt, "expires_at": self.expires_at.isoformat(),
+                "prompt_file": self.prompt_file, "artifact_dir": self.artifact_dir,
+                "produces": self.produces}
+
+
+def verify(row: JobRow, token: str, where: str) -> None:
+    if row.status != "leased" or row.lease_token != token:
+        raise LeaseLost(f"the lease on {where} is no longer yours: the job is now "
+                        f"{row.status!r} at fence {row.fence}",
+                        hint="stop work on this job; `striatum job claim` takes a new one",
+                        state=row.status, fence=row.fence)
+    if row.lease_expired:
+        raise LeaseLost(f"the lease on {where} expired (no heartbeat in time)",
+                        hint="heartbeat more often than the lease length; claim again",
+                        state=row.status, fence=row.fence)
+
+
+def sweep_expired(store: Store, run_id: str | None = None) -> int:
+    """Return expired leases' jobs to ready (or fail them when attempts are spent)."""
+    swept = 0
+    for (expired_run,) in store.execute("expired_runs", {"run": run_id}):
+        def change(tx: Transition) -> None:
+            nonlocal swept
+            for job_id, row in tx.jobs.items():
+                if row.status == "leased" and row.lease_expired:
+                    attempt_failed(tx, job_id, "expire",
+                                   f"lease of {row.lease_owner} expired without a heartbeat")
+                    swept += 1
+
+        transition(store, expired_run, change)
+    return swept
+
+
+def claim(store: Store, run_id: str, *, owner: str, lane: str | None = None,
+          lane_kinds: list[str] | None = None,
+          lease_seconds: int = DEFAULT_LEASE_SECONDS) -> Claim | None:
+    sweep_expired(store, run_id)
+
+    def work(cur: Any) -> tuple[RunRow, JobRow, datetime] | None:
+        found = fetch_one(cur, "claim_candidate", {"run": run_id, "lane": lane,
+                                                   "lane_kinds": lane_kinds})
+        if found is None:
+            return None
+        row = JobRow.from_row(fetch_one(cur, "lock_job", {"run": run_id, "job": found[0]}))
+        run = RunRow.from_row(fetch_one(cur, "get_run", {"run": run_id}))
+        now = fetch_one(cur, "now")[0]
+        row.status = check_job("claim", row.status, f"{run_id}/{row.job_id}")
+        row.fence += 1
+        row.lease_token = f"{row.fence}-{secrets.token_hex(16)}"
+        row.lease_owner = owner
+        save_job(cur, run_id, row, lease_seconds)
+        fetch(cur, "insert_lease", {"run": run_id, "job": row.job_id, "fence": row.fence,
+                                    "owner": owner, "iteration": row.iteration,
+                                    "attempt": row.attempt})
+        append_events(cur, run.repo_id, [Event("job.claim", run_id, row.job_id, row.state(), {
+            "owner": owner, "lease_seconds": lease_seconds})], now)
+        return run, row, now
+
+    claimed = store.transaction(work)
+    if claimed is None:
+        if store.execute("get_run", {"run": run_id}) == []:
+            raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
+        return None
+    run, row, now = claimed
+    prompt_file, directory, produces = _prepare_attempt(store, run, row)
+    return Claim(run.id, row.job_id, row.kind, row.lane, row.lease_token or "", row.fence,
+                 row.iteration, row.attempt, now + timedelta(seconds=lease_seconds),
+                 str(prompt_file), str(directory / "out"), produces)
+
+
+def _prepare_attempt(store: Store, run: RunRow, row: JobRow) -> tuple[Path, Path, list[str]]:
+    def work(cur: Any) -> tuple[dict[str, Any], list[Any], str | None]:
+        compiled = compiled_for(cur, run.workflow_digest)
+        job = next(j for j in compiled["workflow"]["jobs"] if j["id"] == row.job_id)
+        stored = [(a[2], a[3]) for a in fetch(cur, "latest_artifacts", {"run": run.id})
+                  if a[2] in job["consumes"]]
+        regions = [j["id"] for j in compiled["workflow"]["jobs"] if j["revise"]]
+        last = fetch_one(cur, "last_verdict", {"run": run.id, "jobs": regions})
+        return job, stored, (str(last[0]) if last and row.iteration > 0 else None)
+
+    job, stored, feedback = store.transaction(work)
+    text = render(run, row, job, artifacts=read_artifacts(run.repo_path, stored),
+                  feedback=feedback)
+    directory = scratch_dir(run, row)
+    context = {"run": run.id, "job": row.job_id, "iteration": row.iteration,
+               "attempt": row.attempt, "fence": row.fence}
+    return write_prompt(directory, text, context), directory, list(job["produces"])
+
+
+def heartbeat(store: Store, run_id: str, job_id: str, token: str,
+              lease_seconds: int = DEFAULT_LEASE_SECONDS) -> datetime:
+    rows = store.execute("heartbeat", {"run": run_id, "job": job_id, "token": token,
+                                       "lease_seconds": lease_seconds})
+    if not rows:
+        state = store.execute("lock_job_unlocked", {"run": run_id, "job": job_id})
+        if not state:
+            raise NotFound(f"no job {run_id}/{job_id}")
+        verify(JobRow.from_row(state[0]), token, f"{run_id}/{job_id}")
+        raise LeaseLost(f"the lease on {run_id}/{job_id} is no longer yours")
+    expires: datetime = rows[0][0]
+    return expires
+
+
+def _artifact_name(source: Path, name: str | None) -> str:
+    chosen = name or source.name
+    parts = Path(chosen).parts
+    if not chosen or Path(chosen).is_absolute() or ".." in parts or "\x00" in chosen:
+        raise UsageError(f"artifact name {chosen!r} must be a relative path inside the run",
+                         hint="use --as NAME, e.g. --as draft.md")
+    return Path(chosen).as_posix()
+
+
+def publish(store: Store, run_id: str, job_id: str, token: str, source: str,
+            name: str | None = None) -> dict[str, Any]:
+    src = Path(source)
+    if not src.is_file():
+        raise NotFound(f"no file {source} to publish")
+    artifact = _artifact_name(src, name)
+    where = f"{run_id}/{job_id}"
+
+    def work(cur: Any) -> dict[str, Any]:
+        found = fetch_one(cur, "lock_job", {"run": run_id, "job": job_id})
+        if found is None:
+            raise NotFound(f"no job {where}")
+        row = JobRow.from_row(found)
+        verify(row, token, where)
+        run = RunRow.from_row(fetch_one(cur, "get_run", {"run": run_id}))
+        target = artifact_dir(run, job_id, row.iteration) / artifact
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest, size = _copy_hashing(src, target)
+        stored_at = os.path.relpath(target, run.repo_path)
+        fetch(cur, "upsert_artifact", {"run": run_id, "job": job_id, "iteration": row.iteration,
+                                       "path": artifact, "stored_at": stored_at,
+                                       "sha256": digest, "bytes": size, "fence": row.fence})
+        record = {"path": artifact, "sha256": digest, "bytes": size, "stored_at": stored_at,
+                  "iteration": row.iteration}
+        now = fetch_one(cur, "now")[0]
+        append_events(cur, run.repo_id, [Event("artifact.publish", run_id, job_id, row.state(),
+                                               record)], now)
+        return record
+
+    return store.transaction(work)
+
+
+def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    tmp = target.with_name(target.name + ".part")
+    with open(source, "rb") as reader, open(tmp, "wb") as writer:
+        while chunk := reader.read(1 << 20):
+            digest.update(chunk)
+            writer.write(chunk)
+            size += len(chunk)
+    shutil.copymode(source, tmp)
+    os.replace(tmp, target)
+    return digest.hexdigest(), size
+
+
+def _missing_artifacts(tx: Transition, job_id: str) -> list[str]:
+    row = tx.jobs[job_id]
+    published = {r[0] for r in fetch(tx.cur, "job_artifacts", {
+        "run": tx.run.id, "job": job_id, "iteration": row.iteration})}
+    return [p for p in tx.wg.jobs[job_id].produces if p not in published]
+
+
+def _leased(tx: Transition, job_id: str, token: str) -> JobRow:
+    row = tx.jobs.get(job_id)
+    if row is None:
+        raise NotFound(f"run {tx.run.id} has no job {job_id!r}")
+    verify(row, token, f"{tx.run.id}/{job_id}")
+    return row
+
+
+def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
+            reason: str) -> Transition:
+    if outcome not in VERDICTS:
+        raise UsageError(f"verdict {outcome!r} is not one of {', '.join(VERDICTS)}")
+
+    def change(tx: Transition) -> None:
+        row = _leased(tx, job_id, token)
+        if row.kind != "review":
+            raise Conflict(f"{job_id!r} is a {row.kind}; only a review takes a verdict",
+                           hint="use `striatum job complete` for a task")
+        missing = _missing_artifacts(tx, job_id) if outcome == "accept" else []
+        if missing:
+            raise Conflict(f"{job_id!r} must publish {', '.join(missing)} before accepting",
+                           hint="`striatum job publish --artifact FILE`")
+        fetch(tx.cur, "insert_verdict", {"run": run_id, "job": job_id,
+                                         "iteration": row.iteration, "verdict": outcome,
+                                         "reason": reason, "fence": row.fence})
+        apply_verdict(tx, job_id, outcome, reason)
+
+    return transition(store, run_id, change)
+
+
+def complete(store: Store, run_id: str, job_id: str, token: str) -> Transition:
+    from .engine import advance
+
+    def change(tx: Transition) -> None:
+        row = _leased(tx, job_id, token)
+        if row.kind == "review":
+            raise Conflict(f"{job_id!r} is a review: it ends with a verdict",
+                           hint="`striatum job verdict accept|needs_revision|reject`")
+        missing = _missing_artifacts(tx, job_id)
+        if missing:
+            raise Conflict(f"{job_id!r} has not published {', '.join(missing)}",
+                           hint="`striatum job publish --artifact FILE` first")
+        tx.job(job_id, "complete")
+        advance(tx)
+
+    return transition(store, run_id, change)
+
+
+def release(store: Store, run_id: str, job_id: str, token: str) -> Transition:
+    def change(tx: Transition) -> None:
+        _leased(tx, job_id, token)
+        tx.job(job_id, "release", {"reason": "handed back by its holder"})
+
+    return transition(store, run_id, change)
+
+
+def fail(store: Store, run_id: str, job_id: str, token: str, reason: str) -> Transition:
+    def change(tx: Transition) -> None:
+        _leased(tx, job_id, token)
+        attempt_failed(tx, job_id, "retry", reason)
+
+    return transition(store, run_id, change)
+

@@ -1,0 +1,244 @@
+"""Runs: prepare (compile and pin), start, cancel, resume, decide, and reading them back."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
+from .audit import Event, append_events, repo_chain
+from .engine import Transition, advance, cancel_run, fail_run, revise
+from .manifest import write_manifest
+from .records import JobRow, RunRow
+from .store import Store, fetch, fetch_one
+
+DEFAULT_ARTIFACT_ROOT = "striatum/runs"
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _vars(declared: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise UsageError(f"--var {unknown[0]} is not a variable of this workflow",
+                         hint="declared: " + (", ".join(declared) or "none"))
+    merged = dict(declared)
+    for key, text in overrides.items():
+        default = declared[key]
+        if isinstance(default, bool):
+            merged[key] = text.lower() in ("1", "true", "yes", "on")
+        elif isinstance(default, int):
+            try:
+                merged[key] = int(text)
+            except ValueError as exc:
+                raise UsageError(f"--var {key} needs an integer, not {text!r}") from exc
+        else:
+            merged[key] = text
+    return merged
+
+
+def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str, str],
+            artifact_root: str = DEFAULT_ARTIFACT_ROOT) -> str:
+    from ..compiler.compile import check, compile_bytes
+
+    comp = check(workflow_file)
+    if not comp.ok:
+        raise WorkflowInvalid(f"{workflow_file} is not a valid workflow",
+                              hint=f"`striatum workflow validate {workflow_file}` shows why",
+                              diagnostics=[d.to_json() for d in comp.diagnostics])
+    data, digest = compile_bytes(comp)
+    compiled = json.loads(data)
+    repo_path = os.path.realpath(repo)
+    if not os.path.isdir(repo_path):
+        raise NotFound(f"repository {repo} is not a directory", hint="pass --repo PATH")
+    run_id = new_run_id()
+    run_vars = _vars(compiled["workflow"]["vars"], overrides)
+
+    def work(cur: Any) -> None:
+        repo_id = fetch_one(cur, "ensure_repo", {"path": repo_path})[0]
+        fetch(cur, "ensure_chain", {"chain": repo_chain(repo_id)})
+        fetch(cur, "store_workflow", {"digest": digest, "name": compiled["workflow"]["name"],
+                                      "compiled": data.decode("utf-8")})
+        fetch(cur, "insert_run", {
+            "id": run_id, "repo": repo_id, "digest": digest,
+            "name": compiled["workflow"]["name"], "vars": json.dumps(run_vars),
+            "artifact_root": artifact_root,
+            "worst_case": compiled["plan"]["worst_case_job_executions"]})
+        lanes = compiled["workflow"]["lanes"]
+        rows = []
+        for position, job in enumerate(compiled["workflow"]["jobs"]):
+            rows.append({"run": run_id, "job": job["id"], "position": position,
+                         "kind": job["kind"], "lane": job["lane"],
+                         "lane_kind": lanes[job["lane"]]["kind"],
+                         "max_attempts": job["max_attempts"]})
+        cur.executemany(_query("insert_job"), rows)
+        now = fetch_one(cur, "now")[0]
+        initial = JobRow(job_id="", position=0, kind="", lane="", lane_kind="",
+                         status="pending", iteration=0, attempt=0, max_attempts=0, executions=0,
+                         revisions_used=0, fence=0, lease_token=None, lease_owner=None,
+                         lease_expires_at=None, chosen=None, verdict=None, reason=None,
+                         lease_expired=False).state()
+        state = {"status": "prepared", "blocked_on": None}
+        append_events(cur, repo_id, [Event("run.prepare", run_id, None, state, {
+            "workflow": compiled["workflow"]["name"], "digest": digest, "vars": run_vars,
+            "repo": repo_path, "artifact_root": artifact_root,
+            "worst_case": compiled["plan"]["worst_case_job_executions"],
+            "jobs": {row["job"]: initial for row in rows}})], now)
+
+    store.transaction(work)
+    return run_id
+
+
+def _query(name: str) -> Any:
+    from .sql import query
+
+    return query(name)
+
+
+def _finish(store: Store, tx: Transition) -> None:
+    if tx.ended:
+        write_manifest(store, tx.run.id, tx.head)
+
+
+def transition(store: Store, run_id: str, change: Any) -> Transition:
+    """Run ``change(tx)`` in one transaction over the run, then write the manifest
+    if the run ended."""
+
+    def work(cur: Any) -> Transition:
+        tx = Transition.open(cur, run_id)
+        change(tx)
+        tx.flush()
+        return tx
+
+    tx = store.transaction(work)
+    _finish(store, tx)
+    return tx
+
+
+def start(store: Store, run_id: str) -> Transition:
+    def change(tx: Transition) -> None:
+        tx.run_to("start")
+        advance(tx)
+
+    return transition(store, run_id, change)
+
+
+def cancel(store: Store, run_id: str, reason: str) -> Transition:
+    return transition(store, run_id, lambda tx: cancel_run(tx, reason))
+
+
+def decide(store: Store, run_id: str, job_id: str, choice: str) -> Transition:
+    def change(tx: Transition) -> None:
+        row = _job(tx, job_id)
+        spec = tx.wg.jobs[job_id]
+        if spec.kind != "checkpoint":
+            raise Conflict(f"{job_id!r} is a {spec.kind}, not a checkpoint",
+                           hint="`striatum run resume` answers an escalated review")
+        options = [name for name, _ in spec.choices]
+        if choice not in options:
+            raise UsageError(f"checkpoint {job_id!r} has no choice {choice!r}",
+                             hint="choices: " + ", ".join(options))
+        tx.job(job_id, "decide", {"choice": choice}, chosen=choice)
+        del row
+        advance(tx)
+
+    return transition(store, run_id, change)
+
+
+def resume(store: Store, run_id: str, decision: str, reason: str) -> Transition:
+    def change(tx: Transition) -> None:
+        if tx.run.status != "blocked" or tx.run.blocked_on is None:
+            raise Conflict(f"run {run_id} is {tx.run.status!r}, not blocked",
+                           hint="only a run blocked by an escalation can be resumed",
+                           state=tx.run.status)
+        job_id = tx.run.blocked_on
+        data = {"decision": decision, "reason": reason, "by": "human"}
+        if decision == "fail":
+            tx.job(job_id, "fail", data, reason=reason)
+            fail_run(tx, f"a human failed the run at {job_id}: {reason}")
+            return
+        tx.run_to("resume", data, blocked_on=None)
+        if decision == "accept":
+            tx.job(job_id, "decide", data, verdict="accept", reason=reason)
+            advance(tx)
+        else:
+            # One more pass beyond the budget: a human's call, outside plan's bound.
+            revise(tx, job_id, reason, granted=True)
+
+    return transition(store, run_id, change)
+
+
+def _job(tx: Transition, job_id: str) -> JobRow:
+    row = tx.jobs.get(job_id)
+    if row is None:
+        raise NotFound(f"run {tx.run.id} has no job {job_id!r}",
+                       hint="jobs: " + ", ".join(tx.jobs))
+    return row
+
+
+@dataclass
+class RunView:
+    run: RunRow
+    jobs: list[JobRow]
+    head: tuple[int, str] | None
+
+    @property
+    def executions(self) -> int:
+        return sum(job.executions for job in self.jobs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run.id, "workflow": self.run.workflow_name,
+            "digest": self.run.workflow_digest, "status": self.run.status,
+            "repo": self.run.repo_path, "artifact_root": self.run.artifact_root,
+            "blocked_on": self.run.blocked_on, "executions": self.executions,
+            "worst_case": self.run.worst_case,
+            "jobs": [{"job": j.job_id, "kind": j.kind, "lane": j.lane, "status": j.status,
+                      "iteration": j.iteration, "attempt": j.attempt,
+                      "executions": j.executions, "fence": j.fence,
+                      "lease_owner": j.lease_owner,
+                      "lease_expires_at": j.lease_expires_at.isoformat()
+                      if j.lease_expires_at else None,
+                      "chosen": j.chosen, "verdict": j.verdict, "reason": j.reason}
+                     for j in self.jobs],
+            "chain_head": {"seq": self.head[0], "hash": self.head[1]} if self.head else None,
+        }
+
+
+def status(store: Store, run_id: str) -> RunView:
+    def work(cur: Any) -> RunView:
+        row = fetch_one(cur, "get_run", {"run": run_id})
+        if row is None:
+            raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
+        run = RunRow.from_row(row)
+        jobs = [JobRow.from_row(r) for r in fetch(cur, "get_jobs", {"run": run_id})]
+        head = fetch_one(cur, "chain_head", {"chain": repo_chain(run.repo_id)})
+        return RunView(run, jobs, (int(head[0]), str(head[1])) if head else None)
+
+    return store.transaction(work)
+
+
+def list_runs(store: Store, repo: str | None, limit: int = 20) -> list[dict[str, Any]]:
+    rows = store.execute("list_runs", {"repo": os.path.realpath(repo) if repo else None,
+                                       "limit": limit})
+    return [{"run": r[0], "workflow": r[1], "status": r[2], "created_at": r[3].isoformat(),
+             "updated_at": r[4].isoformat(), "executions": int(r[5]), "worst_case": r[6]}
+            for r in rows]
+
+
+def events(store: Store, run_id: str, after: int = 0, limit: int = 1000
+           ) -> list[dict[str, Any]]:
+    rows = store.execute("run_events", {"run": run_id, "after": after, "limit": limit})
+    return [{"seq": r[0], "type": r[1], "job": r[2], "payload": json.loads(r[3]),
+             "hash": r[4], "at": r[5].isoformat()} for r in rows]
+
+
+def artifact_dir(run: RunRow, job_id: str, iteration: int) -> Path:
+    return Path(run.repo_path) / run.artifact_root / run.id / job_id / f"i{iteration}"

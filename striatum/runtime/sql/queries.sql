@@ -1,0 +1,278 @@
+-- Every query striatum runs, each under a "-- name: what it does --" header.
+-- Parameters are bound (%(name)s); nothing here is ever formatted into.
+
+-- runtime_role_usable: can this session SET ROLE to the runtime role --
+SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'striatum_runtime')
+   AND pg_has_role(current_user, 'striatum_runtime', 'MEMBER');
+
+-- migrate_lock: serialize migrators on this database (session advisory lock) --
+SELECT pg_advisory_lock(7270746911);
+
+-- migrate_unlock: release the migrators' lock --
+SELECT pg_advisory_unlock(7270746911);
+
+-- create_migrations_table: the record of applied migrations --
+CREATE SCHEMA IF NOT EXISTS striatum;
+CREATE TABLE IF NOT EXISTS striatum.migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- migrations_table_exists: has this database been migrated at all --
+SELECT to_regclass('striatum.migrations') IS NOT NULL;
+
+-- schema_version: the highest applied migration --
+SELECT max(version) FROM striatum.migrations;
+
+-- applied_migrations: version and checksum of each applied migration --
+SELECT version, checksum FROM striatum.migrations ORDER BY version;
+
+-- record_migration: note that a migration was applied --
+INSERT INTO striatum.migrations (version, name, checksum)
+VALUES (%(version)s, %(name)s, %(checksum)s);
+
+-- now: the database clock (lease arithmetic never uses the client's) --
+SELECT now();
+
+-- ensure_repo: the repository's row, created on first use --
+INSERT INTO striatum.repos (path) VALUES (%(path)s)
+ON CONFLICT (path) DO UPDATE SET path = EXCLUDED.path
+RETURNING id;
+
+-- ensure_chain: the repository chain's head, created at genesis --
+INSERT INTO striatum.chain_heads (chain, seq, hash)
+VALUES (%(chain)s, 0, '0000000000000000000000000000000000000000000000000000000000000000')
+ON CONFLICT (chain) DO NOTHING;
+
+-- store_workflow: pin a compiled workflow by its digest --
+INSERT INTO striatum.workflows (digest, name, compiled)
+VALUES (%(digest)s, %(name)s, %(compiled)s)
+ON CONFLICT (digest) DO NOTHING;
+
+-- load_workflow: the compiled workflow a run is pinned to --
+SELECT compiled FROM striatum.workflows WHERE digest = %(digest)s;
+
+-- insert_run: a new run, prepared --
+INSERT INTO striatum.runs (id, repo_id, workflow_digest, workflow_name, status, vars,
+                           artifact_root, worst_case)
+VALUES (%(id)s, %(repo)s, %(digest)s, %(name)s, 'prepared', %(vars)s, %(artifact_root)s,
+        %(worst_case)s);
+
+-- insert_job: one job of a new run, pending --
+INSERT INTO striatum.jobs (run_id, job_id, position, kind, lane, lane_kind, status,
+                           max_attempts)
+VALUES (%(run)s, %(job)s, %(position)s, %(kind)s, %(lane)s, %(lane_kind)s, 'pending',
+        %(max_attempts)s);
+
+-- lock_run: a run's row, locked for a transition (always before its jobs) --
+SELECT r.id, r.repo_id, r.workflow_digest, r.workflow_name, r.status, r.vars, r.artifact_root,
+       r.worst_case, r.blocked_on, p.path
+FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
+WHERE r.id = %(run)s
+FOR UPDATE OF r;
+
+-- get_run: a run's row, unlocked --
+SELECT r.id, r.repo_id, r.workflow_digest, r.workflow_name, r.status, r.vars, r.artifact_root,
+       r.worst_case, r.blocked_on, p.path
+FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
+WHERE r.id = %(run)s;
+
+-- lock_jobs: every job of a run, locked, in file order --
+SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
+       executions, revisions_used, fence, lease_token, lease_owner, lease_expires_at,
+       chosen, verdict, reason, lease_expires_at IS NOT NULL AND lease_expires_at <= now()
+FROM striatum.jobs WHERE run_id = %(run)s
+ORDER BY position
+FOR UPDATE;
+
+-- get_jobs: every job of a run, unlocked, in file order --
+SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
+       executions, revisions_used, fence, lease_token, lease_owner, lease_expires_at,
+       chosen, verdict, reason, lease_expires_at IS NOT NULL AND lease_expires_at <= now()
+FROM striatum.jobs WHERE run_id = %(run)s
+ORDER BY position;
+
+-- update_job: write a job's projection after a transition --
+UPDATE striatum.jobs
+   SET status = %(status)s, iteration = %(iteration)s, attempt = %(attempt)s,
+       executions = %(executions)s, revisions_used = %(revisions_used)s, fence = %(fence)s,
+       lease_token = %(lease_token)s, lease_owner = %(lease_owner)s,
+       lease_expires_at = CASE WHEN %(lease_token)s::text IS NULL THEN NULL
+                               WHEN %(lease_seconds)s::integer IS NULL THEN lease_expires_at
+                               ELSE now() + make_interval(secs => %(lease_seconds)s) END,
+       heartbeat_at = CASE WHEN %(lease_token)s::text IS NULL THEN NULL
+                           WHEN %(lease_seconds)s::integer IS NULL THEN heartbeat_at
+                           ELSE now() END,
+       chosen = %(chosen)s, verdict = %(verdict)s, reason = %(reason)s, updated_at = now()
+ WHERE run_id = %(run)s AND job_id = %(job)s;
+
+-- update_run: write a run's projection after a transition --
+UPDATE striatum.runs SET status = %(status)s, blocked_on = %(blocked_on)s, updated_at = now()
+WHERE id = %(run)s;
+
+-- claim_candidate: the first ready job of a running run, skipping rows others hold --
+SELECT j.job_id
+FROM striatum.jobs j JOIN striatum.runs r ON r.id = j.run_id
+WHERE j.run_id = %(run)s AND j.status = 'ready' AND j.kind <> 'checkpoint'
+  AND r.status = 'running'
+  AND (%(lane)s::text IS NULL OR j.lane = %(lane)s)
+  AND (%(lane_kinds)s::text[] IS NULL OR j.lane_kind = ANY(%(lane_kinds)s))
+ORDER BY j.position
+LIMIT 1
+FOR UPDATE OF j SKIP LOCKED;
+
+-- lock_job: one job, locked (the lease verbs lock no run row) --
+SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
+       executions, revisions_used, fence, lease_token, lease_owner, lease_expires_at,
+       chosen, verdict, reason, lease_expires_at IS NOT NULL AND lease_expires_at <= now()
+FROM striatum.jobs WHERE run_id = %(run)s AND job_id = %(job)s
+FOR UPDATE;
+
+-- insert_lease: the record of a lease granted --
+INSERT INTO striatum.leases (run_id, job_id, fence, owner, iteration, attempt)
+VALUES (%(run)s, %(job)s, %(fence)s, %(owner)s, %(iteration)s, %(attempt)s);
+
+-- end_lease: how a lease ended --
+UPDATE striatum.leases SET ended_at = now(), outcome = %(outcome)s
+WHERE run_id = %(run)s AND job_id = %(job)s AND fence = %(fence)s AND ended_at IS NULL;
+
+-- heartbeat: extend a live lease held with this token; no row when it is not --
+UPDATE striatum.jobs
+   SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+       heartbeat_at = now()
+ WHERE run_id = %(run)s AND job_id = %(job)s AND status = 'leased'
+   AND lease_token = %(token)s AND lease_expires_at > now()
+RETURNING lease_expires_at;
+
+-- expired_runs: runs holding a lease past its expiry (database clock) --
+SELECT DISTINCT run_id FROM striatum.jobs
+WHERE status = 'leased' AND lease_expires_at <= now()
+  AND (%(run)s::text IS NULL OR run_id = %(run)s);
+
+-- upsert_artifact: record a published artifact (a republish replaces it) --
+INSERT INTO striatum.artifacts (run_id, job_id, iteration, path, stored_at, sha256, bytes, fence)
+VALUES (%(run)s, %(job)s, %(iteration)s, %(path)s, %(stored_at)s, %(sha256)s, %(bytes)s,
+        %(fence)s)
+ON CONFLICT (run_id, job_id, iteration, path) DO UPDATE
+   SET stored_at = EXCLUDED.stored_at, sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes,
+       fence = EXCLUDED.fence, created_at = now();
+
+-- job_artifacts: artifacts a job published in one iteration --
+SELECT path, stored_at, sha256, bytes FROM striatum.artifacts
+WHERE run_id = %(run)s AND job_id = %(job)s AND iteration = %(iteration)s
+ORDER BY path;
+
+-- latest_artifacts: the newest iteration of every artifact of a run --
+SELECT DISTINCT ON (path) job_id, iteration, path, stored_at, sha256, bytes
+FROM striatum.artifacts WHERE run_id = %(run)s
+ORDER BY path, iteration DESC;
+
+-- insert_verdict: a reviewer's verdict for one iteration --
+INSERT INTO striatum.verdicts (run_id, job_id, iteration, verdict, reason, fence)
+VALUES (%(run)s, %(job)s, %(iteration)s, %(verdict)s, %(reason)s, %(fence)s);
+
+-- last_verdict: the reviewer's reason from its latest needs_revision --
+SELECT reason FROM striatum.verdicts
+WHERE run_id = %(run)s AND verdict = 'needs_revision' AND job_id = ANY(%(jobs)s)
+ORDER BY created_at DESC LIMIT 1;
+
+-- append_event: add one event to a chain; the head's row lock serializes appenders --
+WITH head AS (
+    UPDATE striatum.chain_heads
+       SET seq = seq + 1, previous = hash,
+           hash = encode(sha256(convert_to(hash || %(payload)s, 'UTF8')), 'hex')
+     WHERE chain = %(chain)s
+ RETURNING seq, previous, hash
+)
+INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, previous_hash,
+                             row_hash)
+SELECT %(repo)s, seq, %(run)s, %(job)s, %(type)s, %(payload)s, previous, hash FROM head
+RETURNING seq, row_hash;
+
+-- append_audit: add one row to the global audit chain --
+WITH head AS (
+    UPDATE striatum.chain_heads
+       SET seq = seq + 1, previous = hash,
+           hash = encode(sha256(convert_to(hash || %(payload)s, 'UTF8')), 'hex')
+     WHERE chain = 'audit'
+ RETURNING seq, previous, hash
+)
+INSERT INTO striatum.audit_log (seq, actor, verb, args_digest, outcome, payload, previous_hash,
+                                row_hash)
+SELECT seq, %(actor)s, %(verb)s, %(args_digest)s, %(outcome)s, %(payload)s, previous, hash
+FROM head
+RETURNING seq, row_hash;
+
+-- chain_head: a chain's current head --
+SELECT seq, hash FROM striatum.chain_heads WHERE chain = %(chain)s;
+
+-- list_runs: the newest runs of a repository --
+SELECT r.id, r.workflow_name, r.status, r.created_at, r.updated_at,
+       (SELECT coalesce(sum(executions), 0) FROM striatum.jobs j WHERE j.run_id = r.id),
+       r.worst_case
+FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
+WHERE (%(repo)s::text IS NULL OR p.path = %(repo)s)
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT %(limit)s;
+
+-- run_events: a run's events after a sequence number --
+SELECT seq, type, job_id, payload, row_hash, created_at FROM striatum.events
+WHERE run_id = %(run)s AND seq > %(after)s
+ORDER BY seq
+LIMIT %(limit)s;
+
+-- run_last_event: the newest event of a run --
+SELECT seq, row_hash FROM striatum.events WHERE run_id = %(run)s ORDER BY seq DESC LIMIT 1;
+
+-- lock_job_unlocked: one job's row without a lock (to explain a refusal) --
+SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
+       executions, revisions_used, fence, lease_token, lease_owner, lease_expires_at,
+       chosen, verdict, reason, lease_expires_at IS NOT NULL AND lease_expires_at <= now()
+FROM striatum.jobs WHERE run_id = %(run)s AND job_id = %(job)s;
+
+-- chain_heads_all: every chain's head --
+SELECT chain, seq, hash FROM striatum.chain_heads ORDER BY chain;
+
+-- stream_events: a repository's events in chain order (read in batches) --
+SELECT seq, run_id, job_id, type, payload, previous_hash, row_hash FROM striatum.events
+WHERE repo_id = %(repo)s ORDER BY seq;
+
+-- stream_audit: the audit log in chain order --
+SELECT seq, actor, verb, args_digest, outcome, payload, previous_hash, row_hash
+FROM striatum.audit_log ORDER BY seq;
+
+-- all_repos: every repository --
+SELECT id, path FROM striatum.repos ORDER BY id;
+
+-- all_jobs_state: every job's replayable projection --
+SELECT run_id, job_id, status, iteration, attempt, executions, revisions_used, fence,
+       lease_owner, chosen, verdict
+FROM striatum.jobs ORDER BY run_id, position;
+
+-- all_runs_state: every run's replayable projection --
+SELECT id, repo_id, status, blocked_on, worst_case,
+       (SELECT coalesce(sum(executions), 0) FROM striatum.jobs j WHERE j.run_id = r.id)
+FROM striatum.runs r ORDER BY id;
+
+-- guards: the append-only triggers and what the runtime role may do --
+SELECT
+  (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+     JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'striatum' AND c.relname IN ('events', 'audit_log')
+      AND t.tgname IN ('events_append_only', 'events_no_truncate', 'audit_log_append_only',
+                       'audit_log_no_truncate')
+      AND t.tgenabled = 'O'),
+  EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'striatum_runtime'),
+  (SELECT coalesce(bool_or(has_table_privilege('striatum_runtime', 'striatum.' || t,
+                                               'UPDATE, DELETE, TRUNCATE')), false)
+     FROM unnest(ARRAY['events', 'audit_log']) AS t
+    WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'striatum_runtime'));
+
+-- event_at: one event of a repository's chain --
+SELECT row_hash FROM striatum.events WHERE repo_id = %(repo)s AND seq = %(seq)s;
+
+-- runs_of_repo: the runs of a repository with their artifact roots --
+SELECT r.id, r.status, r.artifact_root, p.path FROM striatum.runs r
+JOIN striatum.repos p ON p.id = r.repo_id WHERE p.path = %(path)s ORDER BY r.id;

@@ -1,0 +1,130 @@
+"""The database boundary: connections, transactions with retry, and error conversion.
+
+Every psycopg error crosses ``wrap_errors`` and comes out as a striatum error
+(``StoreUnavailable`` when the server cannot be reached, ``StoreError``
+otherwise), so no driver exception reaches a caller. Transactions that lose
+a serialization race or a deadlock (40001 / 40P01) are retried a bounded
+number of times; anything else is not retried.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import EXIT_STORE_UNAVAILABLE, StriatumError
+from .sql import query
+
+if TYPE_CHECKING:
+    import psycopg
+
+T = TypeVar("T")
+RETRYABLE = frozenset({"40001", "40P01"})
+MAX_RETRIES = 8
+
+
+class StoreUnavailable(StriatumError):
+    exit_code = EXIT_STORE_UNAVAILABLE
+    code = "store_unavailable"
+
+
+class StoreError(StriatumError):
+    code = "store_error"
+
+
+class RetriesExhausted(StoreError):
+    code = "retries_exhausted"
+
+
+@contextmanager
+def wrap_errors() -> Iterator[None]:
+    import psycopg
+
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(
+            f"cannot reach PostgreSQL: {_first_line(exc)}",
+            hint="check --dsn / STRIATUM_DSN, or run `striatum db status`") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"database error: {_first_line(exc)}",
+                         sqlstate=getattr(exc, "sqlstate", None)) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass
+class Store:
+    """One connection, used by one command or one worker thread."""
+
+    dsn: str
+    conn: psycopg.Connection[Any]
+    runtime_role: bool = False
+    retries: int = 0  # transactions retried over this store's life (for figures)
+    _now: Any = field(default=None, repr=False)
+
+    @classmethod
+    def connect(cls, dsn: str, *, as_runtime: bool = True) -> Store:
+        import psycopg
+
+        with wrap_errors():
+            conn = psycopg.connect(dsn, autocommit=True, application_name="striatum",
+                                   connect_timeout=10)
+            role = False
+            if as_runtime:
+                row = conn.execute(query("runtime_role_usable")).fetchone()
+                if row and row[0]:
+                    conn.execute("SET ROLE striatum_runtime")
+                    role = True
+        return cls(dsn, conn, role)
+
+    def close(self) -> None:
+        with wrap_errors():
+            self.conn.close()
+
+    def transaction(self, work: Callable[[psycopg.Cursor[Any]], T]) -> T:
+        """Run ``work`` in one transaction, retrying it on 40001/40P01."""
+        import psycopg
+
+        attempt = 0
+        while True:
+            try:
+                with wrap_errors(), self.conn.transaction(), self.conn.cursor() as cur:
+                    return work(cur)
+            except StoreError as exc:
+                cause = exc.__cause__
+                state = cause.sqlstate if isinstance(cause, psycopg.Error) else None
+                if state not in RETRYABLE:
+                    raise
+                attempt += 1
+                self.retries += 1
+                if attempt > MAX_RETRIES:
+                    raise RetriesExhausted(
+                        f"gave up after {MAX_RETRIES} retries of a conflicting transaction",
+                        hint="the database is heavily contended; try again") from exc
+                time.sleep(min(0.2, 0.002 * 2 ** attempt) * random.random())
+
+    def execute(self, name: str, params: dict[str, Any] | None = None) -> list[Any]:
+        """One query outside any explicit transaction (autocommit)."""
+        with wrap_errors(), self.conn.cursor() as cur:
+            cur.execute(query(name), params or {})
+            return cur.fetchall() if cur.description else []
+
+
+def fetch(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None = None
+          ) -> list[Any]:
+    cur.execute(query(name), params or {})
+    return cur.fetchall() if cur.description else []
+
+
+def fetch_one(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None = None
+              ) -> Any:
+    rows = fetch(cur, name, params)
+    return rows[0] if rows else None

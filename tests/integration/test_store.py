@@ -1,0 +1,76 @@
+"""The schema as migrations build it, and the guards on the record."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from striatum.runtime.migrate import LATEST, migrate, schema_version
+from striatum.runtime.store import Store
+
+EXPECTED_TABLES = {
+    "artifacts", "chain_heads", "events", "audit_log", "jobs", "leases", "migrations", "repos",
+    "runs", "verdicts", "workflows",
+}
+EXPECTED_COLUMNS = {
+    "events": ["repo_id", "seq", "run_id", "job_id", "type", "payload", "previous_hash",
+               "row_hash", "created_at"],
+    "jobs": ["run_id", "job_id", "position", "kind", "lane", "lane_kind", "status",
+             "iteration", "attempt", "max_attempts", "executions", "revisions_used", "fence",
+             "lease_token", "lease_owner", "lease_expires_at", "heartbeat_at", "chosen",
+             "verdict", "reason", "updated_at"],
+    "chain_heads": ["chain", "seq", "hash", "previous"],
+}
+
+
+def test_migrations_build_the_expected_schema(dsn: str) -> None:
+    assert schema_version(dsn) == LATEST
+    with psycopg.connect(dsn) as conn:
+        tables = {r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'striatum'")}
+        assert tables == EXPECTED_TABLES
+        for table, columns in EXPECTED_COLUMNS.items():
+            found = [r[0] for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                "'striatum' AND table_name = %s ORDER BY ordinal_position", (table,))]
+            assert found == columns, table
+
+
+def test_migrate_is_idempotent(dsn: str) -> None:
+    assert migrate(dsn).applied == []
+    assert migrate(dsn).applied == []
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE striatum.events SET type = 'x'",
+    "DELETE FROM striatum.events",
+    "TRUNCATE striatum.events",
+    "UPDATE striatum.audit_log SET verb = 'x'",
+    "DELETE FROM striatum.audit_log",
+    "TRUNCATE striatum.audit_log",
+    "ALTER TABLE striatum.events DISABLE TRIGGER events_append_only",
+    "ALTER TABLE striatum.audit_log ADD COLUMN x int",
+    "DROP TABLE striatum.events",
+    "DROP TRIGGER events_append_only ON striatum.events",
+])
+def test_runtime_role_cannot_change_the_record(store: Store, statement: str) -> None:
+    assert store.runtime_role
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), store.conn.transaction():
+        store.conn.execute(statement)
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE striatum.events SET type = 'x'",
+    "DELETE FROM striatum.audit_log",
+    "TRUNCATE striatum.events",
+])
+def test_triggers_refuse_even_the_owner(dsn: str, statement: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO striatum.repos (path) VALUES ('/x')")
+        conn.execute("INSERT INTO striatum.events (repo_id, seq, type, payload, previous_hash, "
+                     "row_hash) SELECT id, 1, 't', '{}', 'p', 'h' FROM striatum.repos")
+        conn.execute("INSERT INTO striatum.audit_log (seq, actor, verb, args_digest, outcome, "
+                     "payload, previous_hash, row_hash) VALUES (1, 'a', 'v', 'd', 'ok', '{}', "
+                     "'p', 'h')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute(statement)
