@@ -15,7 +15,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml $(shell find striatum grammar s
 	$(BIN)/python -m pip install --quiet '.[dev]'
 	touch $@
 
-# Check every example, then run code-change for real on the embedded PostgreSQL.
+# Check every example, then run code-change for real on the embedded PostgreSQL:
+# first worked by striatum's own worker with fake agents, then driven by hand
+# through the CLI verbs, the way an AI operator does.
 demo: $(VENV)/.installed
 	@for wf in $(EXAMPLES); do \
 	  echo "== $$wf"; \
@@ -24,6 +26,7 @@ demo: $(VENV)/.installed
 	  $(BIN)/striatum workflow graph --format mermaid $$wf > /dev/null || exit $$?; \
 	  echo; \
 	done
+	$(BIN)/python examples/demo.py
 	$(BIN)/python examples/operator_demo.py
 
 lint: $(VENV)/.installed

@@ -58,8 +58,12 @@ def _env() -> dict[str, str]:
 
 def run_once(argv: list[str]) -> float:
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, check=False)
+    try:
+        done = subprocess.run(argv, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, check=False)
+    except FileNotFoundError:
+        # e.g. the venv was reinstalled mid-run and its console script is gone for a moment
+        raise SystemExit(f"{argv[0]} vanished during the run; run the benchmark again") from None
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n"

@@ -22,6 +22,7 @@ from .doctor import doctor
 from .job import job
 from .output import write_error
 from .run import run as run_group
+from .work import worker
 from .workflow import workflow
 
 
@@ -52,7 +53,7 @@ def cli(ctx: click.Context, repo: str, dsn: str | None) -> None:
     ctx.obj = Settings(repo=repo, dsn=dsn)
 
 
-for command in (workflow, run_group, job, checkpoint, db, doctor):
+for command in (workflow, run_group, job, checkpoint, worker, db, doctor):
     cli.add_command(command)
 
 

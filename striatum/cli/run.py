@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..errors import EXIT_OK, UsageError
+from ..errors import EXIT_OK, EXIT_RUN_NOT_COMPLETED, UsageError
 from .output import emit_json, json_option
 from .session import audited, settings, store
 
@@ -24,6 +24,25 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
         if not sep or not key:
             raise UsageError(f"--var {item!r} is not NAME=VALUE")
         out[key] = value
+    return out
+
+
+def _lanes(values: tuple[str, ...]) -> dict[str, Any]:
+    import json
+
+    out: dict[str, Any] = {}
+    for item in values:
+        name, sep, text = item.partition("=")
+        try:
+            lane = json.loads(text) if sep else None
+        except ValueError as exc:
+            raise UsageError(f"--lane {name}: not JSON ({exc})",
+                             hint="""e.g. --lane 'coder=["codex", "exec", "-"]'""") from exc
+        if isinstance(lane, list):
+            lane = {"command": lane}
+        if not name or not isinstance(lane, dict):
+            raise UsageError(f"--lane {item!r} is not NAME=JSON (a lane object or an argv list)")
+        out[name] = lane
     return out
 
 
@@ -56,19 +75,22 @@ def _summary(view: Any) -> str:
               help="Set a workflow variable (repeatable).")
 @click.option("--artifact-root", default="striatum/runs", show_default=True,
               help="Where in the repository the run's artifacts and manifest go.")
+@click.option("--lane", "lane_overrides", multiple=True, metavar="NAME=JSON",
+              help="Replace a lane for this run: a lane object or an argv list, e.g. "
+                   """'coder=["codex","exec","-"]' (repeatable; pinned in the digest).""")
 @click.option("--start", "start_now", is_flag=True, help="Start the run right away.")
 @json_option
 def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
-            start_now: bool, as_json: bool) -> int:
+            lane_overrides: tuple[str, ...], start_now: bool, as_json: bool) -> int:
     """Compile WORKFLOW, pin it, and create a run of it; prints the run id."""
     from ..runtime import runs
 
     repo, _ = settings()
     args = {"workflow": workflow_file, "vars": list(variables), "repo": repo,
-            "artifact_root": artifact_root, "start": start_now}
+            "artifact_root": artifact_root, "lanes": list(lane_overrides), "start": start_now}
     with audited("run prepare", args) as opened:
         run_id = runs.prepare(opened, workflow_file, repo, overrides=_pairs(variables),
-                              artifact_root=artifact_root)
+                              artifact_root=artifact_root, lanes=_lanes(lane_overrides))
         if start_now:
             runs.start(opened, run_id)
         view = runs.status(opened, run_id)
@@ -81,18 +103,32 @@ def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
 
 @run.command()
 @click.argument("run_id")
+@click.option("--wait", is_flag=True,
+              help="Work the run to its end in this process (its command lanes).")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="With --wait: jobs run at once.")
+@click.option("--lease-seconds", default=60, show_default=True, type=click.IntRange(5, 86400))
 @json_option
-def start(run_id: str, as_json: bool) -> int:
-    """Start a prepared run: its first jobs become ready."""
+def start(run_id: str, wait: bool, concurrency: int, lease_seconds: int, as_json: bool) -> int:
+    """Start a prepared run: its first jobs become ready (with --wait, run them)."""
     from ..runtime import runs
 
-    with audited("run start", {"run": run_id}) as opened:
+    with audited("run start", {"run": run_id, "wait": wait}) as opened:
         runs.start(opened, run_id)
+        if wait:
+            from .work import work_run
+
+            work_run(opened.dsn, run_id, concurrency, lease_seconds)
         view = runs.status(opened, run_id)
     if as_json:
         emit_json(view.to_json())
     else:
         click.echo(_summary(view))
+        if wait:
+            click.echo(f"artifacts and manifest: {view.run.repo_path}/"
+                       f"{view.run.artifact_root}/{run_id}")
+    if wait and view.run.status != "completed":
+        return EXIT_RUN_NOT_COMPLETED
     return EXIT_OK
 
 

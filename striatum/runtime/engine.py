@@ -130,6 +130,8 @@ class Transition:
             fetch(self.cur, "update_run", {"run": self.run.id, "status": self.run.status,
                                            "blocked_on": self.run.blocked_on})
         self.head = append_events(self.cur, self.run.repo_id, self.events, self.now)
+        if any(event.type == "job.ready" for event in self.events):
+            fetch(self.cur, "notify_ready", {"run": self.run.id})
 
     @property
     def ended(self) -> bool:

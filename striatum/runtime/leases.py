@@ -88,34 +88,39 @@ def sweep_expired(store: Store, run_id: str | None = None) -> int:
     return swept
 
 
-def claim(store: Store, run_id: str, *, owner: str, lane: str | None = None,
-          lane_kinds: list[str] | None = None,
-          lease_seconds: int = DEFAULT_LEASE_SECONDS) -> Claim | None:
-    sweep_expired(store, run_id)
+def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = None,
+          lanes: list[str] | None = None, lane_kinds: list[str] | None = None,
+          lease_seconds: int = DEFAULT_LEASE_SECONDS, sweep: bool = True) -> Claim | None:
+    """Lease the first ready job of ``run_id`` (of any running run when None)."""
+    if sweep:
+        sweep_expired(store, run_id)
+    wanted = lanes if lanes is not None else ([lane] if lane else None)
 
     def work(cur: Any) -> tuple[RunRow, JobRow, datetime] | None:
-        found = fetch_one(cur, "claim_candidate", {"run": run_id, "lane": lane,
+        found = fetch_one(cur, "claim_candidate", {"run": run_id, "lanes": wanted,
                                                    "lane_kinds": lane_kinds})
         if found is None:
             return None
-        row = JobRow.from_row(fetch_one(cur, "lock_job", {"run": run_id, "job": found[0]}))
-        run = RunRow.from_row(fetch_one(cur, "get_run", {"run": run_id}))
+        run_id_found, job_id = found
+        row = JobRow.from_row(fetch_one(cur, "lock_job", {"run": run_id_found,
+                                                          "job": job_id}))
+        run = RunRow.from_row(fetch_one(cur, "get_run", {"run": run_id_found}))
         now = fetch_one(cur, "now")[0]
-        row.status = check_job("claim", row.status, f"{run_id}/{row.job_id}")
+        row.status = check_job("claim", row.status, f"{run.id}/{row.job_id}")
         row.fence += 1
         row.lease_token = f"{row.fence}-{secrets.token_hex(16)}"
         row.lease_owner = owner
-        save_job(cur, run_id, row, lease_seconds)
-        fetch(cur, "insert_lease", {"run": run_id, "job": row.job_id, "fence": row.fence,
+        save_job(cur, run.id, row, lease_seconds)
+        fetch(cur, "insert_lease", {"run": run.id, "job": row.job_id, "fence": row.fence,
                                     "owner": owner, "iteration": row.iteration,
                                     "attempt": row.attempt})
-        append_events(cur, run.repo_id, [Event("job.claim", run_id, row.job_id, row.state(), {
+        append_events(cur, run.repo_id, [Event("job.claim", run.id, row.job_id, row.state(), {
             "owner": owner, "lease_seconds": lease_seconds})], now)
         return run, row, now
 
     claimed = store.transaction(work)
     if claimed is None:
-        if store.execute("get_run", {"run": run_id}) == []:
+        if run_id is not None and store.execute("get_run", {"run": run_id}) == []:
             raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
         return None
     run, row, now = claimed

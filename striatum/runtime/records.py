@@ -19,6 +19,7 @@ class RunRow:
     worst_case: int
     blocked_on: str | None
     repo_path: str
+    base_commit: str | None = None
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> RunRow:

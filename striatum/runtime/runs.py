@@ -45,16 +45,27 @@ def _vars(declared: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]
 
 
 def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str, str],
-            artifact_root: str = DEFAULT_ARTIFACT_ROOT) -> str:
-    from ..compiler.compile import check, compile_bytes
+            artifact_root: str = DEFAULT_ARTIFACT_ROOT,
+            lanes: dict[str, Any] | None = None) -> str:
+    """Compile the workflow (with ``lanes`` replacing lanes of the same name, e.g. to run
+    on other agents), pin it by digest, and create the run with its jobs."""
+    from ..compiler.compile import check, check_source, compile_bytes
 
     comp = check(workflow_file)
+    if comp.ok and lanes:
+        comp = check_source(_with_lanes(comp.source, lanes))
     if not comp.ok:
         raise WorkflowInvalid(f"{workflow_file} is not a valid workflow",
                               hint=f"`striatum workflow validate {workflow_file}` shows why",
                               diagnostics=[d.to_json() for d in comp.diagnostics])
     data, digest = compile_bytes(comp)
     compiled = json.loads(data)
+    unreadable = [j["prompt"]["file"] for j in compiled["workflow"]["jobs"]
+                  if j["prompt"] and "file" in j["prompt"] and j["prompt"]["text"] is None]
+    if unreadable:
+        raise WorkflowInvalid(f"prompt file(s) missing or not UTF-8 text: {', '.join(unreadable)}",
+                              hint="a run pins its prompts when it is prepared; "
+                                   "`striatum workflow lint` finds these (STR307)")
     repo_path = os.path.realpath(repo)
     if not os.path.isdir(repo_path):
         raise NotFound(f"repository {repo} is not a directory", hint="pass --repo PATH")
@@ -69,7 +80,7 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
         fetch(cur, "insert_run", {
             "id": run_id, "repo": repo_id, "digest": digest,
             "name": compiled["workflow"]["name"], "vars": json.dumps(run_vars),
-            "artifact_root": artifact_root,
+            "artifact_root": artifact_root, "base_commit": _head_commit(repo_path),
             "worst_case": compiled["plan"]["worst_case_job_executions"]})
         lanes = compiled["workflow"]["lanes"]
         rows = []
@@ -94,6 +105,31 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
 
     store.transaction(work)
     return run_id
+
+
+def _with_lanes(source: Any, lanes: dict[str, Any]) -> Any:
+    import copy
+    from dataclasses import replace
+
+    document = copy.deepcopy(source.document)
+    for name, lane in lanes.items():
+        if name not in document["lanes"]:
+            raise UsageError(f"--lane {name}: the workflow has no lane {name!r}",
+                             hint="lanes: " + ", ".join(document["lanes"]))
+        document["lanes"][name] = lane
+    return replace(source, document=document)
+
+
+def _head_commit(repo: str) -> str | None:
+    """The repository's HEAD, if it is a git repository with a commit."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "-C", repo, "rev-parse", "--verify", "-q", "HEAD"],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def _query(name: str) -> Any:

@@ -33,6 +33,7 @@ CREATE TABLE striatum.runs (
     status           text NOT NULL,
     vars             jsonb NOT NULL DEFAULT '{}',
     artifact_root    text NOT NULL,
+    base_commit      text,  -- the repository's HEAD at prepare (worktrees start here)
     worst_case       integer NOT NULL,
     blocked_on       text,
     created_at       timestamptz NOT NULL DEFAULT now(),

@@ -56,9 +56,9 @@ SELECT compiled FROM striatum.workflows WHERE digest = %(digest)s;
 
 -- insert_run: a new run, prepared --
 INSERT INTO striatum.runs (id, repo_id, workflow_digest, workflow_name, status, vars,
-                           artifact_root, worst_case)
+                           artifact_root, base_commit, worst_case)
 VALUES (%(id)s, %(repo)s, %(digest)s, %(name)s, 'prepared', %(vars)s, %(artifact_root)s,
-        %(worst_case)s);
+        %(base_commit)s, %(worst_case)s);
 
 -- insert_job: one job of a new run, pending --
 INSERT INTO striatum.jobs (run_id, job_id, position, kind, lane, lane_kind, status,
@@ -68,14 +68,14 @@ VALUES (%(run)s, %(job)s, %(position)s, %(kind)s, %(lane)s, %(lane_kind)s, 'pend
 
 -- lock_run: a run's row, locked for a transition (always before its jobs) --
 SELECT r.id, r.repo_id, r.workflow_digest, r.workflow_name, r.status, r.vars, r.artifact_root,
-       r.worst_case, r.blocked_on, p.path
+       r.worst_case, r.blocked_on, p.path, r.base_commit
 FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
 WHERE r.id = %(run)s
 FOR UPDATE OF r;
 
 -- get_run: a run's row, unlocked --
 SELECT r.id, r.repo_id, r.workflow_digest, r.workflow_name, r.status, r.vars, r.artifact_root,
-       r.worst_case, r.blocked_on, p.path
+       r.worst_case, r.blocked_on, p.path, r.base_commit
 FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
 WHERE r.id = %(run)s;
 
@@ -112,14 +112,14 @@ UPDATE striatum.jobs
 UPDATE striatum.runs SET status = %(status)s, blocked_on = %(blocked_on)s, updated_at = now()
 WHERE id = %(run)s;
 
--- claim_candidate: the first ready job of a running run, skipping rows others hold --
-SELECT j.job_id
+-- claim_candidate: the first ready job of a running run (any run when none is named), skipping rows others hold --
+SELECT j.run_id, j.job_id
 FROM striatum.jobs j JOIN striatum.runs r ON r.id = j.run_id
-WHERE j.run_id = %(run)s AND j.status = 'ready' AND j.kind <> 'checkpoint'
-  AND r.status = 'running'
-  AND (%(lane)s::text IS NULL OR j.lane = %(lane)s)
+WHERE (%(run)s::text IS NULL OR j.run_id = %(run)s) AND j.status = 'ready'
+  AND j.kind <> 'checkpoint' AND r.status = 'running'
+  AND (%(lanes)s::text[] IS NULL OR j.lane = ANY(%(lanes)s))
   AND (%(lane_kinds)s::text[] IS NULL OR j.lane_kind = ANY(%(lane_kinds)s))
-ORDER BY j.position
+ORDER BY r.created_at, j.position
 LIMIT 1
 FOR UPDATE OF j SKIP LOCKED;
 
@@ -276,3 +276,9 @@ SELECT row_hash FROM striatum.events WHERE repo_id = %(repo)s AND seq = %(seq)s;
 -- runs_of_repo: the runs of a repository with their artifact roots --
 SELECT r.id, r.status, r.artifact_root, p.path FROM striatum.runs r
 JOIN striatum.repos p ON p.id = r.repo_id WHERE p.path = %(path)s ORDER BY r.id;
+
+-- notify_ready: wake the workers listening for ready jobs (delivered at commit) --
+SELECT pg_notify('striatum_ready', %(run)s);
+
+-- listen_ready: a worker's connection listens for ready jobs --
+LISTEN striatum_ready;

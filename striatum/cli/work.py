@@ -1,0 +1,74 @@
+"""``striatum worker`` and ``run start --wait``: run command lanes in this process."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+import click
+
+from ..errors import EXIT_OK
+from .output import emit_json, json_option
+from .session import audited
+
+
+def _progress(line: str) -> None:
+    click.echo(f"striatum: {line}", err=True)
+
+
+def _stop_on_signals(stop: object) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        _progress("stopping: finishing the jobs in hand, claiming no more")
+        stop.set()  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def work_run(dsn: str, run_id: str, concurrency: int, lease_seconds: int) -> None:
+    from ..runtime.worker import Worker, WorkerOptions
+
+    options = WorkerOptions(run=run_id, concurrency=concurrency, until_run_ends=True,
+                            lease_seconds=lease_seconds,
+                            progress=_progress if sys.stderr.isatty() else None)
+    worker = Worker(dsn, options)
+    _stop_on_signals(worker.stop)
+    worker.run()
+
+
+@click.command()
+@click.option("--run", "run_id", default=None, help="Only this run (default: every run).")
+@click.option("--lanes", default=None, help="Only these lanes, comma-separated.")
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Jobs run at once.")
+@click.option("--once", is_flag=True, help="Run one job, then exit.")
+@click.option("--lease-seconds", default=60, show_default=True, type=click.IntRange(5, 86400),
+              help="Lease length; heartbeats come every third of it.")
+@click.option("--poll-seconds", default=1.0, show_default=True, type=click.FloatRange(0.05, 60),
+              help="Poll this often when no notification arrives.")
+@json_option
+def worker(run_id: str | None, lanes: str | None, concurrency: int, once: bool,
+           lease_seconds: int, poll_seconds: float, as_json: bool) -> int:
+    """Claim ready jobs whose lane is a command, run them, and finish them.
+
+    Runs until interrupted (SIGINT/SIGTERM finish the jobs in hand first), or
+    after one job with --once. Any number of workers may share one database.
+    """
+    from ..runtime.worker import Worker, WorkerOptions
+
+    options = WorkerOptions(run=run_id, lanes=lanes.split(",") if lanes else None,
+                            concurrency=concurrency, once=once, lease_seconds=lease_seconds,
+                            poll_seconds=poll_seconds, progress=_progress)
+    with audited("worker", {"run": run_id, "lanes": lanes, "concurrency": concurrency,
+                            "once": once}) as opened:
+        runner = Worker(opened.dsn, options)
+        _stop_on_signals(runner.stop)
+        _progress(f"worker {runner.name} waiting for jobs"
+                  + (f" of run {run_id}" if run_id else ""))
+        outcomes = runner.run()
+    if as_json:
+        emit_json({"worker": runner.name, "jobs": [
+            {"run": o.run, "job": o.job, "status": o.status, "detail": o.detail,
+             "seconds": round(o.seconds, 3)} for o in outcomes]})
+    return EXIT_OK

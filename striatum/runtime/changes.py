@@ -1,0 +1,89 @@
+"""What a job changed in the repository, and whether its ``writes`` globs allow it.
+
+The repository's state is read through git (``status --porcelain -z``, with a
+content hash of every dirty file), so a change is found even in a file that
+was already dirty before the job ran. Paths under ``.striatum/`` and the run's
+artifact root are striatum's own and never count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from functools import cache
+from pathlib import Path
+
+Snapshot = dict[str, str]
+
+
+def is_git_repo(repo: Path) -> bool:
+    done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--is-inside-work-tree"],
+                          capture_output=True, text=True, timeout=60)
+    return done.returncode == 0 and done.stdout.strip() == "true"
+
+
+def snapshot(repo: Path) -> Snapshot:
+    """path -> content hash (or "deleted") of every path git sees as changed."""
+    done = subprocess.run(["git", "-C", str(repo), "status", "--porcelain=v1", "-z",
+                           "--untracked-files=all"], capture_output=True, timeout=300,
+                          check=True)
+    state: Snapshot = {}
+    entries = done.stdout.split(b"\0")
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        code, path = entry[:2], entry[3:].decode("utf-8", "surrogateescape")
+        if code[:1] in (b"R", b"C"):
+            i += 1  # the rename's source path follows; the destination is what changed
+        state[path] = _digest(repo / path)
+    return state
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except IsADirectoryError:
+        return "directory"
+    except OSError:
+        return "deleted"
+
+
+def changed(before: Snapshot, after: Snapshot, ignore: tuple[str, ...]) -> list[str]:
+    paths = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
+    return sorted(p for p in paths if not any(p == i or p.startswith(i + "/") for i in ignore))
+
+
+@cache
+def _pattern(glob: str) -> re.Pattern[str]:
+    out, i = [], 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif glob[i] == "[" and "]" in glob[i + 2:]:
+            end = glob.index("]", i + 2)
+            body = glob[i + 1:end].replace("\\", "\\\\")
+            out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def outside(paths: list[str], globs: tuple[str, ...] | list[str]) -> list[str]:
+    """The paths no glob allows (directories allow what is inside them: "src/**")."""
+    return [p for p in paths if not any(_pattern(g).match(p) for g in globs)]

@@ -1,0 +1,375 @@
+"""The worker: claim ready jobs whose lane is a command, run them, finish them.
+
+Workers in any number of processes, on any number of machines, share runs
+through PostgreSQL alone: claims are ``FOR UPDATE SKIP LOCKED``, a job
+becoming ready sends a NOTIFY that wakes idle workers at once (a poll every
+``poll_seconds`` is the fallback), leases are kept alive by a heartbeat
+thread, and any worker sweeps leases whose heartbeat stopped. A worker
+finishes a job through the same transition code as the agent-facing verbs,
+with the lease's fencing token, so a worker that lost its lease (paused,
+partitioned) has every late write refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import StriatumError
+from . import changes, leases
+from .engine import compiled_for
+from .lanes import DEFAULT_LOG_CAP, DEFAULT_TIMEOUT, fill, lane_environment, run_lane
+from .leases import Claim, LeaseLost
+from .records import JobRow, RunRow
+from .store import Store, fetch_one
+
+Progress = Callable[[str], None]
+VERDICT_FILE = "verdict.json"
+
+
+def identity() -> str:
+    """host + pid + a boot nonce: unique even when a pid is reused after a restart."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass
+class WorkerOptions:
+    run: str | None = None
+    lanes: list[str] | None = None
+    concurrency: int = 1
+    once: bool = False
+    until_run_ends: bool = False
+    lease_seconds: int = 60
+    poll_seconds: float = 1.0
+    log_cap: int = DEFAULT_LOG_CAP
+    progress: Progress | None = None
+
+
+@dataclass
+class Outcome:
+    run: str
+    job: str
+    status: str
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Worker:
+    dsn: str
+    options: WorkerOptions = field(default_factory=WorkerOptions)
+    name: str = field(default_factory=identity)
+    outcomes: list[Outcome] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def _say(self, text: str) -> None:
+        if self.options.progress is not None:
+            self.options.progress(text)
+
+    def run(self) -> list[Outcome]:
+        import psycopg
+
+        from .store import wrap_errors
+
+        options = self.options
+        with wrap_errors():
+            listener = psycopg.connect(self.dsn, autocommit=True)
+            listener.execute("LISTEN striatum_ready")
+        store = Store.connect(self.dsn)
+        pool = ThreadPoolExecutor(max_workers=options.concurrency,
+                                  thread_name_prefix="striatum-lane")
+        running: set[Future[Outcome]] = set()
+        last_sweep = 0.0
+        try:
+            while not self.stop.is_set():
+                if time.monotonic() - last_sweep > max(1.0, options.lease_seconds / 3):
+                    leases.sweep_expired(store, options.run)
+                    last_sweep = time.monotonic()
+                while len(running) < options.concurrency and not self._enough():
+                    claimed = leases.claim(store, options.run, owner=self.name,
+                                           lanes=options.lanes, lane_kinds=["command"],
+                                           lease_seconds=options.lease_seconds, sweep=False)
+                    if claimed is None:
+                        break
+                    self._say(f"{claimed.job}: started (run {claimed.run}, pass "
+                              f"{claimed.iteration + 1}, attempt {claimed.attempt + 1})")
+                    running.add(pool.submit(self.execute, claimed))
+                done = {f for f in running if f.done()}
+                for future in done:
+                    running.discard(future)
+                    self._record(future)
+                if self._finished(store, running):
+                    break
+                if running and len(running) >= options.concurrency:
+                    finished, _ = wait(running, timeout=options.poll_seconds,
+                                       return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        running.discard(future)
+                        self._record(future)
+                else:
+                    self._await_notify(listener, 0.05 if running else options.poll_seconds)
+        finally:
+            for future in running:
+                future.result()
+            pool.shutdown(wait=True)
+            store.close()
+            listener.close()
+        return self.outcomes
+
+    def _await_notify(self, listener: Any, seconds: float) -> None:
+        import psycopg
+
+        try:
+            for _ in listener.notifies(timeout=seconds, stop_after=1):
+                pass
+        except psycopg.OperationalError:
+            time.sleep(seconds)  # the poll is the fallback when notifications fail
+
+    def _record(self, future: Future[Outcome]) -> None:
+        outcome = future.result()
+        self.outcomes.append(outcome)
+        extra = f" ({outcome.detail})" if outcome.detail else ""
+        self._say(f"{outcome.job}: {outcome.status} in {outcome.seconds:.1f}s{extra}")
+
+    def _enough(self) -> bool:
+        return self.options.once and bool(self.outcomes)
+
+    def _finished(self, store: Store, running: set[Future[Outcome]]) -> bool:
+        if running:
+            return False
+        if self._enough():
+            return True
+        if self.options.until_run_ends and self.options.run:
+            status = store.execute("get_run", {"run": self.options.run})
+            # blocked: only a human can move it on (`run resume`), so stop waiting.
+            return not status or status[0][4] in ("completed", "failed", "cancelled",
+                                                  "blocked")
+        return False
+
+    # -- one job ---------------------------------------------------------------------------
+
+    def execute(self, claim: Claim) -> Outcome:
+        started = time.monotonic()
+        store = Store.connect(self.dsn)
+        try:
+            status, detail = self._execute(store, claim)
+        except LeaseLost as exc:
+            status, detail = "lease lost", exc.message
+        except StriatumError as exc:
+            status, detail = "error", exc.message
+            _try_fail(store, claim, f"the worker could not finish it: {exc.message}")
+        finally:
+            store.close()
+        return Outcome(claim.run, claim.job, status, detail, time.monotonic() - started)
+
+    def _execute(self, store: Store, claim: Claim) -> tuple[str, str]:
+        run, job, lane = _context(store, claim)
+        out = Path(claim.artifact_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        repo = Path(run.repo_path)
+        workdir, worktree = repo, None
+        if job["isolation"] == "worktree":
+            worktree = _add_worktree(repo, run, Path(claim.prompt_file).parent)
+            workdir = worktree
+        watch = bool(job["writes"]) and worktree is None and changes.is_git_repo(repo)
+        before = changes.snapshot(repo) if watch else {}
+        values = {"prompt_file": claim.prompt_file, "artifact_dir": str(out), "job": claim.job,
+                  "run": claim.run}
+        argv = [fill(part, values) for part in lane["command"]]
+        stdin = Path(fill(lane["stdin"], values)) if lane.get("stdin") else None
+        env = lane_environment(lane.get("env") or {}, {
+            **_job_env(claim, run), "STRIATUM_KIND": claim.kind,
+            "STRIATUM_CAN_REVISE": "1" if job["revise"] else "0"})
+        lost = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(claim, lost), daemon=True)
+        beat.start()
+        log = Path(claim.prompt_file).parent / "lane.log"
+        try:
+            result = run_lane(argv, cwd=workdir, env=env, stdin=stdin,
+                              timeout=lane.get("timeout") or DEFAULT_TIMEOUT, log_path=log,
+                              log_cap=self.options.log_cap, tag=claim.token, abandon=lost)
+        finally:
+            lost.set()  # also stops the heartbeat
+            beat.join(timeout=5)
+        token = (claim.run, claim.job, claim.token)
+        if not _still_mine(store, claim):
+            if worktree is not None:
+                _remove_worktree(repo, worktree)
+            return "done by the agent", "it finished the job through the CLI, or lost the lease"
+        leases.publish(store, *token, str(log), f"logs/{claim.job}.log")
+        if worktree is not None:
+            diff = _worktree_diff(worktree, run.base_commit, Path(claim.prompt_file).parent)
+            leases.publish(store, *token, str(diff), f"changes/{claim.job}.diff")
+            touched = _diff_paths(worktree, run.base_commit)
+            _remove_worktree(repo, worktree)
+        else:
+            touched = changes.changed(before, changes.snapshot(repo),
+                                      (".striatum", run.artifact_root)) if watch else []
+        if not result.ok:
+            reason = (f"timed out after {lane.get('timeout') or DEFAULT_TIMEOUT}s"
+                      if result.timed_out else f"exited with code {result.exit_code}")
+            leases.fail(store, *token, reason + f"; see logs/{claim.job}.log")
+            return "failed", reason
+        for name in claim.produces:
+            if (out / name).is_file():
+                leases.publish(store, *token, str(out / name), name)
+        stray = changes.outside(touched, job["writes"]) if job["writes"] else []
+        if stray:
+            reason = "changed files outside its writes globs: " + ", ".join(stray[:20])
+            leases.fail(store, *token, reason)
+            return "failed", reason
+        if claim.kind == "review":
+            return self._review(store, claim, out)
+        try:
+            leases.complete(store, *token)
+        except StriatumError as exc:
+            if isinstance(exc, LeaseLost):
+                raise
+            leases.fail(store, *token, exc.message)
+            return "failed", exc.message
+        return "succeeded", ""
+
+    def _review(self, store: Store, claim: Claim, out: Path) -> tuple[str, str]:
+        token = (claim.run, claim.job, claim.token)
+        verdict = _read_verdict(out / VERDICT_FILE)
+        if verdict is None:
+            reason = ("the review recorded no verdict: run `striatum job verdict ...` or "
+                      f"leave {VERDICT_FILE} in the artifact dir")
+            leases.fail(store, *token, reason)
+            return "failed", reason
+        outcome, why = verdict
+        try:
+            leases.verdict(store, *token, outcome, why)
+        except StriatumError as exc:
+            if isinstance(exc, LeaseLost):
+                raise
+            leases.fail(store, *token, exc.message)
+            return "failed", exc.message
+        return outcome, why
+
+    def _heartbeat(self, claim: Claim, lost: threading.Event) -> None:
+        interval = max(0.5, self.options.lease_seconds / 3)
+        store: Store | None = None
+        try:
+            store = Store.connect(self.dsn)
+            while not lost.wait(interval):
+                leases.heartbeat(store, claim.run, claim.job, claim.token,
+                                 self.options.lease_seconds)
+        except LeaseLost:
+            self._say(f"{claim.job}: lease lost; stopping its lane")
+            lost.set()
+        except StriatumError:
+            pass  # the database is unreachable: the lease may expire; fencing stays safe
+        finally:
+            if store is not None:
+                store.close()
+
+
+def _context(store: Store, claim: Claim) -> tuple[RunRow, dict[str, Any], dict[str, Any]]:
+    def work(cur: Any) -> tuple[RunRow, dict[str, Any], dict[str, Any]]:
+        run = RunRow.from_row(fetch_one(cur, "get_run", {"run": claim.run}))
+        compiled = compiled_for(cur, run.workflow_digest)
+        job = next(j for j in compiled["workflow"]["jobs"] if j["id"] == claim.job)
+        return run, job, compiled["workflow"]["lanes"][job["lane"]]
+
+    return store.transaction(work)
+
+
+def _job_env(claim: Claim, run: RunRow) -> dict[str, str]:
+    env = {"STRIATUM_RUN": claim.run, "STRIATUM_JOB": claim.job,
+           "STRIATUM_LEASE": claim.token, "STRIATUM_ARTIFACT_DIR": claim.artifact_dir,
+           "STRIATUM_PROMPT_FILE": claim.prompt_file,
+           "STRIATUM_ITERATION": str(claim.iteration), "STRIATUM_ATTEMPT": str(claim.attempt),
+           "STRIATUM_PRODUCES": "\n".join(claim.produces), "STRIATUM_REPO": run.repo_path}
+    # So the agent's own `striatum job ...` calls reach the same database: the embedded
+    # server's home, or a DSN that carries no password (one that does is never passed).
+    for name in ("STRIATUM_HOME",):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    dsn = os.environ.get("STRIATUM_DSN")
+    if dsn and not _has_password(dsn):
+        env["STRIATUM_DSN"] = dsn
+    return env
+
+
+def _has_password(dsn: str) -> bool:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return bool(conninfo_to_dict(dsn).get("password"))
+    except Exception:  # an unparsable DSN: assume the worst
+        return True
+
+
+def _still_mine(store: Store, claim: Claim) -> bool:
+    rows = store.execute("lock_job_unlocked", {"run": claim.run, "job": claim.job})
+    if not rows:
+        return False
+    row = JobRow.from_row(rows[0])
+    return row.status == "leased" and row.lease_token == claim.token
+
+
+def _read_verdict(path: Path) -> tuple[str, str] | None:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("verdict") not in leases.VERDICTS:
+        return None
+    return str(document["verdict"]), str(document.get("reason") or "(no reason given)")
+
+
+def _try_fail(store: Store, claim: Claim, reason: str) -> None:
+    try:
+        leases.fail(store, claim.run, claim.job, claim.token, reason)
+    except StriatumError:
+        pass
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=600,
+                          check=True)
+
+
+def _add_worktree(repo: Path, run: RunRow, scratch: Path) -> Path:
+    if not run.base_commit:
+        raise StriatumError("isolation: worktree needs the target to be a git repository "
+                            "with a commit when the run is prepared")
+    path = scratch / "worktree"
+    if path.exists():
+        _remove_worktree(repo, path)
+    _git(repo, "worktree", "add", "--detach", str(path), run.base_commit)
+    return path
+
+
+def _worktree_diff(worktree: Path, base: str | None, scratch: Path) -> Path:
+    _git(worktree, "add", "-A")
+    diff = _git(worktree, "diff", "--cached", "--binary", base or "HEAD").stdout
+    path = scratch / "changes.diff"
+    path.write_bytes(diff)
+    return path
+
+
+def _diff_paths(worktree: Path, base: str | None) -> list[str]:
+    names = _git(worktree, "diff", "--cached", "--name-only", "-z", base or "HEAD").stdout
+    return sorted(n.decode("utf-8", "surrogateescape") for n in names.split(b"\0") if n)
+
+
+def _remove_worktree(repo: Path, worktree: Path) -> None:
+    try:
+        _git(repo, "worktree", "remove", "--force", str(worktree))
+    except subprocess.CalledProcessError:
+        shutil.rmtree(worktree, ignore_errors=True)
+        subprocess.run(["git", "-C", str(repo), "worktree", "prune"], capture_output=True,
+                       timeout=60)
