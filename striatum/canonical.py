@@ -12,21 +12,54 @@ import json
 from typing import Any
 
 
-def _check(value: Any, where: str) -> None:
+def _where(value: Any, where: str = "") -> str | None:
+    """The path of the first float or non-string key (slow; only to word the error)."""
     if isinstance(value, float):
-        raise TypeError(f"canonical JSON refuses floats (at {where or '/'})")
+        return where or "/"
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise TypeError(f"canonical JSON needs string keys (at {where or '/'})")
-            _check(item, f"{where}/{key}")
+                return where or "/"
+            found = _where(item, f"{where}/{key}")
+            if found:
+                return found
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check(item, f"{where}/{index}")
+            found = _where(item, f"{where}/{index}")
+            if found:
+                return found
+    return None
 
 
-def canonical_json(value: Any) -> bytes:
-    _check(value, "")
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _check(value: Any) -> None:
+    # Runs on every event and on whole compiled workflows, so the common case
+    # (containers of plain scalars) is decided by set(map(type, ...)) in C.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        children: Any
+        if isinstance(item, dict):
+            if not set(map(type, item)) <= {str}:
+                raise TypeError(f"canonical JSON needs string keys (at {_where(value)})")
+            children = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        elif isinstance(item, float):
+            raise TypeError(f"canonical JSON refuses floats (at {_where(value)})")
+        else:
+            continue
+        if not set(map(type, children)) <= _SCALARS:
+            stack.extend(c for c in children if type(c) not in _SCALARS)
+
+
+def canonical_json(value: Any, *, verify: bool = True) -> bytes:
+    """``verify=False`` is for documents built by striatum from already-checked data
+    (the compiled workflow, built from the IR whose numbers are ints by construction)."""
+    if verify:
+        _check(value)
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")

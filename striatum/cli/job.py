@@ -7,7 +7,6 @@ agent can simply run ``striatum job verdict accept --reason "..."``.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -49,6 +48,8 @@ def job() -> None:
 def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
           as_json: bool) -> int:
     """Lease the next ready job; prints its prompt file and lease token."""
+    import socket
+
     from ..runtime.leases import claim as claim_job
 
     who = owner or f"{os.environ.get('USER', 'agent')}@{socket.gethostname()}:{os.getpid()}"

@@ -9,30 +9,53 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import click
 
 from .. import __version__
 from ..errors import EXIT_INTERNAL, EXIT_USAGE, StriatumError
-from .checkpoint import checkpoint
-from .db import db
-from .doctor import doctor
-from .job import job
 from .output import write_error
-from .run import run as run_group
-from .work import worker
-from .workflow import workflow
+
+# name -> (module, attribute, one-line help). Subcommands are imported only
+# when used, so `striatum --help` and every verb pay for one noun's imports.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "workflow": ("workflow", "workflow", "Author, check and dry-run workflows (no database)."),
+    "run": ("run", "run", "Runs: prepare, start, status, list, events, cancel, resume."),
+    "job": ("job", "job", "Jobs: claim, heartbeat, publish, verdict, complete, release, fail."),
+    "checkpoint": ("checkpoint", "checkpoint", "Checkpoints: decide."),
+    "worker": ("work", "worker", "Claim ready command-lane jobs, run them, finish them."),
+    "db": ("db", "db", "The database: migrate, url, status, stop."),
+    "doctor": ("doctor", "doctor", "Verify the record: chains, replay, guards, manifests."),
+}
 
 
-@dataclass
-class Settings:
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        import importlib
+
+        module, attribute, _ = COMMANDS[cmd_name]
+        command: click.Command = getattr(importlib.import_module(f"striatum.cli.{module}"),
+                                         attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, text) for name, (_, _, text) in COMMANDS.items()])
+
+
+class Settings(NamedTuple):
     repo: str
     dsn: str | None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="striatum")
 @click.option("--repo", default=".", envvar="STRIATUM_REPO", show_default=True,
               type=click.Path(file_okay=False), help="The target repository.")
@@ -53,8 +76,6 @@ def cli(ctx: click.Context, repo: str, dsn: str | None) -> None:
     ctx.obj = Settings(repo=repo, dsn=dsn)
 
 
-for command in (workflow, run_group, job, checkpoint, worker, db, doctor):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,6 +106,8 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if os.environ.get("STRIATUM_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         write_error(f"internal error: {type(exc).__name__}: {exc}",
                     "this is a bug in striatum; rerun with STRIATUM_DEBUG=1 and report the "

@@ -7,9 +7,7 @@ a refused stale completion is exactly what an investigator wants to see.
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -23,6 +21,9 @@ if TYPE_CHECKING:
 
 
 def actor() -> str:
+    import getpass
+    import socket
+
     configured = os.environ.get("STRIATUM_ACTOR")
     if configured:
         return configured

@@ -7,7 +7,6 @@ runs, so ``striatum --help`` stays fast.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -122,7 +121,8 @@ def compile_(file: str, syntax: str | None, output: str | None, as_json: bool) -
     _require_ok(comp, as_json)
     data, digest = compile_bytes(comp)
     if output:
-        Path(output).write_bytes(data)
+        with open(output, "wb") as handle:
+            handle.write(data)
     if as_json:
         emit_json({"file": file, "digest": digest, "bytes": len(data), "output": output,
                    "compiled": json.loads(data)})
@@ -155,7 +155,8 @@ def graph(file: str, syntax: str | None, output: str, output_file: str | None,
         return EXIT_OK
     text = render(comp.graph, output)
     if output_file:
-        Path(output_file).write_text(text, encoding="utf-8")
+        with open(output_file, "w", encoding="utf-8") as handle:
+            handle.write(text)
         click.echo(f"wrote {output_file}", err=True)
     else:
         click.echo(text, nl=False)
@@ -249,10 +250,9 @@ def fmt(file: str, syntax: str | None, to: str | None, check_only: bool, write: 
                          hint="use -o NEW_FILE to convert")
     text = format_workflow(comp.workflow, target)
     changed = text != comp.source.text
-    if write and changed:
-        Path(file).write_text(text, encoding="utf-8")
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
+    for target in ([file] if write and changed else []) + ([output] if output else []):
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.write(text)
     if as_json:
         emit_json({"file": file, "to": target, "changed": changed, "output": output,
                    "text": None if (write or output or check_only) else text})

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostic, diag
 from .ir import Job, Workflow
@@ -56,6 +56,7 @@ class WorkflowGraph:
     succ: dict[str, list[str]]
     pred: dict[str, list[str]]
     nx_graph: nx.DiGraph | None = field(default=None, repr=False)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)  # derived results
 
     @property
     def graph(self) -> nx.DiGraph:
@@ -168,8 +169,12 @@ def check_references(workflow: Workflow) -> list[Diagnostic]:
     return out
 
 
-def build_graph(workflow: Workflow, *, with_networkx: bool = True) -> WorkflowGraph:
-    """The forward graph; call only when ``check_references`` found nothing."""
+def build_graph(workflow: Workflow, *, with_networkx: bool = False) -> WorkflowGraph:
+    """The forward graph; call only when ``check_references`` found nothing.
+
+    Kahn's algorithm gives the order and, by finishing, proves the graph
+    acyclic in linear time; the networkx graph (``wg.graph``) is built when a
+    cycle must be named or a caller wants it."""
     index = {job.id: job.index for job in workflow.jobs}
     succ: dict[str, list[str]] = {job.id: [] for job in workflow.jobs}
     pred: dict[str, list[str]] = {job.id: list(job.needs) for job in workflow.jobs}
@@ -178,7 +183,7 @@ def build_graph(workflow: Workflow, *, with_networkx: bool = True) -> WorkflowGr
             succ[need].append(job.id)
     wg = WorkflowGraph(workflow, _order(succ, pred, index), index, succ, pred)
     if with_networkx:
-        wg.graph  # noqa: B018 - the compiler's proofs run on the networkx graph
+        wg.graph  # noqa: B018 - built now for callers that will use it
     return wg
 
 
@@ -202,10 +207,10 @@ def _order(succ: dict[str, list[str]], pred: dict[str, list[str]], index: dict[s
 
 
 def check_cycles(wg: WorkflowGraph) -> list[Diagnostic]:
+    if wg.order:
+        return []
     import networkx as nx
 
-    if wg.order and nx.is_directed_acyclic_graph(wg.graph):
-        return []
     cycle = nx.find_cycle(wg.graph)
     names = [edge[0] for edge in cycle] + [cycle[0][0]]
     # Report at the need that closes the loop: the last edge, in the job that has it.

@@ -30,6 +30,13 @@ class WorstCase:
 
 def waves(wg: WorkflowGraph) -> list[list[str]]:
     """Topological generations: a job's wave is one past the latest of its needs."""
+    if "waves" not in wg.memo:
+        wg.memo["waves"] = _waves(wg)
+    found: list[list[str]] = wg.memo["waves"]
+    return found
+
+
+def _waves(wg: WorkflowGraph) -> list[list[str]]:
     depth: dict[str, int] = {}
     out: list[list[str]] = []
     for job_id in wg.order:
@@ -66,6 +73,13 @@ def _total(wg: WorkflowGraph, skipped: int) -> int:
 
 
 def worst_case(wg: WorkflowGraph) -> WorstCase:
+    if "worst_case" not in wg.memo:
+        wg.memo["worst_case"] = _worst_case(wg)
+    found: WorstCase = wg.memo["worst_case"]
+    return found
+
+
+def _worst_case(wg: WorkflowGraph) -> WorstCase:
     checkpoints = [j for j in wg.workflow.jobs if j.kind == "checkpoint"]
     if not checkpoints:
         return WorstCase(_total(wg, 0), True, {})
@@ -131,7 +145,7 @@ def walk(wg: WorkflowGraph, script: dict[str, deque[str]]) -> tuple[Outcome, lis
     return outcome, unused
 
 
-def plan_document(wg: WorkflowGraph, *, paths_limit: int = 50_000) -> dict[str, Any]:
+def plan_document(wg: WorkflowGraph, *, paths_limit: int | None = None) -> dict[str, Any]:
     worst = worst_case(wg)
     paths = count_paths(wg, paths_limit)
     return {

@@ -89,7 +89,8 @@ class Simulation:
         order = self.wg.order
         while self.cursor < len(order) and self.status[order[self.cursor]] != PENDING:
             self.cursor += 1
-        for job_id in order[self.cursor:]:
+        for index in range(self.cursor, len(order)):
+            job_id = order[index]
             if self.status[job_id] != PENDING:
                 continue
             state = self._resolve(job_id)
@@ -156,12 +157,19 @@ def run(wg: WorkflowGraph, decide: Decide, max_steps: int = 1_000_000) -> Outcom
             raise RuntimeError("simulation did not end: the termination proof is wrong")
 
 
-def count_paths(wg: WorkflowGraph, limit: int = 50_000) -> int | None:
+PATHS_WORK = 2_000_000  # job states copied or scanned before counting gives up
+
+
+def count_paths(wg: WorkflowGraph, limit: int | None = None) -> int | None:
     """Distinct outcome sequences (verdicts and choices) of a run, or None past ``limit`` steps.
 
     Depth-first over the decision tree with an explicit stack (a workflow
-    may hold thousands of decisions along one path).
+    may hold thousands of decisions along one path). Each branch copies the
+    run's state, so the default budget shrinks as the workflow grows: the
+    count is exact or absent, and never costs more than ~a second.
     """
+    if limit is None:
+        limit = min(50_000, max(1_000, PATHS_WORK // max(1, len(wg.order))))
     count = 0
     steps = 0
     stack = [Simulation(wg)]

@@ -103,9 +103,14 @@ def read_prompt(path: FsPath) -> tuple[str | None, str | None]:
         return None, f"is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
 
 
+_JINJA_MARKUP = ("{{", "{%", "{#")
+
+
 def _parse(template: Template) -> None:
     from jinja2 import TemplateSyntaxError, meta
 
+    if not any(mark in (template.text or "") for mark in _JINJA_MARKUP):
+        return  # plain text: nothing to parse, no name it could read
     try:
         ast = _environment().parse(template.text or "")
         # Finding the free names runs Jinja's code generator, which is where
