@@ -6,7 +6,6 @@ same diagnostic layout, and errors on stderr.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -34,6 +33,8 @@ def json_requested() -> bool:
 
 
 def emit_json(document: Any) -> None:
+    import json
+
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
@@ -73,6 +74,8 @@ def summary(diagnostics: list[Any]) -> str:
 def write_error(message: str, hint: str | None = None, document: dict[str, Any] | None = None
                 ) -> None:
     if json_requested() and document is not None:
+        import json
+
         click.echo(json.dumps(document, ensure_ascii=False), err=True)
         return
     click.echo(f"striatum: error: {message}", err=True)
