@@ -46,6 +46,14 @@ def _lanes(values: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _show(view: Any, as_json: bool) -> int:
+    if as_json:
+        emit_json(view.to_json())
+    else:
+        click.echo(_summary(view))
+    return EXIT_OK
+
+
 def _summary(view: Any) -> str:
     doc = view.to_json()
     lines = [f"run {doc['run']} ({doc['workflow']}): {doc['status']}"
@@ -141,11 +149,7 @@ def status(run_id: str, as_json: bool) -> int:
 
     with store() as opened:
         view = runs.status(opened, run_id)
-    if as_json:
-        emit_json(view.to_json())
-    else:
-        click.echo(_summary(view))
-    return EXIT_OK
+    return _show(view, as_json)
 
 
 @run.command(name="list")
@@ -225,11 +229,7 @@ def cancel(run_id: str, reason: str, as_json: bool) -> int:
     with audited("run cancel", {"run": run_id, "reason": reason}) as opened:
         runs.cancel(opened, run_id, reason)
         view = runs.status(opened, run_id)
-    if as_json:
-        emit_json(view.to_json())
-    else:
-        click.echo(_summary(view))
-    return EXIT_OK
+    return _show(view, as_json)
 
 
 @run.command()
@@ -246,8 +246,4 @@ def resume(run_id: str, decision: str, reason: str, as_json: bool) -> int:
                                 "reason": reason}) as opened:
         runs.resume(opened, run_id, decision, reason or f"human decided {decision}")
         view = runs.status(opened, run_id)
-    if as_json:
-        emit_json(view.to_json())
-    else:
-        click.echo(_summary(view))
-    return EXIT_OK
+    return _show(view, as_json)

@@ -72,6 +72,7 @@ class Worker:
     name: str = field(default_factory=identity)
     outcomes: list[Outcome] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    _told: set[str] = field(default_factory=set)  # checkpoints already announced
 
     def _say(self, text: str) -> None:
         if self.options.progress is not None:
@@ -111,6 +112,8 @@ class Worker:
                     self._record(future)
                 if self._finished(store, running):
                     break
+                if not running and self.options.run:
+                    self._announce_decisions(store)
                 if running and len(running) >= options.concurrency:
                     finished, _ = wait(running, timeout=options.poll_seconds,
                                        return_when=FIRST_COMPLETED)
@@ -135,6 +138,16 @@ class Worker:
                 pass
         except psycopg.OperationalError:
             time.sleep(seconds)  # the poll is the fallback when notifications fail
+
+    def _announce_decisions(self, store: Store) -> None:
+        """Say once which checkpoints wait for a human, and how to answer them."""
+        run = self.options.run
+        for row in store.execute("get_jobs", {"run": run}):
+            job = JobRow.from_row(row)
+            if job.status == "awaiting_decision" and job.job_id not in self._told:
+                self._told.add(job.job_id)
+                self._say(f"{job.job_id}: waiting for a decision: "
+                          f"striatum checkpoint decide {run} {job.job_id} CHOICE")
 
     def _record(self, future: Future[Outcome]) -> None:
         outcome = future.result()
