@@ -15,7 +15,9 @@ from .session import settings, store
 def doctor(no_anchors: bool, as_json: bool) -> int:
     """Recompute every hash chain, replay the events, check the guards and manifests.
 
-    Exit 0 only when everything holds; otherwise 2, naming the first bad row.
+    Exit 0 when nothing failed (an unanchored chain — no run manifest of --repo
+    vouches for it — is said so, not called ok); otherwise 2, naming the first
+    bad row.
     """
     from ..runtime.doctor import doctor as run_doctor
 
@@ -25,9 +27,11 @@ def doctor(no_anchors: bool, as_json: bool) -> int:
     if as_json:
         emit_json(report.to_json())
     else:
+        marks = {"ok": "ok  ", "fail": "FAIL", "unanchored": "----"}
         for finding in report.findings:
-            mark = "ok  " if finding.ok else "FAIL"
-            click.echo(f"{mark} {finding.check:<8} {finding.message}")
-        click.echo(f"{'all checks passed' if report.ok else 'doctor found problems'} "
-                   f"({report.events} events, {report.audit_rows} audit rows)")
+            click.echo(f"{marks[finding.status]} {finding.check:<8} {finding.message}")
+        verdict = "doctor found problems" if not report.ok else (
+            "all checks passed" if report.anchored
+            else "no problem found, but the chain is UNANCHORED (see above)")
+        click.echo(f"{verdict} ({report.events} events, {report.audit_rows} audit rows)")
     return EXIT_OK if report.ok else EXIT_INVALID

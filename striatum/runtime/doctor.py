@@ -40,10 +40,15 @@ class Finding:
     table: str | None = None
     seq: int | None = None
     ok: bool = False
+    unanchored: bool = False  # nothing failed, but nothing vouches for the chain's tail
+
+    @property
+    def status(self) -> str:
+        return "unanchored" if self.unanchored else ("ok" if self.ok else "fail")
 
     def to_json(self) -> dict[str, Any]:
-        return {"check": self.check, "ok": self.ok, "message": self.message,
-                "table": self.table, "seq": self.seq}
+        return {"check": self.check, "status": self.status, "ok": self.ok,
+                "message": self.message, "table": self.table, "seq": self.seq}
 
 
 @dataclass
@@ -56,13 +61,17 @@ class Report:
     def ok(self) -> bool:
         return all(f.ok for f in self.findings)
 
+    @property
+    def anchored(self) -> bool:
+        return not any(f.unanchored for f in self.findings)
+
     def add(self, check: str, message: str, *, ok: bool = False, table: str | None = None,
-            seq: int | None = None) -> None:
-        self.findings.append(Finding(check, message, table, seq, ok))
+            seq: int | None = None, unanchored: bool = False) -> None:
+        self.findings.append(Finding(check, message, table, seq, ok or unanchored, unanchored))
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "events": self.events, "audit_rows": self.audit_rows,
-                "findings": [f.to_json() for f in self.findings]}
+        return {"ok": self.ok, "anchored": self.anchored, "events": self.events,
+                "audit_rows": self.audit_rows, "findings": [f.to_json() for f in self.findings]}
 
 
 def _stream(store: Store, name: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
@@ -230,7 +239,8 @@ def check_anchors(store: Store, repo: str, report: Report) -> None:
     path = os.path.realpath(repo)
     repo_rows = [r for r in store.execute("all_repos") if r[1] == path]
     if not repo_rows:
-        report.add("anchors", f"{path} has no runs in this database")
+        report.add("anchors", f"unanchored: {path} has no runs in this database, so no "
+                              "manifest vouches for any chain", unanchored=True)
         return
     repo_id = int(repo_rows[0][0])
     anchored = 0
@@ -261,7 +271,7 @@ def check_anchors(store: Store, repo: str, report: Report) -> None:
         report.add("anchors", f"{anchored} manifest(s) match the chain", ok=True)
     else:
         report.add("anchors", "unanchored: no run manifest vouches for this chain yet, so a "
-                              "removed tail could not be seen", ok=True)
+                              "removed tail could not be seen", unanchored=True)
 
 
 def doctor(store: Store, repo: str | None = None) -> Report:

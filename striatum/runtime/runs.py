@@ -73,7 +73,9 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
     run_vars = _vars(compiled["workflow"]["vars"], overrides)
 
     def work(cur: Any) -> None:
-        repo_id = fetch_one(cur, "ensure_repo", {"path": repo_path})[0]
+        found = (fetch_one(cur, "ensure_repo", {"path": repo_path})
+                 or fetch_one(cur, "repo_id", {"path": repo_path}))
+        repo_id = found[0]
         fetch(cur, "ensure_chain", {"chain": repo_chain(repo_id)})
         fetch(cur, "store_workflow", {"digest": digest, "name": compiled["workflow"]["name"],
                                       "compiled": data.decode("utf-8")})

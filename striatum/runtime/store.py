@@ -40,17 +40,34 @@ class RetriesExhausted(StoreError):
     code = "retries_exhausted"
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """A lost or refused connection (not a server's answer to a statement)."""
+    import psycopg
+
+    state = getattr(exc, "sqlstate", None)
+    if state is None:
+        return isinstance(exc, psycopg.OperationalError)
+    # 08: connection exception; 57P01-03: the server is shutting down or starting.
+    return state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
 @contextmanager
 def wrap_errors() -> Iterator[None]:
+    """The one boundary where psycopg's errors become striatum's.
+
+    psycopg counts deadlocks and serialization failures as OperationalError
+    too; they are answers from a working server, so they stay StoreErrors
+    (with their SQLSTATE) and ``Store.transaction`` retries them.
+    """
     import psycopg
 
     try:
         yield
-    except psycopg.OperationalError as exc:
-        raise StoreUnavailable(
-            f"cannot reach PostgreSQL: {_first_line(exc)}",
-            hint="check --dsn / STRIATUM_DSN, or run `striatum db status`") from exc
     except psycopg.Error as exc:
+        if _unreachable(exc):
+            raise StoreUnavailable(
+                f"cannot reach PostgreSQL: {_first_line(exc)}",
+                hint="check --dsn / STRIATUM_DSN, or run `striatum db status`") from exc
         raise StoreError(f"database error: {_first_line(exc)}",
                          sqlstate=getattr(exc, "sqlstate", None)) from exc
 

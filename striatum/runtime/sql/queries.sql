@@ -36,10 +36,16 @@ VALUES (%(version)s, %(name)s, %(checksum)s);
 -- now: the database clock (lease arithmetic never uses the client's) --
 SELECT now();
 
--- ensure_repo: the repository's row, created on first use --
-INSERT INTO striatum.repos (path) VALUES (%(path)s)
-ON CONFLICT (path) DO UPDATE SET path = EXCLUDED.path
-RETURNING id;
+-- ensure_repo: the repository's row, created on first use (no row lock on an existing one: every event insert takes KEY SHARE on it) --
+WITH found AS (SELECT id FROM striatum.repos WHERE path = %(path)s),
+     made AS (INSERT INTO striatum.repos (path)
+              SELECT %(path)s WHERE NOT EXISTS (SELECT 1 FROM found)
+              ON CONFLICT (path) DO NOTHING
+              RETURNING id)
+SELECT id FROM found UNION ALL SELECT id FROM made;
+
+-- repo_id: the repository's row, when another transaction created it first --
+SELECT id FROM striatum.repos WHERE path = %(path)s;
 
 -- ensure_chain: the repository chain's head, created at genesis --
 INSERT INTO striatum.chain_heads (chain, seq, hash)

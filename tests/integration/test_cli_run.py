@@ -1,0 +1,252 @@
+"""Acceptance: a whole run driven only through the installed ``striatum`` command.
+
+Every call is a subprocess with STRIATUM_DSN pointing at this test's database and
+``--json``; every stderr must be free of tracebacks, and every exit code is the
+documented one (0 ok, 1 usage, 3 not found, 4 conflict, 5 lease lost).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import EXAMPLES_DIR, REPO_ROOT, expire_lease
+
+pytestmark = pytest.mark.e2e
+EXECUTABLE = Path(sys.executable).parent / "striatum"
+
+
+@dataclass
+class Cli:
+    env: dict[str, str]
+    repo: Path
+    workdir: Path
+
+    def run(self, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([str(EXECUTABLE), "--repo", str(self.repo), *args],
+                                env=self.env, cwd=self.workdir, capture_output=True, text=True,
+                                timeout=120)
+        assert "Traceback" not in result.stderr + result.stdout, (args, result.stderr)
+        assert result.returncode == expect, (args, result.returncode, result.stderr)
+        return result
+
+    def json(self, *args: str, expect: int = 0) -> dict[str, Any]:
+        result = self.run(*args, "--json", expect=expect)
+        if expect == 0:
+            document: dict[str, Any] = json.loads(result.stdout)
+        else:  # with --json an error is one JSON document on stderr, nothing on stdout
+            assert result.stdout == ""
+            document = json.loads(result.stderr)
+        return document
+
+    def prepare(self, workflow: Path) -> str:
+        doc = self.json("run", "prepare", "--workflow", str(workflow), "--start")
+        assert doc["status"] == "running"
+        return str(doc["run_id"])
+
+    def claim(self, run_id: str) -> dict[str, Any]:
+        doc = self.json("job", "claim", "--run", run_id, "--owner", "cli-agent")
+        assert doc["claimed"] is True, doc
+        return doc
+
+    def held(self, claim: dict[str, Any]) -> tuple[str, ...]:
+        return ("--run", claim["run"], "--job", claim["job"], "--lease", claim["lease"])
+
+    def publish_all(self, claim: dict[str, Any]) -> None:
+        for name in claim["produces"]:
+            source = self.workdir / f"{claim['job']}-{claim['fence']}-{name}"
+            source.write_text(f"{name} from {claim['job']} iteration {claim['iteration']}\n",
+                              encoding="utf-8")
+            doc = self.json("job", "publish", *self.held(claim), "--artifact", str(source),
+                            "--as", name)
+            assert (doc["path"], doc["iteration"]) == (name, claim["iteration"])
+
+    def finish(self, claim: dict[str, Any], verdict: str = "accept",
+               reason: str = "looks right") -> dict[str, Any]:
+        """Publish what the job produces, then complete it or record the verdict."""
+        self.publish_all(claim)
+        if claim["kind"] == "review":
+            return self.json("job", "verdict", verdict, *self.held(claim), "--reason", reason)
+        return self.json("job", "complete", *self.held(claim))
+
+    def status(self, run_id: str) -> dict[str, Any]:
+        return self.json("run", "status", run_id)
+
+
+@pytest.fixture
+def cli(dsn: str, repo: Path, tmp_path: Path) -> Cli:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("STRIATUM_") and k != "PYTHONPATH"}
+    # The tree under test, as the in-process tests import it.
+    env.update({"STRIATUM_DSN": dsn, "STRIATUM_ACTOR": "test", "PYTHONPATH": str(REPO_ROOT)})
+    workdir = tmp_path / "agent"
+    workdir.mkdir()
+    return Cli(env, repo, workdir)
+
+
+def copy_example(name: str, tmp_path: Path) -> Path:
+    target = tmp_path / "workflows" / name
+    target.mkdir(parents=True)
+    shutil.copy(EXAMPLES_DIR / name / "workflow.json", target / "workflow.json")
+    shutil.copytree(EXAMPLES_DIR / name / "prompts", target / "prompts")
+    return target / "workflow.json"
+
+
+def job_statuses(doc: dict[str, Any]) -> dict[str, str]:
+    return {job["job"]: job["status"] for job in doc["jobs"]}
+
+
+def test_code_change_run_through_the_cli_alone(cli: Cli, tmp_path: Path) -> None:
+    run_id = cli.prepare(copy_example("code-change", tmp_path))
+
+    draft = cli.claim(run_id)
+    assert (draft["job"], draft["iteration"], draft["produces"]) == ("draft", 0, ["draft.md"])
+    assert Path(draft["prompt_file"]).is_file()
+    assert cli.finish(draft)["status"] == "succeeded"
+
+    check = cli.claim(run_id)
+    assert check["job"] == "check"
+    assert "draft.md from draft iteration 0" in Path(check["prompt_file"]).read_text()
+    reason = "name every file the change touches"
+    sent_back = cli.finish(check, "needs_revision", reason)
+    assert (sent_back["status"], sent_back["run_status"]) == ("pending", "running")
+
+    redraft = cli.claim(run_id)
+    assert (redraft["job"], redraft["iteration"]) == ("draft", 1)
+    assert reason in Path(redraft["prompt_file"]).read_text()
+    cli.finish(redraft)
+
+    recheck = cli.claim(run_id)
+    assert (recheck["job"], recheck["iteration"]) == ("check", 1)
+    assert "draft.md from draft iteration 1" in Path(recheck["prompt_file"]).read_text()
+    assert cli.finish(recheck, "accept", "all files named")["status"] == "succeeded"
+
+    apply = cli.claim(run_id)
+    assert apply["job"] == "apply"
+    done = cli.finish(apply)
+    assert (done["status"], done["run_status"]) == ("succeeded", "completed")
+
+    status = cli.status(run_id)
+    assert status["status"] == "completed"
+    assert (status["executions"], status["worst_case"]) == (5, 5)
+    assert set(job_statuses(status).values()) == {"succeeded"}
+    assert cli.json("job", "claim", "--run", run_id) == {"claimed": False, "run": run_id}
+
+    report = cli.json("doctor")
+    assert report["ok"] is True, report
+    assert report["events"] > 0 and report["audit_rows"] >= 15  # every mutating call
+    assert {f["check"] for f in report["findings"]} >= {"chain", "replay", "guards", "anchors"}
+
+    events = cli.json("run", "events", run_id)["events"]
+    types = [e["type"] for e in events]
+    assert types[:2] == ["run.prepare", "run.start"]
+    assert types[-1] == "run.complete"
+    assert {"job.ready", "job.claim", "artifact.publish", "job.reset"} <= set(types)
+    completed = [e["job"] for e in events if e["type"] == "job.complete"]
+    assert completed == ["draft", "draft", "check", "apply"]
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+
+    manifest = cli.repo / "striatum" / "runs" / run_id / "manifest.json"
+    anchored = json.loads(manifest.read_text())["chain"]
+    assert anchored["seq"] == events[-1]["seq"] and anchored["hash"] == events[-1]["hash"]
+
+    text = cli.run("run", "status", run_id)
+    assert "completed" in text.stdout and "executions 5 of at most 5" in text.stdout
+
+
+def test_a_stale_lease_is_refused_with_exit_5(cli: Cli, dsn: str, tmp_path: Path) -> None:
+    run_id = cli.prepare(copy_example("minimal", tmp_path))
+    first = cli.claim(run_id)
+    expire_lease(dsn, run_id, first["job"])
+    second = cli.claim(run_id)
+    assert (second["job"], second["fence"], second["attempt"]) == (first["job"],
+                                                                   first["fence"] + 1, 1)
+    refused = cli.json("job", "complete", *cli.held(first), expect=5)
+    assert refused["error"] == "lease_lost"
+    cli.json("job", "heartbeat", *cli.held(first), expect=5)
+    source = cli.workdir / "late.md"
+    source.write_text("late\n", encoding="utf-8")
+    cli.json("job", "publish", *cli.held(first), "--artifact", str(source), "--as", "answer.md",
+             expect=5)
+    stale_text = cli.run("job", "complete", *cli.held(first), expect=5)
+    assert stale_text.stderr.startswith("striatum: error:")
+
+    beat = cli.json("job", "heartbeat", *cli.held(second))
+    assert beat["job"] == second["job"]
+    assert cli.finish(second)["run_status"] == "completed"
+    events = cli.json("run", "events", run_id)["events"]
+    assert [e["type"] for e in events].count("job.complete") == 1
+    assert cli.json("doctor")["ok"] is True
+
+
+def test_an_unknown_run_exits_3(cli: Cli) -> None:
+    for args in (("run", "status", "no-such-run"), ("run", "events", "no-such-run"),
+                 ("run", "start", "no-such-run"), ("run", "cancel", "no-such-run"),
+                 ("job", "claim", "--run", "no-such-run"),
+                 ("checkpoint", "decide", "no-such-run", "decide", "continue")):
+        assert cli.json(*args, expect=3)["error"] == "not_found"
+
+
+def test_an_ended_run_refuses_start_and_resume_with_exit_4(cli: Cli, tmp_path: Path) -> None:
+    run_id = cli.prepare(copy_example("minimal", tmp_path))
+    assert cli.finish(cli.claim(run_id))["run_status"] == "completed"
+    refused = cli.json("run", "start", run_id, expect=4)
+    assert refused["error"] == "conflict" and "'completed'" in refused["message"]
+    cli.json("run", "resume", run_id, "--decision", "accept", expect=4)
+    cli.json("run", "cancel", run_id, expect=4)
+    assert cli.status(run_id)["status"] == "completed"
+
+
+def test_checkpoint_decide_pauses_and_resumes_the_run(cli: Cli, tmp_path: Path) -> None:
+    run_id = cli.prepare(copy_example("human-checkpoint", tmp_path))
+    for expected in ("analysis", "review"):
+        claim = cli.claim(run_id)
+        assert claim["job"] == expected
+        cli.finish(claim)
+
+    paused = cli.status(run_id)
+    assert paused["status"] == "running"
+    assert job_statuses(paused) == {"analysis": "succeeded", "review": "succeeded",
+                                    "decide": "awaiting_decision", "implement": "pending"}
+    assert cli.json("job", "claim", "--run", run_id)["claimed"] is False
+    assert cli.json("checkpoint", "decide", run_id, "decide", "perhaps", expect=1)["error"] \
+        == "usage"
+    cli.json("checkpoint", "decide", run_id, "implement", "continue", expect=4)
+
+    decided = cli.json("checkpoint", "decide", run_id, "decide", "continue")
+    assert (decided["run_status"], decided["skipped"]) == ("running", [])
+    cli.json("checkpoint", "decide", run_id, "decide", "cancel", expect=4)
+    implement = cli.claim(run_id)
+    assert implement["job"] == "implement"
+    assert cli.finish(implement)["run_status"] == "completed"
+    assert cli.status(run_id)["executions"] == 4
+    assert cli.json("doctor")["ok"] is True
+
+
+def test_checkpoint_cancel_through_the_cli_skips_the_branch(cli: Cli, tmp_path: Path) -> None:
+    run_id = cli.prepare(copy_example("human-checkpoint", tmp_path))
+    for _ in range(2):
+        cli.finish(cli.claim(run_id))
+    decided = cli.json("checkpoint", "decide", run_id, "decide", "cancel")
+    assert (decided["run_status"], decided["skipped"]) == ("completed", ["implement"])
+
+
+def test_escalation_is_resumed_through_the_cli(cli: Cli, tmp_path: Path) -> None:
+    run_id = cli.prepare(copy_example("code-change", tmp_path))
+    for verdict in ("needs_revision", "needs_revision"):
+        cli.finish(cli.claim(run_id))
+        last = cli.finish(cli.claim(run_id), verdict, "still vague")
+    assert (last["run_status"], last["blocked_on"]) == ("blocked", "check")
+    assert cli.json("job", "claim", "--run", run_id)["claimed"] is False
+    resumed = cli.json("run", "resume", run_id, "--decision", "accept", "--reason", "ship it")
+    assert (resumed["status"], resumed["blocked_on"]) == ("running", None)
+    cli.json("run", "resume", run_id, "--decision", "accept", expect=4)
+    assert cli.finish(cli.claim(run_id))["run_status"] == "completed"

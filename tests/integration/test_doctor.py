@@ -1,0 +1,424 @@
+"""``doctor`` on a real PostgreSQL: a clean record passes; every kind of tampering with
+the chains, the projections, the guards or the tail is found and located."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from striatum.canonical import canonical_json
+from striatum.runtime import runs
+from striatum.runtime.audit import append_audit, row_hash
+from striatum.runtime.doctor import Finding, Report, doctor
+from striatum.runtime.store import Store, fetch_one
+
+from .helpers import Agent, example, owner_connection, scripted, start_run
+
+Conn = psycopg.Connection[Any]
+
+
+@dataclass
+class Completed:
+    dsn: str
+    repo: Path
+    run_id: str
+    repo_id: int
+    last_seq: int  # the repository chain's last event, which the manifest anchors
+    audit_rows: int
+
+
+@pytest.fixture
+def completed(store: Store, dsn: str, repo: Path, tmp_path: Path) -> Completed:
+    """A code-change run with one revision, completed, plus a few audit rows."""
+    run_id = start_run(store, example("code-change"), repo)
+    view = Agent(store, run_id, tmp_path, verdict=scripted({"check": ["needs_revision"]})).drive()
+    assert view.run.status == "completed"
+    for i in range(5):
+        store.transaction(lambda cur, i=i: append_audit(
+            cur, actor="test", verb=f"verb {i}", args={"i": i}, outcome="ok",
+            at=fetch_one(cur, "now")[0]))
+    assert view.head is not None
+    return Completed(dsn, repo, run_id, view.run.repo_id, view.head[0], 5)
+
+
+def first_failure(report: Report) -> Finding:
+    failed = [f for f in report.findings if not f.ok]
+    assert failed, [f.to_json() for f in report.findings]
+    return failed[0]
+
+
+def checks(report: Report) -> dict[str, list[Finding]]:
+    found: dict[str, list[Finding]] = {}
+    for finding in report.findings:
+        found.setdefault(finding.check, []).append(finding)
+    return found
+
+
+@contextmanager
+def tampering(dsn: str) -> Iterator[Conn]:
+    """The owner, with the append-only triggers off for the edit, and back on after."""
+    with owner_connection(dsn) as conn:
+        conn.execute("ALTER TABLE striatum.events DISABLE TRIGGER USER")
+        conn.execute("ALTER TABLE striatum.audit_log DISABLE TRIGGER USER")
+        try:
+            yield conn
+        finally:
+            conn.execute("ALTER TABLE striatum.events ENABLE TRIGGER USER")
+            conn.execute("ALTER TABLE striatum.audit_log ENABLE TRIGGER USER")
+
+
+def event(conn: Conn, repo_id: int, seq: int) -> tuple[Any, ...]:
+    row = conn.execute("SELECT seq, run_id, job_id, type, payload, previous_hash, row_hash "
+                       "FROM striatum.events WHERE repo_id = %s AND seq = %s",
+                       (repo_id, seq)).fetchone()
+    assert row is not None, seq
+    return tuple(row)
+
+
+def set_head(conn: Conn, repo_id: int, seq: int) -> None:
+    """Point the repository chain's head at ``seq``, as a careful forger would."""
+    _, _, _, _, _, previous, stored = event(conn, repo_id, seq)
+    conn.execute("UPDATE striatum.chain_heads SET seq = %s, hash = %s, previous = %s "
+                 "WHERE chain = %s", (seq, stored, previous, f"repo:{repo_id}"))
+
+
+def rewind_projections(conn: Conn, run_id: str) -> None:
+    """Make the jobs and runs tables say what the remaining events say."""
+    jobs: dict[str, dict[str, Any]] = {}
+    run: dict[str, Any] = {}
+    for job_id, kind, payload in conn.execute(
+            "SELECT job_id, type, payload FROM striatum.events WHERE run_id = %s ORDER BY seq",
+            (run_id,)):
+        body = json.loads(payload)
+        if kind == "run.prepare":
+            jobs = {j: dict(state) for j, state in body["data"]["jobs"].items()}
+            run = body["state"]
+        elif job_id is None:
+            run = body["state"]
+        else:
+            jobs[job_id] = body["state"]
+    for job_id, state in jobs.items():
+        conn.execute(
+            "UPDATE striatum.jobs SET status = %(status)s, iteration = %(iteration)s, "
+            "attempt = %(attempt)s, executions = %(executions)s, "
+            "revisions_used = %(revisions_used)s, fence = %(fence)s, "
+            "lease_owner = %(lease_owner)s, chosen = %(chosen)s, verdict = %(verdict)s "
+            "WHERE run_id = %(run)s AND job_id = %(job)s",
+            {**state, "run": run_id, "job": job_id})
+    conn.execute("UPDATE striatum.runs SET status = %s, blocked_on = %s WHERE id = %s",
+                 (run["status"], run["blocked_on"], run_id))
+
+
+def forged_payload(conn: Conn, repo_id: int, like_seq: int, at: str) -> tuple[str, str, str]:
+    """A copy of an event's payload with another time: (run, job, type) and the text."""
+    _, run_id, job_id, kind, payload, _, _ = event(conn, repo_id, like_seq)
+    body = json.loads(payload)
+    body["at"] = at
+    return kind, canonical_json(body).decode("utf-8"), run_id or ""
+
+
+# -- a clean record ---------------------------------------------------------------------------
+
+def test_a_clean_completed_run_passes_every_check(store: Store, completed: Completed) -> None:
+    report = doctor(store, str(completed.repo))
+    assert report.ok, [f.to_json() for f in report.findings if not f.ok]
+    found = checks(report)
+    assert {"chain", "replay", "guards", "anchors"} <= set(found)
+    assert all(f.ok for f in report.findings)
+    assert report.events == completed.last_seq
+    assert report.audit_rows == completed.audit_rows
+    assert {f.table for f in found["chain"]} == {"events", "audit_log"}
+    assert "1 manifest(s) match" in found["anchors"][0].message
+
+
+def test_doctor_without_a_repo_skips_the_anchors(store: Store, completed: Completed) -> None:
+    report = doctor(store)
+    assert report.ok
+    assert "anchors" not in checks(report)
+
+
+# -- tampering with the chains ----------------------------------------------------------------
+
+Tamper = Callable[[Conn, Completed], tuple[str, str, int]]
+"""Edit the record; returns where doctor must point first: (check, table, seq)."""
+
+
+def edit_payload(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    k = c.last_seq // 2
+    conn.execute("UPDATE striatum.events SET payload = regexp_replace(payload, "
+                 "'\"at\":\"[^\"]*\"', '\"at\":\"2000-01-01T00:00:00.000000+00:00\"') "
+                 "WHERE repo_id = %s AND seq = %s", (c.repo_id, k))
+    return "chain", "events", k
+
+
+def edit_row_hash(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    k = c.last_seq // 2
+    conn.execute("UPDATE striatum.events SET row_hash = repeat('a', 64) "
+                 "WHERE repo_id = %s AND seq = %s", (c.repo_id, k))
+    return "chain", "events", k
+
+
+def edit_type(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    k = c.last_seq // 2
+    conn.execute("UPDATE striatum.events SET type = 'run.complete' "
+                 "WHERE repo_id = %s AND seq = %s", (c.repo_id, k))
+    return "chain", "events", k
+
+
+def edit_job_column(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    k = c.last_seq // 2
+    conn.execute("UPDATE striatum.events SET job_id = 'apply' "
+                 "WHERE repo_id = %s AND seq = %s", (c.repo_id, k))
+    return "chain", "events", k
+
+
+def delete_middle_row(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    k = c.last_seq // 2
+    conn.execute("DELETE FROM striatum.events WHERE repo_id = %s AND seq = %s", (c.repo_id, k))
+    return "chain", "events", k + 1
+
+
+def swap_two_rows(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    k = c.last_seq // 2
+    conn.execute("UPDATE striatum.events SET seq = -1 WHERE repo_id = %s AND seq = %s",
+                 (c.repo_id, k))
+    conn.execute("UPDATE striatum.events SET seq = %s WHERE repo_id = %s AND seq = %s",
+                 (k, c.repo_id, k + 1))
+    conn.execute("UPDATE striatum.events SET seq = %s WHERE repo_id = %s AND seq = -1",
+                 (k + 1, c.repo_id))
+    return "chain", "events", k
+
+
+def insert_forged_row(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    """A row in the middle whose own hash is right: the row after it no longer links."""
+    k = c.last_seq // 2
+    kind, payload, run_id = forged_payload(conn, c.repo_id, k - 1,
+                                           "2000-01-01T00:00:00.000000+00:00")
+    _, _, job_id, _, _, _, previous = event(conn, c.repo_id, k - 1)
+    conn.execute("UPDATE striatum.events SET seq = -seq WHERE repo_id = %s AND seq >= %s",
+                 (c.repo_id, k))
+    conn.execute("UPDATE striatum.events SET seq = 1 - seq WHERE repo_id = %s AND seq < 0",
+                 (c.repo_id,))
+    conn.execute("INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, "
+                 "previous_hash, row_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                 (c.repo_id, k, run_id, job_id, kind, payload, previous,
+                  row_hash(previous, payload)))
+    set_head(conn, c.repo_id, c.last_seq + 1)
+    return "chain", "events", k + 1
+
+
+def duplicate_last_row(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    conn.execute("INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, "
+                 "previous_hash, row_hash) SELECT repo_id, seq + 1, run_id, job_id, type, "
+                 "payload, previous_hash, row_hash FROM striatum.events "
+                 "WHERE repo_id = %s AND seq = %s", (c.repo_id, c.last_seq))
+    return "chain", "events", c.last_seq + 1
+
+
+def append_illegal_transition(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    """A correctly chained event at the tail that the state machine forbids."""
+    kind, payload, run_id = forged_payload(conn, c.repo_id, c.last_seq - 1,
+                                           "2099-01-01T00:00:00.000000+00:00")
+    assert kind == "job.complete"  # so the forgery completes apply a second time
+    previous = event(conn, c.repo_id, c.last_seq)[6]
+    conn.execute("INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, "
+                 "previous_hash, row_hash) VALUES (%s, %s, %s, 'apply', %s, %s, %s, %s)",
+                 (c.repo_id, c.last_seq + 1, run_id, kind, payload, previous,
+                  row_hash(previous, payload)))
+    set_head(conn, c.repo_id, c.last_seq + 1)
+    return "replay", "events", -1
+
+
+def rewrite_anchored_row(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    """Re-hash the run's last event after an edit, and fix the head: only the manifest knows."""
+    kind, payload, _ = forged_payload(conn, c.repo_id, c.last_seq,
+                                      "2000-01-01T00:00:00.000000+00:00")
+    assert kind == "run.complete"
+    previous = event(conn, c.repo_id, c.last_seq)[5]
+    conn.execute("UPDATE striatum.events SET payload = %s, row_hash = %s "
+                 "WHERE repo_id = %s AND seq = %s",
+                 (payload, row_hash(previous, payload), c.repo_id, c.last_seq))
+    set_head(conn, c.repo_id, c.last_seq)
+    return "anchors", "events", c.last_seq
+
+
+def edit_audit_row(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    conn.execute("UPDATE striatum.audit_log SET outcome = 'conflict' WHERE seq = 3")
+    return "chain", "audit_log", 3
+
+
+def delete_audit_tail(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    conn.execute("DELETE FROM striatum.audit_log WHERE seq = %s", (c.audit_rows,))
+    return "chain", "audit_log", c.audit_rows
+
+
+def truncate_tail(k: int | None) -> Tamper:
+    """Delete the last k events (None: all but the first), fix the head and the projections,
+    so the database agrees with itself and only the manifest can tell."""
+
+    def tamper(conn: Conn, c: Completed) -> tuple[str, str, int]:
+        keep = 1 if k is None else c.last_seq - k
+        conn.execute("DELETE FROM striatum.events WHERE repo_id = %s AND seq > %s",
+                     (c.repo_id, keep))
+        set_head(conn, c.repo_id, keep)
+        rewind_projections(conn, c.run_id)
+        return "anchors", "events", c.last_seq
+
+    tamper.__name__ = f"truncate_tail_{'all_but_one' if k is None else k}"
+    return tamper
+
+
+TAMPERS: list[Tamper] = [
+    edit_payload, edit_row_hash, edit_type, edit_job_column, delete_middle_row, swap_two_rows,
+    insert_forged_row, duplicate_last_row, append_illegal_transition, rewrite_anchored_row,
+    edit_audit_row, delete_audit_tail, truncate_tail(1), truncate_tail(3), truncate_tail(None),
+]
+
+
+@pytest.mark.parametrize("tamper", TAMPERS, ids=lambda t: t.__name__)
+def test_tampering_is_found_at_the_first_bad_row(store: Store, completed: Completed,
+                                                 tamper: Tamper) -> None:
+    assert doctor(store, str(completed.repo)).ok
+    with tampering(completed.dsn) as conn:
+        check, table, seq = tamper(conn, completed)
+    report = doctor(store, str(completed.repo))
+    assert not report.ok
+    first = first_failure(report)
+    assert (first.check, first.table) == (check, table), first.to_json()
+    if seq >= 0:
+        assert first.seq == seq, first.to_json()
+        assert str(seq) in first.message
+    found = checks(report)
+    assert all(f.ok for f in found["guards"])  # the triggers are back on
+    if check == "anchors":  # the database agrees with itself; only the repository can tell
+        assert all(f.ok for f in found["chain"] + found["replay"]), first.to_json()
+
+
+def test_a_truncated_tail_without_the_repo_passes_so_the_anchor_is_what_finds_it(
+        store: Store, completed: Completed) -> None:
+    with tampering(completed.dsn) as conn:
+        truncate_tail(3)(conn, completed)
+    assert doctor(store).ok  # proves the tamper left the database self-consistent
+    assert not doctor(store, str(completed.repo)).ok
+
+
+# -- anchors ---------------------------------------------------------------------------------
+
+def test_deleted_manifests_leave_the_chain_unanchored_and_fail(
+        store: Store, completed: Completed) -> None:
+    manifests = list(completed.repo.glob("striatum/runs/*/manifest.json"))
+    assert len(manifests) == 1
+    for manifest in manifests:
+        manifest.unlink()
+    report = doctor(store, str(completed.repo))
+    assert not report.ok
+    anchors = checks(report)["anchors"]
+    assert any(not f.ok and "no manifest" in f.message for f in anchors)
+    messages = [f.message for f in anchors]
+    assert any(m.startswith("unanchored:") for m in messages), messages
+    assert not any("match the chain" in m for m in messages), messages
+
+
+def test_a_run_that_has_not_ended_is_reported_unanchored_not_matched(
+        store: Store, repo: Path) -> None:
+    start_run(store, example("code-change"), repo)
+    report = doctor(store, str(repo))
+    anchors = checks(report)["anchors"]
+    assert [f.message.split(":")[0] for f in anchors] == ["unanchored"]
+    assert "removed tail could not be seen" in anchors[0].message
+    assert not any("match" in f.message for f in anchors)
+
+
+def test_an_unreadable_manifest_is_a_failure(store: Store, completed: Completed) -> None:
+    manifest = next(completed.repo.glob("striatum/runs/*/manifest.json"))
+    manifest.write_text("{not json", encoding="utf-8")
+    first = first_failure(doctor(store, str(completed.repo)))
+    assert first.check == "anchors" and "not a readable manifest" in first.message
+
+
+# -- guards ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("statement", [
+    "DROP TRIGGER events_append_only ON striatum.events",
+    "DROP TRIGGER events_no_truncate ON striatum.events",
+    "DROP TRIGGER audit_log_append_only ON striatum.audit_log",
+    "DROP TRIGGER audit_log_no_truncate ON striatum.audit_log",
+    "ALTER TABLE striatum.events DISABLE TRIGGER events_append_only",
+    "GRANT UPDATE ON striatum.events TO striatum_runtime",
+    "GRANT DELETE ON striatum.audit_log TO striatum_runtime",
+])
+def test_a_weakened_guard_fails_the_guards_check(store: Store, completed: Completed,
+                                                 statement: str) -> None:
+    with owner_connection(completed.dsn) as conn:
+        conn.execute(statement)
+    report = doctor(store, str(completed.repo))
+    assert not report.ok
+    first = first_failure(report)
+    assert first.check == "guards", first.to_json()
+    assert all(f.ok for f in checks(report)["chain"] + checks(report)["replay"])
+
+
+# -- projections -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("statement", "table"), [
+    ("UPDATE striatum.jobs SET status = 'failed' WHERE job_id = 'apply'", "jobs"),
+    ("UPDATE striatum.jobs SET iteration = 0 WHERE job_id = 'draft'", "jobs"),
+    ("UPDATE striatum.jobs SET fence = fence + 1 WHERE job_id = 'check'", "jobs"),
+    ("UPDATE striatum.runs SET status = 'running'", "runs"),
+    ("UPDATE striatum.runs SET blocked_on = 'check'", "runs"),
+])
+def test_a_projection_edited_without_an_event_fails_the_replay(
+        store: Store, completed: Completed, statement: str, table: str) -> None:
+    with owner_connection(completed.dsn) as conn:
+        conn.execute(statement)
+    report = doctor(store, str(completed.repo))
+    first = first_failure(report)
+    assert (first.check, first.table) == ("replay", table), first.to_json()
+    assert completed.run_id in first.message
+    assert all(f.ok for f in checks(report)["chain"])
+
+
+def test_a_job_row_without_events_fails_the_replay(store: Store, completed: Completed) -> None:
+    with owner_connection(completed.dsn) as conn:
+        conn.execute("INSERT INTO striatum.jobs (run_id, job_id, position, kind, lane, "
+                     "lane_kind, status, max_attempts) VALUES (%s, 'ghost', 9, 'task', "
+                     "'coder', 'command', 'pending', 3)", (completed.run_id,))
+    first = first_failure(doctor(store, str(completed.repo)))
+    assert (first.check, first.table) == ("replay", "jobs")
+    assert "ghost" in first.message
+
+
+# -- a human's decision outside the plan ---------------------------------------------------
+
+def test_doctor_accepts_a_run_a_human_granted_an_extra_revision(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    """`run resume --decision revise` is a recorded decision outside the plan (user guide,
+    run semantics 5): the record is intact, so doctor must not call it a broken bound."""
+    run_id = start_run(store, example("code-change"), repo)
+    agent = Agent(store, run_id, tmp_path,
+                  verdict=scripted({"check": ["needs_revision", "needs_revision"]}))
+    assert agent.drive().run.status == "blocked"
+    runs.resume(store, run_id, "revise", "one more pass, on me")
+    view = agent.drive(bounded=False)
+    assert view.run.status == "completed"
+    assert view.executions > view.run.worst_case  # the human's extra pass
+    report = doctor(store, str(repo))
+    assert report.ok, [f.to_json() for f in report.findings if not f.ok]
+
+
+def test_doctor_reports_executions_beyond_the_bound_without_a_human_grant(
+        store: Store, completed: Completed) -> None:
+    """The bound check itself: executions beyond worst_case, with every event consistent."""
+    with owner_connection(completed.dsn) as conn:
+        conn.execute("UPDATE striatum.runs SET worst_case = 4 WHERE id = %s",
+                     (completed.run_id,))
+    report = doctor(store, str(completed.repo))
+    first = first_failure(report)
+    assert first.check == "bound" and "exceed" in first.message
