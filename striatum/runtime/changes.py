@@ -43,6 +43,27 @@ def snapshot(repo: Path) -> Snapshot:
     return state
 
 
+def baseline(repo: Path, job_scratch: Path, iteration: int) -> Snapshot:
+    """The repository as it was when this pass of the job first started.
+
+    Kept in the job's scratch folder and reused by every retry of the pass, so a
+    change outside ``writes`` left behind by a failed attempt still counts
+    against the next one instead of becoming its starting point.
+    """
+    import json
+
+    path = job_scratch / f"baseline-i{iteration}.json"
+    try:
+        loaded: Snapshot = json.loads(path.read_text(encoding="utf-8"))
+        return loaded
+    except (OSError, ValueError):
+        pass
+    state = snapshot(repo)
+    job_scratch.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state), encoding="utf-8")
+    return state
+
+
 def _digest(path: Path) -> str:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()

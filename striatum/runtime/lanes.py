@@ -33,6 +33,9 @@ DEFAULT_TIMEOUT = 3600
 DEFAULT_LOG_CAP = 8 * 1024 * 1024
 GRACE_SECONDS = 3.0
 _PR_SET_CHILD_SUBREAPER = 36
+# Run by path in isolated mode (-I): it needs only the standard library and
+# psutil, and must add nothing to the lane's environment.
+SHIM = Path(__file__).resolve().parent / "shim.py"
 _subreaper = False
 
 
@@ -85,19 +88,33 @@ class LaneResult:
 
 class _LogPump(threading.Thread):
     """Drain the lane's output into a capped log (draining on past the cap, so the
-    lane never blocks on a full pipe)."""
+    lane never blocks on a full pipe).
 
-    def __init__(self, stream: object, path: Path, cap: int) -> None:
+    It reads the raw descriptor through ``select``, so it can be told to stop
+    (``give_up``) even while something we could not kill still holds the pipe."""
+
+    def __init__(self, fd: int, path: Path, cap: int) -> None:
         super().__init__(daemon=True)
-        self.stream = stream
+        self.fd = fd
         self.path = path
         self.cap = cap
         self.total = 0
+        self.deadline: float | None = None
+
+    def give_up(self, after: float) -> None:
+        self.deadline = time.monotonic() + after
 
     def run(self) -> None:
-        read = getattr(self.stream, "read1", None) or self.stream.read  # type: ignore[attr-defined]
+        import select
+
         with open(self.path, "wb") as log:
-            while chunk := read(65536):
+            while self.deadline is None or time.monotonic() < self.deadline:
+                ready, _, _ = select.select([self.fd], [], [], 0.1)
+                if not ready:
+                    continue
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    break
                 room = self.cap - self.total
                 if room > 0:
                     log.write(chunk[:room])
@@ -154,17 +171,20 @@ def run_lane(argv: list[str], *, cwd: Path, env: dict[str, str], stdin: Path | N
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     stdin_file = open(stdin, "rb") if stdin else subprocess.DEVNULL  # noqa: SIM115
+    # The shim heads the lane's session and takes it down if this worker dies.
+    command = [sys.executable, "-I", str(SHIM), str(os.getpid()), "--", *argv]
     try:
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdin_file,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, cwd=cwd, env=env,
+                                   stdin=stdin_file, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     except OSError as exc:
         log_path.write_text(f"[striatum: could not start {argv[0]!r}: {exc}]\n")
         return LaneResult(127, False, 0.0, 0, False, 0)
     finally:
         if stdin_file is not subprocess.DEVNULL:
             stdin_file.close()  # type: ignore[union-attr]
-    pump = _LogPump(process.stdout, log_path, log_cap)
+    assert process.stdout is not None
+    pump = _LogPump(process.stdout.fileno(), log_path, log_cap)
     pump.start()
     timed_out = False
     deadline = started + timeout
@@ -185,9 +205,11 @@ def run_lane(argv: list[str], *, cwd: Path, env: dict[str, str], stdin: Path | N
             _kill_group(process.pid, signal.SIGKILL)
             process.wait()
     killed = _kill_leftovers(process.pid, tag)
-    pump.join(timeout=10)
-    if pump.is_alive() and process.stdout is not None:
-        process.stdout.close()  # a holder we could not kill: stop reading
+    # Whatever still holds the pipe now escaped us (it dropped its lease token):
+    # keep what it printed in the next seconds, then stop reading.
+    pump.give_up(after=3.0)
+    pump.join()
+    process.stdout.close()
     return LaneResult(process.returncode if process.returncode is not None and not timed_out
                       else None, timed_out,
                       time.monotonic() - started, pump.total, pump.total > log_cap, killed)

@@ -196,7 +196,8 @@ class Worker:
             worktree = _add_worktree(repo, run, Path(claim.prompt_file).parent)
             workdir = worktree
         watch = bool(job["writes"]) and worktree is None and changes.is_git_repo(repo)
-        before = changes.snapshot(repo) if watch else {}
+        before = changes.baseline(repo, Path(claim.prompt_file).parent.parent,
+                                  claim.iteration) if watch else {}
         values = {"prompt_file": claim.prompt_file, "artifact_dir": str(out), "job": claim.job,
                   "run": claim.run}
         argv = [fill(part, values) for part in lane["command"]]
