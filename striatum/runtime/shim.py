@@ -32,18 +32,25 @@ def _prctl(option: int, value: int) -> None:
         pass  # not Linux: the worker's own cleanup is all there is
 
 
-def _kill_everything(signum: int, frame: FrameType | None) -> None:
-    try:
-        import psutil
+try:  # imported now: a signal handler must not be the first to import a module
+    import psutil
+except ImportError:  # pragma: no cover - a dependency of striatum
+    psutil = None
 
-        for child in psutil.Process().children(recursive=True):
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
-    except ImportError:
-        pass
-    os.killpg(os.getpgid(0), signal.SIGKILL)  # the group, this shim included
+
+def _kill_everything(signum: int, frame: FrameType | None) -> None:
+    # The signal can come more than once; a second run of this handler must not
+    # interrupt the first halfway, so later ones are ignored.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        if psutil is not None:
+            for child in psutil.Process().children(recursive=True):
+                try:
+                    child.kill()
+                except psutil.Error:
+                    pass
+    finally:
+        os.killpg(os.getpgid(0), signal.SIGKILL)  # the group, this shim included
 
 
 def main(argv: list[str]) -> int:

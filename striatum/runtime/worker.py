@@ -32,7 +32,7 @@ from .engine import compiled_for
 from .lanes import DEFAULT_LOG_CAP, DEFAULT_TIMEOUT, fill, lane_environment, run_lane
 from .leases import Claim, LeaseLost
 from .records import JobRow, RunRow
-from .store import Store, fetch_one
+from .store import Store, StoreUnavailable, fetch_one
 
 Progress = Callable[[str], None]
 VERDICT_FILE = "verdict.json"
@@ -79,41 +79,37 @@ class Worker:
             self.options.progress(text)
 
     def run(self) -> list[Outcome]:
-        import psycopg
-
-        from .store import wrap_errors
-
         options = self.options
-        with wrap_errors():
-            listener = psycopg.connect(self.dsn, autocommit=True)
-            listener.execute("LISTEN striatum_ready")
-        store = Store.connect(self.dsn)
         pool = ThreadPoolExecutor(max_workers=options.concurrency,
                                   thread_name_prefix="striatum-lane")
         running: set[Future[Outcome]] = set()
+        links = _Links(self.dsn)
         last_sweep = 0.0
+        outage = 0
         try:
             while not self.stop.is_set():
-                if time.monotonic() - last_sweep > max(1.0, options.lease_seconds / 3):
-                    leases.sweep_expired(store, options.run)
-                    last_sweep = time.monotonic()
-                while len(running) < options.concurrency and not self._enough():
-                    claimed = leases.claim(store, options.run, owner=self.name,
-                                           lanes=options.lanes, lane_kinds=["command"],
-                                           lease_seconds=options.lease_seconds, sweep=False)
-                    if claimed is None:
-                        break
-                    self._say(f"{claimed.job}: started (run {claimed.run}, pass "
-                              f"{claimed.iteration + 1}, attempt {claimed.attempt + 1})")
-                    running.add(pool.submit(self.execute, claimed))
-                done = {f for f in running if f.done()}
-                for future in done:
+                try:
+                    links.open()
+                    if time.monotonic() - last_sweep > max(1.0, options.lease_seconds / 3):
+                        leases.sweep_expired(links.store(), options.run)
+                        last_sweep = time.monotonic()
+                    self._claim_into(links.store(), pool, running)
+                    outage = 0
+                except StoreUnavailable as exc:
+                    # The database went away (restart, network): keep the jobs in hand,
+                    # reconnect with backoff; leases that lapse meanwhile are fenced.
+                    outage += 1
+                    self._say(f"database unreachable ({exc.message}); retrying")
+                    links.close()
+                    self.stop.wait(min(5.0, 0.2 * 2 ** min(outage, 5)))
+                    continue
+                for future in [f for f in running if f.done()]:
                     running.discard(future)
                     self._record(future)
-                if self._finished(store, running):
+                if self._finished(links, running):
                     break
                 if not running and self.options.run:
-                    self._announce_decisions(store)
+                    self._announce_decisions(links)
                 if running and len(running) >= options.concurrency:
                     finished, _ = wait(running, timeout=options.poll_seconds,
                                        return_when=FIRST_COMPLETED)
@@ -121,28 +117,45 @@ class Worker:
                         running.discard(future)
                         self._record(future)
                 else:
-                    self._await_notify(listener, 0.05 if running else options.poll_seconds)
+                    self._await_notify(links, 0.05 if running else options.poll_seconds)
         finally:
             for future in running:
-                future.result()
+                self._record(future)
             pool.shutdown(wait=True)
-            store.close()
-            listener.close()
+            links.close()
         return self.outcomes
 
-    def _await_notify(self, listener: Any, seconds: float) -> None:
+    def _claim_into(self, store: Store, pool: ThreadPoolExecutor,
+                    running: set[Future[Outcome]]) -> None:
+        options = self.options
+        while len(running) < options.concurrency and not self._enough():
+            claimed = leases.claim(store, options.run, owner=self.name, lanes=options.lanes,
+                                   lane_kinds=["command"], lease_seconds=options.lease_seconds,
+                                   sweep=False)
+            if claimed is None:
+                return
+            self._say(f"{claimed.job}: started (run {claimed.run}, pass "
+                      f"{claimed.iteration + 1}, attempt {claimed.attempt + 1})")
+            running.add(pool.submit(self.execute, claimed))
+
+    def _await_notify(self, links: _Links, seconds: float) -> None:
         import psycopg
 
         try:
-            for _ in listener.notifies(timeout=seconds, stop_after=1):
+            for _ in links.listener().notifies(timeout=seconds, stop_after=1):
                 pass
-        except psycopg.OperationalError:
-            time.sleep(seconds)  # the poll is the fallback when notifications fail
+        except (psycopg.Error, StoreUnavailable):
+            links.close()  # reconnected on the next turn; polling covers the gap
+            self.stop.wait(seconds)
 
-    def _announce_decisions(self, store: Store) -> None:
+    def _announce_decisions(self, links: _Links) -> None:
         """Say once which checkpoints wait for a human, and how to answer them."""
         run = self.options.run
-        for row in store.execute("get_jobs", {"run": run}):
+        try:
+            rows = links.store().execute("get_jobs", {"run": run})
+        except StoreUnavailable:
+            return
+        for row in rows:
             job = JobRow.from_row(row)
             if job.status == "awaiting_decision" and job.job_id not in self._told:
                 self._told.add(job.job_id)
@@ -150,7 +163,10 @@ class Worker:
                           f"striatum checkpoint decide {run} {job.job_id} CHOICE")
 
     def _record(self, future: Future[Outcome]) -> None:
-        outcome = future.result()
+        try:
+            outcome = future.result()
+        except Exception as exc:  # a bug in one job must not stop the worker
+            outcome = Outcome("?", "?", "error", f"{type(exc).__name__}: {exc}")
         self.outcomes.append(outcome)
         extra = f" ({outcome.detail})" if outcome.detail else ""
         self._say(f"{outcome.job}: {outcome.status} in {outcome.seconds:.1f}s{extra}")
@@ -158,13 +174,16 @@ class Worker:
     def _enough(self) -> bool:
         return self.options.once and bool(self.outcomes)
 
-    def _finished(self, store: Store, running: set[Future[Outcome]]) -> bool:
+    def _finished(self, links: _Links, running: set[Future[Outcome]]) -> bool:
         if running:
             return False
         if self._enough():
             return True
         if self.options.until_run_ends and self.options.run:
-            status = store.execute("get_run", {"run": self.options.run})
+            try:
+                status = links.store().execute("get_run", {"run": self.options.run})
+            except StoreUnavailable:
+                return False
             # blocked: only a human can move it on (`run resume`), so stop waiting.
             return not status or status[0][4] in ("completed", "failed", "cancelled",
                                                   "blocked")
@@ -288,6 +307,45 @@ class Worker:
         finally:
             if store is not None:
                 store.close()
+
+
+class _Links:
+    """The worker's two connections (claims; LISTEN), opened again after an outage."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._store: Store | None = None
+        self._listener: Any = None
+
+    def open(self) -> None:
+        import psycopg
+
+        from .store import wrap_errors
+
+        if self._store is None:
+            self._store = Store.connect(self.dsn)
+        if self._listener is None:
+            with wrap_errors():
+                self._listener = psycopg.connect(self.dsn, autocommit=True)
+                self._listener.execute("LISTEN striatum_ready")
+
+    def store(self) -> Store:
+        self.open()
+        assert self._store is not None
+        return self._store
+
+    def listener(self) -> Any:
+        self.open()
+        return self._listener
+
+    def close(self) -> None:
+        for closing in (self._store, self._listener):
+            try:
+                if closing is not None:
+                    closing.close()
+            except Exception:  # already broken: nothing to release
+                pass
+        self._store = self._listener = None
 
 
 def _context(store: Store, claim: Claim) -> tuple[RunRow, dict[str, Any], dict[str, Any]]:
