@@ -64,6 +64,13 @@ class JobRow:
                 "verdict": self.verdict}
 
 
+def initial_job_state() -> dict[str, Any]:
+    """A new job's replayable state, as ``run.prepare`` records it for every job."""
+    return {"status": "pending", "iteration": 0, "attempt": 0, "executions": 0,
+            "revisions_used": 0, "fence": 0, "lease_owner": None, "chosen": None,
+            "verdict": None}
+
+
 REPLAYED_JOB_COLUMNS = ("status", "iteration", "attempt", "executions", "revisions_used",
                         "fence", "lease_owner", "chosen", "verdict")
 REPLAYED_RUN_COLUMNS = ("status", "blocked_on")

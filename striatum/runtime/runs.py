@@ -14,7 +14,8 @@ from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
 from .audit import Event, append_events, repo_chain
 from .engine import Transition, advance, cancel_run, fail_run, revise
 from .manifest import write_manifest
-from .records import JobRow, RunRow
+from .records import JobRow, RunRow, initial_job_state
+from .sql import query
 from .store import Store, fetch, fetch_one
 
 DEFAULT_ARTIFACT_ROOT = "striatum/runs"
@@ -91,13 +92,9 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
                          "kind": job["kind"], "lane": job["lane"],
                          "lane_kind": lanes[job["lane"]]["kind"],
                          "max_attempts": job["max_attempts"]})
-        cur.executemany(_query("insert_job"), rows)
+        cur.executemany(query("insert_job"), rows)
         now = fetch_one(cur, "now")[0]
-        initial = JobRow(job_id="", position=0, kind="", lane="", lane_kind="",
-                         status="pending", iteration=0, attempt=0, max_attempts=0, executions=0,
-                         revisions_used=0, fence=0, lease_token=None, lease_owner=None,
-                         lease_expires_at=None, chosen=None, verdict=None, reason=None,
-                         lease_expired=False).state()
+        initial = initial_job_state()
         state = {"status": "prepared", "blocked_on": None}
         append_events(cur, repo_id, [Event("run.prepare", run_id, None, state, {
             "workflow": compiled["workflow"]["name"], "digest": digest, "vars": run_vars,
@@ -134,12 +131,6 @@ def _head_commit(repo: str) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def _query(name: str) -> Any:
-    from .sql import query
-
-    return query(name)
-
-
 def _finish(store: Store, tx: Transition) -> None:
     if tx.ended:
         write_manifest(store, tx.run.id, tx.head)
@@ -174,7 +165,7 @@ def cancel(store: Store, run_id: str, reason: str) -> Transition:
 
 def decide(store: Store, run_id: str, job_id: str, choice: str) -> Transition:
     def change(tx: Transition) -> None:
-        row = _job(tx, job_id)
+        _job(tx, job_id)  # a missing job is "not found", not a KeyError
         spec = tx.wg.jobs[job_id]
         if spec.kind != "checkpoint":
             raise Conflict(f"{job_id!r} is a {spec.kind}, not a checkpoint",
@@ -184,7 +175,6 @@ def decide(store: Store, run_id: str, job_id: str, choice: str) -> Transition:
             raise UsageError(f"checkpoint {job_id!r} has no choice {choice!r}",
                              hint="choices: " + ", ".join(options))
         tx.job(job_id, "decide", {"choice": choice}, chosen=choice)
-        del row
         advance(tx)
 
     return transition(store, run_id, change)
