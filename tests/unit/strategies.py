@@ -22,7 +22,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,8 @@ CHOICE_NAMES = ("go", "stop", "retry", "hold")
 ON_EXHAUSTED = (None, "escalate", "fail", "accept")  # None: leave the default (escalate)
 
 
-def descendants(children: dict[int, set[int]], node: int) -> set[int]:
+def descendants(children: Mapping[int, Iterable[int]] | Sequence[Iterable[int]],
+                node: int) -> set[int]:
     """Strict descendants of ``node``."""
     seen: set[int] = set()
     stack = list(children[node])

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from striatum.compiler.compile import check
 from striatum.compiler.plan import parse_verdicts, plan_document, walk, worst_case
-from tests.unit.strategies import valid_workflows, workflow_file
+from tests.unit.strategies import descendants, valid_workflows, workflow_file
 
 PENDING, SUCCEEDED, SKIPPED = 0, 1, 2
 
@@ -40,17 +40,6 @@ PENDING, SUCCEEDED, SKIPPED = 0, 1, 2
 State = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 # (label, next state or None when the run ended, how it ended: None | "failed" | "blocked")
 Outcome = tuple[str, State | None, str | None]
-
-
-def _descendants(children: list[list[int]], node: int) -> set[int]:
-    seen: set[int] = set()
-    stack = list(children[node])
-    while stack:
-        n = stack.pop()
-        if n not in seen:
-            seen.add(n)
-            stack.extend(children[n])
-    return seen
 
 
 @dataclass(frozen=True)
@@ -84,8 +73,8 @@ class Oracle:
                 continue
             t = pos[spec["target"]]
             revise.append((t, spec["max"], spec.get("on_exhausted", "escalate")))
-            regions.append(frozenset(({t} | _descendants(children, t))
-                                     - _descendants(children, j)))
+            regions.append(frozenset(({t} | descendants(children, t))
+                                     - descendants(children, j)))
         order = order or topological_order(doc)
         priority = [0] * len(ids)
         for k, jid in enumerate(order):
