@@ -83,7 +83,24 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+def _undecodable(argv: list[str]) -> int | None:
+    """Index of the first argument that was not valid UTF-8 (Python keeps such bytes
+    as lone surrogates, which no database, hash or file name here can take)."""
+    for index, arg in enumerate(argv):
+        if any("\udc80" <= ch <= "\udcff" for ch in arg):
+            return index
+    return None
+
+
 def run(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    bad = _undecodable(args)
+    if bad is not None:
+        write_error(f"argument {bad + 1} is not valid UTF-8: {args[bad]!r}",
+                    "pass names, ids and paths as UTF-8 text",
+                    {"error": "usage", "message": f"argument {bad + 1} is not valid UTF-8"})
+        return EXIT_USAGE
+    argv = args
     try:
         result = cli.main(args=argv, prog_name="striatum", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..canonical import canonical_json
-from .audit import GENESIS, repo_chain, row_hash
+from .audit import GENESIS, iso, repo_chain, row_hash
 from .machine import destination
 from .records import REPLAYED_JOB_COLUMNS, REPLAYED_RUN_COLUMNS
 from .sql import query
@@ -123,7 +123,7 @@ class _Replay:
 
 def check_chain(store: Store, repo_id: int, report: Report, replay: _Replay) -> None:
     chain, expected_prev, expected_seq = repo_chain(repo_id), GENESIS, 1
-    for seq, run, job, kind, payload, previous, stored in _stream(
+    for seq, run, job, kind, payload, previous, stored, created in _stream(
             store, "stream_events", {"repo": repo_id}):
         report.events += 1
         problem = _row_problem(seq, expected_seq, previous, expected_prev, payload, stored)
@@ -132,6 +132,8 @@ def check_chain(store: Store, repo_id: int, report: Report, replay: _Replay) -> 
             body = json.loads(payload)
             if (body.get("run"), body.get("job"), body.get("type")) != (run, job, kind):
                 problem = "columns run/job/type disagree with the hashed payload"
+            elif body.get("at") != iso(created):
+                problem = "created_at disagrees with the hashed payload's time"
         if problem:
             report.add("chain", f"{chain}: event seq {seq}: {problem}", table="events", seq=seq)
             return
@@ -170,9 +172,11 @@ def _check_head(store: Store, chain: str, last_seq: int, last_hash: str, report:
         report.add("chain", f"{chain}: {last_seq} rows verified", ok=True, table=table)
 
 
-def check_audit(store: Store, report: Report) -> None:
+def check_audit(store: Store, report: Report) -> int | None:
+    """Verify the audit chain; its length when intact (the caller reports it, anchored or
+    not), None when a problem was reported."""
     expected_prev, expected_seq = GENESIS, 1
-    for seq, actor, verb, digest, outcome, payload, previous, stored in _stream(
+    for seq, actor, verb, digest, outcome, payload, previous, stored, created in _stream(
             store, "stream_audit", {}):
         report.audit_rows += 1
         problem = _row_problem(seq, expected_seq, previous, expected_prev, payload, stored)
@@ -181,11 +185,17 @@ def check_audit(store: Store, report: Report) -> None:
             if (body.get("actor"), body.get("verb"), body.get("args_digest"),
                     body.get("outcome")) != (actor, verb, digest, outcome):
                 problem = "columns disagree with the hashed payload"
+            elif body.get("at") != iso(created):
+                problem = "created_at disagrees with the hashed payload's time"
         if problem:
             report.add("chain", f"audit: row seq {seq}: {problem}", table="audit_log", seq=seq)
-            return
+            return None
         expected_prev, expected_seq = stored, seq + 1
-    _check_head(store, "audit", expected_seq - 1, expected_prev, report, "audit_log")
+    rows = store.execute("chain_head", {"chain": "audit"})
+    if not rows or (int(rows[0][0]), rows[0][1]) != (expected_seq - 1, expected_prev):
+        _check_head(store, "audit", expected_seq - 1, expected_prev, report, "audit_log")
+        return None
+    return expected_seq - 1
 
 
 def check_projections(store: Store, replay: _Replay, report: Report) -> None:
@@ -233,28 +243,47 @@ def check_guards(store: Store, report: Report) -> None:
         report.add("guards", "striatum_runtime can only read and append the record", ok=True)
 
 
-def check_anchors(store: Store, repo: str, report: Report) -> None:
+def _manifests(repo: Path, roots: set[str]) -> dict[str, Path]:
+    """run id -> manifest file, for every manifest under the repository's artifact roots
+    (found on disk, so a run the database has lost is still seen)."""
+    found: dict[str, Path] = {}
+    for root in sorted(roots):
+        for manifest in sorted((repo / root).glob("*/manifest.json")):
+            found.setdefault(manifest.parent.name, manifest)
+    return found
+
+
+def check_anchors(store: Store, repo: str, report: Report) -> int:
+    """Check the manifests of ``repo`` against the chains; returns the highest audit
+    seq a manifest vouches for (0 if none)."""
     import os
 
+    from .runs import DEFAULT_ARTIFACT_ROOT
+
     path = os.path.realpath(repo)
+    runs = {r[0]: (r[1], r[2]) for r in store.execute("runs_of_repo", {"path": path})}
+    manifests = _manifests(Path(path), {DEFAULT_ARTIFACT_ROOT} | {root for _, root in
+                                                                 runs.values()})
+    for run_id, (status, root) in runs.items():
+        if run_id not in manifests and status in ("completed", "failed", "cancelled"):
+            report.add("anchors", f"run {run_id} ended but has no manifest under "
+                                  f"{Path(path) / root}")
     repo_rows = [r for r in store.execute("all_repos") if r[1] == path]
-    if not repo_rows:
-        report.add("anchors", f"unanchored: {path} has no runs in this database, so no "
-                              "manifest vouches for any chain", unanchored=True)
-        return
-    repo_id = int(repo_rows[0][0])
+    repo_id = int(repo_rows[0][0]) if repo_rows else None
     anchored = 0
-    for run_id, status, root, repo_path in store.execute("runs_of_repo", {"path": path}):
-        manifest = Path(repo_path) / root / run_id / "manifest.json"
-        if not manifest.exists():
-            if status in ("completed", "failed", "cancelled"):
-                report.add("anchors", f"run {run_id} ended but has no manifest at {manifest}")
-            continue
+    top, audit_top = 0, 0
+    for run_id, manifest in manifests.items():
         try:
-            chain = json.loads(manifest.read_text(encoding="utf-8"))["chain"]
+            document = json.loads(manifest.read_text(encoding="utf-8"))
+            chain = document["chain"]
             seq, expected = int(chain["seq"]), str(chain["hash"])
         except (OSError, ValueError, KeyError, TypeError):
             report.add("anchors", f"{manifest} is not a readable manifest")
+            continue
+        if run_id not in runs:
+            report.add("anchors", f"run {run_id} has a manifest in the repository but the "
+                                  "database has no such run (restored from an older backup, "
+                                  "or replaced)", table="runs")
             continue
         rows = store.execute("event_at", {"repo": repo_id, "seq": seq})
         if not rows:
@@ -267,11 +296,40 @@ def check_anchors(store: Store, repo: str, report: Report) -> None:
                        table="events", seq=seq)
         else:
             anchored += 1
+            top = max(top, seq)
+            audit_top = max(audit_top, _audit_anchor(store, document, run_id, report))
+    head = store.execute("chain_head", {"chain": repo_chain(repo_id)}) if repo_id else []
+    last = int(head[0][0]) if head else 0
     if anchored:
         report.add("anchors", f"{anchored} manifest(s) match the chain", ok=True)
+        if last > top:
+            report.add("anchors", f"unanchored: events {top + 1}..{last} of "
+                                  f"{repo_chain(repo_id or 0)} come after the last anchor "
+                                  "(runs still under way): no manifest vouches for them yet",
+                       unanchored=True, table="events", seq=top + 1)
+    elif not manifests and not runs:
+        report.add("anchors", f"unanchored: {path} has no runs in this database and no "
+                              "manifests, so nothing vouches for any chain", unanchored=True)
     else:
         report.add("anchors", "unanchored: no run manifest vouches for this chain yet, so a "
                               "removed tail could not be seen", unanchored=True)
+    return audit_top
+
+
+def _audit_anchor(store: Store, document: dict[str, Any], run_id: str, report: Report) -> int:
+    audit = document.get("audit")
+    if not isinstance(audit, dict):
+        return 0
+    seq, expected = int(audit.get("seq", 0)), str(audit.get("hash"))
+    if seq == 0:
+        return 0
+    rows = store.execute("audit_at", {"seq": seq})
+    if not rows or rows[0][0] != expected:
+        report.add("anchors", f"run {run_id}: its manifest anchors audit row {seq}, which the "
+                              "database no longer has as recorded (the audit log was cut or "
+                              "rewritten)", table="audit_log", seq=seq)
+        return 0
+    return seq
 
 
 def doctor(store: Store, repo: str | None = None) -> Report:
@@ -279,9 +337,17 @@ def doctor(store: Store, repo: str | None = None) -> Report:
     replay = _Replay()
     for repo_id, _path in store.execute("all_repos"):
         check_chain(store, int(repo_id), report, replay)
-    check_audit(store, report)
+    audit_rows = check_audit(store, report)
     check_projections(store, replay, report)
     check_guards(store, report)
-    if repo is not None:
-        check_anchors(store, repo, report)
+    audit_anchor = check_anchors(store, repo, report) if repo is not None else 0
+    if audit_rows is not None:
+        if audit_rows == 0 or audit_anchor >= audit_rows:
+            report.add("chain", f"audit: {audit_rows} rows verified", ok=True,
+                       table="audit_log")
+        else:
+            report.add("chain", f"audit: {audit_rows} rows verified; rows "
+                                f"{audit_anchor + 1}..{audit_rows} are vouched for by no run "
+                                "manifest, so a rewritten audit tail could not be seen",
+                       unanchored=True, table="audit_log", seq=audit_anchor + 1)
     return report

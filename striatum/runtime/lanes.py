@@ -37,6 +37,9 @@ _PR_SET_CHILD_SUBREAPER = 36
 # psutil, and must add nothing to the lane's environment.
 SHIM = Path(__file__).resolve().parent / "shim.py"
 _subreaper = False
+# Lane processes this worker is still waiting for: never reaped by anyone else.
+_own: set[int] = set()
+_own_lock = threading.Lock()
 
 
 def become_subreaper() -> bool:
@@ -139,6 +142,26 @@ def _descendants_tagged(tag: str) -> list[object]:
     return found
 
 
+def _reap_adopted() -> None:
+    """Collect the exit status of adopted orphans that died (a subreaper must, or they
+    stay zombies for the worker's life); lanes still being waited for are left alone."""
+    import psutil
+
+    for child in psutil.Process().children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                continue
+        except psutil.Error:
+            continue
+        with _own_lock:
+            if child.pid in _own:
+                continue
+            try:
+                os.waitpid(child.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
 def _kill_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -183,6 +206,8 @@ def run_lane(argv: list[str], *, cwd: Path, env: dict[str, str], stdin: Path | N
     finally:
         if stdin_file is not subprocess.DEVNULL:
             stdin_file.close()  # type: ignore[union-attr]
+    with _own_lock:
+        _own.add(process.pid)
     assert process.stdout is not None
     pump = _LogPump(process.stdout.fileno(), log_path, log_cap)
     pump.start()
@@ -210,6 +235,9 @@ def run_lane(argv: list[str], *, cwd: Path, env: dict[str, str], stdin: Path | N
     pump.give_up(after=3.0)
     pump.join()
     process.stdout.close()
+    with _own_lock:
+        _own.discard(process.pid)
+    _reap_adopted()
     return LaneResult(process.returncode if process.returncode is not None and not timed_out
                       else None, timed_out,
                       time.monotonic() - started, pump.total, pump.total > log_cap, killed)

@@ -24,13 +24,14 @@ def manifest_path(run: RunRow) -> Path:
 
 
 def write_manifest(store: Store, run_id: str, head: tuple[int, str] | None = None) -> Path:
-    def work(cur: Any) -> tuple[RunRow, list[Any], Any]:
+    def work(cur: Any) -> tuple[RunRow, list[Any], tuple[Any, Any]]:
         run = RunRow.from_row(fetch_one(cur, "get_run", {"run": run_id}))
         artifacts = fetch(cur, "latest_artifacts", {"run": run_id})
         last = fetch_one(cur, "run_last_event", {"run": run_id})
-        return run, artifacts, last
+        audit = fetch_one(cur, "chain_head", {"chain": "audit"})
+        return run, artifacts, (last, audit)
 
-    run, artifacts, last = store.transaction(work)
+    run, artifacts, (last, audit) = store.transaction(work)
     seq, row_hash = head if head else (int(last[0]), str(last[1]))
     document = {
         "format": "striatum.manifest/1",
@@ -41,6 +42,8 @@ def write_manifest(store: Store, run_id: str, head: tuple[int, str] | None = Non
         "artifacts": [{"job": a[0], "iteration": a[1], "path": a[2], "stored_at": a[3],
                        "sha256": a[4], "bytes": a[5]} for a in artifacts],
         "chain": {"repo_id": run.repo_id, "seq": seq, "hash": row_hash},
+        # The global audit chain's head too, so its tail is anchored as well.
+        "audit": {"seq": int(audit[0]), "hash": str(audit[1])} if audit else None,
     }
     path = manifest_path(run)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,9 @@ def _vars(declared: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]
                          hint="declared: " + (", ".join(declared) or "none"))
     merged = dict(declared)
     for key, text in overrides.items():
+        if "\x00" in text:
+            raise UsageError(f"--var {key}: the value holds a NUL character, which PostgreSQL "
+                             "cannot store", hint="remove it")
         default = declared[key]
         if isinstance(default, bool):
             merged[key] = text.lower() in ("1", "true", "yes", "on")
@@ -72,6 +75,9 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
         raise NotFound(f"repository {repo} is not a directory", hint="pass --repo PATH")
     run_id = new_run_id()
     run_vars = _vars(compiled["workflow"]["vars"], overrides)
+    if any(isinstance(v, str) and "\x00" in v for v in run_vars.values()):
+        raise WorkflowInvalid("a variable's default holds a NUL character, which PostgreSQL "
+                              "cannot store", hint="remove it from the workflow's vars")
 
     def work(cur: Any) -> None:
         found = (fetch_one(cur, "ensure_repo", {"path": repo_path})

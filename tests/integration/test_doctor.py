@@ -207,9 +207,10 @@ def insert_forged_row(conn: Conn, c: Completed) -> tuple[str, str, int]:
     conn.execute("UPDATE striatum.events SET seq = 1 - seq WHERE repo_id = %s AND seq < 0",
                  (c.repo_id,))
     conn.execute("INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, "
-                 "previous_hash, row_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                 "previous_hash, row_hash, created_at) "
+                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::timestamptz)",
                  (c.repo_id, k, run_id, job_id, kind, payload, previous,
-                  row_hash(previous, payload)))
+                  row_hash(previous, payload), "2000-01-01T00:00:00.000000+00:00"))
     set_head(conn, c.repo_id, c.last_seq + 1)
     return "chain", "events", k + 1
 
@@ -229,22 +230,24 @@ def append_illegal_transition(conn: Conn, c: Completed) -> tuple[str, str, int]:
     assert kind == "job.complete"  # so the forgery completes apply a second time
     previous = event(conn, c.repo_id, c.last_seq)[6]
     conn.execute("INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, "
-                 "previous_hash, row_hash) VALUES (%s, %s, %s, 'apply', %s, %s, %s, %s)",
+                 "previous_hash, row_hash, created_at) "
+                 "VALUES (%s, %s, %s, 'apply', %s, %s, %s, %s, %s::timestamptz)",
                  (c.repo_id, c.last_seq + 1, run_id, kind, payload, previous,
-                  row_hash(previous, payload)))
+                  row_hash(previous, payload), "2099-01-01T00:00:00.000000+00:00"))
     set_head(conn, c.repo_id, c.last_seq + 1)
     return "replay", "events", -1
 
 
 def rewrite_anchored_row(conn: Conn, c: Completed) -> tuple[str, str, int]:
-    """Re-hash the run's last event after an edit, and fix the head: only the manifest knows."""
-    kind, payload, _ = forged_payload(conn, c.repo_id, c.last_seq,
-                                      "2000-01-01T00:00:00.000000+00:00")
+    """Re-hash the run's last event after an edit (its time, with created_at to match),
+    and fix the head: only the manifest knows."""
+    at = "2000-01-01T00:00:00.000000+00:00"
+    kind, payload, _ = forged_payload(conn, c.repo_id, c.last_seq, at)
     assert kind == "run.complete"
     previous = event(conn, c.repo_id, c.last_seq)[5]
-    conn.execute("UPDATE striatum.events SET payload = %s, row_hash = %s "
-                 "WHERE repo_id = %s AND seq = %s",
-                 (payload, row_hash(previous, payload), c.repo_id, c.last_seq))
+    conn.execute("UPDATE striatum.events SET payload = %s, row_hash = %s, "
+                 "created_at = %s::timestamptz WHERE repo_id = %s AND seq = %s",
+                 (payload, row_hash(previous, payload), at, c.repo_id, c.last_seq))
     set_head(conn, c.repo_id, c.last_seq)
     return "anchors", "events", c.last_seq
 

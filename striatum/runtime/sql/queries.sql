@@ -242,12 +242,16 @@ FROM striatum.jobs WHERE run_id = %(run)s AND job_id = %(job)s;
 SELECT chain, seq, hash FROM striatum.chain_heads ORDER BY chain;
 
 -- stream_events: a repository's events in chain order (read in batches) --
-SELECT seq, run_id, job_id, type, payload, previous_hash, row_hash FROM striatum.events
+SELECT seq, run_id, job_id, type, payload, previous_hash, row_hash, created_at
+FROM striatum.events
 WHERE repo_id = %(repo)s ORDER BY seq;
 
 -- stream_audit: the audit log in chain order --
-SELECT seq, actor, verb, args_digest, outcome, payload, previous_hash, row_hash
+SELECT seq, actor, verb, args_digest, outcome, payload, previous_hash, row_hash, created_at
 FROM striatum.audit_log ORDER BY seq;
+
+-- audit_at: one row of the audit chain --
+SELECT row_hash FROM striatum.audit_log WHERE seq = %(seq)s;
 
 -- all_repos: every repository --
 SELECT id, path FROM striatum.repos ORDER BY id;
@@ -280,7 +284,7 @@ SELECT
 SELECT row_hash FROM striatum.events WHERE repo_id = %(repo)s AND seq = %(seq)s;
 
 -- runs_of_repo: the runs of a repository with their artifact roots --
-SELECT r.id, r.status, r.artifact_root, p.path FROM striatum.runs r
+SELECT r.id, r.status, r.artifact_root FROM striatum.runs r
 JOIN striatum.repos p ON p.id = r.repo_id WHERE p.path = %(path)s ORDER BY r.id;
 
 -- notify_ready: wake the workers listening for ready jobs (delivered at commit) --

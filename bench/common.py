@@ -1,0 +1,245 @@
+"""What every figure of ``python -m bench`` shares: databases, workflows, stats, subprocesses.
+
+Nothing here asserts on a time: the harness reports, a slow machine never fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+DEFAULT_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+LANE = "l"
+
+
+# ------------------------------------------------------------------------ context
+
+@dataclass
+class Context:
+    """One invocation of the harness: where the server is, how hard to try."""
+
+    dsn: str
+    repeat: int
+    quick: bool
+    tmp: Path
+    peers_python: Path | None = None  # None: the peers could not be installed
+    peers_why: str = ""
+    log: list[str] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+        self.log.append(text)
+
+
+# ---------------------------------------------------------------------- databases
+
+def conninfo(dsn: str, **changes: Any) -> str:
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(dsn, **changes)
+
+
+def dsn_parts(dsn: str) -> dict[str, str]:
+    from psycopg.conninfo import conninfo_to_dict
+
+    return {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    """The same database as a postgresql:// URL (what DBOS takes)."""
+    from urllib.parse import quote
+
+    parts = dsn_parts(dsn)
+    user = quote(parts.get("user", os.environ.get("USER", "postgres")), safe="")
+    password = parts.get("password")
+    auth = user + (":" + quote(password, safe="") if password else "")
+    host = parts.get("host", "127.0.0.1")
+    if host.startswith("/"):
+        return (f"postgresql://{auth}@/{parts.get('dbname', 'postgres')}"
+                f"?host={quote(host, safe='')}&port={parts.get('port', '5432')}")
+    return f"postgresql://{auth}@{host}:{parts.get('port', '5432')}/{parts.get('dbname', '')}"
+
+
+def pg_env(dsn: str) -> dict[str, str]:
+    """libpq environment variables for a client program such as pgbench."""
+    names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
+             "dbname": "PGDATABASE", "sslmode": "PGSSLMODE"}
+    env = dict(os.environ)
+    for key, value in dsn_parts(dsn).items():
+        if key in names:
+            env[names[key]] = value
+    return env
+
+
+@contextmanager
+def fresh_database(ctx: Context, suffix: str = "", *, migrate: bool = True) -> Iterator[str]:
+    """A new database ``striatum_bench_<pid><suffix>`` on the server, dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"striatum_bench_{os.getpid()}{suffix}"
+    ident = sql.Identifier(name)
+    with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+    dsn = conninfo(ctx.dsn, dbname=name)
+    try:
+        if migrate:
+            from striatum.runtime.migrate import migrate as run_migrations
+
+            run_migrations(dsn)
+        yield dsn
+    finally:
+        with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+
+
+def server_version(dsn: str) -> str:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT version()").fetchone()
+        settings = conn.execute(
+            "SELECT name, setting FROM pg_settings WHERE name IN "
+            "('synchronous_commit', 'fsync', 'shared_buffers', 'max_connections')").fetchall()
+    text = str(row[0]).split(" on ")[0] if row else "?"
+    return text + " (" + ", ".join(f"{k}={v}" for k, v in sorted(settings)) + ")"
+
+
+# ---------------------------------------------------------------------- workflows
+
+def _job(job_id: str, needs: list[str], kind: str = "task") -> dict[str, Any]:
+    job: dict[str, Any] = {"id": job_id, "lane": LANE, "prompt": {"text": f"Do {job_id}."}}
+    if needs:
+        job["needs"] = needs
+    if kind != "task":
+        job["kind"] = kind
+    return job
+
+
+def fanout_jobs(n: int) -> list[dict[str, Any]]:
+    """One root, n-2 parallel tasks, one join that needs them all."""
+    middle = [_job(f"t{i}", ["root"]) for i in range(1, n - 1)]
+    return [_job("root", []), *middle, _job("join", [j["id"] for j in middle])]
+
+
+def chain_jobs(n: int) -> list[dict[str, Any]]:
+    return [_job(f"c{i}", [f"c{i - 1}"] if i else []) for i in range(n)]
+
+
+def reviews_jobs(n: int) -> list[dict[str, Any]]:
+    """A task, then n reviews of it in parallel (for the verdict verb)."""
+    return [_job("work", []), *[_job(f"r{i}", ["work"], "review") for i in range(n)]]
+
+
+def write_workflow(directory: Path, name: str, jobs: list[dict[str, Any]],
+                   command: list[str]) -> Path:
+    path = directory / name / "workflow.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"name": name, "lanes": {LANE: {"command": command}}, "jobs": jobs}
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def new_repo(ctx: Context, name: str) -> Path:
+    path = ctx.tmp / "repos" / f"{name}-{time.monotonic_ns()}"
+    path.mkdir(parents=True)
+    return path
+
+
+# ------------------------------------------------------------------------- stats
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "n": len(samples)}
+
+
+def percentile(ordered: list[float], p: float) -> float:
+    """Nearest-rank percentile of a sorted list."""
+    if not ordered:
+        raise ValueError("no samples")
+    rank = max(1, int(-(-p * len(ordered) // 100)))  # ceil(p/100 * n)
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def machine(dsn: str) -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+    except OSError:
+        pass
+    try:
+        server = server_version(dsn)
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        server = f"unreachable: {exc}"
+    return {"nproc": os.cpu_count(), "cpu": model, "memory": memory,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "postgres": server, "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
+# -------------------------------------------------------------------- subprocesses
+
+def striatum_argv() -> list[str]:
+    """The console script next to this interpreter (as bench/cli_startup.py times it)."""
+    script = Path(sys.executable).parent / "striatum"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from striatum.cli.main import main; main()"]
+
+
+def striatum_env(dsn: str, ctx: Context) -> dict[str, str]:
+    """Time this checkout (PYTHONPATH), on this database, never the embedded server."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["STRIATUM_DSN"] = dsn
+    env["STRIATUM_HOME"] = str(ctx.tmp / "home")
+    env["STRIATUM_ACTOR"] = "bench"
+    return env
+
+
+def run_timed(argv: list[str], *, env: dict[str, str], cwd: Path | None = None
+              ) -> tuple[float, str, str]:
+    """(wall seconds, stdout, stderr); raises when the command fails."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    out, err = process.communicate()
+    elapsed = time.perf_counter() - start
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} ... exited {process.returncode}: "
+                           f"{err.decode(errors='replace').strip()[-2000:]}")
+    return elapsed, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def run_with_rss(argv: list[str], *, env: dict[str, str], stdout_path: Path
+                 ) -> tuple[float, int, int]:
+    """Run to the end; (wall seconds, exit status, peak RSS in KiB of this child)."""
+    with open(stdout_path, "wb") as out:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return elapsed, process.returncode, int(usage.ru_maxrss)

@@ -1,0 +1,724 @@
+"""The six figures of issue 6, striatum's side of each, and pgbench.
+
+Each ``figure_*`` returns ``{"rows": [...], "notes": [...], "raw": {...}}``; a
+row is one measured quantity with its samples (one per repetition), or an
+``na`` reason when it could not be measured. The peers' rows come from
+bench/peers.py, run in their own venv.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import multiprocessing
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from . import peers
+from .common import (
+    ROOT,
+    Context,
+    chain_jobs,
+    fanout_jobs,
+    fresh_database,
+    new_repo,
+    percentile,
+    pg_env,
+    reviews_jobs,
+    run_timed,
+    run_with_rss,
+    striatum_argv,
+    striatum_env,
+    summary,
+    write_workflow,
+)
+
+TRUE_LANE = {"l": {"command": ["true"]}}
+OWNER = "bench-writer"
+
+
+def row(name: str, unit: str, samples: list[float], *, who: str = "striatum",
+        higher_is_better: bool = True, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "unit": unit, "who": who, "samples": samples,
+            "summary": summary(samples), "higher_is_better": higher_is_better, **extra}
+
+
+def na_row(name: str, unit: str, why: str, *, who: str = "peer") -> dict[str, Any]:
+    return {"name": name, "unit": unit, "who": who, "na": why}
+
+
+# ========================================================= 1. transition throughput
+
+def _writer(dsn: str, workflow: str, repo: str, seconds: float, barrier: Any,
+            results: Any) -> None:
+    """One writer process: its own connection, repository (so its own chain) and run."""
+    from striatum.runtime import leases, runs
+    from striatum.runtime.store import Store
+
+    store = Store.connect(dsn)
+    run = runs.prepare(store, workflow, repo, overrides={}, lanes=TRUE_LANE)
+    runs.start(store, run)
+    root = leases.claim(store, run, owner=OWNER, sweep=False)
+    assert root is not None
+    # The root's completion readies every parallel task at once (one big
+    # transaction): setup, not part of the steady state being timed.
+    leases.complete(store, run, root.job, root.token)
+    barrier.wait()
+    count, elapsed = transition_loop(store, run, seconds)
+    results.put({"transitions": count, "seconds": elapsed, "retries": store.retries})
+    store.close()
+
+
+def transition_loop(store: Any, run: str, seconds: float) -> tuple[int, float]:
+    """claim -> complete through the public functions, until the deadline or no job is left.
+
+    sweep=False is what a worker does (it sweeps expired leases on its own timer)."""
+    from striatum.runtime import leases
+
+    count = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while time.perf_counter() < deadline:
+        claimed = leases.claim(store, run, owner=OWNER, sweep=False)
+        if claimed is None:
+            break
+        count += 1
+        leases.complete(store, run, claimed.job, claimed.token)
+        count += 1
+    return count, time.perf_counter() - start
+
+
+def run_writers(ctx: Context, dsn: str, writers: int, seconds: float, fanout: int
+                ) -> dict[str, Any]:
+    mp = multiprocessing.get_context("spawn")
+    barrier = mp.Barrier(writers + 1)
+    results = mp.Queue()
+    procs = []
+    for i in range(writers):
+        workflow = write_workflow(ctx.tmp, f"fanout-{fanout}", fanout_jobs(fanout), ["true"])
+        repo = new_repo(ctx, f"writer{i}")
+        proc = mp.Process(target=_writer, args=(dsn, str(workflow), str(repo), seconds,
+                                                barrier, results))
+        proc.start()
+        procs.append(proc)
+    barrier.wait(timeout=300)
+    got = [results.get(timeout=seconds + 300) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+    total = sum(r["transitions"] for r in got)
+    window = max(r["seconds"] for r in got)
+    return {"writers": writers, "transitions": total, "seconds": window,
+            "per_s": total / window, "each": got}
+
+
+PGBENCH_TPS = re.compile(r"tps = ([0-9.]+) \(without initial connection time\)")
+
+
+def pgbench(ctx: Context, dsn: str, clients: int, seconds: int) -> float:
+    exe = shutil.which("pgbench") or "/usr/bin/pgbench"
+    script = ctx.tmp / "insert.sql"
+    script.write_text("INSERT INTO bench_insert (payload) VALUES ('x');\n")
+    argv = [exe, "-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds),
+            "-f", str(script)]
+    _, out, err = run_timed(argv, env=pg_env(dsn))
+    found = PGBENCH_TPS.search(out + err)
+    if not found:
+        raise RuntimeError(f"pgbench printed no tps: {out[-500:]} {err[-500:]}")
+    return float(found.group(1))
+
+
+def figure_transitions(ctx: Context) -> dict[str, Any]:
+    import psycopg
+
+    seconds = 3 if ctx.quick else 10
+    fanout = 400 if ctx.quick else 1000
+    exe = shutil.which("pgbench") or ("/usr/bin/pgbench" if Path("/usr/bin/pgbench").exists()
+                                      else None)
+    samples: dict[str, list[float]] = {"pg1": [], "pg4": [], "w1": [], "w4": []}
+    raw: list[dict[str, Any]] = []
+    with fresh_database(ctx) as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, payload text "
+                         "NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
+        for i in range(ctx.repeat):
+            # Interleaved, so drifting load on the machine hits every side alike.
+            if exe:
+                samples["pg1"].append(pgbench(ctx, dsn, 1, seconds))
+            one = run_writers(ctx, dsn, 1, seconds, fanout)
+            four = run_writers(ctx, dsn, 4, seconds, fanout)
+            if exe:
+                samples["pg4"].append(pgbench(ctx, dsn, 4, seconds))
+            samples["w1"].append(one["per_s"])
+            samples["w4"].append(four["per_s"])
+            raw.append({"one": one, "four": four})
+            ctx.say(f"  transitions rep {i + 1}: 1 writer {one['per_s']:.0f}/s, "
+                    f"4 writers {four['per_s']:.0f}/s"
+                    + (f", pgbench {samples['pg1'][-1]:.0f} / {samples['pg4'][-1]:.0f} tps"
+                       if exe else ""))
+    rows = [row("1 writer: claim+complete transitions", "transitions/s", samples["w1"],
+                key="w1"),
+            row("4 writers, 4 repositories (processes)", "transitions/s", samples["w4"],
+                key="w4")]
+    if exe:
+        rows += [row("pgbench one-row INSERT, 1 client", "tps", samples["pg1"],
+                     who="reference", key="pg1"),
+                 row("pgbench one-row INSERT, 4 clients", "tps", samples["pg4"],
+                     who="reference", key="pg4")]
+    else:
+        rows.append(na_row("pgbench one-row INSERT", "tps", "pgbench not found",
+                           who="reference"))
+    return {"rows": rows, "raw": raw, "notes": [
+        f"fan-out of {fanout} jobs per writer; the root's claim and completion (which "
+        f"readies all {fanout - 2} tasks in one transaction) are done before the clock "
+        f"starts; each writer then loops claim -> complete for {seconds} s "
+        "(leases.claim(sweep=False), leases.complete), every call one transaction.",
+        f"pgbench -n -c C -j min(C,2) -T {seconds} -f insert.sql, the script being "
+        "INSERT INTO bench_insert (payload) VALUES ('x') on a bigserial-keyed table in "
+        "the same database."]}
+
+
+# ======================================================= workers as subprocesses
+
+def start_workers(ctx: Context, dsn: str, run: str, count: int) -> list[subprocess.Popen[bytes]]:
+    argv = [*striatum_argv(), "worker", "--run", run, "--concurrency", "1",
+            "--lease-seconds", "60"]
+    env = striatum_env(dsn, ctx)
+    logs = ctx.tmp / "worker-logs"
+    logs.mkdir(exist_ok=True)
+    procs = []
+    for i in range(count):
+        log = open(logs / f"{run}-{i}.log", "wb")  # noqa: SIM115 - closed with the process
+        procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
+        log.close()
+    return procs
+
+
+def wait_listening(dsn: str, count: int, procs: list[subprocess.Popen[bytes]],
+                   timeout: float = 60) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                               "current_database() AND query = 'LISTEN striatum_ready'"
+                               ).fetchone()
+            if row and row[0] >= count:
+                return
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a worker exited before it was ready")
+            time.sleep(0.05)
+    raise RuntimeError(f"{count} workers did not start listening in {timeout:.0f} s")
+
+
+def wait_run_end(dsn: str, run: str, timeout: float, poll: float = 0.02) -> str:
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT status FROM striatum.runs WHERE id = %s", [run]
+                               ).fetchone()
+            if row and row[0] in ("completed", "failed", "cancelled", "blocked"):
+                return str(row[0])
+            time.sleep(poll)
+    raise RuntimeError(f"run {run} did not end in {timeout:.0f} s")
+
+
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _succeeded(dsn: str, run: str) -> int:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM striatum.jobs WHERE run_id = %s AND "
+                           "status = 'succeeded'", [run]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def worked_run(ctx: Context, dsn: str, jobs: list[dict[str, Any]], command: list[str],
+               name: str, *, workers: int = 4, on_start: Any = None,
+               timeout: float = 1800) -> dict[str, Any]:
+    """Prepare a run, let ``workers`` worker subprocesses (already idle) work it to its end."""
+    from striatum.runtime import runs
+    from striatum.runtime.store import Store
+
+    workflow = write_workflow(ctx.tmp, name, jobs, command)
+    repo = new_repo(ctx, name)
+    store = Store.connect(dsn)
+    try:
+        t0 = time.perf_counter()
+        run = runs.prepare(store, str(workflow), str(repo), overrides={},
+                           lanes={"l": {"command": command}})
+        prepare_s = time.perf_counter() - t0
+        procs = start_workers(ctx, dsn, run, workers)
+        try:
+            wait_listening(dsn, workers, procs)
+            if on_start is not None:
+                on_start(run)
+            t1 = time.perf_counter()
+            runs.start(store, run)
+            status = wait_run_end(dsn, run, timeout)
+            run_s = time.perf_counter() - t1
+        finally:
+            stop_workers(procs)
+        done = _succeeded(dsn, run)
+        if status != "completed" or done != len(jobs):
+            raise RuntimeError(f"run {run} ended {status} with {done}/{len(jobs)} jobs "
+                               f"succeeded (worker logs in {ctx.tmp / 'worker-logs'})")
+        return {"run": run, "repo": str(repo), "prepare_s": prepare_s, "run_s": run_s,
+                "total_s": prepare_s + run_s, "jobs": len(jobs)}
+    finally:
+        store.close()
+
+
+# ============================================================ 2. end-to-end jobs/s
+
+def figure_e2e(ctx: Context) -> dict[str, Any]:
+    n = 200 if ctx.quick else 1000
+    samples: list[float] = []
+    raw = []
+    with fresh_database(ctx) as dsn:
+        for i in range(ctx.repeat):
+            got = worked_run(ctx, dsn, fanout_jobs(n), ["true"], f"e2e-{n}")
+            samples.append(n / got["total_s"])
+            raw.append(got)
+            ctx.say(f"  e2e rep {i + 1}: {n} jobs in {got['total_s']:.1f} s "
+                    f"(prepare {got['prepare_s'] * 1000:.0f} ms) = {samples[-1]:.1f} jobs/s")
+    rows = [row(f"{n}-job fan-out, 4 workers (subprocesses)", "jobs/s", samples, key="e2e")]
+    rows += peers.e2e_rows(ctx, n)
+    return {"rows": rows, "raw": {"striatum": raw}, "notes": [
+        f"striatum: `striatum worker --run R --concurrency 1` x 4 subprocesses, started and "
+        f"LISTENing before the clock starts; clock = `runs.prepare` (compile, insert {n} "
+        "jobs, the prepare event) + from `runs.start` until the run is `completed` "
+        "(polled every 20 ms); lane `true` pinned with runs.prepare(lanes=...); "
+        "every job then verified `succeeded`.",
+        "procrastinate: one worker, concurrency 4, listening before the clock starts; "
+        "clock = batch_defer_async of N no-op async jobs until the N-th has run.",
+        "DBOS: launched before the clock; N workflows of one step, started with "
+        "DBOS.start_workflow (its own thread pool) or enqueued on a queue with "
+        "worker_concurrency=4 (polled every 10 ms); clock until every result is back."]}
+
+
+# ========================================================== 3. dispatch latency
+
+class _Listener(threading.Thread):
+    """Note the moment each `striatum_ready` notification arrives: the commit that made
+    a job ready, as any idle worker sees it."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(daemon=True)
+        import psycopg
+
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        self.conn.execute("LISTEN striatum_ready")
+        self.seen: list[tuple[str, int]] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            for note in self.conn.notifies(timeout=0.2):
+                self.seen.append((note.payload, time.time_ns()))
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(timeout=5)
+        self.conn.close()
+
+
+def _ns(at: str) -> int:
+    moment = datetime.fromisoformat(at)
+    return int((moment - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1)) * 1000
+
+
+def dispatch_samples(dsn: str, run: str, repo: str, notified: list[int]) -> dict[str, Any]:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        events = conn.execute("SELECT type, job_id, payload FROM striatum.events WHERE "
+                              "run_id = %s ORDER BY seq", [run]).fetchall()
+        logs = conn.execute("SELECT job_id, stored_at FROM striatum.artifacts WHERE "
+                            "run_id = %s AND path LIKE 'logs/%%'", [run]).fetchall()
+    ready: dict[str, int] = {}
+    ready_order: list[str] = []
+    claim: dict[str, int] = {}
+    for kind, job, payload in events:
+        at = _ns(json.loads(payload)["at"])
+        if kind == "job.ready" and job not in ready:
+            ready[job] = at
+            ready_order.append(job)
+        elif kind == "job.claim" and job not in claim:
+            claim[job] = at
+    lane = {job: int((Path(repo) / stored).read_text().split()[0]) for job, stored in logs}
+    matched = len(notified) == len(ready_order)
+    commit = dict(zip(ready_order, notified, strict=False)) if matched else {}
+    out: dict[str, list[float]] = {"ready_commit_to_lane": [], "ready_tx_to_lane": [],
+                                   "ready_commit_to_claim_tx": [], "claim_tx_to_lane": []}
+    for job in ready_order:
+        if job not in lane or job not in claim:
+            continue
+        out["ready_tx_to_lane"].append((lane[job] - ready[job]) / 1e6)
+        out["claim_tx_to_lane"].append((lane[job] - claim[job]) / 1e6)
+        if job in commit:
+            out["ready_commit_to_lane"].append((lane[job] - commit[job]) / 1e6)
+            out["ready_commit_to_claim_tx"].append((claim[job] - commit[job]) / 1e6)
+    return {"matched_notifications": matched, "notifications": len(notified),
+            "ready_events": len(ready_order), "ms": out}
+
+
+def figure_dispatch(ctx: Context) -> dict[str, Any]:
+    n = 100 if ctx.quick else 500
+    per_rep: list[dict[str, Any]] = []
+    p50: list[float] = []
+    p99: list[float] = []
+    with fresh_database(ctx) as dsn:
+        for i in range(ctx.repeat):
+            listener = _Listener(dsn)
+            listener.start()
+            try:
+                got = worked_run(ctx, dsn, chain_jobs(n), ["date", "+%s%N"], f"chain-{n}")
+            finally:
+                listener.stop()
+            notified = [ns for payload, ns in listener.seen if payload == got["run"]]
+            found = dispatch_samples(dsn, got["run"], got["repo"], notified)
+            key = ("ready_commit_to_lane" if found["matched_notifications"]
+                   else "ready_tx_to_lane")
+            ordered = sorted(found["ms"][key])
+            p50.append(percentile(ordered, 50))
+            p99.append(percentile(ordered, 99))
+            per_rep.append({**got, **found, "measure": key})
+            ctx.say(f"  dispatch rep {i + 1}: {len(ordered)} jobs, {key}: p50 {p50[-1]:.1f} ms,"
+                    f" p99 {p99[-1]:.1f} ms")
+    breakdown = {}
+    for key in ("ready_commit_to_claim_tx", "claim_tx_to_lane", "ready_tx_to_lane"):
+        pooled = sorted(x for rep in per_rep for x in rep["ms"][key])
+        if pooled:
+            breakdown[key] = {"p50": percentile(pooled, 50), "p99": percentile(pooled, 99)}
+    rows = [row(f"ready -> lane started, p50 ({n}-job chain)", "ms", p50,
+                higher_is_better=False, key="p50"),
+            row(f"ready -> lane started, p99 ({n}-job chain)", "ms", p99,
+                higher_is_better=False, key="p99")]
+    for key, label in (("ready_commit_to_claim_tx", "  of which ready -> claim tx began"),
+                       ("claim_tx_to_lane", "  of which claim tx began -> lane started")):
+        per = [percentile(sorted(rep["ms"][key]), 50) for rep in per_rep if rep["ms"][key]]
+        if per:
+            rows.append(row(label + ", p50", "ms", per, higher_is_better=False, key=key,
+                            detail=True))
+    rows += peers.dispatch_rows(ctx, n)
+    return {"rows": rows, "raw": {"striatum": per_rep, "pooled": breakdown}, "notes": [
+        f"a chain of {n} jobs (each needs the one before) worked by 4 idle `striatum worker` "
+        "subprocesses, so every job becomes ready while workers wait for it. The lane is "
+        "`date +%s%N`: its output, published as logs/<job>.log, is the wall clock at the "
+        "moment the lane's own program started (after the worker's shim).",
+        "ready = the moment a LISTENer in the harness received the `striatum_ready` "
+        "notification of the transaction that made the job ready (delivered at commit); "
+        "the k-th notification is matched to the k-th job.ready event. All clocks are "
+        "CLOCK_REALTIME on this one machine (the DB's now() in event `at`, time.time_ns() "
+        "in the harness, date in the lane).",
+        "breakdown: ready -> claim = the claim transaction's now() (event `at`) minus the "
+        "notification; claim -> lane = lane clock minus the claim's `at`.",
+        "procrastinate: an idle worker (concurrency 4, LISTEN on); one job deferred at a "
+        "time; latency = the task's time.time_ns() at start minus time.time_ns() just "
+        "before defer_async."]}
+
+
+# ====================================================== 4. chain verification
+
+def _event_payloads(run: str, jobs: int, at: datetime, repo: str
+                    ) -> list[tuple[str, str | None, str, str, datetime]]:
+    """(run, job, type, payload, created_at) of one run worked to completion, as the runtime
+    writes them (created_at = the payload's `at`, both the transaction's now())."""
+    from striatum.canonical import canonical_json
+
+    def state(status: str, executions: int = 0, fence: int = 0, owner: str | None = None
+              ) -> dict[str, Any]:
+        return {"status": status, "iteration": 0, "attempt": 0, "executions": executions,
+                "revisions_used": 0, "fence": fence, "lease_owner": owner, "chosen": None,
+                "verdict": None}
+
+    tick = [at]
+
+    def event(kind: str, job: str | None, st: dict[str, Any], data: dict[str, Any]
+              ) -> tuple[str, str | None, str, str, datetime]:
+        tick[0] += timedelta(microseconds=137)
+        body = {"type": kind, "run": run, "job": job, "at": tick[0].isoformat(
+            timespec="microseconds"), "state": st, "data": data}
+        return run, job, kind, canonical_json(body, verify=False).decode("utf-8"), tick[0]
+
+    names = [f"j{i}" for i in range(jobs)]
+    owner = "benchhost:4242:5f2e9c1a"
+    out = [event("run.prepare", None, {"status": "prepared", "blocked_on": None}, {
+        "workflow": "bench-doctor", "digest": "0" * 64, "vars": {}, "repo": repo,
+        "artifact_root": "striatum/runs", "worst_case": jobs,
+        "jobs": {name: state("pending") for name in names}}),
+        event("run.start", None, {"status": "running", "blocked_on": None}, {})]
+    for name in names:
+        out.append(event("job.ready", name, state("ready", 1), {}))
+        out.append(event("job.claim", name, state("leased", 1, 1, owner),
+                         {"owner": owner, "lease_seconds": 60}))
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        out.append(event("artifact.publish", name, state("leased", 1, 1, owner), {
+            "path": f"logs/{name}.log", "sha256": digest, "bytes": 120, "iteration": 0,
+            "stored_at": f"striatum/runs/{run}/{name}/i0/logs/{name}.log"}))
+        out.append(event("job.complete", name, state("succeeded", 1, 1), {}))
+    out.append(event("run.complete", None, {"status": "completed", "blocked_on": None}, {}))
+    return out
+
+
+def generate_record(dsn: str, events: int, jobs_per_run: int = 100
+                    ) -> tuple[list[str], list[str], int, int]:
+    """Write ~``events`` events of completed runs (and the matching projections) as the
+    table owner, with the append-only triggers in place (inserts are allowed), by COPY.
+    Returns the payloads and row hashes in chain order, the event and job counts."""
+    import psycopg
+
+    from striatum.runtime.audit import GENESIS, row_hash
+
+    per_run = 3 + 4 * jobs_per_run
+    runs = max(1, round(events / per_run))
+    payloads: list[str] = []
+    hashes: list[str] = []
+    with psycopg.connect(dsn) as conn:
+        repo_id = conn.execute("INSERT INTO striatum.repos (path) VALUES ('/bench/doctor') "
+                               "RETURNING id").fetchone()[0]  # type: ignore[index]
+        conn.execute("INSERT INTO striatum.workflows (digest, name, compiled) VALUES "
+                     "(%s, 'bench-doctor', '{}')", ["0" * 64])
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        run_ids = [f"bench-{r:06d}" for r in range(runs)]
+        with conn.cursor() as cur:
+            with cur.copy("COPY striatum.runs (id, repo_id, workflow_digest, workflow_name, "
+                          "status, artifact_root, worst_case) FROM STDIN") as copy:
+                for run in run_ids:
+                    copy.write_row((run, repo_id, "0" * 64, "bench-doctor", "completed",
+                                    "striatum/runs", jobs_per_run))
+            with cur.copy("COPY striatum.jobs (run_id, job_id, position, kind, lane, "
+                          "lane_kind, status, max_attempts, executions, fence) FROM STDIN"
+                          ) as copy:
+                for run in run_ids:
+                    for i in range(jobs_per_run):
+                        copy.write_row((run, f"j{i}", i, "task", "l", "command", "succeeded",
+                                        3, 1, 1))
+            previous, seq = GENESIS, 0
+            with cur.copy("COPY striatum.events (repo_id, seq, run_id, job_id, type, "
+                          "payload, previous_hash, row_hash, created_at) FROM STDIN") as copy:
+                for run in run_ids:
+                    for run_id, job, kind, payload, moment in _event_payloads(
+                            run, jobs_per_run, at, "/bench/doctor"):
+                        seq += 1
+                        digest = row_hash(previous, payload)
+                        copy.write_row((repo_id, seq, run_id, job, kind, payload, previous,
+                                        digest, moment))
+                        payloads.append(payload)
+                        hashes.append(digest)
+                        previous = digest
+                    at += timedelta(seconds=5)
+            cur.execute("INSERT INTO striatum.chain_heads (chain, seq, hash, previous) "
+                        "VALUES (%s, %s, %s, %s)",
+                        [f"repo:{repo_id}", seq, previous,
+                         hashes[-2] if len(hashes) > 1 else GENESIS])
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+    return payloads, hashes, len(payloads), runs * jobs_per_run
+
+
+def python_hash_loop(payloads: list[str], hashes: list[str]) -> float:
+    """The practical limit: verify the same rows' chain in Python, no database, no JSON."""
+    from striatum.runtime.audit import GENESIS
+
+    sha256 = hashlib.sha256
+    gc.collect()
+    start = time.perf_counter()
+    previous, bad = GENESIS, 0
+    for payload, stored in zip(payloads, hashes, strict=True):
+        if sha256((previous + payload).encode("utf-8")).hexdigest() != stored:
+            bad += 1
+        previous = stored
+    elapsed = time.perf_counter() - start
+    if bad:
+        raise RuntimeError(f"{bad} rows did not hash to their stored hash")
+    return elapsed
+
+
+def run_doctor(ctx: Context, dsn: str, expect_events: int) -> tuple[float, int]:
+    """`striatum doctor --no-anchors --json` as a subprocess: (wall s, peak RSS KiB)."""
+    out = ctx.tmp / "doctor.json"
+    elapsed, status, rss = run_with_rss([*striatum_argv(), "doctor", "--no-anchors", "--json"],
+                                        env=striatum_env(dsn, ctx), stdout_path=out)
+    text = out.read_text(errors="replace")
+    try:
+        report = json.loads(text)
+    except ValueError:
+        raise RuntimeError(f"doctor exited {status} without a report: {text[-1500:]}") from None
+    if status != 0 or not report.get("ok") or report.get("events") != expect_events:
+        bad = [f for f in report.get("findings", []) if not f.get("ok")]
+        raise RuntimeError(f"doctor exited {status}, ok={report.get('ok')}, events "
+                           f"{report.get('events')} of {expect_events}: {bad[:3]}")
+    return elapsed, rss
+
+
+def figure_doctor(ctx: Context) -> dict[str, Any]:
+    big = 100_000 if ctx.quick else 1_000_000
+    small = big // 10
+    rates: list[float] = []
+    rss_big: list[float] = []
+    loop_rates: list[float] = []
+    raw: dict[str, Any] = {}
+    with fresh_database(ctx, "_small") as dsn:
+        _, _, n_small, jobs_small = generate_record(dsn, small)
+        rss_small = []
+        for _ in range(ctx.repeat):
+            _, rss = run_doctor(ctx, dsn, n_small)
+            rss_small.append(rss / 1024)
+        raw["small"] = {"events": n_small, "jobs": jobs_small, "rss_mib": rss_small}
+    with fresh_database(ctx) as dsn:
+        start = time.perf_counter()
+        payloads, hashes, n, jobs = generate_record(dsn, big)
+        ctx.say(f"  doctor: generated {n:,} events ({jobs:,} jobs) in "
+                f"{time.perf_counter() - start:.1f} s")
+        for i in range(ctx.repeat):
+            loop = python_hash_loop(payloads, hashes)
+            loop_rates.append(n / loop)
+            elapsed, rss = run_doctor(ctx, dsn, n)
+            rates.append(n / elapsed)
+            rss_big.append(rss / 1024)
+            ctx.say(f"  doctor rep {i + 1}: {n / elapsed:,.0f} events/s ({elapsed:.1f} s, "
+                    f"peak RSS {rss / 1024:.0f} MiB); python loop {n / loop:,.0f} /s")
+        raw["big"] = {"events": n, "jobs": jobs, "rss_mib": rss_big, "rates": rates,
+                      "loop_rates": loop_rates}
+        del payloads, hashes
+    rows = [row(f"doctor over {n:,} events (CLI, whole process)", "events/s", rates,
+                key="doctor"),
+            row(f"pure-Python sha256 chain loop, same {n:,} rows", "events/s", loop_rates,
+                who="reference", key="loop"),
+            row(f"doctor peak RSS, {n:,} events / {jobs:,} jobs", "MiB", rss_big,
+                higher_is_better=False, key="rss_big"),
+            row(f"doctor peak RSS, {n_small:,} events / {jobs_small:,} jobs", "MiB",
+                raw["small"]["rss_mib"], higher_is_better=False, key="rss_small",
+                who="reference")]
+    return {"rows": rows, "raw": raw, "notes": [
+        f"the record: runs of 100 jobs worked to completion (run.prepare, run.start, then "
+        f"per job ready, claim, artifact.publish, complete; run.complete), {n:,} events in "
+        "one repository chain, payloads canonical JSON exactly as the runtime writes them, "
+        "written by COPY as the table owner with the append-only triggers in place, plus "
+        "the matching runs/jobs projections so the replay passes.",
+        "doctor: `striatum doctor --no-anchors --json` as a subprocess (it must report ok "
+        "and the event count); wall time includes its start-up (~0.3 s); peak RSS is the "
+        "child's ru_maxrss (os.wait4).",
+        "python loop: sha256(previous_hash + payload) per row and the comparison with the "
+        "stored hash, over the same rows held in a list (no database, no JSON parsing)."]}
+
+
+# ================================================================= 5. CLI latency
+
+def figure_cli(ctx: Context) -> dict[str, Any]:
+    from striatum.runtime import leases, runs
+    from striatum.runtime.store import Store
+
+    timed = 8 if ctx.quick else 20
+    warmups = 2
+    samples: dict[str, list[float]] = {"job claim": [], "job verdict": [], "run status": []}
+    with fresh_database(ctx) as dsn:
+        store = Store.connect(dsn)
+        workflow = write_workflow(ctx.tmp, "reviews", reviews_jobs(timed + warmups + 2),
+                                  ["true"])
+        repo = new_repo(ctx, "cli")
+        run = runs.prepare(store, str(workflow), str(repo), overrides={}, lanes=TRUE_LANE)
+        runs.start(store, run)
+        first = leases.claim(store, run, owner=OWNER, sweep=False)
+        assert first is not None and first.job == "work"
+        leases.complete(store, run, first.job, first.token)
+        store.close()
+        cli = striatum_argv()
+        env = striatum_env(dsn, ctx)
+        for i in range(warmups + timed):
+            # Round robin, as an agent's loop calls them: claim, verdict, status.
+            elapsed, out, _ = run_timed([*cli, "job", "claim", "--run", run, "--json"],
+                                        env=env, cwd=repo)
+            claim = json.loads(out)
+            if not claim.get("claimed"):
+                raise RuntimeError(f"job claim found nothing: {out}")
+            verdict_env = {**env, "STRIATUM_RUN": run, "STRIATUM_JOB": claim["job"],
+                           "STRIATUM_LEASE": claim["lease"]}
+            elapsed_v, _, _ = run_timed([*cli, "job", "verdict", "accept", "--reason",
+                                         "looks right"], env=verdict_env, cwd=repo)
+            elapsed_s, _, _ = run_timed([*cli, "run", "status", run], env=env, cwd=repo)
+            if i >= warmups:
+                samples["job claim"].append(elapsed * 1000)
+                samples["job verdict"].append(elapsed_v * 1000)
+                samples["run status"].append(elapsed_s * 1000)
+    floor = []
+    for _ in range(timed):
+        elapsed, _, _ = run_timed([sys.executable, "-c", "pass"],
+                                  env=striatum_env("", ctx))
+        floor.append(elapsed * 1000)
+    rows = [row(f"striatum {verb} (median of {timed})", "ms", values, higher_is_better=False,
+                key=verb) for verb, values in samples.items()]
+    rows.append(row("python -c pass (floor)", "ms", floor, who="reference",
+                    higher_is_better=False, key="floor"))
+    return {"rows": rows, "raw": samples, "notes": [
+        f"each verb as a subprocess of the console script ({' '.join(cli)}) with "
+        f"STRIATUM_DSN set and PYTHONPATH = this checkout; {warmups} untimed rounds then "
+        f"{timed} timed rounds of claim -> verdict accept -> run status on a run of "
+        f"{timed + warmups + 2} parallel reviews; median and min-max over the timed calls "
+        "(not repeated per --repeat: the calls are the samples)."]}
+
+
+# ============================================================= 6. compile scaling
+
+def figure_compile(ctx: Context) -> dict[str, Any]:
+    import tempfile
+
+    from . import compile_scaling as cs
+
+    sizes = (1000, 10000)
+    rows = []
+    raw: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="striatum-bench-") as tmp:
+        cs.warm_up(Path(tmp))
+        for shape in cs.SHAPES:
+            raw[shape] = {n: cs.measure(cs.write_workflow(Path(tmp), shape, n), ctx.repeat)
+                          for n in sizes}
+    for shape in cs.SHAPES:
+        for n in sizes:
+            stats = raw[shape][n]["stages"]["total"]
+            rows.append({"name": f"{shape}, {n:,} jobs: check+compile+lint+plan", "unit": "ms",
+                         "who": "striatum", "samples": [], "key": f"{shape}-{n}",
+                         "higher_is_better": False,
+                         "summary": {k: v * 1000 for k, v in stats.items()} | {
+                             "n": ctx.repeat}})
+    return {"rows": rows, "raw": raw, "notes": [
+        "bench/compile_scaling.py's own functions (warm_up, write_workflow, measure): the "
+        "`total` stage, end to end, medians of --repeat passes; the full per-stage table is "
+        "`python bench/compile_scaling.py`."]}
+
+
+FIGURES = {
+    "transitions": ("1. transition throughput", figure_transitions),
+    "e2e": ("2. end-to-end jobs/s", figure_e2e),
+    "dispatch": ("3. dispatch latency", figure_dispatch),
+    "doctor": ("4. chain verification", figure_doctor),
+    "cli": ("5. CLI latency", figure_cli),
+    "compile": ("6. compile scaling", figure_compile),
+}
+
+__all__ = ["FIGURES", "ROOT", "transition_loop"]

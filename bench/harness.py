@@ -1,0 +1,251 @@
+"""``python -m bench``: every figure of issue 6 in one table, with the peers side by side.
+
+    python -m bench all [--dsn DSN] [--repeat N] [--quick] [--no-peers]
+    python -m bench transitions|e2e|dispatch|doctor|cli|compile [...]
+    python -m bench profile [--dsn DSN] [--quick]     # where the runtime's time goes
+
+One PostgreSQL (``--dsn``, default the 127.0.0.1:5432 service); each figure
+gets a fresh database ``striatum_bench_<pid>`` (the peers ``..._dbos``,
+``..._procrastinate``), dropped afterwards. Each figure runs ``--repeat``
+times; the table shows medians and min-max and the ratio of striatum to each
+peer measured in the same run; the targets of issue 6 follow, met or MISSED.
+Raw results go to bench/results/ as JSON. Nothing asserts on a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .common import BENCH, DEFAULT_DSN, Context, machine
+
+RESULTS = BENCH / "results"
+NEEDS_PEERS = {"e2e", "dispatch"}
+
+# For a peer's (or reference's) row: which striatum row it is compared with.
+PAIRS = {"pg1": "w1", "pg4": "w4", "procrastinate": "e2e", "dbos": "e2e",
+         "dbos_queue4": "e2e", "procrastinate_p50": "p50", "procrastinate_p99": "p99",
+         "loop": "doctor", "rss_small": "rss_big"}
+
+
+def _fmt(value: float) -> str:
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _rows_by_key(figure: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["key"]: r for r in figure.get("rows", []) if "key" in r}
+
+
+def _median(figure: dict[str, Any] | None, key: str) -> float | None:
+    if not figure:
+        return None
+    found = _rows_by_key(figure).get(key)
+    if not found or "summary" not in found:
+        return None
+    return float(found["summary"]["median"])
+
+
+def print_table(results: dict[str, Any]) -> None:
+    from .figures import FIGURES
+
+    print(f"\n{'figure / measure':<62}{'median':>10}  {'[min-max]':<21}{'unit':<14}"
+          f"{'striatum / this':>15}")
+    print("(the last column divides striatum's median by this row's: for rates > 1 means "
+          "striatum is faster, for ms and MiB > 1 means striatum takes more)")
+    for name, figure in results["figures"].items():
+        print(f"{FIGURES[name][0]}")
+        if "error" in figure:
+            print(f"  n/a: {figure['error']}")
+            continue
+        keyed = _rows_by_key(figure)
+        for r in figure["rows"]:
+            label = r["name"] + ("" if r["who"] == "striatum" else f" [{r['who']}]")
+            if "na" in r:
+                print(f"  {label:<60}{'n/a':>10}  {'':<21}{r['unit']:<14}{'n/a':>15}")
+                print(f"      ({r['na'][:150]})")
+                continue
+            s = r["summary"]
+            spread = f"[{_fmt(s['min'])}-{_fmt(s['max'])}]"
+            ratio = ""
+            other = keyed.get(PAIRS.get(r.get("key", ""), ""))
+            if other and "summary" in other and s["median"]:
+                ratio = f"{other['summary']['median'] / s['median']:.3f}x"
+            print(f"  {label:<60}{_fmt(s['median']):>10}  {spread:<21}{r['unit']:<14}"
+                  f"{ratio:>15}")
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    figs = results["figures"]
+    out: list[dict[str, Any]] = []
+
+    def add(text: str, value: float | None, limit: float, at_least: bool,
+            unit: str = "") -> None:
+        if value is None:
+            out.append({"target": text, "value": None, "limit": limit, "met": None})
+            return
+        met = value >= limit if at_least else value <= limit
+        out.append({"target": text, "value": value, "limit": limit, "met": met,
+                    "of_limit": value / limit if limit else None, "unit": unit})
+
+    def ratio(fig: str, a: str, b: str) -> float | None:
+        x, y = _median(figs.get(fig), a), _median(figs.get(fig), b)
+        return x / y if x is not None and y else None
+
+    if "transitions" in figs:
+        add("1. one writer's transitions/s >= 0.5 x pgbench one-row INSERT tps (1 client)",
+            ratio("transitions", "w1", "pg1"), 0.5, True, "x")
+        add("1. 4 writers on 4 repositories >= 1.6 x one writer",
+            ratio("transitions", "w4", "w1"), 1.6, True, "x")
+    if "e2e" in figs:
+        add("2. end-to-end jobs/s >= 1.5 x procrastinate", ratio("e2e", "e2e", "procrastinate"),
+            1.5, True, "x")
+        add("2. end-to-end jobs/s >= 3 x DBOS (start_workflow)", ratio("e2e", "e2e", "dbos"),
+            3.0, True, "x")
+        add("2. end-to-end jobs/s >= 3 x DBOS (queue of 4)",
+            ratio("e2e", "e2e", "dbos_queue4"), 3.0, True, "x")
+    if "dispatch" in figs:
+        add("3. dispatch p50 <= 5 ms", _median(figs["dispatch"], "p50"), 5.0, False, "ms")
+        add("3. dispatch p99 <= 20 ms", _median(figs["dispatch"], "p99"), 20.0, False, "ms")
+    if "doctor" in figs:
+        add("4. doctor events/s >= 0.75 x Python hashing loop",
+            ratio("doctor", "doctor", "loop"), 0.75, True, "x")
+        add("4. doctor memory flat: peak RSS(10x events) <= 1.25 x RSS(1x)",
+            ratio("doctor", "rss_big", "rss_small"), 1.25, False, "x")
+    if "cli" in figs:
+        for verb in ("job claim", "job verdict", "run status"):
+            add(f"5. `striatum {verb}` median <= 300 ms", _median(figs["cli"], verb), 300.0,
+                False, "ms")
+    if "compile" in figs:
+        for shape in ("chain", "fanout", "nested"):
+            big = _median(figs["compile"], f"{shape}-10000")
+            small = _median(figs["compile"], f"{shape}-1000")
+            add(f"6. compile {shape}: 10,000 jobs total <= 1000 ms", big, 1000.0, False, "ms")
+            add(f"6. compile {shape}: total(10k) / total(1k) <= 12",
+                big / small if big and small else None, 12.0, False, "x")
+    return out
+
+
+def print_targets(targets: list[dict[str, Any]]) -> None:
+    print("\ntargets (issue 6), from the medians above:")
+    for t in targets:
+        if t["met"] is None:
+            print(f"  [n/a   ] {t['target']}: not measured")
+            continue
+        mark = "met" if t["met"] else "MISSED"
+        value = f"{t['value']:.3g}{t['unit']}" if t["unit"] == "x" else \
+            f"{t['value']:.1f} {t['unit']}"
+        print(f"  [{mark:<6}] {t['target']}: {value} ({t['of_limit']:.2f} of the target)")
+
+
+def print_notes(results: dict[str, Any]) -> None:
+    from .figures import FIGURES
+
+    print("\nmethod notes:")
+    for name, figure in results["figures"].items():
+        for note in figure.get("notes", []):
+            print(f"  {FIGURES[name][0].split('.')[0]}. {note}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from .figures import FIGURES
+
+    parser = argparse.ArgumentParser(prog="python -m bench",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("figure", choices=["all", *FIGURES, "profile"],
+                        help="one figure, all of them, or the runtime profile")
+    parser.add_argument("--dsn", default=DEFAULT_DSN,
+                        help="a server and a role that may CREATE DATABASE "
+                             f"(default: {DEFAULT_DSN!r})")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="repetitions of each figure (default 3; 2 with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller runs and shorter windows (minutes, not a quarter hour)")
+    parser.add_argument("--no-peers", action="store_true", help="skip DBOS and procrastinate")
+    args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 2 if args.quick else 3
+    if args.repeat < 1:
+        parser.error("--repeat must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import peers
+    from .figures import FIGURES
+
+    args = parse_args(argv)
+    command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="striatum-bench-") as tmp:
+        ctx = Context(dsn=args.dsn, repeat=args.repeat, quick=args.quick, tmp=Path(tmp))
+        if args.figure == "profile":
+            from .profile_runtime import profile
+
+            return profile(ctx)
+        names = list(FIGURES) if args.figure == "all" else [args.figure]
+        if NEEDS_PEERS & set(names):
+            if args.no_peers:
+                ctx.peers_why = "skipped (--no-peers)"
+            else:
+                peers.ensure_venv(ctx)
+                if ctx.peers_python is None:
+                    ctx.say(f"peers: n/a: {ctx.peers_why}")
+        results: dict[str, Any] = {
+            "command": command, "started": started.isoformat(timespec="seconds"),
+            "machine": machine(args.dsn), "repeat": args.repeat, "quick": args.quick,
+            "peers": peers.versions(ctx), "peers_unavailable": ctx.peers_why or None,
+            "figures": {}}
+        for name in names:
+            title, run = FIGURES[name]
+            ctx.say(f"{title} ...")
+            t0 = time.perf_counter()
+            try:
+                results["figures"][name] = run(ctx)
+            except Exception as exc:  # noqa: BLE001 - one broken figure must not hide the rest
+                ctx.say(traceback.format_exc())
+                results["figures"][name] = {"error": f"{type(exc).__name__}: {exc}",
+                                            "rows": []}
+            results["figures"][name]["wall_s"] = time.perf_counter() - t0
+            ctx.say(f"  ({time.perf_counter() - t0:.0f} s)")
+    results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["machine"]["loadavg_end"] = machine(args.dsn)["loadavg"]
+    results["targets"] = evaluate_targets(results)
+    report(results)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{started:%Y%m%dT%H%M%SZ}-{args.figure}.json"
+    out.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
+    print(f"\nraw results: {out.relative_to(BENCH.parent)}")
+    return 0
+
+
+def report(results: dict[str, Any]) -> None:
+    m = results["machine"]
+    print(f"{results['command']}   ({results['started']} -> {results['finished']} UTC)")
+    print(f"machine: {m['nproc']} CPUs, {m['cpu']}, {m['memory']}, CPython {m['python']}, "
+          f"{m['platform']}")
+    print(f"server:  {m['postgres']}")
+    print(f"load average: start {' '.join(map(str, m['loadavg']))}, end "
+          f"{' '.join(map(str, m['loadavg_end']))}; repeat {results['repeat']}"
+          + (" (--quick)" if results["quick"] else ""))
+    if results["peers"]:
+        print("peers:   " + ", ".join(f"{k} {v}" for k, v in results["peers"].items())
+              + " (bench/.peers-venv)")
+    elif results["peers_unavailable"]:
+        print(f"peers:   n/a: {results['peers_unavailable']}")
+    print_table(results)
+    print_targets(results["targets"])
+    print_notes(results)

@@ -1,0 +1,342 @@
+"""``python -m bench profile``: where the runtime's time goes (the figures that miss).
+
+pg_stat_statements needs ``shared_preload_libraries`` (a server restart), so
+round trips are counted on the client instead: libpq's protocol trace of the
+connection (one ``ReadyForQuery`` per round trip), with each statement named
+by wrapping ``psycopg.Cursor.execute`` in this process (striatum is not
+changed). Then cProfile of the one-writer loop and of doctor, the per-job
+database work of a worked run (``pg_stat_database`` deltas), and the fixed
+costs of a job in the worker (connections, the lane shim).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    BENCH,
+    Context,
+    fanout_jobs,
+    fresh_database,
+    new_repo,
+    striatum_argv,
+    striatum_env,
+    write_workflow,
+)
+from .figures import OWNER, TRUE_LANE, generate_record, worked_run
+
+
+@contextmanager
+def traced(store: Any, path: Path, names: list[str]) -> Any:
+    """Trace the store's connection at the protocol level; name every statement run."""
+    import psycopg
+    from psycopg import pq
+
+    from striatum.runtime.sql import queries
+
+    reverse = {text: name for name, text in queries().items()}
+    original = psycopg.Cursor.execute
+
+    def execute(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
+        names.append(reverse.get(query, str(query).split()[0] if query else "?"))
+        return original(self, query, params, **kw)
+
+    with open(path, "w") as out:
+        store.conn.pgconn.trace(out.fileno())
+        store.conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            psycopg.Cursor.execute = original  # type: ignore[method-assign]
+            store.conn.pgconn.untrace()
+
+
+def round_trips(path: Path) -> int:
+    return path.read_text(errors="replace").count("\tReadyForQuery\t")
+
+
+def per_call(ctx: Context, dsn: str, fanout: int, calls: int) -> dict[str, Any]:
+    """Round trips, statements and wall time of claim and of complete, at one fan-out size."""
+    from striatum.runtime import leases, runs
+    from striatum.runtime.store import Store
+
+    store = Store.connect(dsn)
+    workflow = write_workflow(ctx.tmp, f"prof-{fanout}", fanout_jobs(fanout), ["true"])
+    run = runs.prepare(store, str(workflow), str(new_repo(ctx, "prof")), overrides={},
+                       lanes=TRUE_LANE)
+    runs.start(store, run)
+    root = leases.claim(store, run, owner=OWNER, sweep=False)
+    assert root is not None
+    leases.complete(store, run, root.job, root.token)
+    out: dict[str, Any] = {"fanout": fanout}
+    trace = ctx.tmp / "trace.txt"
+    stats: dict[str, dict[str, Any]] = {"claim": {"ms": [], "rt": []},
+                                        "complete": {"ms": [], "rt": []}}
+    statements: dict[str, list[str]] = {}
+    for i in range(calls):
+        names: list[str] = []
+        with traced(store, trace, names):
+            start = time.perf_counter()
+            claimed = leases.claim(store, run, owner=OWNER, sweep=False)
+            stats["claim"]["ms"].append((time.perf_counter() - start) * 1000)
+        stats["claim"]["rt"].append(round_trips(trace))
+        if i == 0:
+            statements["claim"] = names
+        assert claimed is not None
+        names = []
+        with traced(store, trace, names):
+            start = time.perf_counter()
+            leases.complete(store, run, claimed.job, claimed.token)
+            stats["complete"]["ms"].append((time.perf_counter() - start) * 1000)
+        stats["complete"]["rt"].append(round_trips(trace))
+        if i == 0:
+            statements["complete"] = names
+    # Untraced timing of the same calls (the trace itself costs a little).
+    plain = {"claim": [], "complete": []}
+    for _ in range(calls):
+        start = time.perf_counter()
+        claimed = leases.claim(store, run, owner=OWNER, sweep=False)
+        mid = time.perf_counter()
+        assert claimed is not None
+        leases.complete(store, run, claimed.job, claimed.token)
+        plain["claim"].append((mid - start) * 1000)
+        plain["complete"].append((time.perf_counter() - mid) * 1000)
+    for verb in ("claim", "complete"):
+        out[verb] = {"round_trips": statistics.median(stats[verb]["rt"]),
+                     "ms": statistics.median(plain[verb]),
+                     "statements": dict(Counter(statements[verb]))}
+    store.close()
+    return out
+
+
+def cprofile_loop(ctx: Context, dsn: str, fanout: int, pairs: int) -> dict[str, Any]:
+    from striatum.runtime import leases, runs
+    from striatum.runtime.store import Store
+
+    store = Store.connect(dsn)
+    workflow = write_workflow(ctx.tmp, f"cprof-{fanout}", fanout_jobs(fanout), ["true"])
+    run = runs.prepare(store, str(workflow), str(new_repo(ctx, "cprof")), overrides={},
+                       lanes=TRUE_LANE)
+    runs.start(store, run)
+    root = leases.claim(store, run, owner=OWNER, sweep=False)
+    assert root is not None
+    leases.complete(store, run, root.job, root.token)
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    for _ in range(pairs):
+        claimed = leases.claim(store, run, owner=OWNER, sweep=False)
+        assert claimed is not None
+        leases.complete(store, run, claimed.job, claimed.token)
+    profiler.disable()
+    wall = time.perf_counter() - start
+    store.close()
+    return {"wall_s": wall, "pairs": pairs, **summarize_profile(profiler, wall, {
+        "waiting on PostgreSQL (Connection.wait)": ("psycopg/connection.py", "wait"),
+        "Transition.open (lock run + all jobs, build rows)": ("engine.py", "open"),
+        "advance (resolve every pending job)": ("engine.py", "advance"),
+        "Transition.flush (write projections + events)": ("engine.py", "flush"),
+        "append_events": ("audit.py", "append_events"),
+        "Event.payload (canonical JSON)": ("audit.py", "payload"),
+        "_prepare_attempt (2nd transaction + render + files)": ("leases.py", "_prepare_attempt"),
+        "prompts.render (Jinja2)": ("prompts.py", "render"),
+        "prompts.write_prompt (files)": ("prompts.py", "write_prompt"),
+        "JobRow.from_row": ("records.py", "from_row"),
+    })}
+
+
+def summarize_profile(profiler: cProfile.Profile, wall: float,
+                      groups: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    stats = pstats.Stats(profiler)
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    cumulative: dict[str, float] = {}
+    for label, (filename, func) in groups.items():
+        total = 0.0
+        for (path, _line, name), (_cc, _nc, _tt, ct, _callers) in raw.items():
+            if path.endswith(filename) and (name == func or name.startswith(func)):
+                total = max(total, ct)  # the outermost entry's cumulative time
+        cumulative[label] = total
+    top = sorted(raw.items(), key=lambda item: item[1][2], reverse=True)[:12]
+    own = [{"function": f"{Path(path).name}:{line} {name}", "tottime_s": tt, "calls": nc}
+           for (path, line, name), (_cc, nc, tt, _ct, _callers) in top]
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(12)
+    return {"cumulative_s": cumulative, "share": {k: v / wall for k, v in cumulative.items()},
+            "top_own_time": own}
+
+
+def db_counters(dsn: str) -> dict[str, int]:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute("SELECT xact_commit, xact_rollback, sessions, tup_inserted, "
+                           "tup_updated, tup_returned, tup_fetched FROM pg_stat_database "
+                           "WHERE datname = current_database()").fetchone()
+    assert row is not None
+    keys = ("xact_commit", "xact_rollback", "sessions", "tup_inserted", "tup_updated",
+            "tup_returned", "tup_fetched")
+    return dict(zip(keys, (int(v) for v in row), strict=True))
+
+
+def per_job_db_work(ctx: Context, dsn: str, n: int) -> dict[str, Any]:
+    before = db_counters(dsn)
+    got = worked_run(ctx, dsn, fanout_jobs(n), ["true"], f"prof-e2e-{n}")
+    time.sleep(1.5)  # backends report their counters at most once a second
+    after = db_counters(dsn)
+    delta = {k: after[k] - before[k] for k in before}
+    return {"jobs": n, "seconds": got["total_s"], "jobs_per_s": n / got["total_s"],
+            "per_job": {k: v / n for k, v in delta.items()}}
+
+
+def fixed_costs(ctx: Context, dsn: str, times: int = 20) -> dict[str, float]:
+    from striatum.runtime import lanes
+    from striatum.runtime.store import Store
+
+    def median_ms(fn: Any) -> float:
+        samples = []
+        for _ in range(times):
+            start = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - start) * 1000)
+        return statistics.median(samples)
+
+    env = {"PATH": os.environ.get("PATH", "")}
+    return {
+        "spawn `true` directly": median_ms(lambda: subprocess.run(["true"], env=env,
+                                                                  check=True)),
+        "spawn `python -I shim.py PID -- true` (every lane)": median_ms(
+            lambda: subprocess.run([sys.executable, "-I", str(lanes.SHIM), str(os.getpid()),
+                                    "--", "true"], env=env, check=True)),
+        "Store.connect + close (runtime role)": median_ms(
+            lambda: Store.connect(dsn).close()),
+    }
+
+
+def cprofile_doctor(ctx: Context, events: int) -> dict[str, Any]:
+    from striatum.runtime.doctor import doctor
+    from striatum.runtime.store import Store
+
+    with fresh_database(ctx, "_prof_doctor") as dsn:
+        _, _, n, _ = generate_record(dsn, events)
+        store = Store.connect(dsn)
+        profiler = cProfile.Profile()
+        start = time.perf_counter()
+        profiler.enable()
+        report = doctor(store, None)
+        profiler.disable()
+        wall = time.perf_counter() - start
+        store.close()
+    assert report.ok, report.to_json()
+    return {"events": n, "wall_s": wall, "events_per_s": n / wall,
+            **summarize_profile(profiler, wall, {
+                "check_chain (stream + per row)": ("doctor.py", "check_chain"),
+                "_row_problem (hash + canonical re-encode)": ("doctor.py", "_row_problem"),
+                "row_hash (sha256)": ("audit.py", "row_hash"),
+                "canonical_json": ("canonical.py", "canonical_json"),
+                "json.loads (all calls)": ("json/__init__.py", "loads"),
+                "_Replay.apply": ("doctor.py", "apply"),
+                "machine.destination": ("machine.py", "destination"),
+                "_stream (server-side cursor fetches)": ("doctor.py", "_stream"),
+                "check_projections": ("doctor.py", "check_projections"),
+            })}
+
+
+def cli_imports(ctx: Context, dsn: str) -> dict[str, float]:
+    """Top-level modules by cumulative import ms of `striatum run status` (-X importtime)."""
+    from striatum.runtime import runs
+    from striatum.runtime.store import Store
+
+    store = Store.connect(dsn)
+    workflow = write_workflow(ctx.tmp, "prof-cli", fanout_jobs(5), ["true"])
+    run = runs.prepare(store, str(workflow), str(new_repo(ctx, "cli")), overrides={},
+                       lanes=TRUE_LANE)
+    store.close()
+    argv = [sys.executable, "-X", "importtime", *striatum_argv(), "run", "status", run]
+    if argv[3] == sys.executable:
+        argv = argv[:3] + argv[4:]
+    done = subprocess.run(argv, env=striatum_env(dsn, ctx), capture_output=True, text=True,
+                          check=False)
+    cumulative: dict[str, float] = {}
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cum, name = (part.strip() for part in line[len("import time:"):].split("|"))
+        if cum.isdigit() and "." not in name:
+            cumulative[name] = int(cum) / 1000
+    return dict(sorted(cumulative.items(), key=lambda kv: -kv[1])[:10])
+
+
+def profile(ctx: Context) -> int:
+    started = datetime.now(UTC)
+    out: dict[str, Any] = {"started": started.isoformat(timespec="seconds")}
+    calls = 10 if ctx.quick else 20
+    with fresh_database(ctx) as dsn:
+        ctx.say("profile: round trips and time per claim / complete ...")
+        out["per_call"] = [per_call(ctx, dsn, size, calls) for size in (50, 200, 1000)]
+        ctx.say("profile: cProfile of the one-writer loop (fan-out 1000) ...")
+        out["loop"] = cprofile_loop(ctx, dsn, 1000, 50 if ctx.quick else 150)
+        ctx.say("profile: fixed costs of a job in the worker ...")
+        out["fixed"] = fixed_costs(ctx, dsn)
+        ctx.say("profile: database work per job of a worked run ...")
+        out["e2e"] = per_job_db_work(ctx, dsn, 100 if ctx.quick else 300)
+        ctx.say("profile: CLI imports ...")
+        out["cli_imports_ms"] = cli_imports(ctx, dsn)
+    ctx.say("profile: cProfile of doctor ...")
+    out["doctor"] = cprofile_doctor(ctx, 50_000 if ctx.quick else 200_000)
+    print_profile(out)
+    results = BENCH / "results"
+    results.mkdir(exist_ok=True)
+    path = results / f"{started:%Y%m%dT%H%M%SZ}-profile.json"
+    path.write_text(json.dumps(out, indent=1, default=str) + "\n", encoding="utf-8")
+    print(f"\nraw profile: {path.relative_to(BENCH.parent)}")
+    return 0
+
+
+def print_profile(out: dict[str, Any]) -> None:
+    print("round trips and wall time per call (median; statements of one traced call):")
+    for entry in out["per_call"]:
+        for verb in ("claim", "complete"):
+            got = entry[verb]
+            names = ", ".join(f"{k}x{v}" if v > 1 else k for k, v in got["statements"].items())
+            print(f"  fan-out {entry['fanout']:>5}  {verb:<9}{got['round_trips']:>4.0f} round "
+                  f"trips {got['ms']:>7.2f} ms   [{names}]")
+    loop = out["loop"]
+    print(f"\none writer, fan-out 1000, {loop['pairs']} claim+complete pairs under cProfile: "
+          f"{loop['wall_s']:.2f} s ({loop['wall_s'] / loop['pairs'] * 1000:.1f} ms a pair)")
+    for label, share in loop["share"].items():
+        print(f"  {share * 100:5.1f}%  {label}")
+    print("  top own time:")
+    for item in loop["top_own_time"][:8]:
+        print(f"    {item['tottime_s']:6.3f} s {item['calls']:>8} calls  {item['function']}")
+    print("\nfixed costs (median of 20):")
+    for label, ms in out["fixed"].items():
+        print(f"  {ms:7.2f} ms  {label}")
+    e2e = out["e2e"]
+    print(f"\nworked run of {e2e['jobs']} jobs, 4 workers: {e2e['jobs_per_s']:.1f} jobs/s; "
+          "per job, from pg_stat_database:")
+    print("  " + ", ".join(f"{k} {v:.1f}" for k, v in e2e["per_job"].items()))
+    print("\n`striatum run status`: heaviest top-level imports (cumulative ms):")
+    print("  " + ", ".join(f"{k} {v:.0f}" for k, v in out["cli_imports_ms"].items()))
+    doc = out["doctor"]
+    print(f"\ndoctor in-process under cProfile: {doc['events']:,} events in {doc['wall_s']:.1f} s "
+          f"({doc['events_per_s']:,.0f} /s)")
+    for label, share in doc["share"].items():
+        print(f"  {share * 100:5.1f}%  {label}")
+    print("  top own time:")
+    for item in doc["top_own_time"][:8]:
+        print(f"    {item['tottime_s']:6.3f} s {item['calls']:>8} calls  {item['function']}")

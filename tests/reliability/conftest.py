@@ -1,0 +1,387 @@
+"""The reliability suite (issue 5): fixtures and helpers shared by its scenarios.
+
+The database fixtures are the integration suite's (a migrated template, one copy per
+test, on the embedded server or on STRIATUM_TEST_DSN). Each scenario has a short
+default form and a ``@pytest.mark.soak`` long form with the issue's counts; each
+records its figure with the ``figure`` fixture, which ``bench/reliability.py``
+collects (STRIATUM_RELIABILITY_FIGURES names the file) and prints as a table.
+
+Every process a test starts is started through ``Procs``, which kills its whole
+session (SIGCONT, then SIGKILL) when the test ends, pass or fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import psutil
+import psycopg
+import pytest
+
+from striatum.runtime.doctor import Report, doctor
+from striatum.runtime.store import Store
+from tests.integration import conftest as integration
+
+# The integration suite's database fixtures, re-used as they are.
+admin_dsn = integration.admin_dsn
+template_db = integration.template_db
+dsn = integration.dsn
+repo = integration.repo
+store = integration.store
+database_dsn = integration.database_dsn
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FAKE_AGENT = REPO_ROOT / "examples" / "agents" / "fake_agent.py"
+FIGURES_ENV = "STRIATUM_RELIABILITY_FIGURES"
+ENDED = ("completed", "failed", "cancelled")
+Conn = psycopg.Connection[Any]
+T = TypeVar("T")
+LONG = [pytest.mark.soak, pytest.mark.timeout(3600)]  # the marks of a parametrized soak form
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    scenario: str
+    trials: int
+    figure: str
+    seconds: float
+    test: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "trials": self.trials, "figure": self.figure,
+                "seconds": round(self.seconds, 1), "test": self.test}
+
+
+Record = Callable[[str, int, str, float], None]
+
+
+@pytest.fixture
+def figure(request: pytest.FixtureRequest) -> Record:
+    """figure(scenario, trials, text, seconds): keep one line of the figures table."""
+
+    def record(scenario: str, trials: int, text: str, seconds: float) -> None:
+        found = Figure(scenario, trials, text, seconds, request.node.nodeid)
+        request.node.user_properties.append(("figure", found.to_json()))
+        target = os.environ.get(FIGURES_ENV)
+        if target:
+            with open(target, "a", encoding="utf-8") as out:
+                out.write(json.dumps(found.to_json()) + "\n")
+
+    return record
+
+
+# -- waiting and the database -----------------------------------------------------------------
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str | Callable[[], str],
+             interval: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            described = what() if callable(what) else what
+            raise AssertionError(f"gave up after {timeout:.0f}s waiting for {described}")
+        time.sleep(interval)
+
+
+@contextmanager
+def owner(dsn: str) -> Iterator[Conn]:
+    """A connection as the database owner (not the runtime role), autocommit."""
+    conn = psycopg.connect(dsn, autocommit=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def opened(dsn: str) -> Iterator[Store]:
+    """A store as the runtime role, closed after."""
+    connected = Store.connect(dsn)
+    try:
+        yield connected
+    finally:
+        connected.close()
+
+
+def failures(report: Report) -> list[dict[str, Any]]:
+    return [f.to_json() for f in report.findings if not f.ok]
+
+
+def assert_doctor_ok(store: Store, repo: Path | None = None) -> Report:
+    report = doctor(store, str(repo) if repo is not None else None)
+    assert report.ok, f"doctor found problems: {json.dumps(failures(report), indent=1)}"
+    return report
+
+
+def one_value(conn: Conn | Store, sql: str, *params: Any) -> Any:
+    connection = conn.conn if isinstance(conn, Store) else conn
+    row = connection.execute(sql, params).fetchone()  # type: ignore[arg-type]
+    assert row is not None, sql
+    return row[0]
+
+
+def write_workflow(directory: Path, document: dict[str, Any]) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "workflow.json"
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    return str(path)
+
+
+def tasks_workflow(directory: Path, width: int, *, lane: dict[str, Any] | None = None,
+                   max_attempts: int = 3, produces: bool = False, name: str = "tasks") -> str:
+    """``width`` independent tasks on one lane (an operator lane unless given)."""
+    jobs = []
+    for i in range(width):
+        job: dict[str, Any] = {"id": f"t{i:03d}", "lane": "agent", "prompt": {"text": "go"},
+                               "max_attempts": max_attempts}
+        if produces:
+            job["produces"] = [f"t{i:03d}.md"]
+        jobs.append(job)
+    return write_workflow(directory, {"name": name,
+                                      "lanes": {"agent": lane or {"kind": "operator"}},
+                                      "jobs": jobs})
+
+
+def fake(*args: str) -> list[str]:
+    """The argv of the fake agent in one of its modes."""
+    return [sys.executable, str(FAKE_AGENT), *args]
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+
+# A worker in a subprocess with any lease length (the CLI's floor is 5 s): the options
+# come as JSON; SIGTERM stops it gracefully, as it does `striatum worker`.
+WORKER_SCRIPT = """
+import json, signal, sys, time
+from striatum.runtime.worker import Worker, WorkerOptions
+options = json.loads(sys.argv[2])
+worker = Worker(sys.argv[1], WorkerOptions(
+    **options, progress=lambda line: print(line, file=sys.stderr, flush=True)))
+signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+print(json.dumps({"name": worker.name, "clock": time.time()}), flush=True)
+outcomes = worker.run()
+print(json.dumps([[o.run, o.job, o.status, o.detail] for o in outcomes]), flush=True)
+"""
+
+
+def worker_argv(dsn: str, *, preamble: str = "", **options: Any) -> list[str]:
+    return [sys.executable, "-c", preamble + WORKER_SCRIPT, dsn, json.dumps(options)]
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    out_path: Path
+    err_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def out(self) -> str:
+        return self.out_path.read_text(encoding="utf-8", errors="replace")
+
+    def err(self) -> str:
+        return self.err_path.read_text(encoding="utf-8", errors="replace")
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.popen.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} (pid {self.pid}) did not exit within "
+                                 f"{timeout:.0f}s; stderr:\n{self.err()[-3000:]}") from None
+
+
+@dataclass
+class Procs:
+    """Subprocesses of one test, each in a session of its own; all killed at the end."""
+
+    directory: Path
+    procs: list[Proc] = field(default_factory=list)
+    _files: list[IO[bytes]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        out_path = self.directory / f"{name}.out"
+        err_path = self.directory / f"{name}.err"
+        out = open(out_path, "wb")  # noqa: SIM115 - closed in close()
+        err = open(err_path, "wb")  # noqa: SIM115
+        self._files += [out, err]
+        popen = subprocess.Popen(argv, env=env, stdout=out, stderr=err,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = Proc(name, popen, out_path, err_path)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.popen.poll() is None:
+                proc.signal_group(signal.SIGCONT)
+                proc.signal_group(signal.SIGKILL)
+            try:
+                proc.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        for handle in self._files:
+            handle.close()
+        self._files.clear()
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Procs]:
+    started = Procs(tmp_path / "procs")
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def tagged_processes(*, run: str | None = None, token: str | None = None
+                     ) -> list[psutil.Process]:
+    """Live processes whose environment names this run or lease token."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            environ = process.environ()
+        except (psutil.Error, OSError):
+            continue
+        if ((token is not None and environ.get("STRIATUM_LEASE") == token)
+                or (run is not None and environ.get("STRIATUM_RUN") == run)):
+            found.append(process)
+    return found
+
+
+def describe(processes: list[psutil.Process]) -> str:
+    parts = []
+    for process in processes:
+        try:
+            parts.append(f"pid {process.pid} ({' '.join(process.cmdline())[:100]})")
+        except psutil.Error:
+            parts.append(f"pid {process.pid}")
+    return ", ".join(parts) or "none"
+
+
+def kill_tagged(*, run: str | None = None, token: str | None = None) -> None:
+    """Clean-up: SIGKILL whatever a test's lanes left running."""
+    if run is None and token is None:
+        return
+    leftovers = tagged_processes(run=run, token=token)
+    for process in leftovers:
+        try:
+            process.send_signal(signal.SIGCONT)
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(leftovers, timeout=5)
+
+
+# -- watching (and steering) a store's statements ----------------------------------------------
+
+
+Hook = Callable[[str, Any], None]
+"""hook(query name, cursor): called before or after each statement the store runs."""
+
+
+def query_names() -> dict[str, str]:
+    from striatum.runtime.sql import queries
+
+    return {text: name for name, text in queries().items()}
+
+
+class _Cursor:
+    def __init__(self, cursor: Any, owner: _Connection) -> None:
+        self._cursor = cursor
+        self._owner = owner
+
+    def __enter__(self) -> _Cursor:
+        self._cursor.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._cursor.__exit__(*exc)
+
+    def _name(self, statement: Any) -> str:
+        return self._owner.names.get(str(statement), "?")
+
+    def execute(self, statement: Any, params: Any = None, **kwargs: Any) -> _Cursor:
+        name = self._name(statement)
+        if self._owner.before is not None:
+            self._owner.before(name, self._cursor)
+        self._cursor.execute(statement, params, **kwargs)
+        if self._owner.after is not None:
+            self._owner.after(name, self._cursor)
+        return self
+
+    def executemany(self, statement: Any, params: Any, **kwargs: Any) -> None:
+        name = self._name(statement)
+        if self._owner.before is not None:
+            self._owner.before(name, self._cursor)
+        self._cursor.executemany(statement, params, **kwargs)
+        if self._owner.after is not None:
+            self._owner.after(name, self._cursor)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cursor)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+class _Connection:
+    def __init__(self, conn: Conn, before: Hook | None, after: Hook | None,
+                 begin: Callable[[], None] | None) -> None:
+        self._conn = conn
+        self.before = before
+        self.after = after
+        self.begin = begin
+        self.names = query_names()
+
+    def cursor(self, *args: Any, **kwargs: Any) -> _Cursor:
+        return _Cursor(self._conn.cursor(*args, **kwargs), self)
+
+    @contextmanager
+    def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        with self._conn.transaction(*args, **kwargs) as tx:
+            if self.begin is not None:
+                self.begin()
+            yield tx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def instrumented(dsn: str, *, before: Hook | None = None, after: Hook | None = None,
+                 begin: Callable[[], None] | None = None) -> Store:
+    """A store (as the runtime role) whose every statement passes ``before`` / ``after``,
+    and every transaction ``begin``."""
+    connected = Store.connect(dsn)
+    connected.conn = _Connection(connected.conn, before, after,  # type: ignore[assignment]
+                                 begin)
+    return connected
