@@ -106,7 +106,7 @@ def per_call(ctx: Context, dsn: str, fanout: int, calls: int) -> dict[str, Any]:
         if i == 0:
             statements["complete"] = names
     # Untraced timing of the same calls (the trace itself costs a little).
-    plain = {"claim": [], "complete": []}
+    plain: dict[str, list[float]] = {"claim": [], "complete": []}
     for _ in range(calls):
         start = time.perf_counter()
         claimed = leases.claim(store, run, owner=OWNER, sweep=False)
@@ -256,29 +256,82 @@ def cprofile_doctor(ctx: Context, events: int) -> dict[str, Any]:
             })}
 
 
-def cli_imports(ctx: Context, dsn: str) -> dict[str, float]:
-    """Top-level modules by cumulative import ms of `striatum run status` (-X importtime)."""
-    from striatum.runtime import runs
-    from striatum.runtime.store import Store
+CLI_GROUPS = {
+    "imports (all modules)": ("<frozen importlib._bootstrap>", "_find_and_load"),
+    "open_store (migration check + connect)": ("config.py", "open_store"),
+    "  ensure_migrated (its own connection)": ("migrate.py", "ensure_migrated"),
+    "  Store.connect (connect, role check, SET ROLE)": ("store.py", "connect"),
+    "leases.claim (2 transactions)": ("leases.py", "claim"),
+    "  _prepare_attempt (render + write prompt)": ("leases.py", "_prepare_attempt"),
+    "leases.verdict (transition)": ("leases.py", "verdict"),
+    "runs.status (read run + jobs)": ("runs.py", "status"),
+    "append_audit (own transaction)": ("audit.py", "append_audit"),
+}
 
-    store = Store.connect(dsn)
-    workflow = write_workflow(ctx.tmp, "prof-cli", fanout_jobs(5), ["true"])
-    run = runs.prepare(store, str(workflow), str(new_repo(ctx, "cli")), overrides={},
-                       lanes=TRUE_LANE)
-    store.close()
-    argv = [sys.executable, "-X", "importtime", *striatum_argv(), "run", "status", run]
-    if argv[3] == sys.executable:
-        argv = argv[:3] + argv[4:]
-    done = subprocess.run(argv, env=striatum_env(dsn, ctx), capture_output=True, text=True,
-                          check=False)
+
+def _top_imports(stderr: str, top: int = 8) -> dict[str, float]:
+    """Top-level modules by cumulative import ms, from `python -X importtime` output."""
     cumulative: dict[str, float] = {}
-    for line in done.stderr.splitlines():
+    for line in stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
         _, cum, name = (part.strip() for part in line[len("import time:"):].split("|"))
         if cum.isdigit() and "." not in name:
             cumulative[name] = int(cum) / 1000
-    return dict(sorted(cumulative.items(), key=lambda kv: -kv[1])[:10])
+    return dict(sorted(cumulative.items(), key=lambda kv: -kv[1])[:top])
+
+
+def cli_profile(ctx: Context, dsn: str) -> dict[str, Any]:
+    """cProfile of each agent verb as a whole process (`python -m cProfile` on the script)."""
+    from striatum.runtime import leases, runs
+    from striatum.runtime.store import Store
+
+    from .common import reviews_jobs
+
+    store = Store.connect(dsn)
+    workflow = write_workflow(ctx.tmp, "prof-reviews", reviews_jobs(6), ["true"])
+    run = runs.prepare(store, str(workflow), str(new_repo(ctx, "cli")), overrides={},
+                       lanes=TRUE_LANE)
+    runs.start(store, run)
+    first = leases.claim(store, run, owner=OWNER, sweep=False)
+    assert first is not None
+    leases.complete(store, run, first.job, first.token)
+    store.close()
+    script = [a for a in striatum_argv() if a != sys.executable]
+    env = striatum_env(dsn, ctx)
+    out: dict[str, Any] = {}
+    for mode in ("cprofile", "importtime"):
+        claim: dict[str, Any] = {}
+        for verb, args in (("job claim", ["job", "claim", "--run", run, "--json"]),
+                           ("job verdict", ["job", "verdict", "accept", "--reason", "ok"]),
+                           ("run status", ["run", "status", run])):
+            prof = ctx.tmp / "cli.prof"
+            extra = ({"STRIATUM_RUN": run, "STRIATUM_JOB": claim["job"],
+                      "STRIATUM_LEASE": claim["lease"]} if verb == "job verdict" else {})
+            flags = (["-m", "cProfile", "-o", str(prof)] if mode == "cprofile"
+                     else ["-X", "importtime"])
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, *flags, *script, *args],
+                                  env={**env, **extra}, capture_output=True, text=True,
+                                  check=True)
+            wall = time.perf_counter() - start
+            if verb == "job claim":
+                claim = json.loads(done.stdout)
+            entry = out.setdefault(verb, {})
+            if mode == "importtime":
+                entry["imports_ms"] = _top_imports(done.stderr)
+                continue
+            raw: dict[Any, Any] = pstats.Stats(str(prof)).stats  # type: ignore[attr-defined]
+            groups = {}
+            for label, (filename, func) in CLI_GROUPS.items():
+                total = 0.0
+                for (path, _line, name), (_cc, _nc, _tt, ct, _callers) in raw.items():
+                    if path.endswith(filename) and name == func:
+                        total = max(total, ct)
+                if total:
+                    groups[label] = total * 1000
+            entry.update(wall_ms_under_cprofile=wall * 1000, cumulative_ms=groups)
+    return out
 
 
 def profile(ctx: Context) -> int:
@@ -294,8 +347,8 @@ def profile(ctx: Context) -> int:
         out["fixed"] = fixed_costs(ctx, dsn)
         ctx.say("profile: database work per job of a worked run ...")
         out["e2e"] = per_job_db_work(ctx, dsn, 100 if ctx.quick else 300)
-        ctx.say("profile: CLI imports ...")
-        out["cli_imports_ms"] = cli_imports(ctx, dsn)
+        ctx.say("profile: the agent verbs (cProfile, -X importtime) ...")
+        out["cli_profile"] = cli_profile(ctx, dsn)
     ctx.say("profile: cProfile of doctor ...")
     out["doctor"] = cprofile_doctor(ctx, 50_000 if ctx.quick else 200_000)
     print_profile(out)
@@ -330,8 +383,13 @@ def print_profile(out: dict[str, Any]) -> None:
     print(f"\nworked run of {e2e['jobs']} jobs, 4 workers: {e2e['jobs_per_s']:.1f} jobs/s; "
           "per job, from pg_stat_database:")
     print("  " + ", ".join(f"{k} {v:.1f}" for k, v in e2e["per_job"].items()))
-    print("\n`striatum run status`: heaviest top-level imports (cumulative ms):")
-    print("  " + ", ".join(f"{k} {v:.0f}" for k, v in out["cli_imports_ms"].items()))
+    print("\nagent verbs under `python -m cProfile` (cumulative ms; imports overlap the rest):")
+    for verb, got in out["cli_profile"].items():
+        print(f"  {verb}: {got['wall_ms_under_cprofile']:.0f} ms wall under cProfile")
+        for label, ms in got["cumulative_ms"].items():
+            print(f"    {ms:7.1f} ms  {label}")
+        print("    heaviest imports (-X importtime, cumulative ms, no profiler): "
+              + ", ".join(f"{k} {v:.0f}" for k, v in got["imports_ms"].items()))
     doc = out["doctor"]
     print(f"\ndoctor in-process under cProfile: {doc['events']:,} events in {doc['wall_s']:.1f} s "
           f"({doc['events_per_s']:,.0f} /s)")
