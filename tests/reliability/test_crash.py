@@ -103,20 +103,21 @@ def kill_workers(dsn: str, store: Store, repo: Path, tmp_path: Path, procs: Proc
             dsn, lease_seconds=LEASE, poll_seconds=0.1))
         return proc, worker_name(proc)
 
+    def holders() -> list[int]:
+        """The alive workers holding a lease (a new run starts when the last one ended)."""
+        if runs.status(store, crashes.runs[-1]).run.status != "running":
+            new_run()
+        return [i for i, (_, name) in enumerate(alive) if held_by(store, name)]
+
     new_run()
     alive = [spawn() for _ in range(workers)]
     try:
         while len(crashes.kills) < kills:
-            if all(runs.status(store, r).run.status != "running" for r in crashes.runs[-1:]):
-                new_run()
             # A worker may rightly sit idle while others hold every ready job, so the
-            # victim is drawn from the workers that hold one.
-            wait_for(lambda: any(held_by(store, n) for _, n in alive), 30,
-                     lambda: "any worker to claim a job")
-            index = rng.choice([i for i, (_, n) in enumerate(alive) if held_by(store, n)]
-                               or [rng.randrange(len(alive))])
+            # victim is drawn from the workers that hold one, at a random point between
+            # its claim and its completion.
+            index = rng.choice(wait_for(holders, 30, "a worker to claim a job"))
             proc, name = alive[index]
-            # A random point between a claim of this worker and its completion.
             time.sleep(rng.uniform(0, LANE_SECONDS + 0.5))
             proc.signal_group(signal.SIGKILL)
             proc.wait(10)

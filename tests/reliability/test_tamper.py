@@ -53,6 +53,7 @@ class Chain:
     audit: int
     runs: list[str]
     run_sizes: list[int]
+    audit_anchored: int = 0  # audit rows the last run's manifest vouches for
 
     @property
     def chain(self) -> str:
@@ -65,9 +66,21 @@ def build_chain(store: Store, dsn: str, repo: Path, workdir: Path, events: int,
     sizes: list[int] = []
     total = 0
     i = 0
+    audited = 0
+
+    def add_audit(count: int) -> None:
+        nonlocal audited
+        for n in range(audited, audited + count):
+            store.transaction(lambda cur, n=n: append_audit(
+                cur, actor=f"tester{n % 3}", verb=f"verb {n}", args={"n": n}, outcome="ok",
+                at=fetch_one(cur, "now")[0]))
+        audited += count
+
     while total < events:
         name, verdicts = RUN_MIX[i % len(RUN_MIX)]
         i += 1
+        # Audit rows between the runs: each run's manifest anchors the audit head too.
+        add_audit(min(3, max(0, audit - 4 - audited)))
         run_id = start_run(store, example(name), repo)
         view = Agent(store, run_id, workdir, verdict=scripted(verdicts)).drive()
         assert view.run.status == "completed", view.to_json()
@@ -75,13 +88,11 @@ def build_chain(store: Store, dsn: str, repo: Path, workdir: Path, events: int,
         run_ids.append(run_id)
         sizes.append(view.head[0] - total)
         total = view.head[0]
-    for n in range(audit):
-        store.transaction(lambda cur, n=n: append_audit(
-            cur, actor=f"tester{n % 3}", verb=f"verb {n}", args={"n": n}, outcome="ok",
-            at=fetch_one(cur, "now")[0]))
+    anchored = audited
+    add_audit(audit - audited)  # and a tail no manifest vouches for yet
     repo_id = runs_repo_id(store, run_ids[0])
     assert_doctor_ok(store, repo)
-    return Chain(dsn, repo, repo_id, total, audit, run_ids, sizes)
+    return Chain(dsn, repo, repo_id, total, audit, run_ids, sizes, anchored)
 
 
 def runs_repo_id(store: Store, run_id: str) -> int:
@@ -109,6 +120,7 @@ class Outcome:
     case: str
     result: str  # detected | prevented | undetected
     finding: dict[str, Any] | None = None
+    report: Report | None = None
 
 
 def attempt(chain: Chain, case: Case) -> Outcome:
@@ -130,8 +142,8 @@ def attempt(chain: Chain, case: Case) -> Outcome:
             alone = doctor(as_owner)
             assert alone.ok, (case.name, _first(alone))
     if report.ok:
-        return Outcome(case.name, "undetected")
-    return Outcome(case.name, "detected", _first(report))
+        return Outcome(case.name, "undetected", report=report)
+    return Outcome(case.name, "detected", _first(report), report)
 
 
 def _first(report: Report) -> dict[str, Any]:
@@ -381,6 +393,41 @@ def rewrite_suffix(start: int) -> Case:
     return Case(f"rewrite suffix from {start}", tamper, by_anchor=True)
 
 
+def truncate_audit(k: int) -> Case:
+    """Cut the audit log back to k rows before the last anchored one, head fixed."""
+
+    def tamper(conn: Conn, chain: Chain) -> None:
+        keep = chain.audit_anchored - k
+        conn.execute("DELETE FROM striatum.audit_log WHERE seq > %s", (keep,))
+        _fix_head(conn, "audit_log", chain, keep)
+
+    return Case(f"truncate audit log to {k} before its anchor", tamper, by_anchor=True)
+
+
+def rewrite_audit_suffix(start: int) -> Case:
+    """Change one audit row's outcome (column and hashed payload alike) and re-hash every
+    row after it, head fixed: the audit chain is valid again."""
+
+    def tamper(conn: Conn, chain: Chain) -> None:
+        previous = _row(conn, "audit_log", chain, start)["previous_hash"]
+        for seq in range(start, chain.audit + 1):
+            row = _row(conn, "audit_log", chain, seq)
+            payload = row["payload"]
+            if seq == start:
+                body = json.loads(payload)
+                body["outcome"] = "conflict"
+                payload = canonical_json(body).decode("utf-8")
+                conn.execute("UPDATE striatum.audit_log SET outcome = 'conflict' WHERE seq = %s",
+                             (seq,))
+            digest = row_hash(previous, payload)
+            conn.execute("UPDATE striatum.audit_log SET payload = %s, previous_hash = %s, "
+                         "row_hash = %s WHERE seq = %s", (payload, previous, digest, seq))
+            previous = digest
+        _fix_head(conn, "audit_log", chain, chain.audit)
+
+    return Case(f"rewrite audit suffix from {start}", tamper, by_anchor=True)
+
+
 # -- the matrices --------------------------------------------------------------------------------
 
 
@@ -498,6 +545,31 @@ def test_a_suffix_rewritten_with_recomputed_hashes_is_detected_through_the_manif
             started)
     assert not matrix.undetected(), matrix.undetected()
     assert {(o.finding or {}).get("check") for o in matrix.outcomes} == {"anchors"}
+
+
+@pytest.mark.parametrize("built", SIZES, indirect=True)
+def test_a_cut_or_rewritten_audit_log_is_detected_through_the_manifests(
+        built: tuple[Chain, Size], figure: Record) -> None:
+    """Run manifests anchor the audit chain's head too: cutting it back or rewriting it
+    (re-hashed, head fixed) below an anchor is found; a rewrite of only the rows after the
+    last anchor cannot be, and doctor says that tail is unanchored instead of ok."""
+    chain, size = built
+    assert chain.audit_anchored > 10, chain
+    rng = random.Random(67)
+    cases = [truncate_audit(k) for k in range(1, min(20, chain.audit_anchored - 1) + 1)]
+    cases += [rewrite_audit_suffix(s)
+              for s in positions(chain.audit_anchored, size.suffixes, rng)]
+    started = time.monotonic()
+    matrix = Matrix()
+    matrix.run(chain, cases)
+    _report(figure, f"6 tamper: audit log cut or rewritten ({chain.audit} rows)", matrix,
+            started)
+    assert not matrix.undetected(), matrix.undetected()
+    assert {(o.finding or {}).get("check") for o in matrix.outcomes} == {"anchors"}
+    beyond = attempt(chain, rewrite_audit_suffix(chain.audit_anchored + 1))
+    assert beyond.result == "undetected" and beyond.report is not None
+    statuses = [f.status for f in beyond.report.findings if f.table == "audit_log"]
+    assert statuses == ["unanchored"], statuses
 
 
 # -- without an anchor -------------------------------------------------------------------------
