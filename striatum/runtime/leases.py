@@ -14,19 +14,20 @@ import hashlib
 import os
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..errors import EXIT_LEASE_LOST, Conflict, NotFound, StriatumError, UsageError
 from .audit import Event, append_events
-from .engine import Transition, apply_verdict, attempt_failed, compiled_for, save_job
+from .engine import Transition, apply_verdict, attempt_failed, compiled_for
 from .machine import check_job
 from .prompts import read_artifacts, render, scratch_dir, write_prompt
 from .records import JobRow, RunRow
 from .runs import artifact_dir, transition
-from .store import Store, fetch, fetch_one
+from .sql import query
+from .store import Store, fetch, fetch_one, send, wrap_errors
 
 DEFAULT_LEASE_SECONDS = 300
 VERDICTS = ("accept", "needs_revision", "reject")
@@ -51,6 +52,10 @@ class Claim:
     prompt_file: str
     artifact_dir: str
     produces: list[str]
+    # What a worker needs to start the lane, so it reads nothing more (not in the JSON).
+    run_row: RunRow | None = field(default=None, repr=False)
+    spec: dict[str, Any] | None = field(default=None, repr=False)  # the pinned job
+    lane_spec: dict[str, Any] | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"run": self.run, "job": self.job, "kind": self.kind, "lane": self.lane,
@@ -78,7 +83,7 @@ def sweep_expired(store: Store, run_id: str | None = None) -> int:
     for (expired_run,) in store.execute("expired_runs", {"run": run_id}):
         def change(tx: Transition) -> None:
             nonlocal swept
-            for job_id, row in tx.jobs.items():
+            for job_id, row in tx.load_all().items():
                 if row.status == "leased" and row.lease_expired:
                     attempt_failed(tx, job_id, "expire",
                                    f"lease of {row.lease_owner} expired without a heartbeat")
@@ -97,56 +102,61 @@ def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = No
     wanted = lanes if lanes is not None else ([lane] if lane else None)
 
     def work(cur: Any) -> tuple[RunRow, JobRow, datetime] | None:
-        found = fetch_one(cur, "claim_candidate", {"run": run_id, "lanes": wanted,
-                                                   "lane_kinds": lane_kinds})
+        # One statement finds, locks and leases the job; the lease record and the
+        # event travel with the COMMIT.
+        found = fetch_one(cur, "claim_job", {
+            "run": run_id, "lanes": wanted, "lane_kinds": lane_kinds, "owner": owner,
+            "secret": secrets.token_hex(16), "lease_seconds": lease_seconds})
         if found is None:
             return None
-        run_id_found, job_id = found
-        row = JobRow.from_row(fetch_one(cur, "lock_job", {"run": run_id_found,
-                                                          "job": job_id}))
-        run = RunRow.from_row(fetch_one(cur, "get_run", {"run": run_id_found}))
-        now = fetch_one(cur, "now")[0]
-        row.status = check_job("claim", row.status, f"{run.id}/{row.job_id}")
-        row.fence += 1
-        row.lease_token = f"{row.fence}-{secrets.token_hex(16)}"
-        row.lease_owner = owner
-        save_job(cur, run.id, row, lease_seconds)
-        fetch(cur, "insert_lease", {"run": run.id, "job": row.job_id, "fence": row.fence,
-                                    "owner": owner, "iteration": row.iteration,
-                                    "attempt": row.attempt})
+        row = JobRow.from_row(found[:19])
+        run = RunRow.from_row(found[19:-1])
+        now = found[-1]
+        check_job("claim", "ready", f"{run.id}/{row.job_id}")
+        send(cur, "insert_lease", {"run": run.id, "job": row.job_id, "fence": row.fence,
+                                   "owner": owner, "iteration": row.iteration,
+                                   "attempt": row.attempt})
         append_events(cur, run.repo_id, [Event("job.claim", run.id, row.job_id, row.state(), {
             "owner": owner, "lease_seconds": lease_seconds})], now)
         return run, row, now
 
-    claimed = store.transaction(work)
+    claimed = store.transaction(work, pipelined=True)
     if claimed is None:
         if run_id is not None and store.execute("get_run", {"run": run_id}) == []:
             raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
         return None
     run, row, now = claimed
-    prompt_file, directory, produces = _prepare_attempt(store, run, row)
+    prompt_file, directory, job, lane_spec = _prepare_attempt(store, run, row)
     return Claim(run.id, row.job_id, row.kind, row.lane, row.lease_token or "", row.fence,
                  row.iteration, row.attempt, now + timedelta(seconds=lease_seconds),
-                 str(prompt_file), str(directory / "out"), produces)
+                 str(prompt_file), str(directory / "out"), list(job["produces"]), run, job,
+                 lane_spec)
 
 
-def _prepare_attempt(store: Store, run: RunRow, row: JobRow) -> tuple[Path, Path, list[str]]:
-    def work(cur: Any) -> tuple[dict[str, Any], list[Any], str | None]:
+def _prepare_attempt(store: Store, run: RunRow, row: JobRow
+                     ) -> tuple[Path, Path, dict[str, Any], dict[str, Any]]:
+    """Render the attempt's prompt. The pinned workflow is cached by digest, and the
+    artifacts and the last verdict are read only when the prompt can use them."""
+    with store.conn.cursor() as cur, wrap_errors():
         compiled = compiled_for(cur, run.workflow_digest)
-        job = next(j for j in compiled["workflow"]["jobs"] if j["id"] == row.job_id)
-        stored = [(a[2], a[3]) for a in fetch(cur, "latest_artifacts", {"run": run.id})
+    jobs = compiled["workflow"]["jobs"]
+    job = next(j for j in jobs if j["id"] == row.job_id)
+    stored: list[tuple[str, str]] = []
+    if job["consumes"]:
+        stored = [(a[2], a[3]) for a in store.execute("latest_artifacts", {"run": run.id})
                   if a[2] in job["consumes"]]
-        regions = [j["id"] for j in compiled["workflow"]["jobs"] if j["revise"]]
-        last = fetch_one(cur, "last_verdict", {"run": run.id, "jobs": regions})
-        return job, stored, (str(last[0]) if last and row.iteration > 0 else None)
-
-    job, stored, feedback = store.transaction(work)
+    feedback = None
+    if row.iteration > 0:
+        regions = [j["id"] for j in jobs if j["revise"]]
+        last = store.execute("last_verdict", {"run": run.id, "jobs": regions})
+        feedback = str(last[0][0]) if last else None
     text = render(run, row, job, artifacts=read_artifacts(run.repo_path, stored),
                   feedback=feedback)
     directory = scratch_dir(run, row)
     context = {"run": run.id, "job": row.job_id, "iteration": row.iteration,
                "attempt": row.attempt, "fence": row.fence}
-    return write_prompt(directory, text, context), directory, list(job["produces"])
+    lane = compiled["workflow"]["lanes"][job["lane"]]
+    return write_prompt(directory, text, context), directory, job, lane
 
 
 def heartbeat(store: Store, run_id: str, job_id: str, token: str,
@@ -181,27 +191,34 @@ def publish(store: Store, run_id: str, job_id: str, token: str, source: str,
     where = f"{run_id}/{job_id}"
 
     def work(cur: Any) -> dict[str, Any]:
-        found = fetch_one(cur, "lock_job", {"run": run_id, "job": job_id})
-        if found is None:
+        # The job (locked), its run and the clock in one round trip; the record and the
+        # event travel with the COMMIT.
+        with cur.connection.cursor() as run_cur, cur.connection.cursor() as now_cur:
+            cur.execute(query("lock_job"), {"run": run_id, "job": job_id})
+            run_cur.execute(query("get_run"), {"run": run_id})
+            now_cur.execute(query("now"))
+            found = cur.fetchone()
+            run_row = run_cur.fetchone()
+            now = now_cur.fetchone()[0]
+        if found is None or run_row is None:
             raise NotFound(f"no job {where}")
         row = JobRow.from_row(found)
         verify(row, token, where)
-        run = RunRow.from_row(fetch_one(cur, "get_run", {"run": run_id}))
+        run = RunRow.from_row(run_row)
         target = artifact_dir(run, job_id, row.iteration) / artifact
         target.parent.mkdir(parents=True, exist_ok=True)
         digest, size = _copy_hashing(src, target)
         stored_at = os.path.relpath(target, run.repo_path)
-        fetch(cur, "upsert_artifact", {"run": run_id, "job": job_id, "iteration": row.iteration,
-                                       "path": artifact, "stored_at": stored_at,
-                                       "sha256": digest, "bytes": size, "fence": row.fence})
+        send(cur, "upsert_artifact", {"run": run_id, "job": job_id, "iteration": row.iteration,
+                                      "path": artifact, "stored_at": stored_at,
+                                      "sha256": digest, "bytes": size, "fence": row.fence})
         record = {"path": artifact, "sha256": digest, "bytes": size, "stored_at": stored_at,
                   "iteration": row.iteration}
-        now = fetch_one(cur, "now")[0]
         append_events(cur, run.repo_id, [Event("artifact.publish", run_id, job_id, row.state(),
                                                record)], now)
         return record
 
-    return store.transaction(work)
+    return store.transaction(work, pipelined=True)
 
 
 def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
@@ -219,14 +236,17 @@ def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
 
 
 def _missing_artifacts(tx: Transition, job_id: str) -> list[str]:
+    produces = tx.wg.jobs[job_id].produces
+    if not produces:
+        return []
     row = tx.jobs[job_id]
     published = {r[0] for r in fetch(tx.cur, "job_artifacts", {
         "run": tx.run.id, "job": job_id, "iteration": row.iteration})}
-    return [p for p in tx.wg.jobs[job_id].produces if p not in published]
+    return [p for p in produces if p not in published]
 
 
 def _leased(tx: Transition, job_id: str, token: str) -> JobRow:
-    row = tx.jobs.get(job_id)
+    row = tx.row(job_id)
     if row is None:
         raise NotFound(f"run {tx.run.id} has no job {job_id!r}")
     verify(row, token, f"{tx.run.id}/{job_id}")
@@ -247,12 +267,12 @@ def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
         if missing:
             raise Conflict(f"{job_id!r} must publish {', '.join(missing)} before accepting",
                            hint="`striatum job publish --artifact FILE`")
-        fetch(tx.cur, "insert_verdict", {"run": run_id, "job": job_id,
+        send(tx.cur, "insert_verdict", {"run": run_id, "job": job_id,
                                          "iteration": row.iteration, "verdict": outcome,
                                          "reason": reason, "fence": row.fence})
         apply_verdict(tx, job_id, outcome, reason)
 
-    return transition(store, run_id, change)
+    return transition(store, run_id, change, [job_id], dependents=outcome == "accept")
 
 
 def complete(store: Store, run_id: str, job_id: str, token: str) -> Transition:
@@ -268,9 +288,9 @@ def complete(store: Store, run_id: str, job_id: str, token: str) -> Transition:
             raise Conflict(f"{job_id!r} has not published {', '.join(missing)}",
                            hint="`striatum job publish --artifact FILE` first")
         tx.job(job_id, "complete")
-        advance(tx)
+        advance(tx, [job_id])
 
-    return transition(store, run_id, change)
+    return transition(store, run_id, change, [job_id], dependents=True)
 
 
 def release(store: Store, run_id: str, job_id: str, token: str) -> Transition:
@@ -278,7 +298,7 @@ def release(store: Store, run_id: str, job_id: str, token: str) -> Transition:
         _leased(tx, job_id, token)
         tx.job(job_id, "release", {"reason": "handed back by its holder"})
 
-    return transition(store, run_id, change)
+    return transition(store, run_id, change, [job_id])
 
 
 def fail(store: Store, run_id: str, job_id: str, token: str, reason: str) -> Transition:
@@ -286,5 +306,5 @@ def fail(store: Store, run_id: str, job_id: str, token: str, reason: str) -> Tra
         _leased(tx, job_id, token)
         attempt_failed(tx, job_id, "retry", reason)
 
-    return transition(store, run_id, change)
+    return transition(store, run_id, change, [job_id])
 

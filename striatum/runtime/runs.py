@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,17 +143,19 @@ def _finish(store: Store, tx: Transition) -> None:
         write_manifest(store, tx.run.id, tx.head)
 
 
-def transition(store: Store, run_id: str, change: Any) -> Transition:
-    """Run ``change(tx)`` in one transaction over the run, then write the manifest
-    if the run ended."""
+def transition(store: Store, run_id: str, change: Any, jobs: Iterable[str] = (), *,
+               dependents: bool = False) -> Transition:
+    """Run ``change(tx)`` in one transaction over the run (``jobs``: the ones it is
+    known to touch, locked with the run in one round trip, with the jobs that need
+    them when ``dependents``), then write the manifest if the run ended."""
 
     def work(cur: Any) -> Transition:
-        tx = Transition.open(cur, run_id)
+        tx = Transition.open(cur, run_id, jobs, dependents=dependents)
         change(tx)
         tx.flush()
         return tx
 
-    tx = store.transaction(work)
+    tx = store.transaction(work, pipelined=True)
     _finish(store, tx)
     return tx
 
@@ -171,6 +174,7 @@ def cancel(store: Store, run_id: str, reason: str) -> Transition:
 
 def decide(store: Store, run_id: str, job_id: str, choice: str) -> Transition:
     def change(tx: Transition) -> None:
+        tx.load_all()  # the choice may skip any number of jobs, all reported
         _job(tx, job_id)  # a missing job is "not found", not a KeyError
         spec = tx.wg.jobs[job_id]
         if spec.kind != "checkpoint":
@@ -193,6 +197,7 @@ def resume(store: Store, run_id: str, decision: str, reason: str) -> Transition:
                            hint="only a run blocked by an escalation can be resumed",
                            state=tx.run.status)
         job_id = tx.run.blocked_on
+        tx.load([job_id])
         data = {"decision": decision, "reason": reason, "by": "human"}
         if decision == "fail":
             tx.job(job_id, "fail", data, reason=reason)
@@ -201,7 +206,7 @@ def resume(store: Store, run_id: str, decision: str, reason: str) -> Transition:
         tx.run_to("resume", data, blocked_on=None)
         if decision == "accept":
             tx.job(job_id, "decide", data, verdict="accept", reason=reason)
-            advance(tx)
+            advance(tx, [job_id])
         else:
             # One more pass beyond the budget: a human's call, outside plan's bound.
             revise(tx, job_id, reason, granted=True)
@@ -210,10 +215,10 @@ def resume(store: Store, run_id: str, decision: str, reason: str) -> Transition:
 
 
 def _job(tx: Transition, job_id: str) -> JobRow:
-    row = tx.jobs.get(job_id)
+    row = tx.row(job_id)
     if row is None:
         raise NotFound(f"run {tx.run.id} has no job {job_id!r}",
-                       hint="jobs: " + ", ".join(tx.jobs))
+                       hint="jobs: " + ", ".join(tx.wg.workflow.job_ids))
     return row
 
 

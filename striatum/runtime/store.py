@@ -106,13 +106,21 @@ class Store:
         with wrap_errors():
             self.conn.close()
 
-    def transaction(self, work: Callable[[psycopg.Cursor[Any]], T]) -> T:
-        """Run ``work`` in one transaction, retrying it on 40001/40P01."""
+    def transaction(self, work: Callable[[psycopg.Cursor[Any]], T], *,
+                    pipelined: bool = False) -> T:
+        """Run ``work`` in one transaction, retrying it on 40001/40P01.
+
+        ``pipelined``: BEGIN travels with the first read and every write after the
+        last read travels with the COMMIT (psycopg's pipeline mode), so ``work``
+        must ``send`` its writes and ``fetch`` only statements that return rows.
+        """
         import psycopg
 
         attempt = 0
         while True:
             try:
+                if pipelined:
+                    return self._pipelined(work)
                 with wrap_errors(), self.conn.transaction(), self.conn.cursor() as cur:
                     return work(cur)
             except StoreError as exc:
@@ -128,6 +136,25 @@ class Store:
                         hint="the database is heavily contended; try again") from exc
                 time.sleep(min(0.2, 0.002 * 2 ** attempt) * random.random())
 
+    def _pipelined(self, work: Callable[[psycopg.Cursor[Any]], T]) -> T:
+        # psycopg's own transaction block syncs at BEGIN and before COMMIT (two more
+        # round trips), so the block is spelled out here.
+        from psycopg import pq
+
+        conn = self.conn
+        try:
+            with wrap_errors(), conn.pipeline(), conn.cursor() as cur:
+                cur.execute(query("begin"))
+                result = work(cur)
+                cur.execute(query("commit"))
+            return result
+        finally:
+            if conn.info.transaction_status != pq.TransactionStatus.IDLE and not conn.closed:
+                try:
+                    conn.execute(query("rollback"))
+                except Exception:  # noqa: BLE001 - the first error is the one to report
+                    pass
+
     def execute(self, name: str, params: dict[str, Any] | None = None) -> list[Any]:
         """One query outside any explicit transaction (autocommit)."""
         with wrap_errors(), self.conn.cursor() as cur:
@@ -137,8 +164,17 @@ class Store:
 
 def fetch(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None = None
           ) -> list[Any]:
+    """Run a statement and return its rows ([] for one that returns none)."""
     cur.execute(query(name), params or {})
-    return cur.fetchall() if cur.description else []
+    if cur.pgresult is not None and cur.description is None:
+        return []  # answered, and not with rows
+    # Pipelined, the answer is not here yet: fetching waits for it.
+    return cur.fetchall()
+
+
+def send(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None = None) -> None:
+    """Run a statement whose answer is not needed; pipelined, it does not wait."""
+    cur.execute(query(name), params or {})
 
 
 def fetch_one(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None = None

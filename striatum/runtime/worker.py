@@ -349,6 +349,9 @@ class _Links:
 
 
 def _context(store: Store, claim: Claim) -> tuple[RunRow, dict[str, Any], dict[str, Any]]:
+    if claim.run_row is not None and claim.spec is not None and claim.lane_spec is not None:
+        return claim.run_row, claim.spec, claim.lane_spec  # the claim read them already
+
     def work(cur: Any) -> tuple[RunRow, dict[str, Any], dict[str, Any]]:
         run = RunRow.from_row(fetch_one(cur, "get_run", {"run": claim.run}))
         compiled = compiled_for(cur, run.workflow_digest)

@@ -332,6 +332,12 @@ class _Cursor:
 
     def execute(self, statement: Any, params: Any = None, **kwargs: Any) -> _Cursor:
         name = self._name(statement)
+        if name in ("begin", "commit", "rollback"):
+            # A pipelined transaction's own BEGIN / COMMIT: its bounds, not its statements.
+            if name == "begin" and self._owner.begin is not None:
+                self._owner.begin()
+            self._cursor.execute(statement, params, **kwargs)
+            return self
         if self._owner.before is not None:
             self._owner.before(name, self._cursor)
         self._cursor.execute(statement, params, **kwargs)

@@ -192,7 +192,12 @@ def interleave(dsn: str, store: Store, run_id: str) -> tuple[str, int, list[str]
     lease_ms = 400
 
     def holder_after(name: str, cursor: Any) -> None:
-        if name == "lock_jobs" and not holding.is_set():
+        if name == "lock_run" and not holding.is_set():
+            # Pipelined, the statement is only queued: wait for its answer (the run's
+            # lock), then leave the row for the caller. The job is read by the same
+            # transaction, whose clock started before the lease ran out.
+            cursor.fetchall()
+            cursor.scroll(0, mode="absolute")
             holding.set()
             time.sleep(lease_ms / 1000 + 0.1)  # the lease expires while we hold the run
             assert reclaimer_read.wait(10), "the reclaimer never read the expired lease"

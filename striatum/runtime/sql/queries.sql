@@ -72,9 +72,9 @@ INSERT INTO striatum.jobs (run_id, job_id, position, kind, lane, lane_kind, stat
 VALUES (%(run)s, %(job)s, %(position)s, %(kind)s, %(lane)s, %(lane_kind)s, 'pending',
         %(max_attempts)s);
 
--- lock_run: a run's row, locked for a transition (always before its jobs) --
+-- lock_run: a run's row, locked for a transition (always before its jobs), and the clock --
 SELECT r.id, r.repo_id, r.workflow_digest, r.workflow_name, r.status, r.vars, r.artifact_root,
-       r.worst_case, r.blocked_on, p.path, r.base_commit
+       r.worst_case, r.blocked_on, p.path, r.base_commit, now()
 FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
 WHERE r.id = %(run)s
 FOR UPDATE OF r;
@@ -84,6 +84,36 @@ SELECT r.id, r.repo_id, r.workflow_digest, r.workflow_name, r.status, r.vars, r.
        r.worst_case, r.blocked_on, p.path, r.base_commit
 FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
 WHERE r.id = %(run)s;
+
+-- begin: open a pipelined transaction --
+BEGIN;
+
+-- commit: end a pipelined transaction --
+COMMIT;
+
+-- rollback: abandon a failed pipelined transaction --
+ROLLBACK;
+
+-- unsettled_jobs: how many jobs of a run are neither succeeded nor skipped --
+SELECT count(*) FROM striatum.jobs
+WHERE run_id = %(run)s AND status NOT IN ('succeeded', 'skipped');
+
+-- any_unsettled: is one of these jobs neither succeeded nor skipped --
+SELECT 1 FROM striatum.jobs
+WHERE run_id = %(run)s AND job_id = ANY(%(jobs)s) AND status NOT IN ('succeeded', 'skipped')
+LIMIT 1;
+
+-- count_unsettled: how many of these jobs are neither succeeded nor skipped --
+SELECT count(*) FROM striatum.jobs
+WHERE run_id = %(run)s AND job_id = ANY(%(jobs)s) AND status NOT IN ('succeeded', 'skipped');
+
+-- lock_some_jobs: the named jobs of a run, locked, in file order --
+SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
+       executions, revisions_used, fence, lease_token, lease_owner, lease_expires_at,
+       chosen, verdict, reason, lease_expires_at IS NOT NULL AND lease_expires_at <= now()
+FROM striatum.jobs WHERE run_id = %(run)s AND job_id = ANY(%(jobs)s)
+ORDER BY position
+FOR UPDATE;
 
 -- lock_jobs: every job of a run, locked, in file order --
 SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
@@ -128,6 +158,38 @@ WHERE (%(run)s::text IS NULL OR j.run_id = %(run)s) AND j.status = 'ready'
 ORDER BY r.created_at, j.position
 LIMIT 1
 FOR UPDATE OF j SKIP LOCKED;
+
+-- claim_job: lease the first ready job of a running run (any run when none is named), skipping rows others hold; the job's new row, its run's row and the clock --
+WITH candidate AS (
+    SELECT j.run_id, j.job_id
+    FROM striatum.jobs j JOIN striatum.runs r ON r.id = j.run_id
+    WHERE (%(run)s::text IS NULL OR j.run_id = %(run)s) AND j.status = 'ready'
+      AND j.kind <> 'checkpoint' AND r.status = 'running'
+      AND (%(lanes)s::text[] IS NULL OR j.lane = ANY(%(lanes)s))
+      AND (%(lane_kinds)s::text[] IS NULL OR j.lane_kind = ANY(%(lane_kinds)s))
+    ORDER BY r.created_at, j.position
+    LIMIT 1
+    FOR UPDATE OF j SKIP LOCKED
+), claimed AS (
+    UPDATE striatum.jobs j
+       SET status = 'leased', fence = j.fence + 1,
+           lease_token = (j.fence + 1)::text || '-' || %(secret)s,
+           lease_owner = %(owner)s,
+           lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+           heartbeat_at = now(), updated_at = now()
+      FROM candidate c
+     WHERE j.run_id = c.run_id AND j.job_id = c.job_id
+ RETURNING j.job_id, j.position, j.kind, j.lane, j.lane_kind, j.status, j.iteration, j.attempt,
+           j.max_attempts, j.executions, j.revisions_used, j.fence, j.lease_token,
+           j.lease_owner, j.lease_expires_at, j.chosen, j.verdict, j.reason, false AS expired,
+           j.run_id
+)
+SELECT c.job_id, c.position, c.kind, c.lane, c.lane_kind, c.status, c.iteration, c.attempt,
+       c.max_attempts, c.executions, c.revisions_used, c.fence, c.lease_token, c.lease_owner,
+       c.lease_expires_at, c.chosen, c.verdict, c.reason, c.expired,
+       r.id, r.repo_id, r.workflow_digest, r.workflow_name, r.status, r.vars, r.artifact_root,
+       r.worst_case, r.blocked_on, p.path, r.base_commit, now()
+FROM claimed c JOIN striatum.runs r ON r.id = c.run_id JOIN striatum.repos p ON p.id = r.repo_id;
 
 -- lock_job: one job, locked (the lease verbs lock no run row) --
 SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
