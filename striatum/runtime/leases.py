@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -182,12 +183,37 @@ def _artifact_name(source: Path, name: str | None) -> str:
     return Path(chosen).as_posix()
 
 
-def publish(store: Store, run_id: str, job_id: str, token: str, source: str,
-            name: str | None = None) -> dict[str, Any]:
+Staged = tuple[Path, str]  # a file to publish and its artifact name
+
+
+def stage(source: str, name: str | None = None) -> Staged:
+    """Check a file to publish before any transaction starts."""
     src = Path(source)
     if not src.is_file():
         raise NotFound(f"no file {source} to publish")
-    artifact = _artifact_name(src, name)
+    return src, _artifact_name(src, name)
+
+
+def _store_artifact(cur: Any, run: RunRow, row: JobRow, staged: Staged
+                    ) -> tuple[dict[str, Any], Event]:
+    """Copy the file into the run's artifacts (hashing it) and queue its record; the
+    caller appends the event."""
+    src, artifact = staged
+    target = artifact_dir(run, row.job_id, row.iteration) / artifact
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest, size = _copy_hashing(src, target)
+    stored_at = os.path.relpath(target, run.repo_path)
+    send(cur, "upsert_artifact", {"run": run.id, "job": row.job_id, "iteration": row.iteration,
+                                  "path": artifact, "stored_at": stored_at,
+                                  "sha256": digest, "bytes": size, "fence": row.fence})
+    record = {"path": artifact, "sha256": digest, "bytes": size, "stored_at": stored_at,
+              "iteration": row.iteration}
+    return record, Event("artifact.publish", run.id, row.job_id, row.state(), record)
+
+
+def publish(store: Store, run_id: str, job_id: str, token: str, source: str,
+            name: str | None = None) -> dict[str, Any]:
+    staged = stage(source, name)
     where = f"{run_id}/{job_id}"
 
     def work(cur: Any) -> dict[str, Any]:
@@ -205,20 +231,17 @@ def publish(store: Store, run_id: str, job_id: str, token: str, source: str,
         row = JobRow.from_row(found)
         verify(row, token, where)
         run = RunRow.from_row(run_row)
-        target = artifact_dir(run, job_id, row.iteration) / artifact
-        target.parent.mkdir(parents=True, exist_ok=True)
-        digest, size = _copy_hashing(src, target)
-        stored_at = os.path.relpath(target, run.repo_path)
-        send(cur, "upsert_artifact", {"run": run_id, "job": job_id, "iteration": row.iteration,
-                                      "path": artifact, "stored_at": stored_at,
-                                      "sha256": digest, "bytes": size, "fence": row.fence})
-        record = {"path": artifact, "sha256": digest, "bytes": size, "stored_at": stored_at,
-                  "iteration": row.iteration}
-        append_events(cur, run.repo_id, [Event("artifact.publish", run_id, job_id, row.state(),
-                                               record)], now)
+        record, event = _store_artifact(cur, run, row, staged)
+        append_events(cur, run.repo_id, [event], now)
         return record
 
     return store.transaction(work, pipelined=True)
+
+
+def _publish_in(tx: Transition, row: JobRow, files: Iterable[Staged]) -> None:
+    """Publish within a transition, its events before the transition's own."""
+    for staged in files:
+        tx.events.append(_store_artifact(tx.cur, tx.run, row, staged)[1])
 
 
 def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
@@ -254,12 +277,15 @@ def _leased(tx: Transition, job_id: str, token: str) -> JobRow:
 
 
 def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
-            reason: str) -> Transition:
+            reason: str, *, files: Iterable[Staged] = ()) -> Transition:
+    """Record a review's verdict (publishing ``files`` first, in the same transaction)."""
     if outcome not in VERDICTS:
         raise UsageError(f"verdict {outcome!r} is not one of {', '.join(VERDICTS)}")
+    staged = tuple(files)  # a retried transaction publishes them again
 
     def change(tx: Transition) -> None:
         row = _leased(tx, job_id, token)
+        _publish_in(tx, row, staged)
         if row.kind != "review":
             raise Conflict(f"{job_id!r} is a {row.kind}; only a review takes a verdict",
                            hint="use `striatum job complete` for a task")
@@ -275,11 +301,16 @@ def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
     return transition(store, run_id, change, [job_id], dependents=outcome == "accept")
 
 
-def complete(store: Store, run_id: str, job_id: str, token: str) -> Transition:
+def complete(store: Store, run_id: str, job_id: str, token: str, *,
+             files: Iterable[Staged] = ()) -> Transition:
+    """Complete a task (publishing ``files`` first, in the same transaction)."""
     from .engine import advance
+
+    staged = tuple(files)  # a retried transaction publishes them again
 
     def change(tx: Transition) -> None:
         row = _leased(tx, job_id, token)
+        _publish_in(tx, row, staged)
         if row.kind == "review":
             raise Conflict(f"{job_id!r} is a review: it ends with a verdict",
                            hint="`striatum job verdict accept|needs_revision|reject`")
@@ -301,9 +332,14 @@ def release(store: Store, run_id: str, job_id: str, token: str) -> Transition:
     return transition(store, run_id, change, [job_id])
 
 
-def fail(store: Store, run_id: str, job_id: str, token: str, reason: str) -> Transition:
+def fail(store: Store, run_id: str, job_id: str, token: str, reason: str, *,
+         files: Iterable[Staged] = ()) -> Transition:
+    """Give up this attempt (publishing ``files`` first, in the same transaction)."""
+    staged = tuple(files)  # a retried transaction publishes them again
+
     def change(tx: Transition) -> None:
-        _leased(tx, job_id, token)
+        row = _leased(tx, job_id, token)
+        _publish_in(tx, row, staged)
         attempt_failed(tx, job_id, "retry", reason)
 
     return transition(store, run_id, change, [job_id])

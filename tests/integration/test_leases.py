@@ -206,6 +206,31 @@ def test_complete_without_the_produced_artifacts_is_a_conflict_listing_them(
     assert leases.complete(store, run_id, "make", claim.token).run.status == "completed"
 
 
+def test_files_published_with_a_completion_are_one_transaction_with_it(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    """complete(files=...) records the artifacts and the completion together: on a refusal
+    neither is recorded; on success the publish events come just before the completion."""
+    document = {"name": "two-outputs", "lanes": {"agent": {"kind": "operator"}},
+                "jobs": [{"id": "make", "lane": "agent", "prompt": {"text": "make"},
+                          "produces": ["a.md", "notes/b.md"]}]}
+    run_id = start_run(store, write_workflow(tmp_path / "wf", document), repo)
+    claim = claim_next(store, run_id)
+    source = tmp_path / "a.md"
+    source.write_text("a\n", encoding="utf-8")
+    before = snapshot(store, run_id)
+    with pytest.raises(Conflict, match="notes/b.md"):
+        leases.complete(store, run_id, "make", claim.token,
+                        files=[leases.stage(str(source), "a.md")])
+    assert snapshot(store, run_id) == before  # not even the artifact's record
+    view = leases.complete(store, run_id, "make", claim.token, files=[
+        leases.stage(str(source), "a.md"), leases.stage(str(source), "notes/b.md")])
+    assert view.run.status == "completed"
+    types = event_types(store, run_id)
+    assert types[-4:] == ["artifact.publish", "artifact.publish", "job.complete",
+                          "run.complete"], types
+    assert doctor(store, repo=str(repo)).ok
+
+
 def test_a_review_cannot_accept_before_publishing_what_it_produces(
         store: Store, repo: Path, tmp_path: Path) -> None:
     run_id = start_run(store, example("review"), repo)
