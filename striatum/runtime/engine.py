@@ -259,11 +259,14 @@ def _advance_from(tx: Transition, changed: Iterable[str]) -> None:
         if row is None or row.status != "pending":
             continue
         needs = wg.jobs[job_id].needs
-        if any(n in tx.jobs and tx.jobs[n].status not in SETTLED for n in needs):
+        # Walk the loaded jobs, not the needs: a join may need thousands.
+        need_set = _need_set(wg, job_id)
+        loaded = [n for n in tx.jobs if n in need_set]
+        if any(tx.jobs[n].status not in SETTLED for n in loaded):
+            continue
+        if len(loaded) < len(needs) and not _all_settled(tx, job_id, len(needs) - len(loaded)):
             continue
         others = [n for n in needs if n not in tx.jobs]
-        if others and not _all_settled(tx, job_id, others):
-            continue
         tx.load(others)  # settled needs stay settled while the run's lock is held
         statuses = {n: tx.jobs[n].status for n in needs}
         chosen = {n: c for n in needs if (c := tx.jobs[n].chosen)}
@@ -272,19 +275,29 @@ def _advance_from(tx: Transition, changed: Iterable[str]) -> None:
             push_dependents(job_id)
 
 
-def _all_settled(tx: Transition, job_id: str, others: list[str]) -> bool:
-    """Are all of ``others`` (needs of the pending ``job_id`` not loaded yet) settled?
+def _need_set(wg: WorkflowGraph, job_id: str) -> frozenset[str]:
+    found: frozenset[str] | None = wg.memo.get(f"needs:{job_id}")
+    if found is None:
+        found = frozenset(wg.jobs[job_id].needs)
+        wg.memo[f"needs:{job_id}"] = found
+    return found
+
+
+def _all_settled(tx: Transition, job_id: str, unloaded: int) -> bool:
+    """Are all needs of the pending ``job_id`` that are not loaded (``unloaded`` of them)
+    settled?
 
     Asked of whichever is smaller: the needs themselves, or the rest of the run, whose
     unsettled jobs ``tx.unsettled`` (exact under the run's lock) tells apart from the
-    needs'. A join over n tasks thus costs O(1) per completion, not O(n).
+    needs'. A join over n tasks thus costs O(1) round trips per completion, not O(n).
     """
     rest: list[str] | None = tx.wg.memo.get(f"rest:{job_id}")
     if rest is None:
         skip = {job_id, *tx.wg.jobs[job_id].needs}
         rest = [j for j in tx.wg.order if j not in skip]
         tx.wg.memo[f"rest:{job_id}"] = rest
-    if len(others) <= len(rest):
+    if unloaded <= len(rest):
+        others = [n for n in tx.wg.jobs[job_id].needs if n not in tx.jobs]
         return not fetch(tx.cur, "any_unsettled", {"run": tx.run.id, "jobs": others})
     in_memory = sum(1 for j in rest if j in tx.jobs and tx.jobs[j].status not in SETTLED)
     stored = [j for j in rest if j not in tx.jobs]

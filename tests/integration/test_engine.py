@@ -16,6 +16,7 @@ from striatum.runtime import leases, runs
 from striatum.runtime.doctor import doctor
 from striatum.runtime.engine import LIVE_JOB_STATES
 from striatum.runtime.store import Store
+from tests.unit.strategies import valid_workflows
 
 from .helpers import (
     EXAMPLES,
@@ -121,6 +122,36 @@ def test_random_verdicts_always_terminate_within_the_worst_case(
         assert leases.claim(store, run_id, owner="agent") is None
     report = doctor(store)
     assert report.ok, [f.to_json() for f in report.findings if not f.ok]
+
+
+@settings(max_examples=25, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(document=valid_workflows(max_jobs=8), data=st.data())
+def test_random_workflows_never_stall_and_replay(
+        store: Store, repo: Path, tmp_path: Path, document: dict[str, Any],
+        data: st.DataObject) -> None:
+    """A completion resolves only the dependents of what it settled (and a skip's, on): in
+    any workflow shape, with any verdicts and choices, no pending job is left waiting on
+    needs that are all settled, and the run ends once every job has."""
+    workflow = write_workflow(tmp_path / f"wf-{data.draw(st.integers(0, 10**9))}", document)
+    run_id = start_run(store, workflow, repo)
+    specs = compiled_jobs(store, run_id)
+
+    def verdict(claim: leases.Claim) -> str:
+        options = ["accept", "needs_revision", "reject"] if specs[claim.job]["revise"] \
+            else ["accept", "reject"]
+        return str(data.draw(st.sampled_from(options), label=f"{claim.job}@{claim.iteration}"))
+
+    def choose(job_id: str, options: list[str]) -> str:
+        return str(data.draw(st.sampled_from(options), label=job_id))
+
+    view = Agent(store, run_id, tmp_path, verdict=verdict, choose=choose).drive()
+    found = statuses(view)
+    assert view.run.status in ("completed", "failed", "blocked"), (view.to_json(), document)
+    if view.run.status == "completed":
+        assert set(found.values()) <= {"succeeded", "skipped"}, found
+    assert view.executions <= view.run.worst_case
+    assert_doctor_ok(store, repo)
 
 
 # -- a revision -----------------------------------------------------------------------------
