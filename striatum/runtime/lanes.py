@@ -1,11 +1,15 @@
 """Run one lane command under supervision.
 
-* its own session (``start_new_session``), so the whole process group can be
-  signalled; the timeout sends SIGTERM, then SIGKILL after a grace period;
-* the worker is a child subreaper (Linux), so a descendant that escapes the
-  group with ``setsid`` is re-parented to the worker instead of init, and is
-  found by the lease token in its environment and killed too: no lane leaves
-  a process behind;
+* the lane is started by this worker's guardian (``shim.py``), one small process
+  per worker started once, which forks and execs the lane's own program: no
+  interpreter per lane. Killing the worker, even with SIGKILL, makes the
+  guardian kill every lane and everything below them;
+* its own session, so the whole process group can be signalled; the timeout
+  sends SIGTERM, then SIGKILL after a grace period;
+* the guardian is a child subreaper (Linux), so a descendant that escapes the
+  group with ``setsid`` is re-parented to it instead of init, and is found by
+  the lease token in its environment and killed too: no lane leaves a process
+  behind;
 * stdout and stderr go to one log file, capped, with a marker saying how much
   was cut; the runner never reads the output for meaning;
 * the environment is an allowlist: PATH, HOME, LANG, TERM, the lane's own
@@ -16,9 +20,12 @@
 
 from __future__ import annotations
 
-import ctypes
+import json
 import os
+import select
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -26,33 +33,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 ALLOWED_ENV = ("PATH", "HOME", "LANG", "TERM")
 PLACEHOLDERS = ("prompt_file", "artifact_dir", "job", "run")
 DEFAULT_TIMEOUT = 3600
 DEFAULT_LOG_CAP = 8 * 1024 * 1024
 GRACE_SECONDS = 3.0
-_PR_SET_CHILD_SUBREAPER = 36
-# Run by path in isolated mode (-I): it needs only the standard library and
-# psutil, and must add nothing to the lane's environment.
+# Run by path in isolated mode (-I): it needs only the standard library and psutil.
 SHIM = Path(__file__).resolve().parent / "shim.py"
-_subreaper = False
-# Lane processes this worker is still waiting for: never reaped by anyone else.
-_own: set[int] = set()
-_own_lock = threading.Lock()
-
-
-def become_subreaper() -> bool:
-    """Adopt orphaned descendants (Linux); harmless and False elsewhere."""
-    global _subreaper
-    if _subreaper or not sys.platform.startswith("linux"):
-        return _subreaper
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        _subreaper = False
-    return _subreaper
+HEADER = struct.Struct("!I")  # a request's length, as shim.HEADER reads it
 
 
 def fill(template: str, values: Mapping[str, str]) -> str:
@@ -108,8 +98,6 @@ class _LogPump(threading.Thread):
         self.deadline = time.monotonic() + after
 
     def run(self) -> None:
-        import select
-
         with open(self.path, "wb") as log:
             while self.deadline is None or time.monotonic() < self.deadline:
                 ready, _, _ = select.select([self.fd], [], [], 0.1)
@@ -127,39 +115,201 @@ class _LogPump(threading.Thread):
                           f"{self.total:,} bytes not kept (cap {self.cap:,})]\n".encode())
 
 
-def _descendants_tagged(tag: str) -> list[object]:
-    import psutil
+class _NotStarted(Exception):
+    pass
 
-    found = []
-    marker = f"STRIATUM_LEASE={tag}"
-    for child in psutil.Process().children(recursive=True):
+
+class _Lane:
+    """A lane as its guardian reports it on the lane's status pipe: the pid, then the exit
+    code once the guardian has reaped it."""
+
+    def __init__(self, status: int, guardian: int) -> None:
+        self._status = status
+        self._buffer = b""
+        self._ended = False
+        self.guardian = guardian  # its parent, and the parent of what escaped its group
+        self.pid = 0
+        self.returncode: int | None = None
+        self.orphaned = False  # the guardian died before it reported the lane's end
+
+    def _line(self, timeout: float | None) -> str | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            if self._ended:
+                return None
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._status], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(self._status, 512)
+            if not chunk:
+                self._ended = True
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode("utf-8", "replace")
+
+    def started(self) -> None:
+        # No timeout: the guardian answers at once, or dies and the pipe ends.
+        line = self._line(None)
+        if line is None:
+            raise _NotStarted("the worker's lane guardian exited")
+        kind, _, rest = line.partition(" ")
+        if kind != "pid":
+            raise _NotStarted(rest)
+        self.pid = int(rest)
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit code, waiting up to ``timeout``; None while it runs or once orphaned."""
+        if self.returncode is None and not self.orphaned:
+            line = self._line(timeout)
+            if line is not None and line.startswith("exit "):
+                self.returncode = int(line[5:])
+            elif self._ended:
+                self.orphaned = True
+        return self.returncode
+
+    def close(self) -> None:
+        os.close(self._status)
+
+
+class _Guardian:
+    """This process's end of its lane guardian (``shim.py``): started with the first lane,
+    started again if it died. Every lane thread of the worker shares it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._socket: socket.socket | None = None
+
+    def _connect(self) -> tuple[socket.socket, int]:
+        if (self._socket is not None and self._process is not None
+                and self._process.poll() is None):
+            return self._socket, self._process.pid
+        self._drop()
+        ours, theirs = socket.socketpair()
         try:
-            environ = child.environ()
-        except (psutil.Error, OSError):
+            # Its own session: a signal to the worker's process group (a terminal's ^C,
+            # a supervisor's kill) must leave it to clean up after the worker. It needs
+            # none of the worker's environment, and so does not carry its secrets.
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", str(SHIM), str(theirs.fileno()), str(os.getpid())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", os.defpath)},
+                start_new_session=True)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._socket = ours
+        return ours, self._process.pid
+
+    def _drop(self) -> None:
+        if self._socket is not None:
+            self._socket.close()  # a guardian still alive reads end-of-file and exits
+        self._socket = None
+        self._process = None
+
+    def start(self, argv: list[str], cwd: Path, env: Mapping[str, str],
+              stdin: IO[bytes] | None, output: int) -> _Lane:
+        body = json.dumps({"argv": argv, "cwd": str(cwd), "env": dict(env)}).encode()
+        status_read, status_write = os.pipe()
+        fds = [status_write, output] + ([stdin.fileno()] if stdin is not None else [])
+        try:
+            with self._lock:
+                for attempt in (1, 2):
+                    sock, guardian = self._connect()
+                    try:
+                        socket.send_fds(sock, [HEADER.pack(len(body))], fds)
+                        sock.sendall(body)
+                        break
+                    except OSError:  # it died since the last lane: start another one
+                        self._drop()
+                        if attempt == 2:
+                            raise
+        except BaseException:
+            os.close(status_read)
+            raise
+        finally:
+            os.close(status_write)
+        lane = _Lane(status_read, guardian)
+        try:
+            lane.started()
+        except BaseException:
+            lane.close()
+            raise
+        return lane
+
+    def ensure(self) -> None:
+        with self._lock:
+            self._connect()
+
+
+_guardian = _Guardian()
+
+
+def start_guardian() -> None:
+    """Start this process's lane guardian now rather than with the first lane (whose
+    start would otherwise wait ~50 ms for the interpreter)."""
+    _guardian.ensure()
+
+
+def _below(pid: int) -> list[int]:
+    """Every process below ``pid``: its children, theirs, and so on."""
+    if not os.path.exists(f"/proc/{pid}/task/{pid}/children"):
+        import psutil  # no CONFIG_PROC_CHILDREN, or not Linux: psutil reads every process
+
+        try:
+            return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            return []
+    # ~0.1 ms for a few lanes, where psutil would read all of /proc (~8 ms) for every lane.
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
             continue
-        if environ.get("STRIATUM_LEASE") == tag or marker in environ.values():
-            found.append(child)
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children", "rb") as listing:
+                    children = [int(child) for child in listing.read().split()]
+            except (OSError, ValueError):
+                continue
+            found += children
+            stack += children
     return found
 
 
-def _reap_adopted() -> None:
-    """Collect the exit status of adopted orphans that died (a subreaper must, or they
-    stay zombies for the worker's life); lanes still being waited for are left alone."""
+def _everyone() -> list[int]:
     import psutil
 
-    for child in psutil.Process().children():
+    return [int(pid) for pid in psutil.pids()]
+
+
+def _environment(pid: int) -> list[bytes]:
+    if os.path.isdir("/proc/self"):
         try:
-            if child.status() != psutil.STATUS_ZOMBIE:
-                continue
-        except psutil.Error:
-            continue
-        with _own_lock:
-            if child.pid in _own:
-                continue
-            try:
-                os.waitpid(child.pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+            with open(f"/proc/{pid}/environ", "rb") as environ:
+                return environ.read().split(b"\0")
+        except OSError:  # it ended, or is not ours to read
+            return []
+    import psutil  # no /proc: the slower way
+
+    try:
+        return [f"{k}={v}".encode() for k, v in psutil.Process(pid).environ().items()]
+    except (psutil.Error, OSError):
+        return []
+
+
+def _tagged(pids: list[int], tag: str) -> list[int]:
+    marker = f"STRIATUM_LEASE={tag}".encode()
+    return [pid for pid in pids
+            if any(entry == marker or entry.endswith(b"=" + marker)
+                   for entry in _environment(pid))]
 
 
 def _kill_group(pgid: int, sig: int) -> None:
@@ -169,16 +319,22 @@ def _kill_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _kill_leftovers(pgid: int, tag: str) -> int:
+def _kill_leftovers(lane: _Lane, tag: str) -> int:
     """SIGKILL whatever of the lane is still alive: its group and tagged escapees."""
+    _kill_group(lane.pid, signal.SIGKILL)
+    # Escapees are the guardian's (a subreaper); once it is gone they went to init or to
+    # another subreaper, so every process of the machine is looked at.
+    tagged = _tagged(_everyone() if lane.orphaned else _below(lane.guardian), tag)
+    if not tagged:
+        return 0
     import psutil
 
-    _kill_group(pgid, signal.SIGKILL)
     killed = 0
-    for process in _descendants_tagged(tag):
+    for pid in tagged:
         try:
-            process.kill()  # type: ignore[attr-defined]
-            process.wait(timeout=5)  # type: ignore[attr-defined]
+            process = psutil.Process(pid)
+            process.kill()
+            process.wait(timeout=5)
             killed += 1
         except (psutil.Error, OSError):
             pass
@@ -190,54 +346,47 @@ def run_lane(argv: list[str], *, cwd: Path, env: dict[str, str], stdin: Path | N
              tag: str, abandon: threading.Event | None = None) -> LaneResult:
     """Run ``argv`` to its end (or its timeout, or until ``abandon`` is set — the lease
     was lost) and clean up every process it left."""
-    become_subreaper()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    stdin_file = open(stdin, "rb") if stdin else subprocess.DEVNULL  # noqa: SIM115
-    # The shim heads the lane's session and takes it down if this worker dies.
-    command = [sys.executable, "-I", str(SHIM), str(os.getpid()), "--", *argv]
+    stdin_file = open(stdin, "rb") if stdin else None  # noqa: SIM115
+    output, output_write = os.pipe()
     try:
-        process = subprocess.Popen(command, cwd=cwd, env=env,
-                                   stdin=stdin_file, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    except OSError as exc:
+        lane = _guardian.start(argv, cwd, env, stdin_file, output_write)
+    except (OSError, _NotStarted) as exc:
+        os.close(output)
         log_path.write_text(f"[striatum: could not start {argv[0]!r}: {exc}]\n")
         return LaneResult(127, False, 0.0, 0, False, 0)
+    except BaseException:
+        os.close(output)
+        raise
     finally:
-        if stdin_file is not subprocess.DEVNULL:
-            stdin_file.close()  # type: ignore[union-attr]
-    with _own_lock:
-        _own.add(process.pid)
-    assert process.stdout is not None
-    pump = _LogPump(process.stdout.fileno(), log_path, log_cap)
+        os.close(output_write)  # the lane holds the only write end now
+        if stdin_file is not None:
+            stdin_file.close()
+    pump = _LogPump(output, log_path, log_cap)
     pump.start()
     timed_out = False
     deadline = started + timeout
-    while process.poll() is None:
+    while lane.returncode is None and not lane.orphaned:
         left = deadline - time.monotonic()
         if left <= 0 or (abandon is not None and abandon.is_set()):
             timed_out = left <= 0
             break
-        try:
-            process.wait(timeout=min(left, 0.25))
-        except subprocess.TimeoutExpired:
-            pass
-    if process.poll() is None:
-        _kill_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            _kill_group(process.pid, signal.SIGKILL)
-            process.wait()
-    killed = _kill_leftovers(process.pid, tag)
+        lane.wait(min(left, 0.25))
+    if lane.returncode is None:
+        _kill_group(lane.pid, signal.SIGTERM)
+        if lane.wait(GRACE_SECONDS) is None:
+            _kill_group(lane.pid, signal.SIGKILL)
+            lane.wait(GRACE_SECONDS)
+    killed = _kill_leftovers(lane, tag)
     # Whatever still holds the pipe now escaped us (it dropped its lease token):
     # keep what it printed in the next seconds, then stop reading.
     pump.give_up(after=3.0)
     pump.join()
-    process.stdout.close()
-    with _own_lock:
-        _own.discard(process.pid)
-    _reap_adopted()
-    return LaneResult(process.returncode if process.returncode is not None and not timed_out
-                      else None, timed_out,
+    os.close(output)
+    lane.close()
+    if lane.orphaned:
+        with open(log_path, "ab") as log:
+            log.write(b"\n[striatum: the worker's lane guardian died; the lane was killed]\n")
+    return LaneResult(lane.returncode if not timed_out else None, timed_out,
                       time.monotonic() - started, pump.total, pump.total > log_cap, killed)

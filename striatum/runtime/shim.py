@@ -1,36 +1,49 @@
-"""The head of every lane's session: it dies with the worker, and takes the lane with it.
+"""The guardian of a worker's lanes: one small process per worker, started once.
 
-    python -I .../striatum/runtime/shim.py WORKER_PID -- ARGV...
+    python -I .../striatum/runtime/shim.py SOCKET_FD WORKER_PID
 
-A lane runs in a session of its own, so that a timeout can signal the whole
+A lane runs in a session of its own, so that a timeout can signal its whole
 group; but then killing the worker (SIGKILL, OOM, a lost machine) would not
 reach it, and a second worker would run the same job while the first agent
-still changes the repository. The shim closes that gap: it asks the kernel
-for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), adopts descendants
-that leave the group with ``setsid`` (it is a child subreaper), runs the
-lane's command, and on that signal kills its group and every process it
-adopted before exiting. Otherwise it exits with the command's status.
+still changes the repository. The guardian closes that gap without a Python
+interpreter per lane: the worker sends it each lane to start over a UNIX
+socket, and it forks and execs the lane's own program directly, so every lane
+is its child. It is a child subreaper, so a descendant that leaves the lane's
+group with ``setsid`` is re-parented to it rather than to init.
+
+When the worker dies, however it dies, the kernel closes the worker's end of
+the socket: the guardian reads end-of-file, kills every lane's group and every
+process below it (adopted ones included), and exits. ``PR_SET_PDEATHSIG`` is
+a second way to learn it, for a worker whose socket end outlived it in a
+forked child. The guardian sits in a session of its own, so a signal meant
+for the worker's process group does not take it down before the lanes.
+
+Protocol. A request is a 4-byte big-endian length and a JSON object
+(``argv``, ``cwd``, ``env``), sent with the descriptors [status, output] or
+[status, output, stdin] attached to the length. The guardian answers on the
+status pipe, private to that lane: ``pid N`` or ``error MESSAGE``, then
+``exit CODE`` (negative: killed by that signal) when it has reaped the lane.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import select
 import signal
+import socket
+import struct
 import subprocess
 import sys
+from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
-
-
-def _prctl(option: int, value: int) -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the worker's own cleanup is all there is
-
+HEADER = struct.Struct("!I")
+MAX_FDS = 3
 
 try:  # imported now: a signal handler must not be the first to import a module
     import psutil
@@ -38,36 +51,166 @@ except ImportError:  # pragma: no cover - a dependency of striatum
     psutil = None
 
 
-def _kill_everything(signum: int, frame: FrameType | None) -> None:
-    # The signal can come more than once; a second run of this handler must not
-    # interrupt the first halfway, so later ones are ignored.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def _prctl(option: int, value: int) -> None:
     try:
-        if psutil is not None:
-            for child in psutil.Process().children(recursive=True):
-                try:
-                    child.kill()
-                except psutil.Error:
-                    pass
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: no subreaper, and the socket alone tells of the worker's death
+
+
+@dataclass
+class _Lane:
+    process: subprocess.Popen[bytes]
+    status: int  # the write end of the lane's status pipe
+
+
+def _tell(fd: int, line: str) -> None:
+    try:
+        os.write(fd, line.encode() + b"\n")
+    except OSError:
+        pass  # the worker stopped listening (it is gone): end-of-file will follow
+
+
+def _receive_exactly(sock: socket.socket, size: int) -> bytes | None:
+    chunks, got = [], 0
+    while got < size:
+        chunk = sock.recv(size - got)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """One request and its descriptors, or None at end-of-file (the worker is gone)."""
+    header, fds, _, _ = socket.recv_fds(sock, HEADER.size, MAX_FDS)
+    for fd in fds:
+        os.set_inheritable(fd, False)  # only the lane it is meant for gets it, as 0/1/2
+    if len(header) < HEADER.size:
+        rest = _receive_exactly(sock, HEADER.size - len(header)) if header else None
+        if rest is None:
+            for fd in fds:
+                os.close(fd)
+            return None
+        header += rest
+    body = _receive_exactly(sock, HEADER.unpack(header)[0])
+    if body is None:
+        for fd in fds:
+            os.close(fd)
+        return None
+    return json.loads(body), fds
+
+
+def _start(request: dict[str, Any], fds: list[int], lanes: dict[int, _Lane]) -> None:
+    status, output = fds[0], fds[1]
+    stdin = fds[2] if len(fds) > 2 else subprocess.DEVNULL
+    try:
+        process = subprocess.Popen(request["argv"], cwd=request["cwd"], env=request["env"],
+                                   stdin=stdin, stdout=output, stderr=output,
+                                   start_new_session=True)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        _tell(status, f"error {exc}".replace("\n", " "))
+        os.close(status)
+        return
     finally:
-        os.killpg(os.getpgid(0), signal.SIGKILL)  # the group, this shim included
+        for fd in fds[1:]:
+            os.close(fd)  # the lane holds its own copies now
+    lanes[process.pid] = _Lane(process, status)
+    _tell(status, f"pid {process.pid}")
+
+
+def _reap(lanes: dict[int, _Lane]) -> None:
+    """Wait for every child that ended: lanes (their status goes to the worker) and the
+    processes adopted as a subreaper (or they would stay zombies)."""
+    while True:
+        try:
+            pid, wait_status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        lane = lanes.pop(pid, None)
+        if lane is not None:
+            code = os.waitstatus_to_exitcode(wait_status)
+            lane.process.returncode = code  # so Popen never waits for it again
+            _tell(lane.status, f"exit {code}")
+            os.close(lane.status)
+
+
+def _kill_everything(lanes: dict[int, _Lane]) -> None:
+    for pid in lanes:
+        try:
+            os.killpg(pid, signal.SIGKILL)  # start_new_session: the group's id is the lane's pid
+        except OSError:
+            pass
+    # Then every process below this one: what left a lane's group (re-parented here) and
+    # what it started since. Repeated, as a process may fork between the listing and the kill.
+    for _ in range(20):
+        found = psutil.Process().children(recursive=True) if psutil is not None else []
+        for child in found:
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        _reap(lanes)
+        if not found:
+            return
+
+
+class _WorkerGone(Exception):
+    pass
 
 
 def main(argv: list[str]) -> int:
-    worker_pid, separator, command = int(argv[0]), argv[1], argv[2:]
-    assert separator == "--" and command
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    sock = socket.socket(fileno=int(argv[0]))
+    worker_pid = int(argv[1])
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    signal.signal(signal.SIGTERM, _kill_everything)
-    if os.getppid() != worker_pid:  # the worker died before the request took hold
-        return 128 + signal.SIGTERM
+
+    def on_parent_signal(signum: int, frame: FrameType | None) -> None:
+        # PR_SET_PDEATHSIG fires when the *thread* that started the guardian ends, which
+        # a live worker does to its pool threads: only a new parent means the worker died.
+        if os.getppid() != worker_pid:
+            raise _WorkerGone
+
+    def on_terminate(signum: int, frame: FrameType | None) -> None:
+        raise _WorkerGone
+
+    signal.signal(signal.SIGUSR1, on_parent_signal)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, on_terminate)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGUSR1)
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    os.set_blocking(wake_read, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the select below
+    lanes: dict[int, _Lane] = {}
     try:
-        child = subprocess.Popen(command)
-    except OSError as exc:
-        print(f"[striatum: could not start {command[0]!r}: {exc}]", file=sys.stderr)
-        return 127
-    status = child.wait()
-    return status if status >= 0 else 128 - status
+        if os.getppid() != worker_pid:  # the worker died before the request took hold
+            return 0
+        while True:
+            ready, _, _ = select.select([sock.fileno(), wake_read], [], [])
+            if wake_read in ready:
+                while True:
+                    try:
+                        if not os.read(wake_read, 512):
+                            break
+                    except BlockingIOError:
+                        break
+            _reap(lanes)
+            if sock.fileno() in ready:
+                received = _receive(sock)
+                if received is None:
+                    return 0
+                _start(*received, lanes)
+    except _WorkerGone:
+        return 0
+    finally:
+        # Once: a second signal must not cut the clean-up short.
+        for signum in (signal.SIGUSR1, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
+        _kill_everything(lanes)
 
 
 if __name__ == "__main__":

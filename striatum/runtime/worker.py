@@ -3,8 +3,10 @@
 Workers in any number of processes, on any number of machines, share runs
 through PostgreSQL alone: claims are ``FOR UPDATE SKIP LOCKED``, a job
 becoming ready sends a NOTIFY that wakes idle workers at once (a poll every
-``poll_seconds`` is the fallback), leases are kept alive by a heartbeat
-thread, and any worker sweeps leases whose heartbeat stopped. A worker
+``poll_seconds`` is the fallback), leases are kept alive by one heartbeat
+thread, and any worker sweeps leases whose heartbeat stopped. Connections
+are opened once and kept: the claim loop's, LISTEN's, one per lane thread
+and the heartbeat thread's, each opened again after an outage. A worker
 finishes a job through the same transition code as the agent-facing verbs,
 with the lease's fencing token, so a worker that lost its lease (paused,
 partitioned) has every late write refused.
@@ -24,17 +26,25 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import StriatumError
 from . import changes, leases
 from .engine import compiled_for
-from .lanes import DEFAULT_LOG_CAP, DEFAULT_TIMEOUT, fill, lane_environment, run_lane
+from .lanes import (
+    DEFAULT_LOG_CAP,
+    DEFAULT_TIMEOUT,
+    fill,
+    lane_environment,
+    run_lane,
+    start_guardian,
+)
 from .leases import Claim, LeaseLost
 from .records import JobRow, RunRow
 from .store import Store, StoreUnavailable, fetch_one
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 VERDICT_FILE = "verdict.json"
 
 
@@ -73,6 +83,8 @@ class Worker:
     outcomes: list[Outcome] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     _told: set[str] = field(default_factory=set)  # checkpoints already announced
+    _slots: _Slots = field(init=False, repr=False, compare=False)
+    _beats: _Heartbeats = field(init=False, repr=False, compare=False)
 
     def _say(self, text: str) -> None:
         if self.options.progress is not None:
@@ -84,8 +96,14 @@ class Worker:
                                   thread_name_prefix="striatum-lane")
         running: set[Future[Outcome]] = set()
         links = _Links(self.dsn)
+        self._slots = _Slots(self.dsn)
+        self._beats = _Heartbeats(self.dsn, options.lease_seconds, self._say)
         last_sweep = 0.0
         outage = 0
+        try:
+            start_guardian()
+        except OSError as exc:  # each lane tries again, and fails with the reason in its log
+            self._say(f"could not start the lane guardian: {exc}")
         try:
             while not self.stop.is_set():
                 try:
@@ -122,6 +140,8 @@ class Worker:
             for future in running:
                 self._record(future)
             pool.shutdown(wait=True)
+            self._beats.close()
+            self._slots.close()
             links.close()
         return self.outcomes
 
@@ -193,20 +213,34 @@ class Worker:
 
     def execute(self, claim: Claim) -> Outcome:
         started = time.monotonic()
-        store = Store.connect(self.dsn)
         try:
-            status, detail = self._execute(store, claim)
+            status, detail = self._execute(claim)
         except LeaseLost as exc:
             status, detail = "lease lost", exc.message
         except StriatumError as exc:
             status, detail = "error", exc.message
-            _try_fail(store, claim, f"the worker could not finish it: {exc.message}")
+            self._slots.check()
+            try:
+                leases.fail(self._slots.store(), claim.run, claim.job, claim.token,
+                            f"the worker could not finish it: {exc.message}")
+            except StriatumError:
+                pass  # the lease expires instead; fencing keeps that safe
         finally:
-            store.close()
+            self._slots.check()
         return Outcome(claim.run, claim.job, status, detail, time.monotonic() - started)
 
-    def _execute(self, store: Store, claim: Claim) -> tuple[str, str]:
-        run, job, lane = _context(store, claim)
+    def _read(self, read: Callable[[Store], T]) -> T:
+        """A read on this lane thread's connection, tried once more on a new one if the
+        kept connection turns out dead: it may have died while idle or while the lane ran
+        (a server restart), and a read changes nothing, so trying again is safe."""
+        try:
+            return read(self._slots.store())
+        except StoreUnavailable:
+            self._slots.drop()
+            return read(self._slots.store())
+
+    def _execute(self, claim: Claim) -> tuple[str, str]:
+        run, job, lane = self._read(lambda store: _context(store, claim))
         out = Path(claim.artifact_dir)
         out.mkdir(parents=True, exist_ok=True)
         repo = Path(run.repo_path)
@@ -225,88 +259,212 @@ class Worker:
             **_job_env(claim, run), "STRIATUM_KIND": claim.kind,
             "STRIATUM_CAN_REVISE": "1" if job["revise"] else "0"})
         lost = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(claim, lost), daemon=True)
-        beat.start()
+        self._beats.hold(claim, lost)
         log = Path(claim.prompt_file).parent / "lane.log"
         try:
             result = run_lane(argv, cwd=workdir, env=env, stdin=stdin,
                               timeout=lane.get("timeout") or DEFAULT_TIMEOUT, log_path=log,
                               log_cap=self.options.log_cap, tag=claim.token, abandon=lost)
         finally:
-            lost.set()  # also stops the heartbeat
-            beat.join(timeout=5)
+            self._beats.release(claim)
         token = (claim.run, claim.job, claim.token)
-        if not _still_mine(store, claim):
+        if not self._read(lambda store: _still_mine(store, claim)):
             if worktree is not None:
                 _remove_worktree(repo, worktree)
             return "done by the agent", "it finished the job through the CLI, or lost the lease"
-        leases.publish(store, *token, str(log), f"logs/{claim.job}.log")
+        store = self._slots.store()
+        # What the attempt leaves is published by the transition that ends it, in the
+        # same transaction: one commit per job instead of one per file.
+        files = [leases.stage(str(log), f"logs/{claim.job}.log")] if log.is_file() else []
         if worktree is not None:
             diff = _worktree_diff(worktree, run.base_commit, Path(claim.prompt_file).parent)
-            leases.publish(store, *token, str(diff), f"changes/{claim.job}.diff")
+            files.append(leases.stage(str(diff), f"changes/{claim.job}.diff"))
             touched = _diff_paths(worktree, run.base_commit)
             _remove_worktree(repo, worktree)
         else:
             touched = changes.changed(before, changes.snapshot(repo),
                                       (".striatum", run.artifact_root)) if watch else []
         if not result.ok:
-            reason = (f"timed out after {lane.get('timeout') or DEFAULT_TIMEOUT}s"
-                      if result.timed_out else f"exited with code {result.exit_code}")
-            leases.fail(store, *token, reason + f"; see logs/{claim.job}.log")
+            if result.timed_out:
+                reason = f"timed out after {lane.get('timeout') or DEFAULT_TIMEOUT}s"
+            elif result.exit_code is None:
+                reason = "its supervisor (the worker's lane guardian) died; it was killed"
+            else:
+                reason = f"exited with code {result.exit_code}"
+            leases.fail(store, *token, reason + f"; see logs/{claim.job}.log", files=files)
             return "failed", reason
-        for name in claim.produces:
-            if (out / name).is_file():
-                leases.publish(store, *token, str(out / name), name)
+        files += [leases.stage(str(out / name), name) for name in claim.produces
+                  if (out / name).is_file()]
         stray = changes.outside(touched, job["writes"]) if job["writes"] else []
         if stray:
             reason = "changed files outside its writes globs: " + ", ".join(stray[:20])
-            leases.fail(store, *token, reason)
+            leases.fail(store, *token, reason, files=files)
             return "failed", reason
         if claim.kind == "review":
-            return self._review(store, claim, out)
+            return self._review(store, claim, out, files)
         try:
-            leases.complete(store, *token)
+            leases.complete(store, *token, files=files)
         except StriatumError as exc:
             if isinstance(exc, LeaseLost):
                 raise
-            leases.fail(store, *token, exc.message)
+            leases.fail(store, *token, exc.message, files=files)
             return "failed", exc.message
         return "succeeded", ""
 
-    def _review(self, store: Store, claim: Claim, out: Path) -> tuple[str, str]:
+    def _review(self, store: Store, claim: Claim, out: Path, files: list[leases.Staged]
+                ) -> tuple[str, str]:
         token = (claim.run, claim.job, claim.token)
         verdict = _read_verdict(out / VERDICT_FILE)
         if verdict is None:
             reason = ("the review recorded no verdict: run `striatum job verdict ...` or "
                       f"leave {VERDICT_FILE} in the artifact dir")
-            leases.fail(store, *token, reason)
+            leases.fail(store, *token, reason, files=files)
             return "failed", reason
         outcome, why = verdict
         try:
-            leases.verdict(store, *token, outcome, why)
+            leases.verdict(store, *token, outcome, why, files=files)
         except StriatumError as exc:
             if isinstance(exc, LeaseLost):
                 raise
-            leases.fail(store, *token, exc.message)
+            leases.fail(store, *token, exc.message, files=files)
             return "failed", exc.message
         return outcome, why
 
-    def _heartbeat(self, claim: Claim, lost: threading.Event) -> None:
-        interval = max(0.5, self.options.lease_seconds / 3)
-        store: Store | None = None
-        try:
+
+class _Slots:
+    """One connection per lane thread, opened with its first job and kept for the next
+    ones (a connection costs ~3 ms and a server process); one that broke is dropped,
+    and the thread's next job opens another."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[Store] = []
+
+    def store(self) -> Store:
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
             store = Store.connect(self.dsn)
-            while not lost.wait(interval):
-                leases.heartbeat(store, claim.run, claim.job, claim.token,
-                                 self.options.lease_seconds)
+            self._local.store = store
+            with self._lock:
+                self._open.append(store)
+        return store
+
+    def check(self) -> None:
+        store: Store | None = getattr(self._local, "store", None)
+        if store is not None and store.conn.closed:
+            self.drop()
+
+    def drop(self) -> None:
+        store: Store | None = getattr(self._local, "store", None)
+        self._local.store = None
+        if store is not None:
+            with self._lock:
+                self._open = [kept for kept in self._open if kept is not store]
+            _close_quietly(store)
+
+    def close(self) -> None:
+        with self._lock:
+            stores, self._open = self._open, []
+        for store in stores:
+            _close_quietly(store)
+
+
+@dataclass
+class _Held:
+    claim: Claim
+    lost: threading.Event
+    due: float
+    on: bool = True
+
+
+class _Heartbeats:
+    """Every lease the worker holds, kept alive from one thread on one connection of its
+    own, opened with the first heartbeat (a lane that ends sooner never needs it) and
+    again after an outage. A lease found lost sets its ``lost`` event: the lane stops."""
+
+    def __init__(self, dsn: str, lease_seconds: int, say: Progress) -> None:
+        self.dsn = dsn
+        self.lease_seconds = lease_seconds
+        self.interval = max(0.5, lease_seconds / 3)
+        self._say = say
+        self._held: dict[tuple[str, str, str], _Held] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._store: Store | None = None
+
+    def hold(self, claim: Claim, lost: threading.Event) -> None:
+        with self._lock:
+            self._held[(claim.run, claim.job, claim.token)] = _Held(
+                claim, lost, time.monotonic() + self.interval)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, daemon=True,
+                                                name="striatum-heartbeat")
+                self._thread.start()
+        self._changed.set()
+
+    def release(self, claim: Claim) -> None:
+        with self._lock:
+            held = self._held.pop((claim.run, claim.job, claim.token), None)
+            if held is not None:
+                held.on = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            thread = self._thread
+        self._changed.set()
+        if thread is not None:
+            thread.join(timeout=10)
+        if self._store is not None:
+            _close_quietly(self._store)
+            self._store = None
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                if self._closing:
+                    return
+                now = time.monotonic()
+                due = [held for held in self._held.values() if held.due <= now]
+                following = min((held.due for held in self._held.values()), default=None)
+            for held in due:
+                self._beat(held)
+            if not due:
+                self._changed.wait(None if following is None else max(0.0, following - now))
+                self._changed.clear()
+
+    def _beat(self, held: _Held) -> None:
+        claim = held.claim
+        held.due = time.monotonic() + self.interval
+        try:
+            if self._store is None:
+                self._store = Store.connect(self.dsn)
+            leases.heartbeat(self._store, claim.run, claim.job, claim.token,
+                             self.lease_seconds)
         except LeaseLost:
-            self._say(f"{claim.job}: lease lost; stopping its lane")
-            lost.set()
+            if held.on:
+                self._say(f"{claim.job}: lease lost; stopping its lane")
+            held.lost.set()
+            self.release(claim)
+        except StoreUnavailable:
+            # The server is away: beat again at the next turn on a new connection. A lease
+            # that lapses meanwhile is fenced, so this is never unsafe.
+            if self._store is not None:
+                _close_quietly(self._store)
+                self._store = None
         except StriatumError:
-            pass  # the database is unreachable: the lease may expire; fencing stays safe
-        finally:
-            if store is not None:
-                store.close()
+            self.release(claim)  # the job is gone or the lease unreadable: fencing decides
+
+
+def _close_quietly(store: Store) -> None:
+    try:
+        store.close()
+    except Exception:  # already broken: nothing to release
+        pass
 
 
 class _Links:
@@ -403,13 +561,6 @@ def _read_verdict(path: Path) -> tuple[str, str] | None:
     if not isinstance(document, dict) or document.get("verdict") not in leases.VERDICTS:
         return None
     return str(document["verdict"]), str(document.get("reason") or "(no reason given)")
-
-
-def _try_fail(store: Store, claim: Claim, reason: str) -> None:
-    try:
-        leases.fail(store, claim.run, claim.job, claim.token, reason)
-    except StriatumError:
-        pass
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -270,6 +270,83 @@ def test_sigkilled_worker_lease_expires_and_another_worker_completes_once(
         kill_lane_processes(token=first_token)
 
 
+# A lane that leaves three kinds of process: a grandchild that ignores SIGTERM (in the
+# lane's group), an escapee that left the session with setsid but keeps its lease token,
+# and one that left the session with a cleared environment (no token); then it hangs.
+UNRULY = ('"$0" "$1" escape; env -i setsid "$0" -c "import time; time.sleep(600)" "$2" & '
+          'exec "$0" "$1" grandchild')
+
+
+def test_sigkilled_worker_takes_every_process_of_its_lane_with_it_at_once(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    """Not when the lease expires: at once, so a job reclaimed by another worker is never
+    worked by two agents. The worker's lane guardian learns of its death from the kernel
+    and kills the lane's group and everything it had adopted."""
+    marker = f"striatum-bare-{secrets.token_hex(6)}"
+    lane = {"command": ["sh", "-c", UNRULY, sys.executable, str(FAKE_AGENT), marker],
+            "timeout": 600}
+    run_id = start_run(store, one_task(tmp_path / "flow", lane), repo)
+
+    def marked() -> list[psutil.Process]:
+        return [p for p in psutil.process_iter() if marker in " ".join(cmdline(p)) and alive(p)]
+
+    def everything() -> list[psutil.Process]:
+        found = lane_processes(run=run_id)
+        kinds = [" ".join(cmdline(p)) for p in found]
+        ready = (any("SIG_IGN" in k for k in kinds) and any("os.setsid()" in k for k in kinds)
+                 and marked())
+        return found + marked() if ready else []
+
+    try:
+        with spawned(tmp_path / "procs") as procs:
+            doomed = procs.striatum("worker", dsn, repo, "worker", "--run", run_id,
+                                    "--lease-seconds", "60")
+            seen = wait_for(everything, 30, lambda: f"the lane's processes: {doomed.err()}")
+            doomed.group_signal(signal.SIGKILL)
+            assert doomed.wait(10) == -signal.SIGKILL
+            started = time.monotonic()
+            wait_for(lambda: not [p for p in seen if alive(p)], 5,
+                     lambda: f"the lane's processes to die: {describe(seen)}", interval=0.05)
+            assert time.monotonic() - started < 5
+        assert job_row(store, run_id, "write")["status"] == "leased", "the lease is not over"
+    finally:
+        kill_lane_processes(run=run_id)
+        for process in marked():
+            process.kill()
+
+
+def test_a_worker_reuses_its_connections_and_heartbeats_on_one(
+        dsn: str, store: Store, repo: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four jobs, each outliving its lease, two at a time: the worker opens its claim
+    connection, one per lane thread and one for every heartbeat, whatever the number of
+    jobs, and every lease is kept alive to its end."""
+    opened: list[str] = []
+    connect = Store.connect.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Store], dsn: str, **kwargs: Any) -> Store:
+        opened.append(threading.current_thread().name)
+        return connect(cls, dsn, **kwargs)  # type: ignore[no-any-return]
+
+    workflow = write_workflow(tmp_path / "flow", {
+        "name": "long-jobs",
+        "lanes": {"agent": {"command": fake("slow", "--seconds", "2.5"), "timeout": 60}},
+        "jobs": [{"id": f"t{i}", "lane": "agent", "prompt": {"text": "wait"},
+                  "produces": [f"t{i}.md"], "max_attempts": 1} for i in range(4)]})
+    run_id = start_run(store, workflow, repo)
+    monkeypatch.setattr(Store, "connect", classmethod(counting))
+
+    outcomes = work(dsn, run_id, timeout=90, until_run_ends=True, concurrency=2,
+                    lease_seconds=2)
+    monkeypatch.undo()
+
+    assert sorted(o.status for o in outcomes) == ["succeeded"] * 4, outcomes
+    assert not events_of(store, run_id, kind="job.expire"), "a lease lapsed mid-job"
+    assert len(opened) <= 4, f"connections opened for 4 jobs: {opened}"
+    assert sum(name.startswith("striatum-lane") for name in opened) <= 2, opened
+    assert sum(name == "striatum-heartbeat" for name in opened) == 1, opened
+
+
 # -- 5. a worker paused (SIGSTOP) past its lease ---------------------------------------------
 
 
@@ -443,6 +520,42 @@ def test_run_lane_closes_the_lane_output_pipe(tmp_path: Path) -> None:
     assert result.ok and (tmp_path / "lane.log").read_text() == "hello\n"
     unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert not unclosed, f"run_lane left its pipes to the garbage collector: {unclosed}"
+
+
+def test_a_lane_whose_guardian_is_killed_is_killed_and_the_next_lane_runs(
+        tmp_path: Path) -> None:
+    """The guardian (the lanes' parent) killed on its own: the lane is not left to run
+    unsupervised, the result says it did not end by itself, and a new guardian starts
+    the next lane."""
+    token = f"1-{secrets.token_hex(16)}"
+    env = lane_environment({}, {"STRIATUM_LEASE": token})
+    results: list[Any] = []
+    lane = threading.Thread(target=lambda: results.append(run_lane(
+        ["sh", "-c", "sleep 60 & sleep 60"], cwd=tmp_path, env=env, stdin=None, timeout=60,
+        log_path=tmp_path / "lane.log", tag=token)), daemon=True)
+    lane.start()
+    try:
+        found = wait_for(lambda: lane_processes(token=token), 10, "the lane to start")
+        guardians = {p.ppid() for p in found if p.pid == os.getpgid(p.pid)}
+        assert len(guardians) == 1, describe(found)
+        os.kill(guardians.pop(), signal.SIGKILL)
+        lane.join(15)
+        assert not lane.is_alive(), "run_lane did not return after its guardian died"
+        assert results[0].exit_code is None and not results[0].ok, results
+        assert "guardian died" in (tmp_path / "lane.log").read_text()
+        assert not [p for p in found if alive(p)], describe(found)
+
+        after = run_lane([sys.executable, "-c", "print('again')"], cwd=tmp_path, env=env,
+                         stdin=None, timeout=30, log_path=tmp_path / "again.log", tag=token)
+        assert after.ok and (tmp_path / "again.log").read_text() == "again\n", after
+    finally:
+        kill_lane_processes(token=token)
+
+
+def test_the_guardian_reads_the_header_the_worker_writes() -> None:
+    from striatum.runtime import lanes, shim
+
+    assert lanes.HEADER.format == shim.HEADER.format
 
 
 # -- 7. the log is capped ----------------------------------------------------------------------
