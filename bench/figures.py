@@ -428,7 +428,7 @@ def figure_dispatch(ctx: Context) -> dict[str, Any]:
         f"a chain of {n} jobs (each needs the one before) worked by 4 idle `striatum worker` "
         "subprocesses, so every job becomes ready while workers wait for it. The lane is "
         "`date +%s%N`: its output, published as logs/<job>.log, is the wall clock at the "
-        "moment the lane's own program started (after the worker's shim).",
+        "moment the lane's own program started (forked by the worker's lane guardian).",
         "ready = the moment a LISTENer in the harness received the `striatum_ready` "
         "notification of the transaction that made the job ready (delivered at commit); "
         "the k-th notification is matched to the k-th job.ready event. All clocks are "

@@ -6,7 +6,7 @@ connection (one ``ReadyForQuery`` per round trip), with each statement named
 by wrapping ``psycopg.Cursor.execute`` in this process (striatum is not
 changed). Then cProfile of the one-writer loop and of doctor, the per-job
 database work of a worked run (``pg_stat_database`` deltas), and the fixed
-costs of a job in the worker (connections, the lane shim).
+costs of a job in the worker (connections, starting a lane).
 """
 
 from __future__ import annotations
@@ -219,9 +219,9 @@ def fixed_costs(ctx: Context, dsn: str, times: int = 20) -> dict[str, float]:
     return {
         "spawn `true` directly": median_ms(lambda: subprocess.run(["true"], env=env,
                                                                   check=True)),
-        "spawn `python -I shim.py PID -- true` (every lane)": median_ms(
-            lambda: subprocess.run([sys.executable, "-I", str(lanes.SHIM), str(os.getpid()),
-                                    "--", "true"], env=env, check=True)),
+        "run_lane(['true']) through the worker's lane guardian (every lane)": median_ms(
+            lambda: lanes.run_lane(["true"], cwd=ctx.tmp, env=env, stdin=None, timeout=30,
+                                   log_path=ctx.tmp / "lane.log", tag="bench-profile")),
         "Store.connect + close (runtime role)": median_ms(
             lambda: Store.connect(dsn).close()),
     }
