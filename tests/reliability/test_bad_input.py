@@ -57,7 +57,9 @@ class Result:
             return "a traceback"
         if self.code != 0 and not self.err.strip() and not self.out.strip():
             return f"exit {self.code} without a word"
-        if "--json" in self.argv and self.out.strip() and not {"-h", "--help"} & set(self.argv):
+        # After "--" a "--json" is an argument (a file of that name), not the option.
+        options = self.argv[:self.argv.index("--")] if "--" in self.argv else self.argv
+        if "--json" in options and self.out.strip() and not {"-h", "--help"} & set(options):
             try:
                 json.loads(self.out)
             except ValueError:
