@@ -28,16 +28,21 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _lanes(values: tuple[str, ...]) -> dict[str, Any]:
-    import json
+    # The workflow loader's own JSON reader: the same guards (depth, duplicate keys,
+    # NaN, huge numbers, lone surrogates) as a workflow file gets.
+    from ..compiler.load import parse_json
 
     out: dict[str, Any] = {}
     for item in values:
         name, sep, text = item.partition("=")
-        try:
-            lane = json.loads(text) if sep else None
-        except ValueError as exc:
-            raise UsageError(f"--lane {name}: not JSON ({exc})",
-                             hint="""e.g. --lane 'coder=["codex", "exec", "-"]'""") from exc
+        lane = None
+        if sep:
+            parsed = parse_json(text, f"--lane {name}")
+            if parsed.diagnostics:
+                why = parsed.diagnostics[0].message
+                raise UsageError(f"--lane {name}: not usable JSON ({why})",
+                                 hint="""e.g. --lane 'coder=["codex", "exec", "-"]'""")
+            lane = parsed.document
         if isinstance(lane, list):
             lane = {"command": lane}
         if not name or not isinstance(lane, dict):
@@ -96,9 +101,11 @@ def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
     repo, _ = settings()
     args = {"workflow": workflow_file, "vars": list(variables), "repo": repo,
             "artifact_root": artifact_root, "lanes": list(lane_overrides), "start": start_now}
+    # Arguments are checked before a database is looked for.
+    overrides, lanes = _pairs(variables), _lanes(lane_overrides)
     with audited("run prepare", args) as opened:
-        run_id = runs.prepare(opened, workflow_file, repo, overrides=_pairs(variables),
-                              artifact_root=artifact_root, lanes=_lanes(lane_overrides))
+        run_id = runs.prepare(opened, workflow_file, repo, overrides=overrides,
+                              artifact_root=artifact_root, lanes=lanes)
         if start_now:
             runs.start(opened, run_id)
         view = runs.status(opened, run_id)

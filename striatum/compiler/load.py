@@ -103,7 +103,7 @@ def parse_bytes(raw: bytes, file: str, *, fmt: str | None = None) -> Source:
                      text=text)
     fmt = fmt or detect_format(file, text)
     if fmt == "json":
-        return _parse_json(text, file)
+        return parse_json(text, file)
     if fmt == "dsl":
         from .dsl import parse_dsl
 
@@ -146,7 +146,7 @@ def _reject_constant(name: str) -> Any:
 _LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
-def _parse_json(text: str, file: str) -> Source:
+def parse_json(text: str, file: str) -> Source:
     from .jsonpos import JsonLocator
 
     try:

@@ -59,6 +59,13 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
     comp = check(workflow_file)
     if comp.ok and lanes:
         comp = check_source(_with_lanes(comp.source, lanes))
+        if not comp.ok:
+            first = comp.diagnostics[0].message if comp.diagnostics else "invalid"
+            raise WorkflowInvalid(f"{workflow_file} with the --lane replacements is not a "
+                                  f"valid workflow: {first}",
+                                  hint="a lane is an object like the workflow's own lanes, "
+                                       "or an argv list",
+                                  diagnostics=[d.to_json() for d in comp.diagnostics])
     if not comp.ok:
         raise WorkflowInvalid(f"{workflow_file} is not a valid workflow",
                               hint=f"`striatum workflow validate {workflow_file}` shows why",

@@ -47,6 +47,19 @@ def test_usage_errors_exit_1(cli: Cli) -> None:
         assert_clean(result)
 
 
+@pytest.mark.parametrize("lane", ["coder=" + "[" * 5000 + "]" * 5000,
+                                  'coder={"command": ["a"], "command": ["b"]}',
+                                  "coder=[NaN]", "coder=[" + "9" * 5000 + "]"])
+def test_junk_lane_json_is_a_usage_error_before_any_database(cli: Cli, lane: str) -> None:
+    """--lane JSON gets the workflow loader's guards (depth, duplicate keys, NaN, huge
+    numbers): refused as a usage error, before a database is even looked for."""
+    result = cli("--dsn", "host=127.0.0.1 port=1 connect_timeout=1", "run", "prepare",
+                 "--workflow", CODE_CHANGE, "--lane", lane)
+    assert result.returncode == 1, result.stderr
+    assert "--lane coder: not usable JSON" in result.stderr
+    assert_clean(result)
+
+
 @pytest.mark.parametrize("verb", ["validate", "lint", "compile", "graph", "plan", "fmt"])
 def test_bad_files_exit_2_with_a_located_code(cli: Cli, tmp_path: Path, verb: str) -> None:
     cases = {
