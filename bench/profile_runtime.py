@@ -258,10 +258,11 @@ def cprofile_doctor(ctx: Context, events: int) -> dict[str, Any]:
 
 CLI_GROUPS = {
     "imports (all modules)": ("<frozen importlib._bootstrap>", "_find_and_load"),
-    "open_store (migration check + connect)": ("config.py", "open_store"),
-    "  ensure_migrated (its own connection)": ("migrate.py", "ensure_migrated"),
-    "  Store.connect (connect, role check, SET ROLE)": ("store.py", "connect"),
-    "leases.claim (2 transactions)": ("leases.py", "claim"),
+    "open_store (one connection: connect, schema check, SET ROLE)": ("config.py",
+                                                                      "open_store"),
+    "  ensure_migrated (on that connection)": ("migrate.py", "ensure_migrated"),
+    "  Store.adopt (role check, SET ROLE)": ("store.py", "adopt"),
+    "leases.claim (one pipelined transaction)": ("leases.py", "claim"),
     "  _prepare_attempt (render + write prompt)": ("leases.py", "_prepare_attempt"),
     "leases.verdict (transition)": ("leases.py", "verdict"),
     "runs.status (read run + jobs)": ("runs.py", "status"),

@@ -7,6 +7,7 @@ traceback (set STRIATUM_DEBUG=1 to see one for an internal error).
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import NamedTuple
@@ -76,10 +77,15 @@ def cli(ctx: click.Context, repo: str, dsn: str | None) -> None:
     ctx.obj = Settings(repo=repo, dsn=dsn)
 
 
-
-
 def main(argv: list[str] | None = None) -> None:
+    """The process's entry point (``run`` is the same CLI, for use in-process)."""
     code = run(argv)
+    # Exiting, the interpreter takes apart every module it imported, and the
+    # cycles among their objects (classes, functions and their globals) need a
+    # full collection: 50-80 ms of a 300 ms verb, to free memory the OS takes
+    # back anyway. Frozen objects are left alone; atexit handlers and the
+    # flushing of stdout and stderr still run.
+    gc.freeze()
     sys.exit(code)
 
 

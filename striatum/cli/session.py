@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 
 
 def actor() -> str:
-    import getpass
-    import socket
-
     configured = os.environ.get("STRIATUM_ACTOR")
     if configured:
         return configured
+    import getpass
+    import socket
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from .store import Store
+from .store import Store, StoreError, StoreUnavailable, open_connection
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,36 @@ def _check_dsn(dsn: str) -> None:
 
 
 def open_store(dsn: str | None) -> Store:
-    """Connect as the runtime role, migrating the schema first if it is behind."""
+    """Connect as the runtime role, migrating the schema first if it is behind.
+
+    One connection does it all: the embedded server is probed by connecting to
+    it, the check (and any migration) runs as the connecting role, then the
+    same session switches to the runtime role, as ``Store.connect`` would. A
+    connection costs more than every query here, on each command an agent runs.
+    """
     from .migrate import ensure_migrated
 
-    database = resolve(dsn)
-    ensure_migrated(database.dsn)
-    return Store.connect(database.dsn)
+    database, conn = _connect(dsn)
+    try:
+        ensure_migrated(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return Store.adopt(database, conn)
+
+
+def _connect(dsn: str | None) -> tuple[str, psycopg.Connection[Any]]:
+    if dsn:
+        _check_dsn(dsn)
+        return dsn, open_connection(dsn)
+    from .embedded import cached_dsn, ensure_running
+
+    cached = cached_dsn()
+    if cached:
+        try:
+            # The same patience as ensure_running's own probe before it starts one.
+            return cached, open_connection(cached, timeout=3)
+        except (StoreUnavailable, StoreError):
+            pass  # not running, or its database is gone: ensure_running sees to it
+    started = ensure_running()
+    return started, open_connection(started)

@@ -63,13 +63,23 @@ def _can_connect(dsn: str) -> bool:
     return True
 
 
+def cached_dsn() -> str | None:
+    """The DSN the server was last started with, unchecked: a caller that is about to
+    connect anyway lets its own connection be the check (``ensure_running`` if it fails)."""
+    _, _, cache = _paths()
+    try:
+        dsn = cache.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return dsn or None
+
+
 def ensure_running() -> str:
     """The DSN of the embedded server's ``striatum`` database, starting it if needed."""
     base, pgdata, cache = _paths()
-    if cache.exists():
-        dsn = cache.read_text(encoding="utf-8").strip()
-        if dsn and _can_connect(dsn):
-            return dsn
+    dsn = cached_dsn()
+    if dsn and _can_connect(dsn):
+        return dsn
     try:
         base.mkdir(parents=True, exist_ok=True)
         module = _server_module()

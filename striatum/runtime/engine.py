@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..compiler.graph import WorkflowGraph
-from ..compiler.simulate import resolve
 from ..errors import Conflict, NotFound
 from .audit import Event, append_events
 from .machine import JOB_TERMINAL, check_job, check_run
@@ -32,6 +30,8 @@ from .store import fetch, fetch_one, send
 
 if TYPE_CHECKING:
     import psycopg
+
+    from ..compiler.graph import WorkflowGraph
 
 LIVE_JOB_STATES = ("pending", "ready", "leased", "awaiting_decision")
 SETTLED = ("succeeded", "skipped")
@@ -229,6 +229,8 @@ def _settle(tx: Transition, job_id: str, outcome: str | None) -> None:
 
 
 def _advance_all(tx: Transition) -> None:
+    from ..compiler.simulate import resolve  # the graph is loaded: so is the compiler
+
     jobs = tx.load_all()
     statuses = {job_id: row.status for job_id, row in jobs.items()}
     chosen = {job_id: row.chosen for job_id, row in jobs.items() if row.chosen}
@@ -240,6 +242,8 @@ def _advance_all(tx: Transition) -> None:
 
 
 def _advance_from(tx: Transition, changed: Iterable[str]) -> None:
+    from ..compiler.simulate import resolve
+
     wg = tx.wg
     position = wg.index
     queue: list[tuple[int, str]] = []

@@ -4,16 +4,24 @@ A session advisory lock serializes concurrent migrators on one database; each
 migration runs in its own transaction with its record in ``striatum.migrations``.
 A migration whose text changed after it was applied is refused: shipped
 migrations are never edited.
+
+``ensure_migrated`` works on a connection the caller already holds: a command
+checks the schema on the connection it then works on, since opening a second
+one costs more than all the queries of the check.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..canonical import sha256_hex
 from ..errors import StriatumError
 from .sql import migrations, query
 from .store import wrap_errors
+
+if TYPE_CHECKING:
+    import psycopg
 
 LATEST = len(migrations())
 
@@ -33,41 +41,54 @@ def schema_version(dsn: str) -> int:
     import psycopg
 
     with wrap_errors(), psycopg.connect(dsn, autocommit=True) as conn:
-        exists = conn.execute(query("migrations_table_exists")).fetchone()
-        if not exists or not exists[0]:
-            return 0
-        row = conn.execute(query("schema_version")).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        return _schema_version(conn)
+
+
+def _schema_version(conn: psycopg.Connection[Any]) -> int:
+    exists = conn.execute(query("migrations_table_exists")).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = conn.execute(query("schema_version")).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 def migrate(dsn: str) -> MigrationReport:
     import psycopg
 
-    applied: list[int] = []
     with wrap_errors(), psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(query("migrate_lock"))
-        try:
-            conn.execute(query("create_migrations_table"))
-            done = {int(v): c for v, c in conn.execute(query("applied_migrations")).fetchall()}
-            for version, name, text in migrations():
-                checksum = sha256_hex(text.encode("utf-8"))
-                if version in done:
-                    if done[version] != checksum:
-                        raise MigrationEdited(
-                            f"migration {version:04d}_{name} was changed after it was applied",
-                            hint="never edit a shipped migration: add a new one")
-                    continue
-                with conn.transaction():
-                    conn.execute(text.encode("utf-8"))
-                    conn.execute(query("record_migration"),
-                                 {"version": version, "name": name, "checksum": checksum})
-                applied.append(version)
-        finally:
-            conn.execute(query("migrate_unlock"))
+        return _migrate(conn)
+
+
+def _migrate(conn: psycopg.Connection[Any]) -> MigrationReport:
+    applied: list[int] = []
+    conn.execute(query("migrate_lock"))
+    try:
+        conn.execute(query("create_migrations_table"))
+        done = {int(v): c for v, c in conn.execute(query("applied_migrations")).fetchall()}
+        for version, name, text in migrations():
+            checksum = sha256_hex(text.encode("utf-8"))
+            if version in done:
+                if done[version] != checksum:
+                    raise MigrationEdited(
+                        f"migration {version:04d}_{name} was changed after it was applied",
+                        hint="never edit a shipped migration: add a new one")
+                continue
+            with conn.transaction():
+                conn.execute(text.encode("utf-8"))
+                conn.execute(query("record_migration"),
+                             {"version": version, "name": name, "checksum": checksum})
+            applied.append(version)
+    finally:
+        conn.execute(query("migrate_unlock"))
     return MigrationReport(applied, LATEST, LATEST)
 
 
-def ensure_migrated(dsn: str) -> None:
-    """Bring the schema up to date when it is behind (cheap when it is not)."""
-    if schema_version(dsn) < LATEST:
-        migrate(dsn)
+def ensure_migrated(conn: psycopg.Connection[Any]) -> None:
+    """Bring the schema up to date when it is behind (two short queries when it is not).
+
+    ``conn`` is an autocommit connection as the role that owns the schema: call
+    it before switching to the runtime role, which may not create tables.
+    """
+    with wrap_errors():
+        if _schema_version(conn) < LATEST:
+            _migrate(conn)

@@ -88,18 +88,25 @@ class Store:
     _now: Any = field(default=None, repr=False)
 
     @classmethod
-    def connect(cls, dsn: str, *, as_runtime: bool = True) -> Store:
-        import psycopg
+    def connect(cls, dsn: str, *, as_runtime: bool = True, timeout: int = 10) -> Store:
+        return cls.adopt(dsn, open_connection(dsn, timeout), as_runtime=as_runtime)
 
-        with wrap_errors():
-            conn = psycopg.connect(dsn, autocommit=True, application_name="striatum",
-                                   connect_timeout=10)
-            role = False
+    @classmethod
+    def adopt(cls, dsn: str, conn: psycopg.Connection[Any], *, as_runtime: bool = True
+              ) -> Store:
+        """A store on a connection opened already (e.g. one that was first used to check
+        the schema): switched to the runtime role when the server has it."""
+        role = False
+        try:
             if as_runtime:
-                row = conn.execute(query("runtime_role_usable")).fetchone()
-                if row and row[0]:
-                    conn.execute("SET ROLE striatum_runtime")
-                    role = True
+                with wrap_errors():
+                    row = conn.execute(query("runtime_role_usable")).fetchone()
+                    if row and row[0]:
+                        conn.execute(query("set_runtime_role"))
+                        role = True
+        except BaseException:
+            conn.close()
+            raise
         return cls(dsn, conn, role)
 
     def close(self) -> None:
@@ -160,6 +167,15 @@ class Store:
         with wrap_errors(), self.conn.cursor() as cur:
             cur.execute(query(name), params or {})
             return cur.fetchall() if cur.description else []
+
+
+def open_connection(dsn: str, timeout: int = 10) -> psycopg.Connection[Any]:
+    """An autocommit connection, errors converted."""
+    import psycopg
+
+    with wrap_errors():
+        return psycopg.connect(dsn, autocommit=True, application_name="striatum",
+                               connect_timeout=timeout)
 
 
 def fetch(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None = None

@@ -5,6 +5,9 @@
 SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'striatum_runtime')
    AND pg_has_role(current_user, 'striatum_runtime', 'MEMBER');
 
+-- set_runtime_role: this session acts as the runtime role from now on --
+SET ROLE striatum_runtime;
+
 -- migrate_lock: serialize migrators on this database (session advisory lock) --
 SELECT pg_advisory_lock(7270746911);
 
