@@ -158,7 +158,10 @@ class Store:
         finally:
             if conn.info.transaction_status != pq.TransactionStatus.IDLE and not conn.closed:
                 try:
-                    conn.execute(query("rollback"))
+                    # psycopg's own rollback also forgets (and deallocates) the statements
+                    # it prepared: a Parse skipped by an aborted pipeline must not be
+                    # taken for a prepared statement later.
+                    conn.rollback()
                 except Exception:  # noqa: BLE001 - the first error is the one to report
                     pass
 

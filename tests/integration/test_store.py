@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pytest
 
 from striatum.runtime.migrate import LATEST, migrate, schema_version
-from striatum.runtime.store import Store
+from striatum.runtime.store import Store, StoreError, fetch, send
 
 EXPECTED_TABLES = {
     "artifacts", "chain_heads", "events", "audit_log", "jobs", "leases", "migrations", "repos",
@@ -74,3 +76,27 @@ def test_triggers_refuse_even_the_owner(dsn: str, statement: str) -> None:
                      "'p', 'h')")
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
             conn.execute(statement)
+
+
+def test_a_pipelined_transaction_that_failed_leaves_no_phantom_prepared_statement(
+        store: Store) -> None:
+    """psycopg prepares a statement on its fifth run; when an error aborts a pipeline, the
+    rollback must leave psycopg's idea of what is prepared matching the server's, or later
+    runs fail with "prepared statement does not exist" (found by the retry soak: eight
+    failures in a row at one statement of a transition)."""
+    fail = "DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '40001'; END $$"
+
+    def work(cur: psycopg.Cursor[Any], at: int | None) -> Any:
+        for i in range(4):
+            if i == at:
+                cur.execute(fail)  # type: ignore[arg-type]
+            found = fetch(cur, "now")
+            send(cur, "notify_ready", {"run": f"r{i}"})
+        return found[0][0]
+
+    for at in range(4):
+        for _ in range(8):
+            with pytest.raises(StoreError):
+                store.transaction(lambda cur, at=at: work(cur, at), pipelined=True)
+            assert store.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert store.transaction(lambda cur: work(cur, None), pipelined=True) is not None

@@ -94,9 +94,6 @@ BEGIN;
 -- commit: end a pipelined transaction --
 COMMIT;
 
--- rollback: abandon a failed pipelined transaction --
-ROLLBACK;
-
 -- unsettled_jobs: how many jobs of a run are neither succeeded nor skipped --
 SELECT count(*) FROM striatum.jobs
 WHERE run_id = %(run)s AND status NOT IN ('succeeded', 'skipped');
