@@ -193,6 +193,12 @@ class Transition:
             send(self.cur, "update_run", {"run": self.run.id, "status": self.run.status,
                                           "blocked_on": self.run.blocked_on})
         append_events(self.cur, self.run.repo_id, self.events, self.now)
+        if self.ended and self.events:
+            # The run's manifest records the head its last event made (one round trip,
+            # once per run).
+            last = self.cur.fetchone()
+            assert last is not None, "append_event returns the new head"
+            self.head = (int(last[0]), str(last[1]))
         if any(event.type == "job.ready" for event in self.events):
             send(self.cur, "notify_ready", {"run": self.run.id})
 

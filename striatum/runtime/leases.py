@@ -189,7 +189,12 @@ Staged = tuple[Path, str]  # a file to publish and its artifact name
 def stage(source: str, name: str | None = None) -> Staged:
     """Check a file to publish before any transaction starts."""
     src = Path(source)
-    if not src.is_file():
+    try:
+        found = src.is_file()
+    except OSError as exc:  # a name too long for the filesystem, say
+        raise UsageError(f"cannot publish {source[:200]!r}: {exc.strerror}",
+                         hint="pass the path of a readable file") from exc
+    if not found:
         raise NotFound(f"no file {source} to publish")
     return src, _artifact_name(src, name)
 
@@ -200,8 +205,13 @@ def _store_artifact(cur: Any, run: RunRow, row: JobRow, staged: Staged
     caller appends the event."""
     src, artifact = staged
     target = artifact_dir(run, row.job_id, row.iteration) / artifact
-    target.parent.mkdir(parents=True, exist_ok=True)
-    digest, size = _copy_hashing(src, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest, size = _copy_hashing(src, target)
+    except OSError as exc:  # a name too long for the filesystem, a full disk
+        raise UsageError(f"cannot store the artifact {artifact[:200]!r}: {exc.strerror}",
+                         hint="use a shorter --as name, or free space in the repository"
+                         ) from exc
     stored_at = os.path.relpath(target, run.repo_path)
     send(cur, "upsert_artifact", {"run": run.id, "job": row.job_id, "iteration": row.iteration,
                                   "path": artifact, "stored_at": stored_at,

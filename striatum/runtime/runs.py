@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
 from .audit import Event, append_events, repo_chain
 from .engine import Transition, advance, cancel_run, fail_run, revise
-from .manifest import write_manifest
+from .manifest import prepare_manifest, promote
 from .records import JobRow, RunRow, initial_job_state
 from .sql import query
 from .store import Store, fetch, fetch_one
@@ -147,7 +147,7 @@ def _head_commit(repo: str) -> str | None:
 
 def _finish(store: Store, tx: Transition) -> None:
     if tx.ended:
-        write_manifest(store, tx.run.id, tx.head)
+        promote(tx.run)
 
 
 def transition(store: Store, run_id: str, change: Any, jobs: Iterable[str] = (), *,
@@ -160,6 +160,8 @@ def transition(store: Store, run_id: str, change: Any, jobs: Iterable[str] = (),
         tx = Transition.open(cur, run_id, jobs, dependents=dependents)
         change(tx)
         tx.flush()
+        if tx.ended:
+            prepare_manifest(tx)  # before the COMMIT: no crash leaves the run without one
         return tx
 
     tx = store.transaction(work, pipelined=True)

@@ -40,6 +40,7 @@ from .lanes import (
     start_guardian,
 )
 from .leases import Claim, LeaseLost
+from .manifest import backfill as backfill_manifests
 from .records import JobRow, RunRow
 from .store import Store, StoreUnavailable, fetch_one
 
@@ -110,6 +111,8 @@ class Worker:
                     links.open()
                     if time.monotonic() - last_sweep > max(1.0, options.lease_seconds / 3):
                         leases.sweep_expired(links.store(), options.run)
+                        # A worker killed between ending a run and writing its manifest.
+                        backfill_manifests(links.store(), options.run)
                         last_sweep = time.monotonic()
                     self._claim_into(links.store(), pool, running)
                     outage = 0

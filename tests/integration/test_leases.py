@@ -3,6 +3,7 @@ artifacts, concurrent claimers and heartbeats by the database clock."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -255,6 +256,22 @@ def test_publish_refuses_a_name_outside_the_run(store: Store, repo: Path, tmp_pa
     assert snapshot(store, run_id) == before
 
 
+def test_publish_refuses_names_too_long_for_the_filesystem(store: Store, repo: Path,
+                                                         tmp_path: Path) -> None:
+    """A source path or an artifact name longer than a file name may be is a usage error
+    (it was exit 70, found by the soak fuzz), and records nothing."""
+    run_id = start_run(store, example("minimal"), repo)
+    claim = claim_next(store, run_id)
+    source = tmp_path / "x.md"
+    source.write_text("x\n", encoding="utf-8")
+    before = snapshot(store, run_id)
+    with pytest.raises(UsageError, match="cannot publish"):
+        leases.publish(store, run_id, claim.job, claim.token, str(tmp_path / ("a" * 300)))
+    with pytest.raises(UsageError, match="cannot store the artifact"):
+        leases.publish(store, run_id, claim.job, claim.token, str(source), "b" * 300)
+    assert snapshot(store, run_id) == before
+
+
 # -- concurrency -----------------------------------------------------------------------------
 
 def test_concurrent_claimers_take_each_job_once_per_pass(
@@ -460,3 +477,37 @@ def test_heartbeat_extends_the_lease_by_the_database_clock(
     # The extended lease is still the same lease: its holder finishes the job.
     Agent(store, run_id, tmp_path).act(claim)
     assert runs.status(store, run_id).run.status == "completed"
+
+
+def test_a_run_ended_by_a_process_that_died_before_its_manifest_gets_one(
+        store: Store, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ending transaction writes a pending manifest before its COMMIT; if the process
+    dies before renaming it, a worker's sweep promotes it (found by the crash soak: an
+    ended run without a manifest fails doctor). A pending manifest that does not match
+    the database is never promoted, and nothing is rebuilt from the database alone."""
+    from striatum.runtime import manifest
+
+    run_id = start_run(store, example("minimal"), repo)
+    claim = claim_next(store, run_id)
+    Agent(store, run_id, tmp_path).publish_all(claim)
+    monkeypatch.setattr("striatum.runtime.runs.promote", lambda run: None)  # "dies" here
+    assert leases.complete(store, run_id, claim.job, claim.token).run.status == "completed"
+    monkeypatch.undo()
+    folder = next((repo / "striatum" / "runs").glob(run_id))
+    assert not (folder / manifest.MANIFEST).exists() and (folder / manifest.PENDING).exists()
+    assert not doctor(store, repo=str(repo)).ok
+    assert manifest.backfill(store) == 1
+    assert (folder / manifest.MANIFEST).exists()
+    assert doctor(store, repo=str(repo)).ok
+    # A pending manifest whose head the database does not hold stays pending.
+    other = start_run(store, example("minimal"), repo)
+    claim = claim_next(store, other)
+    Agent(store, other, tmp_path).publish_all(claim)
+    leases.complete(store, other, claim.job, claim.token)
+    done = next((repo / "striatum" / "runs").glob(other))
+    (done / manifest.MANIFEST).rename(done / manifest.PENDING)
+    document = json.loads((done / manifest.PENDING).read_text(encoding="utf-8"))
+    document["chain"]["seq"] += 1000
+    (done / manifest.PENDING).write_text(json.dumps(document), encoding="utf-8")
+    assert manifest.backfill(store) == 0
+    assert not (done / manifest.MANIFEST).exists()

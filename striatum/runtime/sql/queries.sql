@@ -345,6 +345,13 @@ SELECT
 -- event_at: one event of a repository's chain --
 SELECT row_hash FROM striatum.events WHERE repo_id = %(repo)s AND seq = %(seq)s;
 
+-- recently_ended_runs: runs that ended lately (their manifests may be missing), or the one named --
+SELECT r.id, r.artifact_root, p.path FROM striatum.runs r
+JOIN striatum.repos p ON p.id = r.repo_id
+WHERE r.status IN ('completed', 'failed', 'cancelled')
+  AND (%(run)s::text IS NULL OR r.id = %(run)s)
+  AND r.updated_at > now() - make_interval(secs => %(seconds)s);
+
 -- runs_of_repo: the runs of a repository with their artifact roots --
 SELECT r.id, r.status, r.artifact_root FROM striatum.runs r
 JOIN striatum.repos p ON p.id = r.repo_id WHERE p.path = %(path)s ORDER BY r.id;
