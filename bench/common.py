@@ -238,13 +238,29 @@ def run_timed(argv: list[str], *, env: dict[str, str], cwd: Path | None = None
     return elapsed, out.decode(errors="replace"), err.decode(errors="replace")
 
 
+_MEASURED = """\
+import os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+elapsed = time.perf_counter() - start
+with open(sys.argv[1], "w") as report:
+    report.write(f"{elapsed} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_with_rss(argv: list[str], *, env: dict[str, str], stdout_path: Path
                  ) -> tuple[float, int, int]:
-    """Run to the end; (wall seconds, exit status, peak RSS in KiB of this child)."""
+    """Run to the end; (wall seconds, exit status, peak RSS in KiB of that command).
+
+    A small interpreter starts the command and reports its ru_maxrss: started straight
+    from this process, a child is charged the memory this process holds when it forks
+    (a million payloads, here), whatever the command itself uses."""
+    report = stdout_path.with_suffix(".rss")
     with open(stdout_path, "wb") as out:
-        start = time.perf_counter()
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-        elapsed = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return elapsed, process.returncode, int(usage.ru_maxrss)
+        process = subprocess.Popen([sys.executable, "-c", _MEASURED, str(report), *argv],
+                                   env=env, stdout=out, stderr=subprocess.STDOUT)
+        process.wait()
+    elapsed, rss = report.read_text(encoding="utf-8").split()
+    return float(elapsed), process.returncode, int(rss)

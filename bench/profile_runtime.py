@@ -244,15 +244,11 @@ def cprofile_doctor(ctx: Context, events: int) -> dict[str, Any]:
     assert report.ok, report.to_json()
     return {"events": n, "wall_s": wall, "events_per_s": n / wall,
             **summarize_profile(profiler, wall, {
-                "check_chain (stream + per row)": ("doctor.py", "check_chain"),
-                "_row_problem (hash + canonical re-encode)": ("doctor.py", "_row_problem"),
-                "row_hash (sha256)": ("audit.py", "row_hash"),
-                "canonical_json": ("canonical.py", "canonical_json"),
-                "json.loads (all calls)": ("json/__init__.py", "loads"),
-                "_Replay.apply": ("doctor.py", "apply"),
-                "machine.destination": ("machine.py", "destination"),
-                "_stream (server-side cursor fetches)": ("doctor.py", "_stream"),
+                "check_chain (one repository chain, SQL)": ("doctor.py", "check_chain"),
+                "  _checked (hash, columns, replay: one SQL pass)": ("doctor.py", "_checked"),
+                "check_audit (the audit chain, SQL)": ("doctor.py", "check_audit"),
                 "check_projections": ("doctor.py", "check_projections"),
+                "waiting on PostgreSQL": ("connection.py", "wait"),
             })}
 
 

@@ -11,8 +11,11 @@ from .session import settings, store
 
 @click.command()
 @click.option("--no-anchors", is_flag=True, help="Skip the check against the run manifests.")
+@click.option("--strict", is_flag=True,
+              help="Also require every payload to be canonical JSON (re-encodes each one in "
+                   "Python: slower; the hashes and the manifests already bind the bytes).")
 @json_option
-def doctor(no_anchors: bool, as_json: bool) -> int:
+def doctor(no_anchors: bool, strict: bool, as_json: bool) -> int:
     """Recompute every hash chain, replay the events, check the guards and manifests.
 
     Exit 0 when nothing failed (an unanchored chain — no run manifest of --repo
@@ -23,7 +26,7 @@ def doctor(no_anchors: bool, as_json: bool) -> int:
 
     repo, _ = settings()
     with store() as opened:
-        report = run_doctor(opened, None if no_anchors else repo)
+        report = run_doctor(opened, None if no_anchors else repo, strict=strict)
     if as_json:
         emit_json(report.to_json())
     else:

@@ -1,4 +1,5 @@
-"""Load the SQL: every query lives in sql/queries.sql under a ``-- name: what --`` header.
+"""Load the SQL: every query lives in a file of sql/ (queries.sql, and doctor.sql for
+``striatum doctor``) under a ``-- name: what --`` header; names are unique across files.
 
 No statement is assembled from strings at run time; values are always bound
 parameters (``%(name)s``), so nothing a user types can change a query's shape.
@@ -18,16 +19,17 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 @cache
 def queries() -> dict[str, LiteralString]:
-    text = (SQL_DIR / "queries.sql").read_text(encoding="utf-8")
     found: dict[str, LiteralString] = {}
-    headers = list(_HEADER.finditer(text))
-    for i, header in enumerate(headers):
-        end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
-        name = header.group(1)
-        if name in found:
-            raise RuntimeError(f"query {name!r} is defined twice in queries.sql")
-        # Trusted text shipped with the package, never user input.
-        found[name] = text[header.end():end].strip()
+    for path in sorted(SQL_DIR.glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        headers = list(_HEADER.finditer(text))
+        for i, header in enumerate(headers):
+            end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
+            name = header.group(1)
+            if name in found:
+                raise RuntimeError(f"query {name!r} is defined twice (again in {path.name})")
+            # Trusted text shipped with the package, never user input.
+            found[name] = text[header.end():end].strip()
     return found
 
 

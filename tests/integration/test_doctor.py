@@ -4,6 +4,8 @@ the chains, the projections, the guards or the tail is found and located."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -425,3 +427,142 @@ def test_doctor_reports_executions_beyond_the_bound_without_a_human_grant(
     report = doctor(store, str(completed.repo))
     first = first_failure(report)
     assert first.check == "bound" and "exceed" in first.message
+
+
+# -- payloads the server cannot parse, and payloads that are not canonical -------------------
+
+def append_events(conn: Conn, c: Completed, payloads: list[str]) -> int:
+    """Chain ``payloads`` after the last event with correct hashes, and move the head: only
+    their contents are wrong. Returns the seq of the first."""
+    _, run_id, _, _, _, _, previous = event(conn, c.repo_id, c.last_seq)
+    for i, payload in enumerate(payloads, start=1):
+        digest = row_hash(previous, payload)
+        conn.execute("INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, "
+                     "previous_hash, row_hash) VALUES (%s, %s, %s, NULL, 'run.complete', %s, "
+                     "%s, %s)", (c.repo_id, c.last_seq + i, run_id, payload, previous, digest))
+        previous = digest
+    set_head(conn, c.repo_id, c.last_seq + len(payloads))
+    return c.last_seq + 1
+
+
+@pytest.mark.parametrize("payloads", [
+    ["not json at all"], ["[1, 2, 3]"], ['"a string"'], ['{"at": "\\u0000"}'],
+    ["{broken", "[]"],
+], ids=["text", "array", "scalar", "nul", "two"])
+def test_a_payload_that_is_not_a_json_object_is_found_at_its_seq(
+        store: Store, completed: Completed, payloads: list[str]) -> None:
+    with tampering(completed.dsn) as conn:
+        seq = append_events(conn, completed, payloads)
+    report = doctor(store)
+    first = first_failure(report)
+    assert (first.check, first.table, first.seq) == ("chain", "events", seq), first.to_json()
+    assert f"event seq {seq}: payload is not a JSON object" in first.message
+    assert report.events == completed.last_seq + len(payloads)
+
+
+def test_an_earlier_problem_comes_before_an_unparsable_payload(
+        store: Store, completed: Completed) -> None:
+    k = completed.last_seq // 2
+    with tampering(completed.dsn) as conn:
+        append_events(conn, completed, ["not json"])
+        conn.execute("UPDATE striatum.events SET row_hash = repeat('b', 64) "
+                     "WHERE repo_id = %s AND seq = %s", (completed.repo_id, k))
+    first = first_failure(doctor(store))
+    assert (first.check, first.seq) == ("chain", k), first.to_json()
+    assert "row_hash does not match" in first.message
+
+
+def test_an_unparsable_audit_payload_is_found_at_its_seq(
+        store: Store, completed: Completed) -> None:
+    seq = completed.audit_rows + 1
+    with tampering(completed.dsn) as conn:
+        previous = conn.execute("SELECT row_hash FROM striatum.audit_log WHERE seq = %s",
+                                (completed.audit_rows,)).fetchone()
+        assert previous is not None
+        conn.execute("INSERT INTO striatum.audit_log (seq, actor, verb, args_digest, outcome, "
+                     "payload, previous_hash, row_hash) VALUES (%s, 'x', 'y', 'z', 'ok', "
+                     "'nope', %s, %s)", (seq, previous[0], row_hash(previous[0], "nope")))
+        conn.execute("UPDATE striatum.chain_heads SET seq = %s, hash = %s WHERE chain = 'audit'",
+                     (seq, row_hash(previous[0], "nope")))
+    first = first_failure(doctor(store))
+    assert (first.check, first.table, first.seq) == ("chain", "audit_log", seq), first.to_json()
+    assert "payload is not a JSON object" in first.message
+
+
+def test_only_strict_requires_canonical_payloads(store: Store, completed: Completed) -> None:
+    """The last event re-encoded (same content, other bytes) and re-hashed, the head moved:
+    the hash binds the new bytes, so only --strict (or the manifest) can tell."""
+    with tampering(completed.dsn) as conn:
+        _, _, _, _, payload, previous, _ = event(conn, completed.repo_id, completed.last_seq)
+        loose = json.dumps(json.loads(payload), indent=1)
+        conn.execute("UPDATE striatum.events SET payload = %s, row_hash = %s "
+                     "WHERE repo_id = %s AND seq = %s",
+                     (loose, row_hash(previous, loose), completed.repo_id, completed.last_seq))
+        set_head(conn, completed.repo_id, completed.last_seq)
+    assert doctor(store).ok
+    first = first_failure(doctor(store, strict=True))
+    assert (first.check, first.table, first.seq) == ("chain", "events", completed.last_seq)
+    assert "payload is not canonical JSON" in first.message
+    assert not doctor(store, str(completed.repo)).ok  # the manifest anchored the old bytes
+
+
+def test_the_cli_checks_canonical_form_only_with_strict(store: Store,
+                                                       completed: Completed) -> None:
+    with tampering(completed.dsn) as conn:
+        _, _, _, _, payload, previous, _ = event(conn, completed.repo_id, completed.last_seq)
+        loose = " " + payload
+        conn.execute("UPDATE striatum.events SET payload = %s, row_hash = %s "
+                     "WHERE repo_id = %s AND seq = %s",
+                     (loose, row_hash(previous, loose), completed.repo_id, completed.last_seq))
+        set_head(conn, completed.repo_id, completed.last_seq)
+
+    def run(*args: str) -> tuple[int, dict[str, Any]]:
+        done = subprocess.run([sys.executable, "-m", "striatum", "--dsn", completed.dsn,
+                               "--repo", str(completed.repo), "doctor", "--no-anchors",
+                               "--json", *args], capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in done.stderr, done.stderr
+        return done.returncode, json.loads(done.stdout)
+
+    code, report = run()
+    assert (code, report["ok"]) == (0, True), report
+    code, report = run("--strict")
+    failed = [f for f in report["findings"] if not f["ok"]]
+    assert code == 2 and failed[0]["seq"] == completed.last_seq, report
+    assert "not canonical JSON" in failed[0]["message"]
+
+
+def test_strict_passes_a_clean_record(store: Store, completed: Completed) -> None:
+    report = doctor(store, str(completed.repo), strict=True)
+    assert report.ok, [f.to_json() for f in report.findings if not f.ok]
+
+
+def test_a_step_of_a_job_the_run_never_prepared_fails_the_replay(
+        store: Store, completed: Completed) -> None:
+    with tampering(completed.dsn) as conn:
+        kind, payload, run_id = forged_payload(conn, completed.repo_id, completed.last_seq - 1,
+                                               "2099-01-01T00:00:00.000000+00:00")
+        body = json.loads(payload)
+        body["job"] = "ghost"
+        payload = canonical_json(body).decode("utf-8")
+        previous = event(conn, completed.repo_id, completed.last_seq)[6]
+        conn.execute("INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, "
+                     "previous_hash, row_hash, created_at) VALUES (%s, %s, %s, 'ghost', %s, %s, "
+                     "%s, %s, %s::timestamptz)",
+                     (completed.repo_id, completed.last_seq + 1, run_id, kind, payload, previous,
+                      row_hash(previous, payload), "2099-01-01T00:00:00.000000+00:00"))
+        set_head(conn, completed.repo_id, completed.last_seq + 1)
+    first = first_failure(doctor(store))
+    assert (first.check, first.table, first.seq) == ("replay", "events", completed.last_seq + 1)
+    assert f"job {run_id}/ghost changes before it was prepared" in first.message
+
+
+def test_doctor_reads_one_snapshot_and_leaves_the_connection_idle(
+        store: Store, completed: Completed) -> None:
+    from psycopg import pq
+
+    assert doctor(store).ok
+    assert store.conn.info.transaction_status == pq.TransactionStatus.IDLE
+    store.conn.execute("SELECT 1")  # still usable, and not read-only for what follows
+    store.transaction(lambda cur: append_audit(cur, actor="test", verb="after doctor",
+                                               args={}, outcome="ok",
+                                               at=fetch_one(cur, "now")[0]))

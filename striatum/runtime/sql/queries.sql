@@ -148,17 +148,6 @@ UPDATE striatum.jobs
 UPDATE striatum.runs SET status = %(status)s, blocked_on = %(blocked_on)s, updated_at = now()
 WHERE id = %(run)s;
 
--- claim_candidate: the first ready job of a running run (any run when none is named), skipping rows others hold --
-SELECT j.run_id, j.job_id
-FROM striatum.jobs j JOIN striatum.runs r ON r.id = j.run_id
-WHERE (%(run)s::text IS NULL OR j.run_id = %(run)s) AND j.status = 'ready'
-  AND j.kind <> 'checkpoint' AND r.status = 'running'
-  AND (%(lanes)s::text[] IS NULL OR j.lane = ANY(%(lanes)s))
-  AND (%(lane_kinds)s::text[] IS NULL OR j.lane_kind = ANY(%(lane_kinds)s))
-ORDER BY r.created_at, j.position
-LIMIT 1
-FOR UPDATE OF j SKIP LOCKED;
-
 -- claim_job: lease the first ready job of a running run (any run when none is named), skipping rows others hold; the job's new row, its run's row and the clock --
 WITH candidate AS (
     SELECT j.run_id, j.job_id
@@ -303,30 +292,11 @@ FROM striatum.jobs WHERE run_id = %(run)s AND job_id = %(job)s;
 -- chain_heads_all: every chain's head --
 SELECT chain, seq, hash FROM striatum.chain_heads ORDER BY chain;
 
--- stream_events: a repository's events in chain order (read in batches) --
-SELECT seq, run_id, job_id, type, payload, previous_hash, row_hash, created_at
-FROM striatum.events
-WHERE repo_id = %(repo)s ORDER BY seq;
-
--- stream_audit: the audit log in chain order --
-SELECT seq, actor, verb, args_digest, outcome, payload, previous_hash, row_hash, created_at
-FROM striatum.audit_log ORDER BY seq;
-
 -- audit_at: one row of the audit chain --
 SELECT row_hash FROM striatum.audit_log WHERE seq = %(seq)s;
 
 -- all_repos: every repository --
 SELECT id, path FROM striatum.repos ORDER BY id;
-
--- all_jobs_state: every job's replayable projection --
-SELECT run_id, job_id, status, iteration, attempt, executions, revisions_used, fence,
-       lease_owner, chosen, verdict
-FROM striatum.jobs ORDER BY run_id, position;
-
--- all_runs_state: every run's replayable projection --
-SELECT id, repo_id, status, blocked_on, worst_case,
-       (SELECT coalesce(sum(executions), 0) FROM striatum.jobs j WHERE j.run_id = r.id)
-FROM striatum.runs r ORDER BY id;
 
 -- guards: the append-only triggers and what the runtime role may do --
 SELECT

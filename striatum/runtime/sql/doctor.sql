@@ -1,0 +1,209 @@
+-- The queries of `striatum doctor`, each under a "-- name: what it does --" header.
+-- Parameters are bound (%(name)s); nothing here is ever formatted into.
+--
+-- Doctor verifies in the server so that, when the record is intact, no payload
+-- crosses to Python: each query returns only the rows that are wrong (none on
+-- the happy path), plus counts and heads. Problems are named by code; doctor.py
+-- words them and picks, per chain, the first by (seq, the code's rank).
+
+-- doctor_snapshot: every doctor query reads one snapshot, so a writer appending between two of them cannot look like a removed or extra row --
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+
+-- doctor_no_jit: for doctor's transaction only: compiling its one-pass queries costs seconds and saves less --
+SELECT set_config('jit', 'off', true);
+
+-- doctor_event_tail: how many rows a repository chain has, its lowest seq, and its last row --
+SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0),
+       (SELECT row_hash FROM striatum.events
+         WHERE repo_id = %(repo)s ORDER BY seq DESC LIMIT 1)
+FROM striatum.events WHERE repo_id = %(repo)s;
+
+-- doctor_event_links: the first row of a repository chain whose seq or previous_hash does not follow the row before (narrow columns: the payload is not read) --
+SELECT seq, expected, linked
+FROM (SELECT seq, lag(seq, 1, 0::bigint) OVER chain + 1 AS expected,
+             previous_hash = lag(row_hash, 1, %(genesis)s::text) OVER chain AS linked
+      FROM striatum.events WHERE repo_id = %(repo)s
+      WINDOW chain AS (ORDER BY seq)) rows
+WHERE seq <> expected OR NOT linked
+ORDER BY seq LIMIT 1;
+
+-- doctor_event_contents: what is wrong with a repository's events and the jobs and runs they replay to; no row when nothing is --
+-- One pass over the payloads (parsed once, by jsonb): each row's hash, its
+-- columns against the hashed payload, then the replay: every step of a run or
+-- a job must be a transition the machines allow (the legal (type, from, to)
+-- triples are bound arrays generated from machine.py), and the jobs and runs
+-- tables must hold the state of each one's last event. The cut is NULL unless
+-- a payload at that seq does not parse: it and the rows after it are then
+-- reported as unparsable (the first) or left out (the rest), as rows after a
+-- broken link always were.
+WITH observed AS (
+    SELECT e.seq, e.run_id, e.type, k.problem, k.granted, o.entity, o.job_key, o.state,
+           o.status, o.own
+    FROM striatum.events e
+    LEFT JOIN LATERAL jsonb_to_record(
+            CASE WHEN e.seq < %(cut)s::bigint OR %(cut)s::bigint IS NULL
+                 THEN e.payload::jsonb END)
+         AS x(at text, run text, job text, type text, state jsonb, data jsonb) ON true
+    -- A lateral join, not plain expressions: the planner then computes these
+    -- here, in the (possibly parallel) scan, instead of carrying payload and
+    -- data through the window's sort to compute them above it.
+    LEFT JOIN LATERAL (
+        SELECT CASE WHEN encode(sha256(convert_to(e.previous_hash || e.payload, 'UTF8')), 'hex')
+                         <> e.row_hash THEN 'hash'
+                    WHEN e.seq >= %(cut)s::bigint
+                    THEN CASE WHEN e.seq = %(cut)s::bigint THEN 'json' END
+                    WHEN x.run IS DISTINCT FROM e.run_id OR x.job IS DISTINCT FROM e.job_id
+                      OR x.type IS DISTINCT FROM e.type THEN 'columns'
+                    -- The text the runtime hashed: isoformat() of the same instant
+                    -- in the session's time zone.
+                    WHEN x.at IS DISTINCT FROM
+                         to_char(e.created_at, 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM') THEN 'time'
+               END AS problem,
+               CASE WHEN e.run_id IS NULL OR e.seq >= %(cut)s::bigint THEN NULL
+                    WHEN starts_with(e.type, 'run.') THEN 'run'
+                    WHEN starts_with(e.type, 'job.') AND e.job_id IS NOT NULL THEN 'job'
+               END AS entity,
+               -- A pass a human granted beyond the plan (Python's truthiness).
+               e.type = 'job.reset' AND e.run_id IS NOT NULL AND e.job_id IS NOT NULL
+                 AND coalesce(x.data->'granted', 'null')
+                     NOT IN ('null', 'false', '0', '""', '[]', '{}') AS granted
+    ) k ON true
+    -- The event itself, and for run.prepare one more row per job: the state
+    -- each job starts from.
+    CROSS JOIN LATERAL (
+        SELECT k.entity, CASE WHEN k.entity = 'job' THEN e.job_id END AS job_key,
+               CASE WHEN k.entity IS NOT NULL THEN x.state END AS state,
+               CASE WHEN k.entity IS NOT NULL THEN x.state->>'status' END AS status, true AS own
+        UNION ALL
+        SELECT 'job', key, value, value->>'status', false
+        FROM jsonb_each(CASE WHEN e.type = 'run.prepare' AND k.entity = 'run'
+                                  AND jsonb_typeof(x.data->'jobs') = 'object'
+                             THEN x.data->'jobs' END)
+    ) o
+    WHERE e.repo_id = %(repo)s
+), stepped AS (
+    SELECT *,
+           own AND entity IS NOT NULL AND type <> 'run.prepare'
+             AND NOT (known AND coalesce((type, before, status) IN (
+                 SELECT * FROM unnest(%(legal_types)s::text[], %(legal_from)s::text[],
+                                      %(legal_to)s::text[])), false)) AS illegal
+    FROM (SELECT *, lag(status) OVER steps AS before,
+                 coalesce(lag(true) OVER steps, false) AS known,
+                 lead(seq) OVER steps IS NULL AS last
+          FROM observed
+          WINDOW steps AS (PARTITION BY run_id, entity, job_key ORDER BY seq)) windowed
+), found AS MATERIALIZED (
+    SELECT seq, run_id, type, problem, granted, entity, job_key, state, before, status,
+           known, last, illegal
+    FROM stepped
+    WHERE problem IS NOT NULL OR granted OR illegal OR (last AND entity IS NOT NULL)
+), jobs AS (
+    SELECT j.run_id, j.job_id, j.position, f.state AS replayed,
+           jsonb_build_object('status', j.status, 'iteration', j.iteration,
+                              'attempt', j.attempt, 'executions', j.executions,
+                              'revisions_used', j.revisions_used, 'fence', j.fence,
+                              'lease_owner', j.lease_owner, 'chosen', j.chosen,
+                              'verdict', j.verdict) AS actual,
+           f.state IS NOT NULL
+             AND coalesce(f.state->'status', 'null') = to_jsonb(j.status)
+             AND coalesce(f.state->'iteration', 'null') = to_jsonb(j.iteration)
+             AND coalesce(f.state->'attempt', 'null') = to_jsonb(j.attempt)
+             AND coalesce(f.state->'executions', 'null') = to_jsonb(j.executions)
+             AND coalesce(f.state->'revisions_used', 'null') = to_jsonb(j.revisions_used)
+             AND coalesce(f.state->'fence', 'null') = to_jsonb(j.fence)
+             AND coalesce(f.state->'lease_owner', 'null')
+                 = coalesce(to_jsonb(j.lease_owner), 'null')
+             AND coalesce(f.state->'chosen', 'null') = coalesce(to_jsonb(j.chosen), 'null')
+             AND coalesce(f.state->'verdict', 'null') = coalesce(to_jsonb(j.verdict), 'null')
+             AS matches
+    FROM striatum.jobs j JOIN striatum.runs r ON r.id = j.run_id
+    LEFT JOIN found f
+           ON f.entity = 'job' AND f.last AND f.run_id = j.run_id AND f.job_key = j.job_id
+    WHERE r.repo_id = %(repo)s
+), runs AS (
+    SELECT r.id, f.state AS replayed,
+           jsonb_build_object('status', r.status, 'blocked_on', r.blocked_on) AS actual,
+           f.state IS NOT NULL
+             AND coalesce(f.state->'status', 'null') = to_jsonb(r.status)
+             AND coalesce(f.state->'blocked_on', 'null')
+                 = coalesce(to_jsonb(r.blocked_on), 'null') AS matches,
+           r.worst_case, coalesce(g.granted, 0) AS granted,
+           (SELECT coalesce(sum(j.executions), 0) FROM striatum.jobs j
+             WHERE j.run_id = r.id) AS executions
+    FROM striatum.runs r
+    LEFT JOIN found f ON f.entity = 'run' AND f.last AND f.run_id = r.id
+    LEFT JOIN (SELECT run_id, count(*) AS granted FROM found WHERE granted GROUP BY run_id) g
+           ON g.run_id = r.id
+    WHERE r.repo_id = %(repo)s
+)
+(SELECT 'payload' AS kind, seq, run_id, NULL AS job_id,
+        jsonb_build_object('problem', problem) AS facts
+ FROM found WHERE problem IS NOT NULL ORDER BY seq LIMIT 1)
+UNION ALL
+(SELECT 'transition', seq, run_id, job_key,
+        jsonb_build_object('type', type, 'known', known, 'from', before, 'to', status)
+ FROM found WHERE illegal ORDER BY seq LIMIT 1)
+UNION ALL
+(SELECT 'job', NULL, run_id, job_id,
+        jsonb_build_object('table', actual, 'events', replayed, 'count', count(*) OVER ())
+ FROM jobs WHERE NOT matches ORDER BY run_id, position LIMIT 1)
+UNION ALL
+(SELECT 'run', NULL, id, NULL,
+        jsonb_build_object('table', actual, 'events', replayed, 'matches', matches,
+                           'executions', executions, 'worst_case', worst_case,
+                           'granted', granted)
+ FROM runs WHERE NOT matches OR executions > worst_case + granted ORDER BY id);
+
+-- doctor_event_parses: count the payloads in a seq range that parse as JSON objects; an error when one does not (to find the first) --
+SELECT count(x.at)
+FROM striatum.events e
+CROSS JOIN LATERAL jsonb_to_record(e.payload::jsonb) AS x(at jsonb)
+WHERE e.repo_id = %(repo)s AND e.seq BETWEEN %(low)s AND %(high)s;
+
+-- doctor_event_payloads: a repository chain's payloads in order (doctor --strict re-encodes each) --
+SELECT seq, payload FROM striatum.events WHERE repo_id = %(repo)s ORDER BY seq;
+
+-- doctor_audit_tail: how many rows the audit chain has, its lowest seq, and its last row --
+SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0),
+       (SELECT row_hash FROM striatum.audit_log ORDER BY seq DESC LIMIT 1)
+FROM striatum.audit_log;
+
+-- doctor_audit_links: the first row of the audit chain whose seq or previous_hash does not follow the row before --
+SELECT seq, expected, linked
+FROM (SELECT seq, lag(seq, 1, 0::bigint) OVER chain + 1 AS expected,
+             previous_hash = lag(row_hash, 1, %(genesis)s::text) OVER chain AS linked
+      FROM striatum.audit_log
+      WINDOW chain AS (ORDER BY seq)) rows
+WHERE seq <> expected OR NOT linked
+ORDER BY seq LIMIT 1;
+
+-- doctor_audit_contents: the first audit row whose hash, or whose columns against its hashed payload, are wrong (cut: as in doctor_event_contents) --
+SELECT seq, problem
+FROM (SELECT a.seq,
+             CASE WHEN encode(sha256(convert_to(a.previous_hash || a.payload, 'UTF8')), 'hex')
+                       <> a.row_hash THEN 'hash'
+                  WHEN a.seq >= %(cut)s::bigint
+                  THEN CASE WHEN a.seq = %(cut)s::bigint THEN 'json' END
+                  WHEN x.actor IS DISTINCT FROM a.actor OR x.verb IS DISTINCT FROM a.verb
+                    OR x.args_digest IS DISTINCT FROM a.args_digest
+                    OR x.outcome IS DISTINCT FROM a.outcome THEN 'columns'
+                  WHEN x.at IS DISTINCT FROM
+                       to_char(a.created_at, 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM') THEN 'time'
+             END AS problem
+      FROM striatum.audit_log a
+      LEFT JOIN LATERAL jsonb_to_record(
+              CASE WHEN a.seq < %(cut)s::bigint OR %(cut)s::bigint IS NULL
+                   THEN a.payload::jsonb END)
+           AS x(at text, actor text, verb text, args_digest text, outcome text) ON true
+     ) rows
+WHERE problem IS NOT NULL
+ORDER BY seq LIMIT 1;
+
+-- doctor_audit_parses: count the audit payloads in a seq range that parse as JSON objects; an error when one does not --
+SELECT count(x.at)
+FROM striatum.audit_log a
+CROSS JOIN LATERAL jsonb_to_record(a.payload::jsonb) AS x(at jsonb)
+WHERE a.seq BETWEEN %(low)s AND %(high)s;
+
+-- doctor_audit_payloads: the audit chain's payloads in order (doctor --strict) --
+SELECT seq, payload FROM striatum.audit_log ORDER BY seq;
