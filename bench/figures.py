@@ -1,4 +1,4 @@
-"""The six figures of issue 6, striatum's side of each, and pgbench.
+"""The six runtime figures, striatum's side of each, and pgbench.
 
 Each ``figure_*`` returns ``{"rows": [...], "notes": [...], "raw": {...}}``; a
 row is one measured quantity with its samples (one per repetition), or an
@@ -623,7 +623,8 @@ def figure_doctor(ctx: Context) -> dict[str, Any]:
         "the matching runs/jobs projections so the replay passes.",
         "doctor: `striatum doctor --no-anchors --json` as a subprocess (it must report ok "
         "and the event count); wall time includes its start-up (~0.3 s); peak RSS is the "
-        "child's ru_maxrss (os.wait4).",
+        "ru_maxrss of doctor's own process (os.wait4 in a small interpreter that starts "
+        "it, so the memory the harness holds is not charged to it).",
         "python loop: sha256(previous_hash + payload) per row and the comparison with the "
         "stored hash, over the same rows held in a list (no database, no JSON parsing)."]}
 
@@ -677,7 +678,9 @@ def figure_cli(ctx: Context) -> dict[str, Any]:
                     higher_is_better=False, key="floor"))
     return {"rows": rows, "raw": samples, "notes": [
         f"each verb as a subprocess of the console script ({' '.join(cli)}) with "
-        f"STRIATUM_DSN set and PYTHONPATH = this checkout; {warmups} untimed rounds then "
+        f"STRIATUM_DSN set and PYTHONPATH = this checkout, run from bytecode as an "
+        f"installed wheel is (a private pycache filled by the warm-ups); {warmups} "
+        f"untimed rounds then "
         f"{timed} timed rounds of claim -> verdict accept -> run status on a run of "
         f"{timed + warmups + 2} parallel reviews; median and min-max over the timed calls "
         "(not repeated per --repeat: the calls are the samples)."]}

@@ -1,4 +1,4 @@
-"""``python -m bench``: every figure of issue 6 in one table, with the peers side by side.
+"""``python -m bench``: every runtime figure in one table, with the peers side by side.
 
     python -m bench all [--dsn DSN] [--repeat N] [--quick] [--no-peers]
     python -m bench transitions|e2e|dispatch|doctor|cli|compile [...]
@@ -8,7 +8,7 @@ One PostgreSQL (``--dsn``, default the 127.0.0.1:5432 service); each figure
 gets a fresh database ``striatum_bench_<pid>`` (the peers ``..._dbos``,
 ``..._procrastinate``), dropped afterwards. Each figure runs ``--repeat``
 times; the table shows medians and min-max and the ratio of striatum to each
-peer measured in the same run; the targets of issue 6 follow, met or MISSED.
+peer measured in the same run; the targets follow, met or MISSED.
 Raw results go to bench/results/ as JSON. Nothing asserts on a time.
 """
 
@@ -140,7 +140,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def print_targets(targets: list[dict[str, Any]]) -> None:
-    print("\ntargets (issue 6), from the medians above:")
+    print("\ntargets, from the medians above:")
     for t in targets:
         if t["met"] is None:
             print(f"  [n/a   ] {t['target']}: not measured")

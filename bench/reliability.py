@@ -1,9 +1,9 @@
-"""The reliability figures (issue 5): run the reliability suite and print one table.
+"""The reliability figures: run the reliability suite and print one table.
 
     python bench/reliability.py [--dsn DSN] [--short | --soak] [-k EXPR] [--json]
 
 By default it runs every form of every scenario (``pytest -m "soak or not soak"
-tests/reliability``): the long ones with the issue's counts (200 kills, 1,000 race
+tests/reliability``): the long ones with the full counts (200 kills, 1,000 race
 iterations, 16 processes x 2,000 events, ...) and the short ones, so the scenarios that
 have no long form (backup restore, privileges, environment) are in the table too.
 ``--soak`` runs only the long forms (``pytest -m soak``), ``--short`` only the default

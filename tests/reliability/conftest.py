@@ -1,8 +1,8 @@
-"""The reliability suite (issue 5): fixtures and helpers shared by its scenarios.
+"""The reliability suite: fixtures and helpers shared by its scenarios.
 
 The database fixtures are the integration suite's (a migrated template, one copy per
 test, on the embedded server or on STRIATUM_TEST_DSN). Each scenario has a short
-default form and a ``@pytest.mark.soak`` long form with the issue's counts; each
+default form and a ``@pytest.mark.soak`` long form with the full counts; each
 records its figure with the ``figure`` fixture, which ``bench/reliability.py``
 collects (STRIATUM_RELIABILITY_FIGURES names the file) and prints as a table.
 
