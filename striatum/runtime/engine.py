@@ -251,7 +251,12 @@ def _advance_from(tx: Transition, changed: Iterable[str]) -> None:
     from ..compiler.simulate import resolve
 
     wg = tx.wg
-    position = wg.index
+    # Topological rank, not file position: a job is looked at only after every job it
+    # needs that this transaction could still settle (a skip cascading down a branch).
+    position: dict[str, int] | None = wg.memo.get("topological_rank")
+    if position is None:
+        position = {job: rank for rank, job in enumerate(wg.order)}
+        wg.memo["topological_rank"] = position
     queue: list[tuple[int, str]] = []
     seen: set[str] = set()
 

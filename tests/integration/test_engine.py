@@ -154,6 +154,27 @@ def test_random_workflows_never_stall_and_replay(
     assert_doctor_ok(store, repo)
 
 
+def test_a_skip_reaches_a_dependent_listed_before_its_need_in_the_file(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    """Found by the test above: j7 needs j4, but comes first in the file. When j1's
+    completion skips j4 (j0's choice allows neither), j7 must be looked at after j4, in
+    topological order, or it waits forever."""
+    document = {"name": "w", "lanes": {"a": {"command": ["x"]}, "b": {"command": ["y"]}},
+                "jobs": [{"id": "j0", "lane": "a", "kind": "checkpoint",
+                          "choices": {"go": [], "stop": []}},
+                         {"id": "j7", "lane": "a", "needs": ["j0", "j1", "j4"]},
+                         {"id": "j2", "lane": "a"}, {"id": "j3", "lane": "a"},
+                         {"id": "j4", "lane": "a", "kind": "review", "needs": ["j0", "j1"]},
+                         {"id": "j5", "lane": "a"}, {"id": "j6", "lane": "a"},
+                         {"id": "j1", "lane": "a"}]}
+    run_id = start_run(store, write_workflow(tmp_path / "wf", document), repo)
+    runs.decide(store, run_id, "j0", "go")
+    view = Agent(store, run_id, tmp_path).drive()
+    assert view.run.status == "completed", view.to_json()
+    assert statuses(view)["j7"] == statuses(view)["j4"] == "skipped"
+    assert_doctor_ok(store, repo)
+
+
 # -- a revision -----------------------------------------------------------------------------
 
 def test_code_change_revision_reruns_the_draft_with_the_reviewers_reason(
