@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -175,14 +174,8 @@ def percentile(ordered: list[float], p: float) -> float:
 
 
 def machine(dsn: str) -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from .compile_scaling import machine as host
+
     memory = "?"
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -194,9 +187,7 @@ def machine(dsn: str) -> dict[str, Any]:
         server = server_version(dsn)
     except Exception as exc:  # noqa: BLE001 - reported, not fatal
         server = f"unreachable: {exc}"
-    return {"nproc": os.cpu_count(), "cpu": model, "memory": memory,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "postgres": server, "loadavg": [round(x, 2) for x in os.getloadavg()]}
+    return {**host(), "memory": memory, "postgres": server}
 
 
 # -------------------------------------------------------------------- subprocesses

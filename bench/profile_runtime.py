@@ -2,7 +2,8 @@
 
 pg_stat_statements needs ``shared_preload_libraries`` (a server restart), so
 round trips are counted on the client instead: libpq's protocol trace of the
-connection (one ``ReadyForQuery`` per round trip), with each statement named
+connection (a ``ReadyForQuery``, or a pipeline Flush the client waits on, per
+round trip), with each statement named
 by wrapping ``psycopg.Cursor.execute`` in this process (striatum is not
 changed). Then cProfile of the one-writer loop and of doctor, the per-job
 database work of a worked run (``pg_stat_database`` deltas), and the fixed
@@ -66,7 +67,23 @@ def traced(store: Any, path: Path, names: list[str]) -> Any:
 
 
 def round_trips(path: Path) -> int:
-    return path.read_text(errors="replace").count("\tReadyForQuery\t")
+    """Times the client waited for the server: each ``ReadyForQuery`` (a statement, or a
+    pipeline's Sync), plus each pipeline Flush whose answers it read before sending more
+    (a Flush sent right after a Sync waits for nothing)."""
+    count = 0
+    previous = ""
+    for line in path.read_text(errors="replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3:
+            continue
+        direction, message = parts[0].strip()[-1:], parts[2].strip()
+        if direction == "B" and message == "ReadyForQuery":
+            count += 1
+        elif direction == "F" and message == "Flush" and previous != "Sync":
+            count += 1
+        if direction == "F":
+            previous = message
+    return count
 
 
 def per_call(ctx: Context, dsn: str, fanout: int, calls: int) -> dict[str, Any]:

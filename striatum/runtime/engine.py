@@ -25,8 +25,7 @@ from ..errors import Conflict, NotFound
 from .audit import Event, append_events
 from .machine import JOB_TERMINAL, check_job, check_run
 from .records import JobRow, RunRow
-from .sql import query
-from .store import fetch, fetch_one, send
+from .store import fetch, fetch_one, fetch_together, send
 
 if TYPE_CHECKING:
     import psycopg
@@ -55,10 +54,10 @@ _run_digests: dict[str, str] = {}  # a run is pinned to its workflow for life
 _CACHE_SIZE = 64
 
 
-def _cache(table: dict[str, Any], digest: str, value: Any) -> None:
-    if len(table) >= (_CACHE_SIZE if table is not _run_digests else 16 * _CACHE_SIZE):
+def _cache(table: dict[str, Any], key: str, value: Any, limit: int = _CACHE_SIZE) -> None:
+    if len(table) >= limit:
         table.pop(next(iter(table)))
-    table[digest] = value
+    table[key] = value
 
 
 def compiled_for(cur: psycopg.Cursor[Any], digest: str) -> dict[str, Any]:
@@ -118,22 +117,19 @@ class Transition:
         known = _graphs.get(_run_digests.get(run_id, ""))
         if dependents and known is not None:
             wanted += [d for j in wanted if j in known.succ for d in known.succ[j]]
-        with cur.connection.cursor() as count_cur, cur.connection.cursor() as jobs_cur:
-            cur.execute(query("lock_run"), {"run": run_id})
-            count_cur.execute(query("unsettled_jobs"), {"run": run_id})
-            if wanted:
-                jobs_cur.execute(query("lock_some_jobs"), {"run": run_id, "jobs": wanted})
-            row = cur.fetchone()
-            if row is None:
-                raise NotFound(f"no run {run_id!r}",
-                               hint="`striatum run list` shows the runs")
-            unsettled = int(count_cur.fetchall()[0][0])
-            rows = jobs_cur.fetchall() if wanted else []
+        reads: list[tuple[str, dict[str, Any]]] = [("lock_run", {"run": run_id}),
+                                                   ("unsettled_jobs", {"run": run_id})]
+        if wanted:
+            reads.append(("lock_some_jobs", {"run": run_id, "jobs": wanted}))
+        found, counted, *rows = fetch_together(cur, *reads)
+        if not found:
+            raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
+        row, unsettled = found[0], int(counted[0][0])
         run = RunRow.from_row(row[:-1])
         if run_id not in _run_digests:
-            _cache(_run_digests, run_id, run.workflow_digest)
+            _cache(_run_digests, run_id, run.workflow_digest, 16 * _CACHE_SIZE)
         tx = cls(cur, run, graph_for(cur, run.workflow_digest), row[-1], unsettled)
-        tx._add(rows)
+        tx._add(rows[0] if rows else [])
         return tx
 
     def _add(self, rows: Iterable[tuple[Any, ...]]) -> None:

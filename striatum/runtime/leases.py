@@ -27,8 +27,7 @@ from .machine import check_job
 from .prompts import read_artifacts, render, scratch_dir, write_prompt
 from .records import JobRow, RunRow
 from .runs import artifact_dir, transition
-from .sql import query
-from .store import Store, fetch, fetch_one, send, wrap_errors
+from .store import Store, fetch, fetch_one, fetch_together, send, wrap_errors
 
 DEFAULT_LEASE_SECONDS = 300
 VERDICTS = ("accept", "needs_revision", "reject")
@@ -54,9 +53,9 @@ class Claim:
     artifact_dir: str
     produces: list[str]
     # What a worker needs to start the lane, so it reads nothing more (not in the JSON).
-    run_row: RunRow | None = field(default=None, repr=False)
-    spec: dict[str, Any] | None = field(default=None, repr=False)  # the pinned job
-    lane_spec: dict[str, Any] | None = field(default=None, repr=False)
+    run_row: RunRow = field(repr=False)
+    spec: dict[str, Any] = field(repr=False)  # the pinned job
+    lane_spec: dict[str, Any] = field(repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"run": self.run, "job": self.job, "kind": self.kind, "lane": self.lane,
@@ -229,15 +228,12 @@ def publish(store: Store, run_id: str, job_id: str, token: str, source: str,
     def work(cur: Any) -> dict[str, Any]:
         # The job (locked), its run and the clock in one round trip; the record and the
         # event travel with the COMMIT.
-        with cur.connection.cursor() as run_cur, cur.connection.cursor() as now_cur:
-            cur.execute(query("lock_job"), {"run": run_id, "job": job_id})
-            run_cur.execute(query("get_run"), {"run": run_id})
-            now_cur.execute(query("now"))
-            found = cur.fetchone()
-            run_row = run_cur.fetchone()
-            now = now_cur.fetchone()[0]
-        if found is None or run_row is None:
+        jobs, run_rows, clock = fetch_together(
+            cur, ("lock_job", {"run": run_id, "job": job_id}), ("get_run", {"run": run_id}),
+            ("now", {}))
+        if not jobs or not run_rows:
             raise NotFound(f"no job {where}")
+        found, run_row, now = jobs[0], run_rows[0], clock[0][0]
         row = JobRow.from_row(found)
         verify(row, token, where)
         run = RunRow.from_row(run_row)

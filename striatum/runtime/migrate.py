@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..canonical import sha256_hex
 from ..errors import StriatumError
 from .sql import migrations, query
-from .store import wrap_errors
+from .store import open_connection, wrap_errors
 
 if TYPE_CHECKING:
     import psycopg
@@ -38,9 +38,7 @@ class MigrationReport:
 
 
 def schema_version(dsn: str) -> int:
-    import psycopg
-
-    with wrap_errors(), psycopg.connect(dsn, autocommit=True) as conn:
+    with wrap_errors(), open_connection(dsn) as conn:
         return _schema_version(conn)
 
 
@@ -53,9 +51,7 @@ def _schema_version(conn: psycopg.Connection[Any]) -> int:
 
 
 def migrate(dsn: str) -> MigrationReport:
-    import psycopg
-
-    with wrap_errors(), psycopg.connect(dsn, autocommit=True) as conn:
+    with wrap_errors(), open_connection(dsn) as conn:
         return _migrate(conn)
 
 

@@ -191,6 +191,22 @@ def fetch(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None = N
     return cur.fetchall()
 
 
+def fetch_together(cur: psycopg.Cursor[Any], *statements: tuple[str, dict[str, Any]]
+                   ) -> list[list[Any]]:
+    """The rows of several reads. Pipelined, they travel in one round trip: all are sent
+    before any is read. The first runs on ``cur`` itself; each starts after the one
+    before it has finished, so a read placed after a lock sees what committed meanwhile."""
+    extra = [cur.connection.cursor() for _ in statements[1:]]
+    try:
+        cursors = [cur, *extra]
+        for each, (name, params) in zip(cursors, statements, strict=True):
+            each.execute(query(name), params)
+        return [each.fetchall() for each in cursors]
+    finally:
+        for each in extra:
+            each.close()
+
+
 def send(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None = None) -> None:
     """Run a statement whose answer is not needed; pipelined, it does not wait."""
     cur.execute(query(name), params or {})

@@ -30,7 +30,6 @@ from typing import Any, TypeVar
 
 from ..errors import StriatumError
 from . import changes, leases
-from .engine import compiled_for
 from .lanes import (
     DEFAULT_LOG_CAP,
     DEFAULT_TIMEOUT,
@@ -42,7 +41,7 @@ from .lanes import (
 from .leases import Claim, LeaseLost
 from .manifest import backfill as backfill_manifests
 from .records import JobRow, RunRow
-from .store import Store, StoreUnavailable, fetch_one
+from .store import Store, StoreUnavailable
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -243,7 +242,7 @@ class Worker:
             return read(self._slots.store())
 
     def _execute(self, claim: Claim) -> tuple[str, str]:
-        run, job, lane = self._read(lambda store: _context(store, claim))
+        run, job, lane = claim.run_row, claim.spec, claim.lane_spec  # read by the claim
         out = Path(claim.artifact_dir)
         out.mkdir(parents=True, exist_ok=True)
         repo = Path(run.repo_path)
@@ -507,19 +506,6 @@ class _Links:
             except Exception:  # already broken: nothing to release
                 pass
         self._store = self._listener = None
-
-
-def _context(store: Store, claim: Claim) -> tuple[RunRow, dict[str, Any], dict[str, Any]]:
-    if claim.run_row is not None and claim.spec is not None and claim.lane_spec is not None:
-        return claim.run_row, claim.spec, claim.lane_spec  # the claim read them already
-
-    def work(cur: Any) -> tuple[RunRow, dict[str, Any], dict[str, Any]]:
-        run = RunRow.from_row(fetch_one(cur, "get_run", {"run": claim.run}))
-        compiled = compiled_for(cur, run.workflow_digest)
-        job = next(j for j in compiled["workflow"]["jobs"] if j["id"] == claim.job)
-        return run, job, compiled["workflow"]["lanes"][job["lane"]]
-
-    return store.transaction(work)
 
 
 def _job_env(claim: Claim, run: RunRow) -> dict[str, str]:

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -52,26 +53,33 @@ def database_dsn(admin: str, name: str) -> str:
     return make_conninfo(**params)  # type: ignore[arg-type]
 
 
+@contextmanager
+def scratch_database(admin: str, name: str, template: str | None = None) -> Iterator[str]:
+    """Create database ``name`` (a copy of ``template``), yield its DSN, drop it."""
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'
+                     + (f' TEMPLATE "{template}"' if template else ""))
+    try:
+        yield database_dsn(admin, name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def template_db(admin_dsn: str) -> Iterator[str]:
     name = f"striatum_tpl_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    migrate(database_dsn(admin_dsn, name))
-    yield name
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(admin_dsn, name) as migrated:
+        migrate(migrated)
+        yield name
 
 
 @pytest.fixture
 def dsn(admin_dsn: str, template_db: str) -> Iterator[str]:
     """A fresh, migrated database for this test alone."""
-    name = f"striatum_t_{secrets.token_hex(6)}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield database_dsn(admin_dsn, name)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(admin_dsn, f"striatum_t_{secrets.token_hex(6)}",
+                          template_db) as fresh:
+        yield fresh
 
 
 @pytest.fixture

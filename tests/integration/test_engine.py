@@ -55,6 +55,21 @@ def assert_refused(exc: pytest.ExceptionInfo[Any], state: str) -> None:
     assert exc.value.details.get("state") == state
 
 
+def drawing_agent(store: Store, run_id: str, workdir: Path, data: st.DataObject) -> Agent:
+    """An agent whose verdicts and checkpoint choices hypothesis draws."""
+    specs = compiled_jobs(store, run_id)
+
+    def verdict(claim: leases.Claim) -> str:
+        options = ["accept", "needs_revision", "reject"] if specs[claim.job]["revise"] \
+            else ["accept", "reject"]
+        return str(data.draw(st.sampled_from(options), label=f"{claim.job}@{claim.iteration}"))
+
+    def choose(job_id: str, options: list[str]) -> str:
+        return str(data.draw(st.sampled_from(options), label=job_id))
+
+    return Agent(store, run_id, workdir, verdict=verdict, choose=choose)
+
+
 # -- every example, to completion ---------------------------------------------------------
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -98,17 +113,7 @@ def test_example_where_every_review_accepts_runs_each_job_once(
 def test_random_verdicts_always_terminate_within_the_worst_case(
         store: Store, repo: Path, tmp_path: Path, name: str, data: st.DataObject) -> None:
     run_id = start_run(store, example(name), repo)
-    specs = compiled_jobs(store, run_id)
-
-    def verdict(claim: leases.Claim) -> str:
-        options = ["accept", "needs_revision", "reject"] if specs[claim.job]["revise"] \
-            else ["accept", "reject"]
-        return str(data.draw(st.sampled_from(options), label=f"{claim.job}@{claim.iteration}"))
-
-    def choose(job_id: str, options: list[str]) -> str:
-        return str(data.draw(st.sampled_from(options), label=job_id))
-
-    view = Agent(store, run_id, tmp_path, verdict=verdict, choose=choose).drive()
+    view = drawing_agent(store, run_id, tmp_path, data).drive()
     assert view.run.status in ("completed", "failed", "blocked"), view.to_json()
     assert view.executions <= view.run.worst_case
     found = statuses(view)
@@ -135,17 +140,7 @@ def test_random_workflows_never_stall_and_replay(
     needs that are all settled, and the run ends once every job has."""
     workflow = write_workflow(tmp_path / f"wf-{data.draw(st.integers(0, 10**9))}", document)
     run_id = start_run(store, workflow, repo)
-    specs = compiled_jobs(store, run_id)
-
-    def verdict(claim: leases.Claim) -> str:
-        options = ["accept", "needs_revision", "reject"] if specs[claim.job]["revise"] \
-            else ["accept", "reject"]
-        return str(data.draw(st.sampled_from(options), label=f"{claim.job}@{claim.iteration}"))
-
-    def choose(job_id: str, options: list[str]) -> str:
-        return str(data.draw(st.sampled_from(options), label=job_id))
-
-    view = Agent(store, run_id, tmp_path, verdict=verdict, choose=choose).drive()
+    view = drawing_agent(store, run_id, tmp_path, data).drive()
     found = statuses(view)
     assert view.run.status in ("completed", "failed", "blocked"), (view.to_json(), document)
     if view.run.status == "completed":

@@ -15,18 +15,14 @@ from striatum.runtime.config import open_store
 from striatum.runtime.migrate import LATEST, schema_version
 from striatum.runtime.store import StoreUnavailable
 
-from .conftest import database_dsn
+from .conftest import scratch_database
 
 
 @pytest.fixture
 def empty_dsn(admin_dsn: str) -> Iterator[str]:
     """A database no migration has touched."""
-    name = f"striatum_e_{secrets.token_hex(6)}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield database_dsn(admin_dsn, name)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(admin_dsn, f"striatum_e_{secrets.token_hex(6)}") as empty:
+        yield empty
 
 
 @pytest.fixture
