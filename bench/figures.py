@@ -210,7 +210,7 @@ def wait_listening(dsn: str, count: int, procs: list[subprocess.Popen[bytes]],
     with psycopg.connect(dsn, autocommit=True) as conn:
         while time.monotonic() < deadline:
             row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                               "current_database() AND query = 'LISTEN striatum_ready'"
+                               "current_database() AND query LIKE 'LISTEN striatum_ready%%'"
                                ).fetchone()
             if row and row[0] >= count:
                 return
@@ -506,10 +506,10 @@ def generate_record(dsn: str, events: int, jobs_per_run: int = 100
         run_ids = [f"bench-{r:06d}" for r in range(runs)]
         with conn.cursor() as cur:
             with cur.copy("COPY striatum.runs (id, repo_id, workflow_digest, workflow_name, "
-                          "status, artifact_root, worst_case) FROM STDIN") as copy:
+                          "status, artifact_root, worst_case, unsettled) FROM STDIN") as copy:
                 for run in run_ids:
                     copy.write_row((run, repo_id, "0" * 64, "bench-doctor", "completed",
-                                    "striatum/runs", jobs_per_run))
+                                    "striatum/runs", jobs_per_run, 0))
             with cur.copy("COPY striatum.jobs (run_id, job_id, position, kind, lane, "
                           "lane_kind, status, max_attempts, executions, fence) FROM STDIN"
                           ) as copy:

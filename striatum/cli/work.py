@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 import click
@@ -17,10 +18,10 @@ def _progress(line: str) -> None:
     click.echo(f"striatum: {line}", err=True)
 
 
-def _stop_on_signals(stop: object) -> None:
+def _stop_on_signals(stop: Callable[[], None]) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         _progress("stopping: finishing the jobs in hand, claiming no more")
-        stop.set()  # type: ignore[attr-defined]
+        stop()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
@@ -33,7 +34,7 @@ def work_run(dsn: str, run_id: str, concurrency: int, lease_seconds: int) -> Non
                             lease_seconds=lease_seconds,
                             progress=_progress if sys.stderr.isatty() else None)
     worker = Worker(dsn, options)
-    _stop_on_signals(worker.stop)
+    _stop_on_signals(worker.request_stop)
     worker.run()
 
 
@@ -63,7 +64,7 @@ def worker(run_id: str | None, lanes: str | None, concurrency: int, once: bool,
     with audited("worker", {"run": run_id, "lanes": lanes, "concurrency": concurrency,
                             "once": once}) as opened:
         runner = Worker(opened.dsn, options)
-        _stop_on_signals(runner.stop)
+        _stop_on_signals(runner.request_stop)
         _progress(f"worker {runner.name} waiting for jobs"
                   + (f" of run {run_id}" if run_id else ""))
         outcomes = runner.run()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..canonical import canonical_json
@@ -34,7 +34,9 @@ def row_hash(previous_hash: str, payload: str) -> str:
 
 
 def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds")
+    """An event's time: UTC whatever the session's time zone, as the database's
+    ``striatum.event_time`` writes it for the events it builds itself."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @dataclass

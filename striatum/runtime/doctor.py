@@ -145,6 +145,11 @@ class _Replay:
                                                   f"executions exceed the proven worst case "
                                                   f"{worst} (plus {granted} granted by a human)",
                                          "jobs"))
+            if int(facts["unsettled"]) != int(facts["counted"]):
+                self.wrong += 1
+                self.runs.append(Finding("replay", f"run {run}: the run row counts "
+                                                   f"{facts['unsettled']} unsettled jobs, its "
+                                                   f"jobs say {facts['counted']}", "runs"))
 
 
 def _step(run: str, job: str | None, facts: dict[str, Any]) -> str:

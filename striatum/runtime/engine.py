@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -98,6 +98,7 @@ class Transition:
     wg: WorkflowGraph
     now: datetime
     unsettled: int  # jobs of the run neither succeeded nor skipped, as of now
+    stored_unsettled: int  # the run row's count as read (written back when it changed)
     jobs: dict[str, JobRow] = field(default_factory=dict)  # loaded so far
     all_loaded: bool = False
     events: list[Event] = field(default_factory=list)
@@ -105,31 +106,44 @@ class Transition:
     run_dirty: bool = False
     ended_leases: list[tuple[str, int, str]] = field(default_factory=list)
     head: tuple[int, str] | None = None
+    # Reads sent with the locks because a dependent's readiness will ask them.
+    prefetched: dict[tuple[str, tuple[str, ...]], list[Any]] = field(default_factory=dict)
 
     @classmethod
     def open(cls, cur: psycopg.Cursor[Any], run_id: str, job_ids: Iterable[str] = (), *,
              dependents: bool = False) -> Transition:
         """Lock the run, then the named jobs (and, with ``dependents``, the jobs that need
-        them, when this process knows the run's graph): one round trip. The count and the
-        jobs are read by statements that start after the run's lock is granted, so they
-        see every transition that committed while this one waited for it."""
-        wanted = list(job_ids)
+        them, when this process knows the run's graph): one round trip. The jobs are read
+        by statements that start after the run's lock is granted, so they see every
+        transition that committed while this one waited for it."""
+        named = list(job_ids)
+        wanted = list(named)
         known = _graphs.get(_run_digests.get(run_id, ""))
         if dependents and known is not None:
-            wanted += [d for j in wanted if j in known.succ for d in known.succ[j]]
-        reads: list[tuple[str, dict[str, Any]]] = [("lock_run", {"run": run_id}),
-                                                   ("unsettled_jobs", {"run": run_id})]
+            wanted += [d for j in named if j in known.succ for d in known.succ[j]]
+        reads: list[tuple[str, dict[str, Any]]] = [("lock_run", {"run": run_id})]
         if wanted:
             reads.append(("lock_some_jobs", {"run": run_id, "jobs": wanted}))
-        found, counted, *rows = fetch_together(cur, *reads)
+        if dependents and known is not None:
+            # A join's readiness needs one more read; sent now, it costs no round trip.
+            loaded = set(wanted)
+            for job_id in dict.fromkeys(wanted[len(named):]):
+                if len(known.jobs[job_id].needs) > 1:
+                    name, params = _settled_read(known, run_id, job_id, loaded)
+                    if params["jobs"]:
+                        reads.append((name, params))
+        found, *rows = fetch_together(cur, *reads)
         if not found:
             raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
-        row, unsettled = found[0], int(counted[0][0])
-        run = RunRow.from_row(row[:-1])
+        row = found[0]
+        run = RunRow.from_row(row[:-2])
+        unsettled = int(row[-2])
         if run_id not in _run_digests:
             _cache(_run_digests, run_id, run.workflow_digest, 16 * _CACHE_SIZE)
-        tx = cls(cur, run, graph_for(cur, run.workflow_digest), row[-1], unsettled)
-        tx._add(rows[0] if rows else [])
+        tx = cls(cur, run, graph_for(cur, run.workflow_digest), row[-1], unsettled, unsettled)
+        tx._add(rows[0] if wanted else [])
+        for (name, params), answer in zip(reads[2:], rows[1:], strict=True):
+            tx.prefetched[(name, tuple(params["jobs"]))] = answer
         return tx
 
     def _add(self, rows: Iterable[tuple[Any, ...]]) -> None:
@@ -185,9 +199,10 @@ class Transition:
         for job_id, fence, outcome in self.ended_leases:
             send(self.cur, "end_lease", {"run": self.run.id, "job": job_id, "fence": fence,
                                          "outcome": outcome})
-        if self.run_dirty:
+        if self.run_dirty or self.unsettled != self.stored_unsettled:
             send(self.cur, "update_run", {"run": self.run.id, "status": self.run.status,
-                                          "blocked_on": self.run.blocked_on})
+                                          "blocked_on": self.run.blocked_on,
+                                          "unsettled": self.unsettled})
         append_events(self.cur, self.run.repo_id, self.events, self.now)
         if self.ended and self.events:
             # The run's manifest records the head its last event made (one round trip,
@@ -275,7 +290,7 @@ def _advance_from(tx: Transition, changed: Iterable[str]) -> None:
         loaded = [n for n in tx.jobs if n in need_set]
         if any(tx.jobs[n].status not in SETTLED for n in loaded):
             continue
-        if len(loaded) < len(needs) and not _all_settled(tx, job_id, len(needs) - len(loaded)):
+        if len(loaded) < len(needs) and not _all_settled(tx, job_id):
             continue
         others = [n for n in needs if n not in tx.jobs]
         tx.load(others)  # settled needs stay settled while the run's lock is held
@@ -294,26 +309,45 @@ def _need_set(wg: WorkflowGraph, job_id: str) -> frozenset[str]:
     return found
 
 
-def _all_settled(tx: Transition, job_id: str, unloaded: int) -> bool:
-    """Are all needs of the pending ``job_id`` that are not loaded (``unloaded`` of them)
-    settled?
+def _rest(wg: WorkflowGraph, job_id: str) -> list[str]:
+    """The run's jobs other than ``job_id`` and its needs."""
+    rest: list[str] | None = wg.memo.get(f"rest:{job_id}")
+    if rest is None:
+        skip = {job_id, *wg.jobs[job_id].needs}
+        rest = [j for j in wg.order if j not in skip]
+        wg.memo[f"rest:{job_id}"] = rest
+    return rest
+
+
+def _settled_read(wg: WorkflowGraph, run_id: str, job_id: str, loaded: Container[str]
+                  ) -> tuple[str, dict[str, Any]]:
+    """The read that tells whether the needs of ``job_id`` that are not ``loaded`` are
+    settled: of the needs themselves, or of the rest of the run, whichever is smaller."""
+    others = [n for n in wg.jobs[job_id].needs if n not in loaded]
+    rest = _rest(wg, job_id)
+    if len(others) <= len(rest):
+        return "any_unsettled", {"run": run_id, "jobs": others}
+    return "count_unsettled", {"run": run_id, "jobs": [j for j in rest if j not in loaded]}
+
+
+def _all_settled(tx: Transition, job_id: str) -> bool:
+    """Are all needs of the pending ``job_id`` that are not loaded settled?
 
     Asked of whichever is smaller: the needs themselves, or the rest of the run, whose
     unsettled jobs ``tx.unsettled`` (exact under the run's lock) tells apart from the
-    needs'. A join over n tasks thus costs O(1) round trips per completion, not O(n).
+    needs'. A join over n tasks thus costs O(1) round trips per completion, not O(n),
+    and none when ``Transition.open`` sent the read with the locks.
     """
-    rest: list[str] | None = tx.wg.memo.get(f"rest:{job_id}")
-    if rest is None:
-        skip = {job_id, *tx.wg.jobs[job_id].needs}
-        rest = [j for j in tx.wg.order if j not in skip]
-        tx.wg.memo[f"rest:{job_id}"] = rest
-    if unloaded <= len(rest):
-        others = [n for n in tx.wg.jobs[job_id].needs if n not in tx.jobs]
-        return not fetch(tx.cur, "any_unsettled", {"run": tx.run.id, "jobs": others})
-    in_memory = sum(1 for j in rest if j in tx.jobs and tx.jobs[j].status not in SETTLED)
-    stored = [j for j in rest if j not in tx.jobs]
-    in_table = int(fetch(tx.cur, "count_unsettled", {"run": tx.run.id, "jobs": stored})[0][0]
-                   ) if stored else 0
+    name, params = _settled_read(tx.wg, tx.run.id, job_id, tx.jobs)
+    jobs = params["jobs"]
+    answer = tx.prefetched.pop((name, tuple(jobs)), None)
+    if name == "any_unsettled":
+        return not (answer if answer is not None else fetch(tx.cur, name, params))
+    in_memory = sum(1 for j in _rest(tx.wg, job_id)
+                    if j in tx.jobs and tx.jobs[j].status not in SETTLED)
+    in_table = 0
+    if jobs:
+        in_table = int((answer if answer is not None else fetch(tx.cur, name, params))[0][0])
     # The loaded needs were checked settled; the pending job itself is the 1.
     return tx.unsettled - 1 - in_memory - in_table == 0
 

@@ -23,11 +23,10 @@ from typing import Any
 from ..errors import EXIT_LEASE_LOST, Conflict, NotFound, StriatumError, UsageError
 from .audit import Event, append_events
 from .engine import Transition, apply_verdict, attempt_failed, compiled_for
-from .machine import check_job
 from .prompts import read_artifacts, render, scratch_dir, write_prompt
 from .records import JobRow, RunRow
 from .runs import artifact_dir, transition
-from .store import Store, fetch, fetch_one, fetch_together, send, wrap_errors
+from .store import Store, fetch, fetch_together, send, wrap_errors
 
 DEFAULT_LEASE_SECONDS = 300
 VERDICTS = ("accept", "needs_revision", "reject")
@@ -101,31 +100,18 @@ def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = No
         sweep_expired(store, run_id)
     wanted = lanes if lanes is not None else ([lane] if lane else None)
 
-    def work(cur: Any) -> tuple[RunRow, JobRow, datetime] | None:
-        # One statement finds, locks and leases the job; the lease record and the
-        # event travel with the COMMIT.
-        found = fetch_one(cur, "claim_job", {
-            "run": run_id, "lanes": wanted, "lane_kinds": lane_kinds, "owner": owner,
-            "secret": secrets.token_hex(16), "lease_seconds": lease_seconds})
-        if found is None:
-            return None
-        row = JobRow.from_row(found[:19])
-        run = RunRow.from_row(found[19:-1])
-        now = found[-1]
-        check_job("claim", "ready", f"{run.id}/{row.job_id}")
-        send(cur, "insert_lease", {"run": run.id, "job": row.job_id, "fence": row.fence,
-                                   "owner": owner, "iteration": row.iteration,
-                                   "attempt": row.attempt})
-        append_events(cur, run.repo_id, [Event("job.claim", run.id, row.job_id, row.state(), {
-            "owner": owner, "lease_seconds": lease_seconds})], now)
-        return run, row, now
-
-    claimed = store.transaction(work, pipelined=True)
-    if claimed is None:
+    # One statement (a function in the database) finds, locks and leases the job,
+    # records the lease and appends the event: one round trip, the commit included.
+    found = store.call("claim_job", {
+        "run": run_id, "lanes": wanted, "lane_kinds": lane_kinds, "owner": owner,
+        "secret": secrets.token_hex(16), "lease_seconds": lease_seconds})
+    if not found:
         if run_id is not None and store.execute("get_run", {"run": run_id}) == []:
             raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
         return None
-    run, row, now = claimed
+    row = JobRow.from_row(found[0][:19])
+    run = RunRow.from_row(found[0][19:-1])
+    now = found[0][-1]
     prompt_file, directory, job, lane_spec = _prepare_attempt(store, run, row)
     return Claim(run.id, row.job_id, row.kind, row.lane, row.lease_token or "", row.fence,
                  row.iteration, row.attempt, now + timedelta(seconds=lease_seconds),

@@ -98,7 +98,8 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
             "id": run_id, "repo": repo_id, "digest": digest,
             "name": compiled["workflow"]["name"], "vars": json.dumps(run_vars),
             "artifact_root": artifact_root, "base_commit": _head_commit(repo_path),
-            "worst_case": compiled["plan"]["worst_case_job_executions"]})
+            "worst_case": compiled["plan"]["worst_case_job_executions"],
+            "unsettled": len(compiled["workflow"]["jobs"])})
         lanes = compiled["workflow"]["lanes"]
         rows = []
         for position, job in enumerate(compiled["workflow"]["jobs"]):

@@ -121,15 +121,27 @@ class Store:
         last read travels with the COMMIT (psycopg's pipeline mode), so ``work``
         must ``send`` its writes and ``fetch`` only statements that return rows.
         """
+        if pipelined:
+            return self._retrying(lambda: self._pipelined(work))
+
+        def once() -> T:
+            with wrap_errors(), self.conn.transaction(), self.conn.cursor() as cur:
+                return work(cur)
+
+        return self._retrying(once)
+
+    def call(self, name: str, params: dict[str, Any]) -> list[Any]:
+        """One statement that is a whole transaction (autocommit: one round trip, the
+        commit included), retried on 40001/40P01 like any transaction."""
+        return self._retrying(lambda: self.execute(name, params))
+
+    def _retrying(self, once: Callable[[], T]) -> T:
         import psycopg
 
         attempt = 0
         while True:
             try:
-                if pipelined:
-                    return self._pipelined(work)
-                with wrap_errors(), self.conn.transaction(), self.conn.cursor() as cur:
-                    return work(cur)
+                return once()
             except StoreError as exc:
                 cause = exc.__cause__
                 state = cause.sqlstate if isinstance(cause, psycopg.Error) else None

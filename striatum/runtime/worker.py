@@ -3,10 +3,11 @@
 Workers in any number of processes, on any number of machines, share runs
 through PostgreSQL alone: claims are ``FOR UPDATE SKIP LOCKED``, a job
 becoming ready sends a NOTIFY that wakes idle workers at once (a poll every
-``poll_seconds`` is the fallback), leases are kept alive by one heartbeat
-thread, and any worker sweeps leases whose heartbeat stopped. Connections
-are opened once and kept: the claim loop's, LISTEN's, one per lane thread
-and the heartbeat thread's, each opened again after an outage. A worker
+``poll_seconds`` is the fallback), and a lane that ends wakes its worker to
+fill the slot; leases are kept alive by one heartbeat thread, and any worker
+sweeps leases whose heartbeat stopped. Connections are opened once and kept:
+the claim loop's, the LISTEN thread's, one per lane thread and the heartbeat
+thread's, each opened again after an outage. A worker
 finishes a job through the same transition code as the agent-facing verbs,
 with the lease's fencing token, so a worker that lost its lease (paused,
 partitioned) has every late write refused.
@@ -23,10 +24,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..errors import StriatumError
 from . import changes, leases
@@ -85,6 +86,15 @@ class Worker:
     _told: set[str] = field(default_factory=set)  # checkpoints already announced
     _slots: _Slots = field(init=False, repr=False, compare=False)
     _beats: _Heartbeats = field(init=False, repr=False, compare=False)
+    _wake: _Wakeup = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._wake = _Wakeup(self.dsn)
+
+    def request_stop(self) -> None:
+        """Finish the jobs in hand and claim no more (safe from a signal handler)."""
+        self.stop.set()
+        self._wake.set()
 
     def _say(self, text: str) -> None:
         if self.options.progress is not None:
@@ -105,7 +115,11 @@ class Worker:
         except OSError as exc:  # each lane tries again, and fails with the reason in its log
             self._say(f"could not start the lane guardian: {exc}")
         try:
+            self._wake.start()
             while not self.stop.is_set():
+                # Cleared before claiming: a wake-up that comes during the claims ends
+                # the wait below at once.
+                self._wake.clear()
                 try:
                     links.open()
                     if time.monotonic() - last_sweep > max(1.0, options.lease_seconds / 3):
@@ -130,18 +144,13 @@ class Worker:
                     break
                 if not running and self.options.run:
                     self._announce_decisions(links)
-                if running and len(running) >= options.concurrency:
-                    finished, _ = wait(running, timeout=options.poll_seconds,
-                                       return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        running.discard(future)
-                        self._record(future)
-                else:
-                    self._await_notify(links, 0.05 if running else options.poll_seconds)
+                # A job made ready (NOTIFY), a lane ending, or the poll's timeout.
+                self._wake.wait(options.poll_seconds)
         finally:
             for future in running:
                 self._record(future)
             pool.shutdown(wait=True)
+            self._wake.close()
             self._beats.close()
             self._slots.close()
             links.close()
@@ -158,17 +167,10 @@ class Worker:
                 return
             self._say(f"{claimed.job}: started (run {claimed.run}, pass "
                       f"{claimed.iteration + 1}, attempt {claimed.attempt + 1})")
-            running.add(pool.submit(self.execute, claimed))
-
-    def _await_notify(self, links: _Links, seconds: float) -> None:
-        import psycopg
-
-        try:
-            for _ in links.listener().notifies(timeout=seconds, stop_after=1):
-                pass
-        except (psycopg.Error, StoreUnavailable):
-            links.close()  # reconnected on the next turn; polling covers the gap
-            self.stop.wait(seconds)
+            future = pool.submit(self.execute, claimed)
+            # Once the future is done (not before: the loop counts slots by done futures).
+            future.add_done_callback(lambda _: self._wake.set())
+            running.add(future)
 
     def _announce_decisions(self, links: _Links) -> None:
         """Say once which checkpoints wait for a human, and how to answer them."""
@@ -470,42 +472,84 @@ def _close_quietly(store: Store) -> None:
 
 
 class _Links:
-    """The worker's two connections (claims; LISTEN), opened again after an outage."""
+    """The claim loop's connection, opened again after an outage."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._store: Store | None = None
-        self._listener: Any = None
 
     def open(self) -> None:
-        import psycopg
-
-        from .store import wrap_errors
-
         if self._store is None:
             self._store = Store.connect(self.dsn)
-        if self._listener is None:
-            with wrap_errors():
-                self._listener = psycopg.connect(self.dsn, autocommit=True)
-                self._listener.execute("LISTEN striatum_ready")
 
     def store(self) -> Store:
         self.open()
         assert self._store is not None
         return self._store
 
-    def listener(self) -> Any:
-        self.open()
-        return self._listener
+    def close(self) -> None:
+        if self._store is not None:
+            _close_quietly(self._store)
+        self._store = None
+
+
+class _Wakeup:
+    """What ends the claim loop's wait: a NOTIFY that a job is ready, heard by a thread
+    on its own LISTEN connection; a lane ending (its slot is free); or the poll's
+    timeout. Waiting on one event, not on the LISTEN socket, is what lets a worker
+    running several lanes refill a slot the moment it frees."""
+
+    LISTEN_TURN = 0.5  # how often the listening thread looks at its stop flag
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._event = threading.Event()
+        self._listening = threading.Event()
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="striatum-listen",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        # Claims start once LISTEN is on (or failed: polling covers it meanwhile).
+        self._listening.wait(10)
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def wait(self, seconds: float) -> None:
+        self._event.wait(seconds)
 
     def close(self) -> None:
-        for closing in (self._store, self._listener):
+        self._halt.set()
+        self._thread.join(timeout=2 * self.LISTEN_TURN + 1)
+
+    def _listen(self) -> None:
+        import psycopg
+
+        from .sql import query
+        from .store import StoreError, open_connection
+
+        failures = 0
+        while not self._halt.is_set():
             try:
-                if closing is not None:
-                    closing.close()
-            except Exception:  # already broken: nothing to release
-                pass
-        self._store = self._listener = None
+                with open_connection(self.dsn) as conn:
+                    conn.execute(query("listen_ready"))
+                    failures = 0
+                    self._listening.set()
+                    self._event.set()  # what became ready while nobody listened
+                    while not self._halt.is_set():
+                        for _ in conn.notifies(timeout=self.LISTEN_TURN):
+                            self._event.set()
+            except (psycopg.Error, StoreError, StoreUnavailable, OSError):
+                # The database went away: reconnect with backoff; polling covers the gap.
+                failures += 1
+                self._listening.set()
+                self._event.set()
+                self._halt.wait(min(5.0, 0.2 * 2 ** min(failures, 5)))
 
 
 def _job_env(claim: Claim, run: RunRow) -> dict[str, str]:

@@ -225,3 +225,38 @@ def fan_out_workflow(directory: Path, width: int, *, revise_max: int = 1) -> str
         "name": "fan-out",
         "lanes": {"worker": {"kind": "operator"}, "reviewer": {"kind": "operator"}},
         "jobs": jobs})
+
+
+def rewind_projections(conn: psycopg.Connection[Any], run_id: str) -> None:
+    """Make the jobs and runs tables say what the run's remaining events say (a tamper
+    that leaves the database agreeing with itself); a run with no event left is removed."""
+    jobs: dict[str, dict[str, Any]] = {}
+    run: dict[str, Any] = {}
+    for job_id, kind, payload in conn.execute(
+            "SELECT job_id, type, payload FROM striatum.events WHERE run_id = %s ORDER BY seq",
+            (run_id,)):
+        body = json.loads(payload)
+        if kind == "run.prepare":
+            jobs = {j: dict(state) for j, state in body["data"]["jobs"].items()}
+            run = body["state"]
+        elif kind.startswith("run."):
+            run = body["state"]
+        elif kind.startswith("job."):
+            jobs[job_id] = body["state"]
+    if not run:
+        for table in ("verdicts", "artifacts", "leases", "jobs"):
+            conn.execute(f"DELETE FROM striatum.{table} WHERE run_id = %s",  # noqa: S608
+                         (run_id,))
+        conn.execute("DELETE FROM striatum.runs WHERE id = %s", (run_id,))
+        return
+    for job_id, state in jobs.items():
+        conn.execute(
+            "UPDATE striatum.jobs SET status = %(status)s, iteration = %(iteration)s, "
+            "attempt = %(attempt)s, executions = %(executions)s, "
+            "revisions_used = %(revisions_used)s, fence = %(fence)s, "
+            "lease_owner = %(lease_owner)s, chosen = %(chosen)s, verdict = %(verdict)s "
+            "WHERE run_id = %(run)s AND job_id = %(job)s", {**state, "run": run_id,
+                                                            "job": job_id})
+    unsettled = sum(s["status"] not in ("succeeded", "skipped") for s in jobs.values())
+    conn.execute("UPDATE striatum.runs SET status = %s, blocked_on = %s, unsettled = %s "
+                 "WHERE id = %s", (run["status"], run["blocked_on"], unsettled, run_id))

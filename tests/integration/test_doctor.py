@@ -21,7 +21,7 @@ from striatum.runtime.audit import append_audit, row_hash
 from striatum.runtime.doctor import Finding, Report, doctor
 from striatum.runtime.store import Store, fetch_one
 
-from .helpers import Agent, example, owner_connection, scripted, start_run
+from .helpers import Agent, example, owner_connection, rewind_projections, scripted, start_run
 
 Conn = psycopg.Connection[Any]
 
@@ -89,33 +89,6 @@ def set_head(conn: Conn, repo_id: int, seq: int) -> None:
     _, _, _, _, _, previous, stored = event(conn, repo_id, seq)
     conn.execute("UPDATE striatum.chain_heads SET seq = %s, hash = %s, previous = %s "
                  "WHERE chain = %s", (seq, stored, previous, f"repo:{repo_id}"))
-
-
-def rewind_projections(conn: Conn, run_id: str) -> None:
-    """Make the jobs and runs tables say what the remaining events say."""
-    jobs: dict[str, dict[str, Any]] = {}
-    run: dict[str, Any] = {}
-    for job_id, kind, payload in conn.execute(
-            "SELECT job_id, type, payload FROM striatum.events WHERE run_id = %s ORDER BY seq",
-            (run_id,)):
-        body = json.loads(payload)
-        if kind == "run.prepare":
-            jobs = {j: dict(state) for j, state in body["data"]["jobs"].items()}
-            run = body["state"]
-        elif job_id is None:
-            run = body["state"]
-        else:
-            jobs[job_id] = body["state"]
-    for job_id, state in jobs.items():
-        conn.execute(
-            "UPDATE striatum.jobs SET status = %(status)s, iteration = %(iteration)s, "
-            "attempt = %(attempt)s, executions = %(executions)s, "
-            "revisions_used = %(revisions_used)s, fence = %(fence)s, "
-            "lease_owner = %(lease_owner)s, chosen = %(chosen)s, verdict = %(verdict)s "
-            "WHERE run_id = %(run)s AND job_id = %(job)s",
-            {**state, "run": run_id, "job": job_id})
-    conn.execute("UPDATE striatum.runs SET status = %s, blocked_on = %s WHERE id = %s",
-                 (run["status"], run["blocked_on"], run_id))
 
 
 def forged_payload(conn: Conn, repo_id: int, like_seq: int, at: str) -> tuple[str, str, str]:

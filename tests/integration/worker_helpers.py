@@ -355,7 +355,7 @@ class WorkerThread:
         assert self.thread is not None
         self.thread.join(timeout)
         if self.thread.is_alive():
-            self.worker.stop.set()
+            self.worker.request_stop()
             self.thread.join(60)
             raise AssertionError(f"the worker did not finish within {timeout:.0f}s")
         if self.error is not None:

@@ -31,7 +31,13 @@ from striatum.canonical import canonical_json
 from striatum.runtime.audit import append_audit, row_hash
 from striatum.runtime.doctor import Report, doctor
 from striatum.runtime.store import Store, fetch_one
-from tests.integration.helpers import Agent, example, scripted, start_run
+from tests.integration.helpers import (
+    Agent,
+    example,
+    rewind_projections,
+    scripted,
+    start_run,
+)
 
 from .conftest import LONG, Conn, Record, assert_doctor_ok, owner
 
@@ -309,45 +315,6 @@ def duplicate_row(table: str, seq: int) -> Case:
     return Case(f"duplicate {table} @{seq}", tamper)
 
 
-def _replayed(conn: Conn, run_id: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    jobs: dict[str, dict[str, Any]] = {}
-    run: dict[str, Any] = {}
-    for job_id, kind, payload in conn.execute(
-            "SELECT job_id, type, payload FROM striatum.events WHERE run_id = %s ORDER BY seq",
-            (run_id,)):
-        body = json.loads(payload)
-        if kind == "run.prepare":
-            jobs = {j: dict(state) for j, state in body["data"]["jobs"].items()}
-            run = body["state"]
-        elif kind.startswith("run."):
-            run = body["state"]
-        elif kind.startswith("job."):
-            jobs[job_id] = body["state"]
-    return jobs, run
-
-
-def _rewind(conn: Conn, run_id: str) -> None:
-    """Make the projections say what the run's remaining events say; a run with no event
-    left is removed altogether."""
-    jobs, run = _replayed(conn, run_id)
-    if not run:
-        for table in ("verdicts", "artifacts", "leases", "jobs"):
-            conn.execute(f"DELETE FROM striatum.{table} WHERE run_id = %s",  # noqa: S608
-                         (run_id,))
-        conn.execute("DELETE FROM striatum.runs WHERE id = %s", (run_id,))
-        return
-    for job_id, state in jobs.items():
-        conn.execute(
-            "UPDATE striatum.jobs SET status = %(status)s, iteration = %(iteration)s, "
-            "attempt = %(attempt)s, executions = %(executions)s, "
-            "revisions_used = %(revisions_used)s, fence = %(fence)s, "
-            "lease_owner = %(lease_owner)s, chosen = %(chosen)s, verdict = %(verdict)s "
-            "WHERE run_id = %(run)s AND job_id = %(job)s", {**state, "run": run_id,
-                                                            "job": job_id})
-    conn.execute("UPDATE striatum.runs SET status = %s, blocked_on = %s WHERE id = %s",
-                 (run["status"], run["blocked_on"], run_id))
-
-
 def truncate_tail(k: int) -> Case:
     """Delete the last k events, fix the head and the projections: the database agrees
     with itself, and only the manifests in the repository can tell."""
@@ -361,7 +328,7 @@ def truncate_tail(k: int) -> Case:
                      (chain.repo_id, keep))
         _fix_head(conn, "events", chain, keep)
         for run_id in touched:
-            _rewind(conn, run_id)
+            rewind_projections(conn, run_id)
 
     return Case(f"truncate tail k={k}", tamper, by_anchor=True)
 

@@ -128,9 +128,12 @@ WITH observed AS (
              AND coalesce(f.state->'blocked_on', 'null')
                  = coalesce(to_jsonb(r.blocked_on), 'null') AS matches,
            r.worst_case, coalesce(g.granted, 0) AS granted,
-           (SELECT coalesce(sum(j.executions), 0) FROM striatum.jobs j
-             WHERE j.run_id = r.id) AS executions
+           e.executions, r.unsettled, e.unsettled AS counted
     FROM striatum.runs r
+    CROSS JOIN LATERAL (
+        SELECT coalesce(sum(j.executions), 0) AS executions,
+               count(*) FILTER (WHERE j.status NOT IN ('succeeded', 'skipped')) AS unsettled
+        FROM striatum.jobs j WHERE j.run_id = r.id) e
     LEFT JOIN found f ON f.entity = 'run' AND f.last AND f.run_id = r.id
     LEFT JOIN (SELECT run_id, count(*) AS granted FROM found WHERE granted GROUP BY run_id) g
            ON g.run_id = r.id
@@ -151,8 +154,9 @@ UNION ALL
 (SELECT 'run', NULL, id, NULL,
         jsonb_build_object('table', actual, 'events', replayed, 'matches', matches,
                            'executions', executions, 'worst_case', worst_case,
-                           'granted', granted)
- FROM runs WHERE NOT matches OR executions > worst_case + granted ORDER BY id);
+                           'granted', granted, 'unsettled', unsettled, 'counted', counted)
+ FROM runs WHERE NOT matches OR executions > worst_case + granted OR unsettled <> counted
+ ORDER BY id);
 
 -- doctor_event_parses: count the payloads in a seq range that parse as JSON objects; an error when one does not (to find the first) --
 SELECT count(x.at)

@@ -65,9 +65,9 @@ SELECT compiled FROM striatum.workflows WHERE digest = %(digest)s;
 
 -- insert_run: a new run, prepared --
 INSERT INTO striatum.runs (id, repo_id, workflow_digest, workflow_name, status, vars,
-                           artifact_root, base_commit, worst_case)
+                           artifact_root, base_commit, worst_case, unsettled)
 VALUES (%(id)s, %(repo)s, %(digest)s, %(name)s, 'prepared', %(vars)s, %(artifact_root)s,
-        %(base_commit)s, %(worst_case)s);
+        %(base_commit)s, %(worst_case)s, %(unsettled)s);
 
 -- insert_job: one job of a new run, pending --
 INSERT INTO striatum.jobs (run_id, job_id, position, kind, lane, lane_kind, status,
@@ -75,9 +75,9 @@ INSERT INTO striatum.jobs (run_id, job_id, position, kind, lane, lane_kind, stat
 VALUES (%(run)s, %(job)s, %(position)s, %(kind)s, %(lane)s, %(lane_kind)s, 'pending',
         %(max_attempts)s);
 
--- lock_run: a run's row, locked for a transition (always before its jobs), and the clock --
+-- lock_run: a run's row, locked for a transition (always before its jobs), its count of unsettled jobs, and the clock --
 SELECT r.id, r.repo_id, r.workflow_digest, r.workflow_name, r.status, r.vars, r.artifact_root,
-       r.worst_case, r.blocked_on, p.path, r.base_commit, now()
+       r.worst_case, r.blocked_on, p.path, r.base_commit, r.unsettled, now()
 FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
 WHERE r.id = %(run)s
 FOR UPDATE OF r;
@@ -94,10 +94,6 @@ BEGIN;
 -- commit: end a pipelined transaction --
 COMMIT;
 
--- unsettled_jobs: how many jobs of a run are neither succeeded nor skipped --
-SELECT count(*) FROM striatum.jobs
-WHERE run_id = %(run)s AND status NOT IN ('succeeded', 'skipped');
-
 -- any_unsettled: is one of these jobs neither succeeded nor skipped --
 SELECT 1 FROM striatum.jobs
 WHERE run_id = %(run)s AND job_id = ANY(%(jobs)s) AND status NOT IN ('succeeded', 'skipped')
@@ -108,12 +104,19 @@ SELECT count(*) FROM striatum.jobs
 WHERE run_id = %(run)s AND job_id = ANY(%(jobs)s) AND status NOT IN ('succeeded', 'skipped');
 
 -- lock_some_jobs: the named jobs of a run, locked, in file order --
-SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
-       executions, revisions_used, fence, lease_token, lease_owner, lease_expires_at,
-       chosen, verdict, reason, lease_expires_at IS NOT NULL AND lease_expires_at <= now()
-FROM striatum.jobs WHERE run_id = %(run)s AND job_id = ANY(%(jobs)s)
-ORDER BY position
-FOR UPDATE;
+-- One primary-key probe per name, locked as it is found: the locking subquery is
+-- never merged into a join, which on a young table's statistics can become a scan
+-- of the whole run on every transition. Lock order does not matter here: every
+-- transition holds its run's row lock before it locks any of the run's jobs.
+SELECT j.job_id, j.position, j.kind, j.lane, j.lane_kind, j.status, j.iteration, j.attempt,
+       j.max_attempts, j.executions, j.revisions_used, j.fence, j.lease_token, j.lease_owner,
+       j.lease_expires_at, j.chosen, j.verdict, j.reason,
+       j.lease_expires_at IS NOT NULL AND j.lease_expires_at <= now()
+FROM (SELECT DISTINCT unnest(%(jobs)s::text[]) AS job_id) w
+CROSS JOIN LATERAL (SELECT * FROM striatum.jobs
+                    WHERE run_id = %(run)s AND job_id = w.job_id
+                    FOR UPDATE) j
+ORDER BY j.position;
 
 -- lock_jobs: every job of a run, locked, in file order --
 SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
@@ -145,40 +148,13 @@ UPDATE striatum.jobs
  WHERE run_id = %(run)s AND job_id = %(job)s;
 
 -- update_run: write a run's projection after a transition --
-UPDATE striatum.runs SET status = %(status)s, blocked_on = %(blocked_on)s, updated_at = now()
+UPDATE striatum.runs SET status = %(status)s, blocked_on = %(blocked_on)s,
+                         unsettled = %(unsettled)s, updated_at = now()
 WHERE id = %(run)s;
 
--- claim_job: lease the first ready job of a running run (any run when none is named), skipping rows others hold; the job's new row, its run's row and the clock --
-WITH candidate AS (
-    SELECT j.run_id, j.job_id
-    FROM striatum.jobs j JOIN striatum.runs r ON r.id = j.run_id
-    WHERE (%(run)s::text IS NULL OR j.run_id = %(run)s) AND j.status = 'ready'
-      AND j.kind <> 'checkpoint' AND r.status = 'running'
-      AND (%(lanes)s::text[] IS NULL OR j.lane = ANY(%(lanes)s))
-      AND (%(lane_kinds)s::text[] IS NULL OR j.lane_kind = ANY(%(lane_kinds)s))
-    ORDER BY r.created_at, j.position
-    LIMIT 1
-    FOR UPDATE OF j SKIP LOCKED
-), claimed AS (
-    UPDATE striatum.jobs j
-       SET status = 'leased', fence = j.fence + 1,
-           lease_token = (j.fence + 1)::text || '-' || %(secret)s,
-           lease_owner = %(owner)s,
-           lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
-           heartbeat_at = now(), updated_at = now()
-      FROM candidate c
-     WHERE j.run_id = c.run_id AND j.job_id = c.job_id
- RETURNING j.job_id, j.position, j.kind, j.lane, j.lane_kind, j.status, j.iteration, j.attempt,
-           j.max_attempts, j.executions, j.revisions_used, j.fence, j.lease_token,
-           j.lease_owner, j.lease_expires_at, j.chosen, j.verdict, j.reason, false AS expired,
-           j.run_id
-)
-SELECT c.job_id, c.position, c.kind, c.lane, c.lane_kind, c.status, c.iteration, c.attempt,
-       c.max_attempts, c.executions, c.revisions_used, c.fence, c.lease_token, c.lease_owner,
-       c.lease_expires_at, c.chosen, c.verdict, c.reason, c.expired,
-       r.id, r.repo_id, r.workflow_digest, r.workflow_name, r.status, r.vars, r.artifact_root,
-       r.worst_case, r.blocked_on, p.path, r.base_commit, now()
-FROM claimed c JOIN striatum.runs r ON r.id = c.run_id JOIN striatum.repos p ON p.id = r.repo_id;
+-- claim_job: lease the first ready job of a running run (any run when none is named), record the lease and append its event, in one statement; the job's new row, its run's row and the clock, or no row --
+SELECT * FROM striatum.claim_job(%(run)s, %(lanes)s, %(lane_kinds)s, %(owner)s, %(secret)s,
+                                 %(lease_seconds)s);
 
 -- lock_job: one job, locked (the lease verbs lock no run row) --
 SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
@@ -235,18 +211,9 @@ SELECT reason FROM striatum.verdicts
 WHERE run_id = %(run)s AND verdict = 'needs_revision' AND job_id = ANY(%(jobs)s)
 ORDER BY created_at DESC LIMIT 1;
 
--- append_event: add one event to a chain; the head's row lock serializes appenders --
-WITH head AS (
-    UPDATE striatum.chain_heads
-       SET seq = seq + 1, previous = hash,
-           hash = encode(sha256(convert_to(hash || %(payload)s, 'UTF8')), 'hex')
-     WHERE chain = %(chain)s
- RETURNING seq, previous, hash
-)
-INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, previous_hash,
-                             row_hash)
-SELECT %(repo)s, seq, %(run)s, %(job)s, %(type)s, %(payload)s, previous, hash FROM head
-RETURNING seq, row_hash;
+-- append_event: add one event to a chain (the function holds the chain rule); the new head --
+SELECT seq, row_hash
+FROM striatum.append_event(%(chain)s, %(repo)s, %(run)s, %(job)s, %(type)s, %(payload)s);
 
 -- append_audit: add one row to the global audit chain --
 WITH head AS (
