@@ -117,9 +117,12 @@ class Worker:
         try:
             self._wake.start()
             while not self.stop.is_set():
-                # Cleared before claiming: a wake-up that comes during the claims ends
-                # the wait below at once.
+                # Cleared before the finished lanes are counted and the slots refilled:
+                # a wake-up that comes after this ends the wait below at once.
                 self._wake.clear()
+                for future in [f for f in running if f.done()]:
+                    running.discard(future)
+                    self._record(future)
                 try:
                     links.open()
                     if time.monotonic() - last_sweep > max(1.0, options.lease_seconds / 3):
@@ -137,9 +140,6 @@ class Worker:
                     links.close()
                     self.stop.wait(min(5.0, 0.2 * 2 ** min(outage, 5)))
                     continue
-                for future in [f for f in running if f.done()]:
-                    running.discard(future)
-                    self._record(future)
                 if self._finished(links, running):
                     break
                 if not running and self.options.run:

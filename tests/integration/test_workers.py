@@ -347,16 +347,17 @@ def test_a_worker_reuses_its_connections_and_heartbeats_on_one(
     assert sum(name == "striatum-heartbeat" for name in opened) == 1, opened
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
 def test_a_lane_ending_wakes_its_worker_to_fill_the_slot(
-        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
-    """Every job is ready from the start, so no NOTIFY will come: a worker running two
-    lanes at a time refills a slot when a lane ends, not at its next poll (30 s here)."""
+        concurrency: int, dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    """Every job is ready from the start, so no NOTIFY will come: a worker refills a slot
+    when a lane ends, not at its next poll (30 s here)."""
     workflow = write_workflow(tmp_path / "flow", {
         "name": "short-jobs", "lanes": {"agent": {"command": ["true"]}},
         "jobs": [{"id": f"t{i}", "lane": "agent", "prompt": {"text": "go"}}
                  for i in range(6)]})
     run_id = start_run(store, workflow, repo)
-    outcomes = work(dsn, run_id, timeout=25, until_run_ends=True, concurrency=2,
+    outcomes = work(dsn, run_id, timeout=25, until_run_ends=True, concurrency=concurrency,
                     poll_seconds=30)
     assert sorted(o.status for o in outcomes) == ["succeeded"] * 6, outcomes
 
