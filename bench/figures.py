@@ -136,6 +136,21 @@ def pgbench(ctx: Context, dsn: str, clients: int, seconds: int) -> float:
     return float(found.group(1))
 
 
+def psycopg_insert_rate(dsn: str, seconds: float) -> float:
+    """pgbench's one-row INSERT sent from Python by psycopg, autocommit: the floor a
+    Python client pays for one statement and one commit."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        count = 0
+        start = time.perf_counter()
+        deadline = start + seconds
+        while time.perf_counter() < deadline:
+            conn.execute("INSERT INTO bench_insert (payload) VALUES ('x')")
+            count += 1
+        return count / (time.perf_counter() - start)
+
+
 def figure_transitions(ctx: Context) -> dict[str, Any]:
     import psycopg
 
@@ -143,7 +158,7 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
     fanout = 400 if ctx.quick else 1000
     exe = shutil.which("pgbench") or ("/usr/bin/pgbench" if Path("/usr/bin/pgbench").exists()
                                       else None)
-    samples: dict[str, list[float]] = {"pg1": [], "pg4": [], "w1": [], "w4": []}
+    samples: dict[str, list[float]] = {"pg1": [], "pg4": [], "w1": [], "w4": [], "py1": []}
     raw: list[dict[str, Any]] = []
     with fresh_database(ctx) as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -157,6 +172,7 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
             four = run_writers(ctx, dsn, 4, seconds, fanout)
             if exe:
                 samples["pg4"].append(pgbench(ctx, dsn, 4, seconds))
+            samples["py1"].append(psycopg_insert_rate(dsn, seconds))
             samples["w1"].append(one["per_s"])
             samples["w4"].append(four["per_s"])
             raw.append({"one": one, "four": four})
@@ -176,6 +192,8 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
     else:
         rows.append(na_row("pgbench one-row INSERT", "tps", "pgbench not found",
                            who="reference"))
+    rows.append(row("  the same INSERT from Python (psycopg, autocommit), 1 client", "tps",
+                    samples["py1"], who="reference", key="py1", detail=True))
     return {"rows": rows, "raw": raw, "notes": [
         f"fan-out of {fanout} jobs per writer; the root's claim and completion (which "
         f"readies all {fanout - 2} tasks in one transaction) are done before the clock "
@@ -183,7 +201,9 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
         "(leases.claim(sweep=False), leases.complete), every call one transaction.",
         f"pgbench -n -c C -j min(C,2) -T {seconds} -f insert.sql, the script being "
         "INSERT INTO bench_insert (payload) VALUES ('x') on a bigserial-keyed table in "
-        "the same database."]}
+        "the same database; the Python row sends that INSERT in a psycopg loop "
+        "(autocommit) for the same time: what one statement and one commit cost a "
+        "Python client."]}
 
 
 # ======================================================= workers as subprocesses
@@ -559,6 +579,49 @@ def python_hash_loop(payloads: list[str], hashes: list[str]) -> float:
     return elapsed
 
 
+def streamed_hash_loop(dsn: str) -> tuple[float, int]:
+    """What any check that reads the rows out of PostgreSQL pays at least: the rows
+    streamed by COPY into Python and hashed there (no JSON, no replay)."""
+    import psycopg
+
+    from striatum.runtime.audit import GENESIS
+
+    sha256 = hashlib.sha256
+    start = time.perf_counter()
+    previous, count, bad = GENESIS, 0, 0
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
+        with cur.copy("COPY (SELECT payload, row_hash FROM striatum.events ORDER BY repo_id, "
+                      "seq) TO STDOUT") as copy:
+            for payload, stored in copy.rows():
+                if sha256((previous + payload).encode("utf-8")).hexdigest() != stored:
+                    bad += 1
+                previous = stored
+                count += 1
+    elapsed = time.perf_counter() - start
+    if bad:
+        raise RuntimeError(f"{bad} rows did not hash to their stored hash")
+    return elapsed, count
+
+
+def sql_hash_pass(dsn: str) -> tuple[float, int]:
+    """The server's floor for hashing in SQL: one pass recomputing every row's hash and
+    its link to the row before (no JSON parsing, no replay)."""
+    import psycopg
+
+    start = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        count, bad = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE row_hash <> encode(sha256(convert_to("
+            "previous_hash || payload, 'UTF8')), 'hex') OR previous_hash <> before) "
+            "FROM (SELECT payload, previous_hash, row_hash, coalesce(lag(row_hash) OVER "
+            "(ORDER BY seq), repeat('0', 64)) AS before FROM striatum.events) e"
+        ).fetchone()  # type: ignore[misc]
+    elapsed = time.perf_counter() - start
+    if bad:
+        raise RuntimeError(f"{bad} rows did not hash to their stored hash")
+    return elapsed, int(count)
+
+
 def run_doctor(ctx: Context, dsn: str, expect_events: int) -> tuple[float, int]:
     """`striatum doctor --no-anchors --json` as a subprocess: (wall s, peak RSS KiB)."""
     out = ctx.tmp / "doctor.json"
@@ -582,6 +645,8 @@ def figure_doctor(ctx: Context) -> dict[str, Any]:
     rates: list[float] = []
     rss_big: list[float] = []
     loop_rates: list[float] = []
+    streamed: list[float] = []
+    in_sql: list[float] = []
     raw: dict[str, Any] = {}
     with fresh_database(ctx, "_small") as dsn:
         _, _, n_small, jobs_small = generate_record(dsn, small)
@@ -601,15 +666,24 @@ def figure_doctor(ctx: Context) -> dict[str, Any]:
             elapsed, rss = run_doctor(ctx, dsn, n)
             rates.append(n / elapsed)
             rss_big.append(rss / 1024)
+            seconds, count = streamed_hash_loop(dsn)
+            streamed.append(count / seconds)
+            seconds, count = sql_hash_pass(dsn)
+            in_sql.append(count / seconds)
             ctx.say(f"  doctor rep {i + 1}: {n / elapsed:,.0f} events/s ({elapsed:.1f} s, "
-                    f"peak RSS {rss / 1024:.0f} MiB); python loop {n / loop:,.0f} /s")
+                    f"peak RSS {rss / 1024:.0f} MiB); python loop {n / loop:,.0f} /s, "
+                    f"streamed {streamed[-1]:,.0f} /s, hash in SQL {in_sql[-1]:,.0f} /s")
         raw["big"] = {"events": n, "jobs": jobs, "rss_mib": rss_big, "rates": rates,
-                      "loop_rates": loop_rates}
+                      "loop_rates": loop_rates, "streamed": streamed, "in_sql": in_sql}
         del payloads, hashes
     rows = [row(f"doctor over {n:,} events (CLI, whole process)", "events/s", rates,
                 key="doctor"),
             row(f"pure-Python sha256 chain loop, same {n:,} rows", "events/s", loop_rates,
                 who="reference", key="loop"),
+            row("  the rows streamed from PostgreSQL by COPY, hashed in Python", "events/s",
+                streamed, who="reference", key="streamed", detail=True),
+            row("  one SQL pass: sha256 and link per row, nothing else", "events/s", in_sql,
+                who="reference", key="in_sql", detail=True),
             row(f"doctor peak RSS, {n:,} events / {jobs:,} jobs", "MiB", rss_big,
                 higher_is_better=False, key="rss_big"),
             row(f"doctor peak RSS, {n_small:,} events / {jobs_small:,} jobs", "MiB",
@@ -626,7 +700,11 @@ def figure_doctor(ctx: Context) -> dict[str, Any]:
         "ru_maxrss of doctor's own process (os.wait4 in a small interpreter that starts "
         "it, so the memory the harness holds is not charged to it).",
         "python loop: sha256(previous_hash + payload) per row and the comparison with the "
-        "stored hash, over the same rows held in a list (no database, no JSON parsing)."]}
+        "stored hash, over the same rows held in a list (no database, no JSON parsing).",
+        "the two floors under doctor: the same rows streamed out of PostgreSQL by COPY and "
+        "hashed in the Python loop (any client-side check pays this), and one SQL pass "
+        "that only recomputes each row's sha256 and its link (any server-side check pays "
+        "this); doctor also parses every payload and replays every job and run."]}
 
 
 # ================================================================= 5. CLI latency

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Container, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -319,14 +319,18 @@ def _rest(wg: WorkflowGraph, job_id: str) -> list[str]:
     return rest
 
 
-def _settled_read(wg: WorkflowGraph, run_id: str, job_id: str, loaded: Container[str]
+def _settled_read(wg: WorkflowGraph, run_id: str, job_id: str, loaded: Collection[str]
                   ) -> tuple[str, dict[str, Any]]:
     """The read that tells whether the needs of ``job_id`` that are not ``loaded`` are
-    settled: of the needs themselves, or of the rest of the run, whichever is smaller."""
-    others = [n for n in wg.jobs[job_id].needs if n not in loaded]
+    settled: of the needs themselves, or of the rest of the run, whichever is smaller.
+    Only the smaller list is built (the loaded jobs are few; a join's needs may be
+    thousands)."""
+    need_set = _need_set(wg, job_id)
+    unloaded = len(need_set) - sum(1 for n in loaded if n in need_set)
     rest = _rest(wg, job_id)
-    if len(others) <= len(rest):
-        return "any_unsettled", {"run": run_id, "jobs": others}
+    if unloaded <= len(rest):
+        return "any_unsettled", {"run": run_id,
+                                 "jobs": [n for n in wg.jobs[job_id].needs if n not in loaded]}
     return "count_unsettled", {"run": run_id, "jobs": [j for j in rest if j not in loaded]}
 
 

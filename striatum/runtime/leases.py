@@ -126,7 +126,10 @@ def _prepare_attempt(store: Store, run: RunRow, row: JobRow
     with store.conn.cursor() as cur, wrap_errors():
         compiled = compiled_for(cur, run.workflow_digest)
     jobs = compiled["workflow"]["jobs"]
-    job = next(j for j in jobs if j["id"] == row.job_id)
+    # A job's position is its index in the pinned workflow (a scan only if it is not).
+    job = jobs[row.position] if row.position < len(jobs) else {}
+    if job.get("id") != row.job_id:
+        job = next(j for j in jobs if j["id"] == row.job_id)
     stored: list[tuple[str, str]] = []
     if job["consumes"]:
         stored = [(a[2], a[3]) for a in store.execute("latest_artifacts", {"run": run.id})
