@@ -506,10 +506,13 @@ class _Wakeup:
         self._event = threading.Event()
         self._listening = threading.Event()
         self._halt = threading.Event()
-        self._thread = threading.Thread(target=self._listen, name="striatum-listen",
-                                        daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._halt.clear()
+        self._listening.clear()
+        self._thread = threading.Thread(target=self._listen, name="striatum-listen",
+                                        daemon=True)
         self._thread.start()
         # Claims start once LISTEN is on (or failed: polling covers it meanwhile).
         self._listening.wait(10)
@@ -525,7 +528,8 @@ class _Wakeup:
 
     def close(self) -> None:
         self._halt.set()
-        self._thread.join(timeout=2 * self.LISTEN_TURN + 1)
+        if self._thread is not None:
+            self._thread.join(timeout=2 * self.LISTEN_TURN + 1)
 
     def _listen(self) -> None:
         import psycopg

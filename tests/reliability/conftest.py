@@ -338,6 +338,8 @@ class _Cursor:
                 self._owner.begin()
             self._cursor.execute(statement, params, **kwargs)
             return self
+        if self._owner.calling and self._owner.begin is not None:
+            self._owner.begin()  # a statement that is a whole transaction: each attempt
         if self._owner.before is not None:
             self._owner.before(name, self._cursor)
         self._cursor.execute(statement, params, **kwargs)
@@ -368,6 +370,7 @@ class _Connection:
         self.after = after
         self.begin = begin
         self.names = query_names()
+        self.calling = False  # inside Store.call: one statement, one transaction
 
     def cursor(self, *args: Any, **kwargs: Any) -> _Cursor:
         return _Cursor(self._conn.cursor(*args, **kwargs), self)
@@ -388,6 +391,16 @@ def instrumented(dsn: str, *, before: Hook | None = None, after: Hook | None = N
     """A store (as the runtime role) whose every statement passes ``before`` / ``after``,
     and every transaction ``begin``."""
     connected = Store.connect(dsn)
-    connected.conn = _Connection(connected.conn, before, after,  # type: ignore[assignment]
-                                 begin)
+    wrapped = _Connection(connected.conn, before, after, begin)
+    connected.conn = wrapped  # type: ignore[assignment]
+    plain_call = connected.call
+
+    def call(name: str, params: dict[str, Any]) -> list[Any]:
+        wrapped.calling = True
+        try:
+            return plain_call(name, params)
+        finally:
+            wrapped.calling = False
+
+    connected.call = call  # type: ignore[method-assign]
     return connected

@@ -45,9 +45,11 @@ class Injector:
     _base: int = 0  # statements of the transactions before this one
     _current: int = 0
     _retrying: bool = False
+    _opened: bool = False  # a transaction began and none of its statements ran yet
 
     def begin(self) -> None:
         self.begins += 1
+        self._opened = True
         if self._retrying:
             self._retrying = False  # the same transaction again: same numbering
         else:
@@ -55,7 +57,12 @@ class Injector:
         self._current = 0
 
     def before(self, name: str, cursor: Any) -> None:
-        if (cursor.connection.info.transaction_status != pq.TransactionStatus.INTRANS
+        # The first statement after a begin is the transaction's even when nothing marks
+        # it so on the connection yet: a statement that is a whole transaction (a claim)
+        # runs in autocommit.
+        opened, self._opened = self._opened, False
+        if (not opened
+                and cursor.connection.info.transaction_status != pq.TransactionStatus.INTRANS
                 and cursor.connection.pgconn.pipeline_status == pq.PipelineStatus.OFF):
             return  # an autocommit statement: not part of a transaction, never retried
         self.statements += 1
