@@ -34,7 +34,7 @@ def work_run(dsn: str, run_id: str, concurrency: int, lease_seconds: int) -> Non
                             lease_seconds=lease_seconds,
                             progress=_progress if sys.stderr.isatty() else None)
     worker = Worker(dsn, options)
-    _stop_on_signals(worker.request_stop)
+    _stop_on_signals(worker.stop_on_signal)
     worker.run()
 
 
@@ -64,7 +64,7 @@ def worker(run_id: str | None, lanes: str | None, concurrency: int, once: bool,
     with audited("worker", {"run": run_id, "lanes": lanes, "concurrency": concurrency,
                             "once": once}) as opened:
         runner = Worker(opened.dsn, options)
-        _stop_on_signals(runner.request_stop)
+        _stop_on_signals(runner.stop_on_signal)
         _progress(f"worker {runner.name} waiting for jobs"
                   + (f" of run {run_id}" if run_id else ""))
         outcomes = runner.run()

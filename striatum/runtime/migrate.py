@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..canonical import sha256_hex
-from ..errors import StriatumError
+from ..errors import EXIT_CONFLICT, StriatumError
 from .sql import migrations, query
 from .store import open_connection, wrap_errors
 
@@ -28,6 +28,11 @@ LATEST = len(migrations())
 
 class MigrationEdited(StriatumError):
     code = "migration_edited"
+
+
+class SchemaTooNew(StriatumError):
+    exit_code = EXIT_CONFLICT
+    code = "schema_too_new"
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,10 @@ def _migrate(conn: psycopg.Connection[Any]) -> MigrationReport:
     try:
         conn.execute(query("create_migrations_table"))
         done = {int(v): c for v, c in conn.execute(query("applied_migrations")).fetchall()}
+        if done and max(done) > LATEST:
+            raise SchemaTooNew(
+                f"the database's schema is version {max(done)}, newer than this striatum "
+                f"knows ({LATEST})", hint="upgrade striatum on this machine")
         for version, name, text in migrations():
             checksum = sha256_hex(text.encode("utf-8"))
             if version in done:
@@ -86,5 +95,14 @@ def ensure_migrated(conn: psycopg.Connection[Any]) -> None:
     it before switching to the runtime role, which may not create tables.
     """
     with wrap_errors():
-        if _schema_version(conn) < LATEST:
+        version = _schema_version(conn)
+    if version > LATEST:
+        # A newer striatum migrated this database: this one would not keep what the
+        # newer schema keeps (a run's count of unsettled jobs, say), and would corrupt it.
+        raise SchemaTooNew(
+            f"the database's schema is version {version}, newer than this striatum "
+            f"knows ({LATEST})", hint="upgrade striatum on this machine; stop every older "
+            "worker before a newer striatum migrates a shared database")
+    if version < LATEST:
+        with wrap_errors():
             _migrate(conn)

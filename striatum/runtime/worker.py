@@ -92,9 +92,15 @@ class Worker:
         self._wake = _Wakeup(self.dsn)
 
     def request_stop(self) -> None:
-        """Finish the jobs in hand and claim no more (safe from a signal handler)."""
+        """Finish the jobs in hand and claim no more. Not from a signal handler: it takes
+        locks the interrupted thread may hold (``stop_on_signal`` is for that)."""
         self.stop.set()
         self._wake.set()
+
+    def stop_on_signal(self) -> None:
+        """``request_stop`` for a signal handler: done by a short-lived thread, since the
+        handler runs on the main thread, which may be inside the wake-up's lock."""
+        threading.Thread(target=self.request_stop, name="striatum-stop", daemon=True).start()
 
     def _say(self, text: str) -> None:
         if self.options.progress is not None:
@@ -505,14 +511,16 @@ class _Wakeup:
         self.dsn = dsn
         self._event = threading.Event()
         self._listening = threading.Event()
+        # Each LISTEN thread has its own: one that outlives close() (stuck connecting)
+        # is never released again by the next start().
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._halt.clear()
+        self._halt = threading.Event()
         self._listening.clear()
-        self._thread = threading.Thread(target=self._listen, name="striatum-listen",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._listen, args=(self._halt,),
+                                        name="striatum-listen", daemon=True)
         self._thread.start()
         # Claims start once LISTEN is on (or failed: polling covers it meanwhile).
         self._listening.wait(10)
@@ -531,21 +539,21 @@ class _Wakeup:
         if self._thread is not None:
             self._thread.join(timeout=2 * self.LISTEN_TURN + 1)
 
-    def _listen(self) -> None:
+    def _listen(self, halt: threading.Event) -> None:
         import psycopg
 
         from .sql import query
         from .store import StoreError, open_connection
 
         failures = 0
-        while not self._halt.is_set():
+        while not halt.is_set():
             try:
                 with open_connection(self.dsn) as conn:
                     conn.execute(query("listen_ready"))
                     failures = 0
                     self._listening.set()
                     self._event.set()  # what became ready while nobody listened
-                    while not self._halt.is_set():
+                    while not halt.is_set():
                         for _ in conn.notifies(timeout=self.LISTEN_TURN):
                             self._event.set()
             except (psycopg.Error, StoreError, StoreUnavailable, OSError):
@@ -553,7 +561,7 @@ class _Wakeup:
                 failures += 1
                 self._listening.set()
                 self._event.set()
-                self._halt.wait(min(5.0, 0.2 * 2 ** min(failures, 5)))
+                halt.wait(min(5.0, 0.2 * 2 ** min(failures, 5)))
 
 
 def _job_env(claim: Claim, run: RunRow) -> dict[str, str]:

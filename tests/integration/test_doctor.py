@@ -351,6 +351,7 @@ def test_a_weakened_guard_fails_the_guards_check(store: Store, completed: Comple
     ("UPDATE striatum.jobs SET fence = fence + 1 WHERE job_id = 'check'", "jobs"),
     ("UPDATE striatum.runs SET status = 'running'", "runs"),
     ("UPDATE striatum.runs SET blocked_on = 'check'", "runs"),
+    ("UPDATE striatum.runs SET unsettled = unsettled + 1", "runs"),
 ])
 def test_a_projection_edited_without_an_event_fails_the_replay(
         store: Store, completed: Completed, statement: str, table: str) -> None:
@@ -539,3 +540,26 @@ def test_doctor_reads_one_snapshot_and_leaves_the_connection_idle(
     store.transaction(lambda cur: append_audit(cur, actor="test", verb="after doctor",
                                                args={}, outcome="ok",
                                                at=fetch_one(cur, "now")[0]))
+
+
+def test_event_times_written_and_checked_in_other_time_zones_agree(
+        dsn: str, repo: Path, tmp_path: Path) -> None:
+    """Events are stamped in UTC whatever the writer's session zone, and doctor compares
+    instants whatever its own: a record written from New York checks out in Kolkata."""
+    writer = Store.connect(dsn)
+    try:
+        writer.conn.execute("SET TIME ZONE 'America/New_York'")
+        run_id = start_run(writer, example("code-change"), repo)
+        Agent(writer, run_id, tmp_path).drive()
+    finally:
+        writer.close()
+    checker = Store.connect(dsn)
+    try:
+        checker.conn.execute("SET TIME ZONE 'Asia/Kolkata'")
+        report = doctor(checker, str(repo), strict=True)
+        assert report.ok, report.to_json()
+        at = json.loads(checker.conn.execute(
+            "SELECT payload FROM striatum.events ORDER BY seq DESC LIMIT 1").fetchone()[0])["at"]
+        assert at.endswith("+00:00")
+    finally:
+        checker.close()

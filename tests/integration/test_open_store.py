@@ -12,7 +12,7 @@ import pytest
 
 from striatum.runtime import embedded
 from striatum.runtime.config import open_store
-from striatum.runtime.migrate import LATEST, schema_version
+from striatum.runtime.migrate import LATEST, SchemaTooNew, migrate, schema_version
 from striatum.runtime.store import StoreUnavailable
 
 from .conftest import scratch_database
@@ -116,3 +116,15 @@ def test_an_embedded_server_that_does_not_answer_is_started(
         assert opened.dsn == dsn
     finally:
         opened.close()
+
+
+def test_a_database_a_newer_striatum_migrated_is_refused_and_left_alone(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO striatum.migrations (version, name, checksum) "
+                     "VALUES (%s, 'from_the_future', 'x')", (LATEST + 1,))
+    with pytest.raises(SchemaTooNew, match="newer than this striatum") as refused:
+        open_store(dsn)
+    assert refused.value.exit_code == 4
+    with pytest.raises(SchemaTooNew):
+        migrate(dsn)
+    assert schema_version(dsn) == LATEST + 1

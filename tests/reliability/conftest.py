@@ -175,7 +175,7 @@ from striatum.runtime.worker import Worker, WorkerOptions
 options = json.loads(sys.argv[2])
 worker = Worker(sys.argv[1], WorkerOptions(
     **options, progress=lambda line: print(line, file=sys.stderr, flush=True)))
-signal.signal(signal.SIGTERM, lambda *_: worker.request_stop())
+signal.signal(signal.SIGTERM, lambda *_: worker.stop_on_signal())
 print(json.dumps({"name": worker.name, "clock": time.time()}), flush=True)
 outcomes = worker.run()
 print(json.dumps([[o.run, o.job, o.status, o.detail] for o in outcomes]), flush=True)

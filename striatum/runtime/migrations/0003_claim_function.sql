@@ -65,20 +65,22 @@ DECLARE
 BEGIN
     -- Run by run, oldest first, each probed through its ready index in file order
     -- and stopped at the first free job: a claim costs the same whether a run has
-    -- one ready job or thousands.
-    SELECT c.run_id, c.job_id INTO found_run, found_job
-    FROM (SELECT runs.id FROM striatum.runs
-           WHERE runs.status = 'running' AND (p_run IS NULL OR runs.id = p_run)
-           ORDER BY runs.created_at, runs.id) o
-    CROSS JOIN LATERAL (
-        SELECT jobs.run_id, jobs.job_id FROM striatum.jobs
-         WHERE jobs.run_id = o.id AND jobs.status = 'ready' AND jobs.kind <> 'checkpoint'
+    -- one ready job or thousands. A loop, so the order and the single lock taken do
+    -- not depend on the plan a join would get.
+    FOR found_run IN
+        SELECT runs.id FROM striatum.runs
+         WHERE runs.status = 'running' AND (p_run IS NULL OR runs.id = p_run)
+         ORDER BY runs.created_at, runs.id
+    LOOP
+        SELECT jobs.job_id INTO found_job FROM striatum.jobs
+         WHERE jobs.run_id = found_run AND jobs.status = 'ready' AND jobs.kind <> 'checkpoint'
            AND (p_lanes IS NULL OR jobs.lane = ANY(p_lanes))
            AND (p_lane_kinds IS NULL OR jobs.lane_kind = ANY(p_lane_kinds))
          ORDER BY jobs.position
          LIMIT 1
-         FOR UPDATE SKIP LOCKED) c
-    LIMIT 1;
+         FOR UPDATE SKIP LOCKED;
+        EXIT WHEN found_job IS NOT NULL;
+    END LOOP;
     IF found_job IS NULL THEN
         RETURN;
     END IF;
@@ -120,5 +122,21 @@ BEGIN
         j.lease_token, j.lease_owner, j.lease_expires_at, j.chosen, j.verdict, j.reason,
         false, r.id, r.repo_id, r.workflow_digest, r.workflow_name, r.status, r.vars,
         r.artifact_root, r.worst_case, r.blocked_on, path, r.base_commit, now();
+END
+$$;
+
+-- The runtime role runs these (as itself: they are SECURITY INVOKER), also where
+-- functions are not executable by PUBLIC by default.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'striatum_runtime') THEN
+        GRANT EXECUTE ON FUNCTION striatum.json_text(text), striatum.event_time(timestamptz),
+            striatum.append_event(text, bigint, text, text, text, text),
+            striatum.claim_job(text, text[], text[], text, text, integer)
+            TO striatum_runtime;
+    END IF;
+EXCEPTION
+    WHEN insufficient_privilege OR invalid_grant_operation THEN
+        RAISE NOTICE 'striatum: could not grant striatum_runtime the runtime functions';
 END
 $$;

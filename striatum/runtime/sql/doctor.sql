@@ -54,10 +54,11 @@ WITH observed AS (
                     THEN CASE WHEN e.seq = %(cut)s::bigint THEN 'json' END
                     WHEN x.run IS DISTINCT FROM e.run_id OR x.job IS DISTINCT FROM e.job_id
                       OR x.type IS DISTINCT FROM e.type THEN 'columns'
-                    -- The text the runtime hashed: isoformat() of the same instant
-                    -- in the session's time zone.
-                    WHEN x.at IS DISTINCT FROM
-                         to_char(e.created_at, 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM') THEN 'time'
+                    -- The hashed time is the row's own instant, whatever zone either
+                    -- was written in (CASE: the cast runs only on a well-formed text).
+                    WHEN CASE WHEN x.at ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d$'
+                              THEN x.at::timestamptz IS DISTINCT FROM e.created_at
+                              ELSE true END THEN 'time'
                END AS problem,
                CASE WHEN e.run_id IS NULL OR e.seq >= %(cut)s::bigint THEN NULL
                     WHEN starts_with(e.type, 'run.') THEN 'run'
@@ -191,8 +192,9 @@ FROM (SELECT a.seq,
                   WHEN x.actor IS DISTINCT FROM a.actor OR x.verb IS DISTINCT FROM a.verb
                     OR x.args_digest IS DISTINCT FROM a.args_digest
                     OR x.outcome IS DISTINCT FROM a.outcome THEN 'columns'
-                  WHEN x.at IS DISTINCT FROM
-                       to_char(a.created_at, 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM') THEN 'time'
+                  WHEN CASE WHEN x.at ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d$'
+                            THEN x.at::timestamptz IS DISTINCT FROM a.created_at
+                            ELSE true END THEN 'time'
              END AS problem
       FROM striatum.audit_log a
       LEFT JOIN LATERAL jsonb_to_record(
