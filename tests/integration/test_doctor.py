@@ -198,18 +198,26 @@ def duplicate_last_row(conn: Conn, c: Completed) -> tuple[str, str, int]:
     return "chain", "events", c.last_seq + 1
 
 
-def append_illegal_transition(conn: Conn, c: Completed) -> tuple[str, str, int]:
-    """A correctly chained event at the tail that the state machine forbids."""
-    kind, payload, run_id = forged_payload(conn, c.repo_id, c.last_seq - 1,
-                                           "2099-01-01T00:00:00.000000+00:00")
-    assert kind == "job.complete"  # so the forgery completes apply a second time
+FORGED_AT = "2099-01-01T00:00:00.000000+00:00"
+
+
+def append_forged(conn: Conn, c: Completed, run_id: str, job_id: str, kind: str,
+                  payload: str) -> None:
+    """Append a correctly chained event after the last one, and move the head to it."""
     previous = event(conn, c.repo_id, c.last_seq)[6]
     conn.execute("INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, "
                  "previous_hash, row_hash, created_at) "
-                 "VALUES (%s, %s, %s, 'apply', %s, %s, %s, %s, %s::timestamptz)",
-                 (c.repo_id, c.last_seq + 1, run_id, kind, payload, previous,
-                  row_hash(previous, payload), "2099-01-01T00:00:00.000000+00:00"))
+                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::timestamptz)",
+                 (c.repo_id, c.last_seq + 1, run_id, job_id, kind, payload, previous,
+                  row_hash(previous, payload), FORGED_AT))
     set_head(conn, c.repo_id, c.last_seq + 1)
+
+
+def append_illegal_transition(conn: Conn, c: Completed) -> tuple[str, str, int]:
+    """A correctly chained event at the tail that the state machine forbids."""
+    kind, payload, run_id = forged_payload(conn, c.repo_id, c.last_seq - 1, FORGED_AT)
+    assert kind == "job.complete"  # so the forgery completes apply a second time
+    append_forged(conn, c, run_id, "apply", kind, payload)
     return "replay", "events", -1
 
 
@@ -514,17 +522,11 @@ def test_a_step_of_a_job_the_run_never_prepared_fails_the_replay(
         store: Store, completed: Completed) -> None:
     with tampering(completed.dsn) as conn:
         kind, payload, run_id = forged_payload(conn, completed.repo_id, completed.last_seq - 1,
-                                               "2099-01-01T00:00:00.000000+00:00")
+                                               FORGED_AT)
         body = json.loads(payload)
         body["job"] = "ghost"
-        payload = canonical_json(body).decode("utf-8")
-        previous = event(conn, completed.repo_id, completed.last_seq)[6]
-        conn.execute("INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, "
-                     "previous_hash, row_hash, created_at) VALUES (%s, %s, %s, 'ghost', %s, %s, "
-                     "%s, %s, %s::timestamptz)",
-                     (completed.repo_id, completed.last_seq + 1, run_id, kind, payload, previous,
-                      row_hash(previous, payload), "2099-01-01T00:00:00.000000+00:00"))
-        set_head(conn, completed.repo_id, completed.last_seq + 1)
+        append_forged(conn, completed, run_id, "ghost", kind,
+                      canonical_json(body).decode("utf-8"))
     first = first_failure(doctor(store))
     assert (first.check, first.table, first.seq) == ("replay", "events", completed.last_seq + 1)
     assert f"job {run_id}/ghost changes before it was prepared" in first.message

@@ -40,6 +40,20 @@ CREATE FUNCTION striatum.event_time(at timestamptz) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00' $$;
 
+-- Does the text of an event's (or audit row's) hashed time name the instant the
+-- row was stored at, whatever zone either was written in? Text in UTC, as every
+-- event is now written, is compared as text; other text is cast, and only once
+-- it is well formed (so a forged time is a finding, never an error). Inlined.
+CREATE FUNCTION striatum.names_instant(at text, moment timestamptz) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT CASE WHEN at = to_char(moment AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US+00:00')
+            THEN true
+            WHEN at ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d$'
+            THEN at::timestamptz = moment
+            ELSE false END
+$$;
+
 -- Lease the first ready job of a running run (any run when p_run is null; the
 -- oldest run first), skipping rows others hold. Returns the job's new row, its
 -- run's row and the clock, or no row when nothing is ready.
@@ -131,6 +145,7 @@ DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'striatum_runtime') THEN
         GRANT EXECUTE ON FUNCTION striatum.json_text(text), striatum.event_time(timestamptz),
+            striatum.names_instant(text, timestamptz),
             striatum.append_event(text, bigint, text, text, text, text),
             striatum.claim_job(text, text[], text[], text, text, integer)
             TO striatum_runtime;

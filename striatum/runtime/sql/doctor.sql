@@ -55,13 +55,8 @@ WITH observed AS (
                     WHEN x.run IS DISTINCT FROM e.run_id OR x.job IS DISTINCT FROM e.job_id
                       OR x.type IS DISTINCT FROM e.type THEN 'columns'
                     -- The hashed time is the row's own instant, whatever zone either
-                    -- was written in. Written in UTC (every event now), the text alone
-                    -- says so; else the cast, only on a well-formed text.
-                    WHEN CASE WHEN x.at = to_char(e.created_at AT TIME ZONE 'UTC',
-                                                  'YYYY-MM-DD"T"HH24:MI:SS.US+00:00') THEN false
-                              WHEN x.at ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d$'
-                              THEN x.at::timestamptz IS DISTINCT FROM e.created_at
-                              ELSE true END THEN 'time'
+                    -- was written in.
+                    WHEN NOT striatum.names_instant(x.at, e.created_at) THEN 'time'
                END AS problem,
                CASE WHEN e.run_id IS NULL OR e.seq >= %(cut)s::bigint THEN NULL
                     WHEN starts_with(e.type, 'run.') THEN 'run'
@@ -195,11 +190,7 @@ FROM (SELECT a.seq,
                   WHEN x.actor IS DISTINCT FROM a.actor OR x.verb IS DISTINCT FROM a.verb
                     OR x.args_digest IS DISTINCT FROM a.args_digest
                     OR x.outcome IS DISTINCT FROM a.outcome THEN 'columns'
-                  WHEN CASE WHEN x.at = to_char(a.created_at AT TIME ZONE 'UTC',
-                                                'YYYY-MM-DD"T"HH24:MI:SS.US+00:00') THEN false
-                            WHEN x.at ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d$'
-                            THEN x.at::timestamptz IS DISTINCT FROM a.created_at
-                            ELSE true END THEN 'time'
+                  WHEN NOT striatum.names_instant(x.at, a.created_at) THEN 'time'
              END AS problem
       FROM striatum.audit_log a
       LEFT JOIN LATERAL jsonb_to_record(
