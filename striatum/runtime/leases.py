@@ -94,8 +94,12 @@ def sweep_expired(store: Store, run_id: str | None = None) -> int:
 
 def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = None,
           lanes: list[str] | None = None, lane_kinds: list[str] | None = None,
-          lease_seconds: int = DEFAULT_LEASE_SECONDS, sweep: bool = True) -> Claim | None:
-    """Lease the first ready job of ``run_id`` (of any running run when None)."""
+          lease_seconds: int = DEFAULT_LEASE_SECONDS, sweep: bool = True,
+          check_run: bool = True) -> Claim | None:
+    """Lease the first ready job of ``run_id`` (of any running run when None).
+
+    ``check_run``: when nothing is ready, tell a run that does not exist (NotFound) from
+    one with nothing to do (None), at the cost of a second round trip."""
     if sweep:
         sweep_expired(store, run_id)
     wanted = lanes if lanes is not None else ([lane] if lane else None)
@@ -106,7 +110,7 @@ def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = No
         "run": run_id, "lanes": wanted, "lane_kinds": lane_kinds, "owner": owner,
         "secret": secrets.token_hex(16), "lease_seconds": lease_seconds})
     if not found:
-        if run_id is not None and store.execute("get_run", {"run": run_id}) == []:
+        if check_run and run_id is not None and store.execute("get_run", {"run": run_id}) == []:
             raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
         return None
     row = JobRow.from_row(found[0][:19])
@@ -142,10 +146,8 @@ def _prepare_attempt(store: Store, run: RunRow, row: JobRow
     text = render(run, row, job, artifacts=read_artifacts(run.repo_path, stored),
                   feedback=feedback)
     directory = scratch_dir(run, row)
-    context = {"run": run.id, "job": row.job_id, "iteration": row.iteration,
-               "attempt": row.attempt, "fence": row.fence}
     lane = compiled["workflow"]["lanes"][job["lane"]]
-    return write_prompt(directory, text, context), directory, job, lane
+    return write_prompt(directory, text), directory, job, lane
 
 
 def heartbeat(store: Store, run_id: str, job_id: str, token: str,

@@ -11,7 +11,6 @@ turning CRLF and CR line ends into LF, which ``_as_rendered`` repeats.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -90,11 +89,11 @@ def read_artifacts(repo: str, stored: list[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
-def write_prompt(directory: Path, text: str, context: dict[str, Any]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "out").mkdir(exist_ok=True)
+def write_prompt(directory: Path, text: str) -> Path:
+    """The attempt's prompt.md, next to its empty out/. The claim's other facts reach the
+    lane as STRIATUM_* variables: every file made here is on the path from a job's
+    claim to its lane's start."""
+    (directory / "out").mkdir(parents=True, exist_ok=True)
     path = directory / "prompt.md"
-    path.write_text(text, encoding="utf-8")
-    (directory / "context.json").write_text(json.dumps(context, indent=2, sort_keys=True),
-                                            encoding="utf-8")
+    path.write_bytes(text.encode("utf-8"))
     return path

@@ -181,7 +181,7 @@ class Store:
         """One query outside any explicit transaction (autocommit)."""
         with wrap_errors(), self.conn.cursor() as cur:
             cur.execute(query(name), params or {})
-            return cur.fetchall() if cur.description else []
+            return cur.fetchall() if _rows_came(cur) else []
 
 
 def open_connection(dsn: str, timeout: int = 10) -> psycopg.Connection[Any]:
@@ -193,11 +193,20 @@ def open_connection(dsn: str, timeout: int = 10) -> psycopg.Connection[Any]:
                                connect_timeout=timeout)
 
 
+def _rows_came(cur: psycopg.Cursor[Any]) -> bool:
+    """Whether the answer in hand is rows: psycopg's ``description`` test without the
+    Column objects it builds, which cost more than the rest of a short statement."""
+    from psycopg import pq
+
+    res = cur.pgresult
+    return res is not None and (res.nfields > 0 or res.status == pq.ExecStatus.TUPLES_OK)
+
+
 def fetch(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None = None
           ) -> list[Any]:
     """Run a statement and return its rows ([] for one that returns none)."""
     cur.execute(query(name), params or {})
-    if cur.pgresult is not None and cur.description is None:
+    if cur.pgresult is not None and not _rows_came(cur):
         return []  # answered, and not with rows
     # Pipelined, the answer is not here yet: fetching waits for it.
     return cur.fetchall()

@@ -15,6 +15,7 @@ partitioned) has every late write refused.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -84,6 +85,8 @@ class Worker:
     outcomes: list[Outcome] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     _told: set[str] = field(default_factory=set)  # checkpoints already announced
+    _announced_at: float = field(default=float("-inf"), repr=False, compare=False)
+    _run_known: bool = field(default=False, repr=False, compare=False)
     _slots: _Slots = field(init=False, repr=False, compare=False)
     _beats: _Heartbeats = field(init=False, repr=False, compare=False)
     _wake: _Wakeup = field(init=False, repr=False, compare=False)
@@ -166,9 +169,12 @@ class Worker:
                     running: set[Future[Outcome]]) -> None:
         options = self.options
         while len(running) < options.concurrency and not self._enough():
+            # Whether the run exists is asked once: after that an empty claim costs one
+            # round trip, which matters when every idle worker wakes for the same job.
             claimed = leases.claim(store, options.run, owner=self.name, lanes=options.lanes,
                                    lane_kinds=["command"], lease_seconds=options.lease_seconds,
-                                   sweep=False)
+                                   sweep=False, check_run=not self._run_known)
+            self._run_known = True
             if claimed is None:
                 return
             self._say(f"{claimed.job}: started (run {claimed.run}, pass "
@@ -179,18 +185,22 @@ class Worker:
             running.add(future)
 
     def _announce_decisions(self, links: _Links) -> None:
-        """Say once which checkpoints wait for a human, and how to answer them."""
+        """Say once which checkpoints wait for a human, and how to answer them. Asked at
+        most once a poll: every idle worker wakes for every job made ready, and a human
+        reading the line does not need it sooner."""
+        if time.monotonic() - self._announced_at < self.options.poll_seconds:
+            return
         run = self.options.run
         try:
-            rows = links.store().execute("get_jobs", {"run": run})
+            rows = links.store().execute("awaiting_decision", {"run": run})
         except StoreUnavailable:
             return
-        for row in rows:
-            job = JobRow.from_row(row)
-            if job.status == "awaiting_decision" and job.job_id not in self._told:
-                self._told.add(job.job_id)
-                self._say(f"{job.job_id}: waiting for a decision: "
-                          f"striatum checkpoint decide {run} {job.job_id} CHOICE")
+        self._announced_at = time.monotonic()
+        for (job_id,) in rows:
+            if job_id not in self._told:
+                self._told.add(job_id)
+                self._say(f"{job_id}: waiting for a decision: "
+                          f"striatum checkpoint decide {run} {job_id} CHOICE")
 
     def _record(self, future: Future[Outcome]) -> None:
         try:
@@ -408,13 +418,18 @@ class _Heartbeats:
 
     def hold(self, claim: Claim, lost: threading.Event) -> None:
         with self._lock:
+            # A new lease is due last, so the thread, already waiting for an earlier one,
+            # needs waking only when it holds none (it then waits without a timeout): not
+            # waking it as every lane starts keeps it off the lane's critical path.
+            idle = not self._held
             self._held[(claim.run, claim.job, claim.token)] = _Held(
                 claim, lost, time.monotonic() + self.interval)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, daemon=True,
                                                 name="striatum-heartbeat")
                 self._thread.start()
-        self._changed.set()
+        if idle:
+            self._changed.set()
 
     def release(self, claim: Claim) -> None:
         with self._lock:
@@ -581,6 +596,7 @@ def _job_env(claim: Claim, run: RunRow) -> dict[str, str]:
     return env
 
 
+@functools.lru_cache(maxsize=8)
 def _has_password(dsn: str) -> bool:
     from psycopg.conninfo import conninfo_to_dict
 

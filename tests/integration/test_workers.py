@@ -796,3 +796,28 @@ def test_crash_once_succeeds_on_the_second_attempt(dsn: str, store: Store, repo:
     assert published == {("logs/write.log", 2), ("out.md", 2)}, published
     assert run_status(store, run_id) == "completed"
 
+
+
+def test_an_idle_worker_names_a_waiting_checkpoint_once(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    """The checkpoint is awaited from the start; the worker, idle on its run, says so
+    once and how to answer it, however many times it wakes."""
+    workflow = write_workflow(tmp_path / "flow", {
+        "name": "gate", "lanes": {"agent": {"command": ["true"]}, "human": {"kind": "human"}},
+        "jobs": [{"id": "gate", "lane": "human", "kind": "checkpoint", "title": "Go?",
+                  "choices": {"go": ["after"], "stop": []}},
+                 {"id": "after", "lane": "agent", "needs": ["gate"],
+                  "prompt": {"text": "go"}}]})
+    run_id = start_run(store, workflow, repo)
+    said: list[str] = []
+    running = worker_thread(dsn, run_id, poll_seconds=0.05, progress=said.append)
+    try:
+        wait_for(lambda: any("waiting for a decision" in line for line in said), 20,
+                 lambda: f"the worker to name the checkpoint: {said}")
+        time.sleep(0.5)  # ten more polls
+    finally:
+        running.worker.request_stop()
+        running.join(20)
+    named = [line for line in said if "waiting for a decision" in line]
+    assert named == [f"gate: waiting for a decision: striatum checkpoint decide {run_id} gate "
+                     "CHOICE"], said

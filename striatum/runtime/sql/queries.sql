@@ -126,6 +126,11 @@ FROM striatum.jobs WHERE run_id = %(run)s
 ORDER BY position
 FOR UPDATE;
 
+-- awaiting_decision: the checkpoints of a run that wait for a human, in file order --
+SELECT job_id FROM striatum.jobs
+WHERE run_id = %(run)s AND status = 'awaiting_decision'
+ORDER BY position;
+
 -- get_jobs: every job of a run, unlocked, in file order --
 SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
        executions, revisions_used, fence, lease_token, lease_owner, lease_expires_at,
