@@ -183,6 +183,7 @@ def _snapshot(store: Store) -> Iterator[None]:
         if idle:
             store.execute("doctor_snapshot")
             store.execute("doctor_no_jit")
+            store.execute("doctor_leader_merges")
         yield
 
 

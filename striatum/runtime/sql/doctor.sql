@@ -12,6 +12,9 @@ SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
 -- doctor_no_jit: for doctor's transaction only: compiling its one-pass queries costs seconds and saves less --
 SELECT set_config('jit', 'off', true);
 
+-- doctor_leader_merges: for doctor's transaction only: the parallel workers parse and hash the payloads while the leader only merges their sorted rows (taking a share too made it the bottleneck: 17 s against 11 s for a million events on two cores); with no worker to be had, the leader still runs the plan itself --
+SELECT set_config('parallel_leader_participation', 'off', true);
+
 -- doctor_event_tail: how many rows a repository chain has, its lowest seq, and its last row --
 SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0),
        (SELECT row_hash FROM striatum.events
