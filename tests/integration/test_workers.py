@@ -239,7 +239,7 @@ def test_sigkilled_worker_lease_expires_and_another_worker_completes_once(
                              lambda: f"worker A to claim the job: {doomed.err()}")
             first_token = first["lease_token"]
             wait_for(lambda: lane_processes(token=first_token), 20, "worker A's lane to start")
-            doomed.group_signal(signal.SIGKILL)
+            doomed.signal_group(signal.SIGKILL)
             assert doomed.wait(10) == -signal.SIGKILL
 
             rescuer = procs.striatum("worker-b", dsn, repo, "worker", "--run", run_id,
@@ -302,7 +302,7 @@ def test_sigkilled_worker_takes_every_process_of_its_lane_with_it_at_once(
             doomed = procs.striatum("worker", dsn, repo, "worker", "--run", run_id,
                                     "--lease-seconds", "60")
             seen = wait_for(everything, 30, lambda: f"the lane's processes: {doomed.err()}")
-            doomed.group_signal(signal.SIGKILL)
+            doomed.signal_group(signal.SIGKILL)
             assert doomed.wait(10) == -signal.SIGKILL
             started = time.monotonic()
             wait_for(lambda: not [p for p in seen if alive(p)], 5,
@@ -382,7 +382,7 @@ def test_paused_worker_is_fenced_out_after_its_lease_moves_on(
             lane_groups = {os.getpgid(p.pid) for p in wait_for(
                 lambda: lane_processes(token=first_token), 20, "worker A's lane to start")}
             # The whole machine pauses: the worker and its lane (its own session).
-            paused.group_signal(signal.SIGSTOP)
+            paused.signal_group(signal.SIGSTOP)
             for group in lane_groups:
                 os.killpg(group, signal.SIGSTOP)
 
@@ -405,7 +405,7 @@ def test_paused_worker_is_fenced_out_after_its_lease_moves_on(
 
             for group in lane_groups:
                 os.killpg(group, signal.SIGCONT)
-            paused.group_signal(signal.SIGCONT)
+            paused.signal_group(signal.SIGCONT)
             wait_for(lambda: re.search(r"write: (lease lost|done by the agent)", paused.err()),
                      20, lambda: f"worker A to give the job up: {paused.err()}")
             assert "succeeded" not in paused.err(), paused.err()

@@ -1,8 +1,9 @@
 """Helpers for the worker tests: the installed CLI in subprocesses, fake-agent lanes,
 bounded polling, and finding (and cleaning up) the processes a lane left.
 
-Every process a test starts goes through ``Spawned``, which SIGKILLs whatever is
-still alive (the whole process group) when the test ends, pass or fail.
+Every process a test starts goes through ``Procs``, which SIGKILLs whatever is
+still alive (the whole process group) when the test ends, pass or fail. The
+reliability suite uses the same helpers.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def fake(*args: str) -> list[str]:
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str | Callable[[], str],
-             interval: float = 0.1) -> T:
+             interval: float = 0.05) -> T:
     """Poll ``check`` until it returns something truthy, or fail naming ``what``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -93,39 +94,43 @@ def doctor_ok(dsn: str, repo: Path) -> None:
 class Proc:
     name: str
     popen: subprocess.Popen[bytes]
-    stdout: Path
-    stderr: Path
+    out_path: Path
+    err_path: Path
 
     @property
     def pid(self) -> int:
         return self.popen.pid
 
-    def err(self) -> str:
-        return self.stderr.read_text(encoding="utf-8", errors="replace")
-
     def out(self) -> str:
-        return self.stdout.read_text(encoding="utf-8", errors="replace")
+        return self.out_path.read_text(encoding="utf-8", errors="replace")
 
-    def group_signal(self, sig: int) -> None:
-        os.killpg(self.popen.pid, sig)
+    def err(self) -> str:
+        return self.err_path.read_text(encoding="utf-8", errors="replace")
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.popen.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def wait(self, timeout: float) -> int:
         try:
             return self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"{self.name} (pid {self.pid}) did not exit within "
-                                 f"{timeout:.0f}s; stderr:\n{self.err()}") from None
+                                 f"{timeout:.0f}s; stderr:\n{self.err()[-3000:]}") from None
 
 
 @dataclass
-class Spawned:
-    """Long-running subprocesses of one test, each in its own session; all killed at the end."""
+class Procs:
+    """Subprocesses of one test, each in a session of its own; all killed (SIGCONT, then
+    SIGKILL to the whole session) at the end, pass or fail."""
 
     directory: Path
     procs: list[Proc] = field(default_factory=list)
     _files: list[IO[bytes]] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> Proc:
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
         self.directory.mkdir(parents=True, exist_ok=True)
         out_path = self.directory / f"{name}.out"
         err_path = self.directory / f"{name}.err"
@@ -145,22 +150,20 @@ class Spawned:
     def close(self) -> None:
         for proc in self.procs:
             if proc.popen.poll() is None:
-                for sig in (signal.SIGCONT, signal.SIGKILL):
-                    try:
-                        os.killpg(proc.pid, sig)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+                proc.signal_group(signal.SIGCONT)
+                proc.signal_group(signal.SIGKILL)
             try:
                 proc.popen.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
         for handle in self._files:
             handle.close()
+        self._files.clear()
 
 
 @contextmanager
-def spawned(directory: Path) -> Iterator[Spawned]:
-    procs = Spawned(directory)
+def spawned(directory: Path) -> Iterator[Procs]:
+    procs = Procs(directory)
     try:
         yield procs
     finally:

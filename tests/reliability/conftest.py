@@ -6,31 +6,38 @@ default form and a ``@pytest.mark.soak`` long form with the full counts; each
 records its figure with the ``figure`` fixture, which ``bench/reliability.py``
 collects (STRIATUM_RELIABILITY_FIGURES names the file) and prints as a table.
 
-Every process a test starts is started through ``Procs``, which kills its whole
-session (SIGCONT, then SIGKILL) when the test ends, pass or fail.
+Every process a test starts is started through ``Procs`` (the worker tests'), which
+kills its whole session (SIGCONT, then SIGKILL) when the test ends, pass or fail.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
-import psutil
 import psycopg
 import pytest
 
 from striatum.runtime.doctor import Report, doctor
 from striatum.runtime.store import Store
 from tests.integration import conftest as integration
+from tests.integration.worker_helpers import (  # noqa: F401 - re-exported to the scenarios
+    FAKE_AGENT,
+    Proc,
+    Procs,
+    describe,
+    fake,
+    kill_lane_processes,
+    lane_processes,
+    wait_for,
+    write_workflow,
+)
 
 # The integration suite's database fixtures, re-used as they are.
 admin_dsn = integration.admin_dsn
@@ -40,8 +47,6 @@ repo = integration.repo
 store = integration.store
 database_dsn = integration.database_dsn
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FAKE_AGENT = REPO_ROOT / "examples" / "agents" / "fake_agent.py"
 FIGURES_ENV = "STRIATUM_RELIABILITY_FIGURES"
 ENDED = ("completed", "failed", "cancelled")
 Conn = psycopg.Connection[Any]
@@ -86,20 +91,6 @@ def figure(request: pytest.FixtureRequest) -> Record:
 # -- waiting and the database -----------------------------------------------------------------
 
 
-def wait_for(check: Callable[[], T | None], timeout: float, what: str | Callable[[], str],
-             interval: float = 0.05) -> T:
-    """Poll ``check`` until it returns something truthy, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            described = what() if callable(what) else what
-            raise AssertionError(f"gave up after {timeout:.0f}s waiting for {described}")
-        time.sleep(interval)
-
-
 @contextmanager
 def owner(dsn: str) -> Iterator[Conn]:
     """A connection as the database owner (not the runtime role), autocommit."""
@@ -137,13 +128,6 @@ def one_value(conn: Conn | Store, sql: str, *params: Any) -> Any:
     return row[0]
 
 
-def write_workflow(directory: Path, document: dict[str, Any]) -> str:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "workflow.json"
-    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
-    return str(path)
-
-
 def tasks_workflow(directory: Path, width: int, *, lane: dict[str, Any] | None = None,
                    max_attempts: int = 3, produces: bool = False, name: str = "tasks") -> str:
     """``width`` independent tasks on one lane (an operator lane unless given)."""
@@ -157,11 +141,6 @@ def tasks_workflow(directory: Path, width: int, *, lane: dict[str, Any] | None =
     return write_workflow(directory, {"name": name,
                                       "lanes": {"agent": lane or {"kind": "operator"}},
                                       "jobs": jobs})
-
-
-def fake(*args: str) -> list[str]:
-    """The argv of the fake agent in one of its modes."""
-    return [sys.executable, str(FAKE_AGENT), *args]
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -186,72 +165,6 @@ def worker_argv(dsn: str, *, preamble: str = "", **options: Any) -> list[str]:
     return [sys.executable, "-c", preamble + WORKER_SCRIPT, dsn, json.dumps(options)]
 
 
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    out_path: Path
-    err_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def out(self) -> str:
-        return self.out_path.read_text(encoding="utf-8", errors="replace")
-
-    def err(self) -> str:
-        return self.err_path.read_text(encoding="utf-8", errors="replace")
-
-    def signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.popen.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.name} (pid {self.pid}) did not exit within "
-                                 f"{timeout:.0f}s; stderr:\n{self.err()[-3000:]}") from None
-
-
-@dataclass
-class Procs:
-    """Subprocesses of one test, each in a session of its own; all killed at the end."""
-
-    directory: Path
-    procs: list[Proc] = field(default_factory=list)
-    _files: list[IO[bytes]] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        out_path = self.directory / f"{name}.out"
-        err_path = self.directory / f"{name}.err"
-        out = open(out_path, "wb")  # noqa: SIM115 - closed in close()
-        err = open(err_path, "wb")  # noqa: SIM115
-        self._files += [out, err]
-        popen = subprocess.Popen(argv, env=env, stdout=out, stderr=err,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
-        proc = Proc(name, popen, out_path, err_path)
-        self.procs.append(proc)
-        return proc
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.popen.poll() is None:
-                proc.signal_group(signal.SIGCONT)
-                proc.signal_group(signal.SIGKILL)
-            try:
-                proc.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        for handle in self._files:
-            handle.close()
-        self._files.clear()
-
-
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Procs]:
     started = Procs(tmp_path / "procs")
@@ -259,47 +172,6 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
         yield started
     finally:
         started.close()
-
-
-def tagged_processes(*, run: str | None = None, token: str | None = None
-                     ) -> list[psutil.Process]:
-    """Live processes whose environment names this run or lease token."""
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.status() == psutil.STATUS_ZOMBIE:
-                continue
-            environ = process.environ()
-        except (psutil.Error, OSError):
-            continue
-        if ((token is not None and environ.get("STRIATUM_LEASE") == token)
-                or (run is not None and environ.get("STRIATUM_RUN") == run)):
-            found.append(process)
-    return found
-
-
-def describe(processes: list[psutil.Process]) -> str:
-    parts = []
-    for process in processes:
-        try:
-            parts.append(f"pid {process.pid} ({' '.join(process.cmdline())[:100]})")
-        except psutil.Error:
-            parts.append(f"pid {process.pid}")
-    return ", ".join(parts) or "none"
-
-
-def kill_tagged(*, run: str | None = None, token: str | None = None) -> None:
-    """Clean-up: SIGKILL whatever a test's lanes left running."""
-    if run is None and token is None:
-        return
-    leftovers = tagged_processes(run=run, token=token)
-    for process in leftovers:
-        try:
-            process.send_signal(signal.SIGCONT)
-            process.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(leftovers, timeout=5)
 
 
 # -- watching (and steering) a store's statements ----------------------------------------------

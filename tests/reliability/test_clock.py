@@ -33,7 +33,7 @@ from .conftest import (
     Record,
     assert_doctor_ok,
     fake,
-    kill_tagged,
+    kill_lane_processes,
     one_value,
     opened,
     tasks_workflow,
@@ -123,7 +123,7 @@ def skew_trial(dsn: str, store: Store, repo: Path, tmp_path: Path, procs: Procs,
             assert code == 0, f"{proc.name} exited {code}: {proc.err()[-3000:]}"
     finally:
         for run_id in [*live, control]:
-            kill_tagged(run=run_id)
+            kill_lane_processes(run=run_id)
     reclaimed = {run_id: count(store, run_id, "job.expire") for run_id in live}
     assert all(n == 0 for n in reclaimed.values()), (
         f"live leases were reclaimed under clock skew: {reclaimed}")
@@ -205,7 +205,7 @@ def test_an_injected_clock_skew_reclaims_no_live_lease(dsn: str, store: Store, r
     finally:
         stop.set()
         sweeping.join(10)
-        kill_tagged(run=run_id)
+        kill_lane_processes(run=run_id)
     assert [o.status for o in outcomes] == ["succeeded"], outcomes
     assert len(swept) >= LANE_SECONDS, "the sweeper did not run alongside"
     assert sum(swept) == 0 and count(store, run_id, "job.expire") == 0

@@ -36,8 +36,8 @@ from .conftest import (
     Record,
     describe,
     fake,
-    kill_tagged,
-    tagged_processes,
+    kill_lane_processes,
+    lane_processes,
     write_workflow,
 )
 
@@ -81,7 +81,7 @@ def contain(mode: str, folder: Path) -> Contained:
         result = run_lane(argv, cwd=out, env=env, stdin=None, timeout=timeout,
                           log_path=log, log_cap=CAP, tag=token)
         seconds = time.monotonic() - started
-        survivors = tagged_processes(token=token)
+        survivors = lane_processes(token=token)
         data = log.read_bytes()
         if mode == "flood":
             log_ok = (len(data) <= CAP + 200 and b"[striatum: output truncated:" in data[-200:]
@@ -93,7 +93,7 @@ def contain(mode: str, folder: Path) -> Contained:
             detail += f" took {seconds:.1f}s"
         return Contained(mode, seconds, describe(survivors), log_ok, detail)
     finally:
-        kill_tagged(token=token)
+        kill_lane_processes(token=token)
 
 
 def zombie_children() -> set[int]:
@@ -196,7 +196,7 @@ def test_twenty_canaries_reach_the_lane_only_when_declared(
     try:
         outcomes = Worker(dsn, WorkerOptions(run=run_id, once=True, poll_seconds=0.2)).run()
     finally:
-        kill_tagged(run=run_id)
+        kill_lane_processes(run=run_id)
     assert [o.status for o in outcomes] == ["succeeded"], outcomes
     out = repo / "striatum" / "runs" / run_id / "dump" / "i0"
     texts = [(out / "env.json").read_text(encoding="utf-8"),

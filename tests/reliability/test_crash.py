@@ -37,10 +37,10 @@ from .conftest import (
     Procs,
     Record,
     assert_doctor_ok,
-    kill_tagged,
+    kill_lane_processes,
+    lane_processes,
     one_value,
     opened,
-    tagged_processes,
     tasks_workflow,
     wait_for,
     worker_argv,
@@ -136,7 +136,7 @@ def kill_workers(dsn: str, store: Store, repo: Path, tmp_path: Path, procs: Proc
             assert proc.wait(30) == 0, proc.err()[-3000:]
     finally:
         for run_id in crashes.runs:
-            kill_tagged(run=run_id)
+            kill_lane_processes(run=run_id)
     return crashes
 
 
@@ -252,7 +252,7 @@ def freeze_trial(dsn: str, repo: Path, tmp_path: Path, procs: Procs, n: int) -> 
             token = wait_for(lambda: one_value(store, "SELECT lease_token FROM striatum.jobs "
                                                       "WHERE run_id = %s", run_id), 30,
                              lambda: f"the first worker to claim: {frozen.err()[-2000:]}")
-            lanes = wait_for(lambda: tagged_processes(token=token), 20, "its lane to start")
+            lanes = wait_for(lambda: lane_processes(token=token), 20, "its lane to start")
             groups = {os.getpgid(p.pid) for p in lanes}
             frozen.signal_group(signal.SIGSTOP)
             for group in groups:
@@ -281,7 +281,7 @@ def freeze_trial(dsn: str, repo: Path, tmp_path: Path, procs: Procs, n: int) -> 
             assert frozen.wait(30) == 0, frozen.err()[-3000:]
             assert "write: succeeded" not in frozen.err(), frozen.err()
         finally:
-            kill_tagged(run=run_id)
+            kill_lane_processes(run=run_id)
         completes = one_value(store, "SELECT count(*) FROM striatum.events WHERE run_id = %s "
                                      "AND type = 'job.complete'", run_id)
         fences = [r[0] for r in store.conn.execute(

@@ -31,7 +31,7 @@ from .conftest import (
     assert_doctor_ok,
     database_dsn,
     fake,
-    kill_tagged,
+    kill_lane_processes,
     opened,
     wait_for,
     worker_argv,
@@ -138,7 +138,7 @@ def restart_under_a_worker(server: Server, repo: Path, tmp_path: Path, procs: Pr
         code = worker.wait(120 + 30 * restarts)
         assert code == 0, f"the worker exited {code} after the restart:\n{worker.err()[-4000:]}"
     finally:
-        kill_tagged(run=run_id)
+        kill_lane_processes(run=run_id)
     with opened(server.dsn) as store:
         view = runs.status(store, run_id)
         completes = Counter(r[0] for r in store.conn.execute(
