@@ -123,12 +123,19 @@ def run_writers(ctx: Context, dsn: str, writers: int, seconds: float, fanout: in
 PGBENCH_TPS = re.compile(r"tps = ([0-9.]+) \(without initial connection time\)")
 
 
-def pgbench(ctx: Context, dsn: str, clients: int, seconds: int) -> float:
+def pgbench(ctx: Context, dsn: str, clients: int, seconds: int, *,
+            statement: str = "INSERT INTO bench_insert (payload) VALUES ('x');",
+            transactions: int | None = None, define: dict[str, str] | None = None) -> float:
+    """pgbench's tps for ``statement`` (one transaction each): for ``seconds``, or for
+    ``transactions`` per client when given."""
     exe = shutil.which("pgbench") or "/usr/bin/pgbench"
-    script = ctx.tmp / "insert.sql"
-    script.write_text("INSERT INTO bench_insert (payload) VALUES ('x');\n")
-    argv = [exe, "-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds),
+    script = ctx.tmp / "pgbench.sql"
+    script.write_text(statement + "\n")
+    length = ["-t", str(transactions)] if transactions else ["-T", str(seconds)]
+    argv = [exe, "-n", "-c", str(clients), "-j", str(min(clients, 2)), *length,
             "-f", str(script)]
+    for name, value in (define or {}).items():
+        argv += ["-D", f"{name}={value}"]
     _, out, err = run_timed(argv, env=pg_env(dsn))
     found = PGBENCH_TPS.search(out + err)
     if not found:
@@ -151,6 +158,38 @@ def psycopg_insert_rate(dsn: str, seconds: float) -> float:
         return count / (time.perf_counter() - start)
 
 
+def claim_statement_rate(ctx: Context, dsn: str, claims: int, reps: int) -> list[float]:
+    """pgbench (a C client, no striatum code) calling striatum.claim_job: what the database
+    itself spends on the claim statement — lease, lease row, chained event, commit — the
+    ceiling of any client's claim rate. One run with a ready job for every call."""
+    import psycopg
+
+    from striatum.runtime import leases, runs
+    from striatum.runtime.store import Store
+
+    workflow = write_workflow(ctx.tmp, "claims", fanout_jobs(claims * reps + 2), ["true"])
+    store = Store.connect(dsn)
+    try:
+        run = runs.prepare(store, str(workflow), str(new_repo(ctx, "claims")), overrides={},
+                           lanes=TRUE_LANE)
+        runs.start(store, run)
+        root = leases.claim(store, run, owner=OWNER, sweep=False)
+        assert root is not None
+        leases.complete(store, run, root.job, root.token)
+    finally:
+        store.close()
+    rates = [pgbench(ctx, dsn, 1, 0, transactions=claims, define={"run": f"'{run}'"},
+                     statement="SELECT job_id FROM striatum.claim_job("
+                               ":run, NULL, NULL, 'pgbench', 'secret', 60);")
+             for _ in range(reps)]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM striatum.jobs WHERE run_id = %s AND "
+                           "status = 'leased'", [run]).fetchone()
+    if not row or row[0] != claims * reps:  # an empty claim is cheaper: it would flatter
+        raise RuntimeError(f"pgbench leased {row} jobs, not {claims * reps}")
+    return rates
+
+
 def figure_transitions(ctx: Context) -> dict[str, Any]:
     import psycopg
 
@@ -158,7 +197,8 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
     fanout = 400 if ctx.quick else 1000
     exe = shutil.which("pgbench") or ("/usr/bin/pgbench" if Path("/usr/bin/pgbench").exists()
                                       else None)
-    samples: dict[str, list[float]] = {"pg1": [], "pg4": [], "w1": [], "w4": [], "py1": []}
+    samples: dict[str, list[float]] = {"pg1": [], "pg4": [], "w1": [], "w4": [], "py1": [],
+                                       "claim": []}
     raw: list[dict[str, Any]] = []
     with fresh_database(ctx) as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -180,6 +220,11 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
                     f"4 writers {four['per_s']:.0f}/s"
                     + (f", pgbench {samples['pg1'][-1]:.0f} / {samples['pg4'][-1]:.0f} tps"
                        if exe else ""))
+        if exe:
+            samples["claim"] = claim_statement_rate(ctx, dsn, 1000 if ctx.quick else 5000,
+                                                    ctx.repeat)
+            rates = ", ".join(f"{rate:.0f}" for rate in samples["claim"])
+            ctx.say(f"  pgbench calling claim_job: {rates} tps")
     rows = [row("1 writer: claim+complete transitions", "transitions/s", samples["w1"],
                 key="w1"),
             row("4 writers, 4 repositories (processes)", "transitions/s", samples["w4"],
@@ -194,6 +239,9 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
                            who="reference"))
     rows.append(row("  the same INSERT from Python (psycopg, autocommit), 1 client", "tps",
                     samples["py1"], who="reference", key="py1", detail=True))
+    if samples["claim"]:
+        rows.append(row("  pgbench calling striatum.claim_job (no striatum client), 1 client",
+                        "tps", samples["claim"], who="reference", key="claim", detail=True))
     return {"rows": rows, "raw": raw, "notes": [
         f"fan-out of {fanout} jobs per writer; the root's claim and completion (which "
         f"readies all {fanout - 2} tasks in one transaction) are done before the clock "
@@ -203,7 +251,12 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
         "INSERT INTO bench_insert (payload) VALUES ('x') on a bigserial-keyed table in "
         "the same database; the Python row sends that INSERT in a psycopg loop "
         "(autocommit) for the same time: what one statement and one commit cost a "
-        "Python client."]}
+        "Python client.",
+        "the claim_job row: pgbench, 1 client, calling SELECT ... FROM striatum.claim_job(run, "
+        "...) for a fixed number of transactions per repetition, on one fan-out run with a ready "
+        "job for every call (checked after): the database's own cost of the claim statement "
+        "(lease, lease row, chained event with its hash, commit) with no striatum code, the "
+        "ceiling of any client's claim rate"]}
 
 
 # ======================================================= workers as subprocesses
