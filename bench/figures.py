@@ -58,20 +58,27 @@ def na_row(name: str, unit: str, why: str, *, who: str = "peer") -> dict[str, An
 
 # ========================================================= 1. transition throughput
 
-def _writer(dsn: str, workflow: str, repo: str, seconds: float, barrier: Any,
-            results: Any) -> None:
-    """One writer process: its own connection, repository (so its own chain) and run."""
-    from striatum.runtime import leases, runs
-    from striatum.runtime.store import Store
 
-    store = Store.connect(dsn)
+def ready_fanout(store: Any, workflow: str, repo: str) -> str:
+    """Prepare and start a fan-out run, and claim and complete its root: every task is
+    then ready. Setup, never timed (the root's completion readies them all at once)."""
+    from striatum.runtime import leases, runs
+
     run = runs.prepare(store, workflow, repo, overrides={}, lanes=TRUE_LANE)
     runs.start(store, run)
     root = leases.claim(store, run, owner=OWNER, sweep=False)
     assert root is not None
-    # The root's completion readies every parallel task at once (one big
-    # transaction): setup, not part of the steady state being timed.
     leases.complete(store, run, root.job, root.token)
+    return run
+
+
+def _writer(dsn: str, workflow: str, repo: str, seconds: float, barrier: Any,
+            results: Any) -> None:
+    """One writer process: its own connection, repository (so its own chain) and run."""
+    from striatum.runtime.store import Store
+
+    store = Store.connect(dsn)
+    run = ready_fanout(store, workflow, repo)
     barrier.wait()
     count, elapsed = transition_loop(store, run, seconds)
     results.put({"transitions": count, "seconds": elapsed, "retries": store.retries})
@@ -164,18 +171,12 @@ def claim_statement_rate(ctx: Context, dsn: str, claims: int, reps: int) -> list
     ceiling of any client's claim rate. One run with a ready job for every call."""
     import psycopg
 
-    from striatum.runtime import leases, runs
     from striatum.runtime.store import Store
 
     workflow = write_workflow(ctx.tmp, "claims", fanout_jobs(claims * reps + 2), ["true"])
     store = Store.connect(dsn)
     try:
-        run = runs.prepare(store, str(workflow), str(new_repo(ctx, "claims")), overrides={},
-                           lanes=TRUE_LANE)
-        runs.start(store, run)
-        root = leases.claim(store, run, owner=OWNER, sweep=False)
-        assert root is not None
-        leases.complete(store, run, root.job, root.token)
+        run = ready_fanout(store, str(workflow), str(new_repo(ctx, "claims")))
     finally:
         store.close()
     rates = [pgbench(ctx, dsn, 1, 0, transactions=claims, define={"run": f"'{run}'"},

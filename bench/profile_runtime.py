@@ -37,7 +37,7 @@ from .common import (
     striatum_env,
     write_workflow,
 )
-from .figures import OWNER, TRUE_LANE, generate_record, worked_run
+from .figures import OWNER, TRUE_LANE, generate_record, ready_fanout, worked_run
 
 
 @contextmanager
@@ -88,17 +88,12 @@ def round_trips(path: Path) -> int:
 
 def per_call(ctx: Context, dsn: str, fanout: int, calls: int) -> dict[str, Any]:
     """Round trips, statements and wall time of claim and of complete, at one fan-out size."""
-    from striatum.runtime import leases, runs
+    from striatum.runtime import leases
     from striatum.runtime.store import Store
 
     store = Store.connect(dsn)
     workflow = write_workflow(ctx.tmp, f"prof-{fanout}", fanout_jobs(fanout), ["true"])
-    run = runs.prepare(store, str(workflow), str(new_repo(ctx, "prof")), overrides={},
-                       lanes=TRUE_LANE)
-    runs.start(store, run)
-    root = leases.claim(store, run, owner=OWNER, sweep=False)
-    assert root is not None
-    leases.complete(store, run, root.job, root.token)
+    run = ready_fanout(store, str(workflow), str(new_repo(ctx, "prof")))
     out: dict[str, Any] = {"fanout": fanout}
     trace = ctx.tmp / "trace.txt"
     stats: dict[str, dict[str, Any]] = {"claim": {"ms": [], "rt": []},
@@ -141,17 +136,12 @@ def per_call(ctx: Context, dsn: str, fanout: int, calls: int) -> dict[str, Any]:
 
 
 def cprofile_loop(ctx: Context, dsn: str, fanout: int, pairs: int) -> dict[str, Any]:
-    from striatum.runtime import leases, runs
+    from striatum.runtime import leases
     from striatum.runtime.store import Store
 
     store = Store.connect(dsn)
     workflow = write_workflow(ctx.tmp, f"cprof-{fanout}", fanout_jobs(fanout), ["true"])
-    run = runs.prepare(store, str(workflow), str(new_repo(ctx, "cprof")), overrides={},
-                       lanes=TRUE_LANE)
-    runs.start(store, run)
-    root = leases.claim(store, run, owner=OWNER, sweep=False)
-    assert root is not None
-    leases.complete(store, run, root.job, root.token)
+    run = ready_fanout(store, str(workflow), str(new_repo(ctx, "cprof")))
     profiler = cProfile.Profile()
     start = time.perf_counter()
     profiler.enable()
