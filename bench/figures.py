@@ -169,8 +169,6 @@ def claim_statement_rate(ctx: Context, dsn: str, claims: int, reps: int) -> list
     """pgbench (a C client, no striatum code) calling striatum.claim_job: what the database
     itself spends on the claim statement — lease, lease row, chained event, commit — the
     ceiling of any client's claim rate. One run with a ready job for every call."""
-    import psycopg
-
     from striatum.runtime.store import Store
 
     workflow = write_workflow(ctx.tmp, "claims", fanout_jobs(claims * reps + 2), ["true"])
@@ -183,11 +181,9 @@ def claim_statement_rate(ctx: Context, dsn: str, claims: int, reps: int) -> list
                      statement="SELECT job_id FROM striatum.claim_job("
                                ":run, NULL, NULL, 'pgbench', 'secret', 60);")
              for _ in range(reps)]
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM striatum.jobs WHERE run_id = %s AND "
-                           "status = 'leased'", [run]).fetchone()
-    if not row or row[0] != claims * reps:  # an empty claim is cheaper: it would flatter
-        raise RuntimeError(f"pgbench leased {row} jobs, not {claims * reps}")
+    leased = jobs_in(dsn, run, "leased")
+    if leased != claims * reps:  # an empty claim is cheaper: it would flatter
+        raise RuntimeError(f"pgbench leased {leased} jobs, not {claims * reps}")
     return rates
 
 
@@ -321,12 +317,13 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def _succeeded(dsn: str, run: str) -> int:
+def jobs_in(dsn: str, run: str, status: str) -> int:
+    """How many of the run's jobs are in ``status``."""
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM striatum.jobs WHERE run_id = %s AND "
-                           "status = 'succeeded'", [run]).fetchone()
+                           "status = %s", [run, status]).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -356,7 +353,7 @@ def worked_run(ctx: Context, dsn: str, jobs: list[dict[str, Any]], command: list
             run_s = time.perf_counter() - t1
         finally:
             stop_workers(procs)
-        done = _succeeded(dsn, run)
+        done = jobs_in(dsn, run, "succeeded")
         if status != "completed" or done != len(jobs):
             raise RuntimeError(f"run {run} ended {status} with {done}/{len(jobs)} jobs "
                                f"succeeded (worker logs in {ctx.tmp / 'worker-logs'})")

@@ -60,6 +60,15 @@ def migrate(dsn: str) -> MigrationReport:
         return _migrate(conn)
 
 
+def _too_new(version: int) -> SchemaTooNew:
+    # A newer striatum migrated this database: this one would not keep what the newer
+    # schema keeps (a run's count of unsettled jobs, say), and would corrupt it.
+    return SchemaTooNew(
+        f"the database's schema is version {version}, newer than this striatum knows "
+        f"({LATEST})", hint="upgrade striatum on this machine; stop every older worker "
+        "before a newer striatum migrates a shared database")
+
+
 def _migrate(conn: psycopg.Connection[Any]) -> MigrationReport:
     applied: list[int] = []
     conn.execute(query("migrate_lock"))
@@ -67,9 +76,7 @@ def _migrate(conn: psycopg.Connection[Any]) -> MigrationReport:
         conn.execute(query("create_migrations_table"))
         done = {int(v): c for v, c in conn.execute(query("applied_migrations")).fetchall()}
         if done and max(done) > LATEST:
-            raise SchemaTooNew(
-                f"the database's schema is version {max(done)}, newer than this striatum "
-                f"knows ({LATEST})", hint="upgrade striatum on this machine")
+            raise _too_new(max(done))
         for version, name, text in migrations():
             checksum = sha256_hex(text.encode("utf-8"))
             if version in done:
@@ -97,12 +104,7 @@ def ensure_migrated(conn: psycopg.Connection[Any]) -> None:
     with wrap_errors():
         version = _schema_version(conn)
     if version > LATEST:
-        # A newer striatum migrated this database: this one would not keep what the
-        # newer schema keeps (a run's count of unsettled jobs, say), and would corrupt it.
-        raise SchemaTooNew(
-            f"the database's schema is version {version}, newer than this striatum "
-            f"knows ({LATEST})", hint="upgrade striatum on this machine; stop every older "
-            "worker before a newer striatum migrates a shared database")
+        raise _too_new(version)
     if version < LATEST:
         with wrap_errors():
             _migrate(conn)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from striatum.errors import EXIT_LEASE_LOST, Conflict, UsageError
+from striatum.errors import EXIT_LEASE_LOST, Conflict, NotFound, UsageError
 from striatum.runtime import leases, runs
 from striatum.runtime.doctor import doctor
 from striatum.runtime.runs import artifact_dir
@@ -270,6 +270,20 @@ def test_publish_refuses_names_too_long_for_the_filesystem(store: Store, repo: P
     with pytest.raises(UsageError, match="cannot store the artifact"):
         leases.publish(store, run_id, claim.job, claim.token, str(source), "b" * 300)
     assert snapshot(store, run_id) == before
+
+
+def test_an_empty_claim_names_a_missing_run_unless_told_not_to_ask(store: Store,
+                                                                   repo: Path) -> None:
+    """By default a claim on a run that does not exist is NotFound; a worker that asked
+    once passes check_run=False and gets None, one round trip instead of two."""
+    with pytest.raises(NotFound, match="no run 'no-such-run'"):
+        leases.claim(store, "no-such-run", owner="agent", sweep=False)
+    assert leases.claim(store, "no-such-run", owner="agent", sweep=False,
+                        check_run=False) is None
+    run_id = start_run(store, example("minimal"), repo)
+    while leases.claim(store, run_id, owner="agent", sweep=False) is not None:
+        pass
+    assert leases.claim(store, run_id, owner="agent", sweep=False) is None
 
 
 # -- concurrency -----------------------------------------------------------------------------
