@@ -56,14 +56,14 @@ def traced(store: Any, path: Path, names: list[str]) -> Any:
         return original(self, query, params, **kw)
 
     with open(path, "w") as out:
-        store.conn.pgconn.trace(out.fileno())
-        store.conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        store._conn.pgconn.trace(out.fileno())
+        store._conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
         psycopg.Cursor.execute = execute  # type: ignore[method-assign]
         try:
             yield
         finally:
             psycopg.Cursor.execute = original  # type: ignore[method-assign]
-            store.conn.pgconn.untrace()
+            store._conn.pgconn.untrace()
 
 
 def round_trips(path: Path) -> int:

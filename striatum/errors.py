@@ -1,7 +1,9 @@
 """The package's one exception hierarchy; each error knows its exit code.
 
 Exit codes are a stable contract (docs/cli.md): scripts and agents branch on
-them, so a code is never reused for a different meaning.
+them, so a code is never reused for a different meaning. Every error striatum
+raises on purpose is defined here; driver errors become these at one
+boundary (``runtime.store.wrap_errors``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ EXIT_CONFLICT = 4
 EXIT_LEASE_LOST = 5
 EXIT_STORE_UNAVAILABLE = 6
 EXIT_RUN_NOT_COMPLETED = 7
+EXIT_ATTEMPT_FAILED = 8
 EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
 
 
 class StriatumError(Exception):
@@ -60,3 +64,36 @@ class NotFound(StriatumError):
 class Conflict(StriatumError):
     exit_code = EXIT_CONFLICT
     code = "conflict"
+
+
+class LeaseLost(StriatumError):
+    """The fencing token does not hold the job's current, live lease."""
+
+    exit_code = EXIT_LEASE_LOST
+    code = "lease_lost"
+
+
+class StoreUnavailable(StriatumError):
+    """PostgreSQL cannot be reached (refused, lost, shutting down)."""
+
+    exit_code = EXIT_STORE_UNAVAILABLE
+    code = "store_unavailable"
+
+
+class StoreError(StriatumError):
+    """A working server refused a statement; ``details["sqlstate"]`` says how."""
+
+    code = "store_error"
+
+
+class RetriesExhausted(StoreError):
+    code = "retries_exhausted"
+
+
+class MigrationEdited(StriatumError):
+    code = "migration_edited"
+
+
+class SchemaTooNew(StriatumError):
+    exit_code = EXIT_CONFLICT
+    code = "schema_too_new"

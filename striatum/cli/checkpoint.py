@@ -6,7 +6,7 @@ import click
 
 from ..errors import EXIT_OK
 from .output import emit_json, json_option
-from .session import audited
+from .session import store
 
 
 @click.group()
@@ -23,8 +23,7 @@ def decide(run_id: str, job_id: str, choice: str, as_json: bool) -> int:
     """Answer checkpoint JOB of RUN with CHOICE; the branches not chosen are skipped."""
     from ..runtime.runs import decide as decide_checkpoint
 
-    with audited("checkpoint decide", {"run": run_id, "job": job_id,
-                                       "choice": choice}) as opened:
+    with store() as opened:
         tx = decide_checkpoint(opened, run_id, job_id, choice)
     skipped = [j for j, row in tx.jobs.items() if row.status == "skipped"]
     if as_json:

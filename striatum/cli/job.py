@@ -14,7 +14,7 @@ import click
 
 from ..errors import EXIT_OK
 from .output import emit_json, json_option
-from .session import audited
+from .session import store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,15 +51,17 @@ def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
     import socket
 
     from ..runtime.leases import claim as claim_job
+    from ..runtime.runs import get_run
 
     who = owner or f"{os.environ.get('USER', 'agent')}@{socket.gethostname()}:{os.getpid()}"
-    with audited("job claim", {"run": run_id, "lane": lane, "owner": who}) as opened:
+    with store() as opened:
         found = claim_job(opened, run_id, owner=who, lane=lane, lease_seconds=lease_seconds)
+        state = get_run(opened, run_id).status if found is None else "running"
     if found is None:
         if as_json:
-            emit_json({"claimed": False, "run": run_id})
+            emit_json({"claimed": False, "run": run_id, "run_status": state})
         else:
-            click.echo(f"nothing ready in run {run_id}", err=True)
+            click.echo(f"nothing ready in run {run_id} (it is {state})", err=True)
         return EXIT_OK
     if as_json:
         emit_json({"claimed": True, **found.to_json()})
@@ -81,7 +83,7 @@ def heartbeat(run_id: str, job_id: str, token: str, lease_seconds: int, as_json:
     """Extend the lease (refused with exit 5 if it is no longer yours)."""
     from ..runtime.leases import heartbeat as beat
 
-    with audited("job heartbeat", {"run": run_id, "job": job_id}) as opened:
+    with store() as opened:
         expires = beat(opened, run_id, job_id, token, lease_seconds)
     if as_json:
         emit_json({"run": run_id, "job": job_id, "expires_at": expires.isoformat()})
@@ -101,8 +103,7 @@ def publish(run_id: str, job_id: str, token: str, path: str, name: str | None,
     """Copy an artifact into the run's folder in the repository, with its sha256."""
     from ..runtime.leases import publish as publish_artifact
 
-    with audited("job publish", {"run": run_id, "job": job_id, "path": path,
-                                 "as": name}) as opened:
+    with store() as opened:
         record = publish_artifact(opened, run_id, job_id, token, path, name)
     if as_json:
         emit_json({"run": run_id, "job": job_id, **record})
@@ -122,8 +123,7 @@ def verdict(outcome: str, run_id: str, job_id: str, token: str, reason: str,
     """End a review with a verdict: accept, needs_revision or reject."""
     from ..runtime.leases import verdict as record_verdict
 
-    with audited("job verdict", {"run": run_id, "job": job_id, "verdict": outcome,
-                                 "reason": reason}) as opened:
+    with store() as opened:
         tx = record_verdict(opened, run_id, job_id, token, outcome, reason)
     return _done(tx, job_id, as_json)
 
@@ -135,7 +135,7 @@ def complete(run_id: str, job_id: str, token: str, as_json: bool) -> int:
     """Finish a task (its `produces` artifacts must be published)."""
     from ..runtime.leases import complete as complete_job
 
-    with audited("job complete", {"run": run_id, "job": job_id}) as opened:
+    with store() as opened:
         tx = complete_job(opened, run_id, job_id, token)
     return _done(tx, job_id, as_json)
 
@@ -147,7 +147,7 @@ def release(run_id: str, job_id: str, token: str, as_json: bool) -> int:
     """Hand the job back, unfinished, for another claim."""
     from ..runtime.leases import release as release_job
 
-    with audited("job release", {"run": run_id, "job": job_id}) as opened:
+    with store() as opened:
         tx = release_job(opened, run_id, job_id, token)
     return _done(tx, job_id, as_json)
 
@@ -160,7 +160,7 @@ def fail(run_id: str, job_id: str, token: str, reason: str, as_json: bool) -> in
     """Report that this attempt failed (retried while attempts remain)."""
     from ..runtime.leases import fail as fail_job
 
-    with audited("job fail", {"run": run_id, "job": job_id, "reason": reason}) as opened:
+    with store() as opened:
         tx = fail_job(opened, run_id, job_id, token, reason)
     return _done(tx, job_id, as_json)
 

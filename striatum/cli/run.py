@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from ..errors import EXIT_OK, EXIT_RUN_NOT_COMPLETED, UsageError
+from ..runtime.machine import RUN_TERMINAL
 from .output import emit_json, json_option
-from .session import audited, settings, store
+from .session import settings, store
 
 
 @click.group()
@@ -99,11 +100,9 @@ def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
     from ..runtime import runs
 
     repo, _ = settings()
-    args = {"workflow": workflow_file, "vars": list(variables), "repo": repo,
-            "artifact_root": artifact_root, "lanes": list(lane_overrides), "start": start_now}
     # Arguments are checked before a database is looked for.
     overrides, lanes = _pairs(variables), _lanes(lane_overrides)
-    with audited("run prepare", args) as opened:
+    with store() as opened:
         run_id = runs.prepare(opened, workflow_file, repo, overrides=overrides,
                               artifact_root=artifact_root, lanes=lanes)
         if start_now:
@@ -128,7 +127,7 @@ def start(run_id: str, wait: bool, concurrency: int, lease_seconds: int, as_json
     """Start a prepared run: its first jobs become ready (with --wait, run them)."""
     from ..runtime import runs
 
-    with audited("run start", {"run": run_id, "wait": wait}) as opened:
+    with store() as opened:
         runs.start(opened, run_id)
         if wait:
             from .work import work_run
@@ -187,27 +186,27 @@ def list_(all_repos: bool, limit: int, as_json: bool) -> int:
 @click.option("--follow", is_flag=True, help="Keep printing new events until the run ends.")
 @json_option
 def events(run_id: str, after: int, follow: bool, as_json: bool) -> int:
-    """Print a run's events (with --json --follow: one JSON document per line)."""
+    """Print a run's events, every one of them (with --json --follow: one JSON document
+    per line)."""
     from ..runtime import runs
 
     with store() as opened:
-        runs.status(opened, run_id)  # a missing run is exit 3, not an empty list
-        found = runs.events(opened, run_id, after)
+        runs.get_run(opened, run_id)  # a missing run is exit 3, not an empty list
         if as_json and not follow:
-            emit_json({"run": run_id, "events": found})
+            emit_json({"run": run_id, "events": list(runs.all_events(opened, run_id, after))})
             return EXIT_OK
         while True:
-            for event in found:
+            for event in runs.all_events(opened, run_id, after):
                 _print_event(event, as_json)
                 after = event["seq"]
-            if not follow or runs.status(opened, run_id).run.status in (
-                    "completed", "failed", "cancelled"):
-                if follow:
-                    for event in runs.events(opened, run_id, after):
-                        _print_event(event, as_json)
+            if not follow:
+                return EXIT_OK
+            if runs.get_run(opened, run_id).status in RUN_TERMINAL:
+                # What the ending transition appended after the last read.
+                for event in runs.all_events(opened, run_id, after):
+                    _print_event(event, as_json)
                 return EXIT_OK
             time.sleep(0.5)
-            found = runs.events(opened, run_id, after)
 
 
 def _print_event(event: dict[str, Any], as_json: bool) -> None:
@@ -233,7 +232,7 @@ def cancel(run_id: str, reason: str, as_json: bool) -> int:
     """Cancel a run and every job still live in it."""
     from ..runtime import runs
 
-    with audited("run cancel", {"run": run_id, "reason": reason}) as opened:
+    with store() as opened:
         runs.cancel(opened, run_id, reason)
         view = runs.status(opened, run_id)
     return _show(view, as_json)
@@ -249,8 +248,7 @@ def resume(run_id: str, decision: str, reason: str, as_json: bool) -> int:
     """Answer a run blocked by an escalation (a review whose revision budget is spent)."""
     from ..runtime import runs
 
-    with audited("run resume", {"run": run_id, "decision": decision,
-                                "reason": reason}) as opened:
+    with store() as opened:
         runs.resume(opened, run_id, decision, reason or f"human decided {decision}")
         view = runs.status(opened, run_id)
     return _show(view, as_json)

@@ -9,9 +9,9 @@ from types import FrameType
 
 import click
 
-from ..errors import EXIT_OK
+from ..errors import EXIT_ATTEMPT_FAILED, EXIT_OK
 from .output import emit_json, json_option
-from .session import audited
+from .session import store
 
 
 def _progress(line: str) -> None:
@@ -54,22 +54,25 @@ def worker(run_id: str | None, lanes: str | None, concurrency: int, once: bool,
     """Claim ready jobs whose lane is a command, run them, and finish them.
 
     Runs until interrupted (SIGINT/SIGTERM finish the jobs in hand first), or
-    after one job with --once. Any number of workers may share one database.
+    after one job with --once (exit 8 when that job's attempt failed). Any number
+    of workers may share one database.
     """
     from ..runtime.worker import Worker, WorkerOptions
 
     options = WorkerOptions(run=run_id, lanes=lanes.split(",") if lanes else None,
                             concurrency=concurrency, once=once, lease_seconds=lease_seconds,
                             poll_seconds=poll_seconds, progress=_progress)
-    with audited("worker", {"run": run_id, "lanes": lanes, "concurrency": concurrency,
-                            "once": once}) as opened:
-        runner = Worker(opened.dsn, options)
-        _stop_on_signals(runner.stop_on_signal)
-        _progress(f"worker {runner.name} waiting for jobs"
-                  + (f" of run {run_id}" if run_id else ""))
-        outcomes = runner.run()
+    with store() as opened:  # the database, migrated if it was behind
+        dsn = opened.dsn
+    runner = Worker(dsn, options)
+    _stop_on_signals(runner.stop_on_signal)
+    _progress(f"worker {runner.name} waiting for jobs"
+              + (f" of run {run_id}" if run_id else ""))
+    outcomes = runner.run()
     if as_json:
         emit_json({"worker": runner.name, "jobs": [
             {"run": o.run, "job": o.job, "status": o.status, "detail": o.detail,
              "seconds": round(o.seconds, 3)} for o in outcomes]})
+    if once and outcomes and not outcomes[-1].ok:
+        return EXIT_ATTEMPT_FAILED
     return EXIT_OK

@@ -10,8 +10,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..canonical import canonical_json, sha256_hex
 from .diagnostics import Diagnostic, has_errors, locate
@@ -20,7 +19,8 @@ from .ir import Workflow, normalize
 from .load import Source, read_source
 from .schema import validate_document
 
-COMPILED_FORMAT = "striatum.compiled/1"
+if TYPE_CHECKING:
+    from .compiled import CompiledWorkflow
 
 
 @dataclass
@@ -92,56 +92,25 @@ def check_source(source: Source) -> Compilation:
     return comp
 
 
-def _prompt_record(directory: Path, value: str) -> dict[str, Any]:
-    """The template's text travels inside the compiled workflow, so a run renders exactly
-    the prompt it was prepared with, wherever its worker runs."""
-    try:
-        data = (directory / value).read_bytes()
-        text: str | None = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return {"file": value, "sha256": None, "text": None}
-    return {"file": value, "sha256": sha256_hex(data), "text": text}
-
-
-def compiled_document(comp: Compilation) -> dict[str, Any]:
-    """Everything a run is pinned to: the full workflow (defaults explicit), the
-    digests of its prompt files, and the plan's bound on job executions."""
+def compile_workflow(comp: Compilation) -> CompiledWorkflow:
+    """Everything a run is pinned to: the full workflow (defaults explicit), the text and
+    digest of its prompt files, and the plan's bound on job executions."""
+    from .compiled import CompiledWorkflow, PinnedPrompt
     from .plan import waves, worst_case
 
     assert comp.graph is not None and comp.workflow is not None
     w = comp.workflow
-    jobs = []
-    for job in w.jobs:
-        prompt: dict[str, Any] | None = None
-        if job.prompt is not None:
-            prompt = (_prompt_record(comp.source.directory, job.prompt.value)
-                      if job.prompt.source == "file" else {"text": job.prompt.value})
-        jobs.append({
-            "id": job.id, "lane": job.lane, "kind": job.kind, "title": job.title,
-            "needs": list(job.needs), "prompt": prompt, "produces": list(job.produces),
-            "consumes": list(job.consumes), "writes": list(job.writes),
-            "isolation": job.isolation, "max_attempts": job.max_attempts,
-            "revise": None if job.revise is None else {
-                "target": job.revise.target, "max": job.revise.max,
-                "on_exhausted": job.revise.on_exhausted},
-            "choices": {name: list(succ) for name, succ in job.choices},
-        })
+    prompts = {job.id: PinnedPrompt.of(job.prompt, comp.source.directory)
+               for job in w.jobs if job.prompt is not None}
     worst = worst_case(comp.graph)
-    return {
-        "format": COMPILED_FORMAT,
-        "workflow": {
-            "name": w.name, "title": w.title, "vars": dict(w.vars),
-            "final": list(w.final) or list(comp.graph.sinks),
-            "lanes": {lane.name: {"kind": lane.kind, "command": list(lane.command),
-                                  "stdin": lane.stdin, "timeout": lane.timeout,
-                                  "env": dict(lane.env)}
-                      for lane in w.lanes},
-            "jobs": jobs,
-        },
-        "plan": {"order": comp.graph.order, "waves": waves(comp.graph),
-                 "worst_case_job_executions": worst.executions,
-                 "worst_case_exact": worst.exact},
-    }
+    return CompiledWorkflow(w, prompts, tuple(w.final) or comp.graph.sinks,
+                            tuple(comp.graph.order),
+                            tuple(tuple(wave) for wave in waves(comp.graph)),
+                            worst.executions, worst.exact)
+
+
+def compiled_document(comp: Compilation) -> dict[str, Any]:
+    return compile_workflow(comp).to_document()
 
 
 def compile_bytes(comp: Compilation) -> tuple[bytes, str]:
@@ -149,26 +118,3 @@ def compile_bytes(comp: Compilation) -> tuple[bytes, str]:
     with _no_gc_pauses():
         data = canonical_json(compiled_document(comp), verify=False)
     return data, sha256_hex(data)
-
-
-def workflow_from_compiled(compiled: dict[str, Any]) -> Workflow:
-    """The IR back from compiled JSON (the runtime's view of a pinned workflow)."""
-    from .ir import Job, Lane, Prompt, Revision
-
-    w = compiled["workflow"]
-    lanes = tuple(Lane(name, d["kind"], tuple(d["command"]), d["stdin"], d["timeout"],
-                       tuple(d["env"].items())) for name, d in w["lanes"].items())
-    jobs = []
-    for i, j in enumerate(w["jobs"]):
-        prompt = j["prompt"]
-        jobs.append(Job(
-            id=j["id"], lane=j["lane"], kind=j["kind"], title=j["title"], needs=tuple(j["needs"]),
-            prompt=None if prompt is None else (
-                Prompt("file", prompt["file"]) if "file" in prompt
-                else Prompt("text", prompt["text"])),
-            produces=tuple(j["produces"]), consumes=tuple(j["consumes"]), writes=tuple(j["writes"]),
-            isolation=j["isolation"], max_attempts=j["max_attempts"],
-            revise=None if j["revise"] is None else Revision(**j["revise"]),
-            choices=tuple((k, tuple(v)) for k, v in j["choices"].items()), index=i))
-    return Workflow(name=w["name"], lanes=lanes, jobs=tuple(jobs), title=w["title"],
-                    vars=tuple(w["vars"].items()), final=tuple(w["final"]))

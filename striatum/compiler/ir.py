@@ -17,6 +17,7 @@ Isolation = Literal["none", "worktree"]
 Scalar = str | int | bool
 
 DEFAULT_MAX_ATTEMPTS = 3
+VERDICTS = ("accept", "needs_revision", "reject")  # how a review ends
 TEMPLATE_VARIABLES = ("run", "job", "workflow", "vars", "artifacts", "iteration", "attempt",
                       "feedback")
 

@@ -1,28 +1,46 @@
-"""The hash chains: appending to them, and checking them.
+"""The hash chains: events appended by transitions, and the audit of every verb.
 
-Each row's ``row_hash = sha256(previous_hash || payload)`` where both are
-text (the previous row's hex hash, then the payload's canonical JSON) taken
-as UTF-8; the first row follows 64 zeros. The database computes the hash as
-it appends (one statement, under the chain head's row lock); ``row_hash``
-below computes the same thing in Python for ``doctor``, and a test holds the
-two to agreement.
+Each row's ``row_hash = sha256(previous_hash || payload)`` where both are text
+(the previous row's hex hash, then the payload's canonical JSON) taken as
+UTF-8; the first row follows 64 zeros. The database computes the hash as it
+appends (one statement, under the chain head's row lock); ``row_hash`` below
+computes the same thing in Python for ``doctor`` and the tests.
+
+The audit lives in the core, not in a surface: every core function that
+changes the record is declared a verb (``@verb("job complete")``), and each
+transaction it commits carries one audit row (who, which verb, a digest of the
+arguments, "ok") written by that same transaction, whichever surface called it:
+the CLI, a worker, or any other. A verb that is refused (a stale lease, an
+illegal transition, a bad argument) writes one row with the refusal's code in a
+transaction of its own: the refusal changed nothing to be atomic with. A verb
+that changes nothing (a claim that found no job) writes none, and neither does
+one the database itself failed (it could not take the row either).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterable
+import inspect
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ..canonical import canonical_json
-from .store import fetch_one, send
+from ..errors import StoreError, StoreUnavailable, StriatumError
+from .store import send
 
 if TYPE_CHECKING:
     import psycopg
 
+    from .store import Store
+
 GENESIS = "0" * 64
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def repo_chain(repo_id: int) -> str:
@@ -35,7 +53,7 @@ def row_hash(previous_hash: str, payload: str) -> str:
 
 def iso(moment: datetime) -> str:
     """An event's time: UTC whatever the session's time zone, as the database's
-    ``striatum.event_time`` writes it for the events it builds itself."""
+    ``striatum.event_time`` writes it for the rows it builds itself."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
@@ -64,10 +82,120 @@ def append_events(cur: psycopg.Cursor[Any], repo_id: int, events: Iterable[Event
             "type": event.type, "payload": event.payload(at)})
 
 
-def append_audit(cur: psycopg.Cursor[Any], *, actor: str, verb: str, args: Any, outcome: str,
-                 at: datetime) -> None:
-    args_digest = hashlib.sha256(canonical_json(args)).hexdigest()
-    payload = canonical_json({"actor": actor, "verb": verb, "args_digest": args_digest,
-                              "outcome": outcome, "at": iso(at)}).decode("utf-8")
-    fetch_one(cur, "append_audit", {"actor": actor, "verb": verb, "args_digest": args_digest,
-                                    "outcome": outcome, "payload": payload})
+# -- the audit of verbs ------------------------------------------------------------------------
+
+
+def default_actor() -> str:
+    """Who is calling: STRIATUM_ACTOR when set, else user@host."""
+    configured = os.environ.get("STRIATUM_ACTOR")
+    if configured:
+        return configured
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass
+class Call:
+    """One verb in progress on a store: its name and its arguments (secrets left out)."""
+
+    verb: str
+    args: dict[str, Any]
+
+    @functools.cached_property
+    def digest(self) -> str:
+        return hashlib.sha256(canonical_json(self.args)).hexdigest()
+
+
+SECRETS = frozenset({"token"})  # arguments never recorded, not even as part of a digest
+
+
+def _plain(value: Any) -> Any:
+    """An argument as canonical JSON can hold it."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)
+
+
+def verb(name: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Declare a core function that changes the record, called as ``f(store, ...)``.
+
+    While it runs, the store knows the call (``store.calls``), and every transaction
+    it commits records the call with ``record``; if it raises, one row with the error's
+    code is written on its own."""
+
+    def declare(func: Callable[P, T]) -> Callable[P, T]:
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def audited(*args: P.args, **kwargs: P.kwargs) -> T:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            store: Store = bound.arguments["store"]
+            call = Call(name, {key: _plain(value) for key, value in bound.arguments.items()
+                               if key != "store" and key not in SECRETS})
+            store.calls.append(call)
+            try:
+                return func(*args, **kwargs)
+            except (StoreError, StoreUnavailable):
+                raise  # the database failed the call: no more to tell it, nor any use
+            except StriatumError as exc:
+                refused(store, call, exc.code)
+                raise
+            except Exception:
+                refused(store, call, "error")
+                raise
+            finally:
+                store.calls.pop()
+
+        return audited
+
+    return declare
+
+
+def append_audit(cur: psycopg.Cursor[Any], *, actor: str, verb: str, args: Any,
+                 outcome: str) -> None:
+    """One row of the audit chain (the database builds and hashes its payload). Sent
+    without waiting: pipelined, it reaches the server with the COMMIT."""
+    send(cur, "append_audit", {"actor": actor, "verb": verb, "outcome": outcome,
+                               "args_digest": Call(verb, args).digest})
+
+
+def record(cur: psycopg.Cursor[Any], store: Store) -> None:
+    """Inside a transaction that changes the record: its audit row, sent with its other
+    writes."""
+    assert store.calls, "a change outside any verb: declare the core function with @verb"
+    call = store.calls[-1]
+    append_audit(cur, actor=store.actor, verb=call.verb, args=call.args, outcome="ok")
+
+
+def claim_params(store: Store) -> dict[str, Any]:
+    """The audit fields the claim statement records itself when it leases a job."""
+    assert store.calls, "a claim outside any verb"
+    call = store.calls[-1]
+    return {"actor": store.actor, "verb": call.verb, "args_digest": call.digest}
+
+
+def refused(store: Store, call: Call, outcome: str) -> None:
+    """The row of a refused or failed call, in a transaction of its own. Best effort: the
+    call's own error is the one the caller must see."""
+    def write(cur: psycopg.Cursor[Any]) -> None:
+        append_audit(cur, actor=store.actor, verb=call.verb, args=call.args,
+                     outcome=outcome)
+
+    try:
+        if not store.closed:
+            store.transaction(write)
+    except StriatumError:
+        pass

@@ -2,8 +2,9 @@
 
 The repository's state is read through git (``status --porcelain -z``, with a
 content hash of every dirty file), so a change is found even in a file that
-was already dirty before the job ran. Paths under ``.striatum/`` and the run's
-artifact root are striatum's own and never count.
+was already dirty before the job ran. Paths are named from the target folder
+(``--repo``), which may sit below the top of its work tree. Paths under
+``.striatum/`` and the run's artifact root are striatum's own and never count.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
+from .worktrees import checkout
+
 Snapshot = dict[str, str]
 
 
-def is_git_repo(repo: Path) -> bool:
-    done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--is-inside-work-tree"],
-                          capture_output=True, text=True, timeout=60)
-    return done.returncode == 0 and done.stdout.strip() == "true"
-
-
 def snapshot(repo: Path) -> Snapshot:
-    """path -> content hash (or "deleted") of every path git sees as changed."""
+    """path -> content hash (or "deleted") of every path git sees as changed, the paths
+    from ``repo`` (which may be a folder below the top of its work tree)."""
+    found = checkout(str(repo))
+    if found is None:
+        return {}
     done = subprocess.run(["git", "-C", str(repo), "status", "--porcelain=v1", "-z",
                            "--untracked-files=all"], capture_output=True, timeout=300,
                           check=True)
@@ -36,10 +37,11 @@ def snapshot(repo: Path) -> Snapshot:
         i += 1
         if len(entry) < 4:
             continue
+        # Porcelain output names paths from the top of the work tree, wherever git runs.
         code, path = entry[:2], entry[3:].decode("utf-8", "surrogateescape")
         if code[:1] in (b"R", b"C"):
             i += 1  # the rename's source path follows; the destination is what changed
-        state[path] = _digest(repo / path)
+        state[found.relative(path)] = _digest(found.top / path)
     return state
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .store import Store, StoreError, StoreUnavailable, open_connection
+from ..errors import StoreError, StoreUnavailable
+from .store import Store, open_connection
 
 if TYPE_CHECKING:
     import psycopg

@@ -27,19 +27,18 @@ by whoever could also recompute the hashes — which the anchors catch.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..canonical import canonical_json
+from ..errors import StoreError
 from .audit import GENESIS, repo_chain
 from .machine import JOB_TRANSITIONS, RUN_TRANSITIONS
 from .records import REPLAYED_JOB_COLUMNS, REPLAYED_RUN_COLUMNS
-from .sql import query
-from .store import Store, StoreError, wrap_errors
+from .store import Store, sqlstate
 
 BATCH = 5000
 
@@ -172,37 +171,15 @@ def legal_transitions() -> dict[str, list[str]]:
             "legal_to": [r[2] for r in rows]}
 
 
-@contextmanager
-def _snapshot(store: Store) -> Iterator[None]:
-    """One transaction around every check (a savepoint when the caller holds one open,
-    whose settings doctor then leaves alone)."""
-    from psycopg import pq
-
-    idle = store.conn.info.transaction_status == pq.TransactionStatus.IDLE
-    with wrap_errors(), store.conn.transaction():
-        if idle:
-            store.execute("doctor_snapshot")
-            store.execute("doctor_no_jit")
-            store.execute("doctor_leader_merges")
-        yield
-
-
-def _rows(store: Store, name: str, params: dict[str, Any]) -> list[Any]:
-    """A query in a savepoint, so that its failure leaves doctor's transaction usable."""
-    with wrap_errors(), store.conn.transaction(), store.conn.cursor() as cur:
-        cur.execute(query(name), params)
-        return cur.fetchall()
-
-
 def _unparsable(exc: StoreError) -> bool:
     # Class 22 (data exception): invalid JSON text, a \u0000 jsonb refuses, an array or
     # a scalar where an object must be.
-    return str(exc.details.get("sqlstate") or "").startswith("22")
+    return (sqlstate(exc) or "").startswith("22")
 
 
 def _parses(store: Store, name: str, params: dict[str, Any], low: int, high: int) -> bool:
     try:
-        _rows(store, name, {**params, "low": low, "high": high})
+        store.rows(name, {**params, "low": low, "high": high})
     except StoreError as exc:
         if not _unparsable(exc):
             raise
@@ -215,7 +192,7 @@ def _checked(store: Store, chain: _Chain, low: int, high: int) -> list[Any]:
     seq, the query runs again with that seq as its cut."""
     params = {**chain.params, "cut": None}
     try:
-        return _rows(store, f"{chain.prefix}_contents", params)
+        return store.rows(f"{chain.prefix}_contents", params)
     except StoreError as exc:
         parses = f"{chain.prefix}_parses"
         if not _unparsable(exc) or _parses(store, parses, chain.params, low, high):
@@ -226,16 +203,14 @@ def _checked(store: Store, chain: _Chain, low: int, high: int) -> list[Any]:
             low = middle + 1
         else:
             high = middle
-    return _rows(store, f"{chain.prefix}_contents", {**params, "cut": low})
+    return store.rows(f"{chain.prefix}_contents", {**params, "cut": low})
 
 
 def _not_canonical(store: Store, chain: _Chain, before: int | None) -> int | None:
     """The first seq (below ``before``) whose payload is not canonical JSON, streamed
     through a server-side cursor so memory does not grow with the chain."""
-    with wrap_errors(), store.conn.transaction(), store.conn.cursor(name="doctor") as cur:
-        cur.itersize = BATCH
-        cur.execute(query(f"{chain.prefix}_payloads"), chain.params)
-        for seq, payload in cur:
+    with closing(store.stream(f"{chain.prefix}_payloads", chain.params, BATCH)) as rows:
+        for seq, payload in rows:
             if before is not None and seq >= before:
                 return None
             try:
@@ -375,6 +350,7 @@ def check_anchors(store: Store, repo: str, report: Report) -> int:
     repo_id = int(repo_rows[0][0]) if repo_rows else None
     anchored = 0
     top, audit_top = 0, 0
+    differing: list[tuple[str, int]] = []
     for run_id, manifest in manifests.items():
         try:
             document = json.loads(manifest.read_text(encoding="utf-8"))
@@ -394,13 +370,13 @@ def check_anchors(store: Store, repo: str, report: Report) -> int:
                                   "database no longer has (the tail was removed)",
                        table="events", seq=seq)
         elif rows[0][0] != expected:
-            report.add("anchors", f"run {run_id}: event seq {seq} differs from the hash its "
-                                  "manifest recorded (the chain was rewritten)",
-                       table="events", seq=seq)
+            differing.append((run_id, seq))
         else:
             anchored += 1
             top = max(top, seq)
             audit_top = max(audit_top, _audit_anchor(store, document, run_id, report))
+    for run_id, seq in differing:
+        report.add("anchors", _differs(run_id, seq, top), table="events", seq=seq)
     head = store.execute("chain_head", {"chain": repo_chain(repo_id)}) if repo_id else []
     last = int(head[0][0]) if head else 0
     if anchored:
@@ -417,6 +393,18 @@ def check_anchors(store: Store, repo: str, report: Report) -> int:
         report.add("anchors", "unanchored: no run manifest vouches for this chain yet, so a "
                               "removed tail could not be seen", unanchored=True)
     return audit_top
+
+
+def _differs(run_id: str, seq: int, vouched: int) -> str:
+    """Why a manifest's hash of event ``seq`` differs from the database's. A chain
+    rewritten at or before ``seq`` changes every later hash too, so a manifest that
+    matches at ``vouched >= seq`` clears the chain: the differing manifest was edited.
+    Without one, either could be what changed."""
+    said = f"run {run_id}: its manifest's hash of event seq {seq} is not the database's"
+    if vouched >= seq:
+        return (f"{said}: the manifest was edited (another run's manifest vouches for the "
+                f"chain through seq {vouched})")
+    return f"{said}: the manifest was edited, or the chain was rewritten at or before it"
 
 
 def _audit_anchor(store: Store, document: dict[str, Any], run_id: str, report: Report) -> int:
@@ -438,7 +426,7 @@ def _audit_anchor(store: Store, document: dict[str, Any], run_id: str, report: R
 def doctor(store: Store, repo: str | None = None, *, strict: bool = False) -> Report:
     report = Report()
     replay = _Replay()
-    with _snapshot(store):
+    with store.snapshot("doctor_snapshot", "doctor_no_jit", "doctor_leader_merges"):
         for repo_id, _path in store.execute("all_repos"):
             check_chain(store, int(repo_id), report, replay, strict)
         audit_rows = check_audit(store, report, strict)

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import StriatumError
-from .store import StoreUnavailable
+from ..errors import StoreUnavailable, StriatumError
 
 DATABASE = "striatum"
 

@@ -8,82 +8,44 @@ head's lock is the final lock taken and is held only until commit.
 
 Transitions run pipelined (``Store.transaction(..., pipelined=True)``): reads
 wait for their answer, writes are queued and reach the server with the
-COMMIT, so a claim is two round trips and a completion about four, whatever
-the size of the run.
+COMMIT, so a completion is two round trips whatever the size of the run (a
+claim is one statement of its own, ``striatum.claim_job``).
 """
 
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound
+from . import pinned
 from .audit import Event, append_events
-from .machine import JOB_TERMINAL, check_job, check_run
+from .machine import RUN_TERMINAL, check_job, check_run
 from .records import JobRow, RunRow
-from .store import fetch, fetch_one, fetch_together, send
+from .store import Read, fetch, fetch_records, fetch_together, send
 
 if TYPE_CHECKING:
     import psycopg
 
+    from ..compiler.compiled import CompiledWorkflow
     from ..compiler.graph import WorkflowGraph
 
 LIVE_JOB_STATES = ("pending", "ready", "leased", "awaiting_decision")
 SETTLED = ("succeeded", "skipped")
 
 
-def save_job(cur: psycopg.Cursor[Any], run_id: str, row: JobRow,
-             lease_seconds: int | None = None) -> None:
+def save_job(cur: psycopg.Cursor[Any], row: JobRow, lease_seconds: int | None = None) -> None:
     """Write a job's projection; ``lease_seconds`` starts a new lease's clock."""
     send(cur, "update_job", {
-        "run": run_id, "job": row.job_id, "status": row.status, "iteration": row.iteration,
-        "attempt": row.attempt, "executions": row.executions,
+        "run": row.run_id, "job": row.job_id, "status": row.status,
+        "iteration": row.iteration, "attempt": row.attempt, "executions": row.executions,
         "revisions_used": row.revisions_used, "fence": row.fence,
         "lease_token": row.lease_token, "lease_owner": row.lease_owner,
         "lease_seconds": lease_seconds, "chosen": row.chosen, "verdict": row.verdict,
         "reason": row.reason})
-
-
-_compiled: dict[str, dict[str, Any]] = {}
-_graphs: dict[str, WorkflowGraph] = {}
-_run_digests: dict[str, str] = {}  # a run is pinned to its workflow for life
-_CACHE_SIZE = 64
-
-
-def _cache(table: dict[str, Any], key: str, value: Any, limit: int = _CACHE_SIZE) -> None:
-    if len(table) >= limit:
-        table.pop(next(iter(table)))
-    table[key] = value
-
-
-def compiled_for(cur: psycopg.Cursor[Any], digest: str) -> dict[str, Any]:
-    """The pinned workflow; a digest names immutable content, so it is fetched once
-    per process, not on every transition."""
-    found = _compiled.get(digest)
-    if found is None:
-        row = fetch_one(cur, "load_workflow", {"digest": digest})
-        if row is None:  # pragma: no cover - a foreign key forbids it
-            raise NotFound(f"workflow {digest} is missing")
-        found = json.loads(row[0])
-        _cache(_compiled, digest, found)
-    return found
-
-
-def graph_for(cur: psycopg.Cursor[Any], digest: str) -> WorkflowGraph:
-    """The pinned workflow's graph, rebuilt without networkx (cached per digest)."""
-    found = _graphs.get(digest)
-    if found is None:
-        from ..compiler.compile import workflow_from_compiled
-        from ..compiler.graph import build_graph
-
-        found = build_graph(workflow_from_compiled(compiled_for(cur, digest)),
-                            with_networkx=False)
-        _cache(_graphs, digest, found)
-    return found
 
 
 @dataclass
@@ -95,70 +57,75 @@ class Transition:
 
     cur: psycopg.Cursor[Any]
     run: RunRow
-    wg: WorkflowGraph
+    pinned: CompiledWorkflow
     now: datetime
     unsettled: int  # jobs of the run neither succeeded nor skipped, as of now
-    stored_unsettled: int  # the run row's count as read (written back when it changed)
     jobs: dict[str, JobRow] = field(default_factory=dict)  # loaded so far
     all_loaded: bool = False
     events: list[Event] = field(default_factory=list)
     dirty: dict[str, None] = field(default_factory=dict)  # ordered set of changed jobs
     run_dirty: bool = False
+    ended: bool = False  # this transaction ended the run
     ended_leases: list[tuple[str, int, str]] = field(default_factory=list)
     head: tuple[int, str] | None = None
     # Reads sent with the locks because a dependent's readiness will ask them.
     prefetched: dict[tuple[str, tuple[str, ...]], list[Any]] = field(default_factory=dict)
 
+    @property
+    def wg(self) -> WorkflowGraph:
+        return self.pinned.graph
+
     @classmethod
     def open(cls, cur: psycopg.Cursor[Any], run_id: str, job_ids: Iterable[str] = (), *,
              dependents: bool = False) -> Transition:
         """Lock the run, then the named jobs (and, with ``dependents``, the jobs that need
-        them, when this process knows the run's graph): one round trip. The jobs are read
-        by statements that start after the run's lock is granted, so they see every
-        transition that committed while this one waited for it."""
+        them, when this process knows the run's graph): one round trip. The run and the
+        jobs are read by statements that start after the run's lock is granted, so they
+        see every transition that committed while this one waited for it."""
         named = list(job_ids)
         wanted = list(named)
-        known = _graphs.get(_run_digests.get(run_id, ""))
-        if dependents and known is not None:
-            wanted += [d for j in named if j in known.succ for d in known.succ[j]]
-        reads: list[tuple[str, dict[str, Any]]] = [("lock_run", {"run": run_id})]
+        known = pinned.known(run_id)
+        graph = known.graph if known is not None else None
+        if dependents and graph is not None:
+            wanted += [d for j in named if j in graph.succ for d in graph.succ[j]]
+        reads: list[Read] = [("lock_run", {"run": run_id}),
+                             ("run_record", {"run": run_id}, RunRow)]
         if wanted:
-            reads.append(("lock_some_jobs", {"run": run_id, "jobs": wanted}))
-        if dependents and known is not None:
+            reads.append(("lock_some_jobs", {"run": run_id, "jobs": wanted}, JobRow))
+        if dependents and graph is not None:
             # A join's readiness needs one more read; sent now, it costs no round trip.
             loaded = set(wanted)
             for job_id in dict.fromkeys(wanted[len(named):]):
-                if len(known.jobs[job_id].needs) > 1:
-                    name, params = _settled_read(known, run_id, job_id, loaded)
+                if len(graph.jobs[job_id].needs) > 1:
+                    name, params = _settled_read(graph, run_id, job_id, loaded)
                     if params["jobs"]:
                         reads.append((name, params))
-        found, *rows = fetch_together(cur, *reads)
+        clock, found, *rows = fetch_together(cur, *reads)
         if not found:
             raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
-        row = found[0]
-        run = RunRow.from_row(row[:-2])
-        unsettled = int(row[-2])
-        if run_id not in _run_digests:
-            _cache(_run_digests, run_id, run.workflow_digest, 16 * _CACHE_SIZE)
-        tx = cls(cur, run, graph_for(cur, run.workflow_digest), row[-1], unsettled, unsettled)
+        run: RunRow = found[0]
+        pinned.remember_run(run_id, run.workflow_digest)
+        tx = cls(cur, run, pinned.compiled(cur, run.workflow_digest), clock[0][0],
+                 run.unsettled)
         tx._add(rows[0] if wanted else [])
-        for (name, params), answer in zip(reads[2:], rows[1:], strict=True):
-            tx.prefetched[(name, tuple(params["jobs"]))] = answer
+        for read, answer in zip(reads[3:], rows[1:], strict=True):
+            tx.prefetched[(read[0], tuple(read[1]["jobs"]))] = answer
         return tx
 
-    def _add(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        for r in rows:
+    def _add(self, rows: Iterable[JobRow]) -> None:
+        for row in rows:
             # A row changed earlier in this transaction is newer than the table's.
-            self.jobs.setdefault(r[0], JobRow.from_row(r))
+            self.jobs.setdefault(row.job_id, row)
 
     def load(self, job_ids: Iterable[str]) -> None:
         missing = [j for j in job_ids if j not in self.jobs]
         if missing and not self.all_loaded:
-            self._add(fetch(self.cur, "lock_some_jobs", {"run": self.run.id, "jobs": missing}))
+            self._add(fetch_records(self.cur, JobRow, "lock_some_jobs",
+                                    {"run": self.run.id, "jobs": missing}))
 
     def load_all(self) -> dict[str, JobRow]:
         if not self.all_loaded:
-            self._add(fetch(self.cur, "lock_jobs", {"run": self.run.id}))
+            self._add(fetch_records(self.cur, JobRow, "lock_jobs", {"run": self.run.id}))
             self.all_loaded = True
             # File order, as the run's jobs are listed everywhere else.
             self.jobs = {j: self.jobs[j] for j in self.wg.workflow.job_ids if j in self.jobs}
@@ -186,6 +153,7 @@ class Transition:
 
     def run_to(self, trigger: str, data: dict[str, Any] | None = None, **changes: Any) -> None:
         self.run.status = check_run(trigger, self.run.status, self.run.id)
+        self.ended = self.run.status in RUN_TERMINAL
         for key, value in changes.items():
             setattr(self.run, key, value)
         self.run_dirty = True
@@ -195,16 +163,16 @@ class Transition:
     def flush(self) -> None:
         """Queue every write; in a pipelined transaction they travel with the COMMIT."""
         for job_id in self.dirty:
-            save_job(self.cur, self.run.id, self.jobs[job_id])
+            save_job(self.cur, self.jobs[job_id])
         for job_id, fence, outcome in self.ended_leases:
             send(self.cur, "end_lease", {"run": self.run.id, "job": job_id, "fence": fence,
                                          "outcome": outcome})
-        if self.run_dirty or self.unsettled != self.stored_unsettled:
+        if self.run_dirty or self.unsettled != self.run.unsettled:
             send(self.cur, "update_run", {"run": self.run.id, "status": self.run.status,
                                           "blocked_on": self.run.blocked_on,
                                           "unsettled": self.unsettled})
         append_events(self.cur, self.run.repo_id, self.events, self.now)
-        if self.ended and self.events:
+        if self.ended:
             # The run's manifest records the head its last event made (one round trip,
             # once per run).
             last = self.cur.fetchone()
@@ -214,8 +182,8 @@ class Transition:
             send(self.cur, "notify_ready", {"run": self.run.id})
 
     @property
-    def ended(self) -> bool:
-        return self.run.status in ("completed", "failed", "cancelled")
+    def changed(self) -> bool:
+        return bool(self.events) or self.run_dirty
 
 
 def advance(tx: Transition, changed: Iterable[str] | None = None) -> None:
@@ -415,15 +383,13 @@ def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str) -> Non
         tx.run_to("block", {"job": job_id, "reason": reason}, blocked_on=job_id)
 
 
-def attempt_failed(tx: Transition, job_id: str, trigger: str, reason: str) -> None:
-    """An attempt crashed, timed out or gave up: retry while attempts remain."""
+def attempt_failed(tx: Transition, job_id: str, trigger: str, reason: str, *,
+                   final: bool = False) -> None:
+    """An attempt crashed, timed out or gave up: retry while attempts remain (unless
+    ``final``: it would fail alike every time)."""
     row = tx.jobs[job_id]
-    if row.attempt + 1 < row.max_attempts:
+    if not final and row.attempt + 1 < row.max_attempts:
         tx.job(job_id, trigger, {"reason": reason}, attempt=row.attempt + 1, reason=reason)
     else:
         tx.job(job_id, "fail", {"reason": reason, "attempts": row.attempt + 1}, reason=reason)
         fail_run(tx, f"{job_id} failed after {row.attempt + 1} attempt(s): {reason}")
-
-
-def is_final(row: JobRow) -> bool:
-    return row.status in JOB_TERMINAL

@@ -1,6 +1,6 @@
 """Run one lane command under supervision.
 
-* the lane is started by this worker's guardian (``shim.py``), one small process
+* the lane is started by this worker's guardian (``guardian.py``), one small process
   per worker started once, which forks and execs the lane's own program: no
   interpreter per lane. Killing the worker, even with SIGKILL, makes the
   guardian kill every lane and everything below them;
@@ -41,8 +41,8 @@ DEFAULT_TIMEOUT = 3600
 DEFAULT_LOG_CAP = 8 * 1024 * 1024
 GRACE_SECONDS = 3.0
 # Run by path in isolated mode (-I): it needs only the standard library and psutil.
-SHIM = Path(__file__).resolve().parent / "shim.py"
-HEADER = struct.Struct("!I")  # a request's length, as shim.HEADER reads it
+GUARDIAN = Path(__file__).resolve().parent / "guardian.py"
+HEADER = struct.Struct("!I")  # a request's length, as guardian.HEADER reads it
 
 
 def fill(template: str, values: Mapping[str, str]) -> str:
@@ -174,7 +174,7 @@ class _Lane:
 
 
 class _Guardian:
-    """This process's end of its lane guardian (``shim.py``): started with the first lane,
+    """This process's end of its lane guardian (``guardian.py``): started with the first lane,
     started again if it died. Every lane thread of the worker shares it."""
 
     def __init__(self) -> None:
@@ -193,7 +193,7 @@ class _Guardian:
             # a supervisor's kill) must leave it to clean up after the worker. It needs
             # none of the worker's environment, and so does not carry its secrets.
             self._process = subprocess.Popen(
-                [sys.executable, "-I", str(SHIM), str(theirs.fileno()), str(os.getpid())],
+                [sys.executable, "-I", str(GUARDIAN), str(theirs.fileno()), str(os.getpid())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", os.defpath)},
                 start_new_session=True)

@@ -1,5 +1,5 @@
 """The lease verbs an agent (or a worker) calls: claim, heartbeat, publish, verdict,
-complete, release, fail.
+complete, release, fail; and the sweep that returns expired leases.
 
 Every verb that changes a job presents the lease's token. The token carries
 the fence (the lease epoch, bumped by every claim) and a secret; a token
@@ -10,31 +10,32 @@ lost its lease can never complete the job a second time.
 
 from __future__ import annotations
 
-import hashlib
-import os
+import re
 import secrets
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import EXIT_LEASE_LOST, Conflict, NotFound, StriatumError, UsageError
-from .audit import Event, append_events
-from .engine import Transition, apply_verdict, attempt_failed, compiled_for
-from .prompts import read_artifacts, render, scratch_dir, write_prompt
-from .records import JobRow, RunRow
-from .runs import artifact_dir, transition
-from .store import Store, fetch, fetch_together, send, wrap_errors
+from ..compiler.ir import VERDICTS
+from ..errors import Conflict, LeaseLost, NotFound, UsageError
+from . import audit, pinned
+from .artifacts import Staged, stage, store_artifact
+from .audit import append_events, verb
+from .engine import Transition, advance, apply_verdict, attempt_failed
+from .prompts import PromptError, prepare_prompt
+from .records import JobRow, RunRow, from_json
+from .runs import transition
+from .store import Store, fetch, fetch_together, send
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import psycopg
+
+    from ..compiler.compiled import CompiledWorkflow
 
 DEFAULT_LEASE_SECONDS = 300
-VERDICTS = ("accept", "needs_revision", "reject")
-
-
-class LeaseLost(StriatumError):
-    exit_code = EXIT_LEASE_LOST
-    code = "lease_lost"
+_TOKEN = re.compile(r"(\d+)-[0-9a-f]{32}")
 
 
 @dataclass
@@ -53,8 +54,7 @@ class Claim:
     produces: list[str]
     # What a worker needs to start the lane, so it reads nothing more (not in the JSON).
     run_row: RunRow = field(repr=False)
-    spec: dict[str, Any] = field(repr=False)  # the pinned job
-    lane_spec: dict[str, Any] = field(repr=False)
+    pinned: CompiledWorkflow = field(repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"run": self.run, "job": self.job, "kind": self.kind, "lane": self.lane,
@@ -64,8 +64,31 @@ class Claim:
                 "produces": self.produces}
 
 
+@dataclass
+class Unprepared:
+    """A job that was leased, but whose attempt could not be prepared (its prompt did not
+    render, its scratch folder could not be written): the attempt was failed with
+    ``reason``."""
+
+    run: str
+    job: str
+    reason: str
+
+
 def verify(row: JobRow, token: str, where: str) -> None:
+    """Refuse anything but the job's current, live lease, saying which case it is."""
     if row.status != "leased" or row.lease_token != token:
+        shape = _TOKEN.fullmatch(token)
+        if shape is None:
+            raise LeaseLost(f"{token[:40]!r} is not a lease token of {where} (a lease token "
+                            "is what `striatum job claim` printed, e.g. '3-5f0c...')",
+                            hint="pass the token of your claim (STRIATUM_LEASE in a lane)",
+                            state=row.status, fence=row.fence)
+        fence = int(shape.group(1))
+        if fence > row.fence or (fence == row.fence and row.status == "leased"):
+            raise LeaseLost(f"the token is not a lease of {where}: no claim of this job "
+                            "gave it", hint="check --run, --job and --lease belong together",
+                            state=row.status, fence=row.fence)
         raise LeaseLost(f"the lease on {where} is no longer yours: the job is now "
                         f"{row.status!r} at fence {row.fence}",
                         hint="stop work on this job; `striatum job claim` takes a new one",
@@ -76,6 +99,7 @@ def verify(row: JobRow, token: str, where: str) -> None:
                         state=row.status, fence=row.fence)
 
 
+@verb("lease sweep")
 def sweep_expired(store: Store, run_id: str | None = None) -> int:
     """Return expired leases' jobs to ready (or fail them when attempts are spent)."""
     swept = 0
@@ -96,141 +120,109 @@ def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = No
           lanes: list[str] | None = None, lane_kinds: list[str] | None = None,
           lease_seconds: int = DEFAULT_LEASE_SECONDS, sweep: bool = True,
           check_run: bool = True) -> Claim | None:
-    """Lease the first ready job of ``run_id`` (of any running run when None).
+    """Lease the first ready job of ``run_id`` (of any running run when None) whose
+    attempt can be prepared; a job whose attempt cannot is failed with the reason and
+    the claim moves on.
 
     ``check_run``: when nothing is ready, tell a run that does not exist (NotFound) from
     one with nothing to do (None), at the cost of a second round trip."""
     if sweep:
         sweep_expired(store, run_id)
-    wanted = lanes if lanes is not None else ([lane] if lane else None)
+    while True:
+        taken = take(store, run_id, owner=owner,
+                     lanes=lanes if lanes is not None else ([lane] if lane else None),
+                     lane_kinds=lane_kinds, lease_seconds=lease_seconds, check_run=check_run)
+        if not isinstance(taken, Unprepared):
+            return taken
 
+
+@verb("job claim")
+def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | None,
+         lane_kinds: list[str] | None, lease_seconds: int, check_run: bool
+         ) -> Claim | Unprepared | None:
+    """One claim statement and the attempt's preparation (the claim loop's step): a Claim,
+    an Unprepared job (already failed), or None when nothing is ready."""
     # One statement (a function in the database) finds, locks and leases the job,
-    # records the lease and appends the event: one round trip, the commit included.
+    # records the lease, appends the event and the audit row: one round trip.
     found = store.call("claim_job", {
-        "run": run_id, "lanes": wanted, "lane_kinds": lane_kinds, "owner": owner,
-        "secret": secrets.token_hex(16), "lease_seconds": lease_seconds})
+        "run": run_id, "lanes": lanes, "lane_kinds": lane_kinds, "owner": owner,
+        "secret": secrets.token_hex(16), "lease_seconds": lease_seconds,
+        **audit.claim_params(store)})
     if not found:
-        if check_run and run_id is not None and store.execute("get_run", {"run": run_id}) == []:
+        if check_run and run_id is not None and not store.execute("run_record",
+                                                                   {"run": run_id}):
             raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
         return None
-    row = JobRow.from_row(found[0][:19])
-    run = RunRow.from_row(found[0][19:-1])
-    now = found[0][-1]
-    prompt_file, directory, job, lane_spec = _prepare_attempt(store, run, row)
-    return Claim(run.id, row.job_id, row.kind, row.lane, row.lease_token or "", row.fence,
-                 row.iteration, row.attempt, now + timedelta(seconds=lease_seconds),
-                 str(prompt_file), str(directory / "out"), list(job["produces"]), run, job,
-                 lane_spec)
+    row = from_json(JobRow, found[0][0])
+    run = from_json(RunRow, found[0][1])
+    token = row.lease_token or ""
+    try:
+        workflow = pinned.compiled_of(store, run.workflow_digest)
+        prompt_file = prepare_prompt(store, run, row, workflow)
+    except PromptError as exc:
+        # The same template and the same run render the same way on every attempt.
+        return _unprepared(store, row, token, exc.message, final=True)
+    except OSError as exc:
+        return _unprepared(store, row, token, f"could not write the attempt's prompt: "
+                                              f"{exc.strerror or exc}: {exc.filename}")
+    assert row.lease_expires_at is not None
+    spec = workflow.jobs[row.job_id]
+    return Claim(run.id, row.job_id, row.kind, row.lane, token, row.fence, row.iteration,
+                 row.attempt, row.lease_expires_at, str(prompt_file),
+                 str(prompt_file.parent / "out"), list(spec.produces), run, workflow)
 
 
-def _prepare_attempt(store: Store, run: RunRow, row: JobRow
-                     ) -> tuple[Path, Path, dict[str, Any], dict[str, Any]]:
-    """Render the attempt's prompt. The pinned workflow is cached by digest, and the
-    artifacts and the last verdict are read only when the prompt can use them."""
-    with store.conn.cursor() as cur, wrap_errors():
-        compiled = compiled_for(cur, run.workflow_digest)
-    jobs = compiled["workflow"]["jobs"]
-    # A job's position is its index in the pinned workflow (a scan only if it is not).
-    job = jobs[row.position] if row.position < len(jobs) else {}
-    if job.get("id") != row.job_id:
-        job = next(j for j in jobs if j["id"] == row.job_id)
-    stored: list[tuple[str, str]] = []
-    if job["consumes"]:
-        stored = [(a[2], a[3]) for a in store.execute("latest_artifacts", {"run": run.id})
-                  if a[2] in job["consumes"]]
-    feedback = None
-    if row.iteration > 0:
-        regions = [j["id"] for j in jobs if j["revise"]]
-        last = store.execute("last_verdict", {"run": run.id, "jobs": regions})
-        feedback = str(last[0][0]) if last else None
-    text = render(run, row, job, artifacts=read_artifacts(run.repo_path, stored),
-                  feedback=feedback)
-    directory = scratch_dir(run, row)
-    lane = compiled["workflow"]["lanes"][job["lane"]]
-    return write_prompt(directory, text), directory, job, lane
+def _unprepared(store: Store, row: JobRow, token: str, reason: str, *, final: bool = False
+                ) -> Unprepared:
+    try:
+        fail(store, row.run_id, row.job_id, token, reason, final=final)
+    except LeaseLost:
+        pass  # swept meanwhile: the expiry has ended the attempt already
+    return Unprepared(row.run_id, row.job_id, reason)
 
 
+@verb("job heartbeat")
 def heartbeat(store: Store, run_id: str, job_id: str, token: str,
               lease_seconds: int = DEFAULT_LEASE_SECONDS) -> datetime:
-    rows = store.execute("heartbeat", {"run": run_id, "job": job_id, "token": token,
-                                       "lease_seconds": lease_seconds})
+    def work(cur: psycopg.Cursor[Any]) -> list[Any]:
+        extended = fetch(cur, "heartbeat", {"run": run_id, "job": job_id, "token": token,
+                                            "lease_seconds": lease_seconds})
+        if extended:
+            audit.record(cur, store)
+        return extended
+
+    rows = store.transaction(work, pipelined=True)
     if not rows:
-        state = store.execute("lock_job_unlocked", {"run": run_id, "job": job_id})
-        if not state:
+        row = store.read(JobRow, "job_record", {"run": run_id, "job": job_id})
+        if row is None:
             raise NotFound(f"no job {run_id}/{job_id}")
-        verify(JobRow.from_row(state[0]), token, f"{run_id}/{job_id}")
+        verify(row, token, f"{run_id}/{job_id}")
         raise LeaseLost(f"the lease on {run_id}/{job_id} is no longer yours")
     expires: datetime = rows[0][0]
     return expires
 
 
-def _artifact_name(source: Path, name: str | None) -> str:
-    chosen = name or source.name
-    parts = Path(chosen).parts
-    if not chosen or Path(chosen).is_absolute() or ".." in parts or "\x00" in chosen:
-        raise UsageError(f"artifact name {chosen!r} must be a relative path inside the run",
-                         hint="use --as NAME, e.g. --as draft.md")
-    return Path(chosen).as_posix()
-
-
-Staged = tuple[Path, str]  # a file to publish and its artifact name
-
-
-def stage(source: str, name: str | None = None) -> Staged:
-    """Check a file to publish before any transaction starts."""
-    src = Path(source)
-    try:
-        found = src.is_file()
-    except OSError as exc:  # a name too long for the filesystem, say
-        raise UsageError(f"cannot publish {source[:200]!r}: {exc.strerror}",
-                         hint="pass the path of a readable file") from exc
-    if not found:
-        raise NotFound(f"no file {source} to publish")
-    return src, _artifact_name(src, name)
-
-
-def _store_artifact(cur: Any, run: RunRow, row: JobRow, staged: Staged
-                    ) -> tuple[dict[str, Any], Event]:
-    """Copy the file into the run's artifacts (hashing it) and queue its record; the
-    caller appends the event."""
-    src, artifact = staged
-    target = artifact_dir(run, row.job_id, row.iteration) / artifact
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        digest, size = _copy_hashing(src, target)
-    except OSError as exc:  # a name too long for the filesystem, a full disk
-        raise UsageError(f"cannot store the artifact {artifact[:200]!r}: {exc.strerror}",
-                         hint="use a shorter --as name, or free space in the repository"
-                         ) from exc
-    stored_at = os.path.relpath(target, run.repo_path)
-    send(cur, "upsert_artifact", {"run": run.id, "job": row.job_id, "iteration": row.iteration,
-                                  "path": artifact, "stored_at": stored_at,
-                                  "sha256": digest, "bytes": size, "fence": row.fence})
-    record = {"path": artifact, "sha256": digest, "bytes": size, "stored_at": stored_at,
-              "iteration": row.iteration}
-    return record, Event("artifact.publish", run.id, row.job_id, row.state(), record)
-
-
+@verb("job publish")
 def publish(store: Store, run_id: str, job_id: str, token: str, source: str,
             name: str | None = None) -> dict[str, Any]:
+    """Publish one file while the job is held (the lease verbs lock no run row)."""
     staged = stage(source, name)
     where = f"{run_id}/{job_id}"
 
-    def work(cur: Any) -> dict[str, Any]:
-        # The job (locked), its run and the clock in one round trip; the record and the
-        # event travel with the COMMIT.
-        jobs, run_rows, clock = fetch_together(
-            cur, ("lock_job", {"run": run_id, "job": job_id}), ("get_run", {"run": run_id}),
-            ("now", {}))
-        if not jobs or not run_rows:
+    def work(cur: psycopg.Cursor[Any]) -> dict[str, Any]:
+        # The job (locked), its run and the clock in one round trip; the record, the
+        # event and the audit row travel with the COMMIT.
+        jobs, found, clock = fetch_together(
+            cur, ("lock_job", {"run": run_id, "job": job_id}, JobRow),
+            ("run_record", {"run": run_id}, RunRow), ("now", {}))
+        if not jobs or not found:
             raise NotFound(f"no job {where}")
-        found, run_row, now = jobs[0], run_rows[0], clock[0][0]
-        row = JobRow.from_row(found)
+        row, run = jobs[0], found[0]
         verify(row, token, where)
-        run = RunRow.from_row(run_row)
-        record, event = _store_artifact(cur, run, row, staged)
-        append_events(cur, run.repo_id, [event], now)
-        return record
+        artifact, event = store_artifact(cur, run, row, staged)
+        append_events(cur, run.repo_id, [event], clock[0][0])
+        audit.record(cur, store)
+        return artifact
 
     return store.transaction(work, pipelined=True)
 
@@ -238,21 +230,7 @@ def publish(store: Store, run_id: str, job_id: str, token: str, source: str,
 def _publish_in(tx: Transition, row: JobRow, files: Iterable[Staged]) -> None:
     """Publish within a transition, its events before the transition's own."""
     for staged in files:
-        tx.events.append(_store_artifact(tx.cur, tx.run, row, staged)[1])
-
-
-def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    tmp = target.with_name(target.name + ".part")
-    with open(source, "rb") as reader, open(tmp, "wb") as writer:
-        while chunk := reader.read(1 << 20):
-            digest.update(chunk)
-            writer.write(chunk)
-            size += len(chunk)
-    shutil.copymode(source, tmp)
-    os.replace(tmp, target)
-    return digest.hexdigest(), size
+        tx.events.append(store_artifact(tx.cur, tx.run, row, staged)[1])
 
 
 def _missing_artifacts(tx: Transition, job_id: str) -> list[str]:
@@ -273,6 +251,7 @@ def _leased(tx: Transition, job_id: str, token: str) -> JobRow:
     return row
 
 
+@verb("job verdict")
 def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
             reason: str, *, files: Iterable[Staged] = ()) -> Transition:
     """Record a review's verdict (publishing ``files`` first, in the same transaction)."""
@@ -298,11 +277,10 @@ def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
     return transition(store, run_id, change, [job_id], dependents=outcome == "accept")
 
 
+@verb("job complete")
 def complete(store: Store, run_id: str, job_id: str, token: str, *,
              files: Iterable[Staged] = ()) -> Transition:
     """Complete a task (publishing ``files`` first, in the same transaction)."""
-    from .engine import advance
-
     staged = tuple(files)  # a retried transaction publishes them again
 
     def change(tx: Transition) -> None:
@@ -321,6 +299,7 @@ def complete(store: Store, run_id: str, job_id: str, token: str, *,
     return transition(store, run_id, change, [job_id], dependents=True)
 
 
+@verb("job release")
 def release(store: Store, run_id: str, job_id: str, token: str) -> Transition:
     def change(tx: Transition) -> None:
         _leased(tx, job_id, token)
@@ -329,15 +308,21 @@ def release(store: Store, run_id: str, job_id: str, token: str) -> Transition:
     return transition(store, run_id, change, [job_id])
 
 
+@verb("job fail")
 def fail(store: Store, run_id: str, job_id: str, token: str, reason: str, *,
-         files: Iterable[Staged] = ()) -> Transition:
-    """Give up this attempt (publishing ``files`` first, in the same transaction)."""
+         files: Iterable[Staged] = (), final: bool = False) -> Transition:
+    """Give up this attempt (publishing ``files`` first, in the same transaction); it is
+    retried while attempts remain, unless ``final`` (it would fail alike every time)."""
     staged = tuple(files)  # a retried transaction publishes them again
 
     def change(tx: Transition) -> None:
         row = _leased(tx, job_id, token)
         _publish_in(tx, row, staged)
-        attempt_failed(tx, job_id, "retry", reason)
+        attempt_failed(tx, job_id, "retry", reason, final=final)
 
     return transition(store, run_id, change, [job_id])
 
+
+__all__ = ["DEFAULT_LEASE_SECONDS", "Claim", "LeaseLost", "Unprepared",
+           "claim", "complete", "fail", "heartbeat", "publish", "release", "stage",
+           "sweep_expired", "take", "verdict", "verify"]

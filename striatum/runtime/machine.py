@@ -20,7 +20,6 @@ from ..errors import Conflict
 JOB_STATES = ["pending", "ready", "leased", "awaiting_decision", "succeeded", "failed",
               "skipped", "cancelled"]
 JOB_TERMINAL = frozenset({"failed", "cancelled"})
-_LIVE_JOB = ["pending", "ready", "leased", "awaiting_decision", "succeeded", "skipped"]
 
 JOB_TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "ready", "source": "pending", "dest": "ready"},

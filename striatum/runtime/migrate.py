@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..canonical import sha256_hex
-from ..errors import EXIT_CONFLICT, StriatumError
+from ..errors import MigrationEdited, SchemaTooNew
 from .sql import migrations, query
 from .store import open_connection, wrap_errors
 
@@ -26,19 +26,9 @@ if TYPE_CHECKING:
 LATEST = len(migrations())
 
 
-class MigrationEdited(StriatumError):
-    code = "migration_edited"
-
-
-class SchemaTooNew(StriatumError):
-    exit_code = EXIT_CONFLICT
-    code = "schema_too_new"
-
-
 @dataclass(frozen=True)
 class MigrationReport:
     applied: list[int]
-    current: int
     latest: int
 
 
@@ -92,7 +82,7 @@ def _migrate(conn: psycopg.Connection[Any]) -> MigrationReport:
             applied.append(version)
     finally:
         conn.execute(query("migrate_unlock"))
-    return MigrationReport(applied, LATEST, LATEST)
+    return MigrationReport(applied, LATEST)
 
 
 def ensure_migrated(conn: psycopg.Connection[Any]) -> None:

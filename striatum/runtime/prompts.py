@@ -1,7 +1,9 @@
-"""Render a job's prompt for one attempt, from the template pinned in the compiled workflow.
+"""Prepare an attempt's prompt: render the template pinned in the compiled workflow and
+write it where the lane reads it.
 
 Jinja2 with StrictUndefined: a template that names something the run does not
-have fails loudly at claim time instead of sending an agent a blank.
+have fails loudly (``PromptError``) instead of sending an agent a blank; the
+claim then fails the job with that reason, since every attempt would fail alike.
 
 A prompt with no template syntax at all is used as it is, without Jinja2:
 importing and compiling it cost ~30 ms of every ``job claim``, for a result
@@ -13,15 +15,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import Conflict
 from .records import JobRow, RunRow
+
+if TYPE_CHECKING:
+    from ..compiler.compiled import CompiledWorkflow
+    from .store import Store
 
 MAX_ARTIFACT_CHARS = 1_000_000
 # What starts a Jinja2 expression, statement or comment with the default delimiters.
 TEMPLATE_MARKS = ("{{", "{%", "{#")
 _NEWLINE = re.compile(r"\r\n?")
+
+
+class PromptError(Conflict):
+    """The job's prompt cannot be rendered with what the run has."""
+
+    code = "prompt_error"
 
 
 def scratch_dir(run: RunRow, job: JobRow) -> Path:
@@ -40,11 +52,12 @@ def _as_rendered(text: str) -> str:
     return _NEWLINE.sub("\n", text) if "\r" in text else text
 
 
-def render(run: RunRow, job: JobRow, compiled_job: dict[str, Any], *, artifacts: dict[str, str],
+def render(run: RunRow, job: JobRow, pinned: CompiledWorkflow, *, artifacts: dict[str, str],
            feedback: str | None) -> str:
-    prompt = compiled_job.get("prompt")
+    spec = pinned.jobs[job.job_id]
+    prompt = pinned.prompts.get(job.job_id)
     if prompt is None:
-        title = compiled_job.get("title") or ""
+        title = spec.title or ""
         if not is_template(title):
             # The values are substituted, not lexed: Jinja2 leaves their newlines alone.
             return (f"Job {job.job_id} of workflow {run.workflow_name} (run {run.id}).\n"
@@ -52,10 +65,10 @@ def render(run: RunRow, job: JobRow, compiled_job: dict[str, Any], *, artifacts:
         template_text = (f"Job {{{{ job }}}} of workflow {{{{ workflow }}}} (run {{{{ run }}}}).\n"
                          f"{title}\n")
     else:
-        template_text = prompt.get("text")
-        if template_text is None:
-            raise Conflict(f"the prompt file {prompt.get('file')!r} of {job.job_id!r} was "
-                           "missing or unreadable when the run was prepared")
+        if prompt.text is None:
+            raise PromptError(f"the prompt file {prompt.file!r} of {job.job_id!r} was "
+                              "missing or unreadable when the run was prepared")
+        template_text = prompt.text
         if not is_template(template_text):
             return _as_rendered(template_text)
     return _render_template(template_text, run, job, artifacts=artifacts, feedback=feedback)
@@ -73,8 +86,8 @@ def _render_template(template_text: str, run: RunRow, job: JobRow, *,
             artifacts=artifacts, iteration=job.iteration, attempt=job.attempt,
             feedback=feedback or "")
     except jinja2.TemplateError as exc:
-        raise Conflict(f"cannot render the prompt of {job.job_id!r}: {exc}",
-                       hint="`striatum workflow lint` checks templates before a run") from exc
+        raise PromptError(f"cannot render the prompt of {job.job_id!r}: {exc}",
+                          hint="`striatum workflow lint` checks templates before a run") from exc
 
 
 def read_artifacts(repo: str, stored: list[tuple[str, str]]) -> dict[str, str]:
@@ -87,6 +100,24 @@ def read_artifacts(repo: str, stored: list[tuple[str, str]]) -> dict[str, str]:
         except (OSError, UnicodeDecodeError) as exc:
             out[path] = f"[artifact {path} could not be read as text: {exc}]"
     return out
+
+
+def prepare_prompt(store: Store, run: RunRow, job: JobRow, pinned: CompiledWorkflow) -> Path:
+    """Render the attempt's prompt and write it; its path. The artifacts and the last
+    verdict are read only when the prompt can use them."""
+    spec = pinned.jobs[job.job_id]
+    stored: list[tuple[str, str]] = []
+    if spec.consumes:
+        stored = [(a[2], a[3]) for a in store.execute("latest_artifacts", {"run": run.id})
+                  if a[2] in spec.consumes]
+    feedback = None
+    if job.iteration > 0:
+        reviewers = [j.id for j in pinned.workflow.jobs if j.revise]
+        last = store.execute("last_verdict", {"run": run.id, "jobs": reviewers})
+        feedback = str(last[0][0]) if last else None
+    text = render(run, job, pinned, artifacts=read_artifacts(run.repo_path, stored),
+                  feedback=feedback)
+    return write_prompt(scratch_dir(run, job), text)
 
 
 def write_prompt(directory: Path, text: str) -> Path:

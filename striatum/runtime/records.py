@@ -1,10 +1,21 @@
-"""Rows as the runtime holds them in memory during one transition."""
+"""The rows the runtime reads, as typed records built by column name.
+
+Each record is the row of one view of the schema (``striatum.run_records``,
+``striatum.job_records``, migration 0005): every read selects ``*`` from the
+view and the record is made from the columns by name, so a column is listed in
+two places only, the view and the dataclass, and a mismatch fails at the first
+read instead of shifting values into the wrong fields.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, TypeVar, cast, get_type_hints
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -16,14 +27,13 @@ class RunRow:
     status: str
     vars: dict[str, Any]
     artifact_root: str
+    base_commit: str | None
     worst_case: int
     blocked_on: str | None
+    created_at: datetime
+    updated_at: datetime
+    unsettled: int  # jobs neither succeeded nor skipped, kept under the run's lock
     repo_path: str
-    base_commit: str | None = None
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> RunRow:
-        return cls(*row)
 
     def state(self) -> dict[str, Any]:
         """What the event records and doctor replays."""
@@ -32,6 +42,7 @@ class RunRow:
 
 @dataclass
 class JobRow:
+    run_id: str
     job_id: str
     position: int
     kind: str
@@ -47,21 +58,22 @@ class JobRow:
     lease_token: str | None
     lease_owner: str | None
     lease_expires_at: datetime | None
+    heartbeat_at: datetime | None
     chosen: str | None
     verdict: str | None
     reason: str | None
+    updated_at: datetime
     lease_expired: bool
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> JobRow:
-        return cls(*row)
 
     def state(self) -> dict[str, Any]:
         """The replayable projection (never the secret lease token)."""
-        return {"status": self.status, "iteration": self.iteration, "attempt": self.attempt,
-                "executions": self.executions, "revisions_used": self.revisions_used,
-                "fence": self.fence, "lease_owner": self.lease_owner, "chosen": self.chosen,
-                "verdict": self.verdict}
+        return {name: getattr(self, name) for name in REPLAYED_JOB_COLUMNS}
+
+
+# What every job event records as the job's state, and doctor replays.
+REPLAYED_JOB_COLUMNS = ("status", "iteration", "attempt", "executions", "revisions_used",
+                        "fence", "lease_owner", "chosen", "verdict")
+REPLAYED_RUN_COLUMNS = ("status", "blocked_on")
 
 
 def initial_job_state() -> dict[str, Any]:
@@ -71,6 +83,16 @@ def initial_job_state() -> dict[str, Any]:
             "verdict": None}
 
 
-REPLAYED_JOB_COLUMNS = ("status", "iteration", "attempt", "executions", "revisions_used",
-                        "fence", "lease_owner", "chosen", "verdict")
-REPLAYED_RUN_COLUMNS = ("status", "blocked_on")
+@cache
+def _timestamps(cls: Any) -> frozenset[str]:
+    hints = get_type_hints(cls)
+    return frozenset(f.name for f in dataclasses.fields(cls)
+                     if datetime in getattr(hints[f.name], "__args__", (hints[f.name],)))
+
+
+def from_json(cls: type[R], document: dict[str, Any]) -> R:
+    """A record from a row PostgreSQL sent as JSON (``row_to_json``): by name, with the
+    timestamps, which JSON carries as ISO text, made datetimes again."""
+    stamps = _timestamps(cast(Any, cls))
+    return cls(**{name: (datetime.fromisoformat(value) if name in stamps and value is not None
+                         else value) for name, value in document.items()})

@@ -5,21 +5,28 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
-from .audit import Event, append_events, repo_chain
+from . import audit
+from .audit import Event, append_events, repo_chain, verb
 from .engine import Transition, advance, cancel_run, fail_run, revise
 from .manifest import prepare_manifest, promote
 from .records import JobRow, RunRow, initial_job_state
 from .sql import query
-from .store import Store, fetch, fetch_one
+from .store import Store, fetch, fetch_one, fetch_records
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from ..compiler.compiled import CompiledWorkflow
 
 DEFAULT_ARTIFACT_ROOT = "striatum/runs"
+EVENTS_PAGE = 1000
 
 
 def new_run_id() -> str:
@@ -29,13 +36,13 @@ def new_run_id() -> str:
 def _vars(declared: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
-        raise UsageError(f"--var {unknown[0]} is not a variable of this workflow",
-                         hint="declared: " + (", ".join(declared) or "none"))
+        raise UsageError(f"the workflow has no variable {unknown[0]!r}",
+                         hint="its variables: " + (", ".join(declared) or "none"))
     merged = dict(declared)
     for key, text in overrides.items():
         if "\x00" in text:
-            raise UsageError(f"--var {key}: the value holds a NUL character, which PostgreSQL "
-                             "cannot store", hint="remove it")
+            raise UsageError(f"variable {key!r}: the value holds a NUL character, which "
+                             "PostgreSQL cannot store", hint="remove it")
         default = declared[key]
         if isinstance(default, bool):
             merged[key] = text.lower() in ("1", "true", "yes", "on")
@@ -43,25 +50,25 @@ def _vars(declared: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]
             try:
                 merged[key] = int(text)
             except ValueError as exc:
-                raise UsageError(f"--var {key} needs an integer, not {text!r}") from exc
+                raise UsageError(f"variable {key!r} needs an integer, not {text!r}") from exc
         else:
             merged[key] = text
     return merged
 
 
-def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str, str],
-            artifact_root: str = DEFAULT_ARTIFACT_ROOT,
-            lanes: dict[str, Any] | None = None) -> str:
+def compile_for_run(workflow_file: str, lanes: dict[str, Any] | None = None
+                    ) -> tuple[CompiledWorkflow, bytes, str]:
     """Compile the workflow (with ``lanes`` replacing lanes of the same name, e.g. to run
-    on other agents), pin it by digest, and create the run with its jobs."""
-    from ..compiler.compile import check, check_source, compile_bytes
+    on other agents); the compiled workflow, its canonical bytes and their digest."""
+    from ..canonical import canonical_json, sha256_hex
+    from ..compiler.compile import check, check_source, compile_workflow
 
     comp = check(workflow_file)
     if comp.ok and lanes:
         comp = check_source(_with_lanes(comp.source, lanes))
         if not comp.ok:
             first = comp.diagnostics[0].message if comp.diagnostics else "invalid"
-            raise WorkflowInvalid(f"{workflow_file} with the --lane replacements is not a "
+            raise WorkflowInvalid(f"{workflow_file} with the replaced lanes is not a "
                                   f"valid workflow: {first}",
                                   hint="a lane is an object like the workflow's own lanes, "
                                        "or an argv list",
@@ -70,52 +77,60 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
         raise WorkflowInvalid(f"{workflow_file} is not a valid workflow",
                               hint=f"`striatum workflow validate {workflow_file}` shows why",
                               diagnostics=[d.to_json() for d in comp.diagnostics])
-    data, digest = compile_bytes(comp)
-    compiled = json.loads(data)
-    unreadable = [j["prompt"]["file"] for j in compiled["workflow"]["jobs"]
-                  if j["prompt"] and "file" in j["prompt"] and j["prompt"]["text"] is None]
+    compiled = compile_workflow(comp)
+    data = canonical_json(compiled.to_document(), verify=False)
+    return compiled, data, sha256_hex(data)
+
+
+@verb("run prepare")
+def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str, str],
+            artifact_root: str = DEFAULT_ARTIFACT_ROOT,
+            lanes: dict[str, Any] | None = None) -> str:
+    """Compile the workflow, pin it by digest, and create the run with its jobs."""
+    compiled, data, digest = compile_for_run(workflow_file, lanes)
+    unreadable = compiled.unreadable_prompts
     if unreadable:
         raise WorkflowInvalid(f"prompt file(s) missing or not UTF-8 text: {', '.join(unreadable)}",
                               hint="a run pins its prompts when it is prepared; "
                                    "`striatum workflow lint` finds these (STR307)")
     repo_path = os.path.realpath(repo)
     if not os.path.isdir(repo_path):
-        raise NotFound(f"repository {repo} is not a directory", hint="pass --repo PATH")
+        raise NotFound(f"repository {repo} is not a directory",
+                       hint="name the target repository's folder")
+    workflow = compiled.workflow
     run_id = new_run_id()
-    run_vars = _vars(compiled["workflow"]["vars"], overrides)
+    run_vars = _vars(dict(workflow.vars), overrides)
     if any(isinstance(v, str) and "\x00" in v for v in run_vars.values()):
         raise WorkflowInvalid("a variable's default holds a NUL character, which PostgreSQL "
                               "cannot store", hint="remove it from the workflow's vars")
+    base_commit = _head_commit(repo_path)
 
-    def work(cur: Any) -> None:
+    def work(cur: psycopg.Cursor[Any]) -> None:
         found = (fetch_one(cur, "ensure_repo", {"path": repo_path})
                  or fetch_one(cur, "repo_id", {"path": repo_path}))
         repo_id = found[0]
         fetch(cur, "ensure_chain", {"chain": repo_chain(repo_id)})
-        fetch(cur, "store_workflow", {"digest": digest, "name": compiled["workflow"]["name"],
+        fetch(cur, "store_workflow", {"digest": digest, "name": workflow.name,
                                       "compiled": data.decode("utf-8")})
         fetch(cur, "insert_run", {
-            "id": run_id, "repo": repo_id, "digest": digest,
-            "name": compiled["workflow"]["name"], "vars": json.dumps(run_vars),
-            "artifact_root": artifact_root, "base_commit": _head_commit(repo_path),
-            "worst_case": compiled["plan"]["worst_case_job_executions"],
-            "unsettled": len(compiled["workflow"]["jobs"])})
-        lanes = compiled["workflow"]["lanes"]
-        rows = []
-        for position, job in enumerate(compiled["workflow"]["jobs"]):
-            rows.append({"run": run_id, "job": job["id"], "position": position,
-                         "kind": job["kind"], "lane": job["lane"],
-                         "lane_kind": lanes[job["lane"]]["kind"],
-                         "max_attempts": job["max_attempts"]})
+            "id": run_id, "repo": repo_id, "digest": digest, "name": workflow.name,
+            "vars": json.dumps(run_vars), "artifact_root": artifact_root,
+            "base_commit": base_commit, "worst_case": compiled.worst_case,
+            "unsettled": len(workflow.jobs)})
+        rows = [{"run": run_id, "job": job.id, "position": position, "kind": job.kind,
+                 "lane": job.lane, "lane_kind": compiled.lanes[job.lane].kind,
+                 "max_attempts": job.max_attempts}
+                for position, job in enumerate(workflow.jobs)]
         cur.executemany(query("insert_job"), rows)
         now = fetch_one(cur, "now")[0]
         initial = initial_job_state()
         state = {"status": "prepared", "blocked_on": None}
         append_events(cur, repo_id, [Event("run.prepare", run_id, None, state, {
-            "workflow": compiled["workflow"]["name"], "digest": digest, "vars": run_vars,
+            "workflow": workflow.name, "digest": digest, "vars": run_vars,
             "repo": repo_path, "artifact_root": artifact_root,
-            "worst_case": compiled["plan"]["worst_case_job_executions"],
+            "worst_case": compiled.worst_case,
             "jobs": {row["job"]: initial for row in rows}})], now)
+        audit.record(cur, store)
 
     store.transaction(work)
     return run_id
@@ -128,8 +143,8 @@ def _with_lanes(source: Any, lanes: dict[str, Any]) -> Any:
     document = copy.deepcopy(source.document)
     for name, lane in lanes.items():
         if name not in document["lanes"]:
-            raise UsageError(f"--lane {name}: the workflow has no lane {name!r}",
-                             hint="lanes: " + ", ".join(document["lanes"]))
+            raise UsageError(f"the workflow has no lane {name!r} to replace",
+                             hint="its lanes: " + ", ".join(document["lanes"]))
         document["lanes"][name] = lane
     return replace(source, document=document)
 
@@ -146,30 +161,30 @@ def _head_commit(repo: str) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def _finish(store: Store, tx: Transition) -> None:
-    if tx.ended:
-        promote(tx.run)
-
-
-def transition(store: Store, run_id: str, change: Any, jobs: Iterable[str] = (), *,
-               dependents: bool = False) -> Transition:
+def transition(store: Store, run_id: str, change: Callable[[Transition], None],
+               jobs: Iterable[str] = (), *, dependents: bool = False) -> Transition:
     """Run ``change(tx)`` in one transaction over the run (``jobs``: the ones it is
     known to touch, locked with the run in one round trip, with the jobs that need
-    them when ``dependents``), then write the manifest if the run ended."""
+    them when ``dependents``), audited in that transaction, then write the manifest if
+    the run ended."""
 
-    def work(cur: Any) -> Transition:
+    def work(cur: psycopg.Cursor[Any]) -> Transition:
         tx = Transition.open(cur, run_id, jobs, dependents=dependents)
         change(tx)
         tx.flush()
+        if tx.changed:
+            audit.record(cur, store)
         if tx.ended:
             prepare_manifest(tx)  # before the COMMIT: no crash leaves the run without one
         return tx
 
     tx = store.transaction(work, pipelined=True)
-    _finish(store, tx)
+    if tx.ended:
+        promote(tx.run)
     return tx
 
 
+@verb("run start")
 def start(store: Store, run_id: str) -> Transition:
     def change(tx: Transition) -> None:
         tx.run_to("start")
@@ -178,14 +193,16 @@ def start(store: Store, run_id: str) -> Transition:
     return transition(store, run_id, change)
 
 
+@verb("run cancel")
 def cancel(store: Store, run_id: str, reason: str) -> Transition:
     return transition(store, run_id, lambda tx: cancel_run(tx, reason))
 
 
+@verb("checkpoint decide")
 def decide(store: Store, run_id: str, job_id: str, choice: str) -> Transition:
     def change(tx: Transition) -> None:
         tx.load_all()  # the choice may skip any number of jobs, all reported
-        _job(tx, job_id)  # a missing job is "not found", not a KeyError
+        row = _job(tx, job_id)
         spec = tx.wg.jobs[job_id]
         if spec.kind != "checkpoint":
             raise Conflict(f"{job_id!r} is a {spec.kind}, not a checkpoint",
@@ -194,12 +211,16 @@ def decide(store: Store, run_id: str, job_id: str, choice: str) -> Transition:
         if choice not in options:
             raise UsageError(f"checkpoint {job_id!r} has no choice {choice!r}",
                              hint="choices: " + ", ".join(options))
+        if row.chosen is not None and row.status == "succeeded":
+            raise Conflict(f"checkpoint {job_id!r} of run {tx.run.id} was already decided: "
+                           f"{row.chosen!r}", hint="a decision is final", state=row.status)
         tx.job(job_id, "decide", {"choice": choice}, chosen=choice)
         advance(tx)
 
     return transition(store, run_id, change)
 
 
+@verb("run resume")
 def resume(store: Store, run_id: str, decision: str, reason: str) -> Transition:
     def change(tx: Transition) -> None:
         if tx.run.status != "blocked" or tx.run.blocked_on is None:
@@ -261,13 +282,20 @@ class RunView:
         }
 
 
+def get_run(store: Store, run_id: str) -> RunRow:
+    found = store.read(RunRow, "run_record", {"run": run_id})
+    if found is None:
+        raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
+    return found
+
+
 def status(store: Store, run_id: str) -> RunView:
-    def work(cur: Any) -> RunView:
-        row = fetch_one(cur, "get_run", {"run": run_id})
-        if row is None:
+    def work(cur: psycopg.Cursor[Any]) -> RunView:
+        found = fetch_records(cur, RunRow, "run_record", {"run": run_id})
+        if not found:
             raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
-        run = RunRow.from_row(row)
-        jobs = [JobRow.from_row(r) for r in fetch(cur, "get_jobs", {"run": run_id})]
+        run = found[0]
+        jobs = fetch_records(cur, JobRow, "get_jobs", {"run": run_id})
         head = fetch_one(cur, "chain_head", {"chain": repo_chain(run.repo_id)})
         return RunView(run, jobs, (int(head[0]), str(head[1])) if head else None)
 
@@ -282,11 +310,23 @@ def list_runs(store: Store, repo: str | None, limit: int = 20) -> list[dict[str,
             for r in rows]
 
 
-def events(store: Store, run_id: str, after: int = 0, limit: int = 1000
+def events(store: Store, run_id: str, after: int = 0, limit: int = EVENTS_PAGE
            ) -> list[dict[str, Any]]:
+    """At most ``limit`` events of the run after seq ``after``, in order (one page:
+    ``all_events`` reads them all)."""
     rows = store.execute("run_events", {"run": run_id, "after": after, "limit": limit})
     return [{"seq": r[0], "type": r[1], "job": r[2], "payload": json.loads(r[3]),
              "hash": r[4], "at": r[5].isoformat()} for r in rows]
+
+
+def all_events(store: Store, run_id: str, after: int = 0) -> Iterable[dict[str, Any]]:
+    """Every event of the run after seq ``after``, read a page at a time."""
+    while True:
+        page = events(store, run_id, after, EVENTS_PAGE)
+        yield from page
+        if len(page) < EVENTS_PAGE:
+            return
+        after = page[-1]["seq"]
 
 
 def artifact_dir(run: RunRow, job_id: str, iteration: int) -> Path:

@@ -1,43 +1,38 @@
 """The database boundary: connections, transactions with retry, and error conversion.
 
-Every psycopg error crosses ``wrap_errors`` and comes out as a striatum error
+The connection is the store's own: every statement striatum runs goes through a
+method here, inside ``wrap_errors``, so no psycopg exception reaches a caller
 (``StoreUnavailable`` when the server cannot be reached, ``StoreError``
-otherwise), so no driver exception reaches a caller. Transactions that lose
-a serialization race or a deadlock (40001 / 40P01) are retried a bounded
-number of times; anything else is not retried.
+otherwise). Transactions that lose a serialization race or a deadlock
+(40001 / 40P01) are retried a bounded number of times; anything else is not.
+
+Rows are read by column name into the runtime's records (``records.py``) or as
+plain tuples for the few scalar reads.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import EXIT_STORE_UNAVAILABLE, StriatumError
+from ..errors import RetriesExhausted, StoreError, StoreUnavailable
 from .sql import query
 
 if TYPE_CHECKING:
     import psycopg
 
+    from .audit import Call
+
 T = TypeVar("T")
 RETRYABLE = frozenset({"40001", "40P01"})
 MAX_RETRIES = 8
 
-
-class StoreUnavailable(StriatumError):
-    exit_code = EXIT_STORE_UNAVAILABLE
-    code = "store_unavailable"
-
-
-class StoreError(StriatumError):
-    code = "store_error"
-
-
-class RetriesExhausted(StoreError):
-    code = "retries_exhausted"
+Read = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], type[Any]]
+"""A statement to fetch: (query name, parameters[, the record type of its rows])."""
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -77,23 +72,40 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def sqlstate(exc: StoreError) -> str | None:
+    """The SQLSTATE a StoreError carries (None for one no statement raised)."""
+    state = exc.details.get("sqlstate")
+    return str(state) if state else None
+
+
 @dataclass
 class Store:
-    """One connection, used by one command or one worker thread."""
+    """One connection, used by one command or one worker thread, on behalf of ``actor``
+    (who the audit rows name)."""
 
     dsn: str
-    conn: psycopg.Connection[Any]
+    _conn: psycopg.Connection[Any] = field(repr=False)
+    actor: str = ""
     runtime_role: bool = False
     retries: int = 0  # transactions retried over this store's life (for figures)
-    _now: Any = field(default=None, repr=False)
+    # The verbs in progress on this store, innermost last (audit.verb).
+    calls: list[Call] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.actor:
+            from .audit import default_actor
+
+            self.actor = default_actor()
 
     @classmethod
-    def connect(cls, dsn: str, *, as_runtime: bool = True, timeout: int = 10) -> Store:
-        return cls.adopt(dsn, open_connection(dsn, timeout), as_runtime=as_runtime)
+    def connect(cls, dsn: str, *, as_runtime: bool = True, timeout: int = 10,
+                actor: str = "") -> Store:
+        return cls.adopt(dsn, open_connection(dsn, timeout), as_runtime=as_runtime,
+                         actor=actor)
 
     @classmethod
-    def adopt(cls, dsn: str, conn: psycopg.Connection[Any], *, as_runtime: bool = True
-              ) -> Store:
+    def adopt(cls, dsn: str, conn: psycopg.Connection[Any], *, as_runtime: bool = True,
+              actor: str = "") -> Store:
         """A store on a connection opened already (e.g. one that was first used to check
         the schema): switched to the runtime role when the server has it."""
         role = False
@@ -107,11 +119,15 @@ class Store:
         except BaseException:
             conn.close()
             raise
-        return cls(dsn, conn, role)
+        return cls(dsn, conn, actor, role)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._conn.closed)
 
     def close(self) -> None:
         with wrap_errors():
-            self.conn.close()
+            self._conn.close()
 
     def transaction(self, work: Callable[[psycopg.Cursor[Any]], T], *,
                     pipelined: bool = False) -> T:
@@ -125,7 +141,7 @@ class Store:
             return self._retrying(lambda: self._pipelined(work))
 
         def once() -> T:
-            with wrap_errors(), self.conn.transaction(), self.conn.cursor() as cur:
+            with wrap_errors(), self._conn.transaction(), self._conn.cursor() as cur:
                 return work(cur)
 
         return self._retrying(once)
@@ -136,16 +152,12 @@ class Store:
         return self._retrying(lambda: self.execute(name, params))
 
     def _retrying(self, once: Callable[[], T]) -> T:
-        import psycopg
-
         attempt = 0
         while True:
             try:
                 return once()
             except StoreError as exc:
-                cause = exc.__cause__
-                state = cause.sqlstate if isinstance(cause, psycopg.Error) else None
-                if state not in RETRYABLE:
+                if sqlstate(exc) not in RETRYABLE:
                     raise
                 attempt += 1
                 self.retries += 1
@@ -160,7 +172,7 @@ class Store:
         # round trips), so the block is spelled out here.
         from psycopg import pq
 
-        conn = self.conn
+        conn = self._conn
         try:
             with wrap_errors(), conn.pipeline(), conn.cursor() as cur:
                 cur.execute(query("begin"))
@@ -177,11 +189,56 @@ class Store:
                 except Exception:  # noqa: BLE001 - the first error is the one to report
                     pass
 
-    def execute(self, name: str, params: dict[str, Any] | None = None) -> list[Any]:
-        """One query outside any explicit transaction (autocommit)."""
-        with wrap_errors(), self.conn.cursor() as cur:
+    def execute(self, name: str, params: dict[str, Any] | None = None,
+                record: type[T] | None = None) -> list[Any]:
+        """One query outside any explicit transaction (autocommit); rows as ``record``s
+        (by column name) when given."""
+        with wrap_errors(), self._cursor(record) as cur:
             cur.execute(query(name), params or {})
             return cur.fetchall() if _rows_came(cur) else []
+
+    def read(self, record: type[T], name: str, params: dict[str, Any]) -> T | None:
+        """The first row of a query as a ``record``, or None."""
+        found = self.execute(name, params, record)
+        return found[0] if found else None
+
+    def _cursor(self, record: type[Any] | None) -> psycopg.Cursor[Any]:
+        if record is None:
+            return self._conn.cursor()
+        from psycopg.rows import class_row
+
+        return self._conn.cursor(row_factory=class_row(record))
+
+    @contextmanager
+    def snapshot(self, *settings: str) -> Iterator[None]:
+        """One transaction around a series of reads (``rows``, ``stream``, ``execute``),
+        its ``settings`` statements run first; a savepoint, settings left alone, when
+        the caller holds a transaction open already."""
+        from psycopg import pq
+
+        idle = self._conn.info.transaction_status == pq.TransactionStatus.IDLE
+        with wrap_errors(), self._conn.transaction():
+            if idle:
+                for name in settings:
+                    self.execute(name)
+            yield
+
+    def rows(self, name: str, params: dict[str, Any] | None = None) -> list[Any]:
+        """A query in a savepoint, so that its failure leaves the enclosing transaction
+        usable."""
+        with wrap_errors(), self._conn.transaction(), self._conn.cursor() as cur:
+            cur.execute(query(name), params or {})
+            return cur.fetchall()
+
+    def stream(self, name: str, params: dict[str, Any], batch: int
+               ) -> Generator[Any, None, None]:
+        """The rows of a query through a server-side cursor, ``batch`` at a time, so a long
+        result never sits in memory whole."""
+        with wrap_errors(), self._conn.transaction(), \
+                self._conn.cursor(name="striatum_stream") as cur:
+            cur.itersize = batch
+            cur.execute(query(name), params)
+            yield from cur
 
 
 def open_connection(dsn: str, timeout: int = 10) -> psycopg.Connection[Any]:
@@ -212,19 +269,29 @@ def fetch(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None = N
     return cur.fetchall()
 
 
-def fetch_together(cur: psycopg.Cursor[Any], *statements: tuple[str, dict[str, Any]]
-                   ) -> list[list[Any]]:
+def fetch_records(cur: psycopg.Cursor[Any], record: type[T], name: str,
+                  params: dict[str, Any]) -> list[T]:
+    """The rows of a statement as ``record``s, by column name."""
+    return fetch_together(cur, (name, params, record))[0]
+
+
+def fetch_together(cur: psycopg.Cursor[Any], *statements: Read) -> list[list[Any]]:
     """The rows of several reads. Pipelined, they travel in one round trip: all are sent
-    before any is read. The first runs on ``cur`` itself; each starts after the one
-    before it has finished, so a read placed after a lock sees what committed meanwhile."""
-    extra = [cur.connection.cursor() for _ in statements[1:]]
+    before any is read. Each starts after the one before it has finished, so a read
+    placed after a lock sees what committed meanwhile."""
+    from psycopg.rows import class_row
+
+    cursors = []
     try:
-        cursors = [cur, *extra]
-        for each, (name, params) in zip(cursors, statements, strict=True):
-            each.execute(query(name), params)
+        for statement in statements:
+            record = statement[2] if len(statement) == 3 else None
+            each = cur.connection.cursor(row_factory=class_row(record)) if record else \
+                cur.connection.cursor()
+            cursors.append(each)
+            each.execute(query(statement[0]), statement[1])
         return [each.fetchall() for each in cursors]
     finally:
-        for each in extra:
+        for each in cursors:
             each.close()
 
 

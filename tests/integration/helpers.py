@@ -47,7 +47,7 @@ def planned_worst_case(workflow_file: str) -> int:
 
 
 def compiled_jobs(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
-    row = store.conn.execute(
+    row = store._conn.execute(
         "SELECT w.compiled FROM striatum.workflows w JOIN striatum.runs r "
         "ON r.workflow_digest = w.digest WHERE r.id = %s", (run_id,)).fetchone()
     assert row is not None, run_id

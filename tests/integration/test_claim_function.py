@@ -29,7 +29,7 @@ awkward = st.text(
 
 def claim_event(store: Store, run_id: str, job_id: str, fence: int) -> tuple[str, str, str]:
     """The payload, previous hash and row hash of the job's claim at ``fence``."""
-    rows = store.conn.execute(
+    rows = store._conn.execute(
         "SELECT payload, previous_hash, row_hash FROM striatum.events "
         "WHERE run_id = %s AND job_id = %s AND type = 'job.claim' ORDER BY seq",
         (run_id, job_id)).fetchall()
@@ -49,7 +49,7 @@ def test_the_databases_claim_event_is_the_payload_python_would_write(
         "jobs": [{"id": f"j{i}", "lane": "w", "prompt": {"text": "x"}} for i in range(3)]}),
         repo)
     # Event times are UTC whatever the session's zone (psycopg hands back +05:30 here).
-    store.conn.execute("SET TIME ZONE 'Asia/Kolkata'")
+    store._conn.execute("SET TIME ZONE 'Asia/Kolkata'")
     for owner, seconds in zip(owners, (1, 300, 86_400), strict=False):
         claimed = leases.claim(store, run_id, owner=owner, lease_seconds=seconds)
         assert claimed is not None
@@ -80,7 +80,7 @@ def test_claims_of_revised_reviews_chain_and_replay_under_strict_doctor(
     Agent(store, run_id, tmp_path, verdict=scripted({"check": ["needs_revision"]})).drive()
     report = doctor(store, str(repo), strict=True)
     assert report.ok, report.to_json()
-    claims = store.conn.execute(
+    claims = store._conn.execute(
         "SELECT payload FROM striatum.events WHERE run_id = %s AND type = 'job.claim'",
         (run_id,)).fetchall()
     assert any(json.loads(p)["state"]["iteration"] > 0 for (p,) in claims)

@@ -138,7 +138,8 @@ def test_code_change_run_through_the_cli_alone(cli: Cli, tmp_path: Path) -> None
     assert status["status"] == "completed"
     assert (status["executions"], status["worst_case"]) == (5, 5)
     assert set(job_statuses(status).values()) == {"succeeded"}
-    assert cli.json("job", "claim", "--run", run_id) == {"claimed": False, "run": run_id}
+    assert cli.json("job", "claim", "--run", run_id) == {"claimed": False, "run": run_id,
+                                                         "run_status": "completed"}
 
     report = cli.json("doctor")
     assert report["ok"] is True, report
@@ -250,3 +251,45 @@ def test_escalation_is_resumed_through_the_cli(cli: Cli, tmp_path: Path) -> None
     assert (resumed["status"], resumed["blocked_on"]) == ("running", None)
     cli.json("run", "resume", run_id, "--decision", "accept", expect=4)
     assert cli.finish(cli.claim(run_id))["run_status"] == "completed"
+
+
+def test_run_events_prints_every_event_of_a_long_run(cli: Cli, store_for_cli: Any,
+                                                     tmp_path: Path) -> None:
+    """1,000 events is one page of the store's reads, not a limit on what is printed."""
+    workflow = tmp_path / "wide" / "workflow.json"
+    workflow.parent.mkdir()
+    width = 400
+    workflow.write_text(json.dumps({
+        "name": "wide", "lanes": {"agent": {"kind": "operator"}},
+        "jobs": [{"id": f"t{i:03d}", "lane": "agent", "prompt": {"text": "go"}}
+                 for i in range(width)]}), encoding="utf-8")
+    run_id = cli.prepare(workflow)
+    store_for_cli(run_id, width)
+    expected = 2 + width + 2 * width + 1  # prepare, start, ready, claim+complete, complete
+    events = cli.json("run", "events", run_id)["events"]
+    assert len(events) == expected, len(events)
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    text = cli.run("run", "events", run_id).stdout.splitlines()
+    assert len(text) == expected, text[-3:]
+    later = cli.json("run", "events", run_id, "--after", str(events[-10]["seq"]))["events"]
+    assert [e["seq"] for e in later] == [e["seq"] for e in events[-9:]]
+
+
+@pytest.fixture
+def store_for_cli(dsn: str) -> Any:
+    """Claim and complete every job of a run in-process (a CLI call per job would take
+    minutes), as an agent would through the verbs."""
+    from striatum.runtime import leases
+    from striatum.runtime.store import Store
+
+    def drive(run_id: str, jobs: int) -> None:
+        store = Store.connect(dsn)
+        try:
+            for _ in range(jobs):
+                claim = leases.claim(store, run_id, owner="agent", sweep=False)
+                assert claim is not None
+                leases.complete(store, run_id, claim.job, claim.token)
+        finally:
+            store.close()
+
+    return drive

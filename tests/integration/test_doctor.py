@@ -19,7 +19,7 @@ from striatum.canonical import canonical_json
 from striatum.runtime import runs
 from striatum.runtime.audit import append_audit, row_hash
 from striatum.runtime.doctor import Finding, Report, doctor
-from striatum.runtime.store import Store, fetch_one
+from striatum.runtime.store import Store
 
 from .helpers import Agent, example, owner_connection, rewind_projections, scripted, start_run
 
@@ -38,16 +38,18 @@ class Completed:
 
 @pytest.fixture
 def completed(store: Store, dsn: str, repo: Path, tmp_path: Path) -> Completed:
-    """A code-change run with one revision, completed, plus a few audit rows."""
+    """A code-change run with one revision, completed (every change audited), plus a few
+    audit rows more."""
     run_id = start_run(store, example("code-change"), repo)
     view = Agent(store, run_id, tmp_path, verdict=scripted({"check": ["needs_revision"]})).drive()
     assert view.run.status == "completed"
     for i in range(5):
         store.transaction(lambda cur, i=i: append_audit(
-            cur, actor="test", verb=f"verb {i}", args={"i": i}, outcome="ok",
-            at=fetch_one(cur, "now")[0]))
+            cur, actor="test", verb=f"verb {i}", args={"i": i}, outcome="ok"))
     assert view.head is not None
-    return Completed(dsn, repo, run_id, view.run.repo_id, view.head[0], 5)
+    audit_rows = store._conn.execute("SELECT count(*) FROM striatum.audit_log").fetchone()
+    assert audit_rows is not None and audit_rows[0] > 5  # the run's changes are audited too
+    return Completed(dsn, repo, run_id, view.run.repo_id, view.head[0], int(audit_rows[0]))
 
 
 def first_failure(report: Report) -> Finding:
@@ -537,11 +539,10 @@ def test_doctor_reads_one_snapshot_and_leaves_the_connection_idle(
     from psycopg import pq
 
     assert doctor(store).ok
-    assert store.conn.info.transaction_status == pq.TransactionStatus.IDLE
-    store.conn.execute("SELECT 1")  # still usable, and not read-only for what follows
+    assert store._conn.info.transaction_status == pq.TransactionStatus.IDLE
+    store._conn.execute("SELECT 1")  # still usable, and not read-only for what follows
     store.transaction(lambda cur: append_audit(cur, actor="test", verb="after doctor",
-                                               args={}, outcome="ok",
-                                               at=fetch_one(cur, "now")[0]))
+                                               args={}, outcome="ok"))
 
 
 def test_event_times_written_and_checked_in_other_time_zones_agree(
@@ -550,18 +551,47 @@ def test_event_times_written_and_checked_in_other_time_zones_agree(
     instants whatever its own: a record written from New York checks out in Kolkata."""
     writer = Store.connect(dsn)
     try:
-        writer.conn.execute("SET TIME ZONE 'America/New_York'")
+        writer._conn.execute("SET TIME ZONE 'America/New_York'")
         run_id = start_run(writer, example("code-change"), repo)
         Agent(writer, run_id, tmp_path).drive()
     finally:
         writer.close()
     checker = Store.connect(dsn)
     try:
-        checker.conn.execute("SET TIME ZONE 'Asia/Kolkata'")
+        checker._conn.execute("SET TIME ZONE 'Asia/Kolkata'")
         report = doctor(checker, str(repo), strict=True)
         assert report.ok, report.to_json()
-        at = json.loads(checker.conn.execute(
+        at = json.loads(checker._conn.execute(
             "SELECT payload FROM striatum.events ORDER BY seq DESC LIMIT 1").fetchone()[0])["at"]
         assert at.endswith("+00:00")
     finally:
         checker.close()
+
+
+def _edit_anchor(manifest: Path) -> None:
+    document = json.loads(manifest.read_text(encoding="utf-8"))
+    document["chain"]["hash"] = "f" * 64
+    manifest.write_text(json.dumps(document), encoding="utf-8")
+
+
+def test_an_edited_manifest_is_not_called_a_rewritten_chain(
+        store: Store, completed: Completed) -> None:
+    """One manifest alone cannot tell its own edit from a rewritten chain: doctor says
+    both, and does not blame the chain."""
+    _edit_anchor(next(completed.repo.glob("striatum/runs/*/manifest.json")))
+    first = first_failure(doctor(store, str(completed.repo)))
+    assert first.check == "anchors", first
+    assert "manifest was edited" in first.message, first.message
+    assert "or the chain was rewritten" in first.message, first.message
+
+
+def test_a_manifest_contradicted_by_a_later_anchor_is_the_edited_one(
+        store: Store, completed: Completed, tmp_path: Path) -> None:
+    later = start_run(store, example("minimal"), completed.repo)
+    assert Agent(store, later, tmp_path).drive().run.status == "completed"
+    _edit_anchor(completed.repo / "striatum" / "runs" / completed.run_id / "manifest.json")
+    report = doctor(store, str(completed.repo))
+    failed = [f for f in report.findings if not f.ok]
+    assert len(failed) == 1, [f.to_json() for f in report.findings]
+    assert "manifest was edited" in failed[0].message, failed[0].message
+    assert "rewritten" not in failed[0].message, failed[0].message

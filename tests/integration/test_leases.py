@@ -41,7 +41,7 @@ def claim_next(store: Store, run_id: str, owner: str = "agent") -> leases.Claim:
 def snapshot(store: Store, run_id: str) -> tuple[Any, ...]:
     """Everything a lease verb could change: projections, record, artifacts, verdicts, leases."""
     def rows(sql: str) -> list[Any]:
-        return store.conn.execute(sql, (run_id,)).fetchall()
+        return store._conn.execute(sql, (run_id,)).fetchall()
 
     return (
         rows("SELECT * FROM striatum.jobs WHERE run_id = %s ORDER BY position"),
@@ -339,7 +339,7 @@ def test_concurrent_claimers_take_each_job_once_per_pass(
     # Each task completes once per pass; the gate sent the first pass back, then accepted.
     assert completions == {**{j: 2 for j in job_ids}, "gate": 1}
     assert view.executions == view.run.worst_case == 2 * (width + 2)
-    open_leases = store.conn.execute(
+    open_leases = store._conn.execute(
         "SELECT count(*) FROM striatum.leases WHERE run_id = %s AND ended_at IS NULL",
         (run_id,)).fetchone()
     assert open_leases == (0,)
@@ -409,10 +409,10 @@ def test_concurrent_runs_in_one_repository_append_one_unbroken_chain(
         thread.join(120)
     assert errors == []
     assert sorted(status for _, status in finished) == ["completed"] * threads
-    seqs = [r[0] for r in store.conn.execute(
+    seqs = [r[0] for r in store._conn.execute(
         "SELECT seq FROM striatum.events ORDER BY seq").fetchall()]
     assert seqs == list(range(1, len(seqs) + 1))
-    assert store.conn.execute("SELECT count(DISTINCT previous_hash) FROM striatum.events"
+    assert store._conn.execute("SELECT count(DISTINCT previous_hash) FROM striatum.events"
                               ).fetchone() == (len(seqs),)  # no two rows follow the same one
     report = doctor(store, str(repo))
     assert report.ok, [f.to_json() for f in report.findings if not f.ok]
@@ -525,3 +525,30 @@ def test_a_run_ended_by_a_process_that_died_before_its_manifest_gets_one(
     (done / manifest.PENDING).write_text(json.dumps(document), encoding="utf-8")
     assert manifest.backfill(store) == 0
     assert not (done / manifest.MANIFEST).exists()
+
+
+def test_a_token_that_was_never_valid_is_not_told_it_lost_the_lease(
+        store: Store, repo: Path) -> None:
+    run_id = start_run(store, example("minimal"), repo)
+    claim = claim_next(store, run_id)
+    for token in ("bogus", f"{claim.fence + 7}-{'0' * 32}", ""):
+        for verb in (lambda t=token: leases.complete(store, run_id, claim.job, t),
+                     lambda t=token: leases.heartbeat(store, run_id, claim.job, t)):
+            with pytest.raises(leases.LeaseLost) as exc:
+                verb()
+            assert "no longer yours" not in exc.value.message, exc.value.message
+            assert "not a lease" in exc.value.message, exc.value.message
+    leases.heartbeat(store, run_id, claim.job, claim.token)  # the lease is still held
+
+
+def test_core_errors_about_run_arguments_name_no_command_line_flags(
+        store: Store, repo: Path) -> None:
+    with pytest.raises(UsageError) as exc:
+        runs.prepare(store, example("minimal"), str(repo), overrides={"nope": "1"})
+    assert "--var" not in exc.value.message + (exc.value.hint or "")
+    assert "nope" in exc.value.message
+    with pytest.raises(UsageError) as exc:
+        runs.prepare(store, example("minimal"), str(repo), overrides={},
+                     lanes={"nobody": {"command": ["true"]}})
+    assert "--lane" not in exc.value.message + (exc.value.hint or "")
+    assert "nobody" in exc.value.message

@@ -10,10 +10,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from striatum.errors import SchemaTooNew, StoreUnavailable
 from striatum.runtime import embedded
 from striatum.runtime.config import open_store
-from striatum.runtime.migrate import LATEST, SchemaTooNew, migrate, schema_version
-from striatum.runtime.store import StoreUnavailable
+from striatum.runtime.migrate import LATEST, migrate, schema_version
 
 from .conftest import scratch_database
 
@@ -50,7 +50,7 @@ def test_a_migrated_database_takes_one_connection_as_the_runtime_role(
     try:
         assert connections == [dsn]
         assert opened.runtime_role
-        assert _session(opened.conn) == ("striatum_runtime", "striatum")
+        assert _session(opened._conn) == ("striatum_runtime", "striatum")
     finally:
         opened.close()
 
@@ -62,7 +62,7 @@ def test_an_empty_database_is_migrated_on_the_commands_own_connection(
         assert connections == [empty_dsn]
         # The role the migration created is usable at once, on the same session.
         assert opened.runtime_role
-        assert _session(opened.conn) == ("striatum_runtime", "striatum")
+        assert _session(opened._conn) == ("striatum_runtime", "striatum")
         opened.execute("now")
     finally:
         opened.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import psycopg
 import pytest
 
+from striatum.errors import StoreError
 from striatum.runtime.migrate import LATEST, migrate, schema_version
-from striatum.runtime.store import Store, StoreError, fetch, send
+from striatum.runtime.records import JobRow, RunRow
+from striatum.runtime.store import Store, fetch, send
 
 EXPECTED_TABLES = {
     "artifacts", "chain_heads", "events", "audit_log", "jobs", "leases", "migrations", "repos",
@@ -29,7 +32,8 @@ def test_migrations_build_the_expected_schema(dsn: str) -> None:
     assert schema_version(dsn) == LATEST
     with psycopg.connect(dsn) as conn:
         tables = {r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'striatum'")}
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'striatum' "
+            "AND table_type = 'BASE TABLE'")}
         assert tables == EXPECTED_TABLES
         for table, columns in EXPECTED_COLUMNS.items():
             found = [r[0] for r in conn.execute(
@@ -57,8 +61,8 @@ def test_migrate_is_idempotent(dsn: str) -> None:
 ])
 def test_runtime_role_cannot_change_the_record(store: Store, statement: str) -> None:
     assert store.runtime_role
-    with pytest.raises(psycopg.errors.InsufficientPrivilege), store.conn.transaction():
-        store.conn.execute(statement)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), store._conn.transaction():
+        store._conn.execute(statement)
 
 
 @pytest.mark.parametrize("statement", [
@@ -98,5 +102,15 @@ def test_a_pipelined_transaction_that_failed_leaves_no_phantom_prepared_statemen
         for _ in range(8):
             with pytest.raises(StoreError):
                 store.transaction(lambda cur, at=at: work(cur, at), pipelined=True)
-            assert store.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            assert store._conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         assert store.transaction(lambda cur: work(cur, None), pipelined=True) is not None
+
+
+@pytest.mark.parametrize("view, record", [("job_records", JobRow), ("run_records", RunRow)])
+def test_each_record_is_its_view_column_for_column(dsn: str, view: str, record: type) -> None:
+    """Rows are read by name: the record's fields are exactly the view's columns."""
+    with psycopg.connect(dsn) as conn:
+        columns = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "'striatum' AND table_name = %s ORDER BY ordinal_position", (view,))]
+    assert columns == [f.name for f in dataclasses.fields(record)]

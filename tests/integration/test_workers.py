@@ -568,9 +568,9 @@ def test_a_lane_whose_guardian_is_killed_is_killed_and_the_next_lane_runs(
 
 
 def test_the_guardian_reads_the_header_the_worker_writes() -> None:
-    from striatum.runtime import lanes, shim
+    from striatum.runtime import guardian, lanes
 
-    assert lanes.HEADER.format == shim.HEADER.format
+    assert lanes.HEADER.format == guardian.HEADER.format
 
 
 # -- 7. the log is capped ----------------------------------------------------------------------
@@ -820,4 +820,4 @@ def test_an_idle_worker_names_a_waiting_checkpoint_once(
         running.join(20)
     named = [line for line in said if "waiting for a decision" in line]
     assert named == [f"gate: waiting for a decision: striatum checkpoint decide {run_id} gate "
-                     "CHOICE"], said
+                     "go|stop"], said

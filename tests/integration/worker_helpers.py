@@ -275,7 +275,7 @@ def start_run(store: Store, workflow_file: str, repo: Path,
 
 
 def rows(store: Store, sql: str, *params: Any) -> list[dict[str, Any]]:
-    with store.conn.cursor(row_factory=dict_row) as cur:
+    with store._conn.cursor(row_factory=dict_row) as cur:
         cur.execute(sql, params)  # type: ignore[arg-type]
         return cur.fetchall()
 

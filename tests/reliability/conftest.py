@@ -122,7 +122,7 @@ def assert_doctor_ok(store: Store, repo: Path | None = None) -> Report:
 
 
 def one_value(conn: Conn | Store, sql: str, *params: Any) -> Any:
-    connection = conn.conn if isinstance(conn, Store) else conn
+    connection = conn._conn if isinstance(conn, Store) else conn
     row = connection.execute(sql, params).fetchone()  # type: ignore[arg-type]
     assert row is not None, sql
     return row[0]
@@ -230,6 +230,11 @@ class _Cursor:
     def __iter__(self) -> Iterator[Any]:
         return iter(self._cursor)
 
+    @property
+    def connection(self) -> _Connection:
+        # Cursors the store opens from this one are watched too.
+        return self._owner
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
 
@@ -263,8 +268,8 @@ def instrumented(dsn: str, *, before: Hook | None = None, after: Hook | None = N
     """A store (as the runtime role) whose every statement passes ``before`` / ``after``,
     and every transaction ``begin``."""
     connected = Store.connect(dsn)
-    wrapped = _Connection(connected.conn, before, after, begin)
-    connected.conn = wrapped  # type: ignore[assignment]
+    wrapped = _Connection(connected._conn, before, after, begin)
+    connected._conn = wrapped  # type: ignore[assignment]
     plain_call = connected.call
 
     def call(name: str, params: dict[str, Any]) -> list[Any]:

@@ -40,8 +40,7 @@ for i in range(count):
     store.transaction(lambda cur: append_events(cur, repo_id, [Event(
         "test.append", None, None, {}, {"proc": index, "i": i})], fetch_one(cur, "now")[0]))
     store.transaction(lambda cur: append_audit(cur, actor="p" + index, verb="append",
-                                               args={"i": i}, outcome="ok",
-                                               at=fetch_one(cur, "now")[0]))
+                                               args={"i": i}, outcome="ok"))
     worst = max(worst, store.retries - before)
 print(json.dumps({"events": count, "audit": count, "retries": store.retries, "worst": worst}),
       flush=True)
@@ -57,7 +56,7 @@ from tests.integration.helpers import Agent, example, scripted, start_run
 from striatum.runtime.store import Store
 dsn, repo, runs_wanted, go, root, work = (sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]),
                                           sys.argv[4], sys.argv[5], Path(sys.argv[6]))
-store = Store.connect(dsn)
+store = Store.connect(dsn, actor="driver")
 print(json.dumps({"ready": "driver"}), flush=True)
 while not os.path.exists(go):
     time.sleep(0.01)
@@ -66,9 +65,11 @@ for n in range(runs_wanted):
     run_id = start_run(store, example("code-change"), repo)
     view = Agent(store, run_id, work, verdict=scripted({"check": ["needs_revision"]})).drive()
     assert view.run.status == "completed", view.to_json()
-    events += store.conn.execute("SELECT count(*) FROM striatum.events WHERE run_id = %s",
+    events += store._conn.execute("SELECT count(*) FROM striatum.events WHERE run_id = %s",
                                  (run_id,)).fetchone()[0]
-print(json.dumps({"events": events, "audit": 0, "retries": store.retries, "worst": 0}),
+audit = store._conn.execute("SELECT count(*) FROM striatum.audit_log "
+                            "WHERE actor = 'driver'").fetchone()[0]  # each change, audited
+print(json.dumps({"events": events, "audit": audit, "retries": store.retries, "worst": 0}),
       flush=True)
 store.close()
 """
@@ -83,6 +84,7 @@ def contend(dsn: str, store: Store, repo: Path, tmp_path: Path, procs: Procs, ap
     Agent(store, first, tmp_path).drive()
     repo_id = int(one_value(store, "SELECT repo_id FROM striatum.runs WHERE id = %s", first))
     base_events = int(one_value(store, "SELECT count(*) FROM striatum.events"))
+    base_audit = int(one_value(store, "SELECT count(*) FROM striatum.audit_log"))
     go = tmp_path / "go"
     root = str(Path(__file__).resolve().parents[2])
     work = tmp_path / "driver"
@@ -108,7 +110,7 @@ def contend(dsn: str, store: Store, repo: Path, tmp_path: Path, procs: Procs, ap
 
     appended = sum(r["events"] for r in reports)
     audited = sum(r["audit"] for r in reports)
-    rows = store.conn.execute(
+    rows = store._conn.execute(
         "SELECT seq, previous_hash, row_hash FROM striatum.events WHERE repo_id = %s "
         "ORDER BY seq", (repo_id,)).fetchall()
     seqs = [r[0] for r in rows]
@@ -122,12 +124,13 @@ def contend(dsn: str, store: Store, repo: Path, tmp_path: Path, procs: Procs, ap
     audit_rows = int(one_value(store, "SELECT count(*) FROM striatum.audit_log"))
     audit_seqs = int(one_value(store, "SELECT count(DISTINCT seq) FROM striatum.audit_log "
                                       "WHERE seq BETWEEN 1 AND %s", audit_rows))
-    assert audit_rows == audited and audit_seqs == audited, (audit_rows, audited)
+    assert audit_rows == base_audit + audited and audit_seqs == audit_rows, (
+        audit_rows, base_audit, audited)
     retries = sum(r["retries"] for r in reports)
     worst = max(r["worst"] for r in reports)
     assert worst <= MAX_RETRIES
     report = assert_doctor_ok(store, repo)
-    assert report.events == len(rows) and report.audit_rows == audited
+    assert report.events == len(rows) and report.audit_rows == audit_rows
     return {"events": appended, "audit": audited, "retries": retries, "worst": worst,
             "seconds": seconds, "rate": (appended + audited) / seconds}
 

@@ -76,7 +76,7 @@ def worker_name(proc: Proc) -> str:
 
 
 def held_by(store: Store, name: str) -> list[tuple[str, str, int]]:
-    return [(r[0], r[1], int(r[2])) for r in store.conn.execute(
+    return [(r[0], r[1], int(r[2])) for r in store._conn.execute(
         "SELECT run_id, job_id, fence FROM striatum.jobs WHERE status = 'leased' "
         "AND lease_owner = %s", (name,))]
 
@@ -143,7 +143,7 @@ def kill_workers(dsn: str, store: Store, repo: Path, tmp_path: Path, procs: Proc
 def check_crashes(store: Store, repo: Path, crashes: Crashes) -> dict[str, Any]:
     statuses = Counter(runs.status(store, r).run.status for r in crashes.runs)
     assert statuses == Counter({"completed": len(crashes.runs)}), statuses
-    rows = store.conn.execute(
+    rows = store._conn.execute(
         "SELECT run_id, job_id, type FROM striatum.events WHERE run_id = ANY(%s)",
         (crashes.runs,)).fetchall()
     per_job: dict[tuple[str, str], Counter[str]] = {}
@@ -152,7 +152,7 @@ def check_crashes(store: Store, repo: Path, crashes: Crashes) -> dict[str, Any]:
             per_job.setdefault((run_id, job_id), Counter())[kind] += 1
     twice = {k: c["job.complete"] for k, c in per_job.items() if c["job.complete"] != 1}
     assert not twice, f"jobs not completed exactly once: {twice}"
-    leases_rows = store.conn.execute(
+    leases_rows = store._conn.execute(
         "SELECT run_id, job_id, fence, outcome, ended_at FROM striatum.leases "
         "WHERE run_id = ANY(%s)", (crashes.runs,)).fetchall()
     ended = {(r[0], r[1], int(r[2])): (r[3], r[4]) for r in leases_rows}
@@ -284,7 +284,7 @@ def freeze_trial(dsn: str, repo: Path, tmp_path: Path, procs: Procs, n: int) -> 
             kill_lane_processes(run=run_id)
         completes = one_value(store, "SELECT count(*) FROM striatum.events WHERE run_id = %s "
                                      "AND type = 'job.complete'", run_id)
-        fences = [r[0] for r in store.conn.execute(
+        fences = [r[0] for r in store._conn.execute(
             "SELECT DISTINCT fence FROM striatum.artifacts WHERE run_id = %s", (run_id,))]
         assert completes == 1, completes
         assert fences == [2], f"the frozen holder published: fences {fences}"

@@ -73,9 +73,9 @@ MATRIX = [s for table in TABLES for s in statements(table)] + COMMON
 def refused(store: Store, statement: str) -> str | None:
     """The SQLSTATE that refused ``statement``, or None if it succeeded (rolled back)."""
     try:
-        with store.conn.transaction(force_rollback=True):
+        with store._conn.transaction(force_rollback=True):
             for part in statement.split("; "):
-                store.conn.execute(part)
+                store._conn.execute(part)
     except psycopg.Error as exc:
         return exc.sqlstate or "?"
     return None
@@ -83,10 +83,10 @@ def refused(store: Store, statement: str) -> str | None:
 
 def test_the_runtime_role_cannot_change_the_record(store: Store, figure: Record) -> None:
     assert store.runtime_role, "the store did not take the runtime role"
-    store.conn.execute("INSERT INTO striatum.repos (path) VALUES ('/privileges')")
+    store._conn.execute("INSERT INTO striatum.repos (path) VALUES ('/privileges')")
     started = time.monotonic()
     succeeded = [s for s in MATRIX if refused(store, s) is None]
-    assert store.conn.execute("SELECT current_user").fetchone() == ("striatum_runtime",)
+    assert store._conn.execute("SELECT current_user").fetchone() == ("striatum_runtime",)
     figure("8 privilege matrix", len(MATRIX),
            f"statements that succeeded {len(succeeded)} / {len(MATRIX)}",
            time.monotonic() - started)

@@ -53,7 +53,7 @@ def _start(store: Store, workflow: str, repo: Path) -> str:
 
 
 def _job_state(store: Store, run_id: str, job_id: str) -> tuple[str, int]:
-    row = store.conn.execute("SELECT status, fence FROM striatum.jobs WHERE run_id = %s "
+    row = store._conn.execute("SELECT status, fence FROM striatum.jobs WHERE run_id = %s "
                              "AND job_id = %s", (run_id, job_id)).fetchone()
     assert row is not None
     return str(row[0]), int(row[1])
@@ -115,7 +115,7 @@ def race(dsn: str, repo: Path, workflow: str, iterations: int, seed: int) -> Rac
                 status, fence = _job_state(main, claim.run, claim.job)
                 if status != "succeeded":
                     tally.reverted += 1
-            ended = main.conn.execute(
+            ended = main._conn.execute(
                 "SELECT outcome FROM striatum.leases WHERE run_id = %s AND job_id = %s "
                 "AND fence = %s", (claim.run, claim.job, claim.fence)).fetchone()
             tally.epochs[str(ended[0]) if ended else "open"] += 1
@@ -125,7 +125,7 @@ def race(dsn: str, repo: Path, workflow: str, iterations: int, seed: int) -> Rac
 
 def check_record(store: Store, tally: RaceTally) -> None:
     """From the record alone: one end per lease epoch; nothing after a completion."""
-    rows = store.conn.execute(
+    rows = store._conn.execute(
         "SELECT run_id, job_id, type, payload::json -> 'state' ->> 'fence' "
         "FROM striatum.events WHERE run_id = ANY(%s) AND job_id IS NOT NULL ORDER BY seq",
         (tally.runs,)).fetchall()
@@ -253,4 +253,17 @@ def test_a_completion_between_the_reclaimers_read_and_write_stands(
     expiries = one_value(store, "SELECT count(*) FROM striatum.events WHERE run_id = %s "
                                 "AND type = 'job.expire'", run_id)
     assert expiries == 0, "an expiry was recorded"
+    assert_doctor_ok(store, repo)
+
+
+def test_a_completion_that_ends_the_run_between_the_sweeps_read_and_write(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    """The completion the sweep raced was the run's last job: the sweep finds an ended run
+    with nothing to expire, does nothing, and neither side dies of it."""
+    for _ in range(3):
+        run_id = _start(store, tasks_workflow(tmp_path / "flow", 1), repo)
+        outcome, swept, (status, *read) = interleave(dsn, store, run_id)
+        assert read == [run_id], "the reclaimer's read did not see the expired lease"
+        assert (outcome, swept, status) == ("completed", 0, "succeeded")
+        assert runs.status(store, run_id).run.status == "completed"
     assert_doctor_ok(store, repo)

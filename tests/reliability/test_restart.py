@@ -141,7 +141,7 @@ def restart_under_a_worker(server: Server, repo: Path, tmp_path: Path, procs: Pr
         kill_lane_processes(run=run_id)
     with opened(server.dsn) as store:
         view = runs.status(store, run_id)
-        completes = Counter(r[0] for r in store.conn.execute(
+        completes = Counter(r[0] for r in store._conn.execute(
             "SELECT job_id FROM striatum.events WHERE run_id = %s AND type = 'job.complete'",
             (run_id,)))
         retried = sum(j.attempt for j in view.jobs)

@@ -20,9 +20,10 @@ import psycopg
 import pytest
 from psycopg import pq
 
+from striatum.errors import RetriesExhausted, StoreError
 from striatum.runtime import leases, runs
 from striatum.runtime.audit import append_audit
-from striatum.runtime.store import MAX_RETRIES, RetriesExhausted, Store, StoreError, fetch_one
+from striatum.runtime.store import MAX_RETRIES, Store
 from tests.integration.helpers import Agent, example, expire_lease, scripted
 
 from .conftest import Record, assert_doctor_ok, instrumented
@@ -136,7 +137,7 @@ def _expired(store: Store, repo: Path, work: Path) -> Context:
 
 def _audit(store: Store) -> None:
     store.transaction(lambda cur: append_audit(cur, actor="tester", verb="verb", args={},
-                                               outcome="ok", at=fetch_one(cur, "now")[0]))
+                                               outcome="ok"))
 
 
 def _c(ctx: Context) -> tuple[str, str, str]:
@@ -178,10 +179,10 @@ def snapshot(store: Store, ctx: Context) -> dict[str, Any]:
     how many runs, events and audit rows the database holds."""
     found: dict[str, Any] = {}
     for name in ("runs", "events", "audit_log"):
-        found[name] = int(store.conn.execute(
+        found[name] = int(store._conn.execute(
             f"SELECT count(*) FROM striatum.{name}").fetchone()[0])  # noqa: S608
     run_id = ctx.get("run")
-    found["types"] = () if run_id is None else tuple(r[0] for r in store.conn.execute(
+    found["types"] = () if run_id is None else tuple(r[0] for r in store._conn.execute(
         "SELECT type FROM striatum.events WHERE run_id = %s ORDER BY seq", (run_id,)))
     found["states"] = ()
     if run_id is not None:
@@ -354,3 +355,31 @@ def test_an_error_that_is_not_a_lost_race_is_not_retried(
             assert trial.after() == trial.before
         finally:
             trial.close()
+
+
+def test_a_connection_lost_after_the_claim_commits_is_store_unavailable(
+        dsn: str, repo: Path, tmp_path: Path) -> None:
+    """The claim statement commits, then the connection dies before the prompt is
+    prepared (a review reads the artifacts it consumes): the caller gets the store's
+    error, never the driver's."""
+    from striatum.errors import StoreUnavailable
+
+    def close_after_claim(name: str, cursor: Any) -> None:
+        if name == "claim_job":
+            cursor.fetchall()
+            cursor.scroll(0, mode="absolute")
+            cursor.connection.close()
+
+    setup = Store.connect(dsn)
+    try:
+        run_id = runs.prepare(setup, example("code-change"), str(repo), overrides={})
+        runs.start(setup, run_id)
+        agent = Agent(setup, run_id, tmp_path)
+        draft = leases.claim(setup, run_id, owner="agent")
+        assert draft is not None and draft.job == "draft"
+        agent.act(draft)
+    finally:
+        setup.close()
+    dying = instrumented(dsn, after=close_after_claim)
+    with pytest.raises(StoreUnavailable):
+        leases.claim(dying, run_id, owner="agent", sweep=False)

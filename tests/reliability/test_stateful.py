@@ -103,7 +103,7 @@ class Lifecycle(RuleBasedStateMachine):
         return run_id
 
     def _row(self, job_id: str) -> dict[str, Any]:
-        row = self.store.conn.execute(
+        row = self.store._conn.execute(
             "SELECT status, lease_token, fence, lease_expires_at <= now() FROM striatum.jobs "
             "WHERE run_id = %s AND job_id = %s", (self.run_id, job_id)).fetchone()
         assert row is not None
@@ -117,7 +117,7 @@ class Lifecycle(RuleBasedStateMachine):
         return row["status"] == "leased" and row["token"] == claim.token and not row["expired"]
 
     def _record(self) -> tuple[Any, ...]:
-        return tuple(self.store.conn.execute(
+        return tuple(self.store._conn.execute(
             "SELECT (SELECT count(*) FROM striatum.events), (SELECT count(*) FROM "
             "striatum.artifacts), (SELECT count(*) FROM striatum.verdicts)").fetchone() or ())
 
@@ -152,7 +152,7 @@ class Lifecycle(RuleBasedStateMachine):
     # -- rules -------------------------------------------------------------------------------
 
     def _run_status(self) -> str:
-        row = self.store.conn.execute("SELECT status FROM striatum.runs WHERE id = %s",
+        row = self.store._conn.execute("SELECT status FROM striatum.runs WHERE id = %s",
                                       (self.run_id,)).fetchone()
         assert row is not None
         return str(row[0])
@@ -284,7 +284,7 @@ class Lifecycle(RuleBasedStateMachine):
     @invariant()
     def the_record_holds(self) -> None:
         self.steps["steps"] += 1
-        completions, open_leases, events = self.store.conn.execute(
+        completions, open_leases, events = self.store._conn.execute(
             "SELECT (SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM striatum.events "
             "        WHERE type = 'job.complete' GROUP BY run_id, job_id, "
             "        (payload::json -> 'state' ->> 'fence')) c), "
@@ -303,12 +303,12 @@ class Lifecycle(RuleBasedStateMachine):
                 f"{kind} after {job_id} reached {ended.get(key)}")
             if status in (JOB_TERMINAL if job_id else RUN_TERMINAL):
                 ended[key] = status
-        mismatched = self.store.conn.execute(
+        mismatched = self.store._conn.execute(
             "SELECT j.job_id FROM striatum.jobs j JOIN striatum.leases l USING (run_id, job_id) "
             "WHERE l.ended_at IS NULL AND (j.status <> 'leased' OR l.fence <> j.fence)"
         ).fetchall()
         assert not mismatched, f"open leases that are not the job's live one: {mismatched}"
-        over = self.store.conn.execute(
+        over = self.store._conn.execute(
             "SELECT r.id FROM striatum.runs r WHERE (SELECT sum(executions) FROM striatum.jobs j "
             "WHERE j.run_id = r.id) > r.worst_case").fetchall()
         assert not over, f"runs beyond their worst case: {over}"

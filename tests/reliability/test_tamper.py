@@ -30,7 +30,7 @@ from psycopg.rows import dict_row
 from striatum.canonical import canonical_json
 from striatum.runtime.audit import append_audit, row_hash
 from striatum.runtime.doctor import Report, doctor
-from striatum.runtime.store import Store, fetch_one
+from striatum.runtime.store import Store
 from tests.integration.helpers import (
     Agent,
     example,
@@ -78,8 +78,7 @@ def build_chain(store: Store, dsn: str, repo: Path, workdir: Path, events: int,
         nonlocal audited
         for n in range(audited, audited + count):
             store.transaction(lambda cur, n=n: append_audit(
-                cur, actor=f"tester{n % 3}", verb=f"verb {n}", args={"n": n}, outcome="ok",
-                at=fetch_one(cur, "now")[0]))
+                cur, actor=f"tester{n % 3}", verb=f"verb {n}", args={"n": n}, outcome="ok"))
         audited += count
 
     while total < events:
@@ -94,15 +93,23 @@ def build_chain(store: Store, dsn: str, repo: Path, workdir: Path, events: int,
         run_ids.append(run_id)
         sizes.append(view.head[0] - total)
         total = view.head[0]
-    anchored = audited
-    add_audit(audit - audited)  # and a tail no manifest vouches for yet
+    # Every change of the runs is audited too: the last manifest anchors the audit head
+    # as it was when that run ended.
+    anchored = audit_rows(store)
+    add_audit(max(3, audit - audited))  # and a tail no manifest vouches for yet
     repo_id = runs_repo_id(store, run_ids[0])
     assert_doctor_ok(store, repo)
-    return Chain(dsn, repo, repo_id, total, audit, run_ids, sizes, anchored)
+    return Chain(dsn, repo, repo_id, total, audit_rows(store), run_ids, sizes, anchored)
+
+
+def audit_rows(store: Store) -> int:
+    row = store._conn.execute("SELECT count(*) FROM striatum.audit_log").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def runs_repo_id(store: Store, run_id: str) -> int:
-    row = store.conn.execute("SELECT repo_id FROM striatum.runs WHERE id = %s",
+    row = store._conn.execute("SELECT repo_id FROM striatum.runs WHERE id = %s",
                              (run_id,)).fetchone()
     assert row is not None
     return int(row[0])
@@ -611,8 +618,7 @@ def test_the_audit_chain_which_no_manifest_anchors_is_reported_unanchored(
     assert Agent(store, run_id, tmp_path).drive().run.status == "completed"
     for n in range(3):
         store.transaction(lambda cur, n=n: append_audit(
-            cur, actor="tester", verb=f"verb {n}", args={}, outcome="ok",
-            at=fetch_one(cur, "now")[0]))
+            cur, actor="tester", verb=f"verb {n}", args={}, outcome="ok"))
     report = doctor(store, str(repo))
     audit = [f.to_json() for f in report.findings if f.table == "audit_log"]
     figure("6 no anchor (audit chain)", 1, f"audit chain status {[f['status'] for f in audit]}",

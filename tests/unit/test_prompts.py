@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any
+from pathlib import Path
 
 import jinja2
 import pytest
@@ -13,16 +13,10 @@ from hypothesis import strategies as st
 
 from striatum.errors import Conflict
 from striatum.runtime.prompts import is_template, render
-from striatum.runtime.records import JobRow, RunRow
 
-RUN = RunRow(id="20261124-000000-abcdef", repo_id=1, workflow_digest="d" * 64,
-             workflow_name="code-change", status="running", vars={"topic": "caching"},
-             artifact_root=".striatum/artifacts", worst_case=3, blocked_on=None,
-             repo_path="/repo")
-JOB = JobRow(job_id="draft", position=0, kind="task", lane="coder", lane_kind="command",
-             status="leased", iteration=1, attempt=0, max_attempts=3, executions=2,
-             revisions_used=0, fence=2, lease_token=None, lease_owner=None,
-             lease_expires_at=None, chosen=None, verdict=None, reason=None, lease_expired=False)
+from .prompt_fixtures import JOB, RUN, pinned
+
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = {"draft.md": "the draft"}
 FEEDBACK = "tighten the second paragraph"
 
@@ -36,8 +30,8 @@ def _jinja(template_text: str) -> str:
         artifacts=ARTIFACTS, iteration=JOB.iteration, attempt=JOB.attempt, feedback=FEEDBACK)
 
 
-def _render(compiled_job: dict[str, Any]) -> str:
-    return render(RUN, JOB, compiled_job, artifacts=ARTIFACTS, feedback=FEEDBACK)
+def _render(text: str | None = None, title: str | None = None) -> str:
+    return render(RUN, JOB, pinned(text, title), artifacts=ARTIFACTS, feedback=FEEDBACK)
 
 
 @pytest.mark.parametrize("text", [
@@ -48,12 +42,12 @@ def _render(compiled_job: dict[str, Any]) -> str:
 ])
 def test_a_plain_prompt_is_rendered_byte_for_byte_as_jinja2_renders_it(text: str) -> None:
     assert not is_template(text)
-    assert _render({"prompt": {"text": text}}) == _jinja(text)
+    assert _render(text) == _jinja(text)
 
 
 def test_a_plain_prompt_gets_no_feedback_vars_or_artifacts() -> None:
     # Only a template can pull them in ({{ feedback }}, {{ vars.x }}, {{ artifacts[...] }}).
-    assert _render({"prompt": {"text": "Revise the draft.\n"}}) == "Revise the draft.\n"
+    assert _render("Revise the draft.\n") == "Revise the draft.\n"
 
 
 @settings(max_examples=300, deadline=None)
@@ -63,9 +57,9 @@ def test_any_text_renders_as_jinja2_renders_it(text: str) -> None:
         expected = _jinja(text)
     except jinja2.TemplateError:
         with pytest.raises(Conflict):
-            _render({"prompt": {"text": text}})
+            _render(text)
         return
-    assert _render({"prompt": {"text": text}}) == expected
+    assert _render(text) == expected
 
 
 @pytest.mark.parametrize("title", [None, "", "Draft the change", "two\r\nlines",
@@ -73,29 +67,27 @@ def test_any_text_renders_as_jinja2_renders_it(text: str) -> None:
 def test_the_default_prompt_is_unchanged(title: str | None) -> None:
     expected = _jinja("Job {{ job }} of workflow {{ workflow }} (run {{ run }}).\n"
                       f"{title or ''}\n")
-    assert _render({"title": title}) == expected
+    assert _render(title=title) == expected
 
 
 def test_a_template_still_renders_with_the_runs_context() -> None:
     text = "{{ job }} i{{ iteration }}: {{ vars.topic }} / {{ artifacts['draft.md'] }}" \
            "{% if feedback %} / {{ feedback }}{% endif %}\r\n"
-    assert _render({"prompt": {"text": text}}) == (
+    assert _render(text) == (
         "draft i1: caching / the draft / tighten the second paragraph\n")
 
 
 def test_a_template_naming_something_missing_is_refused() -> None:
     with pytest.raises(Conflict, match="cannot render the prompt of 'draft'"):
-        _render({"prompt": {"text": "{{ vars.missing }}"}})
+        _render("{{ vars.missing }}")
 
 
 def test_a_plain_prompt_does_not_import_jinja2() -> None:
     # The reason plain text skips Jinja2: `job claim` should not pay for its import.
     code = ("import sys\n"
             "from striatum.runtime.prompts import render\n"
-            "from striatum.runtime.records import JobRow, RunRow\n"
-            f"run = RunRow(*{tuple(RUN.__dict__.values())!r})\n"
-            f"job = JobRow(*{tuple(JOB.__dict__.values())!r})\n"
-            "render(run, job, {'prompt': {'text': 'Do it.'}}, artifacts={}, feedback=None)\n"
-            "render(run, job, {'title': 'Do it.'}, artifacts={}, feedback=None)\n"
+            "from tests.unit.prompt_fixtures import JOB, RUN, pinned\n"
+            "render(RUN, JOB, pinned('Do it.'), artifacts={}, feedback=None)\n"
+            "render(RUN, JOB, pinned(title='Do it.'), artifacts={}, feedback=None)\n"
             "assert 'jinja2' not in sys.modules, 'jinja2 was imported'\n")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

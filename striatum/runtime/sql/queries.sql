@@ -75,18 +75,11 @@ INSERT INTO striatum.jobs (run_id, job_id, position, kind, lane, lane_kind, stat
 VALUES (%(run)s, %(job)s, %(position)s, %(kind)s, %(lane)s, %(lane_kind)s, 'pending',
         %(max_attempts)s);
 
--- lock_run: a run's row, locked for a transition (always before its jobs), its count of unsettled jobs, and the clock --
-SELECT r.id, r.repo_id, r.workflow_digest, r.workflow_name, r.status, r.vars, r.artifact_root,
-       r.worst_case, r.blocked_on, p.path, r.base_commit, r.unsettled, now()
-FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
-WHERE r.id = %(run)s
-FOR UPDATE OF r;
+-- lock_run: lock a run's row for a transition (always before its jobs); the clock --
+SELECT now() FROM striatum.runs WHERE id = %(run)s FOR UPDATE;
 
--- get_run: a run's row, unlocked --
-SELECT r.id, r.repo_id, r.workflow_digest, r.workflow_name, r.status, r.vars, r.artifact_root,
-       r.worst_case, r.blocked_on, p.path, r.base_commit
-FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
-WHERE r.id = %(run)s;
+-- run_record: a run, unlocked (read after lock_run in a transition, it sees what committed before the lock was granted) --
+SELECT * FROM striatum.run_records WHERE id = %(run)s;
 
 -- begin: open a pipelined transaction --
 BEGIN;
@@ -108,23 +101,15 @@ WHERE run_id = %(run)s AND job_id = ANY(%(jobs)s) AND status NOT IN ('succeeded'
 -- never merged into a join, which on a young table's statistics can become a scan
 -- of the whole run on every transition. Lock order does not matter here: every
 -- transition holds its run's row lock before it locks any of the run's jobs.
-SELECT j.job_id, j.position, j.kind, j.lane, j.lane_kind, j.status, j.iteration, j.attempt,
-       j.max_attempts, j.executions, j.revisions_used, j.fence, j.lease_token, j.lease_owner,
-       j.lease_expires_at, j.chosen, j.verdict, j.reason,
-       j.lease_expires_at IS NOT NULL AND j.lease_expires_at <= now()
+SELECT j.*
 FROM (SELECT DISTINCT unnest(%(jobs)s::text[]) AS job_id) w
-CROSS JOIN LATERAL (SELECT * FROM striatum.jobs
+CROSS JOIN LATERAL (SELECT * FROM striatum.job_records
                     WHERE run_id = %(run)s AND job_id = w.job_id
                     FOR UPDATE) j
 ORDER BY j.position;
 
 -- lock_jobs: every job of a run, locked, in file order --
-SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
-       executions, revisions_used, fence, lease_token, lease_owner, lease_expires_at,
-       chosen, verdict, reason, lease_expires_at IS NOT NULL AND lease_expires_at <= now()
-FROM striatum.jobs WHERE run_id = %(run)s
-ORDER BY position
-FOR UPDATE;
+SELECT * FROM striatum.job_records WHERE run_id = %(run)s ORDER BY position FOR UPDATE;
 
 -- awaiting_decision: the checkpoints of a run that wait for a human, in file order --
 SELECT job_id FROM striatum.jobs
@@ -132,11 +117,7 @@ WHERE run_id = %(run)s AND status = 'awaiting_decision'
 ORDER BY position;
 
 -- get_jobs: every job of a run, unlocked, in file order --
-SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
-       executions, revisions_used, fence, lease_token, lease_owner, lease_expires_at,
-       chosen, verdict, reason, lease_expires_at IS NOT NULL AND lease_expires_at <= now()
-FROM striatum.jobs WHERE run_id = %(run)s
-ORDER BY position;
+SELECT * FROM striatum.job_records WHERE run_id = %(run)s ORDER BY position;
 
 -- update_job: write a job's projection after a transition --
 UPDATE striatum.jobs
@@ -157,20 +138,13 @@ UPDATE striatum.runs SET status = %(status)s, blocked_on = %(blocked_on)s,
                          unsettled = %(unsettled)s, updated_at = now()
 WHERE id = %(run)s;
 
--- claim_job: lease the first ready job of a running run (any run when none is named), record the lease and append its event, in one statement; the job's new row, its run's row and the clock, or no row --
-SELECT * FROM striatum.claim_job(%(run)s, %(lanes)s, %(lane_kinds)s, %(owner)s, %(secret)s,
-                                 %(lease_seconds)s);
+-- claim_job: lease the first ready job of a running run (any run when none is named), record the lease, append its event and its audit row, in one statement; the job's and its run's records as JSON, or no row --
+SELECT job, run
+FROM striatum.claim_job(%(run)s, %(lanes)s, %(lane_kinds)s, %(owner)s, %(secret)s,
+                        %(lease_seconds)s, %(actor)s, %(verb)s, %(args_digest)s);
 
 -- lock_job: one job, locked (the lease verbs lock no run row) --
-SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
-       executions, revisions_used, fence, lease_token, lease_owner, lease_expires_at,
-       chosen, verdict, reason, lease_expires_at IS NOT NULL AND lease_expires_at <= now()
-FROM striatum.jobs WHERE run_id = %(run)s AND job_id = %(job)s
-FOR UPDATE;
-
--- insert_lease: the record of a lease granted --
-INSERT INTO striatum.leases (run_id, job_id, fence, owner, iteration, attempt)
-VALUES (%(run)s, %(job)s, %(fence)s, %(owner)s, %(iteration)s, %(attempt)s);
+SELECT * FROM striatum.job_records WHERE run_id = %(run)s AND job_id = %(job)s FOR UPDATE;
 
 -- end_lease: how a lease ended --
 UPDATE striatum.leases SET ended_at = now(), outcome = %(outcome)s
@@ -220,19 +194,9 @@ ORDER BY created_at DESC LIMIT 1;
 SELECT seq, row_hash
 FROM striatum.append_event(%(chain)s, %(repo)s, %(run)s, %(job)s, %(type)s, %(payload)s);
 
--- append_audit: add one row to the global audit chain --
-WITH head AS (
-    UPDATE striatum.chain_heads
-       SET seq = seq + 1, previous = hash,
-           hash = encode(sha256(convert_to(hash || %(payload)s, 'UTF8')), 'hex')
-     WHERE chain = 'audit'
- RETURNING seq, previous, hash
-)
-INSERT INTO striatum.audit_log (seq, actor, verb, args_digest, outcome, payload, previous_hash,
-                                row_hash)
-SELECT seq, %(actor)s, %(verb)s, %(args_digest)s, %(outcome)s, %(payload)s, previous, hash
-FROM head
-RETURNING seq, row_hash;
+-- append_audit: add one row to the global audit chain (the function builds its payload); the new head --
+SELECT seq, row_hash
+FROM striatum.append_audit(%(actor)s, %(verb)s, %(args_digest)s, %(outcome)s);
 
 -- chain_head: a chain's current head --
 SELECT seq, hash FROM striatum.chain_heads WHERE chain = %(chain)s;
@@ -255,14 +219,8 @@ LIMIT %(limit)s;
 -- run_last_event: the newest event of a run --
 SELECT seq, row_hash FROM striatum.events WHERE run_id = %(run)s ORDER BY seq DESC LIMIT 1;
 
--- lock_job_unlocked: one job's row without a lock (to explain a refusal) --
-SELECT job_id, position, kind, lane, lane_kind, status, iteration, attempt, max_attempts,
-       executions, revisions_used, fence, lease_token, lease_owner, lease_expires_at,
-       chosen, verdict, reason, lease_expires_at IS NOT NULL AND lease_expires_at <= now()
-FROM striatum.jobs WHERE run_id = %(run)s AND job_id = %(job)s;
-
--- chain_heads_all: every chain's head --
-SELECT chain, seq, hash FROM striatum.chain_heads ORDER BY chain;
+-- job_record: one job, unlocked (to explain a refusal) --
+SELECT * FROM striatum.job_records WHERE run_id = %(run)s AND job_id = %(job)s;
 
 -- audit_at: one row of the audit chain --
 SELECT row_hash FROM striatum.audit_log WHERE seq = %(seq)s;

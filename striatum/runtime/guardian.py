@@ -1,6 +1,6 @@
 """The guardian of a worker's lanes: one small process per worker, started once.
 
-    python -I .../striatum/runtime/shim.py SOCKET_FD WORKER_PID
+    python -I .../striatum/runtime/guardian.py SOCKET_FD WORKER_PID
 
 A lane runs in a session of its own, so that a timeout can signal its whole
 group; but then killing the worker (SIGKILL, OOM, a lost machine) would not
@@ -17,6 +17,10 @@ process below it (adopted ones included), and exits. ``PR_SET_PDEATHSIG`` is
 a second way to learn it, for a worker whose socket end outlived it in a
 forked child. The guardian sits in a session of its own, so a signal meant
 for the worker's process group does not take it down before the lanes.
+
+Its signal handlers only note that it must stop (the wake-up pipe ends the
+``select``): a handler that raised could do so anywhere, the clean-up
+included, and a second signal would then cut the clean-up short.
 
 Protocol. A request is a 4-byte big-endian length and a JSON object
 (``argv``, ``cwd``, ``env``), sent with the descriptors [status, output] or
@@ -158,59 +162,60 @@ def _kill_everything(lanes: dict[int, _Lane]) -> None:
             return
 
 
-class _WorkerGone(Exception):
-    pass
-
-
 def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[0]))
     worker_pid = int(argv[1])
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    stopping: list[int] = []  # the signals that said to stop
 
     def on_parent_signal(signum: int, frame: FrameType | None) -> None:
         # PR_SET_PDEATHSIG fires when the *thread* that started the guardian ends, which
         # a live worker does to its pool threads: only a new parent means the worker died.
         if os.getppid() != worker_pid:
-            raise _WorkerGone
+            stopping.append(signum)
 
     def on_terminate(signum: int, frame: FrameType | None) -> None:
-        raise _WorkerGone
+        stopping.append(signum)
 
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    os.set_blocking(wake_read, False)
+    signal.set_wakeup_fd(wake_write)  # every signal below ends the select
     signal.signal(signal.SIGUSR1, on_parent_signal)
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, on_terminate)
     _prctl(_PR_SET_PDEATHSIG, signal.SIGUSR1)
-    wake_read, wake_write = os.pipe()
-    os.set_blocking(wake_write, False)
-    os.set_blocking(wake_read, False)
-    signal.set_wakeup_fd(wake_write)
-    signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the select below
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     lanes: dict[int, _Lane] = {}
     try:
         if os.getppid() != worker_pid:  # the worker died before the request took hold
             return 0
-        while True:
+        while not stopping:
             ready, _, _ = select.select([sock.fileno(), wake_read], [], [])
             if wake_read in ready:
-                while True:
-                    try:
-                        if not os.read(wake_read, 512):
-                            break
-                    except BlockingIOError:
-                        break
+                _drain(wake_read)
             _reap(lanes)
+            if stopping:
+                break
             if sock.fileno() in ready:
                 received = _receive(sock)
                 if received is None:
                     return 0
                 _start(*received, lanes)
-    except _WorkerGone:
         return 0
     finally:
-        # Once: a second signal must not cut the clean-up short.
         for signum in (signal.SIGUSR1, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(signum, signal.SIG_IGN)
         _kill_everything(lanes)
+
+
+def _drain(fd: int) -> None:
+    while True:
+        try:
+            if not os.read(fd, 512):
+                return
+        except BlockingIOError:
+            return
 
 
 if __name__ == "__main__":

@@ -1,0 +1,141 @@
+"""The compiled workflow: what a run is pinned to, as one typed value.
+
+``CompiledWorkflow`` holds the IR, the text of every prompt as it was when the
+workflow was compiled (a run renders exactly what it was prepared with,
+wherever its worker runs) and the plan's bound. ``to_document`` is the
+canonical JSON that is hashed and stored; ``from_document`` reads it back. The
+compiler, ``run prepare``, the engine, the claim path, the worker and prompt
+rendering all use this one type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..canonical import sha256_hex
+from .ir import Job, Lane, Prompt, Revision, Workflow
+
+if TYPE_CHECKING:
+    from .graph import WorkflowGraph
+
+COMPILED_FORMAT = "striatum.compiled/1"
+
+
+@dataclass(frozen=True)
+class PinnedPrompt:
+    """A job's prompt template as compiled: inline text, or a file and its text (None
+    when the file was missing or not UTF-8 then)."""
+
+    text: str | None
+    file: str | None = None
+    sha256: str | None = None
+
+    @staticmethod
+    def of(prompt: Prompt, directory: Path) -> PinnedPrompt:
+        if prompt.source == "text":
+            return PinnedPrompt(prompt.value)
+        try:
+            data = (directory / prompt.value).read_bytes()
+            return PinnedPrompt(data.decode("utf-8"), prompt.value, sha256_hex(data))
+        except (OSError, UnicodeDecodeError):
+            return PinnedPrompt(None, prompt.value)
+
+    def document(self) -> dict[str, Any]:
+        if self.file is None:
+            return {"text": self.text}
+        return {"file": self.file, "sha256": self.sha256, "text": self.text}
+
+
+@dataclass(frozen=True)
+class CompiledWorkflow:
+    workflow: Workflow
+    prompts: Mapping[str, PinnedPrompt]  # job id -> its prompt; jobs without one absent
+    final: tuple[str, ...]  # ``final`` as written, else the jobs nothing needs
+    order: tuple[str, ...]
+    waves: tuple[tuple[str, ...], ...]
+    worst_case: int
+    worst_case_exact: bool
+
+    @cached_property
+    def jobs(self) -> dict[str, Job]:
+        return {job.id: job for job in self.workflow.jobs}
+
+    @cached_property
+    def lanes(self) -> dict[str, Lane]:
+        return {lane.name: lane for lane in self.workflow.lanes}
+
+    @cached_property
+    def graph(self) -> WorkflowGraph:
+        """The graph the engine walks, built without networkx."""
+        from .graph import build_graph
+
+        return build_graph(self.workflow, with_networkx=False)
+
+    @property
+    def unreadable_prompts(self) -> list[str]:
+        return [p.file for p in self.prompts.values() if p.file is not None and p.text is None]
+
+    def to_document(self) -> dict[str, Any]:
+        """The canonical document (defaults explicit) that is hashed and stored."""
+        w = self.workflow
+        return {
+            "format": COMPILED_FORMAT,
+            "workflow": {
+                "name": w.name, "title": w.title, "vars": dict(w.vars),
+                "final": list(self.final),
+                "lanes": {lane.name: {"kind": lane.kind, "command": list(lane.command),
+                                      "stdin": lane.stdin, "timeout": lane.timeout,
+                                      "env": dict(lane.env)}
+                          for lane in w.lanes},
+                "jobs": [_job_document(job, self.prompts.get(job.id)) for job in w.jobs],
+            },
+            "plan": {"order": list(self.order), "waves": [list(wave) for wave in self.waves],
+                     "worst_case_job_executions": self.worst_case,
+                     "worst_case_exact": self.worst_case_exact},
+        }
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> CompiledWorkflow:
+        w, plan = document["workflow"], document["plan"]
+        lanes = tuple(Lane(name, d["kind"], tuple(d["command"]), d["stdin"], d["timeout"],
+                           tuple(d["env"].items())) for name, d in w["lanes"].items())
+        jobs, prompts = [], {}
+        for index, j in enumerate(w["jobs"]):
+            prompt = j["prompt"]
+            if prompt is not None:
+                pinned = PinnedPrompt(prompt["text"], prompt.get("file"), prompt.get("sha256"))
+                prompts[j["id"]] = pinned
+            jobs.append(Job(
+                id=j["id"], lane=j["lane"], kind=j["kind"], title=j["title"],
+                needs=tuple(j["needs"]),
+                prompt=None if prompt is None else (
+                    Prompt("file", prompt["file"]) if "file" in prompt
+                    else Prompt("text", prompt["text"])),
+                produces=tuple(j["produces"]), consumes=tuple(j["consumes"]),
+                writes=tuple(j["writes"]), isolation=j["isolation"],
+                max_attempts=j["max_attempts"],
+                revise=None if j["revise"] is None else Revision(**j["revise"]),
+                choices=tuple((k, tuple(v)) for k, v in j["choices"].items()), index=index))
+        workflow = Workflow(name=w["name"], lanes=lanes, jobs=tuple(jobs), title=w["title"],
+                            vars=tuple(w["vars"].items()), final=tuple(w["final"]))
+        return cls(workflow, prompts, tuple(w["final"]), tuple(plan["order"]),
+                   tuple(tuple(wave) for wave in plan["waves"]),
+                   plan["worst_case_job_executions"], plan["worst_case_exact"])
+
+
+def _job_document(job: Job, prompt: PinnedPrompt | None) -> dict[str, Any]:
+    return {
+        "id": job.id, "lane": job.lane, "kind": job.kind, "title": job.title,
+        "needs": list(job.needs), "prompt": None if prompt is None else prompt.document(),
+        "produces": list(job.produces), "consumes": list(job.consumes),
+        "writes": list(job.writes), "isolation": job.isolation,
+        "max_attempts": job.max_attempts,
+        "revise": None if job.revise is None else {
+            "target": job.revise.target, "max": job.revise.max,
+            "on_exhausted": job.revise.on_exhausted},
+        "choices": {name: list(successors) for name, successors in job.choices},
+    }

@@ -1,0 +1,87 @@
+"""Artifacts: files a job publishes into the run's folder of the target repository,
+each recorded with its sha256 in the same transaction as its event.
+
+A file is checked (``stage``) before any transaction starts; copying it in
+(``store_artifact``) hashes it on the way and replaces the target atomically, so
+a reader never sees half an artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NotFound, UsageError
+from .audit import Event
+from .records import JobRow, RunRow
+from .store import send
+
+if TYPE_CHECKING:
+    import psycopg
+
+Staged = tuple[Path, str]  # a file to publish and its artifact name
+
+
+def artifact_dir(run: RunRow, job_id: str, iteration: int) -> Path:
+    return Path(run.repo_path) / run.artifact_root / run.id / job_id / f"i{iteration}"
+
+
+def _artifact_name(source: Path, name: str | None) -> str:
+    chosen = name or source.name
+    parts = Path(chosen).parts
+    if not chosen or Path(chosen).is_absolute() or ".." in parts or "\x00" in chosen:
+        raise UsageError(f"artifact name {chosen!r} must be a relative path inside the run",
+                         hint="name it with a relative path, e.g. draft.md")
+    return Path(chosen).as_posix()
+
+
+def stage(source: str, name: str | None = None) -> Staged:
+    """Check a file to publish before any transaction starts."""
+    src = Path(source)
+    try:
+        found = src.is_file()
+    except OSError as exc:  # a name too long for the filesystem, say
+        raise UsageError(f"cannot publish {source[:200]!r}: {exc.strerror}",
+                         hint="pass the path of a readable file") from exc
+    if not found:
+        raise NotFound(f"no file {source} to publish")
+    return src, _artifact_name(src, name)
+
+
+def store_artifact(cur: psycopg.Cursor[Any], run: RunRow, row: JobRow, staged: Staged
+                   ) -> tuple[dict[str, Any], Event]:
+    """Copy the file into the run's artifacts (hashing it) and queue its record; the
+    caller appends the event."""
+    src, artifact = staged
+    target = artifact_dir(run, row.job_id, row.iteration) / artifact
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest, size = _copy_hashing(src, target)
+    except OSError as exc:  # a name too long for the filesystem, a full disk
+        raise UsageError(f"cannot store the artifact {artifact[:200]!r}: {exc.strerror}",
+                         hint="use a shorter artifact name, or free space in the repository"
+                         ) from exc
+    stored_at = os.path.relpath(target, run.repo_path)
+    send(cur, "upsert_artifact", {"run": run.id, "job": row.job_id, "iteration": row.iteration,
+                                  "path": artifact, "stored_at": stored_at,
+                                  "sha256": digest, "bytes": size, "fence": row.fence})
+    record = {"path": artifact, "sha256": digest, "bytes": size, "stored_at": stored_at,
+              "iteration": row.iteration}
+    return record, Event("artifact.publish", run.id, row.job_id, row.state(), record)
+
+
+def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    tmp = target.with_name(target.name + ".part")
+    with open(source, "rb") as reader, open(tmp, "wb") as writer:
+        while chunk := reader.read(1 << 20):
+            digest.update(chunk)
+            writer.write(chunk)
+            size += len(chunk)
+    shutil.copymode(source, tmp)
+    os.replace(tmp, target)
+    return digest.hexdigest(), size

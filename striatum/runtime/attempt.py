@@ -1,0 +1,292 @@
+"""One attempt of a claimed job: start its lane, watch it, and end the attempt through
+the same lease verbs an agent calls, with the lease's fencing token.
+
+Whatever goes wrong in striatum's own steps (git, the file system, the database)
+ends the attempt with that reason: the lease is handed back through ``job fail``
+(so the job is retried, not left leased to a worker that moved on), the
+worktree is removed, and the outcome still names the run and the job.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..compiler.ir import VERDICTS
+from ..errors import LeaseLost, StoreUnavailable, StriatumError
+from . import changes, leases
+from .artifacts import Staged, stage
+from .connections import Heartbeats, LaneStores
+from .lanes import DEFAULT_TIMEOUT, fill, lane_environment, run_lane
+from .leases import Claim
+from .records import JobRow
+from .store import Store
+from .worktrees import add_worktree, checkout, diff_paths, remove_worktree, worktree_diff
+
+VERDICT_FILE = "verdict.json"
+# How an attempt can end; the first ones mean the lane's job ran to its end.
+ENDED_AS_MEANT = ("succeeded", "done by the agent", *VERDICTS)
+
+
+@dataclass
+class Outcome:
+    run: str
+    job: str
+    status: str  # one of ENDED_AS_MEANT, "failed", "lease lost", "error"
+    detail: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ENDED_AS_MEANT
+
+    def line(self) -> str:
+        """What a human reads of it."""
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"{self.job}: {self.status} in {self.seconds:.1f}s{extra}"
+
+
+@dataclass
+class Attempts:
+    """Runs attempts on lane threads. ``told`` is held from just before the transition
+    that ends an attempt until its line is said, and by the claim loop while it says a
+    job started: a job a verdict released is never said to start before the verdict."""
+
+    stores: LaneStores
+    beats: Heartbeats
+    log_cap: int
+    say: Callable[[str], None]
+    told: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, claim: Claim) -> Outcome:
+        started = time.monotonic()
+        attempt = _Attempt(self, claim)
+        try:
+            status, detail = attempt.execute()
+        except LeaseLost as exc:
+            status, detail = "lease lost", exc.message
+        except Exception as exc:  # noqa: BLE001 - any failure of our own ends the attempt
+            status, detail = attempt.give_up(describe(exc))
+        finally:
+            attempt.clean_up()
+            self.stores.check()
+        outcome = Outcome(claim.run, claim.job, status, detail, time.monotonic() - started)
+        try:
+            self.say(outcome.line())
+        finally:
+            if attempt.finishing:
+                self.told.release()
+        return outcome
+
+
+def describe(exc: BaseException) -> str:
+    """An error of striatum's own steps, in words a log reader can act on."""
+    if isinstance(exc, subprocess.CalledProcessError):
+        said = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        command = " ".join(str(part) for part in exc.cmd)
+        return (f"`{command}` exited with code {exc.returncode}"
+                + (f": {said[-1]}" if said else ""))
+    if isinstance(exc, subprocess.TimeoutExpired):
+        return f"`{' '.join(str(p) for p in exc.cmd)}` did not finish in {exc.timeout:.0f}s"
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or type(exc).__name__}{where}"
+    if isinstance(exc, StriatumError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _Attempt:
+    def __init__(self, attempts: Attempts, claim: Claim) -> None:
+        self.attempts = attempts
+        self.claim = claim
+        self.repo = Path(claim.run_row.repo_path)
+        self.scratch = Path(claim.prompt_file).parent
+        self.worktree: Path | None = None  # the root of the attempt's worktree, if any
+        self.finishing = False  # holds attempts.told
+
+    @contextmanager
+    def _ending(self) -> Iterator[None]:
+        """Around the transition that ends the attempt: see ``Attempts.told``."""
+        if not self.finishing:
+            self.attempts.told.acquire()
+            self.finishing = True
+        yield
+
+    def store(self) -> Store:
+        return self.attempts.stores.store()
+
+    def execute(self) -> tuple[str, str]:
+        claim = self.claim
+        run, spec = claim.run_row, claim.pinned.jobs[claim.job]
+        lane = claim.pinned.lanes[spec.lane]
+        out = Path(claim.artifact_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        workdir = self.repo
+        if spec.isolation == "worktree":
+            self.worktree, workdir = add_worktree(self.repo, run.base_commit, self.scratch)
+        watch = (bool(spec.writes) and self.worktree is None
+                 and checkout(str(self.repo)) is not None)
+        before = changes.baseline(self.repo, self.scratch.parent, claim.iteration) \
+            if watch else {}
+        values = {"prompt_file": claim.prompt_file, "artifact_dir": str(out),
+                  "job": claim.job, "run": claim.run}
+        argv = [fill(part, values) for part in lane.command]
+        stdin = Path(fill(lane.stdin, values)) if lane.stdin else None
+        env = lane_environment(dict(lane.env), {
+            **_job_env(claim), "STRIATUM_KIND": claim.kind,
+            "STRIATUM_CAN_REVISE": "1" if spec.revise else "0"})
+        lost = threading.Event()
+        self.attempts.beats.hold(claim, lost)
+        log = self.scratch / "lane.log"
+        timeout = lane.timeout or DEFAULT_TIMEOUT
+        try:
+            result = run_lane(argv, cwd=workdir, env=env, stdin=stdin, timeout=timeout,
+                              log_path=log, log_cap=self.attempts.log_cap, tag=claim.token,
+                              abandon=lost)
+        finally:
+            self.attempts.beats.release(claim)
+        if not self._read(lambda store: _still_mine(store, claim)):
+            return "done by the agent", "it finished the job through the CLI, or lost the lease"
+        # What the attempt leaves is published by the transition that ends it, in the
+        # same transaction: one commit per job instead of one per file.
+        files = [stage(str(log), f"logs/{claim.job}.log")] if log.is_file() else []
+        if self.worktree is not None:
+            diff = worktree_diff(self.worktree, run.base_commit, self.scratch)
+            files.append(stage(str(diff), f"changes/{claim.job}.diff"))
+            touched = diff_paths(self.worktree, run.base_commit, self.repo)
+        else:
+            touched = changes.changed(before, changes.snapshot(self.repo),
+                                      (".striatum", run.artifact_root)) if watch else []
+        if not result.ok:
+            if result.timed_out:
+                reason = f"timed out after {timeout}s"
+            elif result.exit_code is None:
+                reason = "its supervisor (the worker's lane guardian) died; it was killed"
+            else:
+                reason = f"exited with code {result.exit_code}"
+            return self._fail(reason + f"; see logs/{claim.job}.log", files, reason)
+        files += [stage(str(out / name), name) for name in claim.produces
+                  if (out / name).is_file()]
+        stray = changes.outside(touched, spec.writes) if spec.writes else []
+        if stray:
+            return self._fail("changed files outside its writes globs: "
+                              + ", ".join(stray[:20]), files)
+        if claim.kind == "review":
+            return self._review(out, files)
+        return self._finish(lambda store: leases.complete(
+            store, claim.run, claim.job, claim.token, files=files), files, "succeeded", "")
+
+    def _review(self, out: Path, files: list[Staged]) -> tuple[str, str]:
+        found = _read_verdict(out / VERDICT_FILE)
+        if found is None:
+            return self._fail("the review recorded no verdict: run `striatum job verdict ...` "
+                              f"or leave {VERDICT_FILE} in the artifact dir", files)
+        outcome, why = found
+        claim = self.claim
+        return self._finish(lambda store: leases.verdict(
+            store, claim.run, claim.job, claim.token, outcome, why, files=files),
+            files, outcome, why)
+
+    def _finish(self, end: Callable[[Store], object], files: list[Staged], status: str,
+                detail: str) -> tuple[str, str]:
+        """End the attempt with ``end``; if the record refuses it (an artifact missing, a
+        verdict a review cannot give), fail the attempt with the refusal's words."""
+        try:
+            with self._ending():
+                end(self.store())
+        except LeaseLost:
+            raise
+        except StoreUnavailable:
+            raise
+        except StriatumError as exc:
+            return self._fail(exc.message, files)
+        return status, detail
+
+    def _fail(self, reason: str, files: list[Staged], detail: str | None = None
+              ) -> tuple[str, str]:
+        claim = self.claim
+        with self._ending():
+            leases.fail(self.store(), claim.run, claim.job, claim.token, reason, files=files)
+        return "failed", detail if detail is not None else reason
+
+    def give_up(self, reason: str) -> tuple[str, str]:
+        """After an error of our own: hand the attempt back with the reason, so the job is
+        retried now rather than when its lease expires."""
+        claim = self.claim
+        self.attempts.stores.check()
+        try:
+            with self._ending():
+                leases.fail(self.store(), claim.run, claim.job, claim.token,
+                            f"the worker could not run the attempt: {reason}")
+        except StriatumError as exc:
+            # The job moved on (its lease was lost, or it was ended before the error), or
+            # the database is away: the lease expires instead; fencing keeps that safe.
+            return "error", f"{reason} (and the attempt could not be failed: {exc.message})"
+        return "failed", reason
+
+    def clean_up(self) -> None:
+        if self.worktree is not None:
+            remove_worktree(self.repo, self.worktree)
+            self.worktree = None
+
+    def _read(self, read: Callable[[Store], bool]) -> bool:
+        """A read on this lane thread's connection, tried once more on a new one if the
+        kept connection turns out dead: it may have died while idle or while the lane ran
+        (a server restart), and a read changes nothing, so trying again is safe."""
+        try:
+            return read(self.store())
+        except StoreUnavailable:
+            self.attempts.stores.drop()
+            return read(self.store())
+
+
+def _job_env(claim: Claim) -> dict[str, str]:
+    env = {"STRIATUM_RUN": claim.run, "STRIATUM_JOB": claim.job,
+           "STRIATUM_LEASE": claim.token, "STRIATUM_ARTIFACT_DIR": claim.artifact_dir,
+           "STRIATUM_PROMPT_FILE": claim.prompt_file,
+           "STRIATUM_ITERATION": str(claim.iteration), "STRIATUM_ATTEMPT": str(claim.attempt),
+           "STRIATUM_PRODUCES": "\n".join(claim.produces),
+           "STRIATUM_REPO": claim.run_row.repo_path}
+    # So the agent's own `striatum job ...` calls reach the same database: the embedded
+    # server's home, or a DSN that carries no password (one that does is never passed).
+    if os.environ.get("STRIATUM_HOME"):
+        env["STRIATUM_HOME"] = os.environ["STRIATUM_HOME"]
+    dsn = os.environ.get("STRIATUM_DSN")
+    if dsn and not _has_password(dsn):
+        env["STRIATUM_DSN"] = dsn
+    return env
+
+
+@functools.lru_cache(maxsize=8)
+def _has_password(dsn: str) -> bool:
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return bool(conninfo_to_dict(dsn).get("password"))
+    except ProgrammingError:  # an unparsable DSN: assume the worst
+        return True
+
+
+def _still_mine(store: Store, claim: Claim) -> bool:
+    row = store.read(JobRow, "job_record", {"run": claim.run, "job": claim.job})
+    return row is not None and row.status == "leased" and row.lease_token == claim.token
+
+
+def _read_verdict(path: Path) -> tuple[str, str] | None:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("verdict") not in VERDICTS:
+        return None
+    return str(document["verdict"]), str(document.get("reason") or "(no reason given)")

@@ -1,0 +1,330 @@
+"""What a worker does when an attempt goes wrong outside the lane itself: an error in
+striatum's own steps (git, the file system, a prompt that cannot render), a repository
+that is a subdirectory of its git work tree, the lines it prints for a human, and the
+guardian's clean-up under a storm of signals.
+
+Each failure must end the attempt with its reason in the record, keep the run moving,
+and leave nothing behind (no lease held by a worker that moved on, no worktree).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from striatum.runtime import leases, runs
+from striatum.runtime.store import Store
+
+from .worker_helpers import (
+    alive,
+    cli,
+    events_of,
+    fake,
+    git,
+    git_init,
+    job_row,
+    one_task,
+    rows,
+    run_status,
+    start_run,
+    wait_for,
+    work,
+    worker_thread,
+    write_workflow,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+# -- an error in striatum's own steps of an attempt ---------------------------------------------
+
+
+def test_an_error_inside_an_attempt_fails_that_attempt_and_cleans_up(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    """The run's base commit is gone, so `git worktree add` fails: the attempt fails with
+    git's reason, the lease is not left to expire, the outcome names the run and the job,
+    no worktree stays behind, and `worker --once` says it did not succeed."""
+    git_init(repo, commit=True)
+    workflow = one_task(tmp_path / "flow", {"command": fake("work"), "timeout": 60},
+                        isolation="worktree", max_attempts=2)
+    run_id = start_run(store, workflow, repo)
+    # A new history: the commit the run was prepared on no longer exists.
+    subprocess.run(["rm", "-rf", str(repo / ".git")], check=True)
+    (repo / "README.md").write_text("# another history\n", encoding="utf-8")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "another history")
+
+    done = cli(dsn, repo, "worker", "--once", "--run", run_id, "--json", timeout=90)
+
+    assert done.returncode != 0, (done.returncode, done.stdout, done.stderr)
+    report = json.loads(done.stdout)
+    assert [(j["run"], j["job"], j["status"]) for j in report["jobs"]] == [
+        (run_id, "write", "failed")], report
+    job = job_row(store, run_id, "write")
+    assert (job["status"], job["lease_token"]) == ("ready", None), job
+    retried = events_of(store, run_id, "write", "job.retry")
+    assert len(retried) == 1, events_of(store, run_id, "write")
+    reason = retried[0]["payload"]["data"]["reason"]
+    assert "worktree" in reason and "git" in reason, reason
+    assert "worktree" in report["jobs"][0]["detail"], report
+    worktrees = list((repo / ".striatum").rglob("worktree"))
+    assert worktrees == [], worktrees
+
+
+def test_a_worker_outcome_of_an_unexpected_error_keeps_its_run_and_job(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    """An OSError in striatum's own step (the attempt's scratch folder cannot be made)
+    fails the attempt with the reason instead of escaping the worker."""
+    workflow = one_task(tmp_path / "flow", {"command": fake("work"), "timeout": 60},
+                        max_attempts=1)
+    run_id = start_run(store, workflow, repo)
+    (repo / ".striatum").write_text("a file where the scratch folder goes\n", encoding="utf-8")
+
+    outcomes = work(dsn, run_id, once=True)
+
+    assert [(o.run, o.job, o.status) for o in outcomes] == [(run_id, "write", "failed")], \
+        outcomes
+    failed = events_of(store, run_id, "write", "job.fail")
+    assert len(failed) == 1 and ".striatum" in failed[0]["payload"]["data"]["reason"], \
+        events_of(store, run_id, "write")
+    assert run_status(store, run_id) == "failed"
+
+
+# -- a prompt that cannot render is not a poison pill ----------------------------------------
+
+
+def _unrenderable(directory: Path, lane: dict[str, object]) -> str:
+    return write_workflow(directory, {
+        "name": "unrenderable",
+        "lanes": {"agent": lane},
+        "jobs": [{"id": "broken", "lane": "agent",
+                  "prompt": {"text": "Use {{ vars.nowhere }}."}},
+                 {"id": "fine", "lane": "agent", "prompt": {"text": "Plain."}}]})
+
+
+def test_a_prompt_that_cannot_render_fails_its_job_and_the_claim_moves_on(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    run_id = start_run(store, _unrenderable(tmp_path / "flow", {"kind": "operator"}), repo)
+
+    claim = leases.claim(store, run_id, owner="agent")
+
+    # The unrenderable job failed at once with the reason (it would fail every attempt
+    # alike), which fails the run: nothing is left leased, and the claim is not an error.
+    assert claim is None or claim.job == "fine", claim
+    broken = job_row(store, run_id, "broken")
+    assert broken["status"] == "failed" and broken["lease_token"] is None, broken
+    failed = events_of(store, run_id, "broken", "job.fail")
+    assert len(failed) == 1, events_of(store, run_id, "broken")
+    reason = failed[0]["payload"]["data"]["reason"]
+    assert "render" in reason and "nowhere" in reason, reason
+    assert run_status(store, run_id) == "failed"
+
+
+def test_run_start_wait_on_an_unrenderable_prompt_ends_the_run_with_the_reason(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    workflow = _unrenderable(tmp_path / "flow", {"command": fake("work"), "timeout": 60})
+    run_id = runs.prepare(store, workflow, str(repo), overrides={})
+
+    done = cli(dsn, repo, "run", "start", run_id, "--wait", timeout=90)
+
+    assert done.returncode == 7, (done.returncode, done.stdout, done.stderr)
+    assert run_status(store, run_id) == "failed"
+    reason = events_of(store, run_id, kind="run.fail")[0]["payload"]["data"]["reason"]
+    assert "broken" in reason and "render" in reason, reason
+
+
+# -- a repository below the top of its git work tree ---------------------------------------
+
+
+@pytest.mark.parametrize("mode, succeeds", [("work", True), ("stray", False)],
+                         ids=["inside-writes", "outside-writes"])
+def test_writes_are_checked_in_a_repository_below_the_top_of_its_work_tree(
+        mode: str, succeeds: bool, dsn: str, store: Store, tmp_path: Path) -> None:
+    top = tmp_path / "top"
+    top.mkdir()
+    git_init(top, commit=True)
+    repo = top / "service"
+    repo.mkdir()
+    writer = [sys.executable, "-c",
+              "import pathlib, subprocess, sys; pathlib.Path('src').mkdir(exist_ok=True); "
+              "pathlib.Path('src/new.py').write_text('x = 1\\n'); "
+              f"subprocess.run({fake(mode)!r}, check=True)"]
+    workflow = one_task(tmp_path / "flow", {"command": writer, "timeout": 60},
+                        writes=["src/**"], max_attempts=1)
+    run_id = start_run(store, workflow, repo)
+
+    outcomes = work(dsn, run_id, once=True)
+
+    if succeeds:
+        assert [(o.status, o.detail) for o in outcomes] == [("succeeded", "")], outcomes
+        assert run_status(store, run_id) == "completed"
+    else:
+        assert [o.status for o in outcomes] == ["failed"], outcomes
+        assert "STRAY.txt" in outcomes[0].detail and "src/new.py" not in outcomes[0].detail
+        assert run_status(store, run_id) == "failed"
+    assert (repo / "src" / "new.py").is_file()
+    assert git(top, "status", "--porcelain")  # the check read the real work tree
+
+
+# -- what the worker tells a human -------------------------------------------------------------
+
+
+def test_an_idle_worker_names_how_to_answer_an_escalated_review(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    always_revise = [sys.executable, "-c",
+                     "import json, os, pathlib; d = pathlib.Path(os.environ["
+                     "'STRIATUM_ARTIFACT_DIR']); d.mkdir(parents=True, exist_ok=True); "
+                     "(d / 'verdict.json').write_text(json.dumps({'verdict': "
+                     "'needs_revision', 'reason': 'not yet'}))"]
+    workflow = write_workflow(tmp_path / "flow", {
+        "name": "escalates",
+        "lanes": {"writer": {"command": fake("work"), "timeout": 60},
+                  "reviewer": {"command": always_revise, "timeout": 60}},
+        "jobs": [{"id": "draft", "lane": "writer", "prompt": {"text": "draft"}},
+                 {"id": "final-check", "lane": "reviewer", "kind": "review",
+                  "needs": ["draft"], "prompt": {"text": "check"},
+                  "revise": {"target": "draft", "max": 1}}]})
+    run_id = start_run(store, workflow, repo)
+    said: list[str] = []
+    running = worker_thread(dsn, run_id, poll_seconds=0.05, progress=said.append)
+    try:
+        wait_for(lambda: run_status(store, run_id) == "blocked", 60,
+                 lambda: f"the run to block: {said}")
+        wait_for(lambda: any("final-check: waiting" in line for line in said), 20,
+                 lambda: f"the worker to name the escalation: {said}")
+    finally:
+        running.worker.request_stop()
+        running.join(30)
+    named = [line for line in said if "final-check: waiting" in line]
+    assert len(named) == 1, said
+    assert f"striatum run resume {run_id} --decision accept|fail|revise" in named[0], named
+    assert "checkpoint decide" not in named[0], named
+
+
+def test_a_verdict_is_told_before_the_job_it_released_starts(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    """With slots to spare, the claim loop takes the released job while the reviewer's lane
+    thread is still returning: the lines must still come in the order things happened."""
+    pairs = 6
+    jobs: list[dict[str, object]] = []
+    for i in range(pairs):
+        needs = [f"check{i - 1}"] if i else []
+        jobs.append({"id": f"task{i}", "lane": "writer", "needs": needs,
+                     "prompt": {"text": "t"}})
+        jobs.append({"id": f"check{i}", "lane": "reviewer", "kind": "review",
+                     "needs": [f"task{i}"], "prompt": {"text": "c"}})
+    workflow = write_workflow(tmp_path / "flow", {
+        "name": "chain",
+        "lanes": {"writer": {"command": ["true"], "timeout": 60},
+                  "reviewer": {"command": fake("review"), "timeout": 60}},
+        "jobs": jobs})
+    run_id = start_run(store, workflow, repo)
+    said: list[str] = []
+
+    work(dsn, run_id, until_run_ends=True, concurrency=4, progress=said.append)
+
+    assert run_status(store, run_id) == "completed", said
+    lines = [line for line in said if ": started" in line or ": accept" in line
+             or ": succeeded" in line]
+    for i in range(pairs):
+        accepted = next(n for n, line in enumerate(lines) if line.startswith(f"check{i}: "
+                                                                             "accept"))
+        if i + 1 < pairs:
+            started = next(n for n, line in enumerate(lines)
+                           if line.startswith(f"task{i + 1}: started"))
+            assert accepted < started, "\n".join(lines)
+
+
+# -- the audit record of a worker's own calls ----------------------------------------------------
+
+
+def test_a_worker_audits_each_change_in_the_transaction_that_makes_it(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    workflow = one_task(tmp_path / "flow", {"command": fake("work"), "timeout": 60})
+    run_id = start_run(store, workflow, repo)
+
+    outcomes = work(dsn, run_id, once=True)
+
+    assert [o.status for o in outcomes] == ["succeeded"], outcomes
+    audit = rows(store, "SELECT verb, actor, outcome, xmin::text AS tx FROM striatum.audit_log "
+                        "ORDER BY seq")
+    events = rows(store, "SELECT type, xmin::text AS tx FROM striatum.events "
+                         "WHERE run_id = %s ORDER BY seq", run_id)
+    by_tx = {row["tx"]: row for row in audit}
+    for kind, verb in (("job.claim", "job claim"), ("job.complete", "job complete")):
+        event = next(e for e in events if e["type"] == kind)
+        row = by_tx.get(event["tx"])
+        assert row is not None, f"no audit row in the transaction of {kind}: {audit}"
+        assert (row["verb"], row["outcome"]) == (verb, "ok"), row
+        assert "worker" in row["actor"], row
+
+
+# -- the guardian's clean-up ---------------------------------------------------------------------
+
+
+def test_a_storm_of_signals_cannot_cut_the_guardians_clean_up_short(tmp_path: Path) -> None:
+    """The guardian is told to stop again and again while it stops: every lane still dies
+    with it, and it prints no traceback. The window is microseconds wide, so the storm is
+    repeated."""
+    for round_ in range(12):
+        _storm(tmp_path / f"round{round_}")
+
+
+def _storm(directory: Path) -> None:
+    from striatum.runtime import lanes
+
+    directory.mkdir(parents=True)
+    ours, theirs = socket.socketpair()
+    stderr = directory / "guardian.err"
+    with open(stderr, "wb") as err:
+        guardian = subprocess.Popen(
+            [sys.executable, "-I", str(lanes.GUARDIAN), str(theirs.fileno()), str(os.getpid())],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=err, start_new_session=True)
+    theirs.close()
+    status_read, status_write = os.pipe()
+    output_read, output_write = os.pipe()
+    body = json.dumps({"argv": [sys.executable, "-c", "import time; time.sleep(600)"],
+                       "cwd": str(directory), "env": {"PATH": os.environ["PATH"]}}).encode()
+    socket.send_fds(ours, [lanes.HEADER.pack(len(body))], [status_write, output_write])
+    ours.sendall(body)
+    os.close(status_write)
+    os.close(output_write)
+    lane_pid = 0
+    try:
+        with os.fdopen(status_read, "rb", buffering=0) as status:
+            line = status.readline().decode()
+            assert line.startswith("pid "), line
+            lane_pid = int(line.split()[1])
+            deadline = time.monotonic() + 2.0
+            while guardian.poll() is None and time.monotonic() < deadline:
+                try:
+                    os.kill(guardian.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    break
+            guardian.wait(timeout=30)
+        try:
+            lane = psutil.Process(lane_pid)
+        except psutil.NoSuchProcess:
+            pass
+        else:
+            wait_for(lambda: not alive(lane), 10, f"lane {lane_pid} to die with its guardian")
+    finally:
+        ours.close()
+        os.close(output_read)
+        if lane_pid:
+            try:
+                os.kill(lane_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert "Traceback" not in stderr.read_text(errors="replace"), stderr.read_text()
