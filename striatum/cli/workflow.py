@@ -250,8 +250,8 @@ def fmt(file: str, syntax: str | None, to: str | None, check_only: bool, write: 
                          hint="use -o NEW_FILE to convert")
     text = format_workflow(comp.workflow, target)
     changed = text != comp.source.text
-    for target in ([file] if write and changed else []) + ([output] if output else []):
-        with open(target, "w", encoding="utf-8") as handle:
+    for path in ([file] if write and changed else []) + ([output] if output else []):
+        with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
     if as_json:
         emit_json({"file": file, "to": target, "changed": changed, "output": output,
