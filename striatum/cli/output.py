@@ -12,13 +12,14 @@ from typing import Any, TypeVar
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+from .invocation import current
 
-_state = {"json": False}
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-    _state["json"] = _state["json"] or value
+    if value:
+        current(ctx).json = True
     return value
 
 
@@ -26,10 +27,6 @@ def json_option(func: F) -> F:
     """--json: print one JSON document on stdout (errors still go to stderr)."""
     return click.option("--json", "as_json", is_flag=True, callback=_remember_json,
                         help="Print one JSON document on stdout.")(func)
-
-
-def json_requested() -> bool:
-    return _state["json"]
 
 
 def emit_json(document: Any) -> None:
@@ -71,9 +68,10 @@ def summary(diagnostics: list[Any]) -> str:
     return ", ".join(parts) or "no problems"
 
 
-def write_error(message: str, hint: str | None = None, document: dict[str, Any] | None = None
+def write_error(message: str, hint: str | None, document: dict[str, Any], *, as_json: bool
                 ) -> None:
-    if json_requested() and document is not None:
+    """An error on stderr: ``document`` as one line of JSON with --json, else as text."""
+    if as_json:
         import json
 
         click.echo(json.dumps(document, ensure_ascii=False), err=True)
