@@ -14,9 +14,9 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import EXIT_INTERNAL, EXIT_USAGE, StriatumError
+from ..errors import EXIT_INTERNAL, EXIT_USAGE, StriatumError, UsageError
 from .invocation import Invocation, current
-from .output import write_error
+from .output import json_in_argv, write_error
 
 # name -> (module, attribute, one-line help). Subcommands are imported only
 # when used, so `striatum --help` and every verb pay for one noun's imports.
@@ -94,15 +94,32 @@ def _undecodable(argv: list[str]) -> int | None:
     return None
 
 
+def _usage_error(exc: click.ClickException) -> UsageError:
+    """click's refusal of a command line, as striatum's own usage error."""
+    ctx = getattr(exc, "ctx", None)
+    return UsageError(exc.format_message(),
+                      hint=f"see `{ctx.command_path} --help`" if ctx is not None else None)
+
+
+def _interrupted(word: str, as_json: bool) -> int:
+    if as_json:
+        write_error(word, None, {"error": "interrupted", "message": word}, as_json=True)
+    else:
+        click.echo(f"striatum: {word}", err=True)
+    return 130
+
+
 def run(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     invocation = Invocation()
+    # When click cannot parse a command line, --json may not have been parsed either.
+    unparsed_json = json_in_argv(args)
     bad = _undecodable(args)
     if bad is not None:
         write_error(f"argument {bad + 1} is not valid UTF-8: {args[bad]!r}",
                     "pass names, ids and paths as UTF-8 text",
                     {"error": "usage", "message": f"argument {bad + 1} is not valid UTF-8"},
-                    as_json=invocation.json)
+                    as_json=unparsed_json)
         return EXIT_USAGE
     try:
         result = cli.main(args=args, prog_name="striatum", standalone_mode=False,
@@ -110,17 +127,19 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        if invocation.json or unparsed_json:
+            usage = _usage_error(exc)
+            write_error(usage.message, usage.hint, usage.to_json(), as_json=True)
+        else:
+            exc.show()
         return EXIT_USAGE
     except click.exceptions.Abort:
-        click.echo("striatum: aborted", err=True)
-        return 130
+        return _interrupted("aborted", invocation.json or unparsed_json)
     except StriatumError as exc:
         write_error(exc.message, exc.hint, exc.to_json(), as_json=invocation.json)
         return exc.exit_code
     except KeyboardInterrupt:
-        click.echo("striatum: interrupted", err=True)
-        return 130
+        return _interrupted("interrupted", invocation.json or unparsed_json)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`); nothing left to tell it.
         sys.stderr.close()

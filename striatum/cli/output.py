@@ -29,6 +29,13 @@ def json_option(func: F) -> F:
                         help="Print one JSON document on stdout.")(func)
 
 
+def json_in_argv(argv: list[str]) -> bool:
+    """Whether a command line asks for --json among its options (after "--" every
+    argument is an operand), parsed or not."""
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    return "--json" in options
+
+
 def emit_json(document: Any) -> None:
     import json
 

@@ -47,6 +47,19 @@ def test_usage_errors_exit_1(cli: Cli) -> None:
         assert_clean(result)
 
 
+def test_usage_errors_with_json_are_one_json_document_on_stderr(cli: Cli) -> None:
+    for args in (("workflow", "validate", "--json"), ("workflow", "nosuchverb", "--json"),
+                 ("job", "claim", "--json"), ("workflow", "plan", "--json", "--nope", "x"),
+                 ("workflow", "graph", "--format", "png", "--json", CODE_CHANGE),
+                 ("job", "claim", "--run", "r", "--lease-seconds", "soon", "--json"),
+                 ("workflow", "plan", CODE_CHANGE, "--verdicts", "check=maybe", "--json")):
+        result = cli(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert not result.stdout
+        document = json.loads(result.stderr)
+        assert document["error"] == "usage" and document["message"], (args, document)
+
+
 @pytest.mark.parametrize("lane", ["coder=" + "[" * 5000 + "]" * 5000,
                                   'coder={"command": ["a"], "command": ["b"]}',
                                   "coder=[NaN]", "coder=[" + "9" * 5000 + "]"])

@@ -57,3 +57,50 @@ def test_json_is_chosen_per_command_line_not_per_process(tmp_path: Path) -> None
     # And with --json again, JSON.
     again = invoke("workflow", "fmt", "--write", "--to", "dsl", "--json", str(source))
     assert again.code == 1 and json.loads(again.err)["error"] == "usage"
+
+
+USAGE_ERRORS = {
+    "a missing option": (["job", "claim", "--json"], "Missing option '--run'.",
+                         "striatum job claim"),
+    "a bad choice": (["workflow", "graph", "--json", "--format", "png", "w.json"],
+                     "Invalid value for '--format': 'png' is not one of 'mermaid', 'dot', "
+                     "'json'.", "striatum workflow graph"),
+    "an unknown command": (["workflow", "nosuchverb", "--json"],
+                           "No such command 'nosuchverb'.", "striatum workflow"),
+    "a bad int": (["job", "claim", "--json", "--run", "r", "--lease-seconds", "soon"],
+                  "Invalid value for '--lease-seconds': 'soon' is not a valid integer range.",
+                  "striatum job claim"),
+    "an unknown option": (["workflow", "plan", "--nope", "w.json", "--json"],
+                          "No such option '--nope'.", "striatum workflow plan"),
+    "a missing argument": (["workflow", "validate", "--json"], "Missing argument 'FILE'.",
+                           "striatum workflow validate"),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS))
+def test_a_usage_error_with_json_anywhere_is_one_json_document_on_stderr(case: str) -> None:
+    argv, message, command = USAGE_ERRORS[case]
+    result = invoke(*argv)
+    assert result.code == 1 and result.out == ""
+    assert json.loads(result.err) == {"error": "usage", "message": message,
+                                      "hint": f"see `{command} --help`"}
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS))
+def test_a_usage_error_without_json_is_clicks_text(case: str) -> None:
+    argv, message, _ = USAGE_ERRORS[case]
+    result = invoke(*[a for a in argv if a != "--json"])
+    assert result.code == 1 and result.out == ""
+    assert result.err.startswith("Usage: striatum") and f"Error: {message}" in result.err
+
+
+def test_json_after_a_double_dash_is_an_operand_not_the_option() -> None:
+    result = invoke("workflow", "validate", "--", "--json", "extra")
+    assert result.code == 1 and result.err.startswith("Usage: striatum workflow validate")
+
+
+def test_an_argument_that_is_not_utf8_is_a_json_usage_error_with_json() -> None:
+    result = invoke("run", "status", "r\udcff", "--json")
+    assert result.code == 1 and result.out == ""
+    assert json.loads(result.err) == {"error": "usage",
+                                      "message": "argument 3 is not valid UTF-8"}
