@@ -67,11 +67,16 @@ def print_diagnostics(diagnostics: Iterable[Any], text: str = "", *, err: bool =
         click.echo(format_diagnostic(d, text), err=err)
 
 
+def count(n: int, noun: str) -> str:
+    """``1 job``, ``2 jobs``: a number and its noun, plural unless the number is one."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def summary(diagnostics: list[Any]) -> str:
     counts = {"error": 0, "warning": 0, "info": 0}
     for d in diagnostics:
         counts[d.severity.value] += 1
-    parts = [f"{n} {name}{'s' if n != 1 else ''}" for name, n in counts.items() if n]
+    parts = [count(n, name) for name, n in counts.items() if n]
     return ", ".join(parts) or "no problems"
 
 

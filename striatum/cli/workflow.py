@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import EXIT_INVALID, EXIT_OK, UsageError
-from .output import emit_json, json_option, print_diagnostics, summary
+from .output import count, emit_json, json_option, print_diagnostics, summary
 
 if TYPE_CHECKING:
     from ..compiler.compile import Compilation
@@ -66,8 +66,8 @@ def validate(file: str, syntax: str | None, as_json: bool) -> int:
         print_diagnostics(comp.diagnostics, comp.source.text, err=False)
         if comp.ok:
             assert comp.workflow is not None
-            click.echo(f"{file}: valid ({len(comp.workflow.jobs)} jobs, "
-                       f"{len(comp.workflow.lanes)} lanes)")
+            click.echo(f"{file}: valid ({count(len(comp.workflow.jobs), 'job')}, "
+                       f"{count(len(comp.workflow.lanes), 'lane')})")
         else:
             click.echo(f"{file}: invalid ({summary(comp.diagnostics)})")
     return EXIT_OK if comp.ok else EXIT_INVALID
@@ -187,33 +187,30 @@ def plan(file: str, syntax: str | None, verdicts: str | None, as_json: bool) -> 
     return EXIT_OK
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def _plan_text(doc: dict[str, Any]) -> str:
-    lines = [f"plan for {doc['workflow']}: {_count(doc['jobs'], 'job')} in "
-             f"{_count(len(doc['waves']), 'wave')}"]
+    lines = [f"plan for {doc['workflow']}: {count(doc['jobs'], 'job')} in "
+             f"{count(len(doc['waves']), 'wave')}"]
     for number, wave in enumerate(doc["waves"], 1):
         lines.append(f"  wave {number}: {', '.join(wave)}")
     if doc["regions"]:
         lines.append("revision loops:")
         for r in doc["regions"]:
             lines.append(f"  {r['reviewer']} → {r['target']}: at most "
-                         f"{_count(r['max'], 'revision')}, "
+                         f"{count(r['max'], 'revision')}, "
                          f"then {r['on_exhausted']}; reruns {', '.join(r['reruns'])}")
     exact = "exact" if doc["worst_case_exact"] else "upper bound"
-    lines.append(f"worst case: {_count(doc['worst_case_job_executions'], 'job execution')} "
+    lines.append(f"worst case: {count(doc['worst_case_job_executions'], 'job execution')} "
                  f"({exact})")
     if doc["worst_case_choices"]:
         chosen = ", ".join(f"{k}={v}" for k, v in doc["worst_case_choices"].items())
         lines.append(f"  reached with checkpoint choices {chosen}")
     paths = doc["paths"]
-    lines.append(f"paths: {paths if paths is not None else 'too many to count'} distinct "
-                 "verdict/choice outcomes")
+    lines.append("paths: " + (count(paths, "distinct verdict/choice outcome")
+                              if paths is not None else "too many to count"))
     walked = doc.get("walk")
     if walked:
-        lines.append(f"walk: {walked['status']} after {walked['executions']} job executions")
+        lines.append(f"walk: {walked['status']} after "
+                     f"{count(walked['executions'], 'job execution')}")
         for s in walked["steps"]:
             outcome = f" → {s['outcome']}" if s["outcome"] else ""
             note = f"  {s['note']}" if s["note"] else ""

@@ -104,3 +104,29 @@ def test_an_argument_that_is_not_utf8_is_a_json_usage_error_with_json() -> None:
     assert result.code == 1 and result.out == ""
     assert json.loads(result.err) == {"error": "usage",
                                       "message": "argument 3 is not valid UTF-8"}
+
+
+MINIMAL = str(Path(__file__).resolve().parents[2] / "examples" / "minimal" / "workflow.json")
+
+
+def test_counts_of_one_are_singular() -> None:
+    validated = invoke("workflow", "validate", MINIMAL)
+    assert validated.out.strip().endswith(": valid (1 job, 1 lane)"), validated.out
+    planned = invoke("workflow", "plan", MINIMAL, "--verdicts", "")
+    assert planned.code == 0, planned.err
+    lines = planned.out.splitlines()
+    assert "plan for minimal: 1 job in 1 wave" in lines
+    assert "worst case: 1 job execution (exact)" in lines
+    assert "paths: 1 distinct verdict/choice outcome" in lines
+    assert "walk: completed after 1 job execution" in lines
+
+
+def test_counts_other_than_one_are_plural(tmp_path: Path) -> None:
+    source = tmp_path / "w.json"
+    source.write_text(json.dumps({
+        "name": "w", "lanes": {"a": {"command": ["x"]}, "b": {"command": ["y"]}},
+        "jobs": [{"id": "j", "lane": "a"}, {"id": "k", "lane": "b", "needs": ["j"]}]}),
+        encoding="utf-8")
+    assert invoke("workflow", "validate", str(source)).out.strip().endswith(
+        ": valid (2 jobs, 2 lanes)")
+    assert "plan for w: 2 jobs in 2 waves" in invoke("workflow", "plan", str(source)).out
