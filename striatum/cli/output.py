@@ -42,6 +42,15 @@ def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
+def emit_bytes(data: bytes) -> None:
+    """``data`` on stdout exactly as it is: no newline added and no re-encoding, so a
+    file stdout is redirected to holds those bytes (a terminal gets a newline after)."""
+    binary = hasattr(sys.stdout, "buffer")  # not so for an in-process caller's StringIO
+    click.echo(data if binary else data.decode("utf-8"), nl=False)
+    if sys.stdout.isatty():
+        click.echo()
+
+
 def source_line(text: str, line: int) -> str | None:
     lines = text.splitlines()
     if 1 <= line <= len(lines):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import EXIT_INVALID, EXIT_OK, UsageError
-from .output import count, emit_json, json_option, print_diagnostics, summary
+from .output import count, emit_bytes, emit_json, json_option, print_diagnostics, summary
 
 if TYPE_CHECKING:
     from ..compiler.compile import Compilation
@@ -129,7 +129,7 @@ def compile_(file: str, syntax: str | None, output: str | None, as_json: bool) -
     elif output:
         click.echo(f"wrote {output} ({len(data):,} bytes) sha256:{digest}")
     else:
-        click.echo(data.decode("utf-8"))
+        emit_bytes(data)
         click.echo(f"sha256:{digest}", err=True)
     return EXIT_OK
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from contextlib import redirect_stderr, redirect_stdout
@@ -130,3 +131,11 @@ def test_counts_other_than_one_are_plural(tmp_path: Path) -> None:
     assert invoke("workflow", "validate", str(source)).out.strip().endswith(
         ": valid (2 jobs, 2 lanes)")
     assert "plan for w: 2 jobs in 2 waves" in invoke("workflow", "plan", str(source)).out
+
+
+def test_compile_to_stdout_prints_exactly_the_bytes_its_digest_is_of() -> None:
+    result = invoke("workflow", "compile", MINIMAL)
+    assert result.code == 0, result.err
+    digest = result.err.strip().removeprefix("sha256:")
+    assert hashlib.sha256(result.out.encode("utf-8")).hexdigest() == digest
+    assert json.loads(result.out)["workflow"]["name"] == "minimal"
