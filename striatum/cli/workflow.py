@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..compiler.starters import STYLES
 from ..errors import EXIT_INVALID, EXIT_OK, UsageError
 from .output import count, emit_bytes, emit_json, json_option, print_diagnostics, summary
 
@@ -265,10 +266,8 @@ def fmt(file: str, syntax: str | None, to: str | None, check_only: bool, write: 
 
 @workflow.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--style", type=click.Choice(["minimal", "review", "code-change",
-                                            "human-checkpoint", "support-ledger",
-                                            "multi-review"]),
-              default="code-change", show_default=True, help="The workflow shape.")
+@click.option("--style", type=click.Choice(STYLES), default="code-change", show_default=True,
+              help="The workflow shape.")
 @click.option("--syntax", type=click.Choice(SYNTAXES), default="json", show_default=True,
               help="Write workflow.json or workflow.stm.")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")

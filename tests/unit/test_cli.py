@@ -9,6 +9,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import pytest
 
 from striatum.cli.main import run
@@ -139,3 +140,33 @@ def test_compile_to_stdout_prints_exactly_the_bytes_its_digest_is_of() -> None:
     digest = result.err.strip().removeprefix("sha256:")
     assert hashlib.sha256(result.out.encode("utf-8")).hexdigest() == digest
     assert json.loads(result.out)["workflow"]["name"] == "minimal"
+
+
+def test_init_onto_existing_files_counts_and_names_them_exactly(tmp_path: Path) -> None:
+    target = tmp_path / "flow"
+    assert invoke("workflow", "init", "--style", "code-change", str(target)).code == 0
+    refused = invoke("workflow", "init", "--style", "code-change", str(target))
+    assert refused.code == 4
+    named = ", ".join(str(target / p) for p in ("workflow.json", "prompts/apply.md",
+                                                  "prompts/check.md"))
+    assert refused.err.splitlines()[0] == (
+        f"striatum: error: 4 files already exist: {named} and 1 more")
+    as_json = json.loads(invoke("workflow", "init", "--json", str(target)).err)
+    assert as_json["details"]["files"] == [
+        str(target / p) for p in ("workflow.json", "prompts/apply.md", "prompts/check.md",
+                                  "prompts/draft.md")]
+
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "workflow.json").write_text("{}", encoding="utf-8")
+    one = invoke("workflow", "init", "--style", "minimal", str(lone))
+    assert one.err.splitlines()[0] == (
+        f"striatum: error: 1 file already exists: {lone / 'workflow.json'}")
+
+
+def test_init_offers_exactly_the_starters_styles() -> None:
+    from striatum.cli.workflow import init
+    from striatum.compiler.starters import STYLES
+
+    [style] = [p for p in init.params if p.name == "style"]
+    assert isinstance(style.type, click.Choice) and tuple(style.type.choices) == STYLES
