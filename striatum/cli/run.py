@@ -11,6 +11,8 @@ from ..errors import EXIT_OK, EXIT_RUN_NOT_COMPLETED, UsageError
 from .output import emit_json, json_option
 from .session import audited, settings, store
 
+ENDED = ("completed", "failed", "cancelled")
+
 
 @click.group()
 def run() -> None:
@@ -140,11 +142,34 @@ def start(run_id: str, wait: bool, concurrency: int, lease_seconds: int, as_json
     else:
         click.echo(_summary(view))
         if wait:
-            click.echo(f"artifacts and manifest: {view.run.repo_path}/"
-                       f"{view.run.artifact_root}/{run_id}")
+            click.echo(_after_waiting(view))
     if wait and view.run.status != "completed":
         return EXIT_RUN_NOT_COMPLETED
     return EXIT_OK
+
+
+def _after_waiting(view: Any) -> str:
+    """Where a run stands once ``--wait`` returns: its manifest if it ended, else what
+    it waits for and the command that moves it on."""
+    from ..runtime.manifest import manifest_path
+
+    doc = view.to_json()
+    run_id, status = doc["run"], doc["status"]
+    if status in ENDED:
+        manifest = manifest_path(view.run)
+        if manifest.is_file():
+            return f"artifacts and manifest: {manifest.parent}"
+        return (f"run {run_id} {status}, but {manifest} is not there: "
+                "`striatum doctor` checks the run's record")
+    if status == "blocked":
+        return (f"run {run_id} is blocked on {doc['blocked_on']}: a human decides with "
+                f"`striatum run resume {run_id} --decision accept|fail|revise`")
+    deciding = [j["job"] for j in doc["jobs"] if j["status"] == "awaiting_decision"]
+    if deciding:
+        return (f"run {run_id} is {status}, waiting for checkpoint {deciding[0]}: "
+                f"`striatum checkpoint decide {run_id} {deciding[0]} CHOICE`")
+    return (f"run {run_id} is still {status}: work it on with `striatum worker --run {run_id}`, "
+            f"or claim its jobs with `striatum job claim --run {run_id}`")
 
 
 @run.command()
@@ -200,8 +225,7 @@ def events(run_id: str, after: int, follow: bool, as_json: bool) -> int:
             for event in found:
                 _print_event(event, as_json)
                 after = event["seq"]
-            if not follow or runs.status(opened, run_id).run.status in (
-                    "completed", "failed", "cancelled"):
+            if not follow or runs.status(opened, run_id).run.status in ENDED:
                 if follow:
                     for event in runs.events(opened, run_id, after):
                         _print_event(event, as_json)
