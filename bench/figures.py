@@ -178,8 +178,9 @@ def claim_statement_rate(ctx: Context, dsn: str, claims: int, reps: int) -> list
     finally:
         store.close()
     rates = [pgbench(ctx, dsn, 1, 0, transactions=claims, define={"run": f"'{run}'"},
-                     statement="SELECT job_id FROM striatum.claim_job("
-                               ":run, NULL, NULL, 'pgbench', 'secret', 60);")
+                     statement="SELECT job FROM striatum.claim_job("
+                               ":run, NULL, NULL, 'pgbench', 'secret', 60, 'pgbench', "
+                               "'job claim', 'digest');")
              for _ in range(reps)]
     leased = jobs_in(dsn, run, "leased")
     if leased != claims * reps:  # an empty claim is cheaper: it would flatter

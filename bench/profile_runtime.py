@@ -159,10 +159,10 @@ def cprofile_loop(ctx: Context, dsn: str, fanout: int, pairs: int) -> dict[str, 
         "Transition.flush (write projections + events)": ("engine.py", "flush"),
         "append_events": ("audit.py", "append_events"),
         "Event.payload (canonical JSON)": ("audit.py", "payload"),
-        "_prepare_attempt (render + prompt files)": ("leases.py", "_prepare_attempt"),
+        "prepare_prompt (render + prompt files)": ("prompts.py", "prepare_prompt"),
         "prompts.render (Jinja2)": ("prompts.py", "render"),
         "prompts.write_prompt (files)": ("prompts.py", "write_prompt"),
-        "JobRow.from_row": ("records.py", "from_row"),
+        "records from JSON (the claim's job and run)": ("records.py", "from_json"),
     })}
 
 
@@ -265,11 +265,10 @@ CLI_GROUPS = {
                                                                       "open_store"),
     "  ensure_migrated (on that connection)": ("migrate.py", "ensure_migrated"),
     "  Store.adopt (role check, SET ROLE)": ("store.py", "adopt"),
-    "leases.claim (one pipelined transaction)": ("leases.py", "claim"),
-    "  _prepare_attempt (render + write prompt)": ("leases.py", "_prepare_attempt"),
-    "leases.verdict (transition)": ("leases.py", "verdict"),
+    "leases.claim (one statement, audited in it)": ("leases.py", "claim"),
+    "  prepare_prompt (render + write prompt)": ("prompts.py", "prepare_prompt"),
+    "leases.verdict (transition, audited in it)": ("leases.py", "verdict"),
     "runs.status (read run + jobs)": ("runs.py", "status"),
-    "append_audit (own transaction)": ("audit.py", "append_audit"),
 }
 
 

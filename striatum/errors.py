@@ -66,6 +66,12 @@ class Conflict(StriatumError):
     code = "conflict"
 
 
+class PromptError(Conflict):
+    """A job's prompt cannot be rendered with what its run has."""
+
+    code = "prompt_error"
+
+
 class LeaseLost(StriatumError):
     """The fencing token does not hold the job's current, live lease."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import EXIT_OK
-from .output import emit_json, json_option
+from .output import count, emit_json, json_option
 from .session import settings
 
 
@@ -27,8 +27,9 @@ def migrate(as_json: bool) -> int:
         emit_json({"applied": report.applied, "version": report.latest,
                    "embedded": database.embedded})
     elif report.applied:
-        click.echo(f"applied migrations {', '.join(map(str, report.applied))}; schema is at "
-                   f"version {report.latest}")
+        click.echo(f"applied {count(len(report.applied), 'migration')} "
+                   f"({', '.join(map(str, report.applied))}); schema is at version "
+                   f"{report.latest}")
     else:
         click.echo(f"schema is up to date (version {report.latest})")
     return EXIT_OK

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import EXIT_INVALID, EXIT_OK
-from .output import emit_json, json_option
+from .output import count, emit_json, json_option
 from .session import settings, store
 
 
@@ -36,5 +36,6 @@ def doctor(no_anchors: bool, strict: bool, as_json: bool) -> int:
         verdict = "doctor found problems" if not report.ok else (
             "all checks passed" if report.anchored
             else "no problem found, but the chain is UNANCHORED (see above)")
-        click.echo(f"{verdict} ({report.events} events, {report.audit_rows} audit rows)")
+        click.echo(f"{verdict} ({count(report.events, 'event')}, "
+                   f"{count(report.audit_rows, 'audit row')})")
     return EXIT_OK if report.ok else EXIT_INVALID

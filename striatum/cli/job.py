@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ..compiler.ir import VERDICTS
 from ..errors import EXIT_OK
 from .output import emit_json, json_option
 from .session import store
@@ -114,7 +115,7 @@ def publish(run_id: str, job_id: str, token: str, path: str, name: str | None,
 
 
 @job.command()
-@click.argument("outcome", type=click.Choice(["accept", "needs_revision", "reject"]))
+@click.argument("outcome", type=click.Choice(VERDICTS))
 @held
 @click.option("--reason", required=True, help="Why: the reviewer's words, kept in the record.")
 @json_option

@@ -10,13 +10,13 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from typing import NamedTuple
 
 import click
 
 from .. import __version__
-from ..errors import EXIT_INTERNAL, EXIT_USAGE, StriatumError
-from .output import write_error
+from ..errors import EXIT_INTERNAL, EXIT_USAGE, StriatumError, UsageError
+from .invocation import Invocation, current
+from .output import json_in_argv, write_error
 
 # name -> (module, attribute, one-line help). Subcommands are imported only
 # when used, so `striatum --help` and every verb pay for one noun's imports.
@@ -50,11 +50,6 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, text) for name, (_, _, text) in COMMANDS.items()])
 
 
-class Settings(NamedTuple):
-    repo: str
-    dsn: str | None
-
-
 @click.group(cls=LazyGroup,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="striatum")
@@ -74,7 +69,8 @@ def cli(ctx: click.Context, repo: str, dsn: str | None) -> None:
     Verify the record:  striatum doctor
     Every verb takes --json; exit codes are listed in docs/cli.md.
     """
-    ctx.obj = Settings(repo=repo, dsn=dsn)
+    invocation = current(ctx)
+    invocation.repo, invocation.dsn = repo, dsn
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,31 +94,52 @@ def _undecodable(argv: list[str]) -> int | None:
     return None
 
 
+def _usage_error(exc: click.ClickException) -> UsageError:
+    """click's refusal of a command line, as striatum's own usage error."""
+    ctx = getattr(exc, "ctx", None)
+    return UsageError(exc.format_message(),
+                      hint=f"see `{ctx.command_path} --help`" if ctx is not None else None)
+
+
+def _interrupted(word: str, as_json: bool) -> int:
+    if as_json:
+        write_error(word, None, {"error": "interrupted", "message": word}, as_json=True)
+    else:
+        click.echo(f"striatum: {word}", err=True)
+    return 130
+
+
 def run(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    invocation = Invocation()
+    # When click cannot parse a command line, --json may not have been parsed either.
+    unparsed_json = json_in_argv(args)
     bad = _undecodable(args)
     if bad is not None:
         write_error(f"argument {bad + 1} is not valid UTF-8: {args[bad]!r}",
                     "pass names, ids and paths as UTF-8 text",
-                    {"error": "usage", "message": f"argument {bad + 1} is not valid UTF-8"})
+                    {"error": "usage", "message": f"argument {bad + 1} is not valid UTF-8"},
+                    as_json=unparsed_json)
         return EXIT_USAGE
-    argv = args
     try:
-        result = cli.main(args=argv, prog_name="striatum", standalone_mode=False)
+        result = cli.main(args=args, prog_name="striatum", standalone_mode=False,
+                          obj=invocation)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        if invocation.json or unparsed_json:
+            usage = _usage_error(exc)
+            write_error(usage.message, usage.hint, usage.to_json(), as_json=True)
+        else:
+            exc.show()
         return EXIT_USAGE
     except click.exceptions.Abort:
-        click.echo("striatum: aborted", err=True)
-        return 130
+        return _interrupted("aborted", invocation.json or unparsed_json)
     except StriatumError as exc:
-        write_error(exc.message, exc.hint, exc.to_json())
+        write_error(exc.message, exc.hint, exc.to_json(), as_json=invocation.json)
         return exc.exit_code
     except KeyboardInterrupt:
-        click.echo("striatum: interrupted", err=True)
-        return 130
+        return _interrupted("interrupted", invocation.json or unparsed_json)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`); nothing left to tell it.
         sys.stderr.close()
@@ -134,6 +151,7 @@ def run(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         write_error(f"internal error: {type(exc).__name__}: {exc}",
                     "this is a bug in striatum; rerun with STRIATUM_DEBUG=1 and report the "
-                    "traceback", {"error": "internal", "message": str(exc)})
+                    "traceback", {"error": "internal", "message": str(exc)},
+                    as_json=invocation.json)
         return EXIT_INTERNAL
     return int(result) if isinstance(result, int) else 0

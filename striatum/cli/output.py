@@ -12,13 +12,14 @@ from typing import Any, TypeVar
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+from .invocation import current
 
-_state = {"json": False}
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-    _state["json"] = _state["json"] or value
+    if value:
+        current(ctx).json = True
     return value
 
 
@@ -28,14 +29,26 @@ def json_option(func: F) -> F:
                         help="Print one JSON document on stdout.")(func)
 
 
-def json_requested() -> bool:
-    return _state["json"]
+def json_in_argv(argv: list[str]) -> bool:
+    """Whether a command line asks for --json among its options (after "--" every
+    argument is an operand), parsed or not."""
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    return "--json" in options
 
 
 def emit_json(document: Any) -> None:
     import json
 
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def emit_bytes(data: bytes) -> None:
+    """``data`` on stdout exactly as it is: no newline added and no re-encoding, so a
+    file stdout is redirected to holds those bytes (a terminal gets a newline after)."""
+    binary = hasattr(sys.stdout, "buffer")  # not so for an in-process caller's StringIO
+    click.echo(data if binary else data.decode("utf-8"), nl=False)
+    if sys.stdout.isatty():
+        click.echo()
 
 
 def source_line(text: str, line: int) -> str | None:
@@ -63,17 +76,23 @@ def print_diagnostics(diagnostics: Iterable[Any], text: str = "", *, err: bool =
         click.echo(format_diagnostic(d, text), err=err)
 
 
+def count(n: int, noun: str) -> str:
+    """``1 job``, ``2 jobs``: a number and its noun, plural unless the number is one."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def summary(diagnostics: list[Any]) -> str:
     counts = {"error": 0, "warning": 0, "info": 0}
     for d in diagnostics:
         counts[d.severity.value] += 1
-    parts = [f"{n} {name}{'s' if n != 1 else ''}" for name, n in counts.items() if n]
+    parts = [count(n, name) for name, n in counts.items() if n]
     return ", ".join(parts) or "no problems"
 
 
-def write_error(message: str, hint: str | None = None, document: dict[str, Any] | None = None
+def write_error(message: str, hint: str | None, document: dict[str, Any], *, as_json: bool
                 ) -> None:
-    if json_requested() and document is not None:
+    """An error on stderr: ``document`` as one line of JSON with --json, else as text."""
+    if as_json:
         import json
 
         click.echo(json.dumps(document, ensure_ascii=False), err=True)

@@ -129,21 +129,47 @@ def start(run_id: str, wait: bool, concurrency: int, lease_seconds: int, as_json
 
     with store() as opened:
         runs.start(opened, run_id)
-        if wait:
-            from .work import work_run
+        dsn = opened.dsn
+    if wait:
+        from .work import work_run
 
-            work_run(opened.dsn, run_id, concurrency, lease_seconds)
+        work_run(dsn, run_id, concurrency, lease_seconds)
+    # A connection of its own: one left idle while the run was worked may have been
+    # dropped (a server restart the worker rode out).
+    with store() as opened:
         view = runs.status(opened, run_id)
+        waiting = runs.waiting(opened, run_id) if wait else []
     if as_json:
         emit_json(view.to_json())
     else:
         click.echo(_summary(view))
         if wait:
-            click.echo(f"artifacts and manifest: {view.run.repo_path}/"
-                       f"{view.run.artifact_root}/{run_id}")
+            click.echo(_after_waiting(view, waiting))
     if wait and view.run.status != "completed":
         return EXIT_RUN_NOT_COMPLETED
     return EXIT_OK
+
+
+def _after_waiting(view: Any, waiting: list[Any]) -> str:
+    """Where a run stands once ``--wait`` returns: its manifest if it ended, else what
+    it waits for and the command that moves it on."""
+    from ..runtime.manifest import manifest_path
+
+    run_id, status = view.run.id, view.run.status
+    if status in RUN_TERMINAL:
+        manifest = manifest_path(view.run)
+        if manifest.is_file():
+            return f"artifacts and manifest: {manifest.parent}"
+        return (f"run {run_id} {status}, but {manifest} is not there: "
+                "`striatum doctor` checks the run's record")
+    if status == "blocked":
+        return (f"run {run_id} is blocked on {view.run.blocked_on}: a human decides with "
+                f"`striatum run resume {run_id} --decision accept|fail|revise`")
+    if waiting:
+        return (f"run {run_id} is {status}, waiting for {waiting[0].kind} "
+                f"{waiting[0].job}: `{waiting[0].command}`")
+    return (f"run {run_id} is still {status}: work it on with `striatum worker --run {run_id}`, "
+            f"or claim its jobs with `striatum job claim --run {run_id}`")
 
 
 @run.command()

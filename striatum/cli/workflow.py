@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..compiler.starters import STYLES
 from ..errors import EXIT_INVALID, EXIT_OK, UsageError
-from .output import emit_json, json_option, print_diagnostics, summary
+from .output import count, emit_bytes, emit_json, json_option, print_diagnostics, summary
 
 if TYPE_CHECKING:
     from ..compiler.compile import Compilation
@@ -66,8 +67,8 @@ def validate(file: str, syntax: str | None, as_json: bool) -> int:
         print_diagnostics(comp.diagnostics, comp.source.text, err=False)
         if comp.ok:
             assert comp.workflow is not None
-            click.echo(f"{file}: valid ({len(comp.workflow.jobs)} jobs, "
-                       f"{len(comp.workflow.lanes)} lanes)")
+            click.echo(f"{file}: valid ({count(len(comp.workflow.jobs), 'job')}, "
+                       f"{count(len(comp.workflow.lanes), 'lane')})")
         else:
             click.echo(f"{file}: invalid ({summary(comp.diagnostics)})")
     return EXIT_OK if comp.ok else EXIT_INVALID
@@ -129,7 +130,7 @@ def compile_(file: str, syntax: str | None, output: str | None, as_json: bool) -
     elif output:
         click.echo(f"wrote {output} ({len(data):,} bytes) sha256:{digest}")
     else:
-        click.echo(data.decode("utf-8"))
+        emit_bytes(data)
         click.echo(f"sha256:{digest}", err=True)
     return EXIT_OK
 
@@ -187,33 +188,30 @@ def plan(file: str, syntax: str | None, verdicts: str | None, as_json: bool) -> 
     return EXIT_OK
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def _plan_text(doc: dict[str, Any]) -> str:
-    lines = [f"plan for {doc['workflow']}: {_count(doc['jobs'], 'job')} in "
-             f"{_count(len(doc['waves']), 'wave')}"]
+    lines = [f"plan for {doc['workflow']}: {count(doc['jobs'], 'job')} in "
+             f"{count(len(doc['waves']), 'wave')}"]
     for number, wave in enumerate(doc["waves"], 1):
         lines.append(f"  wave {number}: {', '.join(wave)}")
     if doc["regions"]:
         lines.append("revision loops:")
         for r in doc["regions"]:
             lines.append(f"  {r['reviewer']} → {r['target']}: at most "
-                         f"{_count(r['max'], 'revision')}, "
+                         f"{count(r['max'], 'revision')}, "
                          f"then {r['on_exhausted']}; reruns {', '.join(r['reruns'])}")
     exact = "exact" if doc["worst_case_exact"] else "upper bound"
-    lines.append(f"worst case: {_count(doc['worst_case_job_executions'], 'job execution')} "
+    lines.append(f"worst case: {count(doc['worst_case_job_executions'], 'job execution')} "
                  f"({exact})")
     if doc["worst_case_choices"]:
         chosen = ", ".join(f"{k}={v}" for k, v in doc["worst_case_choices"].items())
         lines.append(f"  reached with checkpoint choices {chosen}")
     paths = doc["paths"]
-    lines.append(f"paths: {paths if paths is not None else 'too many to count'} distinct "
-                 "verdict/choice outcomes")
+    lines.append("paths: " + (count(paths, "distinct verdict/choice outcome")
+                              if paths is not None else "too many to count"))
     walked = doc.get("walk")
     if walked:
-        lines.append(f"walk: {walked['status']} after {walked['executions']} job executions")
+        lines.append(f"walk: {walked['status']} after "
+                     f"{count(walked['executions'], 'job execution')}")
         for s in walked["steps"]:
             outcome = f" → {s['outcome']}" if s["outcome"] else ""
             note = f"  {s['note']}" if s["note"] else ""
@@ -250,8 +248,8 @@ def fmt(file: str, syntax: str | None, to: str | None, check_only: bool, write: 
                          hint="use -o NEW_FILE to convert")
     text = format_workflow(comp.workflow, target)
     changed = text != comp.source.text
-    for target in ([file] if write and changed else []) + ([output] if output else []):
-        with open(target, "w", encoding="utf-8") as handle:
+    for path in ([file] if write and changed else []) + ([output] if output else []):
+        with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
     if as_json:
         emit_json({"file": file, "to": target, "changed": changed, "output": output,
@@ -268,10 +266,8 @@ def fmt(file: str, syntax: str | None, to: str | None, check_only: bool, write: 
 
 @workflow.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--style", type=click.Choice(["minimal", "review", "code-change",
-                                            "human-checkpoint", "support-ledger",
-                                            "multi-review"]),
-              default="code-change", show_default=True, help="The workflow shape.")
+@click.option("--style", type=click.Choice(STYLES), default="code-change", show_default=True,
+              help="The workflow shape.")
 @click.option("--syntax", type=click.Choice(SYNTAXES), default="json", show_default=True,
               help="Write workflow.json or workflow.stm.")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")

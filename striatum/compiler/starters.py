@@ -33,7 +33,10 @@ def write_starter(style: str, directory: str, syntax: str = "json", force: bool 
     files = starter_files(style, syntax)
     clashes = [str(target / rel) for _, rel in files if (target / rel).exists()]
     if clashes and not force:
-        raise Conflict(f"{len(clashes)} file(s) already exist: {', '.join(clashes[:3])}",
+        exist = "1 file already exists" if len(clashes) == 1 else (
+            f"{len(clashes)} files already exist")
+        more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
+        raise Conflict(f"{exist}: {', '.join(clashes[:3])}{more}", files=clashes,
                        hint="pick another directory, or pass --force to overwrite them")
     written = []
     for source, rel in files:

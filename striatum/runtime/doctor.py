@@ -36,7 +36,7 @@ from typing import Any
 from ..canonical import canonical_json
 from ..errors import StoreError
 from .audit import GENESIS, repo_chain
-from .machine import JOB_TRANSITIONS, RUN_TRANSITIONS
+from .machine import JOB_TRANSITIONS, RUN_TERMINAL, RUN_TRANSITIONS
 from .records import REPLAYED_JOB_COLUMNS, REPLAYED_RUN_COLUMNS
 from .store import Store, sqlstate
 
@@ -343,7 +343,7 @@ def check_anchors(store: Store, repo: str, report: Report) -> int:
     manifests = _manifests(Path(path), {DEFAULT_ARTIFACT_ROOT} | {root for _, root in
                                                                  runs.values()})
     for run_id, (status, root) in runs.items():
-        if run_id not in manifests and status in ("completed", "failed", "cancelled"):
+        if run_id not in manifests and status in RUN_TERMINAL:
             report.add("anchors", f"run {run_id} ended but has no manifest under "
                                   f"{Path(path) / root}")
     repo_rows = [r for r in store.execute("all_repos") if r[1] == path]

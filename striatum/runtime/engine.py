@@ -1,4 +1,5 @@
-"""Advance a run: the rules of DESIGN §5, applied one transaction at a time.
+"""Advance a run: the run semantics (``compiler/simulate.py``), applied one transaction at a
+time.
 
 A ``Transition`` is one short transaction over one run: it locks the run
 row, then the job rows it touches (the run's lock comes first, so two

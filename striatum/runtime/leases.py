@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..compiler.ir import VERDICTS
-from ..errors import Conflict, LeaseLost, NotFound, UsageError
+from ..errors import Conflict, LeaseLost, NotFound, PromptError, UsageError
 from . import audit, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
 from .engine import Transition, advance, apply_verdict, attempt_failed
-from .prompts import PromptError, prepare_prompt
+from .prompts import prepare_prompt
 from .records import JobRow, RunRow, from_json
 from .runs import transition
 from .store import Store, fetch, fetch_together, send

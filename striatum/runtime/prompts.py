@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import Conflict
+from ..errors import PromptError
 from .records import JobRow, RunRow
 
 if TYPE_CHECKING:
@@ -28,12 +28,6 @@ MAX_ARTIFACT_CHARS = 1_000_000
 # What starts a Jinja2 expression, statement or comment with the default delimiters.
 TEMPLATE_MARKS = ("{{", "{%", "{#")
 _NEWLINE = re.compile(r"\r\n?")
-
-
-class PromptError(Conflict):
-    """The job's prompt cannot be rendered with what the run has."""
-
-    code = "prompt_error"
 
 
 def scratch_dir(run: RunRow, job: JobRow) -> Path:

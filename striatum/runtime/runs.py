@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
-from . import audit
+from . import audit, pinned
 from .audit import Event, append_events, repo_chain, verb
 from .engine import Transition, advance, cancel_run, fail_run, revise
 from .manifest import prepare_manifest, promote
@@ -280,6 +280,34 @@ class RunView:
                      for j in self.jobs],
             "chain_head": {"seq": self.head[0], "hash": self.head[1]} if self.head else None,
         }
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A job of a run that waits for a human, and the command that answers it."""
+
+    job: str
+    kind: str  # a checkpoint, or a review whose revision budget is spent (escalated)
+    command: str
+
+
+def waiting(store: Store, run_id: str) -> list[Waiting]:
+    """The jobs of the run waiting for a human, in file order (one read when none)."""
+    found = [job for (job,) in store.execute("awaiting_decision", {"run": run_id})]
+    if not found:
+        return []
+    workflow = pinned.compiled_of(store, get_run(store, run_id).workflow_digest)
+    out = []
+    for job_id in found:
+        spec = workflow.jobs[job_id]
+        if spec.kind == "checkpoint":
+            choices = "|".join(name for name, _ in spec.choices)
+            out.append(Waiting(job_id, "checkpoint",
+                               f"striatum checkpoint decide {run_id} {job_id} {choices}"))
+        else:
+            out.append(Waiting(job_id, "review",
+                               f"striatum run resume {run_id} --decision accept|fail|revise"))
+    return out
 
 
 def get_run(store: Store, run_id: str) -> RunRow:

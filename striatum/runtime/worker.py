@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import StoreUnavailable
-from . import leases, pinned
+from . import leases, runs
 from .attempt import Attempts, Outcome
 from .audit import default_actor
 from .connections import Heartbeats, LaneStores, Link, Wakeup
@@ -196,28 +196,18 @@ class Worker:
         and a human reading the line does not need it sooner."""
         if time.monotonic() - self._announced_at < self.options.poll_seconds:
             return
-        run_id = self.options.run
-        assert run_id is not None
+        assert self.options.run is not None
         try:
-            store = link.store()
-            waiting = [job for (job,) in store.execute("awaiting_decision", {"run": run_id})
-                       if job not in self._told]
-            run = store.read(RunRow, "run_record", {"run": run_id}) if waiting else None
-            workflow = pinned.compiled_of(store, run.workflow_digest) if run else None
+            found = runs.waiting(link.store(), self.options.run)
         except StoreUnavailable:
             return
         self._announced_at = time.monotonic()
-        for job_id in waiting:
-            self._told.add(job_id)
-            assert workflow is not None
-            spec = workflow.jobs[job_id]
-            if spec.kind == "checkpoint":
-                choices = "|".join(name for name, _ in spec.choices)
-                self._say(f"{job_id}: waiting for a decision: "
-                          f"striatum checkpoint decide {run_id} {job_id} {choices}")
-            else:
-                self._say(f"{job_id}: waiting for a human: its revision budget is spent; "
-                          f"striatum run resume {run_id} --decision accept|fail|revise")
+        for each in found:
+            if each.job not in self._told:
+                self._told.add(each.job)
+                what = ("a decision" if each.kind == "checkpoint"
+                        else "a human: its revision budget is spent")
+                self._say(f"{each.job}: waiting for {what}: {each.command}")
 
     def _enough(self) -> bool:
         return self.options.once and bool(self.outcomes)

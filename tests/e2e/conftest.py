@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/workflow.json"))
 
 
-def _executable() -> str:
+def executable() -> str:
     beside = Path(sys.executable).parent / "striatum"
     found = str(beside) if beside.exists() else shutil.which("striatum")
     if not found:
@@ -28,7 +28,7 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    exe = _executable()
+    exe = executable()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STRIATUM_DEBUG")}
 
     def run(*args: str, cwd: Path | None = None, input: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, Cli
+from .conftest import REPO, Cli, executable
 
 pytestmark = pytest.mark.e2e
 CODE_CHANGE = str(REPO / "examples" / "code-change" / "workflow.json")
@@ -45,6 +46,19 @@ def test_usage_errors_exit_1(cli: Cli) -> None:
         assert result.returncode == 1, (args, result.stderr)
         assert result.stderr and not result.stdout
         assert_clean(result)
+
+
+def test_usage_errors_with_json_are_one_json_document_on_stderr(cli: Cli) -> None:
+    for args in (("workflow", "validate", "--json"), ("workflow", "nosuchverb", "--json"),
+                 ("job", "claim", "--json"), ("workflow", "plan", "--json", "--nope", "x"),
+                 ("workflow", "graph", "--format", "png", "--json", CODE_CHANGE),
+                 ("job", "claim", "--run", "r", "--lease-seconds", "soon", "--json"),
+                 ("workflow", "plan", CODE_CHANGE, "--verdicts", "check=maybe", "--json")):
+        result = cli(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert not result.stdout
+        document = json.loads(result.stderr)
+        assert document["error"] == "usage" and document["message"], (args, document)
 
 
 @pytest.mark.parametrize("lane", ["coder=" + "[" * 5000 + "]" * 5000,
@@ -170,3 +184,13 @@ def test_init_each_style(cli: Cli, tmp_path: Path, style: str) -> None:
     assert again.returncode == 4 and "--force" in again.stderr
     assert cli("workflow", "init", "--force", "--style", style,
                str(tmp_path / "json")).returncode == 0
+
+
+def test_compile_redirected_to_a_file_hashes_to_the_printed_digest(tmp_path: Path) -> None:
+    """`striatum workflow compile F > out.json; sha256sum out.json` shows the digest."""
+    out = tmp_path / "out.json"
+    with open(out, "wb") as handle:
+        done = subprocess.run([executable(), "workflow", "compile", CODE_CHANGE], stdout=handle,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == f"sha256:{hashlib.sha256(out.read_bytes()).hexdigest()}\n"

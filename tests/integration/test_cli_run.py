@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from .helpers import EXAMPLES_DIR, REPO_ROOT, expire_lease
+from .worker_helpers import Procs, fake, wait_for
 
 pytestmark = pytest.mark.e2e
 EXECUTABLE = Path(sys.executable).parent / "striatum"
@@ -293,3 +295,97 @@ def store_for_cli(dsn: str) -> Any:
             store.close()
 
     return drive
+
+
+# -- run start --wait: what it says when it returns -------------------------------------------
+
+# A reviewer that never accepts: the review's budget runs out and the run is blocked.
+ALWAYS_REVISE = [sys.executable, "-c", "import json, os, pathlib; "
+                 "d = pathlib.Path(os.environ['STRIATUM_ARTIFACT_DIR']); "
+                 "d.mkdir(parents=True, exist_ok=True); (d / 'verdict.json').write_text("
+                 "json.dumps({'verdict': 'needs_revision', 'reason': 'not yet'}))"]
+
+
+def prepare_with_lanes(cli: Cli, workflow: Path, **lanes: list[str]) -> str:
+    overrides = [f"--lane={name}={json.dumps(argv)}" for name, argv in lanes.items()]
+    return str(cli.json("run", "prepare", "--workflow", str(workflow), *overrides)["run_id"])
+
+
+def manifest_of(cli: Cli, run_id: str) -> Path:
+    return cli.repo / "striatum" / "runs" / run_id / "manifest.json"
+
+
+def test_wait_names_the_manifest_of_a_run_that_completed(cli: Cli, tmp_path: Path) -> None:
+    run_id = prepare_with_lanes(cli, copy_example("minimal", tmp_path), agent=fake("work"))
+    done = cli.run("run", "start", run_id, "--wait")
+    assert manifest_of(cli, run_id).is_file()
+    assert done.stdout.splitlines()[-1] == (
+        f"artifacts and manifest: {manifest_of(cli, run_id).parent}")
+
+
+def assert_waits(cli: Cli, done: subprocess.CompletedProcess[str], run_id: str, status: str,
+                 next_step: str) -> None:
+    """--wait returned before the run ended: exit 7, no manifest written or named, and
+    the step that moves the run on as the last line."""
+    assert done.returncode == 7, done.stderr
+    assert "Traceback" not in done.stderr
+    assert cli.status(run_id)["status"] == status
+    assert not manifest_of(cli, run_id).exists()
+    assert "manifest" not in done.stdout
+    assert done.stdout.splitlines()[-1] == next_step
+
+
+def test_wait_on_a_blocked_run_says_how_to_resume_it_not_where_a_manifest_is(
+        cli: Cli, tmp_path: Path) -> None:
+    run_id = prepare_with_lanes(cli, copy_example("code-change", tmp_path),
+                                coder=fake("work"), reviewer=ALWAYS_REVISE)
+    done = cli.run("run", "start", run_id, "--wait", expect=7)
+    assert_waits(cli, done, run_id, "blocked",
+                 f"run {run_id} is blocked on check: a human decides with "
+                 f"`striatum run resume {run_id} --decision accept|fail|revise`")
+
+
+def interrupted_wait(cli: Cli, tmp_path: Path, run_id: str, job: str,
+                     status: str) -> subprocess.CompletedProcess[str]:
+    """`run start --wait`, and Ctrl-C once ``job`` is ``status`` (a job the worker does
+    not run, so it is working by then and takes the signal as a request to stop)."""
+    procs = Procs(tmp_path / "procs")
+    try:
+        proc = procs.start("wait", [str(EXECUTABLE), "--repo", str(cli.repo), "run", "start",
+                                    run_id, "--wait"], cli.env)
+        wait_for(lambda: (job, status) in {(j["job"], j["status"])
+                                           for j in cli.status(run_id)["jobs"]},
+                 60, lambda: f"{job} to be {status}: {proc.err()[-2000:]}")
+        proc.popen.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+        return subprocess.CompletedProcess(proc.popen.args, code, proc.out(), proc.err())
+    finally:
+        procs.close()
+
+
+def test_wait_interrupted_at_a_checkpoint_says_how_to_decide_it(cli: Cli,
+                                                                tmp_path: Path) -> None:
+    run_id = prepare_with_lanes(cli, copy_example("human-checkpoint", tmp_path),
+                                analyst=fake("work"), reviewer=fake("review"))
+    done = interrupted_wait(cli, tmp_path, run_id, "decide", "awaiting_decision")
+    assert_waits(cli, done, run_id, "running",
+                 f"run {run_id} is running, waiting for checkpoint decide: "
+                 f"`striatum checkpoint decide {run_id} decide cancel|continue`")
+
+
+def test_wait_interrupted_while_jobs_remain_says_how_to_work_them(cli: Cli,
+                                                                  tmp_path: Path) -> None:
+    workflow = tmp_path / "flow" / "workflow.json"
+    workflow.parent.mkdir()
+    workflow.write_text(json.dumps({
+        "name": "handed", "lanes": {"worker": {"command": fake("work")},
+                                    "agent": {"kind": "operator"}},
+        "jobs": [{"id": "first", "lane": "worker", "prompt": {"text": "go"}},
+                 {"id": "by-hand", "lane": "agent", "needs": ["first"],
+                  "prompt": {"text": "then"}}]}), encoding="utf-8")
+    run_id = prepare_with_lanes(cli, workflow)
+    done = interrupted_wait(cli, tmp_path, run_id, "by-hand", "ready")
+    assert_waits(cli, done, run_id, "running",
+                 f"run {run_id} is still running: work it on with "
+                 f"`striatum worker --run {run_id}`, or claim its jobs with "
+                 f"`striatum job claim --run {run_id}`")

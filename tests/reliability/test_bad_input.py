@@ -32,7 +32,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from striatum.cli import main as cli_main
-from striatum.cli import output
 from striatum.runtime import leases, runs
 from striatum.runtime.store import Store
 from tests.integration.helpers import example
@@ -69,7 +68,6 @@ class Result:
 
 def invoke(argv: list[str]) -> Result:
     """The CLI's own entry point (``striatum.cli.main.run``), in this process."""
-    output._state["json"] = False  # the --json flag is remembered per process
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         code = cli_main.run(argv)

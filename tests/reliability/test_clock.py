@@ -5,27 +5,36 @@ shows the skewed sweepers really were sweeping.
 
 The workers run in subprocesses under libfaketime (``faketime``, Debian package
 ``faketime``) with only the wall clock faked (FAKETIME_DONT_FAKE_MONOTONIC=1: a monotonic
-clock measures uptime, which skew does not touch). Without faketime, an in-process worker
-runs with ``time.time`` shifted instead.
+clock measures uptime, which skew does not touch); .ci/run installs it. Without it those
+tests skip.
+
+In process, whether faketime is installed or not, the lease verbs themselves (claim,
+heartbeat, sweep) run under a shifted client clock, and the same trial run with a
+heartbeat or a sweep that reads the client clock shows it would catch one that did.
 """
 
 from __future__ import annotations
 
+import datetime as datetime_module
 import json
 import os
 import random
 import shutil
 import signal
-import threading
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from striatum.errors import StriatumError
 from striatum.runtime import leases, runs
 from striatum.runtime.store import Store
-from striatum.runtime.worker import Worker, WorkerOptions
 
 from .conftest import (
     Proc,
@@ -35,7 +44,7 @@ from .conftest import (
     fake,
     kill_lane_processes,
     one_value,
-    opened,
+    owner,
     tasks_workflow,
     wait_for,
     worker_argv,
@@ -178,34 +187,157 @@ def test_soak_skewed_workers_never_reclaim_a_live_lease(dsn: str, store: Store, 
     run_skew(dsn, store, repo, tmp_path, procs, rounds, figure, SOAK_LEASE, SOAK_LANE_SECONDS)
 
 
-@pytest.mark.skipif(FAKETIME is not None, reason="faketime is installed: the real test runs")
+# -- in process: the lease verbs under a shifted client clock ----------------------------------
+#
+# The same claim, without libfaketime: this process's wall clock is shifted (time.time,
+# time.time_ns, and datetime.now / utcnow / today wherever striatum's modules and this one
+# read them), then a live lease is heartbeated and a dead one left alone while leases are
+# swept. Expiry is decided by the database's now(), so neither outcome moves. The
+# detection tests run the same trial with a lease verb swapped for one that reads the
+# client clock, and show the trial then reports the broken outcome.
+
+
+def skewed_datetime(skew: float) -> type[datetime]:
+    shift = timedelta(seconds=skew)
+
+    class Skewed(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Any:
+            return REAL.datetime.now(tz) + shift
+
+        @classmethod
+        def utcnow(cls) -> Any:
+            return REAL.datetime.now(UTC).replace(tzinfo=None) + shift
+
+        @classmethod
+        def today(cls) -> Any:
+            return REAL.datetime.now() + shift
+
+    return Skewed
+
+
+# The real clocks, kept in a namespace of their own, which the skew leaves alone.
+REAL = SimpleNamespace(datetime=datetime, time=time.time, time_ns=time.time_ns)
+
+
+def skew_client_clock(monkeypatch: pytest.MonkeyPatch, skew: int) -> None:
+    """Shift this process's wall clock by ``skew`` seconds for striatum and this module."""
+    skewed = skewed_datetime(skew)
+    module = SimpleNamespace(**{**vars(datetime_module), "datetime": skewed})
+    monkeypatch.setattr(time, "time", lambda: REAL.time() + skew)
+    monkeypatch.setattr(time, "time_ns", lambda: REAL.time_ns() + skew * 10**9)
+    for name, loaded in list(sys.modules.items()):
+        if loaded is None or not (name == __name__ or name.startswith("striatum")):
+            continue
+        for attribute, value in list(vars(loaded).items()):
+            if value is REAL.datetime:
+                monkeypatch.setattr(loaded, attribute, skewed)
+            elif value is datetime_module:
+                monkeypatch.setattr(loaded, attribute, module)
+            elif value is REAL.time:
+                monkeypatch.setattr(loaded, attribute, time.time)
+    assert abs(time.time() - REAL.time() - skew) < 5
+    assert abs((datetime.now(UTC) - REAL.datetime.now(UTC)).total_seconds() - skew) < 5
+
+
+Beat = Callable[[Store, str, str, str, int], Any]
+Sweep = Callable[[Store], int]
+
+
+@dataclass
+class Trial:
+    live_reclaimed: bool
+    dead_reclaimed_after: float | None  # seconds after its claim, None if never
+
+    def problems(self, lease: int) -> list[str]:
+        found = []
+        if self.live_reclaimed:
+            found.append("a live lease was reclaimed")
+        if self.dead_reclaimed_after is None:
+            found.append("the dead holder's lease was never reclaimed")
+        elif self.dead_reclaimed_after > lease + 3:
+            found.append(f"the dead holder's lease was reclaimed only after "
+                         f"{self.dead_reclaimed_after:.1f}s")
+        return found
+
+
+def lease_trial(store: Store, tmp_path: Path, repo: Path, beat: Beat, sweep: Sweep,
+                lease: int = LEASE) -> Trial:
+    """Claim two jobs with ``lease``-second leases, heartbeat each once (``beat``); then
+    keep heartbeating the live one every quarter lease, not the dead one (its holder
+    died), and ``sweep`` in between, until the dead one is reclaimed and the live one has
+    outlived its first lease twice over, or a problem shows."""
+    workflow = tasks_workflow(tmp_path / "flow", 1)
+    live_run, dead_run = (start_run(store, workflow, repo) for _ in range(2))
+    live = leases.claim(store, live_run, owner="live", lease_seconds=lease)
+    dead = leases.claim(store, dead_run, owner="dead", lease_seconds=lease)
+    assert live is not None and dead is not None
+    claimed = time.monotonic()
+    beat(store, dead_run, dead.job, dead.token, lease)
+    dead_after = None
+    while time.monotonic() - claimed < lease + 4:
+        try:
+            beat(store, live_run, live.job, live.token, lease)
+        except StriatumError:
+            pass  # refused: the lease is gone, which the count below tells
+        sweep(store)
+        if count(store, live_run, "job.expire"):
+            return Trial(True, dead_after)
+        if dead_after is None and count(store, dead_run, "job.expire"):
+            dead_after = time.monotonic() - claimed
+        if dead_after is not None and time.monotonic() - claimed >= 2 * lease:
+            break
+        time.sleep(lease / 4)
+    return Trial(False, dead_after)
+
+
 @pytest.mark.parametrize("skew", [-600, 600])
-def test_an_injected_clock_skew_reclaims_no_live_lease(dsn: str, store: Store, repo: Path,
+def test_an_injected_clock_skew_reclaims_no_live_lease(store: Store, repo: Path,
                                                        tmp_path: Path, skew: int,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    real = time.time
-    monkeypatch.setattr(time, "time", lambda: real() + skew)
-    workflow = tasks_workflow(tmp_path / "flow", 1, lane={
-        "command": fake("slow", "--seconds", str(LANE_SECONDS)), "timeout": 60})
-    run_id = start_run(store, workflow, repo)
-    worker = Worker(dsn, WorkerOptions(run=run_id, once=True, lease_seconds=LEASE,
-                                       poll_seconds=0.2))
-    stop = threading.Event()
-    swept: list[int] = []
+    skew_client_clock(monkeypatch, skew)
+    trial = lease_trial(store, tmp_path, repo, leases.heartbeat, leases.sweep_expired)
+    assert trial.problems(LEASE) == [], trial
 
-    def sweep() -> None:
-        with opened(dsn) as sweeper:
-            while not stop.wait(0.3):
-                swept.append(leases.sweep_expired(sweeper))
 
-    sweeping = threading.Thread(target=sweep, daemon=True)
-    sweeping.start()
-    try:
-        outcomes = worker.run()
-    finally:
-        stop.set()
-        sweeping.join(10)
-        kill_lane_processes(run=run_id)
-    assert [o.status for o in outcomes] == ["succeeded"], outcomes
-    assert len(swept) >= LANE_SECONDS, "the sweeper did not run alongside"
-    assert sum(swept) == 0 and count(store, run_id, "job.expire") == 0
+def heartbeat_by_client_clock(dsn: str) -> Beat:
+    """A heartbeat that trusted its own clock: the new expiry is the client's now plus the
+    lease (the database keeps the row's other columns)."""
+
+    def beat(store: Store, run_id: str, job_id: str, token: str, lease: int) -> None:
+        expires = datetime.now(UTC) + timedelta(seconds=lease)
+        with owner(dsn) as conn:
+            conn.execute("UPDATE striatum.jobs SET lease_expires_at = %s WHERE run_id = %s "
+                         "AND job_id = %s AND lease_token = %s",
+                         (expires, run_id, job_id, token))
+
+    return beat
+
+
+def sweep_by_client_clock(dsn: str) -> Sweep:
+    """A sweep that trusted its own clock: a lease is over once the client's now has
+    passed its expiry (the real sweep then returns the job)."""
+
+    def sweep(store: Store) -> int:
+        with owner(dsn) as conn:
+            conn.execute("UPDATE striatum.jobs SET lease_expires_at = now() "
+                         "WHERE status = 'leased' AND lease_expires_at <= %s",
+                         (datetime.now(UTC),))
+        return leases.sweep_expired(store)
+
+    return sweep
+
+
+@pytest.mark.parametrize(("verb", "skew", "problem"), [
+    ("heartbeat", -600, "a live lease was reclaimed"),
+    ("heartbeat", 600, "the dead holder's lease was never reclaimed"),
+    ("sweep", 600, "a live lease was reclaimed"),
+])
+def test_the_injected_skew_detects_a_lease_verb_that_reads_the_client_clock(
+        dsn: str, store: Store, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        verb: str, skew: int, problem: str) -> None:
+    skew_client_clock(monkeypatch, skew)
+    beat = heartbeat_by_client_clock(dsn) if verb == "heartbeat" else leases.heartbeat
+    sweep = sweep_by_client_clock(dsn) if verb == "sweep" else leases.sweep_expired
+    trial = lease_trial(store, tmp_path, repo, beat, sweep)
+    assert problem in trial.problems(LEASE), trial
