@@ -19,7 +19,6 @@ On 10,000 jobs that is 2.3x faster than a tree with positions, transformed after
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass, replace
@@ -33,6 +32,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from .. import resources
 from .diagnostics import Diagnostic, Path, diag
 from .load import Source
+from .suggest import closest
 
 Position = tuple[int, int]
 
@@ -634,8 +634,8 @@ def _unknown_word(m: _Mistake) -> _Said | None:
     in_body = set(BODY_ITEMS) <= set(keywords)
     hint = _BODY_HINTS.get(m.value) if in_body else None
     if hint is None:
-        guess = difflib.get_close_matches(m.value, keywords, n=1, cutoff=0.6)
-        hint = f"did you mean `{guess[0]}`?" if guess else None
+        guess = closest(m.value, keywords)
+        hint = f"did you mean `{guess}`?" if guess else None
     if hint is None and "STRING" in m.expected:
         bare = re.match(r"[^\s{}\[\],]+", m.text[m.offset:])
         hint = f'strings take double quotes: "{bare.group() if bare else m.value}"'

@@ -114,9 +114,7 @@ def parse_verdicts(text: str, wg: WorkflowGraph) -> dict[str, deque[str]]:
             raise UsageError(f"--verdicts names {job_id!r}, which is not a review or checkpoint",
                              hint="decisions: " + ", ".join(
                                  j.id for j in wg.workflow.jobs if j.kind != "task"))
-        allowed = ([name for name, _ in job.choices] if job.kind == "checkpoint"
-                   else ["accept", "needs_revision", "reject"] if job.revise
-                   else ["accept", "reject"])
+        allowed = job.outcomes
         if outcome not in allowed:
             raise UsageError(f"--verdicts: {job_id!r} cannot take {outcome!r}",
                              hint="it takes " + ", ".join(allowed))

@@ -8,13 +8,13 @@ into diagnostics that say what is wrong in the user's terms, with a
 
 from __future__ import annotations
 
-import difflib
 import json
 from functools import cache
 from typing import Any
 
 from ..resources import schema_path
 from .diagnostics import Diagnostic, Path, diag
+from .suggest import did_you_mean
 
 MAX_SCHEMA_DIAGNOSTICS = 50
 _JSON_TYPES = {"object": "an object", "array": "a list", "string": "a string",
@@ -89,11 +89,6 @@ def _allowed_keys(schema: dict[str, Any]) -> list[str]:
     return sorted(schema.get("properties", {}))
 
 
-def _did_you_mean(word: str, options: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
 def _explain(error: Any, document: Any) -> list[Diagnostic]:
     path: Path = tuple(error.absolute_path)
     where = _where(path, document)
@@ -104,7 +99,7 @@ def _explain(error: Any, document: Any) -> list[Diagnostic]:
         out = []
         for key in error.instance:
             if key not in allowed:
-                hint = _did_you_mean(key, allowed) or f"allowed keys: {', '.join(allowed)}"
+                hint = did_you_mean(key, allowed) or f"allowed keys: {', '.join(allowed)}"
                 out.append(diag("STR101", f"unknown key {key!r} in {where}", (*path, key),
                                 hint=hint, key=True))
         return out
@@ -132,7 +127,7 @@ def _explain(error: Any, document: Any) -> list[Diagnostic]:
         text_options = [str(o) for o in options]
         suggestion: str | None = None
         if isinstance(error.instance, str):
-            suggestion = _did_you_mean(error.instance, text_options)
+            suggestion = did_you_mean(error.instance, text_options)
         return [diag("STR104", f"{where}: {json.dumps(error.instance)} is not one of "
                                f"{', '.join(text_options)}", path, hint=suggestion)]
     if kind == "pattern":

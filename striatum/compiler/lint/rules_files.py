@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from ..diagnostics import Diagnostic, diag
 from ..ir import TEMPLATE_VARIABLES, Job
+from ..suggest import closest
 from .globs import GlobsTooComplex, _nonempty_stars, _overlapping_patterns, glob_witness
 from .prompts import Template, _undefined
-from .words import _near
 
 if TYPE_CHECKING:
     from .context import LintContext
@@ -106,7 +106,7 @@ def _missing_hint(ctx: LintContext, value: str) -> str:
         siblings = os.listdir(ctx.directory / wanted.parent)
     except OSError:
         siblings = []
-    close = _near(wanted.name, siblings)
+    close = closest(wanted.name, siblings)
     guess = f"did you mean {str(wanted.parent / close)!r}? " if close else ""
     return f"{guess}prompt files are relative to the workflow file ({ctx.directory})"
 
@@ -158,13 +158,13 @@ def _undefined_diag(template: Template, kind: str, name: str, line: int,
     shown = template.line(line)
     where = f"(template line {line}" + (f": {shown!r})" if shown else ")")
     if kind == "name":
-        close = _near(name, TEMPLATE_VARIABLES)
+        close = closest(name, TEMPLATE_VARIABLES)
         return diag("STR308", f"{template.label} uses {name!r}, which is not a template "
                               f"variable {where}", template.path,
                     hint=(f"did you mean {close!r}? " if close else "")
                     + "prompts can use " + ", ".join(TEMPLATE_VARIABLES)
                     + "; workflow variables are read as vars.NAME")
-    close = _near(name, declared)
+    close = closest(name, declared)
     return diag("STR308", f"{template.label} uses vars.{name}, which the workflow does not "
                           f"declare {where}", template.path,
                 hint=(f"did you mean vars.{close}? " if close else "")
