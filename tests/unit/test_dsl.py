@@ -11,9 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from striatum import resources
-from striatum.compiler import dsl
-from striatum.compiler.dsl import parse_dsl
-from striatum.compiler.fmt_dsl import to_dsl
+from striatum.compiler.dsl import loader, parse_dsl
+from striatum.compiler.dsl.printer import to_dsl
 from striatum.compiler.ir import Job, Lane, Prompt, Revision, Workflow, normalize, to_document
 from striatum.compiler.load import Source, parse_bytes
 
@@ -393,7 +392,7 @@ def test_unexpected_failure_is_still_a_diagnostic(monkeypatch: pytest.MonkeyPatc
     def explode(text: str) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(dsl, "parse_nodes", explode)
+    monkeypatch.setattr(loader, "parse_nodes", explode)
     source = parse_dsl("workflow w", "w.stm")
     assert [(d.code, d.line, d.column) for d in source.diagnostics] == [("STR011", 1, 1)]
     assert "RecursionError" in source.diagnostics[0].message
