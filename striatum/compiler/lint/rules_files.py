@@ -8,10 +8,11 @@ import os
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING
 
+from ...globs import GlobsTooComplex, glob_witness
 from ..diagnostics import Diagnostic, diag
 from ..ir import TEMPLATE_VARIABLES, Job
 from ..suggest import closest
-from .globs import GlobsTooComplex, _nonempty_stars, _overlapping_patterns, glob_witness
+from .globs import _overlapping_patterns
 from .prompts import Template, _undefined
 
 if TYPE_CHECKING:
@@ -24,11 +25,9 @@ MAX_OVERLAP_REPORTS = 50  # STR305 pairs listed one by one before the rest are c
 
 def _overlap_diag(job: Job, k: int, mine: str, other: Job, theirs: str) -> Diagnostic:
     example = None
-    if "[" not in mine + theirs:  # a class's stand-in char may not be in the class
-        with contextlib.suppress(GlobsTooComplex):
-            # 'src/cli/x.py' reads better than the shortest 'src/cli/.py'.
-            example = (glob_witness(_nonempty_stars(mine), _nonempty_stars(theirs))
-                       or glob_witness(mine, theirs))
+    with contextlib.suppress(GlobsTooComplex):
+        # 'src/cli/x.py' reads better than the shortest 'src/cli/.py'.
+        example = (glob_witness(mine, theirs, filled=True) or glob_witness(mine, theirs))
     matching = (f"{mine!r}" if mine == theirs else f"{theirs!r} and {mine!r}")
     what = f"paths matching {matching}" + (f", e.g. {example!r}" if example else "")
     return diag(
