@@ -14,7 +14,7 @@ from functools import cached_property
 from .diagnostics import Path
 
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
-_ESCAPE_FREE = re.compile(r'^"[^"\\]*"$')
+_ESCAPE_FREE = re.compile(r'"[^"\\]*"')
 
 
 class JsonLocator:
@@ -59,7 +59,7 @@ class JsonLocator:
             if stack and stack[-1][1] and stack[-1][4]:
                 # An object key.
                 frame = stack[-1]
-                key = token[1:-1] if _ESCAPE_FREE.match(token) else json.loads(token)
+                key = token[1:-1] if _ESCAPE_FREE.fullmatch(token) else json.loads(token)
                 path = frame[0]
                 assert isinstance(path, tuple)
                 child = (*path, key)

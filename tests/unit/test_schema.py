@@ -6,6 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from striatum.compiler import schema
 from striatum.compiler.compile import Compilation, check
 
 LANES = {"a": {"command": ["codex", "exec", "-"]}, "b": {"command": ["claude", "-p"]}}
@@ -90,3 +97,128 @@ def test_many_errors_are_capped(tmp_path: Path) -> None:
     assert len(comp.diagnostics) == 51
     assert "30 more" in comp.diagnostics[-1].message or "more schema errors" in str(
         [d.message for d in comp.diagnostics])
+
+
+# ---------------------------------------------------------------- both validators agree
+
+
+def _patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        return own + [p for value in node.values() for p in _patterns(value)]
+    if isinstance(node, list):
+        return [p for value in node for p in _patterns(value)]
+    return []
+
+
+PATTERNS = sorted(set(_patterns(schema.contract())))
+PROBES = ["draft", "draft\n", "draft\r", "\ndraft", "dr\naft", "a" * 64, "a" * 65 + "\n",
+          "docs/a.md", "docs/a.md\n", "x\n/../../etc/passwd", "x/..\n", "..\n", "a/..",
+          "x\r\n/../y", "x\u2028/../y", "/abs", "\n/abs", "a\x00b", ""]
+
+
+def _agree(pattern: str, value: str) -> None:
+    fast = jsonschema_rs.validator_for({"pattern": pattern}).is_valid(value)
+    detailed = Draft202012Validator({"pattern": pattern}).is_valid(value)
+    assert fast is detailed, (pattern, value)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_every_pattern_means_the_same_to_both_validators(pattern: str) -> None:
+    for value in PROBES:
+        _agree(pattern, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PATTERNS), st.text(alphabet="ab_-./\\\n\r\t \x00", max_size=12))
+def test_both_validators_agree_on_any_text(pattern: str, value: str) -> None:
+    _agree(pattern, value)
+
+
+def test_a_document_the_fast_validator_refuses_is_never_let_through(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    class Refuses:
+        def is_valid(self, document: Any) -> bool:
+            return False
+
+    monkeypatch.setattr(schema, "_fast_validator", lambda: Refuses())
+    [d] = schema.validate_document({"name": "w", "lanes": LANES,
+                                    "jobs": [{"id": "j", "lane": "a"}]})
+    assert d.code == "STR100"
+
+
+# ---------------------------------------------------------------- a line break ends nothing
+
+GOOD: dict[str, Any] = {
+    "name": "w", "vars": {"v": "1"}, "final": ["e"],
+    "lanes": {"a": {"command": ["x"], "env": {"K": "v"}}, "h": {"kind": "human"}},
+    "jobs": [{"id": "d", "lane": "a", "produces": ["o.md"], "writes": ["src/**"]},
+             {"id": "r", "lane": "b", "kind": "review", "needs": ["d"], "consumes": ["o.md"],
+              "revise": {"target": "d", "max": 1}},
+             {"id": "c", "lane": "h", "kind": "checkpoint", "needs": ["r"],
+              "choices": {"go": ["e"], "stop": []}},
+             {"id": "e", "lane": "a", "needs": ["c"]}],
+}
+GOOD["lanes"]["b"] = {"command": ["claude", "-p"]}
+
+
+def _with(path: tuple[Any, ...], value: Any, *, rename: bool = False) -> dict[str, Any]:
+    doc = json.loads(json.dumps(GOOD))
+    *parents, last = path
+    node = doc
+    for part in parents:
+        node = node[part]
+    if rename:
+        node[value] = node.pop(last)
+    else:
+        node[last] = value
+    return doc
+
+
+NEWLINE_NAMES = {
+    "workflow name": _with(("name",), "w\n"),
+    "job id": _with(("jobs", 0, "id"), "d\n"),
+    "lane name": _with(("lanes", "h"), "h\n", rename=True),
+    "job lane": _with(("jobs", 0, "lane"), "a\n"),
+    "need": _with(("jobs", 1, "needs", 0), "d\n"),
+    "variable": _with(("vars", "v"), "v\n", rename=True),
+    "choice name": _with(("jobs", 2, "choices", "go"), "go\n", rename=True),
+    "choice successor": _with(("jobs", 2, "choices", "go", 0), "e\n"),
+    "env key": _with(("lanes", "a", "env", "K"), "K\n", rename=True),
+    "final job": _with(("final", 0), "e\n"),
+    "revise target": _with(("jobs", 1, "revise", "target"), "d\n"),
+}
+
+
+def test_the_document_the_cases_start_from_is_valid(tmp_path: Path) -> None:
+    assert run(tmp_path, GOOD).ok
+
+
+@pytest.mark.parametrize("place", NEWLINE_NAMES)
+def test_a_name_ending_in_a_newline_is_not_a_name(tmp_path: Path, place: str) -> None:
+    comp = run(tmp_path, NEWLINE_NAMES[place])
+    assert not comp.ok
+    assert codes(comp) == ["STR105"], [d.message for d in comp.diagnostics]
+    assert "is not a valid name" in comp.diagnostics[0].message
+
+
+CLIMBING = "x\n/../../etc/passwd"
+
+
+@pytest.mark.parametrize("key", ["produces", "writes", "consumes", "prompt"])
+def test_a_path_climbing_out_after_a_line_break_is_refused(tmp_path: Path, key: str) -> None:
+    job = 1 if key == "consumes" else 0
+    value: Any = CLIMBING if key == "prompt" else [CLIMBING]
+    comp = run(tmp_path, _with(("jobs", job, key), value))
+    assert codes(comp) == ["STR104"], [d.message for d in comp.diagnostics]
+
+
+@pytest.mark.parametrize("item", ['produces "x\\n/../../etc/passwd"',
+                                  'writes "x\\n/../../etc/passwd"',
+                                  'prompt "x\\n/../../etc/passwd"'])
+def test_the_dsl_refuses_a_path_climbing_out_after_a_line_break(tmp_path: Path,
+                                                                 item: str) -> None:
+    path = tmp_path / "workflow.stm"
+    path.write_text(f"workflow w\nlane a = human\ntask t by a {{ {item} }}\n", encoding="utf-8")
+    comp = check(str(path))
+    assert [(d.code, d.line) for d in comp.diagnostics] == [("STR104", 3)]
