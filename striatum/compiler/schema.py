@@ -51,9 +51,14 @@ def validate_document(document: Any) -> list[Diagnostic]:
         return []
     errors = sorted(_detailed_validator().iter_errors(document),
                     key=lambda e: [str(p) for p in e.absolute_path])
+    wrong_type = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    wrong_kind = {tuple(e.absolute_path)[:-1] for e in errors if e.absolute_path
+                  and e.absolute_path[-1] == "kind"}
     out: list[Diagnostic] = []
     seen: set[tuple[str, Path, str]] = set()
     for error in errors:
+        if _repeats(error, wrong_type, wrong_kind):
+            continue
         for d in _explain(error, document):
             marker = (d.code, d.path, d.message)
             if marker not in seen:
@@ -70,6 +75,17 @@ def validate_document(document: Any) -> list[Diagnostic]:
         out.append(diag("STR100", f"... and {rest} more schema errors",
                         hint="fix the ones above first"))
     return out
+
+
+def _repeats(error: Any, wrong_type: set[Path], wrong_kind: set[Path]) -> bool:
+    """Whether ``error`` only follows from another one: anything more said about a value
+    of the wrong type (a lane that is a string is not a lane with a bad key), or what
+    the contract asks of a kind of lane or job when the ``kind`` itself is wrong."""
+    path = tuple(error.absolute_path)
+    if path in wrong_type and error.validator != "type":
+        return True
+    conditional = {"then", "else"} & set(error.absolute_schema_path)
+    return path in wrong_kind and bool(conditional)
 
 
 def _where(path: Path, document: Any) -> str:

@@ -222,3 +222,59 @@ def test_the_dsl_refuses_a_path_climbing_out_after_a_line_break(tmp_path: Path,
     path.write_text(f"workflow w\nlane a = human\ntask t by a {{ {item} }}\n", encoding="utf-8")
     comp = check(str(path))
     assert [(d.code, d.line) for d in comp.diagnostics] == [("STR104", 3)]
+
+
+# ---------------------------------------------------------------- one error, not its echoes
+
+
+@pytest.mark.parametrize("lane", ["claude", ["claude", "-p"], 5, None, True])
+def test_a_lane_of_the_wrong_type_is_one_wrong_type(tmp_path: Path, lane: Any) -> None:
+    comp = run(tmp_path, {"name": "w", "lanes": {"coder": lane},
+                          "jobs": [{"id": "j", "lane": "coder"}]})
+    [d] = comp.diagnostics
+    assert d.code == "STR103" and d.message.startswith("lane 'coder' should be an object, not")
+    assert "should not be valid under" not in d.message
+
+
+def test_a_misspelt_lane_kind_asks_for_no_command(tmp_path: Path) -> None:
+    comp = run(tmp_path, {"name": "w", "lanes": {"me": {"kind": "humna"}},
+                          "jobs": [{"id": "j", "lane": "me"}]})
+    [d] = comp.diagnostics
+    assert (d.code, d.hint) == ("STR104", "did you mean 'human'?")
+
+
+@pytest.mark.parametrize("kind", ["reveiw", 5, None])
+def test_a_review_with_a_bad_kind_is_not_told_to_drop_revise(tmp_path: Path, kind: Any) -> None:
+    comp = run(tmp_path, {"name": "w", "lanes": LANES, "jobs": [
+        {"id": "d", "lane": "a"},
+        {"id": "r", "lane": "b", "kind": kind, "needs": ["d"],
+         "revise": {"target": "d", "max": 1}}]})
+    assert codes(comp) == ["STR104"], [d.message for d in comp.diagnostics]
+
+
+def test_a_checkpoint_with_a_bad_kind_is_not_told_to_drop_choices(tmp_path: Path) -> None:
+    comp = run(tmp_path, {"name": "w", "lanes": LANES, "jobs": [
+        {"id": "c", "lane": "a", "kind": ["checkpoint"], "choices": {"go": []}}]})
+    assert codes(comp) == ["STR104"], [d.message for d in comp.diagnostics]
+
+
+def _places(node: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    children: list[tuple[Any, Any]] = (list(node.items()) if isinstance(node, dict) else
+                                       list(enumerate(node)) if isinstance(node, list) else [])
+    return [here] + [p for key, value in children for p in _places(value, (*here, key))]
+
+
+@pytest.mark.parametrize("place", _places(GOOD), ids=str)
+def test_a_value_of_the_wrong_type_anywhere_is_said_in_words(place: tuple[Any, ...]) -> None:
+    for wrong in ("text", 7, 2.5, [], ["x"], {}, True, None):
+        doc = json.loads(json.dumps(GOOD))
+        if not place:
+            doc = wrong
+        else:
+            *parents, last = place
+            node = doc
+            for part in parents:
+                node = node[part]
+            node[last] = wrong
+        found = schema.validate_document(doc)
+        assert not [d.message for d in found if d.code == "STR100"], (place, wrong)
