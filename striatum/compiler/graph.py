@@ -233,11 +233,7 @@ def check_structure(wg: WorkflowGraph) -> list[Diagnostic]:
                                           "a job", ("jobs", i, "revise", "target"),
                                 hint=did_you_mean(target, ids)))
             elif not wg.is_ancestor(target, job.id):
-                out.append(diag(
-                    "STR206", f"review {job.id!r} revises {target!r}, which is not upstream of "
-                              "it", ("jobs", i, "revise", "target"),
-                    hint=f"a reviewer can only send work back to a job it needs, directly or "
-                         f"through others; add {target!r} to the needs chain of {job.id!r}"))
+                out.append(_not_upstream(wg, job, target))
         for choice, successors in job.choices:
             for k, succ in enumerate(successors):
                 if succ not in wg.jobs or job.id not in wg.jobs[succ].needs:
@@ -272,6 +268,25 @@ def check_structure(wg: WorkflowGraph) -> list[Diagnostic]:
     if not any(d.code in ("STR205", "STR206") for d in out):
         out.extend(_check_checkpoints_outside_loops(wg))
     return out
+
+
+def _not_upstream(wg: WorkflowGraph, review: Job, target: str) -> Diagnostic:
+    """STR206, with a hint that does not lead to another error: adding a job that
+    runs after the review (or the review itself) to its needs would make a cycle."""
+    where = ("jobs", review.index, "revise", "target")
+    instead = (f"revise a job it needs, such as {review.needs[0]!r}" if review.needs
+               else "add the job it reviews to its needs and revise that job")
+    if target == review.id:
+        return diag("STR206", f"review {review.id!r} revises itself", where,
+                    hint=f"a review sends work back to the job it reviews: {instead}")
+    if wg.is_ancestor(review.id, target):
+        return diag("STR206", f"review {review.id!r} revises {target!r}, which runs after it",
+                    where, hint=f"{target!r} needs {review.id!r}, directly or through others, "
+                                f"and work can only go back upstream: {instead}")
+    return diag("STR206", f"review {review.id!r} revises {target!r}, which is not upstream of "
+                          "it", where,
+                hint=f"a reviewer can only send work back to a job it needs, directly or "
+                     f"through others; add {target!r} to the needs chain of {review.id!r}")
 
 
 def _check_checkpoints_outside_loops(wg: WorkflowGraph) -> list[Diagnostic]:

@@ -358,3 +358,22 @@ def test_hostile_bytes_as_dsl_get_diagnostics(data: bytes) -> None:
     pytest.importorskip("striatum.compiler.dsl")
     with workflow_file(data, suffix=".stm") as path:
         assert_diagnosed(path)
+
+
+@pytest.mark.parametrize(("target", "needs", "hint"), [
+    ("r", ["a"], "a review sends work back to the job it reviews: revise a job it needs, "
+                 "such as 'a'"),
+    ("r", [], "a review sends work back to the job it reviews: add the job it reviews to its "
+              "needs and revise that job"),
+    ("z", ["a"], "'z' needs 'r', directly or through others, and work can only go back "
+                 "upstream: revise a job it needs, such as 'a'"),
+])
+def test_a_revise_target_hint_leads_to_no_other_error(tmp_path: Path, target: str,
+                                                      needs: list[str], hint: str) -> None:
+    # Adding 'r' or 'z' to the needs of 'r', as the hint once said, makes a cycle.
+    doc = workflow(job("a"), review("r", *needs, target=target), job("z", "r"))
+    [d] = compile_doc(doc, tmp_path).diagnostics
+    assert d.code == "STR206" and d.hint == hint
+    if needs:  # following the hint compiles
+        doc["jobs"][1]["revise"]["target"] = needs[0]
+        assert compile_doc(doc, tmp_path).ok
