@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .diagnostics import Diagnostic, diag
 from .ir import Job, Workflow
 from .suggest import did_you_mean
+from .text import echo
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -246,7 +247,7 @@ def check_structure(wg: WorkflowGraph) -> list[Diagnostic]:
                              + (f"; {near}" if near else "")))
         for k, artifact in enumerate(job.produces):
             if artifact in producers:
-                out.append(diag("STR208", f"artifact {artifact!r} is produced by both "
+                out.append(diag("STR208", f"artifact {echo(artifact)} is produced by both "
                                           f"{producers[artifact]!r} and {job.id!r}",
                                 ("jobs", i, "produces", k),
                                 hint="artifact paths are per run; give each its own name"))
@@ -258,7 +259,7 @@ def check_structure(wg: WorkflowGraph) -> list[Diagnostic]:
             if source is None or not wg.is_ancestor(source, job.id):
                 where = (f"it is produced by {source!r}, which is not upstream" if source
                          else "no job produces it")
-                out.append(diag("STR209", f"job {job.id!r} consumes {artifact!r}, but {where}",
+                out.append(diag("STR209", f"job {job.id!r} consumes {echo(artifact)}, but {where}",
                                 ("jobs", job.index, "consumes", k),
                                 hint="add the producing job to its needs" if source else None))
     for k, final in enumerate(wg.workflow.final):

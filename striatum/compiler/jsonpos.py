@@ -7,11 +7,11 @@ text once, on the first lookup, to index where every key and value starts.
 
 from __future__ import annotations
 
-import bisect
 import re
 from functools import cached_property
 
 from .diagnostics import Path
+from .text import line_starts, position_in
 
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
 _ESCAPE_FREE = re.compile(r'"[^"\\]*"')
@@ -23,9 +23,7 @@ class JsonLocator:
 
     @cached_property
     def _line_starts(self) -> list[int]:
-        starts = [0]
-        starts.extend(m.end() for m in re.finditer("\n", self._text))
-        return starts
+        return line_starts(self._text)
 
     @cached_property
     def _index(self) -> tuple[dict[Path, int], dict[Path, int]]:
@@ -80,8 +78,7 @@ class JsonLocator:
         return values, keys
 
     def offset_to_position(self, offset: int) -> tuple[int, int]:
-        line = bisect.bisect_right(self._line_starts, offset) - 1
-        return line + 1, offset - self._line_starts[line] + 1
+        return position_in(self._line_starts, offset)
 
     def __call__(self, path: Path, key: bool = False) -> tuple[int, int]:
         values, keys = self._index

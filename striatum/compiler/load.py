@@ -15,6 +15,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from .diagnostics import Diagnostic, Locator, diag
+from .text import echo, position
 
 MAX_BYTES = 16 * 1024 * 1024
 JSON_SUFFIXES = (".json",)
@@ -112,10 +113,9 @@ def parse_bytes(raw: bytes, file: str, *, fmt: str | None = None) -> Source:
 
 
 def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:
-    before = raw[:offset]
-    line = before.count(b"\n") + 1
-    column = offset - (before.rfind(b"\n") + 1) + 1
-    return line, column
+    """Where the byte at ``offset`` is, counting the characters before it on its line."""
+    before = raw[:offset].decode("utf-8", "replace")
+    return position(before, len(before))
 
 
 class _DuplicateKey(ValueError):
@@ -158,13 +158,15 @@ def parse_json(text: str, file: str) -> Source:
         return _fail(file, "json", diag("STR010", f"invalid JSON: {exc}",
                                          hint="use an integer"), line, column, text)
     except json.JSONDecodeError as exc:
+        # json counts only '\n' as a line break; the locator counts what editors count.
+        line, column = JsonLocator(text).offset_to_position(exc.pos)
         return _fail(file, "json", diag("STR010", f"invalid JSON: {exc.msg}",
-                                         hint=_json_hint(exc)), exc.lineno, exc.colno, text)
+                                         hint=_json_hint(exc)), line, column, text)
     except _DuplicateKey as exc:
         locator = JsonLocator(text)
         line, column = _find_duplicate(text, exc.key, locator)
         return _fail(file, "json", diag(
-            "STR010", f"key {exc.key!r} appears twice in one object",
+            "STR010", f"key {echo(exc.key)} appears twice in one object",
             hint="JSON keeps only the last one; remove or rename the other"), line, column, text)
     except RecursionError:
         return _fail(file, "json", diag("STR012", "the document is nested too deeply",

@@ -15,6 +15,7 @@ from typing import Any
 from ..resources import schema_path
 from .diagnostics import Diagnostic, Path, diag
 from .suggest import did_you_mean
+from .text import clip, echo
 
 MAX_SCHEMA_DIAGNOSTICS = 50
 _JSON_TYPES = {"object": "an object", "array": "a list", "string": "a string",
@@ -95,14 +96,14 @@ def _where(path: Path, document: Any) -> str:
             job_id = document["jobs"][path[1]].get("id")
         except (AttributeError, IndexError, KeyError, TypeError):
             job_id = None
-        label = f"job {job_id!r}" if isinstance(job_id, str) else f"job #{path[1] + 1}"
+        label = f"job {echo(job_id)}" if isinstance(job_id, str) else f"job #{path[1] + 1}"
         rest = path[2:]
     elif len(path) >= 2 and path[0] == "lanes":
-        label, rest = f"lane {path[1]!r}", path[2:]
+        label, rest = f"lane {echo(path[1])}", path[2:]
     else:
         label, rest = "the workflow", path
     if rest:
-        label += " at " + ".".join(str(p) for p in rest)
+        label += " at " + ".".join(clip(str(p)) for p in rest)
     return label
 
 
@@ -121,7 +122,7 @@ def _explain(error: Any, document: Any) -> list[Diagnostic]:
         for key in error.instance:
             if key not in allowed:
                 hint = did_you_mean(key, allowed) or f"allowed keys: {', '.join(allowed)}"
-                out.append(diag("STR101", f"unknown key {key!r} in {where}", (*path, key),
+                out.append(diag("STR101", f"unknown key {echo(key)} in {where}", (*path, key),
                                 hint=hint, key=True))
         return out
     if kind == "required":
@@ -149,20 +150,20 @@ def _explain(error: Any, document: Any) -> list[Diagnostic]:
         suggestion: str | None = None
         if isinstance(error.instance, str):
             suggestion = did_you_mean(error.instance, text_options)
-        return [diag("STR104", f"{where}: {json.dumps(error.instance)} is not one of "
+        return [diag("STR104", f"{where}: {clip(json.dumps(error.instance))} is not one of "
                                f"{', '.join(text_options)}", path, hint=suggestion)]
     if kind == "pattern":
         container = _at(document, path)
         if isinstance(container, dict) and error.instance in container:
             # A propertyNames failure: the bad string is a key of this object.
-            return [diag("STR105", f"{where}: {error.instance!r} is not a valid name",
+            return [diag("STR105", f"{where}: {echo(error.instance)} is not a valid name",
                          (*path, error.instance), key=True, hint=_NAME_HINT)]
         return [_explain_pattern(error, path, where)]
     if kind == "propertyNames":
         return _explain_property_names(error, path, where)
     if kind == "oneOf" and path[-1:] == ("prompt",):
         if isinstance(error.instance, str):
-            return [diag("STR104", f"{where}: prompt path {error.instance!r} must be relative "
+            return [diag("STR104", f"{where}: prompt path {echo(error.instance)} must be relative "
                                    "and stay inside the workflow's folder", path)]
         return [diag("STR103", f"{where}: prompt must be a template file path or "
                                '{"text": "..."}', path)]
@@ -174,9 +175,12 @@ def _explain(error: Any, document: Any) -> list[Diagnostic]:
     if kind in ("minimum", "maximum"):
         bound = "at least" if kind == "minimum" else "at most"
         return [diag("STR104", f"{where} must be {bound} {error.validator_value}", path)]
-    if kind in ("maxLength", "minLength"):
-        return [diag("STR104", f"{where}: {error.message}", path)]
-    return [diag("STR100", f"{where}: {error.message}", path)]
+    if kind == "maxLength":
+        return [diag("STR104", f"{where} is longer than {error.validator_value:,} characters",
+                     path)]
+    if kind == "minLength":
+        return [diag("STR104", f"{where} must not be empty", path)]
+    return [diag("STR100", f"{where}: {clip(error.message)}", path)]
 
 
 _NAME_HINT = ("use letters, digits, '_' and '-', starting with a letter or '_' "
@@ -225,19 +229,20 @@ def _explain_not(error: Any, path: Path, where: str) -> Diagnostic:
                               f"{', '.join(repr(k) for k in extra)} apply only to command lanes",
                     (*path, extra[0]), key=True,
                     hint="remove them, or drop \"kind\" to make it a command lane")
-    return diag("STR100", f"{where}: {error.message}", path)
+    return diag("STR100", f"{where}: {clip(error.message)}", path)
 
 
 def _explain_pattern(error: Any, path: Path, where: str) -> Diagnostic:
     value = error.instance
     defs = contract()["$defs"]
     if error.validator_value == defs["relpath"]["pattern"]:
-        return diag("STR104", f"{where}: {value!r} must be a relative path that stays inside "
+        return diag("STR104", f"{where}: {echo(value)} must be a relative path that stays inside "
                               "the repository (no leading '/', no '..')", path)
     if error.validator_value == defs["identifier"]["pattern"]:
-        return diag("STR105", f"{where}: {value!r} is not a valid name", path,
+        return diag("STR105", f"{where}: {echo(value)} is not a valid name", path,
                     hint=_NAME_HINT)
-    return diag("STR104", f"{where}: {value!r} does not match {error.validator_value}", path)
+    return diag("STR104", f"{where}: {echo(value)} does not match {error.validator_value}",
+                path)
 
 
 def _explain_property_names(error: Any, path: Path, where: str) -> list[Diagnostic]:
@@ -245,8 +250,8 @@ def _explain_property_names(error: Any, path: Path, where: str) -> list[Diagnost
     for sub in error.context or []:
         name = sub.instance
         if sub.validator == "pattern":
-            out.append(diag("STR105", f"{where}: {name!r} is not a valid name", (*path, name),
+            out.append(diag("STR105", f"{where}: {echo(name)} is not a valid name", (*path, name),
                             key=True, hint=_NAME_HINT))
     if not out:
-        out.append(diag("STR105", f"{where}: {error.message}", path))
+        out.append(diag("STR105", f"{where}: {clip(error.message)}", path))
     return out

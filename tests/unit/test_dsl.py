@@ -15,6 +15,7 @@ from striatum.compiler.dsl import loader, parse_dsl
 from striatum.compiler.dsl.printer import to_dsl
 from striatum.compiler.ir import Job, Lane, Prompt, Revision, Workflow, normalize, to_document
 from striatum.compiler.load import Source, parse_bytes
+from striatum.compiler.text import line_starts
 
 EXAMPLE = """\
 workflow code-change "optional title"
@@ -416,7 +417,7 @@ PIECES = ("workflow", "var", "final", "lane", "task", "review", "checkpoint", "b
 
 def check_never_raises(text: str) -> None:
     source = parse_dsl(text, "w.stm")
-    lines = text.count("\n") + 1
+    lines = len(line_starts(text))  # a line ends at \r\n, \r or \n
     for d in source.diagnostics:
         assert d.code in ("STR011", "STR211")
         assert d.file == "w.stm" and d.message

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..diagnostics import Diagnostic, Path, diag
+from ..text import clip
 from .nodes import Array, Entry, Node, Object, Position, Scalar, placed
 
 
@@ -64,7 +65,7 @@ class _Builder:
 def _twice(node: Object, entry: Entry, first: Entry, path: Path) -> Diagnostic:
     line, column = entry.key_at or entry.value.at
     was = first.key_at or first.value.at
-    message = node.twice.replace("{}", entry.word or entry.key)
+    message = node.twice.replace("{}", clip(entry.word or entry.key))
     return placed(diag("STR011", message, path,
                        hint=f"the first is at line {was[0]}, column {was[1]}; remove one"),
                   (line, column))

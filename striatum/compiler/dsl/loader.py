@@ -10,6 +10,7 @@ from lark.exceptions import UnexpectedInput
 
 from ..diagnostics import Diagnostic, diag
 from ..load import Source
+from ..text import newlines_only
 from .build import DslLocator, build
 from .nodes import Rejected, parse_nodes, placed
 from .syntax import syntax_diagnostic
@@ -34,6 +35,9 @@ def parse_dsl(text: str, file: str) -> Source:
 
 
 def _parse(text: str) -> tuple[dict[str, Any] | None, DslLocator | None, list[Diagnostic]]:
+    # lark counts lines by '\n' alone: with each bare '\r' made one, its lines are the
+    # lines an editor shows, at the same offsets (a bare '\r' is never inside a token).
+    text = newlines_only(text)
     try:
         root = parse_nodes(text)
     except UnexpectedInput as error:

@@ -19,6 +19,7 @@ from lark import Lark, Token, Transformer
 
 from ... import resources
 from ..diagnostics import Diagnostic
+from ..text import clip
 
 Position = tuple[int, int]
 
@@ -129,7 +130,7 @@ def _merge_choices(entries: list[Entry], job_id: str) -> list[Entry]:
     merged = tuple(item for entry in choices for item in _object(entry).entries)
     first = choices[0]
     combined = replace(first, value=Object(merged, _object(first).at,
-                                           f"choice `{{}}` is given twice in job `{job_id}`"))
+                                           f"choice `{{}}` is given twice in job `{clip(job_id)}`"))
     others = [entry for entry in entries if entry.key != "choices"]
     return [*others, combined]
 
@@ -183,7 +184,8 @@ class ToNodes(Transformer[Token, Any]):
 
     def lane(self, children: list[Any]) -> _Placed:
         keyword, name, _, entries = children
-        spec = Object(tuple(entries), _pos(keyword), f"`{{}}` is given twice in lane `{name}`")
+        spec = Object(tuple(entries), _pos(keyword),
+                      f"`{{}}` is given twice in lane `{clip(name)}`")
         return _Placed("lanes", Entry(str(name), spec, _pos(name)), _pos(keyword))
 
     def command_lane(self, children: list[Any]) -> list[Entry]:
@@ -216,7 +218,8 @@ class ToNodes(Transformer[Token, Any]):
         if needs is not None:
             entries.append(needs)
         entries.extend(_merge_choices(body or [], str(job_id)))
-        return Object(tuple(entries), kind.at, f"`{{}}` is given twice in job `{job_id}`")
+        return Object(tuple(entries), kind.at,
+                      f"`{{}}` is given twice in job `{clip(str(job_id))}`")
 
     def job_kind(self, children: list[Any]) -> Scalar:
         return _name(children[0])

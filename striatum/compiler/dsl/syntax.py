@@ -13,7 +13,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..diagnostics import Diagnostic, diag
 from ..suggest import closest
-from .nodes import Position, parser, placed
+from ..text import clip, position
+from .nodes import parser, placed
 
 STATEMENTS = ("var", "final", "lane", "task", "review", "checkpoint")
 BODY_ITEMS = ("title", "prompt", "produces", "consumes", "writes", "isolation", "attempts",
@@ -48,7 +49,7 @@ _BODY_HINTS = {
     "text": "inline prompt text is written `prompt text \"...\"`",
 }
 
-_WORD = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|->|-?[0-9]+|[A-Za-z_][A-Za-z0-9_-]*|\S')
+_WORD = re.compile(r'"(?:[^"\\\r\n]|\\.)*"?|#[^\r\n]*|->|-?[0-9]+|[A-Za-z_][A-Za-z0-9_-]*|\S')
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _ESCAPES = frozenset('"\\/bfnrt')
 
@@ -83,7 +84,7 @@ def syntax_diagnostic(text: str, error: UnexpectedInput) -> Diagnostic:
     mistake = _mistake(text, error)
     said = _explain(mistake)
     offset = said.offset if said.offset is not None else mistake.offset
-    return placed(diag("STR011", said.message, hint=said.hint), _position(text, offset))
+    return placed(diag("STR011", said.message, hint=said.hint), position(text, offset))
 
 
 def _mistake(text: str, error: UnexpectedInput) -> _Mistake:
@@ -105,11 +106,6 @@ def _mistake(text: str, error: UnexpectedInput) -> _Mistake:
 def _words_before(text: str, offset: int) -> tuple[_Word, ...]:
     return tuple(_Word(m.group(), m.start()) for m in _WORD.finditer(text, 0, offset)
                  if not m.group().startswith("#"))
-
-
-def _position(text: str, offset: int) -> Position:
-    line_start = text.rfind("\n", 0, offset) + 1
-    return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
 def _explain(m: _Mistake) -> _Said:
@@ -145,7 +141,7 @@ def _string_trouble(m: _Mistake) -> _Said | None:
                          offset=i)
         if char == '"':
             return None  # a well-formed string: the trouble is elsewhere
-        if char == "\n":
+        if char in "\r\n":
             break
         if ord(char) < 0x20:
             return _Said(f"a control character (U+{ord(char):04X}) inside a string",
@@ -220,9 +216,9 @@ def _unknown_word(m: _Mistake) -> _Said | None:
         hint = f"did you mean `{guess}`?" if guess else None
     if hint is None and "STRING" in m.expected:
         bare = re.match(r"[^\s{}\[\],]+", m.text[m.offset:])
-        hint = f'strings take double quotes: "{bare.group() if bare else m.value}"'
+        hint = f'strings take double quotes: "{clip(bare.group() if bare else m.value)}"'
     if in_body:
-        return _Said(f"`{m.value}` is not a job body item; expected {_expected(m)}", hint)
+        return _Said(f"`{clip(m.value)}` is not a job body item; expected {_expected(m)}", hint)
     return _Said(f"expected {_expected(m)}{_after(m)}, found {_found(m)}", hint)
 
 
@@ -316,10 +312,10 @@ def _found(m: _Mistake) -> str:
     if m.found == "$END":
         return "the end of the file"
     if m.found == "STRING":
-        return f"the string {_short(m.value)}"
+        return f"the string {clip(m.value)}"
     if m.found == "INT":
-        return f"the number {_short(m.value)}"
-    return f"`{_short(m.value)}`"
+        return f"the number {clip(m.value)}"
+    return f"`{clip(m.value)}`"
 
 
 def _after(m: _Mistake) -> str:
@@ -328,8 +324,4 @@ def _after(m: _Mistake) -> str:
     last = m.before[-1].text
     if len(m.before) >= 2 and m.before[-2].text in _INTRODUCERS:
         last = f"{m.before[-2].text} {last}"
-    return f" after `{_short(last)}`"
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return f" after `{clip(last)}`"
