@@ -127,6 +127,11 @@ def _explain(error: Any, document: Any) -> list[Diagnostic]:
         return out
     if kind == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
+        if path[-1:] == ("revise",) and "max" in missing:
+            rest = [k for k in missing if k != "max"]
+            return [_unbounded(error.instance, path, document),
+                    *(diag("STR102", f"{where} is missing required key {k!r}", path)
+                      for k in rest)]
         name = missing[0] if missing else "?"
         if "then" in schema_location and name == "choices":
             return [diag("STR102", f"{where} is a checkpoint but has no 'choices'", path,
@@ -181,6 +186,17 @@ def _explain(error: Any, document: Any) -> list[Diagnostic]:
     if kind == "minLength":
         return [diag("STR104", f"{where} must not be empty", path)]
     return [diag("STR100", f"{where}: {clip(error.message)}", path)]
+
+
+def _unbounded(revise: dict[str, Any], path: Path, document: Any) -> Diagnostic:
+    """STR211 for a revise without ``max``: said the same whichever syntax was written
+    (the DSL's `revise d` parses, so that the author hears why a bound matters)."""
+    target = revise.get("target")
+    back = f" back to {echo(target)}" if isinstance(target, str) else ""
+    return diag("STR211", f"the revision loop of {_where(path[:-1], document)} has no bound",
+                path, key=True,
+                hint=f"give the revise a max (1 to 1000): how many more times it may send "
+                     f"work{back}; then on_exhausted decides")
 
 
 _NAME_HINT = ("use letters, digits, '_' and '-', starting with a letter or '_' "

@@ -83,12 +83,42 @@ def test_bad_names(tmp_path: Path) -> None:
     assert len(comp.diagnostics) == 4
 
 
-def test_unbounded_loop_is_refused(tmp_path: Path) -> None:
+UNBOUNDED_JSON = """{"name": "w", "lanes": {"a": {"command": ["x"]}, "b": {"command": ["y"]}},
+ "jobs": [{"id": "d", "lane": "a"},
+          {"id": "r", "lane": "b", "kind": "review", "needs": ["d"],
+           "revise": {"target": "d"}}]}
+"""
+UNBOUNDED_DSL = """workflow w
+lane a = ["x"]
+lane b = ["y"]
+task d by a
+review r by b after d {
+  revise d
+}
+"""
+
+
+def test_an_unbounded_loop_is_one_diagnostic_whichever_syntax(tmp_path: Path) -> None:
+    found = {}
+    for name, text in (("w.json", UNBOUNDED_JSON), ("w.stm", UNBOUNDED_DSL)):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        [found[name]] = check(str(tmp_path / name)).diagnostics
+    json_d, dsl_d = found["w.json"], found["w.stm"]
+    assert (json_d.code, json_d.message, json_d.hint, json_d.path, json_d.key) == (
+        dsl_d.code, dsl_d.message, dsl_d.hint, dsl_d.path, dsl_d.key)
+    assert json_d.code == "STR211"
+    assert json_d.message == "the revision loop of job 'r' has no bound"
+    assert json_d.path == ("jobs", 1, "revise") and json_d.key
+    # Each points at the word `revise` in its own file.
+    assert (json_d.line, json_d.column) == (4, 12)
+    assert (dsl_d.line, dsl_d.column) == (6, 3)
+
+
+def test_a_revise_without_target_or_max_gets_both(tmp_path: Path) -> None:
     comp = run(tmp_path, {"name": "w", "lanes": LANES, "jobs": [
         {"id": "d", "lane": "a"},
-        {"id": "r", "lane": "b", "kind": "review", "needs": ["d"], "revise": {"target": "d"}}]})
-    [d] = comp.diagnostics
-    assert d.code == "STR102" and "'max'" in d.message
+        {"id": "r", "lane": "b", "kind": "review", "needs": ["d"], "revise": {}}]})
+    assert sorted(codes(comp)) == ["STR102", "STR211"]
 
 
 def test_many_errors_are_capped(tmp_path: Path) -> None:

@@ -1,7 +1,6 @@
 """Stage 2 of the DSL: positioned JSON -> the plain document plus a locator.
 
-It reports what a JSON object cannot hold (a key given twice) and
-unbounded revisions.
+It reports what a JSON object cannot hold: a key given twice.
 """
 
 from __future__ import annotations
@@ -71,24 +70,10 @@ def _twice(node: Object, entry: Entry, first: Entry, path: Path) -> Diagnostic:
                   (line, column))
 
 
-def _unbounded(document: dict[str, Any], locator: DslLocator) -> list[Diagnostic]:
-    """A `revise` without `max` parses (so the author hears why it matters), but never runs."""
-    problems = []
-    for index, job in enumerate(document.get("jobs", [])):
-        revise = job.get("revise")
-        if revise is not None and "max" not in revise:
-            path: Path = ("jobs", index, "revise")
-            problems.append(placed(diag(
-                "STR211", f"revision loop of {job['id']} has no bound", path, key=True,
-                hint=f"write `revise {revise['target']} max N`: at most N more rounds"),
-                locator(path, True)))
-    return problems
-
-
 def build(root: Object) -> tuple[dict[str, Any], DslLocator, list[Diagnostic]]:
     """Stage 2: the raw document, its locator, and what the document could not hold."""
     builder = _Builder()
     document = builder.object(root, ())
     builder.values[()] = root.at
     locator = DslLocator(builder.values, builder.keys)
-    return document, locator, [*builder.problems, *_unbounded(document, locator)]
+    return document, locator, builder.problems
