@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 
 from striatum.compiler.compile import Compilation, check
 from striatum.compiler.plan import parse_verdicts, plan_document, walk, worst_case
+from striatum.errors import UsageError
 from tests.unit.strategies import (
     LANES,
     deep,
@@ -377,3 +378,34 @@ def test_a_revise_target_hint_leads_to_no_other_error(tmp_path: Path, target: st
     if needs:  # following the hint compiles
         doc["jobs"][1]["revise"]["target"] = needs[0]
         assert compile_doc(doc, tmp_path).ok
+
+
+@pytest.mark.parametrize(("script", "message", "hint"), [
+    ("check", "verdict 'check' is not JOB=OUTCOME",
+     "write JOB=OUTCOME items separated by commas, e.g. 'check=needs_revision,check=accept'"),
+    ("a=accept", "'a' is a task: only a review or a checkpoint takes a verdict",
+     "jobs that take one: 'r'"),
+    ("r=maybe", "'r' cannot take 'maybe'", "it takes 'accept', 'needs_revision' or 'reject'"),
+])
+def test_a_verdict_script_error_names_no_command_line_flag(tmp_path: Path, script: str,
+                                                           message: str, hint: str) -> None:
+    wg = graph(workflow(job("a"), review("r", "a", target="a")), tmp_path)
+    with pytest.raises(UsageError) as caught:
+        parse_verdicts(script, wg)
+    assert (caught.value.message, caught.value.hint) == (message, hint)
+
+
+def test_a_workflow_without_decisions_says_so(tmp_path: Path) -> None:
+    wg = graph(workflow(job("a"), job("b", "a")), tmp_path)
+    with pytest.raises(UsageError) as caught:
+        parse_verdicts("a=accept", wg)
+    assert caught.value.hint == "the workflow has no reviews or checkpoints to script"
+
+
+def test_a_long_value_is_cut_in_a_verdict_script(tmp_path: Path) -> None:
+    wg = graph(workflow(job("a"), review("r", "a", target="a")), tmp_path)
+    long = "x" * 10_000
+    for script in (long, long + "=accept", "r=" + long):
+        with pytest.raises(UsageError) as caught:
+            parse_verdicts(script, wg)
+        assert len(caught.value.message) <= 300 and len(caught.value.hint or "") <= 300
