@@ -7,6 +7,7 @@ at the first stage that found errors (a later stage would only repeat them).
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -66,10 +67,11 @@ def check(path: str, *, fmt: str | None = None) -> Compilation:
 def load_workflow(path: str, *, fmt: str | None = None) -> Compilation:
     """Read and check against the contract only: enough for ``fmt``, which must also
     work on a workflow whose graph is still wrong."""
-    return _to_ir(read_source(path, fmt=fmt))
+    return validate_source(read_source(path, fmt=fmt))
 
 
-def _to_ir(source: Source) -> Compilation:
+def validate_source(source: Source) -> Compilation:
+    """The contract (JSON Schema) and the IR, for a source that was read and parsed."""
     comp = Compilation(source, diagnostics=list(source.diagnostics))
     if has_errors(source.diagnostics):
         return comp
@@ -79,7 +81,7 @@ def _to_ir(source: Source) -> Compilation:
 
 
 def check_source(source: Source) -> Compilation:
-    comp = _to_ir(source)
+    comp = validate_source(source)
     if comp.workflow is None:
         return comp
     if not comp.add(check_references(comp.workflow)):
@@ -142,6 +144,19 @@ def compiled_document(comp: Compilation) -> dict[str, Any]:
                  "worst_case_job_executions": worst.executions,
                  "worst_case_exact": worst.exact},
     }
+
+
+@dataclass(frozen=True)
+class CompiledWorkflow:
+    """The canonical compiled JSON of a workflow and its sha256: what a run is pinned to."""
+
+    data: bytes
+    digest: str
+
+    @property
+    def document(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.data)
+        return loaded
 
 
 def compile_bytes(comp: Compilation) -> tuple[bytes, str]:
