@@ -31,7 +31,7 @@ class JsonLocator:
 
         values: dict[Path, int] = {}
         keys: dict[Path, int] = {}
-        # Each frame: [path, is_object, next_index, pending_key, expecting_key]
+        # Each frame: [path, is_object, next_index, expecting_key]
         stack: list[list[object]] = []
         expecting_value_at: Path | None = ()
         for match in _TOKEN.finditer(self._text):
@@ -41,7 +41,7 @@ class JsonLocator:
                 if token == "," and stack:
                     frame = stack[-1]
                     if frame[1]:
-                        frame[4] = True
+                        frame[3] = True
                     else:
                         path = frame[0]
                         assert isinstance(path, tuple)
@@ -54,7 +54,7 @@ class JsonLocator:
                 stack.pop()
                 expecting_value_at = None
                 continue
-            if stack and stack[-1][1] and stack[-1][4]:
+            if stack and stack[-1][1] and stack[-1][3]:
                 # An object key.
                 frame = stack[-1]
                 key = token[1:-1] if _ESCAPE_FREE.fullmatch(token) else json.loads(token)
@@ -62,16 +62,16 @@ class JsonLocator:
                 assert isinstance(path, tuple)
                 child = (*path, key)
                 keys.setdefault(child, start)
-                frame[4] = False
+                frame[3] = False
                 expecting_value_at = child
                 continue
             here = expecting_value_at if expecting_value_at is not None else ()
             values.setdefault(here, start)
             if token == "{":
-                stack.append([here, True, 0, None, True])
+                stack.append([here, True, 0, True])
                 expecting_value_at = None
             elif token == "[":
-                stack.append([here, False, 0, None, False])
+                stack.append([here, False, 0, False])
                 expecting_value_at = (*here, 0)
             else:
                 expecting_value_at = None

@@ -12,10 +12,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path as FsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostic, Locator, diag
 from .text import echo, position
+
+if TYPE_CHECKING:
+    from .jsonpos import JsonLocator
 
 MAX_BYTES = 16 * 1024 * 1024
 JSON_SUFFIXES = (".json",)
@@ -201,14 +204,11 @@ def _unpaired_surrogate(text: str, document: Any) -> int | None:
     return None
 
 
-def _find_duplicate(text: str, key: str, locator: Any) -> tuple[int, int]:
-    import re
-
+def _find_duplicate(text: str, key: str, locator: JsonLocator) -> tuple[int, int]:
     needle = json.dumps(key)
     hits = [m.start() for m in re.finditer(re.escape(needle) + r"\s*:", text)]
     offset = hits[1] if len(hits) > 1 else (hits[0] if hits else 0)
-    position: tuple[int, int] = locator.offset_to_position(offset)
-    return position
+    return locator.offset_to_position(offset)
 
 
 def _json_hint(exc: json.JSONDecodeError) -> str | None:

@@ -13,7 +13,7 @@ import striatum.compiler as compiler
 from striatum import resources
 from striatum.compiler.compile import check as check_file
 from striatum.compiler.compile import compile_bytes
-from striatum.errors import WorkflowInvalid
+from striatum.errors import UsageError, WorkflowInvalid
 
 EXAMPLE = resources.examples_dir() / "code-change" / "workflow.json"
 
@@ -46,6 +46,8 @@ def test_each_stage_is_one_call() -> None:
     assert compiler.fmt(comp).startswith('{\n  "name": "code-change"')
     assert compiler.fmt(comp, to="dsl").startswith("workflow code-change")
     assert compiler.draw(comp).startswith("flowchart TD")
+    with pytest.raises(UsageError, match="unknown graph format 'png'"):
+        compiler.draw(comp, "png")
     assert compiler.check(EXAMPLE).ok and compiler.check(str(EXAMPLE), syntax="json").ok
 
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..diagnostics import Diagnostic
-from .context import LintContext, Rule, _always_skipped_cheaply, _always_skipped_exactly
+from .context import LintContext, Rule, _always_skipped_cheaply
 from .globs import _overlapping_patterns, globs_overlap
-from .prompts import MAX_PROMPT_BYTES, Template, read_prompt
+from .prompts import read_prompt
 from .rules_files import (
     MAX_OVERLAP_REPORTS,
     artifact_unused,
@@ -32,7 +32,6 @@ from .rules_files import (
     undefined_template_variable,
 )
 from .rules_graph import (
-    LARGE_REVISION_BUDGET,
     checkpoint_single_choice,
     checkpoint_successor_never_chosen,
     dead_end,
@@ -48,16 +47,12 @@ if TYPE_CHECKING:
     from ..compile import Compilation
 
 __all__ = [
-    "LARGE_REVISION_BUDGET",
     "MAX_OVERLAP_REPORTS",
-    "MAX_PROMPT_BYTES",
     "RULES",
     "Agent",
     "LintContext",
     "Rule",
-    "Template",
     "_always_skipped_cheaply",
-    "_always_skipped_exactly",
     "_overlapping_patterns",
     "agent_of",
     "artifact_unused",
