@@ -149,6 +149,7 @@ def run(wg: WorkflowGraph, decide: Decide, max_steps: int = 1_000_000) -> Outcom
 
 
 PATHS_WORK = 2_000_000  # job states copied or scanned before counting gives up
+PATHS_STEPS = (1_000, 50_000)  # the fewest and the most steps counting may take
 
 
 def count_paths(wg: WorkflowGraph, limit: int | None = None) -> int | None:
@@ -160,7 +161,8 @@ def count_paths(wg: WorkflowGraph, limit: int | None = None) -> int | None:
     count is exact or absent, and never costs more than ~a second.
     """
     if limit is None:
-        limit = min(50_000, max(1_000, PATHS_WORK // max(1, len(wg.order))))
+        fewest, most = PATHS_STEPS
+        limit = min(most, max(fewest, PATHS_WORK // max(1, len(wg.order))))
     count = 0
     steps = 0
     stack = [Simulation(wg)]

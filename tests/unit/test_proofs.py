@@ -409,3 +409,30 @@ def test_a_long_value_is_cut_in_a_verdict_script(tmp_path: Path) -> None:
         with pytest.raises(UsageError) as caught:
             parse_verdicts(script, wg)
         assert len(caught.value.message) <= 300 and len(caught.value.hint or "") <= 300
+
+
+def test_a_walk_takes_ready_jobs_in_topological_order_not_file_order(tmp_path: Path) -> None:
+    # Written last, `a` runs first; `b` and `c` both wait for it and run in file order.
+    wg = graph(workflow(job("c", "a"), job("b", "a"), job("a")), tmp_path)
+    assert run(wg, "")[2] == [("a", None), ("c", None), ("b", None)]
+
+
+USER_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "user-guide.md"
+
+
+def test_the_user_guide_states_the_budgets_the_code_has() -> None:
+    from striatum.compiler.ir import DEFAULT_MAX_ATTEMPTS
+    from striatum.compiler.plan import MAX_CHOICE_WORK
+    from striatum.compiler.simulate import PATHS_STEPS, PATHS_WORK
+
+    text = " ".join(USER_GUIDE.read_text(encoding="utf-8").split())
+    fewest, most = PATHS_STEPS
+    assert (f"stops after min({most:,}, max({fewest:,}, {PATHS_WORK:,} ÷ jobs)) simulated "
+            f"steps (a step runs one job): {most:,} for a workflow of up to "
+            f"{PATHS_WORK // most} jobs, {fewest:,} from {PATHS_WORK // fewest:,} jobs on") in text
+    assert f"pass {MAX_CHOICE_WORK:,}; then `plan` assumes no branch is ever skipped" in text
+    retries = DEFAULT_MAX_ATTEMPTS - 1
+    assert (f"how many attempts each run of the job gets, the first included (default "
+            f"{DEFAULT_MAX_ATTEMPTS}: one try and up to {retries} retries)") in text
+    assert "walks jobs one at a time in topological order" in text
+    assert "file order" not in text
