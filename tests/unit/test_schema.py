@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,20 @@ def test_every_pattern_means_the_same_to_both_validators(pattern: str) -> None:
 @given(st.sampled_from(PATTERNS), st.text(alphabet="ab_-./\\\n\r\t \x00", max_size=12))
 def test_both_validators_agree_on_any_text(pattern: str, value: str) -> None:
     _agree(pattern, value)
+
+
+def _stays_inside(path: str) -> bool:
+    """The relpath rule in words: not empty, no leading separator, no NUL, no '..' segment."""
+    return (bool(path) and path[0] not in "/\\" and "\x00" not in path
+            and ".." not in re.split(r"[/\\]", path))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="a./\\\n\r\x00", max_size=10))
+def test_the_relpath_pattern_is_the_rule_in_words(path: str) -> None:
+    pattern = schema.contract()["$defs"]["relpath"]["pattern"]
+    assert Draft202012Validator({"pattern": pattern}).is_valid(path) is _stays_inside(path)
+    assert jsonschema_rs.validator_for({"pattern": pattern}).is_valid(path) is _stays_inside(path)
 
 
 def test_a_document_the_fast_validator_refuses_is_never_let_through(
