@@ -25,7 +25,7 @@ import itertools
 import re
 from collections import deque
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 
 # A set of characters: sorted, disjoint, inclusive ranges of code points.
 Chars = tuple[tuple[int, int], ...]
@@ -40,6 +40,7 @@ NOT_SLASH: Chars = ((0, _SLASH - 1), (_SLASH + 1, _MAX))
 ONE, LOOP, SKIP = range(3)
 Token = tuple[int, Chars]
 _SKIP_GROUP = 2  # the tokens a SKIP may jump over: (LOOP any char, ONE '/')
+_CACHED = 4096  # globs whose tokens, regex and automaton are kept (a worker lives long)
 
 
 def _char(c: str) -> Chars:
@@ -108,7 +109,7 @@ def _class(body: str) -> Chars:
     return intersect(_complement(chars) if negate else chars, NOT_SLASH)
 
 
-@cache
+@lru_cache(maxsize=_CACHED)
 def tokens(glob: str) -> tuple[Token, ...]:
     """The glob as tokens, the one reading of the dialect."""
     out: list[Token] = []
@@ -172,7 +173,7 @@ def _regex(toks: tuple[Token, ...]) -> str:
     return "".join(out)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=_CACHED)
 def compile_glob(glob: str) -> re.Pattern[str]:
     """A regular expression that matches exactly the paths ``glob`` matches (use fullmatch)."""
     return re.compile(_regex(tokens(glob)))
@@ -246,7 +247,7 @@ def _filled(toks: tuple[Token, ...]) -> tuple[Token, ...]:
     return tuple(out)
 
 
-@cache
+@lru_cache(maxsize=_CACHED)
 def automaton(glob: str, *, filled: bool = False) -> Automaton:
     """The automaton of ``glob``; ``filled`` makes each ``*`` match at least one character."""
     toks = _filled(tokens(glob)) if filled else tokens(glob)
