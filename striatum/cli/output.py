@@ -52,10 +52,10 @@ def emit_bytes(data: bytes) -> None:
 
 
 def source_line(text: str, line: int) -> str | None:
-    lines = text.splitlines()
-    if 1 <= line <= len(lines):
-        return lines[line - 1]
-    return None
+    """Line ``line`` of ``text``, with lines ended as diagnostics count them."""
+    from ..compiler.text import line as nth_line
+
+    return nth_line(text, line)
 
 
 def format_diagnostic(d: Any, text: str = "") -> str:

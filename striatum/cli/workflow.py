@@ -30,9 +30,9 @@ def workflow() -> None:
 
 
 def _check(file: str, syntax: str | None) -> Compilation:
-    from ..compiler.compile import check
+    from .. import compiler
 
-    return check(file, fmt=syntax)
+    return compiler.check(file, syntax)
 
 
 def _diagnostics_json(comp: Compilation) -> list[dict[str, Any]]:
@@ -83,14 +83,11 @@ def validate(file: str, syntax: str | None, as_json: bool) -> int:
 @json_option
 def lint(file: str, syntax: str | None, output: str, strict: bool, as_json: bool) -> int:
     """Validate FILE and report likely mistakes (rules in docs/lint-rules.md)."""
-    from .. import __version__
+    from .. import __version__, compiler
     from ..compiler.diagnostics import Severity
-    from ..compiler.lint import lint as run_lint
 
     comp = _check(file, syntax)
-    if comp.ok:
-        comp.add(run_lint(comp))
-    found = comp.diagnostics
+    found = [*comp.diagnostics, *compiler.lint(comp)]
     failing = any(d.severity is Severity.ERROR or (strict and d.severity is Severity.WARNING)
                   for d in found)
     if output == "sarif":
@@ -98,7 +95,7 @@ def lint(file: str, syntax: str | None, output: str, strict: bool, as_json: bool
 
         emit_json(to_sarif(found, tool_version=__version__))
     elif output == "json" or as_json:
-        emit_json({"file": file, "valid": comp.ok, "diagnostics": _diagnostics_json(comp),
+        emit_json({"file": file, "valid": comp.ok, "diagnostics": [d.to_json() for d in found],
                    "summary": summary(found)})
     else:
         print_diagnostics(found, comp.source.text, err=False)
@@ -114,19 +111,18 @@ def lint(file: str, syntax: str | None, output: str, strict: bool, as_json: bool
 @json_option
 def compile_(file: str, syntax: str | None, output: str | None, as_json: bool) -> int:
     """Print the canonical compiled JSON of FILE and its sha256 digest."""
-    import json
-
-    from ..compiler.compile import compile_bytes
+    from .. import compiler
 
     comp = _check(file, syntax)
     _require_ok(comp, as_json)
-    data, digest = compile_bytes(comp)
+    compiled = compiler.compile(comp)
+    data, digest = compiled.data, compiled.digest
     if output:
         with open(output, "wb") as handle:
             handle.write(data)
     if as_json:
         emit_json({"file": file, "digest": digest, "bytes": len(data), "output": output,
-                   "compiled": json.loads(data)})
+                   "compiled": compiled.document})
     elif output:
         click.echo(f"wrote {output} ({len(data):,} bytes) sha256:{digest}")
     else:
@@ -146,15 +142,16 @@ def compile_(file: str, syntax: str | None, output: str | None, as_json: bool) -
 def graph(file: str, syntax: str | None, output: str, output_file: str | None,
           as_json: bool) -> int:
     """Draw FILE's graph; revision edges are dashed and labelled with their budget."""
-    from ..compiler.render import graph_document, render
+    import json
+
+    from .. import compiler
 
     comp = _check(file, syntax)
     _require_ok(comp, as_json)
-    assert comp.graph is not None
     if as_json:
-        emit_json(graph_document(comp.graph))
+        emit_json(json.loads(compiler.draw(comp, "json")))
         return EXIT_OK
-    text = render(comp.graph, output)
+    text = compiler.draw(comp, output)
     if output_file:
         with open(output_file, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -172,15 +169,11 @@ def graph(file: str, syntax: str | None, output: str, output_file: str | None,
 @json_option
 def plan(file: str, syntax: str | None, verdicts: str | None, as_json: bool) -> int:
     """Dry-run FILE: waves, revision loops, worst-case executions, paths."""
-    from ..compiler.plan import parse_verdicts, plan_document, walk, walk_document
+    from .. import compiler
 
     comp = _check(file, syntax)
     _require_ok(comp, as_json)
-    assert comp.graph is not None
-    document = plan_document(comp.graph)
-    if verdicts is not None:
-        outcome, unused = walk(comp.graph, parse_verdicts(verdicts, comp.graph))
-        document["walk"] = walk_document(outcome, unused)
+    document = compiler.plan(comp, verdicts)
     if as_json:
         emit_json(document)
     else:
@@ -235,10 +228,9 @@ def _plan_text(doc: dict[str, Any]) -> str:
 def fmt(file: str, syntax: str | None, to: str | None, check_only: bool, write: bool,
         output: str | None, as_json: bool) -> int:
     """Format FILE, or convert it between JSON and the DSL without loss."""
-    from ..compiler.compile import load_workflow
-    from ..compiler.fmt import format_workflow
+    from .. import compiler
 
-    comp = load_workflow(file, fmt=syntax)
+    comp = compiler.validate(compiler.load(file, syntax))
     if comp.workflow is None:
         _require_ok(comp, as_json)
     assert comp.workflow is not None
@@ -246,7 +238,7 @@ def fmt(file: str, syntax: str | None, to: str | None, check_only: bool, write: 
     if write and target != comp.source.format:
         raise UsageError(f"--write would put {target} into a {comp.source.format} file",
                          hint="use -o NEW_FILE to convert")
-    text = format_workflow(comp.workflow, target)
+    text = compiler.fmt(comp, target)
     changed = text != comp.source.text
     for path in ([file] if write and changed else []) + ([output] if output else []):
         with open(path, "w", encoding="utf-8") as handle:

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..canonical import canonical_json, sha256_hex
 from .diagnostics import Diagnostic, has_errors, locate
 from .graph import WorkflowGraph, build_graph, check_cycles, check_references, check_structure
 from .ir import Workflow, normalize
@@ -66,10 +65,11 @@ def check(path: str, *, fmt: str | None = None) -> Compilation:
 def load_workflow(path: str, *, fmt: str | None = None) -> Compilation:
     """Read and check against the contract only: enough for ``fmt``, which must also
     work on a workflow whose graph is still wrong."""
-    return _to_ir(read_source(path, fmt=fmt))
+    return validate_source(read_source(path, fmt=fmt))
 
 
-def _to_ir(source: Source) -> Compilation:
+def validate_source(source: Source) -> Compilation:
+    """The contract (JSON Schema) and the IR, for a source that was read and parsed."""
     comp = Compilation(source, diagnostics=list(source.diagnostics))
     if has_errors(source.diagnostics):
         return comp
@@ -79,7 +79,7 @@ def _to_ir(source: Source) -> Compilation:
 
 
 def check_source(source: Source) -> Compilation:
-    comp = _to_ir(source)
+    comp = validate_source(source)
     if comp.workflow is None:
         return comp
     if not comp.add(check_references(comp.workflow)):
@@ -116,5 +116,5 @@ def compiled_document(comp: Compilation) -> dict[str, Any]:
 def compile_bytes(comp: Compilation) -> tuple[bytes, str]:
     """The canonical compiled JSON and its sha256: the same input gives the same bytes."""
     with _no_gc_pauses():
-        data = canonical_json(compiled_document(comp), verify=False)
-    return data, sha256_hex(data)
+        compiled = compile_workflow(comp)
+        return compiled.data, compiled.digest

@@ -3,9 +3,9 @@
 ``CompiledWorkflow`` holds the IR, the text of every prompt as it was when the
 workflow was compiled (a run renders exactly what it was prepared with,
 wherever its worker runs) and the plan's bound. ``to_document`` is the
-canonical JSON that is hashed and stored; ``from_document`` reads it back. The
-compiler, ``run prepare``, the engine, the claim path, the worker and prompt
-rendering all use this one type.
+document whose canonical JSON (``data``) is hashed (``digest``) and stored;
+``from_document`` reads it back. The compiler, ``run prepare``, the engine,
+the claim path, the worker and prompt rendering all use this one type.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..canonical import sha256_hex
+from ..canonical import canonical_json, sha256_hex
 from .ir import Job, Lane, Prompt, Revision, Workflow
 
 if TYPE_CHECKING:
@@ -74,6 +74,19 @@ class CompiledWorkflow:
         from .graph import build_graph
 
         return build_graph(self.workflow, with_networkx=False)
+
+    @cached_property
+    def data(self) -> bytes:
+        """The canonical JSON of ``to_document``: what is hashed and stored."""
+        return canonical_json(self.to_document(), verify=False)
+
+    @cached_property
+    def digest(self) -> str:
+        return sha256_hex(self.data)
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return self.to_document()
 
     @property
     def unreadable_prompts(self) -> list[str]:

@@ -49,7 +49,7 @@ def format_json(document: dict[str, Any]) -> str:
 
 def format_workflow(workflow: Workflow, to: str) -> str:
     if to == "dsl":
-        from .fmt_dsl import to_dsl
+        from .dsl.printer import to_dsl
 
         return to_dsl(workflow)
     return format_json(to_document(workflow))

@@ -12,13 +12,14 @@ workflow with a thousand review loops in milliseconds.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostic, diag
 from .ir import Job, Workflow
+from .suggest import did_you_mean
+from .text import echo
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -136,11 +137,6 @@ class WorkflowGraph:
         return tuple(j.id for j in self.workflow.jobs if not self.succ[j.id])
 
 
-def _near(word: str, options: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
 def check_references(workflow: Workflow) -> list[Diagnostic]:
     """Ids unique, lanes and needs resolve: what must hold before a graph exists."""
     out: list[Diagnostic] = []
@@ -158,14 +154,15 @@ def check_references(workflow: Workflow) -> list[Diagnostic]:
         if job.lane not in lanes:
             out.append(diag("STR201", f"job {job.id!r} runs on lane {job.lane!r}, which is not "
                                       "declared", ("jobs", i, "lane"),
-                            hint=_near(job.lane, lanes) or f"declared lanes: {', '.join(lanes)}"))
+                            hint=did_you_mean(job.lane, lanes)
+                            or f"declared lanes: {', '.join(lanes)}"))
         for k, need in enumerate(job.needs):
             if need == job.id:
                 out.append(diag("STR203", f"job {job.id!r} needs itself", ("jobs", i, "needs", k),
                                 hint="remove it from its own needs"))
             elif need not in seen and need not in ids:
                 out.append(diag("STR202", f"job {job.id!r} needs {need!r}, which is not a job",
-                                ("jobs", i, "needs", k), hint=_near(need, ids)))
+                                ("jobs", i, "needs", k), hint=did_you_mean(need, ids)))
     return out
 
 
@@ -235,26 +232,22 @@ def check_structure(wg: WorkflowGraph) -> list[Diagnostic]:
             if target not in wg.jobs:
                 out.append(diag("STR205", f"review {job.id!r} revises {target!r}, which is not "
                                           "a job", ("jobs", i, "revise", "target"),
-                                hint=_near(target, ids)))
+                                hint=did_you_mean(target, ids)))
             elif not wg.is_ancestor(target, job.id):
-                out.append(diag(
-                    "STR206", f"review {job.id!r} revises {target!r}, which is not upstream of "
-                              "it", ("jobs", i, "revise", "target"),
-                    hint=f"a reviewer can only send work back to a job it needs, directly or "
-                         f"through others; add {target!r} to the needs chain of {job.id!r}"))
+                out.append(_not_upstream(wg, job, target))
         for choice, successors in job.choices:
             for k, succ in enumerate(successors):
                 if succ not in wg.jobs or job.id not in wg.jobs[succ].needs:
+                    near = None if succ in wg.jobs else did_you_mean(succ, ids)
                     out.append(diag(
                         "STR207", f"choice {choice!r} of checkpoint {job.id!r} names {succ!r}, "
                                   f"which does not need {job.id!r}",
                         ("jobs", i, "choices", choice, k),
                         hint=f"a choice lists jobs that have {job.id!r} in their needs"
-                             + (f"; {_near(succ, ids)}" if succ not in wg.jobs and
-                                _near(succ, ids) else "")))
+                             + (f"; {near}" if near else "")))
         for k, artifact in enumerate(job.produces):
             if artifact in producers:
-                out.append(diag("STR208", f"artifact {artifact!r} is produced by both "
+                out.append(diag("STR208", f"artifact {echo(artifact)} is produced by both "
                                           f"{producers[artifact]!r} and {job.id!r}",
                                 ("jobs", i, "produces", k),
                                 hint="artifact paths are per run; give each its own name"))
@@ -266,16 +259,35 @@ def check_structure(wg: WorkflowGraph) -> list[Diagnostic]:
             if source is None or not wg.is_ancestor(source, job.id):
                 where = (f"it is produced by {source!r}, which is not upstream" if source
                          else "no job produces it")
-                out.append(diag("STR209", f"job {job.id!r} consumes {artifact!r}, but {where}",
+                out.append(diag("STR209", f"job {job.id!r} consumes {echo(artifact)}, but {where}",
                                 ("jobs", job.index, "consumes", k),
                                 hint="add the producing job to its needs" if source else None))
     for k, final in enumerate(wg.workflow.final):
         if final not in wg.jobs:
             out.append(diag("STR212", f"final job {final!r} is not a job", ("final", k),
-                            hint=_near(final, ids)))
+                            hint=did_you_mean(final, ids)))
     if not any(d.code in ("STR205", "STR206") for d in out):
         out.extend(_check_checkpoints_outside_loops(wg))
     return out
+
+
+def _not_upstream(wg: WorkflowGraph, review: Job, target: str) -> Diagnostic:
+    """STR206, with a hint that does not lead to another error: adding a job that
+    runs after the review (or the review itself) to its needs would make a cycle."""
+    where = ("jobs", review.index, "revise", "target")
+    instead = (f"revise a job it needs, such as {review.needs[0]!r}" if review.needs
+               else "add the job it reviews to its needs and revise that job")
+    if target == review.id:
+        return diag("STR206", f"review {review.id!r} revises itself", where,
+                    hint=f"a review sends work back to the job it reviews: {instead}")
+    if wg.is_ancestor(review.id, target):
+        return diag("STR206", f"review {review.id!r} revises {target!r}, which runs after it",
+                    where, hint=f"{target!r} needs {review.id!r}, directly or through others, "
+                                f"and work can only go back upstream: {instead}")
+    return diag("STR206", f"review {review.id!r} revises {target!r}, which is not upstream of "
+                          "it", where,
+                hint=f"a reviewer can only send work back to a job it needs, directly or "
+                     f"through others; add {target!r} to the needs chain of {review.id!r}")
 
 
 def _check_checkpoints_outside_loops(wg: WorkflowGraph) -> list[Diagnostic]:

@@ -17,7 +17,9 @@ Isolation = Literal["none", "worktree"]
 Scalar = str | int | bool
 
 DEFAULT_MAX_ATTEMPTS = 3
-VERDICTS = ("accept", "needs_revision", "reject")  # how a review ends
+# What a review ends with; ``needs_revision`` only when it has a ``revise``.
+VERDICTS = ("accept", "needs_revision", "reject")
+_WITHOUT_REVISE = tuple(v for v in VERDICTS if v != "needs_revision")
 TEMPLATE_VARIABLES = ("run", "job", "workflow", "vars", "artifacts", "iteration", "attempt",
                       "feedback")
 
@@ -64,6 +66,15 @@ class Job:
     # choice name -> the direct successors that proceed when it is chosen
     choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
     index: int = field(default=0, compare=False)  # position in the jobs list
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """What may end this job: a checkpoint's choices, a review's verdicts, nothing else."""
+        if self.kind == "checkpoint":
+            return tuple(name for name, _ in self.choices)
+        if self.kind == "review":
+            return VERDICTS if self.revise else _WITHOUT_REVISE
+        return ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,14 +7,14 @@ text once, on the first lookup, to index where every key and value starts.
 
 from __future__ import annotations
 
-import bisect
 import re
 from functools import cached_property
 
 from .diagnostics import Path
+from .text import line_starts, position_in
 
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
-_ESCAPE_FREE = re.compile(r'^"[^"\\]*"$')
+_ESCAPE_FREE = re.compile(r'"[^"\\]*"')
 
 
 class JsonLocator:
@@ -23,9 +23,7 @@ class JsonLocator:
 
     @cached_property
     def _line_starts(self) -> list[int]:
-        starts = [0]
-        starts.extend(m.end() for m in re.finditer("\n", self._text))
-        return starts
+        return line_starts(self._text)
 
     @cached_property
     def _index(self) -> tuple[dict[Path, int], dict[Path, int]]:
@@ -33,7 +31,7 @@ class JsonLocator:
 
         values: dict[Path, int] = {}
         keys: dict[Path, int] = {}
-        # Each frame: [path, is_object, next_index, pending_key, expecting_key]
+        # Each frame: [path, is_object, next_index, expecting_key]
         stack: list[list[object]] = []
         expecting_value_at: Path | None = ()
         for match in _TOKEN.finditer(self._text):
@@ -43,7 +41,7 @@ class JsonLocator:
                 if token == "," and stack:
                     frame = stack[-1]
                     if frame[1]:
-                        frame[4] = True
+                        frame[3] = True
                     else:
                         path = frame[0]
                         assert isinstance(path, tuple)
@@ -56,32 +54,31 @@ class JsonLocator:
                 stack.pop()
                 expecting_value_at = None
                 continue
-            if stack and stack[-1][1] and stack[-1][4]:
+            if stack and stack[-1][1] and stack[-1][3]:
                 # An object key.
                 frame = stack[-1]
-                key = token[1:-1] if _ESCAPE_FREE.match(token) else json.loads(token)
+                key = token[1:-1] if _ESCAPE_FREE.fullmatch(token) else json.loads(token)
                 path = frame[0]
                 assert isinstance(path, tuple)
                 child = (*path, key)
                 keys.setdefault(child, start)
-                frame[4] = False
+                frame[3] = False
                 expecting_value_at = child
                 continue
             here = expecting_value_at if expecting_value_at is not None else ()
             values.setdefault(here, start)
             if token == "{":
-                stack.append([here, True, 0, None, True])
+                stack.append([here, True, 0, True])
                 expecting_value_at = None
             elif token == "[":
-                stack.append([here, False, 0, None, False])
+                stack.append([here, False, 0, False])
                 expecting_value_at = (*here, 0)
             else:
                 expecting_value_at = None
         return values, keys
 
     def offset_to_position(self, offset: int) -> tuple[int, int]:
-        line = bisect.bisect_right(self._line_starts, offset) - 1
-        return line + 1, offset - self._line_starts[line] + 1
+        return position_in(self._line_starts, offset)
 
     def __call__(self, path: Path, key: bool = False) -> tuple[int, int]:
         values, keys = self._index

@@ -12,9 +12,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path as FsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostic, Locator, diag
+from .text import echo, position
+
+if TYPE_CHECKING:
+    from .jsonpos import JsonLocator
 
 MAX_BYTES = 16 * 1024 * 1024
 JSON_SUFFIXES = (".json",)
@@ -112,10 +116,9 @@ def parse_bytes(raw: bytes, file: str, *, fmt: str | None = None) -> Source:
 
 
 def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:
-    before = raw[:offset]
-    line = before.count(b"\n") + 1
-    column = offset - (before.rfind(b"\n") + 1) + 1
-    return line, column
+    """Where the byte at ``offset`` is, counting the characters before it on its line."""
+    before = raw[:offset].decode("utf-8", "replace")
+    return position(before, len(before))
 
 
 class _DuplicateKey(ValueError):
@@ -158,13 +161,15 @@ def parse_json(text: str, file: str) -> Source:
         return _fail(file, "json", diag("STR010", f"invalid JSON: {exc}",
                                          hint="use an integer"), line, column, text)
     except json.JSONDecodeError as exc:
+        # json counts only '\n' as a line break; the locator counts what editors count.
+        line, column = JsonLocator(text).offset_to_position(exc.pos)
         return _fail(file, "json", diag("STR010", f"invalid JSON: {exc.msg}",
-                                         hint=_json_hint(exc)), exc.lineno, exc.colno, text)
+                                         hint=_json_hint(exc)), line, column, text)
     except _DuplicateKey as exc:
         locator = JsonLocator(text)
         line, column = _find_duplicate(text, exc.key, locator)
         return _fail(file, "json", diag(
-            "STR010", f"key {exc.key!r} appears twice in one object",
+            "STR010", f"key {echo(exc.key)} appears twice in one object",
             hint="JSON keeps only the last one; remove or rename the other"), line, column, text)
     except RecursionError:
         return _fail(file, "json", diag("STR012", "the document is nested too deeply",
@@ -199,14 +204,11 @@ def _unpaired_surrogate(text: str, document: Any) -> int | None:
     return None
 
 
-def _find_duplicate(text: str, key: str, locator: Any) -> tuple[int, int]:
-    import re
-
+def _find_duplicate(text: str, key: str, locator: JsonLocator) -> tuple[int, int]:
     needle = json.dumps(key)
     hits = [m.start() for m in re.finditer(re.escape(needle) + r"\s*:", text)]
     offset = hits[1] if len(hits) > 1 else (hits[0] if hits else 0)
-    position: tuple[int, int] = locator.offset_to_position(offset)
-    return position
+    return locator.offset_to_position(offset)
 
 
 def _json_hint(exc: json.JSONDecodeError) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import UsageError
 from .graph import WorkflowGraph
 from .simulate import Outcome, count_paths, run
+from .text import echo
 
 MAX_CHOICE_WORK = 4_000_000  # combinations x jobs before the bound stops being exact
 
@@ -107,21 +108,32 @@ def parse_verdicts(text: str, wg: WorkflowGraph) -> dict[str, deque[str]]:
         job_id, sep, outcome = item.partition("=")
         job_id, outcome = job_id.strip(), outcome.strip()
         if not sep or not job_id or not outcome:
-            raise UsageError(f"--verdicts item {item!r} is not JOB=OUTCOME",
-                             hint="e.g. --verdicts 'check=needs_revision,check=accept'")
+            raise UsageError(f"verdict {echo(item)} is not JOB=OUTCOME",
+                             hint="write JOB=OUTCOME items separated by commas, "
+                                  "e.g. 'check=needs_revision,check=accept'")
         job = wg.jobs.get(job_id)
-        if job is None or job.kind == "task":
-            raise UsageError(f"--verdicts names {job_id!r}, which is not a review or checkpoint",
-                             hint="decisions: " + ", ".join(
-                                 j.id for j in wg.workflow.jobs if j.kind != "task"))
-        allowed = ([name for name, _ in job.choices] if job.kind == "checkpoint"
-                   else ["accept", "needs_revision", "reject"] if job.revise
-                   else ["accept", "reject"])
-        if outcome not in allowed:
-            raise UsageError(f"--verdicts: {job_id!r} cannot take {outcome!r}",
-                             hint="it takes " + ", ".join(allowed))
+        if job is None or not job.outcomes:
+            what = "not a job" if job is None else f"a {job.kind}"
+            raise UsageError(f"{echo(job_id)} is {what}: only a review or a checkpoint takes "
+                             "a verdict", hint=_deciders(wg))
+        if outcome not in job.outcomes:
+            raise UsageError(f"{echo(job_id)} cannot take {echo(outcome)}",
+                             hint=f"it takes {_either(job.outcomes)}")
         script.setdefault(job_id, deque()).append(outcome)
     return script
+
+
+def _deciders(wg: WorkflowGraph, shown: int = 10) -> str:
+    ids = [job.id for job in wg.workflow.jobs if job.outcomes]
+    if not ids:
+        return "the workflow has no reviews or checkpoints to script"
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return "jobs that take one: " + ", ".join(repr(i) for i in ids[:shown]) + more
+
+
+def _either(options: tuple[str, ...]) -> str:
+    quoted = [repr(option) for option in options]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def walk(wg: WorkflowGraph, script: dict[str, deque[str]]) -> tuple[Outcome, list[str]]:

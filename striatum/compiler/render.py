@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..errors import UsageError
 from .graph import WorkflowGraph
+from .text import echo
 
 FORMATS = ("mermaid", "dot", "json")
 
@@ -85,6 +87,9 @@ def graph_document(wg: WorkflowGraph) -> dict[str, Any]:
 
 
 def render(wg: WorkflowGraph, fmt: str) -> str:
+    """The drawing in ``fmt``, one of ``FORMATS``."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown graph format {echo(fmt)}", hint="formats: " + ", ".join(FORMATS))
     if fmt == "mermaid":
         return mermaid(wg)
     if fmt == "dot":

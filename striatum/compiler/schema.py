@@ -8,13 +8,14 @@ into diagnostics that say what is wrong in the user's terms, with a
 
 from __future__ import annotations
 
-import difflib
 import json
 from functools import cache
 from typing import Any
 
 from ..resources import schema_path
 from .diagnostics import Diagnostic, Path, diag
+from .suggest import did_you_mean
+from .text import clip, echo
 
 MAX_SCHEMA_DIAGNOSTICS = 50
 _JSON_TYPES = {"object": "an object", "array": "a list", "string": "a string",
@@ -51,20 +52,41 @@ def validate_document(document: Any) -> list[Diagnostic]:
         return []
     errors = sorted(_detailed_validator().iter_errors(document),
                     key=lambda e: [str(p) for p in e.absolute_path])
+    wrong_type = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    wrong_kind = {tuple(e.absolute_path)[:-1] for e in errors if e.absolute_path
+                  and e.absolute_path[-1] == "kind"}
     out: list[Diagnostic] = []
     seen: set[tuple[str, Path, str]] = set()
     for error in errors:
+        if _repeats(error, wrong_type, wrong_kind):
+            continue
         for d in _explain(error, document):
             marker = (d.code, d.path, d.message)
             if marker not in seen:
                 seen.add(marker)
                 out.append(d)
+    if not out:
+        # The fast validator refused what the detailed one accepts: the schema's
+        # patterns are written so that both agree, but a refusal is never overruled.
+        out.append(diag("STR100", "the document does not match the workflow contract",
+                        hint="please report this with the file that caused it"))
     if len(out) > MAX_SCHEMA_DIAGNOSTICS:
         rest = len(out) - MAX_SCHEMA_DIAGNOSTICS
         out = out[:MAX_SCHEMA_DIAGNOSTICS]
         out.append(diag("STR100", f"... and {rest} more schema errors",
                         hint="fix the ones above first"))
     return out
+
+
+def _repeats(error: Any, wrong_type: set[Path], wrong_kind: set[Path]) -> bool:
+    """Whether ``error`` only follows from another one: anything more said about a value
+    of the wrong type (a lane that is a string is not a lane with a bad key), or what
+    the contract asks of a kind of lane or job when the ``kind`` itself is wrong."""
+    path = tuple(error.absolute_path)
+    if path in wrong_type and error.validator != "type":
+        return True
+    conditional = {"then", "else"} & set(error.absolute_schema_path)
+    return path in wrong_kind and bool(conditional)
 
 
 def _where(path: Path, document: Any) -> str:
@@ -74,24 +96,19 @@ def _where(path: Path, document: Any) -> str:
             job_id = document["jobs"][path[1]].get("id")
         except (AttributeError, IndexError, KeyError, TypeError):
             job_id = None
-        label = f"job {job_id!r}" if isinstance(job_id, str) else f"job #{path[1] + 1}"
+        label = f"job {echo(job_id)}" if isinstance(job_id, str) else f"job #{path[1] + 1}"
         rest = path[2:]
     elif len(path) >= 2 and path[0] == "lanes":
-        label, rest = f"lane {path[1]!r}", path[2:]
+        label, rest = f"lane {echo(path[1])}", path[2:]
     else:
         label, rest = "the workflow", path
     if rest:
-        label += " at " + ".".join(str(p) for p in rest)
+        label += " at " + ".".join(clip(str(p)) for p in rest)
     return label
 
 
 def _allowed_keys(schema: dict[str, Any]) -> list[str]:
     return sorted(schema.get("properties", {}))
-
-
-def _did_you_mean(word: str, options: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
 
 
 def _explain(error: Any, document: Any) -> list[Diagnostic]:
@@ -104,12 +121,17 @@ def _explain(error: Any, document: Any) -> list[Diagnostic]:
         out = []
         for key in error.instance:
             if key not in allowed:
-                hint = _did_you_mean(key, allowed) or f"allowed keys: {', '.join(allowed)}"
-                out.append(diag("STR101", f"unknown key {key!r} in {where}", (*path, key),
+                hint = did_you_mean(key, allowed) or f"allowed keys: {', '.join(allowed)}"
+                out.append(diag("STR101", f"unknown key {echo(key)} in {where}", (*path, key),
                                 hint=hint, key=True))
         return out
     if kind == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
+        if path[-1:] == ("revise",) and "max" in missing:
+            rest = [k for k in missing if k != "max"]
+            return [_unbounded(error.instance, path, document),
+                    *(diag("STR102", f"{where} is missing required key {k!r}", path)
+                      for k in rest)]
         name = missing[0] if missing else "?"
         if "then" in schema_location and name == "choices":
             return [diag("STR102", f"{where} is a checkpoint but has no 'choices'", path,
@@ -132,21 +154,21 @@ def _explain(error: Any, document: Any) -> list[Diagnostic]:
         text_options = [str(o) for o in options]
         suggestion: str | None = None
         if isinstance(error.instance, str):
-            suggestion = _did_you_mean(error.instance, text_options)
-        return [diag("STR104", f"{where}: {json.dumps(error.instance)} is not one of "
+            suggestion = did_you_mean(error.instance, text_options)
+        return [diag("STR104", f"{where}: {clip(json.dumps(error.instance))} is not one of "
                                f"{', '.join(text_options)}", path, hint=suggestion)]
     if kind == "pattern":
         container = _at(document, path)
         if isinstance(container, dict) and error.instance in container:
             # A propertyNames failure: the bad string is a key of this object.
-            return [diag("STR105", f"{where}: {error.instance!r} is not a valid name",
+            return [diag("STR105", f"{where}: {echo(error.instance)} is not a valid name",
                          (*path, error.instance), key=True, hint=_NAME_HINT)]
         return [_explain_pattern(error, path, where)]
     if kind == "propertyNames":
         return _explain_property_names(error, path, where)
     if kind == "oneOf" and path[-1:] == ("prompt",):
         if isinstance(error.instance, str):
-            return [diag("STR104", f"{where}: prompt path {error.instance!r} must be relative "
+            return [diag("STR104", f"{where}: prompt path {echo(error.instance)} must be relative "
                                    "and stay inside the workflow's folder", path)]
         return [diag("STR103", f"{where}: prompt must be a template file path or "
                                '{"text": "..."}', path)]
@@ -158,9 +180,23 @@ def _explain(error: Any, document: Any) -> list[Diagnostic]:
     if kind in ("minimum", "maximum"):
         bound = "at least" if kind == "minimum" else "at most"
         return [diag("STR104", f"{where} must be {bound} {error.validator_value}", path)]
-    if kind in ("maxLength", "minLength"):
-        return [diag("STR104", f"{where}: {error.message}", path)]
-    return [diag("STR100", f"{where}: {error.message}", path)]
+    if kind == "maxLength":
+        return [diag("STR104", f"{where} is longer than {error.validator_value:,} characters",
+                     path)]
+    if kind == "minLength":
+        return [diag("STR104", f"{where} must not be empty", path)]
+    return [diag("STR100", f"{where}: {clip(error.message)}", path)]
+
+
+def _unbounded(revise: dict[str, Any], path: Path, document: Any) -> Diagnostic:
+    """STR211 for a revise without ``max``: said the same whichever syntax was written
+    (the DSL's `revise d` parses, so that the author hears why a bound matters)."""
+    target = revise.get("target")
+    back = f" back to {echo(target)}" if isinstance(target, str) else ""
+    return diag("STR211", f"the revision loop of {_where(path[:-1], document)} has no bound",
+                path, key=True,
+                hint=f"give the revise a max (1 to 1000): how many more times it may send "
+                     f"work{back}; then on_exhausted decides")
 
 
 _NAME_HINT = ("use letters, digits, '_' and '-', starting with a letter or '_' "
@@ -209,19 +245,20 @@ def _explain_not(error: Any, path: Path, where: str) -> Diagnostic:
                               f"{', '.join(repr(k) for k in extra)} apply only to command lanes",
                     (*path, extra[0]), key=True,
                     hint="remove them, or drop \"kind\" to make it a command lane")
-    return diag("STR100", f"{where}: {error.message}", path)
+    return diag("STR100", f"{where}: {clip(error.message)}", path)
 
 
 def _explain_pattern(error: Any, path: Path, where: str) -> Diagnostic:
     value = error.instance
-    if "relpath" in str(error.schema.get("description", "")) or "..'" in str(
-            error.schema.get("description", "")):
-        return diag("STR104", f"{where}: {value!r} must be a relative path that stays inside "
+    defs = contract()["$defs"]
+    if error.validator_value == defs["relpath"]["pattern"]:
+        return diag("STR104", f"{where}: {echo(value)} must be a relative path that stays inside "
                               "the repository (no leading '/', no '..')", path)
-    if error.validator_value.startswith("^[A-Za-z_][A-Za-z0-9_-]{0,63}"):
-        return diag("STR105", f"{where}: {value!r} is not a valid name", path,
+    if error.validator_value == defs["identifier"]["pattern"]:
+        return diag("STR105", f"{where}: {echo(value)} is not a valid name", path,
                     hint=_NAME_HINT)
-    return diag("STR104", f"{where}: {value!r} does not match {error.validator_value}", path)
+    return diag("STR104", f"{where}: {echo(value)} does not match {error.validator_value}",
+                path)
 
 
 def _explain_property_names(error: Any, path: Path, where: str) -> list[Diagnostic]:
@@ -229,8 +266,8 @@ def _explain_property_names(error: Any, path: Path, where: str) -> list[Diagnost
     for sub in error.context or []:
         name = sub.instance
         if sub.validator == "pattern":
-            out.append(diag("STR105", f"{where}: {name!r} is not a valid name", (*path, name),
+            out.append(diag("STR105", f"{where}: {echo(name)} is not a valid name", (*path, name),
                             key=True, hint=_NAME_HINT))
     if not out:
-        out.append(diag("STR105", f"{where}: {error.message}", path))
+        out.append(diag("STR105", f"{where}: {clip(error.message)}", path))
     return out

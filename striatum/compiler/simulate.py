@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from .graph import WorkflowGraph
 
 PENDING, SUCCEEDED, SKIPPED = "pending", "succeeded", "skipped"
-REVIEW_OUTCOMES = ("accept", "needs_revision", "reject")
 
 
 @dataclass
@@ -100,14 +99,6 @@ class Simulation:
                 return job_id
         return None
 
-    def options(self, job_id: str) -> tuple[str, ...]:
-        job = self.wg.jobs[job_id]
-        if job.kind == "checkpoint":
-            return tuple(name for name, _ in job.choices)
-        if job.kind == "review":
-            return REVIEW_OUTCOMES if job.revise is not None else ("accept", "reject")
-        return ()
-
     def apply(self, job_id: str, outcome: str | None) -> tuple[str | None, str]:
         """Run ``job_id`` with ``outcome``; returns (run status if it ended, note)."""
         job = self.wg.jobs[job_id]
@@ -144,12 +135,12 @@ def run(wg: WorkflowGraph, decide: Decide, max_steps: int = 1_000_000) -> Outcom
         job_id = sim.next_ready()
         if job_id is None:
             return outcome
-        kind = sim.wg.jobs[job_id].kind
-        options = sim.options(job_id)
-        choice = decide(job_id, kind, options) if options else None
+        job = wg.jobs[job_id]
+        options = job.outcomes
+        choice = decide(job_id, job.kind, options) if options else None
         ended, note = sim.apply(job_id, choice)
         outcome.executions += 1
-        outcome.steps.append(Step(job_id, kind, choice, sim.runs[job_id], note))
+        outcome.steps.append(Step(job_id, job.kind, choice, sim.runs[job_id], note))
         if ended is not None:
             outcome.status = ended
             return outcome
@@ -158,6 +149,7 @@ def run(wg: WorkflowGraph, decide: Decide, max_steps: int = 1_000_000) -> Outcom
 
 
 PATHS_WORK = 2_000_000  # job states copied or scanned before counting gives up
+PATHS_STEPS = (1_000, 50_000)  # the fewest and the most steps counting may take
 
 
 def count_paths(wg: WorkflowGraph, limit: int | None = None) -> int | None:
@@ -169,7 +161,8 @@ def count_paths(wg: WorkflowGraph, limit: int | None = None) -> int | None:
     count is exact or absent, and never costs more than ~a second.
     """
     if limit is None:
-        limit = min(50_000, max(1_000, PATHS_WORK // max(1, len(wg.order))))
+        fewest, most = PATHS_STEPS
+        limit = min(most, max(fewest, PATHS_WORK // max(1, len(wg.order))))
     count = 0
     steps = 0
     stack = [Simulation(wg)]
@@ -183,7 +176,7 @@ def count_paths(wg: WorkflowGraph, limit: int | None = None) -> int | None:
             if job_id is None:
                 count += 1
                 break
-            options = sim.options(job_id)
+            options = wg.jobs[job_id].outcomes
             if not options:
                 sim.apply(job_id, None)
                 continue

@@ -10,11 +10,10 @@ was already dirty before the job ran. Paths are named from the target folder
 from __future__ import annotations
 
 import hashlib
-import re
 import subprocess
-from functools import cache
 from pathlib import Path
 
+from ..globs import matches
 from .worktrees import checkout
 
 Snapshot = dict[str, str]
@@ -80,33 +79,8 @@ def changed(before: Snapshot, after: Snapshot, ignore: tuple[str, ...]) -> list[
     return sorted(p for p in paths if not any(p == i or p.startswith(i + "/") for i in ignore))
 
 
-@cache
-def _pattern(glob: str) -> re.Pattern[str]:
-    out, i = [], 0
-    while i < len(glob):
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif glob[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif glob[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif glob[i] == "[" and "]" in glob[i + 2:]:
-            end = glob.index("]", i + 2)
-            body = glob[i + 1:end].replace("\\", "\\\\")
-            out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(glob[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
 def outside(paths: list[str], globs: tuple[str, ...] | list[str]) -> list[str]:
-    """The paths no glob allows (directories allow what is inside them: "src/**")."""
-    return [p for p in paths if not any(_pattern(g).match(p) for g in globs)]
+    """The paths no glob allows (directories allow what is inside them: "src/**").
+
+    The glob dialect is ``striatum.globs``, the one lint reads `writes` with."""
+    return [p for p in paths if not any(matches(g, p) for g in globs)]

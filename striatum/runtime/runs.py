@@ -57,15 +57,14 @@ def _vars(declared: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]
 
 
 def compile_for_run(workflow_file: str, lanes: dict[str, Any] | None = None
-                    ) -> tuple[CompiledWorkflow, bytes, str]:
+                    ) -> CompiledWorkflow:
     """Compile the workflow (with ``lanes`` replacing lanes of the same name, e.g. to run
-    on other agents); the compiled workflow, its canonical bytes and their digest."""
-    from ..canonical import canonical_json, sha256_hex
-    from ..compiler.compile import check, check_source, compile_workflow
+    on other agents)."""
+    from .. import compiler
 
-    comp = check(workflow_file)
+    comp = compiler.check(workflow_file)
     if comp.ok and lanes:
-        comp = check_source(_with_lanes(comp.source, lanes))
+        comp = compiler.check(_with_lanes(comp.source, lanes))
         if not comp.ok:
             first = comp.diagnostics[0].message if comp.diagnostics else "invalid"
             raise WorkflowInvalid(f"{workflow_file} with the replaced lanes is not a "
@@ -77,9 +76,7 @@ def compile_for_run(workflow_file: str, lanes: dict[str, Any] | None = None
         raise WorkflowInvalid(f"{workflow_file} is not a valid workflow",
                               hint=f"`striatum workflow validate {workflow_file}` shows why",
                               diagnostics=[d.to_json() for d in comp.diagnostics])
-    compiled = compile_workflow(comp)
-    data = canonical_json(compiled.to_document(), verify=False)
-    return compiled, data, sha256_hex(data)
+    return compiler.compile(comp)
 
 
 @verb("run prepare")
@@ -87,7 +84,8 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
             artifact_root: str = DEFAULT_ARTIFACT_ROOT,
             lanes: dict[str, Any] | None = None) -> str:
     """Compile the workflow, pin it by digest, and create the run with its jobs."""
-    compiled, data, digest = compile_for_run(workflow_file, lanes)
+    compiled = compile_for_run(workflow_file, lanes)
+    data, digest = compiled.data, compiled.digest
     unreadable = compiled.unreadable_prompts
     if unreadable:
         raise WorkflowInvalid(f"prompt file(s) missing or not UTF-8 text: {', '.join(unreadable)}",

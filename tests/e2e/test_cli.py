@@ -119,6 +119,18 @@ def test_validate_json_document(cli: Cli, tmp_path: Path) -> None:
     assert d["message"] == "job 'j' needs 'k', which is not a job"
 
 
+def test_a_job_id_ending_in_a_newline_is_refused_by_every_verb(cli: Cli, tmp_path: Path) -> None:
+    wf = tmp_path / "w.json"
+    wf.write_text(json.dumps({"name": "w", "lanes": {"a": {"command": ["x"]}},
+                              "jobs": [{"id": "draft\n", "lane": "a"}]}))
+    result = cli("workflow", "validate", "--json", str(wf))
+    assert result.returncode == 2
+    assert [d["code"] for d in json.loads(result.stdout)["diagnostics"]] == ["STR105"]
+    converted = cli("workflow", "fmt", "--to", "dsl", str(wf))
+    assert converted.returncode == 2 and "STR105" in converted.stderr, converted.stderr
+    assert_clean(converted)
+
+
 def test_text_diagnostic_shows_the_line_and_a_caret(cli: Cli, tmp_path: Path) -> None:
     wf = tmp_path / "w.json"
     wf.write_text('{"name": "w", "lanes": {"a": {"command": ["x"]}},\n'

@@ -2,8 +2,8 @@
 
 Workflows are written as JSON files in ``tmp_path`` and go through the real
 pipeline (``check`` then ``lint``), so paths and messages are what a user sees.
-The glob intersection behind STR305 is checked against brute force, and the
-reachability behind STR301/STR313 against the run semantics (simulate.py).
+The reachability behind STR301/STR313 is checked against the run semantics
+(simulate.py); the glob dialect behind STR305 has its own tests (test_globs.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from striatum.compiler.compile import Compilation, check
 from striatum.compiler.diagnostics import CODES, Diagnostic, Severity
@@ -25,13 +24,9 @@ from striatum.compiler.lint import (
     MAX_OVERLAP_REPORTS,
     RULES,
     Agent,
-    GlobsTooComplex,
     LintContext,
     _always_skipped_cheaply,
-    _overlapping_patterns,
     agent_of,
-    glob_witness,
-    globs_overlap,
     lint,
     read_prompt,
 )
@@ -351,113 +346,12 @@ def test_str305_not_when_the_globs_are_disjoint(tmp_path: Path) -> None:
     assert only(lint_doc(tmp_path, doc), "STR305") == []
 
 
-@pytest.mark.parametrize(("a", "b", "overlap"), [
-    ("src/**", "src/a/*.py", True),
-    ("docs/*.md", "src/*.md", False),
-    ("a*", "*b", True),
-    ("*.py", "*/x.py", False),
-    ("src/**/x.py", "src/x.py", True),  # `**/` may match no folder at all
-    ("**", "anything/at/all", True),
-    ("src/*", "src/a/b", False),
-    ("src/?", "src/ab", False),
-    ("src/[ab]", "src/c", True),  # a class is any one char, conservatively
-    ("src/[ab]", "src/cd", False),
-    ("src/[ab]/x", "src//x", False),
-    ("a[", "a[", True),  # an unclosed '[' is literal
-    ("x", "x", True),
-    ("x", "y", False),
-    ("", "", True),
-    ("", "*", True),
-    ("", "?", False),
-    ("***/b", "b", True),
-])
-def test_glob_intersection(a: str, b: str, overlap: bool) -> None:
-    assert globs_overlap(a, b) is overlap
-    assert globs_overlap(b, a) is overlap
-
-
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """The reference: the glob semantics written as a regex, classes with their real members."""
-    out, i = "", 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "*":
-            j = i
-            while j < len(pattern) and pattern[j] == "*":
-                j += 1
-            if j - i == 1:
-                out += "[^/]*"
-            elif j < len(pattern) and pattern[j] == "/":
-                out += "(?:.*/)?"
-                j += 1
-            else:
-                out += ".*"
-            i = j
-        elif c == "?":
-            out, i = out + "[^/]", i + 1
-        elif c == "[":
-            j = i + 1
-            if j < len(pattern) and pattern[j] == "!":
-                j += 1
-            if j < len(pattern) and pattern[j] == "]":
-                j += 1
-            close = pattern.find("]", j)
-            if close < 0:
-                out, i = out + re.escape(c), i + 1
-                continue
-            body = pattern[i + 1:close]
-            negate = body.startswith("!")
-            members = "".join(re.escape(ch) for ch in (body[1:] if negate else body))
-            out += "(?!/)[" + ("^" if negate else "") + members + "]"
-            i = close + 1
-        else:
-            out, i = out + re.escape(c), i + 1
-    return re.compile(out, re.DOTALL)
-
-
-BRUTE_ALPHABET = "ab/c"
-BRUTE_STRINGS = ["".join(t) for n in range(6) for t in itertools.product(BRUTE_ALPHABET,
-                                                                          repeat=n)]
-glob_parts = st.sampled_from(["a", "b", "/", "*", "**", "**/", "?", "[ab]", "[!a]", "["])
-globs = st.lists(glob_parts, max_size=5).map("".join)
-
-
-@settings(max_examples=400)
-@given(globs, globs)
-def test_glob_intersection_agrees_with_brute_force(a: str, b: str) -> None:
-    ra, rb = glob_regex(a), glob_regex(b)
-    common = next((s for s in BRUTE_STRINGS if ra.fullmatch(s) and rb.fullmatch(s)), None)
-    witness = glob_witness(a, b)
-    if common is not None:
-        assert witness is not None, f"{a!r} and {b!r} both match {common!r}"
-    if witness is None:
-        return
-    if "[" not in a + b:  # without classes the answer is exact: the witness must match both
-        assert ra.fullmatch(witness) and rb.fullmatch(witness), (a, b, witness)
-        assert len(witness) <= len(common) if common is not None else True
-
-
 def test_str305_a_wide_fan_out_is_counted_not_listed(tmp_path: Path) -> None:
     doc = workflow(*[{"id": f"j{i}", "lane": "coder", "writes": ["**"]} for i in range(12)],
                    final=[f"j{i}" for i in range(12)])
     found = only(lint_doc(tmp_path, doc), "STR305")
     assert len(found) == MAX_OVERLAP_REPORTS + 1
     assert found[-1].message == "... and 16 more pairs of parallel jobs whose writes overlap"
-
-
-def test_adversarial_globs_are_assumed_to_overlap() -> None:
-    a, b = "*a" * 512, "*b" * 511 + "c"
-    with pytest.raises(GlobsTooComplex):
-        glob_witness(a, b)
-    assert globs_overlap(a, b)
-
-
-@settings(max_examples=100)
-@given(st.lists(globs, max_size=8, unique=True))
-def test_the_prefix_index_finds_every_overlapping_pair(patterns: list[str]) -> None:
-    index = _overlapping_patterns(patterns)
-    for p, q in itertools.product(patterns, repeat=2):
-        assert (q in index[p]) is globs_overlap(p, q), (p, q)
 
 
 # ---------------------------------------------------------------- STR306

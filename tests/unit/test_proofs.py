@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 
 from striatum.compiler.compile import Compilation, check
 from striatum.compiler.plan import parse_verdicts, plan_document, walk, worst_case
+from striatum.errors import UsageError
 from tests.unit.strategies import (
     LANES,
     deep,
@@ -358,3 +359,80 @@ def test_hostile_bytes_as_dsl_get_diagnostics(data: bytes) -> None:
     pytest.importorskip("striatum.compiler.dsl")
     with workflow_file(data, suffix=".stm") as path:
         assert_diagnosed(path)
+
+
+@pytest.mark.parametrize(("target", "needs", "hint"), [
+    ("r", ["a"], "a review sends work back to the job it reviews: revise a job it needs, "
+                 "such as 'a'"),
+    ("r", [], "a review sends work back to the job it reviews: add the job it reviews to its "
+              "needs and revise that job"),
+    ("z", ["a"], "'z' needs 'r', directly or through others, and work can only go back "
+                 "upstream: revise a job it needs, such as 'a'"),
+])
+def test_a_revise_target_hint_leads_to_no_other_error(tmp_path: Path, target: str,
+                                                      needs: list[str], hint: str) -> None:
+    # Adding 'r' or 'z' to the needs of 'r', as the hint once said, makes a cycle.
+    doc = workflow(job("a"), review("r", *needs, target=target), job("z", "r"))
+    [d] = compile_doc(doc, tmp_path).diagnostics
+    assert d.code == "STR206" and d.hint == hint
+    if needs:  # following the hint compiles
+        doc["jobs"][1]["revise"]["target"] = needs[0]
+        assert compile_doc(doc, tmp_path).ok
+
+
+@pytest.mark.parametrize(("script", "message", "hint"), [
+    ("check", "verdict 'check' is not JOB=OUTCOME",
+     "write JOB=OUTCOME items separated by commas, e.g. 'check=needs_revision,check=accept'"),
+    ("a=accept", "'a' is a task: only a review or a checkpoint takes a verdict",
+     "jobs that take one: 'r'"),
+    ("r=maybe", "'r' cannot take 'maybe'", "it takes 'accept', 'needs_revision' or 'reject'"),
+])
+def test_a_verdict_script_error_names_no_command_line_flag(tmp_path: Path, script: str,
+                                                           message: str, hint: str) -> None:
+    wg = graph(workflow(job("a"), review("r", "a", target="a")), tmp_path)
+    with pytest.raises(UsageError) as caught:
+        parse_verdicts(script, wg)
+    assert (caught.value.message, caught.value.hint) == (message, hint)
+
+
+def test_a_workflow_without_decisions_says_so(tmp_path: Path) -> None:
+    wg = graph(workflow(job("a"), job("b", "a")), tmp_path)
+    with pytest.raises(UsageError) as caught:
+        parse_verdicts("a=accept", wg)
+    assert caught.value.hint == "the workflow has no reviews or checkpoints to script"
+
+
+def test_a_long_value_is_cut_in_a_verdict_script(tmp_path: Path) -> None:
+    wg = graph(workflow(job("a"), review("r", "a", target="a")), tmp_path)
+    long = "x" * 10_000
+    for script in (long, long + "=accept", "r=" + long):
+        with pytest.raises(UsageError) as caught:
+            parse_verdicts(script, wg)
+        assert len(caught.value.message) <= 300 and len(caught.value.hint or "") <= 300
+
+
+def test_a_walk_takes_ready_jobs_in_topological_order_not_file_order(tmp_path: Path) -> None:
+    # Written last, `a` runs first; `b` and `c` both wait for it and run in file order.
+    wg = graph(workflow(job("c", "a"), job("b", "a"), job("a")), tmp_path)
+    assert run(wg, "")[2] == [("a", None), ("c", None), ("b", None)]
+
+
+USER_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "user-guide.md"
+
+
+def test_the_user_guide_states_the_budgets_the_code_has() -> None:
+    from striatum.compiler.ir import DEFAULT_MAX_ATTEMPTS
+    from striatum.compiler.plan import MAX_CHOICE_WORK
+    from striatum.compiler.simulate import PATHS_STEPS, PATHS_WORK
+
+    text = " ".join(USER_GUIDE.read_text(encoding="utf-8").split())
+    fewest, most = PATHS_STEPS
+    assert (f"stops after min({most:,}, max({fewest:,}, {PATHS_WORK:,} ÷ jobs)) simulated "
+            f"steps (a step runs one job): {most:,} for a workflow of up to "
+            f"{PATHS_WORK // most} jobs, {fewest:,} from {PATHS_WORK // fewest:,} jobs on") in text
+    assert f"pass {MAX_CHOICE_WORK:,}; then `plan` assumes no branch is ever skipped" in text
+    retries = DEFAULT_MAX_ATTEMPTS - 1
+    assert (f"how many attempts each run of the job gets, the first included (default "
+            f"{DEFAULT_MAX_ATTEMPTS}: one try and up to {retries} retries)") in text
+    assert "walks jobs one at a time in topological order" in text
+    assert "file order" not in text

@@ -9,7 +9,7 @@ choose) lives on the context and is computed once, on first use.
 Lint reads the workflow and its prompt files, nothing else. It returns
 unlocated diagnostics; the caller locates them (``Compilation.add``).
 
-The package: ``context`` (LintContext), ``globs`` (glob intersection),
+The package: ``context`` (LintContext), ``globs`` (which `writes` globs overlap),
 ``prompts`` (templates and the names they read), ``vendors`` (which agent a
 lane runs), ``words`` (message phrasing), and the rules by theme in
 ``rules_graph``, ``rules_review`` and ``rules_files``.
@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..diagnostics import Diagnostic
-from .context import LintContext, Rule, _always_skipped_cheaply, _always_skipped_exactly
-from .globs import GlobsTooComplex, _overlapping_patterns, glob_witness, globs_overlap
-from .prompts import MAX_PROMPT_BYTES, Template, read_prompt
+from .context import LintContext, Rule, _always_skipped_cheaply
+from .globs import _overlapping_patterns, globs_overlap
+from .prompts import read_prompt
 from .rules_files import (
     MAX_OVERLAP_REPORTS,
     artifact_unused,
@@ -32,7 +32,6 @@ from .rules_files import (
     undefined_template_variable,
 )
 from .rules_graph import (
-    LARGE_REVISION_BUDGET,
     checkpoint_single_choice,
     checkpoint_successor_never_chosen,
     dead_end,
@@ -48,24 +47,18 @@ if TYPE_CHECKING:
     from ..compile import Compilation
 
 __all__ = [
-    "LARGE_REVISION_BUDGET",
     "MAX_OVERLAP_REPORTS",
-    "MAX_PROMPT_BYTES",
     "RULES",
     "Agent",
-    "GlobsTooComplex",
     "LintContext",
     "Rule",
-    "Template",
     "_always_skipped_cheaply",
-    "_always_skipped_exactly",
     "_overlapping_patterns",
     "agent_of",
     "artifact_unused",
     "checkpoint_single_choice",
     "checkpoint_successor_never_chosen",
     "dead_end",
-    "glob_witness",
     "globs_overlap",
     "lane_unused",
     "lint",

@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, TypeVar
 
+from .. import text as lines
 from ..diagnostics import Path
 from ..ir import TEMPLATE_VARIABLES, Job, Prompt
 from .words import _jobs_phrase
@@ -40,7 +41,7 @@ class Template:
 
     @property
     def label(self) -> str:
-        where = (f"prompt file {self.prompt.value!r}" if self.prompt.source == "file"
+        where = (f"prompt file {lines.echo(self.prompt.value)}" if self.prompt.source == "file"
                  else "inline prompt")
         return f"the {where} of {_jobs_phrase([job.id for job in self.jobs])}"
 
@@ -51,8 +52,8 @@ class Template:
         return first if self.prompt.source == "file" else (*first, "text")
 
     def line(self, number: int) -> str:
-        lines = (self.text or "").splitlines()
-        return lines[number - 1].strip() if 1 <= number <= len(lines) else ""
+        """Line ``number`` of the template, stripped ("" past the end), counted as Jinja does."""
+        return (lines.line(self.text or "", number) or "").strip()
 
 
 @cache

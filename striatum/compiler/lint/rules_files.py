@@ -8,29 +8,30 @@ import os
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING
 
+from ...globs import GlobsTooComplex, glob_witness
 from ..diagnostics import Diagnostic, diag
 from ..ir import TEMPLATE_VARIABLES, Job
-from .globs import GlobsTooComplex, _nonempty_stars, _overlapping_patterns, glob_witness
+from ..suggest import closest
+from ..text import clip, echo
+from .globs import _overlapping_patterns
 from .prompts import Template, _undefined
-from .words import _near
 
 if TYPE_CHECKING:
     from .context import LintContext
 
 MAX_OVERLAP_REPORTS = 50  # STR305 pairs listed one by one before the rest are counted
+JINJA_MESSAGE_LIMIT = 200  # Jinja's own words coach ("You probably made a nesting mistake")
 
 
 # ---------------------------------------------------------------- STR305: writes overlap
 
 def _overlap_diag(job: Job, k: int, mine: str, other: Job, theirs: str) -> Diagnostic:
     example = None
-    if "[" not in mine + theirs:  # a class's stand-in char may not be in the class
-        with contextlib.suppress(GlobsTooComplex):
-            # 'src/cli/x.py' reads better than the shortest 'src/cli/.py'.
-            example = (glob_witness(_nonempty_stars(mine), _nonempty_stars(theirs))
-                       or glob_witness(mine, theirs))
-    matching = (f"{mine!r}" if mine == theirs else f"{theirs!r} and {mine!r}")
-    what = f"paths matching {matching}" + (f", e.g. {example!r}" if example else "")
+    with contextlib.suppress(GlobsTooComplex):
+        # 'src/cli/x.py' reads better than the shortest 'src/cli/.py'.
+        example = (glob_witness(mine, theirs, filled=True) or glob_witness(mine, theirs))
+    matching = echo(mine) if mine == theirs else f"{echo(theirs)} and {echo(mine)}"
+    what = f"paths matching {matching}" + (f", e.g. {echo(example)}" if example else "")
     return diag(
         "STR305", f"jobs {other.id!r} and {job.id!r} can run at the same time and may both "
                   f"write {what}", ("jobs", job.index, "writes", k),
@@ -89,7 +90,7 @@ def _lowest_bits(bits: int, count: int) -> int:
 def artifact_unused(ctx: LintContext) -> list[Diagnostic]:
     consumed = {artifact for job in ctx.workflow.jobs for artifact in job.consumes}
     final = set(ctx.final_ids)
-    return [diag("STR306", f"job {job.id!r} produces {artifact!r}, but no job consumes it "
+    return [diag("STR306", f"job {job.id!r} produces {echo(artifact)}, but no job consumes it "
                            f"and {job.id!r} is not a final job",
                  ("jobs", job.index, "produces", k),
                  hint="add it to the `consumes` of the job that reads it, or drop it from "
@@ -106,8 +107,8 @@ def _missing_hint(ctx: LintContext, value: str) -> str:
         siblings = os.listdir(ctx.directory / wanted.parent)
     except OSError:
         siblings = []
-    close = _near(wanted.name, siblings)
-    guess = f"did you mean {str(wanted.parent / close)!r}? " if close else ""
+    close = closest(wanted.name, siblings)
+    guess = f"did you mean {echo(str(wanted.parent / close))}? " if close else ""
     return f"{guess}prompt files are relative to the workflow file ({ctx.directory})"
 
 
@@ -130,7 +131,7 @@ def prompt_file_missing(ctx: LintContext) -> list[Diagnostic]:
             continue
         value = template.prompt.value
         hint = _unusable_hint(ctx, value, template.problem)
-        out.extend(diag("STR307", f"prompt file {value!r} of job {job.id!r} "
+        out.extend(diag("STR307", f"prompt file {echo(value)} of job {job.id!r} "
                                   f"{template.problem}", ("jobs", job.index, "prompt"),
                         hint=hint)
                    for job in template.jobs)
@@ -145,26 +146,29 @@ def template_syntax(ctx: LintContext) -> list[Diagnostic]:
         message, line = template.syntax
         shown = template.line(line)
         out.append(diag(
-            "STR312", f"{template.label} is not a valid Jinja2 template: {message} "
-                      f"(template line {line}" + (f": {shown!r})" if shown else ")"),
+            "STR312", f"{template.label} is not a valid Jinja2 template: "
+                      f"{clip(message, JINJA_MESSAGE_LIMIT)} " + _template_line(line, shown),
             template.path,
             hint="fix the template syntax; to write a literal '{{' or '{%', wrap it in "
                  "{% raw %}...{% endraw %}"))
     return out
 
 
+def _template_line(number: int, shown: str) -> str:
+    return f"(template line {number}" + (f": {echo(shown)})" if shown else ")")
+
+
 def _undefined_diag(template: Template, kind: str, name: str, line: int,
                     declared: set[str]) -> Diagnostic:
-    shown = template.line(line)
-    where = f"(template line {line}" + (f": {shown!r})" if shown else ")")
+    where = _template_line(line, template.line(line))
     if kind == "name":
-        close = _near(name, TEMPLATE_VARIABLES)
-        return diag("STR308", f"{template.label} uses {name!r}, which is not a template "
+        close = closest(name, TEMPLATE_VARIABLES)
+        return diag("STR308", f"{template.label} uses {echo(name)}, which is not a template "
                               f"variable {where}", template.path,
                     hint=(f"did you mean {close!r}? " if close else "")
                     + "prompts can use " + ", ".join(TEMPLATE_VARIABLES)
                     + "; workflow variables are read as vars.NAME")
-    close = _near(name, declared)
+    close, name = closest(name, declared), clip(name)
     return diag("STR308", f"{template.label} uses vars.{name}, which the workflow does not "
                           f"declare {where}", template.path,
                 hint=(f"did you mean vars.{close}? " if close else "")

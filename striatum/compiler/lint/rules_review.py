@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..diagnostics import Diagnostic, diag
 from ..ir import Job
+from ..text import echo
 from .vendors import Agent, agent_of
 from .words import _jobs_phrase, _quoted
 
@@ -64,7 +65,7 @@ def _models_phrase(ctx: LintContext, lanes: list[str]) -> str:
     unset = [lane for lane, agent in models.items() if agent is None or agent.model is None]
     if not unset:
         agent = models[lanes[0]]
-        return f" with model {agent.model!r}" if agent else ""
+        return f" with model {echo(agent.model)}" if agent else ""
     noun = "lane" if len(unset) == 1 else "lanes"
     return f", and nothing says their models differ (no --model on {noun} {_quoted(unset)})"
 
@@ -83,7 +84,7 @@ def reviewer_same_vendor(ctx: LintContext) -> list[Diagnostic]:
         out.append(diag(
             "STR304", f"review {review.id!r} (lane {review.lane!r}) and "
                       f"{_jobs_phrase([job.id for job in same])} it reviews (lane "
-                      f"{_quoted(lanes)}) all run {mine.program!r}"
+                      f"{_quoted(lanes)}) all run {echo(mine.program)}"
                       + _models_phrase(ctx, [review.lane, *lanes]),
             ("jobs", review.index, "lane"),
             hint=f"{_CO_BLINDNESS}: review with another vendor's agent, or pass "

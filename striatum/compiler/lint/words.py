@@ -1,8 +1,7 @@
-"""Words shared by the lint messages: quoted lists of names, "did you mean"."""
+"""Words shared by the lint messages: quoted lists of names."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -18,8 +17,3 @@ def _quoted(ids: Iterable[str], limit: int = 6) -> str:
 
 def _jobs_phrase(ids: list[str]) -> str:
     return ("job " if len(ids) == 1 else "jobs ") + _quoted(ids)
-
-
-def _near(word: str, options: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return close[0] if close else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from .ir import DEFAULT_MAX_ATTEMPTS, Job, Lane, Scalar, Workflow
+from ..ir import DEFAULT_MAX_ATTEMPTS, Job, Lane, Scalar, Workflow
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _INDENT = "  "
