@@ -37,21 +37,21 @@ from typing import Any
 # Run from a checkout without installing: the package sits next to bench/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from striatum.compiler.compile import (  # noqa: E402
+from striatum.compiler.compile import (
     Compilation,
     check,
     compile_bytes,
 )
-from striatum.compiler.graph import (  # noqa: E402
+from striatum.compiler.graph import (
     build_graph,
     check_cycles,
     check_references,
     check_structure,
 )
-from striatum.compiler.ir import normalize  # noqa: E402
-from striatum.compiler.load import read_source  # noqa: E402
-from striatum.compiler.plan import plan_document  # noqa: E402
-from striatum.compiler.schema import validate_document  # noqa: E402
+from striatum.compiler.ir import normalize
+from striatum.compiler.load import read_source
+from striatum.compiler.plan import plan_document
+from striatum.compiler.schema import validate_document
 
 SHAPES = ("chain", "fanout", "nested")
 STAGES = ("load", "validate", "check", "compile", "lint", "plan")

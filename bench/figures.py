@@ -245,7 +245,7 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
         f"readies all {fanout - 2} tasks in one transaction) are done before the clock "
         f"starts; each writer then loops claim -> complete for {seconds} s "
         "(leases.claim(sweep=False), leases.complete), every call one transaction.",
-        f"pgbench -n -c C -j min(C,2) -T {seconds} -f insert.sql, the script being "
+        f"pgbench -n -c C -j min(C,2) -T {seconds} -f insert.sql, the script being "  # noqa: S608 - prose
         "INSERT INTO bench_insert (payload) VALUES ('x') on a bigserial-keyed table in "
         "the same database; the Python row sends that INSERT in a psycopg loop "
         "(autocommit) for the same time: what one statement and one commit cost a "
@@ -651,14 +651,14 @@ def streamed_hash_loop(dsn: str) -> tuple[float, int]:
     sha256 = hashlib.sha256
     start = time.perf_counter()
     previous, count, bad = GENESIS, 0, 0
-    with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
-        with cur.copy("COPY (SELECT payload, row_hash FROM striatum.events ORDER BY repo_id, "
-                      "seq) TO STDOUT") as copy:
-            for payload, stored in copy.rows():
-                if sha256((previous + payload).encode("utf-8")).hexdigest() != stored:
-                    bad += 1
-                previous = stored
-                count += 1
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur, \
+            cur.copy("COPY (SELECT payload, row_hash FROM striatum.events ORDER BY repo_id, "
+                     "seq) TO STDOUT") as copy:
+        for payload, stored in copy.rows():
+            if sha256((previous + payload).encode("utf-8")).hexdigest() != stored:
+                bad += 1
+            previous = stored
+            count += 1
     elapsed = time.perf_counter() - start
     if bad:
         raise RuntimeError(f"{bad} rows did not hash to their stored hash")

@@ -77,9 +77,9 @@ def round_trips(path: Path) -> int:
         if len(parts) < 3:
             continue
         direction, message = parts[0].strip()[-1:], parts[2].strip()
-        if direction == "B" and message == "ReadyForQuery":
-            count += 1
-        elif direction == "F" and message == "Flush" and previous != "Sync":
+        waited = (direction == "B" and message == "ReadyForQuery") or (
+            direction == "F" and message == "Flush" and previous != "Sync")
+        if waited:
             count += 1
         if direction == "F":
             previous = message

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..canonical import canonical_json, sha256_hex
-from .ir import Job, Lane, Prompt, Revision, Workflow
+from .ir import Job, Lane, Prompt, Workflow, document, read_job, read_lane
 
 if TYPE_CHECKING:
     from .graph import WorkflowGraph
@@ -100,10 +100,7 @@ class CompiledWorkflow:
             "workflow": {
                 "name": w.name, "title": w.title, "vars": dict(w.vars),
                 "final": list(self.final),
-                "lanes": {lane.name: {"kind": lane.kind, "command": list(lane.command),
-                                      "stdin": lane.stdin, "timeout": lane.timeout,
-                                      "env": dict(lane.env)}
-                          for lane in w.lanes},
+                "lanes": {lane.name: document(lane, defaults=True) for lane in w.lanes},
                 "jobs": [_job_document(job, self.prompts.get(job.id)) for job in w.jobs],
             },
             "plan": {"order": list(self.order), "waves": [list(wave) for wave in self.waves],
@@ -114,26 +111,12 @@ class CompiledWorkflow:
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> CompiledWorkflow:
         w, plan = document["workflow"], document["plan"]
-        lanes = tuple(Lane(name, d["kind"], tuple(d["command"]), d["stdin"], d["timeout"],
-                           tuple(d["env"].items())) for name, d in w["lanes"].items())
-        jobs, prompts = [], {}
-        for index, j in enumerate(w["jobs"]):
-            prompt = j["prompt"]
-            if prompt is not None:
-                pinned = PinnedPrompt(prompt["text"], prompt.get("file"), prompt.get("sha256"))
-                prompts[j["id"]] = pinned
-            jobs.append(Job(
-                id=j["id"], lane=j["lane"], kind=j["kind"], title=j["title"],
-                needs=tuple(j["needs"]),
-                prompt=None if prompt is None else (
-                    Prompt("file", prompt["file"]) if "file" in prompt
-                    else Prompt("text", prompt["text"])),
-                produces=tuple(j["produces"]), consumes=tuple(j["consumes"]),
-                writes=tuple(j["writes"]), isolation=j["isolation"],
-                max_attempts=j["max_attempts"],
-                revise=None if j["revise"] is None else Revision(**j["revise"]),
-                choices=tuple((k, tuple(v)) for k, v in j["choices"].items()), index=index))
-        workflow = Workflow(name=w["name"], lanes=lanes, jobs=tuple(jobs), title=w["title"],
+        lanes = tuple(read_lane(name, raw) for name, raw in w["lanes"].items())
+        jobs = tuple(read_job(raw, index) for index, raw in enumerate(w["jobs"]))
+        prompts = {raw["id"]: PinnedPrompt(raw["prompt"]["text"], raw["prompt"].get("file"),
+                                           raw["prompt"].get("sha256"))
+                   for raw in w["jobs"] if raw["prompt"] is not None}
+        workflow = Workflow(name=w["name"], lanes=lanes, jobs=jobs, title=w["title"],
                             vars=tuple(w["vars"].items()), final=tuple(w["final"]))
         return cls(workflow, prompts, tuple(w["final"]), tuple(plan["order"]),
                    tuple(tuple(wave) for wave in plan["waves"]),
@@ -141,14 +124,6 @@ class CompiledWorkflow:
 
 
 def _job_document(job: Job, prompt: PinnedPrompt | None) -> dict[str, Any]:
-    return {
-        "id": job.id, "lane": job.lane, "kind": job.kind, "title": job.title,
-        "needs": list(job.needs), "prompt": None if prompt is None else prompt.document(),
-        "produces": list(job.produces), "consumes": list(job.consumes),
-        "writes": list(job.writes), "isolation": job.isolation,
-        "max_attempts": job.max_attempts,
-        "revise": None if job.revise is None else {
-            "target": job.revise.target, "max": job.revise.max,
-            "on_exhausted": job.revise.on_exhausted},
-        "choices": {name: list(successors) for name, successors in job.choices},
-    }
+    """Every field of the job, defaults written; the prompt as pinned."""
+    return {**document(job, defaults=True),
+            "prompt": None if prompt is None else prompt.document()}

@@ -3,11 +3,18 @@
 ``normalize`` turns a schema-valid raw document into the IR, filling in
 defaults; ``to_document`` is its inverse in authoring form (defaults left
 out, fixed key order), so ``to_document(normalize(d))`` is a fixed point.
+
+A lane's or a job's fields cross to and from documents by their dataclass
+fields (``_read``, ``document``): the authoring form leaves defaults out, the
+compiled form (``compiled.py``) writes every field. A new field is declared
+once here, with its default; only a field whose document form is not its
+value needs a line in ``_READ`` / ``_WRITE``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 LaneKind = Literal["command", "operator", "human"]
@@ -110,89 +117,94 @@ def _scalar(value: Any) -> Scalar:
 
 
 def _prompt(raw: Any) -> Prompt | None:
+    """A prompt as written (a file path, or {"text": ...}) or as compiled (with "file")."""
     if raw is None:
         return None
     if isinstance(raw, str):
         return Prompt("file", raw)
+    if raw.get("file") is not None:
+        return Prompt("file", raw["file"])
     return Prompt("text", raw["text"])
 
 
-def _job(raw: dict[str, Any], index: int) -> Job:
-    revise = raw.get("revise")
-    return Job(
-        id=raw["id"],
-        lane=raw["lane"],
-        kind=raw.get("kind", "task"),
-        title=raw.get("title"),
-        needs=tuple(raw.get("needs", ())),
-        prompt=_prompt(raw.get("prompt")),
-        produces=tuple(raw.get("produces", ())),
-        consumes=tuple(raw.get("consumes", ())),
-        writes=tuple(raw.get("writes", ())),
-        isolation=raw.get("isolation", "none"),
-        max_attempts=_int(raw.get("max_attempts", DEFAULT_MAX_ATTEMPTS)),
-        revise=None if revise is None else Revision(
-            revise["target"], _int(revise["max"]), revise.get("on_exhausted", "escalate")),
-        choices=tuple((name, tuple(succ)) for name, succ in raw.get("choices", {}).items()),
-        index=index,
-    )
+def _prompt_document(prompt: Prompt) -> Any:
+    return prompt.value if prompt.source == "file" else {"text": prompt.value}
+
+
+def _revision(raw: dict[str, Any]) -> Revision:
+    return Revision(raw["target"], _int(raw["max"]), raw.get("on_exhausted", "escalate"))
+
+
+# How a field crosses from a document to the IR and back, where that is not the value
+# itself (a list read as a tuple, and written back as a list).
+_READ: dict[str, Callable[[Any], Any]] = {
+    "prompt": _prompt,
+    "revise": lambda raw: None if raw is None else _revision(raw),
+    "choices": lambda raw: tuple((name, tuple(succ)) for name, succ in raw.items()),
+    "max_attempts": _int,
+    "timeout": lambda raw: None if raw is None else _int(raw),
+    "env": lambda raw: tuple(raw.items()),
+}
+_WRITE: dict[str, Callable[[Any], Any]] = {
+    "prompt": lambda prompt: None if prompt is None else _prompt_document(prompt),
+    "choices": lambda choices: {name: list(succ) for name, succ in choices},
+    "env": dict,
+}
+
+
+def _read(cls: Any, raw: dict[str, Any], **extra: Any) -> Any:
+    """A record of the IR from its document, field by field (absent: the default)."""
+    values = {}
+    for f in fields(cls):
+        if f.name in raw:
+            value = raw[f.name]
+            values[f.name] = _READ[f.name](value) if f.name in _READ else _plain(value)
+    return cls(**values, **extra)
+
+
+def _plain(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def document(record: Any, *, defaults: bool) -> dict[str, Any]:
+    """A record of the IR as a document, in field order; with ``defaults`` every field,
+    else only those that differ from their default (the authoring form)."""
+    out: dict[str, Any] = {}
+    for f in fields(record):
+        if f.name in _NOT_WRITTEN:
+            continue
+        value = getattr(record, f.name)
+        if not defaults and value == f.default:
+            continue
+        if f.name in _WRITE:
+            out[f.name] = _WRITE[f.name](value)
+        elif is_dataclass(value):
+            out[f.name] = document(value, defaults=defaults)
+        else:
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+_NOT_WRITTEN = frozenset({"index", "name"})  # a job's place in the list; a lane's map key
 
 
 def normalize(document: dict[str, Any]) -> Workflow:
     """Build the IR from a document that passed the schema."""
-    lanes = tuple(
-        Lane(name=name, kind=raw.get("kind", "command"), command=tuple(raw.get("command", ())),
-             stdin=raw.get("stdin"),
-             timeout=None if raw.get("timeout") is None else _int(raw["timeout"]),
-             env=tuple(raw.get("env", {}).items()))
-        for name, raw in document["lanes"].items()
-    )
-    jobs = tuple(_job(raw, i) for i, raw in enumerate(document["jobs"]))
+    lanes = tuple(read_lane(name, raw) for name, raw in document["lanes"].items())
+    jobs = tuple(read_job(raw, i) for i, raw in enumerate(document["jobs"]))
     return Workflow(name=document["name"], lanes=lanes, jobs=jobs, title=document.get("title"),
                     vars=tuple((k, _scalar(v)) for k, v in document.get("vars", {}).items()),
                     final=tuple(document.get("final", ())))
 
 
-def lane_document(lane: Lane) -> dict[str, Any]:
-    if lane.kind != "command":
-        return {"kind": lane.kind}
-    doc: dict[str, Any] = {"command": list(lane.command)}
-    if lane.stdin is not None:
-        doc["stdin"] = lane.stdin
-    if lane.timeout is not None:
-        doc["timeout"] = lane.timeout
-    if lane.env:
-        doc["env"] = dict(lane.env)
-    return doc
+def read_lane(name: str, raw: dict[str, Any]) -> Lane:
+    lane: Lane = _read(Lane, raw, name=name)
+    return lane
 
 
-def job_document(job: Job) -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": job.id, "lane": job.lane}
-    if job.kind != "task":
-        doc["kind"] = job.kind
-    if job.title is not None:
-        doc["title"] = job.title
-    if job.needs:
-        doc["needs"] = list(job.needs)
-    if job.prompt is not None:
-        doc["prompt"] = job.prompt.value if job.prompt.source == "file" else {
-            "text": job.prompt.value}
-    for key in ("produces", "consumes", "writes"):
-        value = getattr(job, key)
-        if value:
-            doc[key] = list(value)
-    if job.isolation != "none":
-        doc["isolation"] = job.isolation
-    if job.max_attempts != DEFAULT_MAX_ATTEMPTS:
-        doc["max_attempts"] = job.max_attempts
-    if job.revise is not None:
-        revise: dict[str, Any] = {"target": job.revise.target, "max": job.revise.max}
-        if job.revise.on_exhausted != "escalate":
-            revise["on_exhausted"] = job.revise.on_exhausted
-        doc["revise"] = revise
-    if job.choices:
-        doc["choices"] = {name: list(succ) for name, succ in job.choices}
-    return doc
+def read_job(raw: dict[str, Any], index: int) -> Job:
+    job: Job = _read(Job, raw, index=index)
+    return job
 
 
 def to_document(workflow: Workflow) -> dict[str, Any]:
@@ -204,6 +216,6 @@ def to_document(workflow: Workflow) -> dict[str, Any]:
         doc["vars"] = dict(workflow.vars)
     if workflow.final:
         doc["final"] = list(workflow.final)
-    doc["lanes"] = {lane.name: lane_document(lane) for lane in workflow.lanes}
-    doc["jobs"] = [job_document(job) for job in workflow.jobs]
+    doc["lanes"] = {lane.name: document(lane, defaults=False) for lane in workflow.lanes}
+    doc["jobs"] = [document(job, defaults=False) for job in workflow.jobs]
     return doc

@@ -6,6 +6,7 @@ the worker's life rather than opened per job.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -159,10 +160,8 @@ class Heartbeats:
 
 
 def close_quietly(store: Store) -> None:
-    try:
+    with contextlib.suppress(StriatumError):  # already broken: nothing to release
         store.close()
-    except Exception:  # already broken: nothing to release
-        pass
 
 
 class Link:

@@ -9,6 +9,7 @@ cached in a file so later commands connect without importing the wheel.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -105,10 +106,9 @@ def _create_database(admin_dsn: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                               (DATABASE,)).fetchone()
         if not exists:
-            try:
+            # Another command may create it first.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute("CREATE DATABASE striatum")
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another command created it first
 
 
 def info() -> EmbeddedInfo:

@@ -31,6 +31,7 @@ status pipe, private to that lane: ``pid N`` or ``error MESSAGE``, then
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -56,10 +57,9 @@ except ImportError:  # pragma: no cover - a dependency of striatum
 
 
 def _prctl(option: int, value: int) -> None:
-    try:
+    # Not Linux: no subreaper, and the socket alone tells of the worker's death.
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: no subreaper, and the socket alone tells of the worker's death
 
 
 @dataclass
@@ -69,10 +69,9 @@ class _Lane:
 
 
 def _tell(fd: int, line: str) -> None:
-    try:
+    # The worker may have stopped listening (it is gone): end-of-file will follow.
+    with contextlib.suppress(OSError):
         os.write(fd, line.encode() + b"\n")
-    except OSError:
-        pass  # the worker stopped listening (it is gone): end-of-file will follow
 
 
 def _receive_exactly(sock: socket.socket, size: int) -> bytes | None:
@@ -144,19 +143,15 @@ def _reap(lanes: dict[int, _Lane]) -> None:
 
 def _kill_everything(lanes: dict[int, _Lane]) -> None:
     for pid in lanes:
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)  # start_new_session: the group's id is the lane's pid
-        except OSError:
-            pass
     # Then every process below this one: what left a lane's group (re-parented here) and
     # what it started since. Repeated, as a process may fork between the listing and the kill.
     for _ in range(20):
         found = psutil.Process().children(recursive=True) if psutil is not None else []
         for child in found:
-            try:
+            with contextlib.suppress(psutil.Error):
                 child.kill()
-            except psutil.Error:
-                pass
         _reap(lanes)
         if not found:
             return

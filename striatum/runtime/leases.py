@@ -10,6 +10,7 @@ lost its lease can never complete the job a second time.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Iterable
@@ -174,10 +175,9 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
 
 def _unprepared(store: Store, row: JobRow, token: str, reason: str, *, final: bool = False
                 ) -> Unprepared:
-    try:
+    # LeaseLost: swept meanwhile; the expiry has ended the attempt already.
+    with contextlib.suppress(LeaseLost):
         fail(store, row.run_id, row.job_id, token, reason, final=final)
-    except LeaseLost:
-        pass  # swept meanwhile: the expiry has ended the attempt already
     return Unprepared(row.run_id, row.job_id, reason)
 
 

@@ -12,6 +12,7 @@ plain tuples for the few scalar reads.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -181,13 +182,11 @@ class Store:
             return result
         finally:
             if conn.info.transaction_status != pq.TransactionStatus.IDLE and not conn.closed:
-                try:
-                    # psycopg's own rollback also forgets (and deallocates) the statements
-                    # it prepared: a Parse skipped by an aborted pipeline must not be
-                    # taken for a prepared statement later.
+                # psycopg's own rollback also forgets (and deallocates) the statements it
+                # prepared: a Parse skipped by an aborted pipeline must not be taken for a
+                # prepared statement later. Its own failure is not the error to report.
+                with contextlib.suppress(Exception):
                     conn.rollback()
-                except Exception:  # noqa: BLE001 - the first error is the one to report
-                    pass
 
     def execute(self, name: str, params: dict[str, Any] | None = None,
                 record: type[T] | None = None) -> list[Any]:

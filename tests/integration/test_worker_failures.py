@@ -9,6 +9,7 @@ and leave nothing behind (no lease held by a worker that moved on, no worktree).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -323,8 +324,6 @@ def _storm(directory: Path) -> None:
         ours.close()
         os.close(output_read)
         if lane_pid:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(lane_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     assert "Traceback" not in stderr.read_text(errors="replace"), stderr.read_text()

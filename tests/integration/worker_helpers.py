@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -108,10 +108,8 @@ class Proc:
         return self.err_path.read_text(encoding="utf-8", errors="replace")
 
     def signal_group(self, sig: int) -> None:
-        try:
+        with suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def wait(self, timeout: float) -> int:
         try:
@@ -152,10 +150,8 @@ class Procs:
             if proc.popen.poll() is None:
                 proc.signal_group(signal.SIGCONT)
                 proc.signal_group(signal.SIGKILL)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
         for handle in self._files:
             handle.close()
         self._files.clear()
@@ -341,7 +337,7 @@ class WorkerThread:
         started = time.monotonic()
         try:
             self.outcomes = self.worker.run()
-        except BaseException as exc:  # re-raised in join()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in join()
             self.error = exc
         self.seconds = time.monotonic() - started
 

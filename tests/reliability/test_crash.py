@@ -13,6 +13,7 @@ tests/integration/test_workers.py has one trial of each; these are the repeated 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -269,10 +270,8 @@ def freeze_trial(dsn: str, repo: Path, tmp_path: Path, procs: Procs, n: int) -> 
                 refused += 1
 
             for group in groups:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(group, signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
             frozen.signal_group(signal.SIGCONT)
             wait_for(lambda: "lease lost" in frozen.err() or "done by the agent"
                      in frozen.err(), 30,
@@ -302,7 +301,7 @@ def run_freezes(dsn: str, store: Store, repo: Path, tmp_path: Path, procs: Procs
     def one(n: int) -> None:
         try:
             results.append(freeze_trial(dsn, repo, tmp_path, procs, n))
-        except BaseException as exc:  # reported below
+        except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     for first in range(0, trials, parallel):

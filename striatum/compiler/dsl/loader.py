@@ -22,7 +22,7 @@ def parse_dsl(text: str, file: str) -> Source:
     locator: DslLocator | None
     try:
         document, locator, problems = _parse(text)
-    except Exception as exc:  # the loader's promise: a diagnostic, not a traceback
+    except Exception as exc:  # noqa: BLE001 - the loader's promise: a diagnostic, no traceback
         document, locator = None, None
         problems = [placed(diag("STR011", f"the DSL parser failed: {type(exc).__name__}: {exc}",
                                 hint="please report this with the file that caused it"),
