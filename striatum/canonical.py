@@ -65,5 +65,23 @@ def canonical_json(value: Any, *, verify: bool = True) -> bytes:
     ).encode("utf-8")
 
 
+def text_safe(value: Any) -> Any:
+    """``value`` with every string made one that UTF-8 (and so the record) can hold: a lone
+    surrogate (a byte of a file name that was not UTF-8, kept by ``surrogateescape``; an
+    escape in an agent's JSON) is written as its ``\\udcXX`` escape."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {text_safe(k): text_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        items = [text_safe(v) for v in value]
+        return type(value)(items) if isinstance(value, tuple) else items
+    return value
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

@@ -72,6 +72,12 @@ class PromptError(Conflict):
     code = "prompt_error"
 
 
+class AttemptNotPrepared(Conflict):
+    """A job was claimed, but its attempt could not be prepared (failed, to be retried)."""
+
+    code = "attempt_not_prepared"
+
+
 class LeaseLost(StriatumError):
     """The fencing token does not hold the job's current, live lease."""
 

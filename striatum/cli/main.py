@@ -14,7 +14,7 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import EXIT_INTERNAL, EXIT_USAGE, StriatumError, UsageError
+from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, StriatumError, UsageError
 from .invocation import Invocation, current
 from .output import json_in_argv, write_error
 
@@ -106,7 +106,7 @@ def _interrupted(word: str, as_json: bool) -> int:
         write_error(word, None, {"error": "interrupted", "message": word}, as_json=True)
     else:
         click.echo(f"striatum: {word}", err=True)
-    return 130
+    return EXIT_INTERRUPTED
 
 
 def run(argv: list[str] | None = None) -> int:

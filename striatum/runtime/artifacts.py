@@ -77,11 +77,15 @@ def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     tmp = target.with_name(target.name + ".part")
-    with open(source, "rb") as reader, open(tmp, "wb") as writer:
-        while chunk := reader.read(1 << 20):
-            digest.update(chunk)
-            writer.write(chunk)
-            size += len(chunk)
-    shutil.copymode(source, tmp)
-    os.replace(tmp, target)
+    try:
+        with open(source, "rb") as reader, open(tmp, "wb") as writer:
+            while chunk := reader.read(1 << 20):
+                digest.update(chunk)
+                writer.write(chunk)
+                size += len(chunk)
+        shutil.copymode(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave half a copy behind
+        raise
     return digest.hexdigest(), size

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..compiler.ir import VERDICTS
-from ..errors import LeaseLost, StoreUnavailable, StriatumError
+from ..errors import Conflict, LeaseLost, StoreUnavailable, StriatumError
 from . import changes, leases
 from .artifacts import Staged, stage
 from .connections import Heartbeats, LaneStores
@@ -70,21 +70,28 @@ class Attempts:
         started = time.monotonic()
         attempt = _Attempt(self, claim)
         try:
-            status, detail = attempt.execute()
-        except LeaseLost as exc:
-            status, detail = "lease lost", exc.message
-        except Exception as exc:  # noqa: BLE001 - any failure of our own ends the attempt
-            status, detail = attempt.give_up(describe(exc))
-        finally:
-            attempt.clean_up()
-            self.stores.check()
-        outcome = Outcome(claim.run, claim.job, status, detail, time.monotonic() - started)
-        try:
+            try:
+                status, detail = attempt.execute()
+            except LeaseLost as exc:
+                status, detail = "lease lost", exc.message
+            except Exception as exc:  # noqa: BLE001 - any failure of our own ends the attempt
+                status, detail = attempt.give_up(describe(exc), final=_permanent(exc))
+            finally:
+                attempt.clean_up()
+                self.stores.check()
+            outcome = Outcome(claim.run, claim.job, status, detail, time.monotonic() - started)
             self.say(outcome.line())
+            return outcome
         finally:
+            # Whatever happened, or the claim loop and every other lane would wait forever.
             if attempt.finishing:
                 self.told.release()
-        return outcome
+
+
+def _permanent(exc: BaseException) -> bool:
+    """An error that every attempt would meet alike (a configuration the run cannot
+    work with), so retrying it only spends the attempts."""
+    return isinstance(exc, Conflict)
 
 
 def describe(exc: BaseException) -> str:
@@ -218,25 +225,25 @@ class _Attempt:
             leases.fail(self.store(), claim.run, claim.job, claim.token, reason, files=files)
         return "failed", detail if detail is not None else reason
 
-    def give_up(self, reason: str) -> tuple[str, str]:
-        """After an error of our own: hand the attempt back with the reason, so the job is
-        retried now rather than when its lease expires."""
+    def give_up(self, reason: str, *, final: bool = False) -> tuple[str, str]:
+        """After an error of our own: fail the attempt with the reason, so the job is
+        retried now rather than when its lease expires (not at all when ``final``)."""
         claim = self.claim
         self.attempts.stores.check()
         try:
             with self._ending():
                 leases.fail(self.store(), claim.run, claim.job, claim.token,
-                            f"the worker could not run the attempt: {reason}")
-        except StriatumError as exc:
+                            f"the worker could not run the attempt: {reason}", final=final)
+        except Exception as exc:  # noqa: BLE001 - the first error is the one to report
             # The job moved on (its lease was lost, or it was ended before the error), or
             # the database is away: the lease expires instead; fencing keeps that safe.
-            return "error", f"{reason} (and the attempt could not be failed: {exc.message})"
+            return "error", f"{reason} (and the attempt could not be failed: {describe(exc)})"
         return "failed", reason
 
     def clean_up(self) -> None:
         if self.worktree is not None:
-            remove_worktree(self.repo, self.worktree)
-            self.worktree = None
+            worktree, self.worktree = self.worktree, None
+            remove_worktree(self.repo, worktree)
 
     def _read(self, read: Callable[[Store], bool]) -> bool:
         """A read on this lane thread's connection, tried once more on a new one if the

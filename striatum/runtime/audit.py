@@ -11,10 +11,11 @@ changes the record is declared a verb (``@verb("job complete")``), and each
 transaction it commits carries one audit row (who, which verb, a digest of the
 arguments, "ok") written by that same transaction, whichever surface called it:
 the CLI, a worker, or any other. A verb that is refused (a stale lease, an
-illegal transition, a bad argument) writes one row with the refusal's code in a
+illegal transition, a bad argument) adds one row with the refusal's code in a
 transaction of its own: the refusal changed nothing to be atomic with. A verb
 that changes nothing (a claim that found no job) writes none, and neither does
-one the database itself failed (it could not take the row either).
+one the database itself failed (it could not take the row either). A verb that
+calls another (a claim failing an attempt it could not prepare) audits each.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from ..canonical import canonical_json
+from ..canonical import canonical_json, text_safe
 from ..errors import StoreError, StoreUnavailable, StriatumError
 from .store import send
 
@@ -68,7 +69,10 @@ class Event:
     def payload(self, at: datetime) -> str:
         body = {"type": self.type, "run": self.run, "job": self.job, "at": iso(at),
                 "state": self.state, "data": self.data}
-        return canonical_json(body).decode("utf-8")
+        try:
+            return canonical_json(body).decode("utf-8")
+        except UnicodeEncodeError:  # text from outside a verb's arguments (a row's state)
+            return canonical_json(text_safe(body)).decode("utf-8")
 
 
 def append_events(cur: psycopg.Cursor[Any], repo_id: int, events: Iterable[Event],
@@ -143,11 +147,16 @@ def verb(name: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             store: Store = bound.arguments["store"]
+            # Text enters the record only as text UTF-8 can hold (a reason naming a file
+            # whose name is not UTF-8 would fail the transition that records it).
+            for key, value in bound.arguments.items():
+                if key != "store":
+                    bound.arguments[key] = text_safe(value)
             call = Call(name, {key: _plain(value) for key, value in bound.arguments.items()
                                if key != "store" and key not in SECRETS})
             store.calls.append(call)
             try:
-                return func(*args, **kwargs)
+                return func(*bound.args, **bound.kwargs)
             except (StoreError, StoreUnavailable):
                 raise  # the database failed the call: no more to tell it, nor any use
             except StriatumError as exc:
@@ -174,10 +183,18 @@ def append_audit(cur: psycopg.Cursor[Any], *, actor: str, verb: str, args: Any,
 
 def record(cur: psycopg.Cursor[Any], store: Store) -> None:
     """Inside a transaction that changes the record: its audit row, sent with its other
-    writes."""
+    writes (pipelined, it reaches the server with the COMMIT)."""
     assert store.calls, "a change outside any verb: declare the core function with @verb"
     call = store.calls[-1]
     append_audit(cur, actor=store.actor, verb=call.verb, args=call.args, outcome="ok")
+
+
+def record_head(cur: psycopg.Cursor[Any], store: Store) -> tuple[int, str]:
+    """``record``, waiting for the audit chain's new head (a run's manifest anchors it)."""
+    record(cur, store)
+    head = cur.fetchone()
+    assert head is not None, "append_audit returns the new head"
+    return int(head[0]), str(head[1])
 
 
 def claim_params(store: Store) -> dict[str, Any]:
@@ -197,5 +214,5 @@ def refused(store: Store, call: Call, outcome: str) -> None:
     try:
         if not store.closed:
             store.transaction(write)
-    except StriatumError:
+    except Exception:  # noqa: BLE001 - the call's own error is what the caller must see
         pass

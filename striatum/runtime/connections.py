@@ -137,6 +137,8 @@ class Heartbeats:
                 self._changed.clear()
 
     def _beat(self, held: _Held) -> None:
+        if not held.on:
+            return  # its lane ended while this turn gathered it: nothing to keep alive
         claim = held.claim
         held.due = time.monotonic() + self.interval
         try:

@@ -184,7 +184,7 @@ class Transition:
 
     @property
     def changed(self) -> bool:
-        return bool(self.events) or self.run_dirty
+        return bool(self.events)  # every change appends its event
 
 
 def advance(tx: Transition, changed: Iterable[str] | None = None) -> None:

@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..compiler.ir import VERDICTS
-from ..errors import Conflict, LeaseLost, NotFound, PromptError, UsageError
+from ..errors import (
+    AttemptNotPrepared,
+    Conflict,
+    LeaseLost,
+    NotFound,
+    PromptError,
+    StoreError,
+    StoreUnavailable,
+    UsageError,
+)
 from . import audit, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
@@ -67,13 +76,15 @@ class Claim:
 
 @dataclass
 class Unprepared:
-    """A job that was leased, but whose attempt could not be prepared (its prompt did not
-    render, its scratch folder could not be written): the attempt was failed with
-    ``reason``."""
+    """A job that was leased, but whose attempt could not be prepared: the attempt was
+    failed with ``reason``. ``final``: its prompt cannot render with what the run has,
+    so the job failed without a retry; otherwise (its scratch folder could not be
+    written, say) the job is retried, by this claimer once it has waited or by another."""
 
     run: str
     job: str
     reason: str
+    final: bool
 
 
 def verify(row: JobRow, token: str, where: str) -> None:
@@ -86,7 +97,9 @@ def verify(row: JobRow, token: str, where: str) -> None:
                             hint="pass the token of your claim (STRIATUM_LEASE in a lane)",
                             state=row.status, fence=row.fence)
         fence = int(shape.group(1))
-        if fence > row.fence or (fence == row.fence and row.status == "leased"):
+        # No claim gives fence 0 or one the job has not reached; a token of the current
+        # fence whose secret differs is not the lease either.
+        if fence == 0 or fence > row.fence or (fence == row.fence and row.status == "leased"):
             raise LeaseLost(f"the token is not a lease of {where}: no claim of this job "
                             "gave it", hint="check --run, --job and --lease belong together",
                             state=row.status, fence=row.fence)
@@ -135,6 +148,13 @@ def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = No
                      lane_kinds=lane_kinds, lease_seconds=lease_seconds, check_run=check_run)
         if not isinstance(taken, Unprepared):
             return taken
+        if not taken.final:
+            # Claiming again now would take the same job and meet the same trouble.
+            raise AttemptNotPrepared(
+                f"claimed {taken.job} of run {taken.run} but could not prepare its attempt: "
+                f"{taken.reason}; the attempt was failed, and the job is retried",
+                hint="fix what stopped it (a full disk, a folder striatum cannot write), "
+                     "then claim again", run=taken.run, job=taken.job)
 
 
 @verb("job claim")
@@ -163,9 +183,14 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
     except PromptError as exc:
         # The same template and the same run render the same way on every attempt.
         return _unprepared(store, row, token, exc.message, final=True)
-    except OSError as exc:
-        return _unprepared(store, row, token, f"could not write the attempt's prompt: "
-                                              f"{exc.strerror or exc}: {exc.filename}")
+    except (StoreError, StoreUnavailable):
+        raise  # the database is in trouble: the lease expires, and fencing keeps it safe
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the lease must not be kept
+        where = f": {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
+        said = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
+            f"{type(exc).__name__}: {exc}"
+        return _unprepared(store, row, token,
+                           f"could not write the attempt's prompt: {said}{where}")
     assert row.lease_expires_at is not None
     spec = workflow.jobs[row.job_id]
     return Claim(run.id, row.job_id, row.kind, row.lane, token, row.fence, row.iteration,
@@ -178,7 +203,7 @@ def _unprepared(store: Store, row: JobRow, token: str, reason: str, *, final: bo
     # LeaseLost: swept meanwhile; the expiry has ended the attempt already.
     with contextlib.suppress(LeaseLost):
         fail(store, row.run_id, row.job_id, token, reason, final=final)
-    return Unprepared(row.run_id, row.job_id, reason)
+    return Unprepared(row.run_id, row.job_id, reason, final)
 
 
 @verb("job heartbeat")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .records import RunRow
-from .store import Store, fetch, fetch_one
+from .store import Store, fetch
 
 if TYPE_CHECKING:
     from .engine import Transition
@@ -36,12 +36,16 @@ def manifest_path(run: RunRow) -> Path:
     return Path(run.repo_path) / run.artifact_root / run.id / MANIFEST
 
 
-def prepare_manifest(tx: Transition) -> None:
+def run_artifacts(tx: Transition) -> list[Any]:
+    """The newest version of every artifact of the run, for its manifest (read before
+    the transaction takes the audit chain's head, which it then holds to the COMMIT)."""
+    return fetch(tx.cur, "latest_artifacts", {"run": tx.run.id})
+
+
+def prepare_manifest(tx: Transition, artifacts: list[Any], audit: tuple[int, str]) -> None:
     """Inside the transaction that ends the run, before its COMMIT: write the pending
-    manifest with the head this transaction appended."""
+    manifest with the heads this transaction appended (its last event, its audit row)."""
     assert tx.head is not None, "the ending transition appended no event"
-    artifacts = fetch(tx.cur, "latest_artifacts", {"run": tx.run.id})
-    audit = fetch_one(tx.cur, "chain_head", {"chain": "audit"})
     run = tx.run
     document = {
         "format": "striatum.manifest/1",
@@ -53,7 +57,7 @@ def prepare_manifest(tx: Transition) -> None:
                        "sha256": a[4], "bytes": a[5]} for a in artifacts],
         "chain": {"repo_id": run.repo_id, "seq": tx.head[0], "hash": tx.head[1]},
         # The global audit chain's head too, so its tail is anchored as well.
-        "audit": {"seq": int(audit[0]), "hash": str(audit[1])} if audit else None,
+        "audit": {"seq": audit[0], "hash": audit[1]},
     }
     pending = manifest_path(run).with_name(PENDING)
     pending.parent.mkdir(parents=True, exist_ok=True)
@@ -63,10 +67,19 @@ def prepare_manifest(tx: Transition) -> None:
 
 
 def promote(run: RunRow) -> Path:
-    """After the COMMIT: the pending manifest becomes the manifest."""
+    """After the COMMIT: the pending manifest becomes the manifest (unless a worker's
+    sweep promoted it first)."""
     path = manifest_path(run)
-    os.replace(path.with_name(PENDING), path)
+    _rename(path.with_name(PENDING), path)
     return path
+
+
+def _rename(pending: Path, manifest: Path) -> None:
+    try:
+        os.replace(pending, manifest)
+    except FileNotFoundError:
+        if not manifest.exists():  # promoted meanwhile by the other side: nothing to do
+            raise
 
 
 def backfill(store: Store, run_id: str | None = None, within_seconds: int = 3600) -> int:
@@ -87,6 +100,6 @@ def backfill(store: Store, run_id: str | None = None, within_seconds: int = 3600
             continue  # unreadable: left for doctor to report
         last = store.execute("run_last_event", {"run": found})
         if last and (int(last[0][0]), str(last[0][1])) == (seq, digest):
-            os.replace(pending, folder / MANIFEST)
+            _rename(pending, folder / MANIFEST)
             promoted += 1
     return promoted

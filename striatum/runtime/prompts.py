@@ -79,8 +79,13 @@ def _render_template(template_text: str, run: RunRow, job: JobRow, *,
             run=run.id, job=job.job_id, workflow=run.workflow_name, vars=run.vars,
             artifacts=artifacts, iteration=job.iteration, attempt=job.attempt,
             feedback=feedback or "")
-    except jinja2.TemplateError as exc:
-        raise PromptError(f"cannot render the prompt of {job.job_id!r}: {exc}",
+    except Exception as exc:
+        # A template can raise anything Python can (TypeError for {{ vars.goal + 1 }} on a
+        # string, ZeroDivisionError, ...): all of it is the template's, and the same on
+        # every attempt.
+        said = str(exc) if isinstance(exc, jinja2.TemplateError) else \
+            f"{type(exc).__name__}: {exc}"
+        raise PromptError(f"cannot render the prompt of {job.job_id!r}: {said}",
                           hint="`striatum workflow lint` checks templates before a run") from exc
 
 

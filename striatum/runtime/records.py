@@ -37,7 +37,7 @@ class RunRow:
 
     def state(self) -> dict[str, Any]:
         """What the event records and doctor replays."""
-        return {"status": self.status, "blocked_on": self.blocked_on}
+        return {name: getattr(self, name) for name in REPLAYED_RUN_COLUMNS}
 
 
 @dataclass

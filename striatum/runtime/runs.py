@@ -8,14 +8,13 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
 from . import audit, pinned
 from .audit import Event, append_events, repo_chain, verb
 from .engine import Transition, advance, cancel_run, fail_run, revise
-from .manifest import prepare_manifest, promote
+from .manifest import prepare_manifest, promote, run_artifacts
 from .records import JobRow, RunRow, initial_job_state
 from .sql import query
 from .store import Store, fetch, fetch_one, fetch_records
@@ -170,10 +169,13 @@ def transition(store: Store, run_id: str, change: Callable[[Transition], None],
         tx = Transition.open(cur, run_id, jobs, dependents=dependents)
         change(tx)
         tx.flush()
-        if tx.changed:
-            audit.record(cur, store)
         if tx.ended:
-            prepare_manifest(tx)  # before the COMMIT: no crash leaves the run without one
+            # Before the COMMIT, so no crash leaves the run without a manifest; its reads
+            # come before the audit row, whose chain head is then held only to the COMMIT.
+            artifacts = run_artifacts(tx)
+            prepare_manifest(tx, artifacts, audit.record_head(cur, store))
+        elif tx.changed:
+            audit.record(cur, store)
         return tx
 
     tx = store.transaction(work, pipelined=True)
@@ -205,13 +207,13 @@ def decide(store: Store, run_id: str, job_id: str, choice: str) -> Transition:
         if spec.kind != "checkpoint":
             raise Conflict(f"{job_id!r} is a {spec.kind}, not a checkpoint",
                            hint="`striatum run resume` answers an escalated review")
+        if row.chosen is not None and row.status == "succeeded":
+            raise Conflict(f"checkpoint {job_id!r} of run {tx.run.id} was already decided: "
+                           f"{row.chosen!r}", hint="a decision is final", state=row.status)
         options = [name for name, _ in spec.choices]
         if choice not in options:
             raise UsageError(f"checkpoint {job_id!r} has no choice {choice!r}",
                              hint="choices: " + ", ".join(options))
-        if row.chosen is not None and row.status == "succeeded":
-            raise Conflict(f"checkpoint {job_id!r} of run {tx.run.id} was already decided: "
-                           f"{row.chosen!r}", hint="a decision is final", state=row.status)
         tx.job(job_id, "decide", {"choice": choice}, chosen=choice)
         advance(tx)
 
@@ -235,7 +237,9 @@ def resume(store: Store, run_id: str, decision: str, reason: str) -> Transition:
         tx.run_to("resume", data, blocked_on=None)
         if decision == "accept":
             tx.job(job_id, "decide", data, verdict="accept", reason=reason)
-            advance(tx, [job_id])
+            # Every pending job, not only the review's dependents: a checkpoint decided
+            # while the run was blocked has successors to release too.
+            advance(tx)
         else:
             # One more pass beyond the budget: a human's call, outside plan's bound.
             revise(tx, job_id, reason, granted=True)
@@ -285,25 +289,26 @@ class Waiting:
     """A job of a run that waits for a human, and the command that answers it."""
 
     job: str
+    iteration: int
     kind: str  # a checkpoint, or a review whose revision budget is spent (escalated)
     command: str
 
 
 def waiting(store: Store, run_id: str) -> list[Waiting]:
     """The jobs of the run waiting for a human, in file order (one read when none)."""
-    found = [job for (job,) in store.execute("awaiting_decision", {"run": run_id})]
+    found = store.execute("awaiting_decision", {"run": run_id})
     if not found:
         return []
     workflow = pinned.compiled_of(store, get_run(store, run_id).workflow_digest)
     out = []
-    for job_id in found:
+    for job_id, iteration in found:
         spec = workflow.jobs[job_id]
         if spec.kind == "checkpoint":
             choices = "|".join(name for name, _ in spec.choices)
-            out.append(Waiting(job_id, "checkpoint",
+            out.append(Waiting(job_id, iteration, "checkpoint",
                                f"striatum checkpoint decide {run_id} {job_id} {choices}"))
         else:
-            out.append(Waiting(job_id, "review",
+            out.append(Waiting(job_id, iteration, "review",
                                f"striatum run resume {run_id} --decision accept|fail|revise"))
     return out
 
@@ -354,6 +359,3 @@ def all_events(store: Store, run_id: str, after: int = 0) -> Iterable[dict[str, 
             return
         after = page[-1]["seq"]
 
-
-def artifact_dir(run: RunRow, job_id: str, iteration: int) -> Path:
-    return Path(run.repo_path) / run.artifact_root / run.id / job_id / f"i{iteration}"

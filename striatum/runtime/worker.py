@@ -22,22 +22,19 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..errors import StoreUnavailable
+from ..errors import NotFound, StoreUnavailable
 from . import leases, runs
-from .attempt import Attempts, Outcome
+from .attempt import Attempts, Outcome, describe
 from .audit import default_actor
-from .connections import Heartbeats, LaneStores, Link, Wakeup
+from .connections import Heartbeats, LaneStores, Link, Progress, Wakeup
 from .lanes import DEFAULT_LOG_CAP, start_guardian
 from .leases import Claim, Unprepared
 from .machine import RUN_TERMINAL
 from .manifest import backfill as backfill_manifests
 from .records import RunRow
-
-Progress = Callable[[str], None]
 
 __all__ = ["Outcome", "Worker", "WorkerOptions", "identity"]
 
@@ -67,7 +64,7 @@ class Worker:
     name: str = field(default_factory=identity)
     outcomes: list[Outcome] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
-    _told: set[str] = field(default_factory=set)  # waiting jobs already announced
+    _told: set[tuple[str, int]] = field(default_factory=set)  # (job, pass) announced
     _announced_at: float = field(default=float("-inf"), repr=False, compare=False)
     _run_known: bool = field(default=False, repr=False, compare=False)
     _wake: Wakeup = field(init=False, repr=False, compare=False)
@@ -136,6 +133,15 @@ class Worker:
                     link.close()
                     self.stop.wait(min(5.0, 0.2 * 2 ** min(outage, 5)))
                     continue
+                except NotFound:
+                    raise  # the run it was told to work does not exist
+                except Exception as exc:  # noqa: BLE001 - one bad turn must not end the worker
+                    # A sweep or a claim refused (a contended database, a manifest that
+                    # cannot be written): say so, wait as for an outage, and go on.
+                    outage += 1
+                    self._say(f"a claim turn failed ({describe(exc)}); trying again")
+                    self.stop.wait(min(5.0, 0.2 * 2 ** min(outage, 5)))
+                    continue
                 if self._finished(link, running):
                     break
                 if not running and self.options.run:
@@ -177,6 +183,8 @@ class Worker:
                 outcome = Outcome(taken.run, taken.job, "failed", taken.reason)
                 self.outcomes.append(outcome)
                 self._say(outcome.line())
+                if not taken.final:
+                    return  # claiming again now would take the same job into the same trouble
                 continue
             self._start(taken, attempts, pool, running)
 
@@ -203,8 +211,9 @@ class Worker:
             return
         self._announced_at = time.monotonic()
         for each in found:
-            if each.job not in self._told:
-                self._told.add(each.job)
+            # An escalated review that waits again after a human granted a pass is new.
+            if (each.job, each.iteration) not in self._told:
+                self._told.add((each.job, each.iteration))
                 what = ("a decision" if each.kind == "checkpoint"
                         else "a human: its revision budget is spent")
                 self._say(f"{each.job}: waiting for {what}: {each.command}")

@@ -9,13 +9,14 @@ with ``Checkout.relative``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import StriatumError
+from ..errors import Conflict
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,9 @@ def add_worktree(repo: Path, base_commit: str | None, scratch: Path) -> tuple[Pa
     and the target folder inside it (where the lane runs)."""
     found = checkout(str(repo))
     if not base_commit or found is None:
-        raise StriatumError("isolation: worktree needs the target to be a git repository "
-                            "with a commit when the run is prepared")
+        raise Conflict("isolation: worktree needs the target to be a git repository with a "
+                       "commit when the run is prepared",
+                       hint="commit in the repository, then prepare a new run")
     root = scratch / "worktree"
     if root.exists():
         remove_worktree(repo, root)
@@ -90,9 +92,12 @@ def diff_paths(root: Path, base: str | None, repo: Path) -> list[str]:
 
 
 def remove_worktree(repo: Path, root: Path) -> None:
+    """Remove an attempt's worktree; never raises (what cannot be removed is left to
+    `git worktree prune`)."""
     try:
         git(repo, "worktree", "remove", "--force", str(root))
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
+    except (subprocess.SubprocessError, OSError):
         shutil.rmtree(root, ignore_errors=True)
-        subprocess.run(["git", "-C", str(repo), "worktree", "prune"], capture_output=True,
-                       timeout=60)
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            subprocess.run(["git", "-C", str(repo), "worktree", "prune"], capture_output=True,
+                           timeout=60)

@@ -539,3 +539,30 @@ def test_deciding_a_checkpoint_twice_says_it_was_decided(
     said = exc.value.message + " " + (exc.value.hint or "")
     assert "already decided" in said and "'continue'" in said, said
     assert "reset" not in said, said
+
+
+def test_a_checkpoint_decided_while_the_run_is_blocked_releases_its_branch_on_resume(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    workflow = write_workflow(tmp_path, {
+        "name": "blocked-and-deciding",
+        "lanes": {"a": {"kind": "operator"}, "b": {"kind": "operator"}},
+        "jobs": [{"id": "draft", "lane": "a", "prompt": {"text": "d"}},
+                 {"id": "rev", "lane": "b", "kind": "review", "needs": ["draft"],
+                  "prompt": {"text": "r"}, "revise": {"target": "draft", "max": 1}},
+                 {"id": "chk", "lane": "a", "kind": "checkpoint",
+                  "choices": {"go": ["after"], "stop": []}},
+                 {"id": "after", "lane": "a", "needs": ["chk"], "prompt": {"text": "x"}}]})
+    run_id = start_run(store, workflow, repo)
+    agent = Agent(store, run_id, tmp_path, verdict=scripted({"rev": ["needs_revision"] * 2}),
+                  choose=lambda job, options: "unused")
+    while (claim := leases.claim(store, run_id, owner="agent")) is not None:
+        agent.act(claim)
+    assert runs.status(store, run_id).run.status == "blocked"
+    runs.decide(store, run_id, "chk", "go")  # the human answers the checkpoint meanwhile
+
+    runs.resume(store, run_id, "accept", "good enough")
+
+    view = runs.status(store, run_id)
+    assert statuses(view)["after"] == "ready", view.to_json()
+    claim = leases.claim(store, run_id, owner="agent")
+    assert claim is not None and claim.job == "after"

@@ -15,8 +15,8 @@ import pytest
 
 from striatum.errors import EXIT_LEASE_LOST, Conflict, NotFound, UsageError
 from striatum.runtime import leases, runs
+from striatum.runtime.artifacts import artifact_dir
 from striatum.runtime.doctor import doctor
-from striatum.runtime.runs import artifact_dir
 from striatum.runtime.store import Store
 
 from .helpers import (
@@ -552,3 +552,51 @@ def test_core_errors_about_run_arguments_name_no_command_line_flags(
                      lanes={"nobody": {"command": ["true"]}})
     assert "--lane" not in exc.value.message + (exc.value.hint or "")
     assert "nobody" in exc.value.message
+
+
+def test_a_token_of_fence_zero_is_not_a_lease(store: Store, repo: Path) -> None:
+    run_id = start_run(store, example("minimal"), repo)
+    claim = claim_next(store, run_id)
+    with pytest.raises(leases.LeaseLost) as exc:
+        leases.heartbeat(store, run_id, claim.job, f"0-{'0' * 32}")
+    assert "not a lease" in exc.value.message, exc.value.message
+
+
+def test_a_reason_naming_a_file_whose_name_is_not_utf8_is_recorded_escaped(
+        store: Store, repo: Path) -> None:
+    """git reports such a name with surrogateescape: the reason reaches the record as
+    text UTF-8 can hold, and a refusal carrying it is still the refusal."""
+    run_id = start_run(store, example("minimal"), repo)
+    claim = claim_next(store, run_id)
+    reason = "changed files outside its writes globs: caf\udce9.txt"
+    with pytest.raises(leases.LeaseLost):
+        leases.fail(store, run_id, claim.job, f"{claim.fence}-{'0' * 32}", reason)
+    leases.fail(store, run_id, claim.job, claim.token, reason)
+    retried = [e for e in runs.events(store, run_id) if e["type"] == "job.retry"]
+    assert retried[0]["payload"]["data"]["reason"].endswith("caf\\udce9.txt")
+    assert doctor(store, str(repo)).ok
+
+
+def test_a_manifest_promoted_by_a_sweep_first_is_not_an_error(store: Store, repo: Path,
+                                                              tmp_path: Path) -> None:
+    from striatum.runtime.manifest import PENDING, manifest_path, promote
+
+    run_id = start_run(store, example("minimal"), repo)
+    assert Agent(store, run_id, tmp_path).drive().run.status == "completed"
+    run = runs.get_run(store, run_id)
+    manifest = manifest_path(run)
+    assert manifest.is_file() and not manifest.with_name(PENDING).exists()
+    assert promote(run) == manifest  # the sweep's backfill got there first: nothing to do
+
+
+def test_the_manifest_anchors_the_audit_row_of_the_transaction_that_ended_the_run(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    run_id = start_run(store, example("minimal"), repo)
+    assert Agent(store, run_id, tmp_path).drive().run.status == "completed"
+    manifest = json.loads(next(repo.glob(f"striatum/runs/{run_id}/manifest.json")).read_text())
+    ended = store._conn.execute(
+        "SELECT a.seq, a.row_hash, a.verb FROM striatum.audit_log a "
+        "JOIN striatum.events e ON e.xmin = a.xmin "
+        "WHERE e.run_id = %s AND e.type = 'run.complete'", (run_id,)).fetchone()
+    assert ended is not None and ended[2] == "job complete", ended
+    assert manifest["audit"] == {"seq": ended[0], "hash": ended[1]}

@@ -327,3 +327,122 @@ def _storm(directory: Path) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(lane_pid, signal.SIGKILL)
     assert "Traceback" not in stderr.read_text(errors="replace"), stderr.read_text()
+
+
+# -- what a review of the above found --------------------------------------------------------
+
+
+def test_a_template_that_raises_a_python_error_fails_its_job_and_the_worker_goes_on(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    """Jinja2 raises TypeError (not a TemplateError) for a string plus a number: the job
+    fails at once with the reason, and the worker is not taken down with it."""
+    workflow = write_workflow(tmp_path / "flow", {
+        "name": "type-error", "vars": {"goal": "text"},
+        "lanes": {"agent": {"command": fake("work"), "timeout": 60}},
+        "jobs": [{"id": "broken", "lane": "agent",
+                  "prompt": {"text": "do {{ vars.goal + 1 }}"}}]})
+    run_id = start_run(store, workflow, repo)
+
+    outcomes = work(dsn, run_id, until_run_ends=True)
+
+    assert [(o.job, o.status) for o in outcomes] == [("broken", "failed")], outcomes
+    assert "TypeError" in outcomes[0].detail, outcomes
+    assert job_row(store, run_id, "broken")["status"] == "failed"
+    assert len(events_of(store, run_id, "broken", "job.claim")) == 1  # no retry
+    assert run_status(store, run_id) == "failed"
+
+
+def test_an_attempt_that_cannot_be_prepared_is_not_claimed_again_at_once(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    """Its folder cannot be written (a local trouble, maybe of this host alone): one attempt
+    is failed and the claimer is told why, instead of claiming the same job into the same
+    trouble until its attempts are gone."""
+    from striatum.errors import AttemptNotPrepared
+
+    workflow = one_task(tmp_path / "flow", {"kind": "operator"}, max_attempts=3)
+    run_id = start_run(store, workflow, repo)
+    (repo / ".striatum").write_text("a file where the scratch folder goes\n", encoding="utf-8")
+
+    with pytest.raises(AttemptNotPrepared) as refused:
+        leases.claim(store, run_id, owner="agent")
+
+    assert ".striatum" in refused.value.message and "retried" in refused.value.message
+    job = job_row(store, run_id, "write")
+    assert (job["status"], job["attempt"]) == ("ready", 1), job
+    assert run_status(store, run_id) == "running"
+
+
+def test_a_worker_ends_no_attempt_of_its_own_on_a_configuration_it_cannot_work(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    """isolation: worktree in a folder that is no git repository fails the job once, with
+    the reason, instead of spending every attempt on it."""
+    workflow = one_task(tmp_path / "flow", {"command": fake("work"), "timeout": 60},
+                        isolation="worktree", max_attempts=3)
+    run_id = start_run(store, workflow, repo)
+
+    outcomes = work(dsn, run_id, until_run_ends=True)
+
+    assert [o.status for o in outcomes] == ["failed"], outcomes
+    assert "git repository" in outcomes[0].detail
+    assert len(events_of(store, run_id, "write", "job.claim")) == 1
+    assert run_status(store, run_id) == "failed"
+
+
+def test_a_worker_goes_on_after_a_turn_the_database_refused(
+        dsn: str, store: Store, repo: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from striatum.errors import RetriesExhausted
+    from striatum.runtime import worker as worker_module
+
+    real = worker_module.leases.sweep_expired
+    calls = {"n": 0}
+
+    def contended(*args: object, **kwargs: object) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RetriesExhausted("gave up after 8 retries of a conflicting transaction")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker_module.leases, "sweep_expired", contended)
+    run_id = start_run(store, one_task(tmp_path / "flow", {"command": fake("work"),
+                                                            "timeout": 60}), repo)
+    said: list[str] = []
+
+    outcomes = work(dsn, run_id, until_run_ends=True, progress=said.append)
+
+    assert [o.status for o in outcomes] == ["succeeded"], (outcomes, said)
+    assert any("claim turn failed" in line for line in said), said
+    assert run_status(store, run_id) == "completed"
+
+
+def test_the_lock_that_orders_progress_lines_is_released_whatever_ends_an_attempt(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transition that fails an attempt raises something no one expected (a manifest
+    that cannot be written): the lock is still released, or the claim loop and every
+    other lane would wait on it forever."""
+    import types
+
+    from striatum.runtime import attempt as attempt_module
+
+    class Stores:
+        def check(self) -> None:
+            pass
+
+        def store(self) -> object:
+            return object()
+
+    def broken_fail(*args: object, **kwargs: object) -> None:
+        raise FileNotFoundError(2, "No such file or directory", "manifest.json.pending")
+
+    monkeypatch.setattr(attempt_module.leases, "fail", broken_fail)
+    monkeypatch.setattr(attempt_module._Attempt, "execute",
+                        lambda self: self._fail("exited with code 1", []))
+    attempts = attempt_module.Attempts(Stores(), None, 0, lambda line: None)  # type: ignore[arg-type]
+    claim = types.SimpleNamespace(run="r", job="j", token="1-x",
+                                  run_row=types.SimpleNamespace(repo_path="/nonexistent"),
+                                  prompt_file="/nonexistent/i0a0/prompt.md")
+
+    outcome = attempts.run(claim)  # type: ignore[arg-type]
+
+    assert outcome.status == "error" and "manifest.json.pending" in outcome.detail, outcome
+    assert attempts.told.acquire(timeout=1), "the lock was left held"

@@ -127,10 +127,12 @@ $$;
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'striatum_runtime') THEN
-        -- UPDATE because a transition locks rows through the views (FOR UPDATE needs
-        -- it); through them it may change nothing it could not change in the tables.
-        GRANT SELECT, UPDATE ON striatum.job_records, striatum.run_records
-            TO striatum_runtime;
+        -- UPDATE on job_records because a transition locks job rows through it (FOR
+        -- UPDATE needs it); through it nothing can change that the table's own grant
+        -- does not allow. run_records is only read: locking through it would lock the
+        -- repository's row, which every event insert takes KEY SHARE on.
+        GRANT SELECT, UPDATE ON striatum.job_records TO striatum_runtime;
+        GRANT SELECT ON striatum.run_records TO striatum_runtime;
         GRANT EXECUTE ON FUNCTION
             striatum.append_audit(text, text, text, text),
             striatum.claim_job(text, text[], text[], text, text, integer, text, text, text)

@@ -111,8 +111,8 @@ ORDER BY j.position;
 -- lock_jobs: every job of a run, locked, in file order --
 SELECT * FROM striatum.job_records WHERE run_id = %(run)s ORDER BY position FOR UPDATE;
 
--- awaiting_decision: the checkpoints of a run that wait for a human, in file order --
-SELECT job_id FROM striatum.jobs
+-- awaiting_decision: the jobs of a run that wait for a human (checkpoints, escalated reviews) and their pass, in file order --
+SELECT job_id, iteration FROM striatum.jobs
 WHERE run_id = %(run)s AND status = 'awaiting_decision'
 ORDER BY position;
 
