@@ -54,22 +54,59 @@ class Outcome:
         return f"{self.job}: {self.status} in {self.seconds:.1f}s{extra}"
 
 
+class Told:
+    """Keeps a worker's lines in the order things happened without making its lanes wait
+    on each other. An attempt takes a ticket just before the transition that ends it and
+    gives it back once its line is said; a job claimed meanwhile says it started only
+    after the lines of the tickets out when it was claimed (the verdict that released it
+    is among them), and never waits for attempts that end later."""
+
+    WAIT = 10.0  # the longest a line waits for another (its attempt may be stuck)
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._out: set[int] = set()
+        self._next = 0
+
+    def take(self) -> int:
+        with self._changed:
+            self._next += 1
+            self._out.add(self._next)
+            return self._next
+
+    def give_back(self, ticket: int) -> None:
+        with self._changed:
+            self._out.discard(ticket)
+            self._changed.notify_all()
+
+    def out(self) -> frozenset[int]:
+        with self._changed:
+            return frozenset(self._out)
+
+    def wait_for(self, tickets: frozenset[int]) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: not tickets & self._out, self.WAIT)
+
+
 @dataclass
 class Attempts:
-    """Runs attempts on lane threads. ``told`` is held from just before the transition
-    that ends an attempt until its line is said, and by the claim loop while it says a
-    job started: a job a verdict released is never said to start before the verdict."""
+    """Runs attempts on lane threads; ``told`` orders the lines they say."""
 
     stores: LaneStores
     beats: Heartbeats
     log_cap: int
     say: Callable[[str], None]
-    told: threading.Lock = field(default_factory=threading.Lock)
+    told: Told = field(default_factory=Told)
 
-    def run(self, claim: Claim) -> Outcome:
+    def run(self, claim: Claim, after: frozenset[int] = frozenset()) -> Outcome:
+        """Run one attempt; its "started" line waits for the lines of ``after`` (the
+        attempts that were ending when the job was claimed)."""
         started = time.monotonic()
         attempt = _Attempt(self, claim)
         try:
+            self.told.wait_for(after)
+            self.say(f"{claim.job}: started (run {claim.run}, pass {claim.iteration + 1}, "
+                     f"attempt {claim.attempt + 1})")
             try:
                 status, detail = attempt.execute()
             except LeaseLost as exc:
@@ -83,9 +120,9 @@ class Attempts:
             self.say(outcome.line())
             return outcome
         finally:
-            # Whatever happened, or the claim loop and every other lane would wait forever.
-            if attempt.finishing:
-                self.told.release()
+            # Whatever happened, or the lines of the jobs claimed meanwhile would wait.
+            if attempt.ticket is not None:
+                self.told.give_back(attempt.ticket)
 
 
 def _permanent(exc: BaseException) -> bool:
@@ -118,14 +155,13 @@ class _Attempt:
         self.repo = Path(claim.run_row.repo_path)
         self.scratch = Path(claim.prompt_file).parent
         self.worktree: Path | None = None  # the root of the attempt's worktree, if any
-        self.finishing = False  # holds attempts.told
+        self.ticket: int | None = None  # from attempts.told, once the attempt is ending
 
     @contextmanager
     def _ending(self) -> Iterator[None]:
-        """Around the transition that ends the attempt: see ``Attempts.told``."""
-        if not self.finishing:
-            self.attempts.told.acquire()
-            self.finishing = True
+        """Around the transition that ends the attempt: see ``Told``."""
+        if self.ticket is None:
+            self.ticket = self.attempts.told.take()
         yield
 
     def store(self) -> Store:

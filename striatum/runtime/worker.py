@@ -190,10 +190,9 @@ class Worker:
 
     def _start(self, claim: Claim, attempts: Attempts, pool: ThreadPoolExecutor,
                running: dict[Future[Outcome], Claim]) -> None:
-        with attempts.told:
-            self._say(f"{claim.job}: started (run {claim.run}, pass {claim.iteration + 1}, "
-                      f"attempt {claim.attempt + 1})")
-        future = pool.submit(attempts.run, claim)
+        # Its line waits for those of the attempts ending now: the one that released it may
+        # be among them.
+        future = pool.submit(attempts.run, claim, attempts.told.out())
         # Once the future is done (not before: the loop counts slots by done futures).
         future.add_done_callback(lambda _: self._wake.set())
         running[future] = claim
