@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXAMPLES := $(sort $(wildcard examples/*/workflow.json))
 
-.PHONY: demo test lint typecheck unit integration bench clean
+.PHONY: demo test lint typecheck unit integration bench clean agent-clis
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,19 @@ test: lint typecheck unit
 integration: $(VENV)/.installed
 	$(BIN)/pytest -q tests/integration
 
+# The real agent CLIs and the MCP Inspector, at the versions tests/agents/package.json
+# pins, for the conformance tests (which skip, saying so, where they are absent).
+AGENT_CLIS ?= .agent-clis
+agent-clis: $(AGENT_CLIS)/.installed
+
+$(AGENT_CLIS)/.installed: tests/agents/package.json
+	mkdir -p $(AGENT_CLIS)
+	cp tests/agents/package.json $(AGENT_CLIS)/package.json
+	cd $(AGENT_CLIS) && npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
 bench: $(VENV)/.installed
 	$(BIN)/python bench/compile_scaling.py
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(AGENT_CLIS) build dist .mypy_cache .ruff_cache .pytest_cache

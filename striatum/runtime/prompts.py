@@ -116,7 +116,36 @@ def prepare_prompt(store: Store, run: RunRow, job: JobRow, pinned: CompiledWorkf
         feedback = str(last[0][0]) if last else None
     text = render(run, job, pinned, artifacts=read_artifacts(run.repo_path, stored),
                   feedback=feedback)
-    return write_prompt(scratch_dir(run, job), text)
+    directory = scratch_dir(run, job)
+    return write_prompt(directory, text + contract(run, job, pinned, directory / "out"))
+
+
+def contract(run: RunRow, job: JobRow, pinned: CompiledWorkflow, out: Path) -> str:
+    """What the job must leave and how it reports, with every path written out: an agent
+    (or its permission rules) cannot be expected to expand ``$STRIATUM_ARTIFACT_DIR``.
+    Appended to the rendered prompt, after a rule."""
+    spec = pinned.jobs[job.job_id]
+    by_worker = job.lane_kind == "command"
+    lines = ["", "---", f"striatum: this is job {job.job_id} of run {run.id} ({spec.kind}, "
+             f"pass {job.iteration + 1}, attempt {job.attempt + 1})."]
+    if spec.produces:
+        lines.append("Write each file this job produces at exactly this path:")
+        lines += [f"  {out / name}" for name in spec.produces]
+        if not by_worker:
+            lines.append("then publish each one: striatum job publish --artifact PATH "
+                         "--as NAME")
+    if spec.kind == "review":
+        lines.append("Record your verdict with one of these commands:")
+        lines += [f'  striatum job verdict {outcome} --reason "..."' for outcome in
+                  spec.outcomes]
+        if by_worker:
+            lines.append(f'or write {out / "verdict.json"} holding '
+                         '{"verdict": "accept", "reason": "..."}.')
+    elif not by_worker:
+        lines.append("When the work is done: striatum job complete")
+    elif not spec.produces:
+        lines.append("Exit when the work is done.")
+    return "\n".join(lines) + "\n"
 
 
 def write_prompt(directory: Path, text: str) -> Path:
