@@ -13,7 +13,8 @@
 * stdout and stderr go to one log file, capped, with a marker saying how much
   was cut; the runner never reads the output for meaning;
 * the environment is an allowlist: PATH, HOME, LANG, TERM, the lane's own
-  ``env`` (where ``"${NAME}"`` passes the worker's NAME through by name), and
+  ``env`` (where ``"${NAME}"`` passes the worker's NAME through by name, and
+  leaves the variable unset when the worker has no NAME), and
   STRIATUM_* for the job. A secret in the worker's environment reaches the
   agent only when the lane names it.
 """
@@ -59,7 +60,12 @@ def lane_environment(declared: Mapping[str, str], job_env: Mapping[str, str],
     env = {name: source[name] for name in ALLOWED_ENV if name in source}
     for name, value in declared.items():
         if value.startswith("${") and value.endswith("}"):
-            env[name] = source.get(value[2:-1], "")
+            # Passed through by name; one the worker does not have stays unset, since an
+            # empty ANTHROPIC_BASE_URL (say) is not the same as none.
+            if value[2:-1] in source:
+                env[name] = source[value[2:-1]]
+            else:
+                env.pop(name, None)
         else:
             env[name] = value
     env.update(job_env)

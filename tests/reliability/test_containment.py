@@ -230,7 +230,11 @@ def test_the_lane_environment_is_an_allowlist(worker: dict[str, str],
     job = {"STRIATUM_RUN": "r", "STRIATUM_JOB": "j"}
     env = lane_environment(lane, job, worker)
     expected: dict[str, Any] = {n: worker[n] for n in ALLOWED_ENV if n in worker}
-    expected.update({name: worker.get(source, "") for name, source in declared.items()})
+    for name, source in declared.items():
+        if source in worker:
+            expected[name] = worker[source]
+        else:
+            expected.pop(name, None)  # passed through by name, and the worker has none
     expected.update(job)
     assert env == expected
 
