@@ -30,3 +30,8 @@ def grammar_path() -> Path:
 
 def examples_dir() -> Path:
     return data_dir("examples")
+
+
+def playbook_path() -> Path:
+    """The operator's playbook (docs/HOW_TO_AGENT.md), also the striatum skill's text."""
+    return data_dir("docs") / "HOW_TO_AGENT.md"

@@ -30,7 +30,7 @@ def doctor(no_anchors: bool, strict: bool, as_json: bool) -> int:
     if as_json:
         emit_json(report.to_json())
     else:
-        marks = {"ok": "ok  ", "fail": "FAIL", "unanchored": "----"}
+        marks = {"ok": "ok  ", "fail": "FAIL", "unanchored": "----", "stale": "warn"}
         for finding in report.findings:
             click.echo(f"{marks[finding.status]} {finding.check:<8} {finding.message}")
         verdict = "doctor found problems" if not report.ok else (

@@ -25,9 +25,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("run", "run", "Runs: prepare, start, status, list, events, cancel, resume."),
     "job": ("job", "job", "Jobs: claim, heartbeat, publish, verdict, complete, release, fail."),
     "checkpoint": ("checkpoint", "checkpoint", "Checkpoints: decide."),
+    "lane": ("lane", "lane", "Lanes: preset (a lane that runs claude, codex or gemini)."),
     "worker": ("work", "worker", "Claim ready command-lane jobs, run them, finish them."),
     "db": ("db", "db", "The database: migrate, url, status, stop."),
     "doctor": ("doctor", "doctor", "Verify the record: chains, replay, guards, manifests."),
+    "skills": ("agents", "skills", "The striatum skill for agent CLIs: install."),
+    "adopt": ("agents", "adopt", "Wire a repository up for Claude Code, Codex or Gemini CLI."),
 }
 
 

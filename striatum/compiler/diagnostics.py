@@ -72,6 +72,10 @@ CODES: dict[str, tuple[Severity, str]] = {
     "STR312": (Severity.WARNING, "template-syntax"),
     "STR313": (Severity.WARNING, "checkpoint-successor-never-chosen"),
     "STR314": (Severity.INFO, "plan-bound-not-exact"),
+    "STR315": (Severity.WARNING, "agent-flag-unknown"),
+    "STR316": (Severity.WARNING, "reviewer-cannot-record-verdict"),
+    "STR317": (Severity.WARNING, "lane-cannot-write-produces"),
+    "STR318": (Severity.WARNING, "agent-lane-will-not-start"),
 }
 
 

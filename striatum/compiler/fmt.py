@@ -43,6 +43,11 @@ def _pretty(value: Any, indent: int, prefix_len: int, top: bool = False) -> str:
     return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
 
 
+def format_value(value: Any) -> str:
+    """Any JSON value as ``fmt`` writes a workflow's parts: what fits on a line, inline."""
+    return _pretty(value, 0, 0)
+
+
 def format_json(document: dict[str, Any]) -> str:
     return _pretty(document, 0, 0, top=True) + "\n"
 

@@ -66,6 +66,10 @@ SUMMARIES: dict[str, str] = {
     "STR312": "A prompt is not a valid Jinja2 template.",
     "STR313": "A checkpoint successor that no choice lists.",
     "STR314": "The plan's worst case is an upper bound, not exact.",
+    "STR315": "A lane passes an agent CLI an option it does not have.",
+    "STR316": "A review's agent can record no verdict.",
+    "STR317": "A job's agent may not write the files the job produces.",
+    "STR318": "A lane's agent CLI will not start headless.",
 }
 
 

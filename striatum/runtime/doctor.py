@@ -65,10 +65,15 @@ class Finding:
     seq: int | None = None
     ok: bool = False
     unanchored: bool = False  # nothing failed, but nothing vouches for the chain's tail
+    stale: bool = False  # nothing failed, but something outside the record wants updating
 
     @property
     def status(self) -> str:
-        return "unanchored" if self.unanchored else ("ok" if self.ok else "fail")
+        if self.unanchored:
+            return "unanchored"
+        if self.stale:
+            return "stale"
+        return "ok" if self.ok else "fail"
 
     def to_json(self) -> dict[str, Any]:
         return {"check": self.check, "status": self.status, "ok": self.ok,
@@ -90,8 +95,9 @@ class Report:
         return not any(f.unanchored for f in self.findings)
 
     def add(self, check: str, message: str, *, ok: bool = False, table: str | None = None,
-            seq: int | None = None, unanchored: bool = False) -> None:
-        self.findings.append(Finding(check, message, table, seq, ok or unanchored, unanchored))
+            seq: int | None = None, unanchored: bool = False, stale: bool = False) -> None:
+        self.findings.append(Finding(check, message, table, seq, ok or unanchored or stale,
+                                     unanchored, stale))
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "anchored": self.anchored, "events": self.events,
@@ -423,6 +429,23 @@ def _audit_anchor(store: Store, document: dict[str, Any], run_id: str, report: R
     return seq
 
 
+def check_skills(repo: str, report: Report) -> None:
+    """The striatum skills installed in ``repo``: current, or flagged with the command
+    that brings them up to date (an agent would follow an outdated playbook)."""
+    from ..agents.skills import check
+
+    root = Path(repo)
+    for found in check(root):
+        where = found.path.relative_to(root)
+        if found.state == "current":
+            report.add("skills", f"{where} is this striatum's skill", ok=True)
+        else:
+            why = ("was edited since it was installed" if found.state == "edited"
+                   else "is from another striatum")
+            report.add("skills", f"{where} {why}: `{found.fix(root)}` installs the current "
+                                 "one", stale=True)
+
+
 def doctor(store: Store, repo: str | None = None, *, strict: bool = False) -> Report:
     report = Report()
     replay = _Replay()
@@ -433,6 +456,8 @@ def doctor(store: Store, repo: str | None = None, *, strict: bool = False) -> Re
         check_projections(replay, report)
         check_guards(store, report)
         audit_anchor = check_anchors(store, repo, report) if repo is not None else 0
+    if repo is not None:
+        check_skills(repo, report)
     if audit_rows is not None:
         if audit_rows == 0 or audit_anchor >= audit_rows:
             report.add("chain", f"audit: {audit_rows} rows verified", ok=True,

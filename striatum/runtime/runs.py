@@ -133,6 +133,25 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
     return run_id
 
 
+@verb("repo adopt")
+def register_repo(store: Store, repo: str) -> int:
+    """Make ``repo`` known to the record (its row and its chain's head), as a run's
+    prepare would; its id."""
+    path = os.path.realpath(repo)
+    if not os.path.isdir(path):
+        raise NotFound(f"repository {repo} is not a directory",
+                       hint="name the target repository's folder")
+
+    def work(cur: psycopg.Cursor[Any]) -> int:
+        found = fetch_one(cur, "ensure_repo", {"path": path}) or \
+            fetch_one(cur, "repo_id", {"path": path})
+        fetch(cur, "ensure_chain", {"chain": repo_chain(found[0])})
+        audit.record(cur, store)
+        return int(found[0])
+
+    return store.transaction(work)
+
+
 def _with_lanes(source: Any, lanes: dict[str, Any]) -> Any:
     import copy
     from dataclasses import replace

@@ -30,6 +30,7 @@ from striatum.compiler.lint import (
     lint,
     read_prompt,
 )
+from striatum.compiler.presets import preset
 from striatum.compiler.simulate import run
 
 try:
@@ -37,8 +38,9 @@ try:
 except ImportError:  # run without the repository root on sys.path
     from strategies import valid_workflows  # type: ignore[no-redef,import-not-found]
 
-CODER = ["codex", "exec", "{prompt_file}"]
-REVIEWER = ["claude", "-p", "{prompt_file}"]
+# Lanes that work headless (the checks of STR315-318 find nothing in them).
+CODER = preset("codex")["command"]
+REVIEWER = preset("claude", "reviewer")["command"]
 
 
 def compile_in(tmp_path: Path, doc: dict[str, Any], files: dict[str, str | bytes] | None = None

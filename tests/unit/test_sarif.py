@@ -309,6 +309,6 @@ def test_a_linted_workflow_as_sarif(tmp_path: Path) -> None:
     assert_valid(log)
     assert_code_scanning_ready(log)
     results = log["runs"][0]["results"]
-    assert {r["ruleId"] for r in results} == {"STR303", "STR307", "STR310", "STR311"}
+    assert {r["ruleId"] for r in results} == {"STR303", "STR307", "STR310", "STR311", "STR316"}
     assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
             for r in results} == {artifact_uri(str(path))}

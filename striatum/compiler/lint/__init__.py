@@ -23,6 +23,12 @@ from ..diagnostics import Diagnostic
 from .context import LintContext, Rule, _always_skipped_cheaply
 from .globs import _overlapping_patterns, globs_overlap
 from .prompts import read_prompt
+from .rules_agents import (
+    agent_flag_unknown,
+    agent_lane_will_not_start,
+    lane_cannot_write_produces,
+    reviewer_cannot_record_verdict,
+)
 from .rules_files import (
     MAX_OVERLAP_REPORTS,
     artifact_unused,
@@ -101,4 +107,8 @@ RULES: dict[str, Rule] = {
     "STR312": template_syntax,
     "STR313": checkpoint_successor_never_chosen,
     "STR314": plan_bound_not_exact,
+    "STR315": agent_flag_unknown,
+    "STR316": reviewer_cannot_record_verdict,
+    "STR317": lane_cannot_write_produces,
+    "STR318": agent_lane_will_not_start,
 }

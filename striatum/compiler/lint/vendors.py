@@ -29,16 +29,24 @@ def _program_name(token: str) -> str:
     return _PACKAGE_PROGRAMS.get(name, name)
 
 
-def agent_of(command: tuple[str, ...]) -> Agent | None:
-    """The program a lane's argv runs (skipping `env`, VAR=value and `npx`) and its model."""
+def program_and_args(command: tuple[str, ...]) -> tuple[str, list[str]] | None:
+    """The program a lane's argv runs (skipping `env`, VAR=value and `npx`), and the
+    arguments it gets."""
     rest = list(command)
     while rest and (_ASSIGNMENT.match(rest[0]) or rest[0].startswith("-")
                     or _program_name(rest[0]) in _LAUNCHERS):
         rest.pop(0)
     if not rest:
         return None
-    program = _program_name(rest[0])
-    args = rest[1:]
+    return _program_name(rest[0]), rest[1:]
+
+
+def agent_of(command: tuple[str, ...]) -> Agent | None:
+    """The program a lane's argv runs and its model."""
+    found = program_and_args(command)
+    if found is None:
+        return None
+    program, args = found
     if _INTERPRETER.fullmatch(program):
         # `python reviewer.py` and `python coder.py` are different agents.
         script = next((i for i, arg in enumerate(args) if not arg.startswith("-")), None)

@@ -1,0 +1,69 @@
+"""``striatum adopt``: wire a repository up for an agent CLI, so that a session started in
+it knows how to drive striatum and can reach its MCP server.
+
+For each profile, what its CLI reads (see docs/agents.md for where each looks):
+
+- the skill (``skills.install``);
+- the instructions: a marked striatum section in AGENTS.md (Codex reads it), and a
+  line importing it in CLAUDE.md (``@AGENTS.md``) and GEMINI.md (``@./AGENTS.md``);
+- the MCP server in the project's config: ``.mcp.json`` (Claude Code),
+  ``.gemini/settings.json`` with ``trust`` (Gemini drops untrusted servers' tools
+  headless), ``.codex/config.toml`` (read for a trusted project);
+- ``.striatum/`` in ``.gitignore``.
+
+A user's own text is never rewritten: sections are marked, JSON and TOML are
+merged key by key, and a file striatum cannot parse is refused, not replaced.
+Adopting twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import skills
+from .files import FileChange, with_json_key, with_line, with_section, with_toml_table
+
+BEGIN = "<!-- striatum:begin (written by `striatum adopt`; edits between the markers are "\
+        "replaced) -->"
+END = "<!-- striatum:end -->"
+SERVER = "striatum"
+MCP_ARGS = ["mcp", "serve", "--stdio"]
+
+INSTRUCTIONS = """## striatum
+
+This repository's multi-agent work runs through striatum. When a prompt ends with
+`striatum: this is job ...`, or when asked to work or review a striatum run, use the
+`striatum` skill (the playbook: claim a job, do it, publish what it produces, complete
+it or record a verdict, hand a blocked run to a human). The `striatum` MCP server offers
+the same verbs as tools; the `striatum` command does too (`striatum --help`).
+Never edit `.striatum/` or `striatum/runs/` by hand: they belong to the record.
+"""
+
+
+def plan(repo: Path, profile: str, command: str = "striatum") -> list[FileChange]:
+    """Every file ``profile`` needs in ``repo``, as planned changes (none applied)."""
+    names = skills.profiles(profile)
+    planned = [*skills.install(repo, profile),
+               with_section(repo / "AGENTS.md", BEGIN, END, INSTRUCTIONS)]
+    if "claude_code" in names:
+        planned += [with_line(repo / "CLAUDE.md", "@AGENTS.md"),
+                    with_json_key(repo / ".mcp.json", ("mcpServers", SERVER),
+                                  {"type": "stdio", "command": command, "args": MCP_ARGS})]
+    if "gemini" in names:
+        planned += [with_line(repo / "GEMINI.md", "@./AGENTS.md"),
+                    with_json_key(repo / ".gemini" / "settings.json", ("mcpServers", SERVER),
+                                  {"command": command, "args": MCP_ARGS, "trust": True})]
+    if "codex" in names:
+        planned.append(with_toml_table(repo / ".codex" / "config.toml",
+                                       ("mcp_servers", SERVER),
+                                       {"command": command, "args": MCP_ARGS}))
+    planned.append(with_line(repo / ".gitignore", ".striatum/"))
+    return _merged(planned)
+
+
+def _merged(planned: list[FileChange]) -> list[FileChange]:
+    """One change per file (two profiles may plan the same skill file), in plan order."""
+    by_path: dict[Path, FileChange] = {}
+    for each in planned:
+        by_path.setdefault(each.path, each)
+    return list(by_path.values())
