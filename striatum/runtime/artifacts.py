@@ -51,12 +51,16 @@ def stage(source: str, name: str | None = None) -> Staged:
     return src, _artifact_name(src, name)
 
 
-def store_artifact(cur: psycopg.Cursor[Any], run: RunRow, row: JobRow, staged: Staged
+def store_artifact(cur: psycopg.Cursor[Any], run: RunRow, row: JobRow, staged: Staged, *,
+                   iteration: int | None = None, fence: int | None = None
                    ) -> tuple[dict[str, Any], Event]:
     """Copy the file into the run's artifacts (hashing it) and queue its record; the
-    caller appends the event."""
+    caller appends the event. ``iteration`` and ``fence``: those of an attempt whose
+    lease has ended (the job's own by default)."""
     src, artifact = staged
-    target = artifact_dir(run, row.job_id, row.iteration) / artifact
+    iteration = row.iteration if iteration is None else iteration
+    fence = row.fence if fence is None else fence
+    target = artifact_dir(run, row.job_id, iteration) / artifact
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         digest, size = _copy_hashing(src, target)
@@ -65,11 +69,11 @@ def store_artifact(cur: psycopg.Cursor[Any], run: RunRow, row: JobRow, staged: S
                          hint="use a shorter artifact name, or free space in the repository"
                          ) from exc
     stored_at = os.path.relpath(target, run.repo_path)
-    send(cur, "upsert_artifact", {"run": run.id, "job": row.job_id, "iteration": row.iteration,
+    send(cur, "upsert_artifact", {"run": run.id, "job": row.job_id, "iteration": iteration,
                                   "path": artifact, "stored_at": stored_at,
-                                  "sha256": digest, "bytes": size, "fence": row.fence})
+                                  "sha256": digest, "bytes": size, "fence": fence})
     record = {"path": artifact, "sha256": digest, "bytes": size, "stored_at": stored_at,
-              "iteration": row.iteration}
+              "iteration": iteration}
     return record, Event("artifact.publish", run.id, row.job_id, row.state(), record)
 
 

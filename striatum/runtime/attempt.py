@@ -9,6 +9,7 @@ worktree is removed, and the outcome still names the run and the job.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -98,6 +99,11 @@ class Attempts:
     say: Callable[[str], None]
     told: Told = field(default_factory=Told)
 
+    @property
+    def dsn(self) -> str:
+        """The database the worker works, which its lanes' `striatum job ...` must reach."""
+        return self.stores.dsn
+
     def run(self, claim: Claim, after: frozenset[int] = frozenset()) -> Outcome:
         """Run one attempt; its "started" line waits for the lines of ``after`` (the
         attempts that were ending when the job was claimed)."""
@@ -185,7 +191,7 @@ class _Attempt:
         argv = [fill(part, values) for part in lane.command]
         stdin = Path(fill(lane.stdin, values)) if lane.stdin else None
         env = lane_environment(dict(lane.env), {
-            **_job_env(claim), "STRIATUM_KIND": claim.kind,
+            **_job_env(claim, self.attempts.dsn), "STRIATUM_KIND": claim.kind,
             "STRIATUM_CAN_REVISE": "1" if spec.revise else "0"})
         lost = threading.Event()
         self.attempts.beats.hold(claim, lost)
@@ -198,6 +204,12 @@ class _Attempt:
         finally:
             self.attempts.beats.release(claim)
         if not self._read(lambda store: _still_mine(store, claim)):
+            if log.is_file():
+                # The agent ended the attempt itself (its verdict, say): the log is still
+                # the attempt's. Refused when the lease was lost instead: nothing to add.
+                with contextlib.suppress(LeaseLost):
+                    leases.publish_log(self.store(), claim.run, claim.job, claim.token,
+                                       str(log))
             return "done by the agent", "it finished the job through the CLI, or lost the lease"
         # What the attempt leaves is published by the transition that ends it, in the
         # same transaction: one commit per job instead of one per file.
@@ -292,19 +304,19 @@ class _Attempt:
             return read(self.store())
 
 
-def _job_env(claim: Claim) -> dict[str, str]:
+def _job_env(claim: Claim, dsn: str) -> dict[str, str]:
     env = {"STRIATUM_RUN": claim.run, "STRIATUM_JOB": claim.job,
            "STRIATUM_LEASE": claim.token, "STRIATUM_ARTIFACT_DIR": claim.artifact_dir,
            "STRIATUM_PROMPT_FILE": claim.prompt_file,
            "STRIATUM_ITERATION": str(claim.iteration), "STRIATUM_ATTEMPT": str(claim.attempt),
            "STRIATUM_PRODUCES": "\n".join(claim.produces),
            "STRIATUM_REPO": claim.run_row.repo_path}
-    # So the agent's own `striatum job ...` calls reach the same database: the embedded
-    # server's home, or a DSN that carries no password (one that does is never passed).
+    # So the agent's own `striatum job ...` calls reach the database this worker works
+    # (however the worker was told of it: --dsn, STRIATUM_DSN or the embedded server),
+    # when its DSN carries no password: one that does is never passed on.
     if os.environ.get("STRIATUM_HOME"):
         env["STRIATUM_HOME"] = os.environ["STRIATUM_HOME"]
-    dsn = os.environ.get("STRIATUM_DSN")
-    if dsn and not _has_password(dsn):
+    if not _has_password(dsn):
         env["STRIATUM_DSN"] = dsn
     return env
 

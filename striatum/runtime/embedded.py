@@ -123,10 +123,23 @@ def info() -> EmbeddedInfo:
     return EmbeddedInfo(base, pgdata, running, dsn if running else None, pid)
 
 
+def _postmaster_alive(pidfile: Path) -> bool:
+    """Whether the server the pid file names still runs (it may have been killed and
+    left the file behind)."""
+    try:
+        first = pidfile.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+        os.kill(int(first), 0)
+    except PermissionError:
+        return True  # it runs, as another user
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def stop() -> bool:
     """Stop the embedded server; False when it was not running."""
     base, pgdata, cache = _paths()
-    if not (pgdata / "postmaster.pid").exists():
+    if not _postmaster_alive(pgdata / "postmaster.pid"):
         cache.unlink(missing_ok=True)
         return False
     module = _server_module()

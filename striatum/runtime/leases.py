@@ -11,6 +11,7 @@ lost its lease can never complete the job a second time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import secrets
 from collections.abc import Iterable
@@ -248,6 +249,46 @@ def publish(store: Store, run_id: str, job_id: str, token: str, source: str,
         append_events(cur, run.repo_id, [event], clock[0][0])
         audit.record(cur, store)
         return artifact
+
+    return store.transaction(work, pipelined=True)
+
+
+@verb("job publish log")
+def publish_log(store: Store, run_id: str, job_id: str, token: str, source: str
+                ) -> dict[str, Any] | None:
+    """Publish an attempt's log (``logs/<job>.log``) after its lease ended by its holder's
+    own verb (a verdict the agent recorded, a completion, a failure it reported): the
+    token proves the attempt was this holder's. Nothing is published over the log of a
+    later attempt of the same pass (None then); a lease that expired is not an end the
+    holder made, and is refused."""
+    staged = stage(source, f"logs/{job_id}.log")
+    where = f"{run_id}/{job_id}"
+    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+    def work(cur: psycopg.Cursor[Any]) -> dict[str, Any] | None:
+        jobs, found, ended, clock = fetch_together(
+            cur, ("lock_job", {"run": run_id, "job": job_id}, JobRow),
+            ("run_record", {"run": run_id}, RunRow),
+            ("lease_of_token", {"run": run_id, "job": job_id, "digest": digest}), ("now", {}))
+        if not jobs or not found:
+            raise NotFound(f"no job {where}")
+        if not ended:
+            raise LeaseLost(f"the token is not a lease of {where}: no claim of this job gave it",
+                            hint="pass the token of the attempt whose log it is")
+        fence, iteration, over, outcome = ended[0]
+        if not over or outcome == "expire":
+            raise LeaseLost(f"the lease on {where} at fence {fence} "
+                            + ("is still held: publish the log with `job publish`" if not over
+                               else "expired: its attempt did not end by its holder's verb"))
+        later = fetch(cur, "artifact_fence", {"run": run_id, "job": job_id,
+                                              "iteration": iteration, "path": staged[1]})
+        if later and int(later[0][0]) > fence:
+            return None
+        record, event = store_artifact(cur, found[0], jobs[0], staged, iteration=iteration,
+                                       fence=fence)
+        append_events(cur, found[0].repo_id, [event], clock[0][0])
+        audit.record(cur, store)
+        return record
 
     return store.transaction(work, pipelined=True)
 

@@ -446,3 +446,88 @@ def test_the_ticket_that_orders_progress_lines_is_given_back_whatever_ends_an_at
 
     assert outcome.status == "error" and "manifest.json.pending" in outcome.detail, outcome
     assert attempts.told.out() == frozenset(), "the ticket was kept"
+
+
+# -- the log of an attempt its agent ended itself --------------------------------------------
+
+
+def test_a_review_that_records_its_own_verdict_still_gets_its_log(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    striatum = str(Path(sys.executable).parent / "striatum")
+    reviewer = ["sh", "-c", f"echo 'read the draft'; {striatum} job verdict accept "
+                            "--reason 'looks right'"]
+    workflow = write_workflow(tmp_path / "flow", {
+        "name": "self-verdict",
+        "lanes": {"writer": {"command": fake("work"), "timeout": 60},
+                  "reviewer": {"command": reviewer, "timeout": 60}},
+        "jobs": [{"id": "draft", "lane": "writer", "prompt": {"text": "d"}},
+                 {"id": "check", "lane": "reviewer", "kind": "review", "needs": ["draft"],
+                  "prompt": {"text": "c"}}]})
+    run_id = start_run(store, workflow, repo)
+
+    outcomes = work(dsn, run_id, until_run_ends=True)
+
+    assert [(o.job, o.status) for o in outcomes] == [("draft", "succeeded"),
+                                                     ("check", "done by the agent")], outcomes
+    assert run_status(store, run_id) == "completed"
+    logs = rows(store, "SELECT iteration, fence FROM striatum.artifacts WHERE run_id = %s "
+                       "AND job_id = 'check' AND path = 'logs/check.log'", run_id)
+    assert logs == [{"iteration": 0, "fence": 1}], logs
+    from .worker_helpers import artifact_file
+
+    assert "read the draft" in artifact_file(store, run_id, repo, "check",
+                                             "logs/check.log").read_text(encoding="utf-8")
+
+
+def test_a_late_log_is_refused_for_an_expired_lease_and_never_covers_a_later_one(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    from striatum.errors import LeaseLost
+
+    from .helpers import expire_lease
+
+    workflow = one_task(tmp_path / "flow", {"kind": "operator"}, max_attempts=3)
+    run_id = start_run(store, workflow, repo)
+    log = tmp_path / "lane.log"
+    log.write_text("first attempt\n", encoding="utf-8")
+    first = leases.claim(store, run_id, owner="a")
+    assert first is not None
+    with pytest.raises(LeaseLost, match="still held"):
+        leases.publish_log(store, run_id, "write", first.token, str(log))
+    expire_lease(dsn, run_id, "write")
+    leases.sweep_expired(store, run_id)
+    with pytest.raises(LeaseLost, match="expired"):
+        leases.publish_log(store, run_id, "write", first.token, str(log))
+    second = leases.claim(store, run_id, owner="b")
+    assert second is not None and second.iteration == first.iteration
+    later = tmp_path / "later.log"
+    later.write_text("second attempt\n", encoding="utf-8")
+    leases.fail(store, run_id, "write", second.token, "gave up",
+                files=[leases.stage(str(later), "logs/write.log")])
+    third = leases.claim(store, run_id, owner="c")
+    assert third is not None
+    leases.release(store, run_id, "write", third.token)
+    # The released attempt may publish its log; the second attempt's stays.
+    assert leases.publish_log(store, run_id, "write", third.token, str(log)) is not None
+    assert leases.publish_log(store, run_id, "write", second.token, str(log)) is None
+    with pytest.raises(LeaseLost, match="not a lease"):
+        leases.publish_log(store, run_id, "write", f"9-{'0' * 32}", str(log))
+
+
+def test_a_lane_reaches_the_database_its_worker_was_given(
+        dsn: str, store: Store, repo: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker was given its database directly (as `striatum --dsn X worker` does), not
+    through STRIATUM_DSN: the agent's own `striatum job ...` must still reach it."""
+    monkeypatch.delenv("STRIATUM_DSN", raising=False)
+    dump = [sys.executable, "-c", "import json, os; print(json.dumps(os.environ.get("
+                                  "'STRIATUM_DSN')))"]
+    run_id = start_run(store, one_task(tmp_path / "flow", {"command": dump, "timeout": 60},
+                                       produces=[]), repo)
+
+    outcomes = work(dsn, run_id, once=True)
+
+    assert [o.status for o in outcomes] == ["succeeded"], outcomes
+    from .worker_helpers import artifact_file
+
+    log = artifact_file(store, run_id, repo, "write", "logs/write.log")
+    assert json.loads(log.read_text(encoding="utf-8").strip()) == dsn

@@ -7,6 +7,11 @@
 -- here, in the same migration, and to the record's dataclass: nothing else lists
 -- the columns.
 
+-- A lease keeps the sha256 of its token (never the token): after the lease ends, the
+-- holder can still be told from a stranger (a refusal says which), and may publish
+-- its attempt's log.
+ALTER TABLE striatum.leases ADD COLUMN token_digest text;
+
 CREATE VIEW striatum.job_records AS
 SELECT j.*,
        j.lease_expires_at IS NOT NULL AND j.lease_expires_at <= now() AS lease_expired
@@ -96,8 +101,10 @@ BEGIN
     RETURNING * INTO j;
     SELECT runs.repo_id INTO repo FROM striatum.runs WHERE runs.id = found_run;
 
-    INSERT INTO striatum.leases (run_id, job_id, fence, owner, iteration, attempt)
-    VALUES (j.run_id, j.job_id, j.fence, p_owner, j.iteration, j.attempt);
+    INSERT INTO striatum.leases (run_id, job_id, fence, owner, iteration, attempt,
+                                 token_digest)
+    VALUES (j.run_id, j.job_id, j.fence, p_owner, j.iteration, j.attempt,
+            encode(sha256(convert_to(j.lease_token, 'UTF8')), 'hex'));
 
     payload := '{"at":"' || striatum.event_time(now())
         || '","data":{"lease_seconds":' || p_lease_seconds

@@ -163,6 +163,14 @@ SELECT DISTINCT run_id FROM striatum.jobs
 WHERE status = 'leased' AND lease_expires_at <= now()
   AND (%(run)s::text IS NULL OR run_id = %(run)s);
 
+-- lease_of_token: the lease of a job that this token was given for, ended or not --
+SELECT fence, iteration, ended_at IS NOT NULL, outcome FROM striatum.leases
+WHERE run_id = %(run)s AND job_id = %(job)s AND token_digest = %(digest)s;
+
+-- artifact_fence: the fence of the attempt that published an artifact of a pass, if any --
+SELECT fence FROM striatum.artifacts
+WHERE run_id = %(run)s AND job_id = %(job)s AND iteration = %(iteration)s AND path = %(path)s;
+
 -- upsert_artifact: record a published artifact (a republish replaces it) --
 INSERT INTO striatum.artifacts (run_id, job_id, iteration, path, stored_at, sha256, bytes, fence)
 VALUES (%(run)s, %(job)s, %(iteration)s, %(path)s, %(stored_at)s, %(sha256)s, %(bytes)s,
