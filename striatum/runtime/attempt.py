@@ -33,6 +33,9 @@ from .store import Store
 from .worktrees import add_worktree, checkout, diff_paths, remove_worktree, worktree_diff
 
 VERDICT_FILE = "verdict.json"
+# A shell's codes for a command it could not run (not found, not executable): every attempt
+# would meet them alike, so the job fails without spending its other attempts.
+NEVER_RUNS = (126, 127)
 # How an attempt can end; the first ones mean the lane's job ran to its end.
 ENDED_AS_MEANT = ("succeeded", "done by the agent", *VERDICTS)
 
@@ -222,13 +225,18 @@ class _Attempt:
             touched = changes.changed(before, changes.snapshot(self.repo),
                                       (".striatum", run.artifact_root)) if watch else []
         if not result.ok:
+            final = result.exit_code in NEVER_RUNS
             if result.timed_out:
                 reason = f"timed out after {timeout}s"
             elif result.exit_code is None:
                 reason = "its supervisor (the worker's lane guardian) died; it was killed"
+            elif final:
+                reason = (f"exited with code {result.exit_code}: `{argv[0]}` could not be run "
+                          "(not found, or not executable)")
             else:
                 reason = f"exited with code {result.exit_code}"
-            return self._fail(reason + f"; see logs/{claim.job}.log", files, reason)
+            return self._fail(reason + f"; see logs/{claim.job}.log", files, reason,
+                              final=final)
         files += [stage(str(out / name), name) for name in claim.produces
                   if (out / name).is_file()]
         stray = changes.outside(touched, spec.writes) if spec.writes else []
@@ -266,11 +274,12 @@ class _Attempt:
             return self._fail(exc.message, files)
         return status, detail
 
-    def _fail(self, reason: str, files: list[Staged], detail: str | None = None
-              ) -> tuple[str, str]:
+    def _fail(self, reason: str, files: list[Staged], detail: str | None = None, *,
+              final: bool = False) -> tuple[str, str]:
         claim = self.claim
         with self._ending():
-            leases.fail(self.store(), claim.run, claim.job, claim.token, reason, files=files)
+            leases.fail(self.store(), claim.run, claim.job, claim.token, reason, files=files,
+                        final=final)
         return "failed", detail if detail is not None else reason
 
     def give_up(self, reason: str, *, final: bool = False) -> tuple[str, str]:

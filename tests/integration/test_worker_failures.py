@@ -531,3 +531,17 @@ def test_a_lane_reaches_the_database_its_worker_was_given(
 
     log = artifact_file(store, run_id, repo, "write", "logs/write.log")
     assert json.loads(log.read_text(encoding="utf-8").strip()) == dsn
+
+
+def test_a_lane_whose_program_does_not_exist_fails_at_once(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    workflow = one_task(tmp_path / "flow", {"command": ["no-such-agent-cli", "-p"],
+                                            "timeout": 60}, max_attempts=3)
+    run_id = start_run(store, workflow, repo)
+
+    outcomes = work(dsn, run_id, until_run_ends=True)
+
+    assert [o.status for o in outcomes] == ["failed"], outcomes
+    assert "no-such-agent-cli" in outcomes[0].detail and "127" in outcomes[0].detail
+    assert len(events_of(store, run_id, "write", "job.claim")) == 1
+    assert run_status(store, run_id) == "failed"
