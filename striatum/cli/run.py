@@ -9,6 +9,7 @@ import click
 
 from ..errors import EXIT_OK, EXIT_RUN_NOT_COMPLETED, UsageError
 from ..runtime.machine import RUN_TERMINAL
+from ..server import results
 from .output import emit_json, json_option
 from .session import settings, store
 
@@ -109,7 +110,7 @@ def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
             runs.start(opened, run_id)
         view = runs.status(opened, run_id)
     if as_json:
-        emit_json({"run_id": run_id, **view.to_json()})
+        emit_json(results.prepared(run_id, view))
     else:
         click.echo(run_id)
     return EXIT_OK
@@ -196,7 +197,7 @@ def list_(all_repos: bool, limit: int, as_json: bool) -> int:
     with store() as opened:
         found = runs.list_runs(opened, None if all_repos else repo, limit)
     if as_json:
-        emit_json({"runs": found})
+        emit_json(results.run_list(found))
     elif not found:
         click.echo("no runs yet: `striatum run prepare --workflow FILE`", err=True)
     else:
@@ -219,7 +220,7 @@ def events(run_id: str, after: int, follow: bool, as_json: bool) -> int:
     with store() as opened:
         runs.get_run(opened, run_id)  # a missing run is exit 3, not an empty list
         if as_json and not follow:
-            emit_json({"run": run_id, "events": list(runs.all_events(opened, run_id, after))})
+            emit_json(results.run_events(run_id, runs.all_events(opened, run_id, after)))
             return EXIT_OK
         while True:
             for event in runs.all_events(opened, run_id, after):
