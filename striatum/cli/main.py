@@ -22,7 +22,7 @@ from .output import json_in_argv, write_error
 # when used, so `striatum --help` and every verb pay for one noun's imports.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "workflow": ("workflow", "workflow", "Author, check and dry-run workflows (no database)."),
-    "run": ("run", "run", "Runs: prepare, start, status, list, events, cancel, resume."),
+    "run": ("run", "run", "Runs: prepare, start, status, list, events, waiting, cancel, resume."),
     "job": ("job", "job", "Jobs: claim, heartbeat, publish, verdict, complete, release, fail."),
     "checkpoint": ("checkpoint", "checkpoint", "Checkpoints: decide."),
     "worker": ("work", "worker", "Claim ready command-lane jobs, run them, finish them."),

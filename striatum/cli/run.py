@@ -16,7 +16,7 @@ from .session import settings, store
 
 @click.group()
 def run() -> None:
-    """Runs: prepare, start, status, list, events, cancel, resume."""
+    """Runs: prepare, start, status, list, events, waiting, cancel, resume."""
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -204,6 +204,26 @@ def list_(all_repos: bool, limit: int, as_json: bool) -> int:
         for r in found:
             click.echo(f"{r['run']}  {r['status']:<10} {r['workflow']:<24} "
                        f"{r['executions']}/{r['worst_case']} executions  {r['created_at']}")
+    return EXIT_OK
+
+
+@run.command()
+@click.argument("run_id")
+@json_option
+def waiting(run_id: str, as_json: bool) -> int:
+    """List the jobs of a run that wait for a human, and the command that answers each."""
+    from ..runtime import runs
+
+    with store() as opened:
+        state = runs.get_run(opened, run_id).status  # a missing run is exit 3
+        found = runs.waiting(opened, run_id)
+    if as_json:
+        emit_json(results.run_waiting(run_id, found))
+        return EXIT_OK
+    if not found:
+        click.echo(f"nothing in run {run_id} waits for a human (it is {state})", err=True)
+    for each in found:
+        click.echo(f"{each.kind} {each.job} (iteration {each.iteration}): {each.command}")
     return EXIT_OK
 
 
