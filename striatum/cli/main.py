@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "worker": ("work", "worker", "Claim ready command-lane jobs, run them, finish them."),
     "db": ("db", "db", "The database: migrate, url, status, stop."),
     "doctor": ("doctor", "doctor", "Verify the record: chains, replay, guards, manifests."),
+    "mcp": ("mcp", "mcp", "The MCP server: every verb a tool (mcp serve)."),
 }
 
 
