@@ -96,7 +96,10 @@ class StriatumMCP(MCPServer[Any]):
 
     def __init__(self, repo: str, dsn: str | None, *, capability: Capability = "principal",
                  caller: str | None = None) -> None:
-        super().__init__("striatum", version=__version__, instructions=INSTRUCTIONS,
+        only = "" if capability == "principal" else (
+            f" This server holds the {capability} capability: it offers only the tools "
+            "that capability permits.")
+        super().__init__("striatum", version=__version__, instructions=INSTRUCTIONS + only,
                          log_level="WARNING")
         self.repo = os.path.abspath(repo)
         self.dsn = dsn

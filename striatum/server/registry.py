@@ -38,11 +38,6 @@ Capability = Literal["viewer", "lease", "principal"]
 """What a caller holds: ``viewer`` reads; ``lease`` acts on the one job whose lease token
 it presents; ``principal`` may call every verb."""
 
-CAPABILITIES: dict[Capability, str] = {
-    "viewer": "reads the record and checks workflows; changes nothing",
-    "lease": "acts on one held job, the lease token in the arguments",
-    "principal": "every verb",
-}
 # Which verbs' capabilities each capability covers.
 COVERS: dict[Capability, frozenset[Capability]] = {
     "viewer": frozenset({"viewer"}),

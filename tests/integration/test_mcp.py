@@ -133,6 +133,7 @@ async def test_a_read_only_server_offers_the_viewer_verbs_alone(mode: str,
     async with connected(server, mode, tmp_path) as operator:
         tools = (await operator.client.list_tools()).tools
         assert [t.name for t in tools] == [tool_name(v) for v in permitted("viewer")]
+        assert "holds the viewer capability" in (operator.client.instructions or "")
         refused = await operator.refused("run_prepare", workflow=example("minimal"))
         assert refused["error"] == "usage" and "run_prepare" in refused["message"]
 
