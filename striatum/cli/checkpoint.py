@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import EXIT_OK
+from ..server import results
 from .output import emit_json, json_option
 from .session import store
 
@@ -25,11 +26,10 @@ def decide(run_id: str, job_id: str, choice: str, as_json: bool) -> int:
 
     with store() as opened:
         tx = decide_checkpoint(opened, run_id, job_id, choice)
-    skipped = [j for j, row in tx.jobs.items() if row.status == "skipped"]
     if as_json:
-        emit_json({"run": run_id, "job": job_id, "choice": choice, "run_status": tx.run.status,
-                   "skipped": skipped})
+        emit_json(results.decided(tx, job_id, choice))
     else:
+        skipped = results.skipped(tx)
         click.echo(f"{job_id}: chose {choice}; run {run_id} is {tx.run.status}"
                    + (f"; skipped {', '.join(skipped)}" if skipped else ""))
     return EXIT_OK

@@ -6,7 +6,6 @@ agent can simply run ``striatum job verdict accept --reason "..."``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,6 +13,7 @@ import click
 
 from ..compiler.ir import VERDICTS
 from ..errors import EXIT_OK
+from ..server import results
 from .output import emit_json, json_option
 from .session import store
 
@@ -49,23 +49,17 @@ def job() -> None:
 def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
           as_json: bool) -> int:
     """Lease the next ready job; prints its prompt file and lease token."""
-    import socket
-
     from ..runtime.leases import claim as claim_job
     from ..runtime.runs import get_run
 
-    who = owner or f"{os.environ.get('USER', 'agent')}@{socket.gethostname()}:{os.getpid()}"
     with store() as opened:
-        found = claim_job(opened, run_id, owner=who, lane=lane, lease_seconds=lease_seconds)
+        found = claim_job(opened, run_id, owner=owner or results.default_owner(), lane=lane,
+                          lease_seconds=lease_seconds)
         state = get_run(opened, run_id).status if found is None else "running"
-    if found is None:
-        if as_json:
-            emit_json({"claimed": False, "run": run_id, "run_status": state})
-        else:
-            click.echo(f"nothing ready in run {run_id} (it is {state})", err=True)
-        return EXIT_OK
     if as_json:
-        emit_json({"claimed": True, **found.to_json()})
+        emit_json(results.claimed(run_id, found, state))
+    elif found is None:
+        click.echo(f"nothing ready in run {run_id} (it is {state})", err=True)
     else:
         click.echo(f"claimed {found.job} ({found.kind}, lane {found.lane}) in run {found.run}")
         click.echo(f"prompt:       {found.prompt_file}")
@@ -87,7 +81,7 @@ def heartbeat(run_id: str, job_id: str, token: str, lease_seconds: int, as_json:
     with store() as opened:
         expires = beat(opened, run_id, job_id, token, lease_seconds)
     if as_json:
-        emit_json({"run": run_id, "job": job_id, "expires_at": expires.isoformat()})
+        emit_json(results.heartbeat(run_id, job_id, expires))
     else:
         click.echo(f"lease extended to {expires:%H:%M:%S}")
     return EXIT_OK
@@ -107,7 +101,7 @@ def publish(run_id: str, job_id: str, token: str, path: str, name: str | None,
     with store() as opened:
         record = publish_artifact(opened, run_id, job_id, token, path, name)
     if as_json:
-        emit_json({"run": run_id, "job": job_id, **record})
+        emit_json(results.published(run_id, job_id, record))
     else:
         click.echo(f"published {record['path']} → {record['stored_at']} "
                    f"sha256:{record['sha256']}")
@@ -167,12 +161,10 @@ def fail(run_id: str, job_id: str, token: str, reason: str, as_json: bool) -> in
 
 
 def _done(tx: Any, job_id: str, as_json: bool) -> int:
-    row = tx.jobs[job_id]
     if as_json:
-        emit_json({"run": tx.run.id, "job": job_id, "status": row.status,
-                   "iteration": row.iteration, "run_status": tx.run.status,
-                   "blocked_on": tx.run.blocked_on})
+        emit_json(results.job_outcome(tx, job_id))
     else:
+        row = tx.jobs[job_id]
         click.echo(f"{job_id}: {row.status}; run {tx.run.id}: {tx.run.status}"
                    + (f" (blocked on {tx.run.blocked_on})" if tx.run.blocked_on else ""))
     return EXIT_OK

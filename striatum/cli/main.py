@@ -22,7 +22,7 @@ from .output import json_in_argv, write_error
 # when used, so `striatum --help` and every verb pay for one noun's imports.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "workflow": ("workflow", "workflow", "Author, check and dry-run workflows (no database)."),
-    "run": ("run", "run", "Runs: prepare, start, status, list, events, cancel, resume."),
+    "run": ("run", "run", "Runs: prepare, start, status, list, events, waiting, cancel, resume."),
     "job": ("job", "job", "Jobs: claim, heartbeat, publish, verdict, complete, release, fail."),
     "checkpoint": ("checkpoint", "checkpoint", "Checkpoints: decide."),
     "lane": ("lane", "lane", "Lanes: preset (a lane that runs claude, codex or gemini)."),
@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "doctor": ("doctor", "doctor", "Verify the record: chains, replay, guards, manifests."),
     "skills": ("agents", "skills", "The striatum skill for agent CLIs: install."),
     "adopt": ("agents", "adopt", "Wire a repository up for Claude Code, Codex or Gemini CLI."),
+    "mcp": ("mcp", "mcp", "The MCP server: every verb a tool (mcp serve)."),
 }
 
 

@@ -12,9 +12,12 @@ from typing import Any, TypeVar
 
 import click
 
+from ..server.results import count, summary
 from .invocation import current
 
 F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["count", "emit_bytes", "emit_json", "format_diagnostic", "json_in_argv",
+           "json_option", "print_diagnostics", "source_line", "summary", "write_error"]
 
 
 def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
@@ -74,19 +77,6 @@ def format_diagnostic(d: Any, text: str = "") -> str:
 def print_diagnostics(diagnostics: Iterable[Any], text: str = "", *, err: bool = True) -> None:
     for d in diagnostics:
         click.echo(format_diagnostic(d, text), err=err)
-
-
-def count(n: int, noun: str) -> str:
-    """``1 job``, ``2 jobs``: a number and its noun, plural unless the number is one."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def summary(diagnostics: list[Any]) -> str:
-    counts = {"error": 0, "warning": 0, "info": 0}
-    for d in diagnostics:
-        counts[d.severity.value] += 1
-    parts = [count(n, name) for name, n in counts.items() if n]
-    return ", ".join(parts) or "no problems"
 
 
 def write_error(message: str, hint: str | None, document: dict[str, Any], *, as_json: bool

@@ -9,13 +9,14 @@ import click
 
 from ..errors import EXIT_OK, EXIT_RUN_NOT_COMPLETED, UsageError
 from ..runtime.machine import RUN_TERMINAL
+from ..server import results
 from .output import emit_json, json_option
 from .session import settings, store
 
 
 @click.group()
 def run() -> None:
-    """Runs: prepare, start, status, list, events, cancel, resume."""
+    """Runs: prepare, start, status, list, events, waiting, cancel, resume."""
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -109,7 +110,7 @@ def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
             runs.start(opened, run_id)
         view = runs.status(opened, run_id)
     if as_json:
-        emit_json({"run_id": run_id, **view.to_json()})
+        emit_json(results.prepared(run_id, view))
     else:
         click.echo(run_id)
     return EXIT_OK
@@ -196,13 +197,33 @@ def list_(all_repos: bool, limit: int, as_json: bool) -> int:
     with store() as opened:
         found = runs.list_runs(opened, None if all_repos else repo, limit)
     if as_json:
-        emit_json({"runs": found})
+        emit_json(results.run_list(found))
     elif not found:
         click.echo("no runs yet: `striatum run prepare --workflow FILE`", err=True)
     else:
         for r in found:
             click.echo(f"{r['run']}  {r['status']:<10} {r['workflow']:<24} "
                        f"{r['executions']}/{r['worst_case']} executions  {r['created_at']}")
+    return EXIT_OK
+
+
+@run.command()
+@click.argument("run_id")
+@json_option
+def waiting(run_id: str, as_json: bool) -> int:
+    """List the jobs of a run that wait for a human, and the command that answers each."""
+    from ..runtime import runs
+
+    with store() as opened:
+        state = runs.get_run(opened, run_id).status  # a missing run is exit 3
+        found = runs.waiting(opened, run_id)
+    if as_json:
+        emit_json(results.run_waiting(run_id, found))
+        return EXIT_OK
+    if not found:
+        click.echo(f"nothing in run {run_id} waits for a human (it is {state})", err=True)
+    for each in found:
+        click.echo(f"{each.kind} {each.job} (iteration {each.iteration}): {each.command}")
     return EXIT_OK
 
 
@@ -219,7 +240,7 @@ def events(run_id: str, after: int, follow: bool, as_json: bool) -> int:
     with store() as opened:
         runs.get_run(opened, run_id)  # a missing run is exit 3, not an empty list
         if as_json and not follow:
-            emit_json({"run": run_id, "events": list(runs.all_events(opened, run_id, after))})
+            emit_json(results.run_events(run_id, runs.all_events(opened, run_id, after)))
             return EXIT_OK
         while True:
             for event in runs.all_events(opened, run_id, after):

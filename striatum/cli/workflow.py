@@ -13,6 +13,7 @@ import click
 
 from ..compiler.starters import STYLES
 from ..errors import EXIT_INVALID, EXIT_OK, UsageError
+from ..server import results
 from .output import count, emit_bytes, emit_json, json_option, print_diagnostics, summary
 
 if TYPE_CHECKING:
@@ -60,9 +61,7 @@ def validate(file: str, syntax: str | None, as_json: bool) -> int:
     """Check FILE against the contract and prove it terminates."""
     comp = _check(file, syntax)
     if as_json:
-        emit_json({"file": file, "format": comp.source.format, "valid": comp.ok,
-                   "jobs": len(comp.workflow.jobs) if comp.workflow else None,
-                   "diagnostics": _diagnostics_json(comp), "summary": summary(comp.diagnostics)})
+        emit_json(results.validation(file, comp))
     else:
         print_diagnostics(comp.diagnostics, comp.source.text, err=False)
         if comp.ok:
@@ -95,8 +94,7 @@ def lint(file: str, syntax: str | None, output: str, strict: bool, as_json: bool
 
         emit_json(to_sarif(found, tool_version=__version__))
     elif output == "json" or as_json:
-        emit_json({"file": file, "valid": comp.ok, "diagnostics": [d.to_json() for d in found],
-                   "summary": summary(found)})
+        emit_json(results.lint_report(file, comp, found))
     else:
         print_diagnostics(found, comp.source.text, err=False)
         click.echo(f"{file}: {summary(found)}")

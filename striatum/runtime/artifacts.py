@@ -14,13 +14,15 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFound, UsageError
+from ..errors import Conflict, NotFound, UsageError
 from .audit import Event
 from .records import JobRow, RunRow
 from .store import send
 
 if TYPE_CHECKING:
     import psycopg
+
+    from .store import Store
 
 Staged = tuple[Path, str]  # a file to publish and its artifact name
 
@@ -93,3 +95,29 @@ def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
         tmp.unlink(missing_ok=True)  # a full disk must not leave half a copy behind
         raise
     return digest.hexdigest(), size
+
+
+def read_artifact(store: Store, run_id: str, path: str) -> tuple[bytes, dict[str, Any]]:
+    """The bytes of the newest published version of artifact ``path`` of the run, and its
+    record; refused (Conflict) when the file no longer holds what was published."""
+    run = store.read(RunRow, "run_record", {"run": run_id})
+    if run is None:
+        raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
+    found = {row[2]: row for row in store.execute("latest_artifacts", {"run": run_id})}
+    if path not in found:
+        raise NotFound(f"run {run_id} has no artifact {path!r}",
+                       hint="its artifacts: " + (", ".join(sorted(found)) or "none yet"))
+    job_id, iteration, _, stored_at, sha256, size = found[path]
+    record = {"path": path, "job": job_id, "iteration": iteration, "stored_at": stored_at,
+              "sha256": sha256, "bytes": size}
+    try:
+        data = (Path(run.repo_path) / stored_at).read_bytes()
+    except OSError as exc:
+        raise NotFound(f"artifact {path!r} of run {run_id} is recorded at {stored_at}, which "
+                       f"cannot be read: {exc.strerror}",
+                       hint="`striatum doctor` checks the run's record") from exc
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise Conflict(f"artifact {path!r} of run {run_id} at {stored_at} no longer holds what "
+                       "was published (its sha256 differs from the record's)",
+                       hint="something changed the file after it was published", **record)
+    return data, record

@@ -41,8 +41,9 @@ def _check_dsn(dsn: str) -> None:
                               "'host=... dbname=...'") from exc
 
 
-def open_store(dsn: str | None) -> Store:
-    """Connect as the runtime role, migrating the schema first if it is behind.
+def open_store(dsn: str | None, *, actor: str = "") -> Store:
+    """Connect as the runtime role, migrating the schema first if it is behind, on behalf
+    of ``actor`` (whom the audit rows name; default: ``audit.default_actor``).
 
     One connection does it all: the embedded server is probed by connecting to
     it, the check (and any migration) runs as the connecting role, then the
@@ -57,7 +58,7 @@ def open_store(dsn: str | None) -> Store:
     except BaseException:
         conn.close()
         raise
-    return Store.adopt(database, conn)
+    return Store.adopt(database, conn, actor=actor)
 
 
 def _connect(dsn: str | None) -> tuple[str, psycopg.Connection[Any]]:

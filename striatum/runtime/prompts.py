@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import PromptError
+from ..errors import NotFound, PromptError
 from .records import JobRow, RunRow
 
 if TYPE_CHECKING:
@@ -34,6 +34,24 @@ def scratch_dir(run: RunRow, job: JobRow) -> Path:
     """Scratch space next to the work, never the record: .striatum/ in the repository."""
     return (Path(run.repo_path) / ".striatum" / "runs" / run.id / job.job_id
             / f"i{job.iteration}a{job.attempt}")
+
+
+def current_prompt(store: Store, run_id: str, job_id: str) -> Path:
+    """The prompt file the claim of the job's current attempt wrote (NotFound before that
+    claim: a prompt is rendered when its attempt is claimed, from what the run has then)."""
+    run = store.read(RunRow, "run_record", {"run": run_id})
+    if run is None:
+        raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
+    job = store.read(JobRow, "job_record", {"run": run_id, "job": job_id})
+    if job is None:
+        raise NotFound(f"run {run_id} has no job {job_id!r}",
+                       hint=f"`striatum run status {run_id}` lists its jobs")
+    path = scratch_dir(run, job) / "prompt.md"
+    if not path.is_file():
+        raise NotFound(f"job {job_id} of run {run_id} has no prompt for its current attempt "
+                       f"(iteration {job.iteration}, attempt {job.attempt}): it is {job.status}",
+                       hint="a prompt is rendered when its attempt is claimed")
+    return path
 
 
 def is_template(text: str) -> bool:

@@ -1,0 +1,190 @@
+"""The MCP server: the registry's verbs as tools, its resources as resource templates.
+
+Generated from ``registry``, with nothing about any one verb here: a tool per
+verb the server's capability permits, named ``noun_verb`` (``run_status``:
+the model APIs behind the agent CLIs take only ``[A-Za-z0-9_-]`` in a tool's
+name), its input schema the verb's parameter schema, its output schema the
+verb's result schema. A call returns the verb's document as structured content
+and as JSON text; a striatum error returns ``isError`` with the error's JSON
+document (``{"error": code, "message", "hint", "details"}``), the one the CLI
+prints on stderr with ``--json``.
+
+Each call runs in a worker thread on a store of its own, opened for the call
+and closed after it (the embedded server is found, or started, as for any CLI
+command), on behalf of ``STRIATUM_ACTOR`` (else user@host) followed by
+" mcp": the name the core's audit rows give the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from mcp.server import MCPServer
+from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp.shared.exceptions import MCPError
+from mcp.shared.uri_template import UriTemplate
+from mcp_types import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    CallToolResult,
+    InputRequiredResult,
+    TextContent,
+    Tool,
+    ToolAnnotations,
+)
+from mcp_types import ResourceTemplate as MCPResourceTemplate
+
+from .. import __version__
+from ..errors import NotFound, StriatumError, UsageError
+from . import registry
+from .registry import Capability, Resource, Session, Verb
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver.context import Context
+    from pydantic.networks import AnyUrl
+
+    from ..runtime.store import Store
+
+logger = logging.getLogger(__name__)
+RESOURCE_NOT_FOUND = -32002  # the code MCP gives a resource that does not exist
+INSTRUCTIONS = (
+    "striatum coordinates workflows of AI coding agents on PostgreSQL. Check a workflow with "
+    "workflow_validate / workflow_lint / workflow_plan; run one with run_prepare (start=true); "
+    "take work with job_claim, which returns a lease token; publish artifacts, then end the "
+    "job with job_complete (a task) or job_verdict (a review), passing run, job and lease. "
+    "run_status shows where a run stands, run_waiting what waits for a human. An error "
+    "result is JSON with a stable code (lease_lost: stop work on that job).")
+
+
+def actor() -> str:
+    """Who the audit rows name for this server's calls."""
+    from ..runtime.audit import default_actor
+
+    return f"{default_actor()} mcp"
+
+
+def tool_name(verb: Verb) -> str:
+    return verb.name.replace(".", "_")
+
+
+def tool(verb: Verb) -> Tool:
+    return Tool(name=tool_name(verb), title=verb.name, description=verb.summary,
+                input_schema=verb.params, output_schema=verb.result,
+                annotations=ToolAnnotations(read_only_hint=not verb.mutates,
+                                            open_world_hint=False),
+                _meta={"striatum/verb": verb.name, "striatum/capability": verb.capability})
+
+
+def failure(document: dict[str, Any]) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=_json(document))],
+                          is_error=True)
+
+
+def _json(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+class StriatumMCP(MCPServer[Any]):
+    """The server for one repository and one database, holding ``capability``."""
+
+    def __init__(self, repo: str, dsn: str | None, *, capability: Capability = "principal",
+                 caller: str | None = None) -> None:
+        only = "" if capability == "principal" else (
+            f" This server holds the {capability} capability: it offers only the tools "
+            "that capability permits.")
+        super().__init__("striatum", version=__version__, instructions=INSTRUCTIONS + only,
+                         log_level="WARNING")
+        self.repo = os.path.abspath(repo)
+        self.dsn = dsn
+        self.caller = caller or actor()
+        self.tools = {tool_name(verb): verb for verb in registry.permitted(capability)}
+        self.readable = [(UriTemplate.parse(r.uri), r) for r in registry.RESOURCES
+                         if r.capability in registry.COVERS[capability]]
+        # Opening is serialized: the first calls may find the embedded server stopped, and
+        # only one of them may start it.
+        self._opening = threading.Lock()
+
+    def _connect(self) -> Store:
+        from ..runtime.config import open_store
+
+        with self._opening:
+            return open_store(self.dsn, actor=self.caller)
+
+    def _run(self, call: Any, *args: Any) -> Any:
+        session = Session(self.repo, self._connect)
+        try:
+            return call(session, *args)
+        finally:
+            session.close()
+
+    # -- tools ---------------------------------------------------------------------------------
+
+    async def list_tools(self) -> list[Tool]:
+        return [tool(verb) for verb in self.tools.values()]
+
+    async def call_tool(self, name: str, arguments: dict[str, Any],
+                        context: Context[Any, Any] | None = None
+                        ) -> CallToolResult | InputRequiredResult:
+        verb = self.tools.get(name)
+        if verb is None:
+            return failure(UsageError(f"no tool {name!r}",
+                                      hint="tools/list names the tools").to_json())
+        try:
+            document = await anyio.to_thread.run_sync(
+                self._run, lambda session, args: registry.invoke(verb, args, session),
+                arguments)
+        except StriatumError as exc:
+            return failure(exc.to_json())
+        except Exception as exc:  # a bug: logged, and the caller gets an error result
+            logger.exception("tool %s failed", name)
+            return failure({"error": "internal", "message": f"internal error: "
+                            f"{type(exc).__name__}: {exc}"})
+        return CallToolResult(content=[TextContent(type="text", text=_json(document))],
+                              structured_content=document)
+
+    # -- resources -----------------------------------------------------------------------------
+
+    async def list_resource_templates(self) -> list[MCPResourceTemplate]:
+        return [MCPResourceTemplate(uri_template=r.uri, name=r.name, description=r.summary,
+                                    mime_type=r.mime_type) for _, r in self.readable]
+
+    async def read_resource(self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
+                            ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        address = str(uri)
+        for template, resource in self.readable:
+            found = template.match(address)
+            if found is not None:
+                params = {key: str(value) for key, value in found.items()}
+                return [await self._read(resource, params, address)]
+        raise MCPError(RESOURCE_NOT_FOUND, f"no resource {address}",
+                       {"uri": address, "templates": [r.uri for _, r in self.readable]})
+
+    async def _read(self, resource: Resource, params: dict[str, str], address: str
+                    ) -> ReadResourceContents:
+        try:
+            content = await anyio.to_thread.run_sync(self._run, resource.read, params)
+        except StriatumError as exc:
+            code = RESOURCE_NOT_FOUND if isinstance(exc, NotFound) else (
+                INVALID_PARAMS if isinstance(exc, UsageError) else INTERNAL_ERROR)
+            raise MCPError(code, exc.message, {"uri": address, **exc.to_json()}) from exc
+        return ReadResourceContents(content=content.data, mime_type=content.mime_type)
+
+
+def serve_stdio(server: StriatumMCP) -> None:
+    anyio.run(server.run_stdio_async)
+
+
+def serve_http(server: StriatumMCP, host: str, port: int) -> None:
+    """Streamable HTTP on a loopback address: the SDK then checks the Host and Origin
+    headers of every request (its DNS-rebinding protection). Ctrl-C stops it, once the
+    requests in progress are answered."""
+    # uvicorn shuts down on SIGINT, then raises it again: the stop asked for, not an error.
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(lambda: server.run_streamable_http_async(host=host, port=port))

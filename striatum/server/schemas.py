@@ -1,0 +1,162 @@
+"""JSON Schema (Draft 2020-12) for the registry: parameter fields and result documents.
+
+A verb's parameters are a closed object (an unknown name is refused, so a typo
+does not pass as a default); a result lists the fields ``results`` writes, and
+stays open so that a field added later breaks no client. The shapes here are
+the documents of ``results`` and of the core's own ``to_json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..compiler.ir import VERDICTS
+
+Schema = dict[str, Any]
+
+
+def params(properties: dict[str, Schema], *required: str) -> Schema:
+    """A verb's parameters: exactly ``properties``, ``required`` among them."""
+    return {"type": "object", "properties": properties, "required": list(required),
+            "additionalProperties": False}
+
+
+def document(properties: dict[str, Schema], *required: str) -> Schema:
+    """A result document: ``properties``, all of them present unless ``required`` says."""
+    return {"type": "object", "properties": properties,
+            "required": list(required) if required else list(properties)}
+
+
+def text(description: str, **more: Any) -> Schema:
+    return {"type": "string", "description": description, **more}
+
+
+def name(description: str) -> Schema:
+    return text(description, minLength=1)
+
+
+def nullable(schema: Schema) -> Schema:
+    """``schema`` or null, as ``anyOf`` branches of one ``type`` each: a client that maps
+    tool schemas onto a single-type dialect (Gemini's function declarations) keeps them."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def optional(schema: Schema) -> Schema:
+    """A parameter that may be left out or null (its default)."""
+    inner = {key: value for key, value in schema.items() if key != "description"}
+    return {**nullable(inner), "description": schema["description"], "default": None}
+
+
+def integer(description: str, low: int, high: int | None = None, **more: Any) -> Schema:
+    bounds = {"minimum": low} | ({"maximum": high} if high is not None else {})
+    return {"type": "integer", "description": description, **bounds, **more}
+
+
+def flag(description: str, default: bool = False) -> Schema:
+    return {"type": "boolean", "description": description, "default": default}
+
+
+def one_of(description: str, choices: tuple[str, ...] | list[str]) -> Schema:
+    return {"type": "string", "description": description, "enum": list(choices)}
+
+
+STRING: Schema = {"type": "string"}
+INTEGER: Schema = {"type": "integer"}
+NULLABLE_STRING = nullable(STRING)
+NULLABLE_INTEGER = nullable(INTEGER)
+BOOLEAN: Schema = {"type": "boolean"}
+STRINGS: Schema = {"type": "array", "items": STRING}
+
+# -- parameters shared by many verbs -----------------------------------------------------------
+
+RUN = name("The run id (`run list` shows them).")
+JOB = name("The job id within the run.")
+LEASE = name("The lease token the claim returned (e.g. '3-5f0c...').")
+LEASE_SECONDS = integer("Lease length in seconds; heartbeat before it runs out.", 5, 86400,
+                        default=300)
+FILE = name("The workflow file (workflow.json or a .stm DSL file), relative to the server's "
+            "working directory or absolute.")
+SYNTAX = optional(one_of("Input syntax (default: from the file name, then the content).",
+                         ["json", "dsl"]))
+HELD = {"run": RUN, "job": JOB, "lease": LEASE}
+VERDICT = one_of("The review's verdict.", VERDICTS)
+
+# -- results -----------------------------------------------------------------------------------
+
+JOB_VIEW = document({
+    "job": STRING, "kind": STRING, "lane": STRING, "status": STRING, "iteration": INTEGER,
+    "attempt": INTEGER, "executions": INTEGER, "fence": INTEGER,
+    "lease_owner": NULLABLE_STRING, "lease_expires_at": NULLABLE_STRING,
+    "chosen": NULLABLE_STRING, "verdict": NULLABLE_STRING, "reason": NULLABLE_STRING})
+
+RUN_VIEW_FIELDS: dict[str, Schema] = {
+    "run": STRING, "workflow": STRING, "digest": STRING, "status": STRING, "repo": STRING,
+    "artifact_root": STRING, "blocked_on": NULLABLE_STRING, "executions": INTEGER,
+    "worst_case": INTEGER, "jobs": {"type": "array", "items": JOB_VIEW},
+    "chain_head": nullable(document({"seq": INTEGER, "hash": STRING}))}
+RUN_VIEW = document(RUN_VIEW_FIELDS)
+PREPARED = document({"run_id": STRING, **RUN_VIEW_FIELDS})
+
+RUN_LIST = document({"runs": {"type": "array", "items": document({
+    "run": STRING, "workflow": STRING, "status": STRING, "created_at": STRING,
+    "updated_at": STRING, "executions": INTEGER, "worst_case": INTEGER})}})
+
+RUN_EVENTS = document({"run": STRING, "events": {"type": "array", "items": document({
+    "seq": INTEGER, "type": STRING, "job": NULLABLE_STRING, "payload": {"type": "object"},
+    "hash": STRING, "at": STRING})}})
+
+RUN_WAITING = document({"run": STRING, "waiting": {"type": "array", "items": document({
+    "job": STRING, "iteration": INTEGER,
+    "kind": {"enum": ["checkpoint", "review"]}, "command": STRING})}})
+
+DECIDED = document({"run": STRING, "job": STRING, "choice": STRING, "run_status": STRING,
+                    "skipped": STRINGS})
+
+CLAIMED = document({
+    "claimed": BOOLEAN, "run": STRING, "run_status": STRING, "job": STRING, "kind": STRING,
+    "lane": STRING, "lease": STRING, "fence": INTEGER, "iteration": INTEGER,
+    "attempt": INTEGER, "expires_at": STRING, "prompt_file": STRING, "artifact_dir": STRING,
+    "produces": STRINGS}, "claimed", "run")
+
+HEARTBEAT = document({"run": STRING, "job": STRING, "expires_at": STRING})
+
+PUBLISHED = document({"run": STRING, "job": STRING, "path": STRING, "sha256": STRING,
+                      "bytes": INTEGER, "stored_at": STRING, "iteration": INTEGER})
+
+JOB_OUTCOME = document({"run": STRING, "job": STRING, "status": STRING, "iteration": INTEGER,
+                        "run_status": STRING, "blocked_on": NULLABLE_STRING})
+
+DIAGNOSTICS: Schema = {"type": "array", "items": document({
+    "code": STRING, "rule": STRING, "severity": {"enum": ["error", "warning", "info"]},
+    "message": STRING, "file": NULLABLE_STRING, "line": NULLABLE_INTEGER,
+    "column": NULLABLE_INTEGER, "path": STRING, "hint": STRING},
+    "code", "severity", "message")}
+
+VALIDATION = document({"file": STRING, "format": STRING, "valid": BOOLEAN,
+                       "jobs": NULLABLE_INTEGER, "diagnostics": DIAGNOSTICS,
+                       "summary": STRING})
+
+LINT = document({"file": STRING, "valid": BOOLEAN, "diagnostics": DIAGNOSTICS,
+                 "summary": STRING})
+
+PLAN = document({
+    "workflow": STRING, "jobs": INTEGER, "waves": {"type": "array", "items": STRINGS},
+    "regions": {"type": "array", "items": document({
+        "reviewer": STRING, "target": STRING, "max": INTEGER, "on_exhausted": STRING,
+        "loop": STRINGS, "reruns": STRINGS})},
+    "worst_case_job_executions": INTEGER, "worst_case_exact": BOOLEAN,
+    "worst_case_choices": {"type": "object", "additionalProperties": STRING},
+    "paths": NULLABLE_INTEGER, "paths_exact": BOOLEAN,
+    "walk": document({
+        "status": STRING, "executions": INTEGER, "unused_verdicts": STRINGS,
+        "steps": {"type": "array", "items": document({
+            "job": STRING, "kind": STRING, "outcome": NULLABLE_STRING, "execution": INTEGER,
+            "note": NULLABLE_STRING})}})},
+    "workflow", "jobs", "waves", "regions", "worst_case_job_executions", "worst_case_exact",
+    "worst_case_choices", "paths", "paths_exact")
+
+DOCTOR = document({
+    "ok": BOOLEAN, "anchored": BOOLEAN, "events": INTEGER, "audit_rows": INTEGER,
+    "findings": {"type": "array", "items": document({
+        "check": STRING, "status": {"enum": ["ok", "fail", "unanchored"]}, "ok": BOOLEAN,
+        "message": STRING, "table": NULLABLE_STRING, "seq": NULLABLE_INTEGER})}})

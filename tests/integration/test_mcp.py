@@ -1,0 +1,245 @@
+"""The MCP server through the SDK's own client, in process, in both protocol modes: the
+direct dispatch of today's protocol ("auto") and the initialize handshake the agent CLIs
+use ("legacy"). Its tools are the registry's verbs; a whole code-change run is driven by
+tool calls alone; a stale lease is a tool error carrying the stable code; the audit names
+the MCP caller; runs, prompts and artifacts read as resources.
+
+The client lists the tools before any call, so it checks every result against the tool's
+output schema (the registry's result schema) as it arrives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client, MCPError
+from mcp_types import TextResourceContents
+
+from striatum.server.mcp import RESOURCE_NOT_FOUND, StriatumMCP, tool_name
+from striatum.server.registry import RESOURCES, VERBS, permitted
+
+from .helpers import example, expire_lease, owner_connection
+
+pytestmark = pytest.mark.anyio
+NOWHERE = "host=127.0.0.1 port=1 connect_timeout=1"  # for calls that need no database
+ACTOR = "mcp-tester"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["auto", "legacy"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def actor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRIATUM_ACTOR", ACTOR)
+
+
+@dataclass
+class Operator:
+    """An agent session with nothing but the server's tools and resources."""
+
+    client: Client
+    workdir: Path
+
+    async def call(self, tool: str, **arguments: Any) -> Any:
+        result = await self.client.call_tool(tool, arguments)
+        assert not result.is_error, result.content
+        assert result.structured_content == json.loads(result.content[0].text)
+        return result.structured_content
+
+    async def refused(self, tool: str, **arguments: Any) -> Any:
+        result = await self.client.call_tool(tool, arguments)
+        assert result.is_error and result.structured_content is None, result
+        return json.loads(result.content[0].text)
+
+    async def read(self, uri: str) -> tuple[str, str | None]:
+        (content,) = (await self.client.read_resource(uri)).contents
+        assert isinstance(content, TextResourceContents), content
+        return content.text, content.mime_type
+
+    async def end(self, claim: dict[str, Any], outcome: str = "accept",
+                  reason: str = "fine") -> Any:
+        """Write and publish what the job produces, then complete it or give the verdict."""
+        held = {key: claim[key] for key in ("run", "job", "lease")}
+        for name in claim["produces"]:
+            written = self.workdir / f"{claim['job']}-{claim['iteration']}-{name}"
+            written.write_text(f"{name} of pass {claim['iteration']}\n", encoding="utf-8")
+            record = await self.call("job_publish", **held, artifact=str(written), name=name)
+            assert (record["path"], record["iteration"]) == (name, claim["iteration"])
+        if claim["kind"] != "review":
+            return await self.call("job_complete", **held)
+        return await self.call("job_verdict", **held, outcome=outcome, reason=reason)
+
+
+@asynccontextmanager
+async def connected(server: StriatumMCP, mode: str, workdir: Path) -> AsyncIterator[Operator]:
+    async with Client(server, mode=mode) as client:
+        await client.list_tools()
+        yield Operator(client, workdir)
+
+
+def audit_rows(dsn: str) -> list[tuple[str, str, str]]:
+    with owner_connection(dsn) as conn:
+        return [(r[0], r[1], r[2]) for r in conn.execute(
+            "SELECT actor, verb, outcome FROM striatum.audit_log ORDER BY seq")]
+
+
+async def test_one_tool_per_verb_its_schemas_the_registrys(mode: str, tmp_path: Path) -> None:
+    async with Client(StriatumMCP(str(tmp_path), NOWHERE), mode=mode) as client:
+        tools = (await client.list_tools()).tools
+        templates = (await client.list_resource_templates()).resource_templates
+    assert [t.name for t in tools] == [tool_name(verb) for verb in VERBS.values()]
+    for listed in tools:
+        verb = VERBS[listed.title or ""]
+        assert listed.name == verb.name.replace(".", "_")
+        assert (listed.input_schema, listed.output_schema) == (verb.params, verb.result)
+        assert listed.description == verb.summary
+        assert listed.annotations is not None
+        assert listed.annotations.read_only_hint is not verb.mutates
+        assert listed.meta == {"striatum/verb": verb.name, "striatum/capability": verb.capability}
+    assert [t.uri_template for t in templates] == [r.uri for r in RESOURCES]
+
+
+async def test_bad_arguments_and_unknown_tools_are_usage_errors(mode: str,
+                                                                tmp_path: Path) -> None:
+    async with connected(StriatumMCP(str(tmp_path), NOWHERE), mode, tmp_path) as operator:
+        short = await operator.refused("job_heartbeat", run="r", job="j", lease="1-0",
+                                       lease_seconds=1)
+        assert (short["error"], short["details"]["parameter"]) == ("usage", "lease_seconds")
+        assert (await operator.refused("run_stats", run="r"))["error"] == "usage"
+        # Checked before the core runs: no database was needed to refuse them.
+        unreachable = await operator.refused("run_status", run="r")
+        assert unreachable["error"] == "store_unavailable" and unreachable["hint"]
+        plan = await operator.call("workflow_plan", file=example("code-change"),
+                                   verdicts="check=needs_revision")
+        assert plan["walk"]["executions"] == plan["worst_case_job_executions"] == 5
+
+
+async def test_a_read_only_server_offers_the_viewer_verbs_alone(mode: str,
+                                                                tmp_path: Path) -> None:
+    server = StriatumMCP(str(tmp_path), NOWHERE, capability="viewer")
+    async with connected(server, mode, tmp_path) as operator:
+        tools = (await operator.client.list_tools()).tools
+        assert [t.name for t in tools] == [tool_name(v) for v in permitted("viewer")]
+        assert "holds the viewer capability" in (operator.client.instructions or "")
+        refused = await operator.refused("run_prepare", workflow=example("minimal"))
+        assert refused["error"] == "usage" and "run_prepare" in refused["message"]
+
+
+async def test_a_code_change_run_through_mcp_tool_calls_alone(mode: str, dsn: str, repo: Path,
+                                                              tmp_path: Path) -> None:
+    async with connected(StriatumMCP(str(repo), dsn), mode, tmp_path) as operator:
+        prepared = await operator.call("run_prepare", workflow=example("code-change"),
+                                       start=True)
+        run_id = prepared["run_id"]
+        assert (prepared["status"], prepared["worst_case"]) == ("running", 5)
+
+        draft = await operator.call("job_claim", run=run_id, owner="mcp-agent")
+        assert (draft["claimed"], draft["job"], draft["iteration"]) == (True, "draft", 0)
+        prompt, kind = await operator.read(f"striatum://runs/{run_id}/jobs/draft/prompt")
+        assert prompt == Path(draft["prompt_file"]).read_text(encoding="utf-8")
+        assert kind == "text/markdown"
+        assert (await operator.end(draft))["status"] == "succeeded"
+
+        check = await operator.call("job_claim", run=run_id)
+        reason = "name every file the change touches"
+        sent_back = await operator.end(check, "needs_revision", reason)
+        assert (check["job"], sent_back["status"], sent_back["run_status"]) == (
+            "check", "pending", "running")
+
+        redraft = await operator.call("job_claim", run=run_id)
+        assert (redraft["job"], redraft["iteration"]) == ("draft", 1)
+        prompt, _ = await operator.read(f"striatum://runs/{run_id}/jobs/draft/prompt")
+        assert reason in prompt
+        await operator.end(redraft)
+        recheck = await operator.call("job_claim", run=run_id)
+        assert (recheck["job"], recheck["iteration"]) == ("check", 1)
+        assert (await operator.end(recheck, "accept", "every file named"))["status"] == \
+            "succeeded"
+        apply = await operator.call("job_claim", run=run_id)
+        done = await operator.end(apply)
+        assert (apply["job"], done["status"], done["run_status"]) == (
+            "apply", "succeeded", "completed")
+
+        status = await operator.call("run_status", run=run_id)
+        assert (status["status"], status["executions"]) == ("completed", 5)
+        assert {job["status"] for job in status["jobs"]} == {"succeeded"}
+        text, kind = await operator.read(f"striatum://runs/{run_id}")
+        assert (json.loads(text), kind) == (status, "application/json")
+        text, kind = await operator.read(f"striatum://runs/{run_id}/artifacts/draft.md")
+        assert (text, kind) == ("draft.md of pass 1\n", "text/markdown")
+        assert await operator.call("job_claim", run=run_id) == {
+            "claimed": False, "run": run_id, "run_status": "completed"}
+        assert (await operator.call("doctor"))["ok"] is True
+
+    rows = audit_rows(dsn)
+    assert {actor for actor, _, _ in rows} == {f"{ACTOR} mcp"}
+    assert {outcome for _, _, outcome in rows} == {"ok"}
+    verbs = [verb for _, verb, _ in rows]
+    assert verbs.count("job claim") == 5 and verbs.count("job publish") == 3
+    assert {"run prepare", "run start", "job complete", "job verdict"} <= set(verbs)
+
+
+async def test_a_stale_lease_is_a_tool_error_with_code_lease_lost(mode: str, dsn: str,
+                                                                 repo: Path,
+                                                                 tmp_path: Path) -> None:
+    async with connected(StriatumMCP(str(repo), dsn), mode, tmp_path) as operator:
+        run_id = (await operator.call("run_prepare", workflow=example("minimal"),
+                                      start=True))["run_id"]
+        first = await operator.call("job_claim", run=run_id)
+        expire_lease(dsn, run_id, first["job"])
+        second = await operator.call("job_claim", run=run_id)
+        assert (second["job"], second["fence"]) == (first["job"], first["fence"] + 1)
+
+        stale = {key: first[key] for key in ("run", "job", "lease")}
+        refused = await operator.refused("job_complete", **stale)
+        assert refused["error"] == "lease_lost", refused
+        assert refused["message"] and refused["hint"]
+        assert refused["details"] == {"state": "leased", "fence": second["fence"]}
+        assert (await operator.refused("job_heartbeat", **stale))["error"] == "lease_lost"
+
+        assert (await operator.end(second))["run_status"] == "completed"
+    refusals = [row for row in audit_rows(dsn) if row[2] != "ok"]
+    assert refusals == [(f"{ACTOR} mcp", "job complete", "lease_lost"),
+                        (f"{ACTOR} mcp", "job heartbeat", "lease_lost")]
+
+
+async def test_a_resource_that_is_not_there_is_an_error_with_its_stable_code(
+        mode: str, dsn: str, repo: Path, tmp_path: Path) -> None:
+    async with connected(StriatumMCP(str(repo), dsn), mode, tmp_path) as operator:
+        run_id = (await operator.call("run_prepare", workflow=example("minimal"),
+                                      start=True))["run_id"]
+        for uri, said in [
+                ("striatum://runs/no-such-run", "no run 'no-such-run'"),
+                (f"striatum://runs/{run_id}/jobs/answer/prompt", "no prompt for its current"),
+                (f"striatum://runs/{run_id}/jobs/nope/prompt", "has no job 'nope'"),
+                (f"striatum://runs/{run_id}/artifacts/answer.md", "has no artifact"),
+                ("striatum://elsewhere", "no resource striatum://elsewhere")]:
+            with pytest.raises(MCPError) as missing:
+                await operator.read(uri)
+            assert missing.value.code == RESOURCE_NOT_FOUND, uri
+            assert said in missing.value.message, (uri, missing.value.message)
+
+        claim = await operator.call("job_claim", run=run_id)
+        await operator.end(claim)
+        uri = f"striatum://runs/{run_id}/artifacts/answer.md"
+        assert (await operator.read(uri))[0] == "answer.md of pass 0\n"
+        published = await operator.call("run_status", run=run_id)
+        stored = Path(published["repo"]) / published["artifact_root"] / run_id / "answer" / "i0"
+        (stored / "answer.md").write_text("rewritten after the fact\n", encoding="utf-8")
+        with pytest.raises(MCPError) as changed:
+            await operator.read(uri)
+        assert changed.value.data["error"] == "conflict", changed.value.data
+        assert "no longer holds what was published" in changed.value.message
