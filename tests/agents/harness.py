@@ -1,0 +1,260 @@
+"""The test side: prepare a run whose lanes are real CLIs, work it in the sandbox, and read
+back what happened, from the record (the database and the repository) and from the
+fakes.
+
+``Bench.work`` starts ``unshare -n python -m tests.agents.sandbox SPEC`` (see
+``sandbox.py``), which runs ``striatum run start RUN --wait`` beside the fakes
+and returns once the run stopped; ``Outcome`` then holds the run's status, its
+jobs, events and artifacts as striatum recorded them, and ``Record`` what each
+fake received.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
+
+from striatum.runtime import runs
+from striatum.runtime.records import JobRow
+from striatum.runtime.runs import RunView
+from striatum.runtime.store import Store
+
+from .fakes import APIS, ToolResult
+from .script import Script, find_prompt
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+AGENT_CLIS = Path(os.environ.get("STRIATUM_AGENT_CLIS", REPO_ROOT / ".agent-clis"))
+AGENT_BIN = AGENT_CLIS / "node_modules" / ".bin"
+STRIATUM = Path(sys.executable).parent / "striatum"
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def missing_cli(vendor: str) -> str | None:
+    """Why ``vendor``'s CLI cannot run here, or None."""
+    if not AGENT_BIN.is_dir():
+        return f"agent CLIs not installed: run `make agent-clis` (no {AGENT_BIN})"
+    for program in (vendor, "node"):
+        if not (AGENT_BIN / program).exists():
+            return (f"agent CLI {program} not installed: run `make agent-clis` "
+                    f"(no {AGENT_BIN / program})")
+    return None
+
+
+@functools.cache
+def sandbox_refused() -> str | None:
+    """Why the sandbox (new network and mount namespaces) cannot be made here, or None."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return "no sandbox: the `unshare` command (util-linux) is missing"
+    try:
+        tried = subprocess.run([unshare, "-n", "-m", "true"], capture_output=True, text=True,
+                               timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"no sandbox: `unshare -n -m true` failed: {exc}"
+    if tried.returncode != 0:
+        said = tried.stderr.strip().splitlines()
+        return ("no sandbox: `unshare -n -m` (an empty network namespace) is not permitted "
+                "here" + (f" ({said[-1]})" if said else ""))
+    return None
+
+
+def over_unix_socket(dsn: str) -> bool:
+    """Whether ``dsn`` reaches its server through a UNIX socket (which, unlike TCP to
+    127.0.0.1, works from inside another network namespace)."""
+    params = conninfo_to_dict(dsn)
+    if params.get("hostaddr"):
+        return False
+    hosts = [h for h in str(params.get("host") or "").split(",") if h]
+    return all(h.startswith("/") or h.startswith("@") for h in hosts)
+
+
+@dataclass
+class Record:
+    """Every request the fakes received, by vendor in order, as JSON lines recorded them,
+    and every host name looked up in the sandbox."""
+
+    entries: list[dict[str, Any]]
+    names: list[str]
+
+    @classmethod
+    def read(cls, folder: Path) -> Record:
+        entries = []
+        for vendor in APIS:
+            path = folder / f"{vendor}.jsonl"
+            if path.exists():
+                entries += [json.loads(line) for line in path.read_text().splitlines()]
+        looked_up = folder / "names.jsonl"
+        names = sorted({json.loads(line)["name"] for line in looked_up.read_text().splitlines()}
+                       ) if looked_up.exists() else []
+        return cls(entries, names)
+
+    def conversation(self, job: str, on_pass: int | None = None) -> list[dict[str, Any]]:
+        """The requests of ``job``'s conversations (of one pass), in order."""
+        return [e for e in self.entries if e.get("role") == "conversation"
+                and e.get("job") == job and (on_pass is None or e.get("on_pass") == on_pass)]
+
+    def vendors(self, job: str) -> set[str]:
+        return {e["vendor"] for e in self.conversation(job)}
+
+    def results(self, job: str, on_pass: int = 1) -> list[ToolResult]:
+        """The tool results the CLI sent back, as the last request of the pass's last
+        attempt carries them (each request carries the whole conversation)."""
+        requests = self.conversation(job, on_pass)
+        if not requests:
+            return []
+        last = requests[-1]
+        return APIS[last["vendor"]].results(last["body"])
+
+    def prompt(self, job: str, on_pass: int = 1) -> str:
+        """The job's prompt, as the CLI sent it (the text that holds the contract)."""
+        for entry in self.conversation(job, on_pass):
+            found = find_prompt(entry["body"])
+            if found is not None:
+                return found[0]
+        return ""
+
+    def errors(self) -> list[str]:
+        """Every request the fakes could not serve as scripted."""
+        return [f"{e['vendor']} {e['method']} {e['path']}: {e['error']}"
+                for e in self.entries if e.get("error")]
+
+
+@dataclass
+class Outcome:
+    """A worked run, as the record holds it, and what the fakes received."""
+
+    run_id: str
+    view: RunView
+    events: list[dict[str, Any]]
+    record: Record
+    exit_code: int | None
+    seconds: float
+    output: str  # the sandboxed command's stdout and stderr
+
+    @property
+    def status(self) -> str:
+        return self.view.run.status
+
+    @property
+    def repo(self) -> Path:
+        return Path(self.view.run.repo_path)
+
+    def job(self, job_id: str) -> JobRow:
+        return next(j for j in self.view.jobs if j.job_id == job_id)
+
+    def explain(self) -> str:
+        """What to read when an assertion fails."""
+        jobs = ", ".join(f"{j.job_id}={j.status}" + (f" ({j.reason})" if j.reason else "")
+                         for j in self.view.jobs)
+        said = []
+        for job in sorted({str(e["job"]) for e in self.record.entries if e.get("job")}):
+            passes = sorted({int(e["on_pass"]) for e in self.record.conversation(job)})
+            said += [f"  {job} pass {p}: {r.tool} -> {r.output[:300]!r}"
+                     + (" (error)" if r.error else "")
+                     for p in passes for r in self.record.results(job, p)]
+        return (f"run {self.run_id} {self.status} in {self.seconds:.1f}s (exit "
+                f"{self.exit_code}); jobs: {jobs}; fake errors: {self.record.errors()}\n"
+                "tool results:\n" + "\n".join(said) + "\n" + self.output[-3000:])
+
+    def of(self, *types: str, job: str | None = None) -> list[dict[str, Any]]:
+        """The run's events of these types (of one job)."""
+        return [e for e in self.events if e["type"] in types and (job is None or e["job"] == job)]
+
+
+class Bench:
+    """Runs of one test: its database, repository, homes and records."""
+
+    def __init__(self, dsn: str, root: Path, repo: Path) -> None:
+        self.dsn = dsn
+        self.root = root
+        self.repo = repo
+        self.store = Store.connect(dsn)
+        self._worked = 0
+
+    def close(self) -> None:
+        self.store.close()
+
+    def prepare(self, workflow: Path, lanes: dict[str, dict[str, Any]],
+                variables: dict[str, str] | None = None) -> str:
+        """Prepare a run of ``workflow`` with ``lanes`` in place of its own."""
+        return runs.prepare(self.store, str(workflow), str(self.repo),
+                            overrides=variables or {}, lanes=lanes)
+
+    def work(self, run_id: str, script: Script, timeout: float = 300) -> Outcome:
+        """Start the run and work it to its end inside the sandbox, with the fakes following
+        ``script``."""
+        self._worked += 1
+        place = self.root / f"sandbox-{self._worked}"
+        place.mkdir(parents=True)
+        home = place / "home"
+        home.mkdir()
+        env = {"PATH": f"{AGENT_BIN}:{STRIATUM.parent}:{SYSTEM_PATH}", "LANG": "C.UTF-8",
+               "STRIATUM_DSN": self.dsn, "STRIATUM_ACTOR": "conformance-worker"}
+        if os.environ.get("STRIATUM_HOME"):
+            env["STRIATUM_HOME"] = os.environ["STRIATUM_HOME"]
+        spec = {"script": script.to_json(), "records": str(place / "records"),
+                "home": str(home), "cwd": str(self.repo), "env": env,
+                "command": [str(STRIATUM), "--repo", str(self.repo), "run", "start", run_id,
+                            "--wait"],
+                "timeout": timeout, "stdout": str(place / "stdout"),
+                "stderr": str(place / "stderr"), "result": str(place / "result.json")}
+        (place / "spec.json").write_text(json.dumps(spec))
+        unshare = shutil.which("unshare") or "unshare"
+        entered = subprocess.run(
+            [unshare, "-n", "-m", sys.executable, "-m", "tests.agents.sandbox",
+             str(place / "spec.json")], cwd=REPO_ROOT, capture_output=True, text=True,
+            env={"PATH": env["PATH"], "LANG": "C.UTF-8"}, timeout=timeout + 60)
+        assert entered.returncode == 0, f"the sandbox failed: {entered.stderr[-3000:]}"
+        result = json.loads((place / "result.json").read_text())
+        output = ((place / "stdout").read_text(errors="replace")
+                  + (place / "stderr").read_text(errors="replace"))
+        return Outcome(run_id, runs.status(self.store, run_id),
+                       list(runs.all_events(self.store, run_id)),
+                       Record.read(place / "records"), result.get("exit_code"),
+                       float(result["seconds"]), output)
+
+    def verdicts(self, outcome: Outcome) -> list[tuple[str, int, str, str]]:
+        """Every verdict of the run, as the verdicts table holds them: (job, iteration,
+        verdict, reason), in order."""
+        rows = self.store._conn.execute(
+            "SELECT job_id, iteration, verdict, reason FROM striatum.verdicts "
+            "WHERE run_id = %s ORDER BY created_at, iteration", (outcome.run_id,)).fetchall()
+        return [(str(j), int(i), str(v), str(r)) for j, i, v, r in rows]
+
+    def artifacts(self, outcome: Outcome, job: str, iteration: int = 0) -> dict[str, str]:
+        """The artifacts ``job`` published in ``iteration``: path -> text, each checked
+        against the sha256 and size the record holds."""
+        found = {}
+        for path, stored_at, sha256, size in self.store.execute(
+                "job_artifacts", {"run": outcome.run_id, "job": job, "iteration": iteration}):
+            data = (outcome.repo / stored_at).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == sha256, f"{stored_at} was changed"
+            assert len(data) == size, stored_at
+            found[path] = data.decode("utf-8", "replace")
+        return found
+
+
+def refusals(results: Iterable[ToolResult]) -> list[ToolResult]:
+    """The tool results that say the call was refused or failed."""
+    words = ("requires approval", "permission", "not allowed", "denied", "haven't granted",
+             "rejected", "blocked")
+    return [r for r in results if r.error or any(w in r.output.lower() for w in words)]
+
+
+def write_workflow(folder: Path, document: dict[str, Any]) -> Path:
+    """``document`` as ``folder``/workflow.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "workflow.json"
+    path.write_text(json.dumps(document, indent=2))
+    return path

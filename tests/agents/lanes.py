@@ -1,0 +1,35 @@
+"""The lanes the conformance tests run: the package's presets (``striatum lane preset``),
+as a user gets them, so every preset is what the tests prove; and, as controls, the
+same CLIs without the flags that let them work headless.
+
+The presets pass each CLI's key and endpoint through from the worker by name
+(``"${NAME}"``): the sandbox gives the worker the fakes' addresses, so the same lane
+that reaches the real API reaches a fake here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from striatum.compiler.presets import CLIS, ROLES, preset
+
+VENDORS = tuple(CLIS)
+__all__ = ["ROLES", "UNPERMITTED", "VENDORS", "lane"]
+
+
+def lane(vendor: str, role: str) -> dict[str, Any]:
+    """The preset of ``vendor`` for ``role`` (author or reviewer)."""
+    return preset(vendor, role)
+
+
+def _bare(vendor: str, command: list[str]) -> dict[str, Any]:
+    return {**preset(vendor, "author"), "command": command, "timeout": 180}
+
+
+# The same CLIs with none of the flags that allow writing files and running commands
+# headless: the controls that show a refusal is seen for what it is.
+UNPERMITTED: dict[str, dict[str, Any]] = {
+    "claude": _bare("claude", ["claude", "-p"]),
+    "codex": _bare("codex", ["codex", "exec", "--skip-git-repo-check", "-"]),
+    "gemini": _bare("gemini", ["gemini"]),
+}

@@ -1,0 +1,265 @@
+"""What a fake model says, turn by turn: a test's script, as data that crosses into the
+sandbox as JSON.
+
+A script holds, for each job (and pass), the turns of one conversation. A turn is
+either tool calls, named by what they do (``Read``, ``Write``, ``Edit``,
+``Shell``, ``Verdict``), which each fake turns into its CLI's own tool, or the final text
+(``Say``). Paths and commands may name facts of the job's contract, the lines
+every striatum prompt ends with, which the fake reads from the request:
+
+    {paths[0]}  the first path the contract says to write (``{paths[1]}``, ...)
+    {out}       the attempt's artifact directory
+    {repo}      the repository the job runs in
+    {job} {run} {pass} {attempt}
+
+``Verdict(outcome, reason)`` runs the contract's own verdict command for that
+outcome (the line it prints, with the reason in place of ``"..."``).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+
+class ScriptError(Exception):
+    """The script cannot be followed for this request (a fact it names is missing)."""
+
+
+@dataclass(frozen=True)
+class Read:
+    """Read a file with the CLI's own reading tool (codex has none: it runs ``cat``)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Write:
+    """Create a file with the CLI's own file tool."""
+
+    path: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace ``old`` by ``new`` in a file with the CLI's own edit tool."""
+
+    path: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Shell:
+    """Run a command with the CLI's shell tool."""
+
+    command: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Run the contract's verdict command for ``outcome`` with the CLI's shell tool."""
+
+    outcome: str
+    reason: str
+
+
+Call = Read | Write | Edit | Shell | Verdict
+CALLS: dict[str, type[Call]] = {"read": Read, "write": Write, "edit": Edit, "shell": Shell,
+                                "verdict": Verdict}
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One answer of the model: tool calls, or (with none) the final text."""
+
+    calls: tuple[Call, ...] = ()
+    text: str = ""
+
+    @property
+    def final(self) -> bool:
+        return not self.calls
+
+    def to_json(self) -> dict[str, Any]:
+        return {"calls": [{"tool": _tool_name(c), **vars(c)} for c in self.calls],
+                "text": self.text}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Turn:
+        calls = tuple(CALLS[c["tool"]](**{k: v for k, v in c.items() if k != "tool"})
+                      for c in doc["calls"])
+        return cls(calls, doc["text"])
+
+
+def _tool_name(call: Call) -> str:
+    return next(name for name, kind in CALLS.items() if isinstance(call, kind))
+
+
+def calls(*made: Call) -> Turn:
+    return Turn(tuple(made))
+
+
+def say(text: str) -> Turn:
+    return Turn((), text)
+
+
+@dataclass
+class Script:
+    """The turns of each job's conversation, by pass (1 = the first); a pass that is not
+    scripted replays the highest scripted pass below it."""
+
+    jobs: dict[str, dict[int, list[Turn]]] = field(default_factory=dict)
+
+    def job(self, job: str, *turns: Turn, on_pass: int = 1) -> Script:
+        self.jobs.setdefault(job, {})[on_pass] = list(turns)
+        return self
+
+    def turns(self, job: str, on_pass: int) -> list[Turn] | None:
+        passes = self.jobs.get(job)
+        if not passes:
+            return None
+        scripted = [p for p in passes if p <= on_pass]
+        return passes[max(scripted)] if scripted else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {job: {str(p): [t.to_json() for t in turns] for p, turns in passes.items()}
+                for job, passes in self.jobs.items()}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Script:
+        return cls({job: {int(p): [Turn.from_json(t) for t in turns]
+                          for p, turns in passes.items()} for job, passes in doc.items()})
+
+
+# The contract prompts.contract appends, after a "---" rule.
+_HEAD = re.compile(r"^striatum: this is job (?P<job>\S+) of run (?P<run>\S+) "
+                   r"\((?P<kind>\w+), pass (?P<pass>\d+), attempt (?P<attempt>\d+)\)\.$",
+                   re.MULTILINE)
+_PATH = re.compile(r"^  (/\S.*)$")
+_VERDICT = re.compile(r'^  (striatum job verdict (\w+) --reason )"\.\.\."$')
+_VERDICT_FILE = re.compile(r"^or write (/\S+)/verdict\.json holding ")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The facts of a job's contract, as the prompt states them."""
+
+    job: str
+    run: str
+    kind: str
+    on_pass: int
+    attempt: int
+    paths: tuple[str, ...]
+    verdicts: dict[str, str]  # outcome -> the command, without its reason
+    out: str | None
+
+    @classmethod
+    def find(cls, text: str) -> Contract | None:
+        """The contract at the end of a prompt (the last one, should an artifact quoted in
+        the prompt hold something like it), or None."""
+        heads = list(_HEAD.finditer(text))
+        if not heads:
+            return None
+        head = heads[-1]
+        paths: list[str] = []
+        verdicts: dict[str, str] = {}
+        out = None
+        section = None
+        for line in text[head.end():].splitlines()[1:]:
+            if line.startswith("Write each file"):
+                section = "paths"
+            elif line.startswith("Record your verdict"):
+                section = "verdicts"
+            elif (found := _PATH.match(line)) and section == "paths":
+                paths.append(found.group(1).rstrip())
+            elif (found := _VERDICT.match(line)) and section == "verdicts":
+                verdicts[found.group(2)] = found.group(1)
+            elif found := _VERDICT_FILE.match(line):
+                out = found.group(1)
+            elif not line.startswith("  "):
+                section = None
+        if out is None and paths:
+            out = str(PurePosixPath(paths[0]).parent)
+        return cls(head["job"], head["run"], head["kind"], int(head["pass"]),
+                   int(head["attempt"]), tuple(paths), verdicts, out)
+
+    @property
+    def repo(self) -> str | None:
+        if self.out is None or "/.striatum/runs/" not in self.out:
+            return None
+        return self.out.split("/.striatum/runs/")[0]
+
+    def fill(self, text: str) -> str:
+        """``text`` with the contract's facts in place of their names."""
+        facts: dict[str, Any] = {"paths": list(self.paths), "out": self.out, "repo": self.repo,
+                                 "job": self.job, "run": self.run, "pass": self.on_pass,
+                                 "attempt": self.attempt}
+
+        def value(match: re.Match[str]) -> str:
+            name, index = match.group(1), match.group(2)
+            if name not in facts:
+                return match.group(0)
+            found = facts[name]
+            if index is not None:
+                if int(index) >= len(found):
+                    raise ScriptError(f"the contract of {self.job} names no {name}[{index}]")
+                found = found[int(index)]
+            if found is None:
+                raise ScriptError(f"the contract of {self.job} states no {name}")
+            return str(found)
+
+        return re.sub(r"\{(\w+)(?:\[(\d+)\])?\}", value, text)
+
+    def command(self, call: Shell | Verdict) -> str:
+        """The command line a shell call runs."""
+        if isinstance(call, Shell):
+            return self.fill(call.command)
+        if call.outcome not in self.verdicts:
+            raise ScriptError(f"the contract of {self.job} offers no verdict {call.outcome!r} "
+                              f"(it offers {sorted(self.verdicts)})")
+        return self.verdicts[call.outcome] + shlex.quote(call.reason)
+
+    def resolve(self, call: Call) -> Call:
+        """The call with every fact filled in (a Verdict becomes the Shell it runs)."""
+        if isinstance(call, Read):
+            return Read(self.fill(call.path))
+        if isinstance(call, Write):
+            return Write(self.fill(call.path), self.fill(call.content))
+        if isinstance(call, Edit):
+            return Edit(self.fill(call.path), call.old, call.new)
+        return Shell(self.command(call))
+
+
+def strings(document: Any) -> list[str]:
+    """Every string of a JSON document, in document order."""
+    found: list[str] = []
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return found
+
+
+def find_prompt(document: Any) -> tuple[str, Contract] | None:
+    """The first string of a request that holds a contract, and the contract: the prompt
+    comes before anything the conversation added to it."""
+    for text in strings(document):
+        if "striatum: this is job " in text:
+            found = Contract.find(text)
+            if found is not None:
+                return text, found
+    return None
+
+
+def find_contract(document: Any) -> Contract | None:
+    found = find_prompt(document)
+    return found[1] if found else None
