@@ -264,6 +264,17 @@ WHERE r.status IN ('completed', 'failed', 'cancelled')
 SELECT r.id, r.status, r.artifact_root FROM striatum.runs r
 JOIN striatum.repos p ON p.id = r.repo_id WHERE p.path = %(path)s ORDER BY r.id;
 
+-- database_identity: the id of the database that holds this record --
+SELECT id::text FROM striatum.identity;
+
+-- repo_artifacts: every artifact a repository's runs published, each iteration --
+SELECT a.run_id, a.job_id, a.iteration, a.path, a.stored_at, a.sha256
+FROM striatum.artifacts a
+JOIN striatum.runs r ON r.id = a.run_id
+JOIN striatum.repos p ON p.id = r.repo_id
+WHERE p.path = %(path)s
+ORDER BY a.run_id, a.job_id, a.iteration, a.path;
+
 -- notify_ready: wake the workers listening for ready jobs (delivered at commit) --
 SELECT pg_notify('striatum_ready', %(run)s);
 
