@@ -151,3 +151,10 @@ def test_a_cli_verb_imports_neither_the_registry_nor_the_mcp_sdk() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, cwd=REPO).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_the_claim_schema_names_every_reason_a_claim_can_give() -> None:
+    from striatum.runtime.runs import IDLE_REASONS
+    from striatum.server import schemas
+
+    assert schemas.CLAIMED["properties"]["reason"]["enum"] == list(IDLE_REASONS)
