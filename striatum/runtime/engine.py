@@ -328,7 +328,8 @@ def _all_settled(tx: Transition, job_id: str) -> bool:
 def fail_run(tx: Transition, reason: str) -> None:
     for job_id, row in tx.load_all().items():
         if row.status in LIVE_JOB_STATES:
-            tx.job(job_id, "cancel", {"reason": "the run failed"})
+            # What it was: a `run retry` grants a pass to a job that had begun one.
+            tx.job(job_id, "cancel", {"reason": "the run failed", "was": row.status})
     tx.run_to("fail", {"reason": reason}, blocked_on=None)
 
 

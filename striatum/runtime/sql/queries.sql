@@ -264,6 +264,12 @@ WHERE r.status IN ('completed', 'failed', 'cancelled')
 SELECT r.id, r.status, r.artifact_root FROM striatum.runs r
 JOIN striatum.repos p ON p.id = r.repo_id WHERE p.path = %(path)s ORDER BY r.id;
 
+-- cancelled_as: what each job of a run was when the run's failure cancelled it, oldest first --
+SELECT job_id, payload::jsonb -> 'data' ->> 'was'
+FROM striatum.events
+WHERE run_id = %(run)s AND type = 'job.cancel'
+ORDER BY seq;
+
 -- database_identity: the id of the database that holds this record --
 SELECT id::text FROM striatum.identity;
 
