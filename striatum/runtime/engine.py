@@ -181,6 +181,10 @@ class Transition:
             self.head = (int(last[0]), str(last[1]))
         if any(event.type == "job.ready" for event in self.events):
             send(self.cur, "notify_ready", {"run": self.run.id})
+        if any(trigger == "cancel" for _, _, trigger in self.ended_leases):
+            # The lanes holding them would run on until their next heartbeat (a third of
+            # the lease) found them lost: their workers stop them now.
+            send(self.cur, "notify_cancel", {"run": self.run.id})
 
     @property
     def changed(self) -> bool:

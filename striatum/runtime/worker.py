@@ -105,6 +105,7 @@ class Worker:
         attempts = Attempts(LaneStores(self.dsn, actor),
                             Heartbeats(self.dsn, actor, options.lease_seconds, self._say),
                             options.log_cap, self._say)
+        self._wake.on_cancel = attempts.beats.cancelled
         last_sweep = 0.0
         outage = 0
         try:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from .helpers import EXAMPLES_DIR, REPO_ROOT, expire_lease
-from .worker_helpers import Procs, fake, wait_for
+from .worker_helpers import Procs, fake, lane_processes, wait_for
 
 pytestmark = pytest.mark.e2e
 EXECUTABLE = Path(sys.executable).parent / "striatum"
@@ -523,3 +523,25 @@ def test_wait_until_human_hands_over_at_a_checkpoint(cli: Cli, tmp_path: Path) -
     cli.json("checkpoint", "decide", run_id, "decide", "continue")
     cli.run("run", "work", run_id)
     assert cli.status(run_id)["status"] == "completed"
+
+
+def test_run_cancel_stops_the_lane_at_once_not_at_the_next_heartbeat(
+        cli: Cli, tmp_path: Path) -> None:
+    """With a 300 s lease the worker's heartbeat comes every 100 s: the cancel is pushed
+    to the worker (NOTIFY), which stops the lane's group then."""
+    run_id = prepare_with_lanes(cli, copy_example("minimal", tmp_path), agent=fake("hang"))
+    procs = Procs(tmp_path / "procs")
+    try:
+        worker = procs.start("wait", [str(EXECUTABLE), "--repo", str(cli.repo), "run", "start",
+                                      run_id, "--wait", "--lease-seconds", "300"], cli.env)
+        wait_for(lambda: lane_processes(run=run_id), 60,
+                 lambda: f"the lane to start: {worker.err()[-2000:]}")
+        cli.json("run", "cancel", run_id, "--reason", "changed my mind")
+        # Far below the heartbeat's 100 s: the test fails without the push.
+        wait_for(lambda: not lane_processes(run=run_id), 30,
+                 lambda: f"the lane to stop: {worker.err()[-2000:]}")
+        assert worker.wait(30) == 7
+        assert f"run {run_id} was cancelled; stopping its lane" in worker.err()
+    finally:
+        procs.close()
+    assert cli.status(run_id)["status"] == "cancelled"

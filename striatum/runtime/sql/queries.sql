@@ -287,6 +287,12 @@ SELECT pg_notify('striatum_ready', %(run)s);
 -- listen_ready: a worker's connection listens for ready jobs --
 LISTEN striatum_ready;
 
+-- notify_cancel: tell the workers a run's leases were cancelled, so its lanes stop now (delivered at commit) --
+SELECT pg_notify('striatum_cancel', %(run)s);
+
+-- listen_cancel: a worker's connection listens for cancelled runs --
+LISTEN striatum_cancel;
+
 -- set_role_password: give a role a login with this SCRAM verifier (the owner only) --
 SELECT striatum.set_role_password(%(role)s, %(verifier)s);
 
