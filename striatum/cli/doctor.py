@@ -35,7 +35,8 @@ def doctor(no_anchors: bool, strict: bool, as_json: bool) -> int:
             click.echo(f"{marks[finding.status]} {finding.check:<8} {finding.message}")
         verdict = "doctor found problems" if not report.ok else (
             "all checks passed" if report.anchored
-            else "no problem found, but the chain is UNANCHORED (see above)")
+            else "no problem found; the newest records are not vouched for outside the "
+                 "database yet (a run's manifest anchors them when it ends)")
         click.echo(f"{verdict} ({count(report.events, 'event')}, "
                    f"{count(report.audit_rows, 'audit row')})")
     return EXIT_OK if report.ok else EXIT_INVALID

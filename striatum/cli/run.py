@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..errors import EXIT_OK, EXIT_RUN_NOT_COMPLETED, UsageError
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_NOT_COMPLETED, UsageError
 from ..runtime.machine import RUN_TERMINAL
 from ..server import results
 from .output import emit_json, json_option
@@ -16,7 +16,7 @@ from .session import settings, store
 
 @click.group()
 def run() -> None:
-    """Runs: prepare, start, status, list, events, waiting, cancel, resume."""
+    """Runs: prepare, start, work, status, list, events, waiting, cancel, resume, retry."""
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -116,25 +116,70 @@ def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
     return EXIT_OK
 
 
+def _working(func: Any) -> Any:
+    """The options of the verbs that can work a run to its end in this process."""
+    for option in reversed([
+        click.option("--wait", is_flag=True,
+                     help="Work the run to its end in this process (its command lanes)."),
+        click.option("--concurrency", default=4, show_default=True,
+                     type=click.IntRange(1, 64), help="With --wait: jobs run at once."),
+        click.option("--lease-seconds", default=60, show_default=True,
+                     type=click.IntRange(5, 86400)),
+        click.option("--until-human", is_flag=True,
+                     help="With --wait: return (exit 7) once only a human can move the run "
+                          "on, instead of waiting for the decision."),
+    ]):
+        func = option(func)
+    return func
+
+
 @run.command()
 @click.argument("run_id")
-@click.option("--wait", is_flag=True,
-              help="Work the run to its end in this process (its command lanes).")
-@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64),
-              help="With --wait: jobs run at once.")
-@click.option("--lease-seconds", default=60, show_default=True, type=click.IntRange(5, 86400))
+@_working
 @json_option
-def start(run_id: str, wait: bool, concurrency: int, lease_seconds: int, as_json: bool) -> int:
+def start(run_id: str, wait: bool, concurrency: int, lease_seconds: int, until_human: bool,
+          as_json: bool) -> int:
     """Start a prepared run: its first jobs become ready (with --wait, run them)."""
     from ..runtime import runs
 
     with store() as opened:
         runs.start(opened, run_id)
         dsn = opened.dsn
+    return _then(run_id, dsn, wait, concurrency, lease_seconds, until_human, as_json)
+
+
+@run.command()
+@click.argument("run_id")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Jobs run at once.")
+@click.option("--lease-seconds", default=60, show_default=True, type=click.IntRange(5, 86400))
+@click.option("--until-human", is_flag=True,
+              help="Return (exit 7) once only a human can move the run on.")
+@json_option
+def work(run_id: str, concurrency: int, lease_seconds: int, until_human: bool,
+         as_json: bool) -> int:
+    """Work a started run to its end in this process: after an interruption, a resume
+    or a retry. Ends when the run ends or waits for a human (exit 7 then), as
+    `run start --wait` does; Ctrl-C finishes the jobs in hand and exits 130."""
+    from ..runtime import runs
+
+    with store() as opened:
+        runs.check_workable(opened, run_id)
+        dsn = opened.dsn
+    return _then(run_id, dsn, True, concurrency, lease_seconds, until_human, as_json)
+
+
+def _then(run_id: str, dsn: str, wait: bool, concurrency: int, lease_seconds: int,
+          until_human: bool, as_json: bool) -> int:
+    """After a verb that moved the run on: with ``wait``, work it to its end here; then
+    say where it stands."""
+    from ..runtime import runs
+
+    interrupted = False
     if wait:
         from .work import work_run
 
-        work_run(dsn, run_id, concurrency, lease_seconds)
+        interrupted = work_run(dsn, run_id, concurrency, lease_seconds, until_human)
     # A connection of its own: one left idle while the run was worked may have been
     # dropped (a server restart the worker rode out).
     with store() as opened:
@@ -145,18 +190,31 @@ def start(run_id: str, wait: bool, concurrency: int, lease_seconds: int, as_json
     else:
         click.echo(_summary(view))
         if wait:
-            click.echo(_after_waiting(view, waiting))
+            click.echo(_after_waiting(view, waiting, interrupted))
+    if interrupted:
+        return EXIT_INTERRUPTED
     if wait and view.run.status != "completed":
         return EXIT_RUN_NOT_COMPLETED
     return EXIT_OK
 
 
-def _after_waiting(view: Any, waiting: list[Any]) -> str:
+def _after_waiting(view: Any, waiting: list[Any], interrupted: bool = False) -> str:
     """Where a run stands once ``--wait`` returns: its manifest if it ended, else what
     it waits for and the command that moves it on."""
+
+    said = _where_it_stands(view, waiting)
+    if interrupted and view.run.status not in RUN_TERMINAL:
+        return f"interrupted, the jobs in hand finished: {said}"
+    return said
+
+
+def _where_it_stands(view: Any, waiting: list[Any]) -> str:
     from ..runtime.manifest import manifest_path
 
     run_id, status = view.run.id, view.run.status
+    if status == "failed":
+        return (f"run {run_id} failed: see `striatum run status {run_id}`; run it again from "
+                f"the failed job with `striatum run retry {run_id} --wait`")
     if status in RUN_TERMINAL:
         manifest = manifest_path(view.run)
         if manifest.is_file():
@@ -169,7 +227,7 @@ def _after_waiting(view: Any, waiting: list[Any]) -> str:
     if waiting:
         return (f"run {run_id} is {status}, waiting for {waiting[0].kind} "
                 f"{waiting[0].job}: `{waiting[0].command}`")
-    return (f"run {run_id} is still {status}: work it on with `striatum worker --run {run_id}`, "
+    return (f"run {run_id} is still {status}: work it on with `striatum run work {run_id}`, "
             f"or claim its jobs with `striatum job claim --run {run_id}`")
 
 
@@ -290,12 +348,37 @@ def cancel(run_id: str, reason: str, as_json: bool) -> int:
 @click.option("--decision", required=True, type=click.Choice(["accept", "fail", "revise"]),
               help="Accept the escalated review, fail the run, or grant one more revision.")
 @click.option("--reason", default="", help="Why (recorded in the event).")
+@_working
 @json_option
-def resume(run_id: str, decision: str, reason: str, as_json: bool) -> int:
-    """Answer a run blocked by an escalation (a review whose revision budget is spent)."""
+def resume(run_id: str, decision: str, reason: str, wait: bool, concurrency: int,
+           lease_seconds: int, until_human: bool, as_json: bool) -> int:
+    """Answer a run blocked by an escalation (a review whose revision budget is spent);
+    with --wait, work it on to its end here."""
     from ..runtime import runs
 
     with store() as opened:
         runs.resume(opened, run_id, decision, reason or f"human decided {decision}")
-        view = runs.status(opened, run_id)
-    return _show(view, as_json)
+        dsn = opened.dsn
+    return _then(run_id, dsn, wait and decision != "fail", concurrency, lease_seconds,
+                 until_human, as_json)
+
+
+@run.command()
+@click.argument("run_id")
+@click.option("--job", "job_id", default=None,
+              help="The failed job (a failed run has one): refused if it is not that one.")
+@click.option("--reason", default="retried by a human", show_default=True,
+              help="Why (recorded in the event).")
+@_working
+@json_option
+def retry(run_id: str, job_id: str | None, reason: str, wait: bool, concurrency: int,
+          lease_seconds: int, until_human: bool, as_json: bool) -> int:
+    """Run a failed run again from its failed job, with a fresh attempt budget: that job
+    and every job its failure cancelled run again (with --wait, here and now). A human's
+    decision, in the run's record."""
+    from ..runtime import runs
+
+    with store() as opened:
+        runs.retry(opened, run_id, job_id, reason)
+        dsn = opened.dsn
+    return _then(run_id, dsn, wait, concurrency, lease_seconds, until_human, as_json)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 from collections.abc import Callable
 from types import FrameType
 
@@ -27,15 +26,26 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def work_run(dsn: str, run_id: str, concurrency: int, lease_seconds: int) -> None:
+def work_run(dsn: str, run_id: str, concurrency: int, lease_seconds: int,
+             until_human: bool = False) -> bool:
+    """Work ``run_id`` until it ends or waits for a human; True when a signal stopped it
+    first. Progress goes to stderr, a line at a time, terminal or not (a log, or an
+    agent reading the output, wants it as much as a person does)."""
     from ..runtime.worker import Worker, WorkerOptions
 
     options = WorkerOptions(run=run_id, concurrency=concurrency, until_run_ends=True,
-                            lease_seconds=lease_seconds,
-                            progress=_progress if sys.stderr.isatty() else None)
+                            until_human=until_human, lease_seconds=lease_seconds,
+                            progress=_progress)
     worker = Worker(dsn, options)
-    _stop_on_signals(worker.stop_on_signal)
+    signalled: list[int] = []
+
+    def stop() -> None:
+        signalled.append(1)
+        worker.stop_on_signal()
+
+    _stop_on_signals(stop)
     worker.run()
+    return bool(signalled)
 
 
 @click.command()

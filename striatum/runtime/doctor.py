@@ -26,7 +26,9 @@ by whoever could also recompute the hashes — which the anchors catch.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import cache
@@ -340,8 +342,6 @@ def _manifests(repo: Path, roots: set[str]) -> dict[str, Path]:
 def check_anchors(store: Store, repo: str, report: Report) -> int:
     """Check the manifests of ``repo`` against the chains; returns the highest audit
     seq a manifest vouches for (0 if none)."""
-    import os
-
     from .runs import DEFAULT_ARTIFACT_ROOT
 
     path = os.path.realpath(repo)
@@ -357,6 +357,8 @@ def check_anchors(store: Store, repo: str, report: Report) -> int:
     anchored = 0
     top, audit_top = 0, 0
     differing: list[tuple[str, int]] = []
+    this_database = str(store.execute("database_identity")[0][0])
+    elsewhere: dict[str, list[str]] = {}
     for run_id, manifest in manifests.items():
         try:
             document = json.loads(manifest.read_text(encoding="utf-8"))
@@ -366,6 +368,12 @@ def check_anchors(store: Store, repo: str, report: Report) -> int:
             report.add("anchors", f"{manifest} is not a readable manifest")
             continue
         if run_id not in runs:
+            recorded_in = document.get("database")
+            if recorded_in != this_database and (recorded_in is not None or not runs):
+                # Recorded by another database (a teammate's, a previous embedded server):
+                # nothing to check its chain against here, and nothing lost.
+                elsewhere.setdefault(str(recorded_in or "unnamed"), []).append(run_id)
+                continue
             report.add("anchors", f"run {run_id} has a manifest in the repository but the "
                                   "database has no such run (restored from an older backup, "
                                   "or replaced)", table="runs")
@@ -383,6 +391,12 @@ def check_anchors(store: Store, repo: str, report: Report) -> int:
             audit_top = max(audit_top, _audit_anchor(store, document, run_id, report))
     for run_id, seq in differing:
         report.add("anchors", _differs(run_id, seq, top), table="events", seq=seq)
+    for database, run_ids in sorted(elsewhere.items()):
+        which = ("a database that did not name itself" if database == "unnamed"
+                 else f"database {database}")
+        report.add("anchors", f"{len(run_ids)} run(s) in the repository were recorded by "
+                              f"{which}, not this one ({this_database}): their chains are "
+                              "checked there; their files are checked here", ok=True)
     head = store.execute("chain_head", {"chain": repo_chain(repo_id)}) if repo_id else []
     last = int(head[0][0]) if head else 0
     if anchored:
@@ -392,12 +406,16 @@ def check_anchors(store: Store, repo: str, report: Report) -> int:
                                   f"{repo_chain(repo_id or 0)} come after the last anchor "
                                   "(runs still under way): no manifest vouches for them yet",
                        unanchored=True, table="events", seq=top + 1)
-    elif not manifests and not runs:
-        report.add("anchors", f"unanchored: {path} has no runs in this database and no "
-                              "manifests, so nothing vouches for any chain", unanchored=True)
+    elif not runs:
+        if not manifests:
+            report.add("anchors", f"unanchored: {path} has no runs in this database and no "
+                                  "manifests, so nothing vouches for any chain",
+                       unanchored=True)
+        # else: every manifest is another database's, and this one has no chain here
     else:
-        report.add("anchors", "unanchored: no run manifest vouches for this chain yet, so a "
-                              "removed tail could not be seen", unanchored=True)
+        report.add("anchors", "unanchored: no run manifest vouches for this chain yet (a run "
+                              "in progress has none until it ends), so a removed tail could "
+                              "not be seen", unanchored=True)
     return audit_top
 
 
@@ -429,6 +447,58 @@ def _audit_anchor(store: Store, document: dict[str, Any], run_id: str, report: R
     return seq
 
 
+def check_artifacts(store: Store, repo: str, report: Report) -> None:
+    """Every artifact file a run of ``repo`` published still holds the bytes whose sha256
+    was recorded (a file edited after publishing, e.g. by an agent or a merge, would let
+    a later reader trust what nobody reviewed). The database's record for its own runs,
+    the manifest's for runs it does not have."""
+    from .runs import DEFAULT_ARTIFACT_ROOT
+
+    path = os.path.realpath(repo)
+    expected = [(str(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), str(r[5]))
+                for r in store.execute("repo_artifacts", {"path": path})]
+    runs = store.execute("runs_of_repo", {"path": path})
+    known = {str(r[0]) for r in runs}
+    roots = {str(r[2]) for r in runs}
+    for run_id, manifest in _manifests(Path(path), {DEFAULT_ARTIFACT_ROOT} | roots).items():
+        if run_id in known:
+            continue
+        try:
+            listed = json.loads(manifest.read_text(encoding="utf-8"))["artifacts"]
+            expected += [(run_id, str(a["job"]), int(a["iteration"]), str(a["path"]),
+                          str(a["stored_at"]), str(a["sha256"])) for a in listed]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # check_anchors says the manifest is unreadable
+    bad = 0
+    for run_id, job_id, iteration, name, stored_at, sha256 in expected:
+        where = f"run {run_id}: artifact {name} of {job_id} (iteration {iteration})"
+        try:
+            now = _sha256_of(Path(path) / stored_at)
+        except FileNotFoundError:
+            report.add("files", f"{where} is gone from {stored_at}")
+            bad += 1
+            continue
+        except OSError as exc:
+            report.add("files", f"{where}: {stored_at} cannot be read: {exc.strerror}")
+            bad += 1
+            continue
+        if now != sha256:
+            report.add("files", f"{where}: {stored_at} changed since it was published "
+                                f"(sha256 {sha256[:12]}... recorded, {now[:12]}... now)")
+            bad += 1
+    if expected and not bad:
+        report.add("files", f"{len(expected)} artifact file(s) hold what was published",
+                   ok=True)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as reader:
+        while chunk := reader.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def check_skills(repo: str, report: Report) -> None:
     """The striatum skills installed in ``repo``: current, or flagged with the command
     that brings them up to date (an agent would follow an outdated playbook)."""
@@ -456,6 +526,8 @@ def doctor(store: Store, repo: str | None = None, *, strict: bool = False) -> Re
         check_projections(replay, report)
         check_guards(store, report)
         audit_anchor = check_anchors(store, repo, report) if repo is not None else 0
+        if repo is not None:
+            check_artifacts(store, repo, report)
     if repo is not None:
         check_skills(repo, report)
     if audit_rows is not None:

@@ -181,6 +181,10 @@ class Transition:
             self.head = (int(last[0]), str(last[1]))
         if any(event.type == "job.ready" for event in self.events):
             send(self.cur, "notify_ready", {"run": self.run.id})
+        if any(trigger == "cancel" for _, _, trigger in self.ended_leases):
+            # The lanes holding them would run on until their next heartbeat (a third of
+            # the lease) found them lost: their workers stop them now.
+            send(self.cur, "notify_cancel", {"run": self.run.id})
 
     @property
     def changed(self) -> bool:
@@ -328,7 +332,8 @@ def _all_settled(tx: Transition, job_id: str) -> bool:
 def fail_run(tx: Transition, reason: str) -> None:
     for job_id, row in tx.load_all().items():
         if row.status in LIVE_JOB_STATES:
-            tx.job(job_id, "cancel", {"reason": "the run failed"})
+            # What it was: a `run retry` grants a pass to a job that had begun one.
+            tx.job(job_id, "cancel", {"reason": "the run failed", "was": row.status})
     tx.run_to("fail", {"reason": reason}, blocked_on=None)
 
 

@@ -41,6 +41,9 @@ JOB_TRANSITIONS: list[dict[str, Any]] = [
                                     "skipped"], "dest": "pending"},
     {"trigger": "cancel", "source": ["pending", "ready", "leased", "awaiting_decision"],
      "dest": "cancelled"},
+    # `run retry`: a human runs a failed run's failed job, and what its failure
+    # cancelled, again (a pass beyond the plan, granted like a revision).
+    {"trigger": "rerun", "source": ["failed", "cancelled"], "dest": "pending"},
 ]
 
 RUN_STATES = ["prepared", "running", "blocked", "completed", "failed", "cancelled"]
@@ -53,6 +56,7 @@ RUN_TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "complete", "source": "running", "dest": "completed"},
     {"trigger": "fail", "source": ["running", "blocked"], "dest": "failed"},
     {"trigger": "cancel", "source": ["prepared", "running", "blocked"], "dest": "cancelled"},
+    {"trigger": "retry", "source": "failed", "dest": "running"},
 ]
 
 

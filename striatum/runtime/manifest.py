@@ -53,6 +53,9 @@ def prepare_manifest(tx: Transition, artifacts: list[Any], audit: tuple[int, str
         "workflow": run.workflow_name,
         "workflow_digest": run.workflow_digest,
         "status": run.status,
+        # Which database holds the record the chain heads below are in (doctor, run
+        # against another, says so once rather than calling this run lost).
+        "database": fetch(tx.cur, "database_identity")[0][0],
         "artifacts": [{"job": a[0], "iteration": a[1], "path": a[2], "stored_at": a[3],
                        "sha256": a[4], "bytes": a[5]} for a in artifacts],
         "chain": {"repo_id": run.repo_id, "seq": tx.head[0], "hash": tx.head[1]},

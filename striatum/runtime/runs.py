@@ -266,6 +266,61 @@ def resume(store: Store, run_id: str, decision: str, reason: str) -> Transition:
     return transition(store, run_id, change)
 
 
+@verb("run retry")
+def retry(store: Store, run_id: str, job_id: str | None, reason: str) -> Transition:
+    """Run a failed run again from its failed job (``job_id``, when given, must be it), with
+    a fresh attempt budget: that job and every job the failure cancelled go back to
+    pending, and the run to running. A human's decision, in the chain; each pass it
+    adds to one that had begun is granted, as a revision a human grants is."""
+
+    def change(tx: Transition) -> None:
+        if tx.run.status != "failed":
+            raise Conflict(f"run {run_id} is {tx.run.status!r}, not failed",
+                           hint="only a failed run is retried"
+                                + ("; a blocked one is resumed: `striatum run resume "
+                                   f"{run_id} --decision accept|fail|revise`"
+                                   if tx.run.status == "blocked" else ""),
+                           state=tx.run.status)
+        rows = tx.load_all()
+        failed = [j for j in tx.wg.workflow.job_ids if rows[j].status == "failed"]
+        if job_id is not None and job_id not in failed:
+            raise Conflict(f"job {job_id!r} of run {run_id} is "
+                           f"{rows[job_id].status if job_id in rows else 'not a job'}, "
+                           "not failed",
+                           hint="failed: " + (", ".join(failed) or "none"))
+        # A failure fails its run at once, so a failed run has one failed job; naming it
+        # (``job_id``) makes sure that is the one a script means to run again.
+        chosen = failed
+        was = dict(fetch(tx.cur, "cancelled_as", {"run": run_id}))
+        data = {"by": "human", "reason": reason}
+        tx.run_to("retry", {**data, "jobs": chosen})
+        for member in tx.wg.workflow.job_ids:
+            row = rows[member]
+            if member in chosen or row.status == "cancelled":
+                begun = member in chosen or was.get(member) != "pending"
+                tx.job(member, "rerun", {**data, "granted": begun}, attempt=0, reason=None,
+                       verdict=None)
+        advance(tx)
+
+    return transition(store, run_id, change)
+
+
+def check_workable(store: Store, run_id: str) -> None:
+    """Refuse, saying what to do instead, to work a run that no worker can move on."""
+    run = get_run(store, run_id)
+    hints = {
+        "prepared": f"start it: `striatum run start {run_id} --wait`",
+        "blocked": f"a human answers it first: `striatum run resume {run_id} --decision "
+                   "accept|fail|revise --wait`",
+        "failed": f"run it again from its failed job: `striatum run retry {run_id} --wait`",
+        "completed": "it is done: `striatum run status` shows it",
+        "cancelled": "a cancelled run stays cancelled: prepare a new run of its workflow",
+    }
+    if run.status in hints:
+        raise Conflict(f"run {run_id} is {run.status!r}: there is nothing to work",
+                       hint=hints[run.status], state=run.status)
+
+
 def _job(tx: Transition, job_id: str) -> JobRow:
     row = tx.row(job_id)
     if row is None:

@@ -51,6 +51,9 @@ class WorkerOptions:
     concurrency: int = 1
     once: bool = False
     until_run_ends: bool = False
+    # With until_run_ends: also stop once only a human can move the run on (a checkpoint
+    # waits, or the run is blocked), for an operator that must hand over.
+    until_human: bool = False
     lease_seconds: int = 60
     poll_seconds: float = 1.0
     log_cap: int = DEFAULT_LOG_CAP
@@ -102,6 +105,7 @@ class Worker:
         attempts = Attempts(LaneStores(self.dsn, actor),
                             Heartbeats(self.dsn, actor, options.lease_seconds, self._say),
                             options.log_cap, self._say)
+        self._wake.on_cancel = attempts.beats.cancelled
         last_sweep = 0.0
         outage = 0
         try:
@@ -209,6 +213,9 @@ class Worker:
         except StoreUnavailable:
             return
         self._announced_at = time.monotonic()
+        self._tell(found)
+
+    def _tell(self, found: list[runs.Waiting]) -> None:
         for each in found:
             # An escalated review that waits again after a human granted a pass is new.
             if (each.job, each.iteration) not in self._told:
@@ -231,5 +238,14 @@ class Worker:
             except StoreUnavailable:
                 return False
             # blocked: only a human can move it on (`run resume`), so stop waiting.
-            return run is None or run.status in (*RUN_TERMINAL, "blocked")
+            if run is None or run.status in (*RUN_TERMINAL, "blocked"):
+                return True
+            if self.options.until_human:
+                try:
+                    # Nothing is running here: what else is ready is no command lane's.
+                    found = runs.waiting(link.store(), self.options.run)
+                    self._tell(found)  # the hand-over says what waits, once
+                    return bool(found)
+                except StoreUnavailable:
+                    return False
         return False

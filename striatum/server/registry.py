@@ -185,6 +185,13 @@ def _run_resume(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     return runs.status(session.store, p["run"]).to_json()
 
 
+def _run_retry(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime import runs
+
+    runs.retry(session.store, p["run"], p["job"], p["reason"] or "retried by a human")
+    return runs.status(session.store, p["run"]).to_json()
+
+
 def _run_waiting(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
@@ -326,6 +333,13 @@ _DECLARED = [
                    "reason": s.text("Why (default: 'human decided DECISION').", default="")},
                   "run", "decision"),
          s.RUN_VIEW, "principal", True, _run_resume),
+    Verb("run.retry", "Run a failed run again from its failed job, with a fresh attempt "
+         "budget (that job and what its failure cancelled run again); a human's decision.",
+         s.params({"run": s.RUN,
+                   "job": s.optional(s.name("The failed job: refused if it is not it.")),
+                   "reason": s.text("Why (default: 'retried by a human').", default="")},
+                  "run"),
+         s.RUN_VIEW, "principal", True, _run_retry),
     Verb("run.waiting", "The jobs of a run that wait for a human, and the command that "
          "answers each.",
          s.params({"run": s.RUN}, "run"), s.RUN_WAITING, "viewer", False, _run_waiting),

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from .helpers import EXAMPLES_DIR, REPO_ROOT, expire_lease
-from .worker_helpers import Procs, fake, wait_for
+from .worker_helpers import Procs, fake, lane_processes, wait_for
 
 pytestmark = pytest.mark.e2e
 EXECUTABLE = Path(sys.executable).parent / "striatum"
@@ -357,10 +357,10 @@ def test_wait_names_the_manifest_of_a_run_that_completed(cli: Cli, tmp_path: Pat
 
 
 def assert_waits(cli: Cli, done: subprocess.CompletedProcess[str], run_id: str, status: str,
-                 next_step: str) -> None:
-    """--wait returned before the run ended: exit 7, no manifest written or named, and
-    the step that moves the run on as the last line."""
-    assert done.returncode == 7, done.stderr
+                 next_step: str, code: int = 7) -> None:
+    """--wait returned before the run ended: exit 7 (130 when interrupted), no manifest
+    written or named, and the step that moves the run on as the last line."""
+    assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
     assert cli.status(run_id)["status"] == status
     assert not manifest_of(cli, run_id).exists()
@@ -402,8 +402,9 @@ def test_wait_interrupted_at_a_checkpoint_says_how_to_decide_it(cli: Cli,
                                 analyst=fake("work"), reviewer=fake("review"))
     done = interrupted_wait(cli, tmp_path, run_id, "decide", "awaiting_decision")
     assert_waits(cli, done, run_id, "running",
-                 f"run {run_id} is running, waiting for checkpoint decide: "
-                 f"`striatum checkpoint decide {run_id} decide cancel|continue`")
+                 f"interrupted, the jobs in hand finished: run {run_id} is running, waiting "
+                 f"for checkpoint decide: `striatum checkpoint decide {run_id} decide "
+                 "cancel|continue`", code=130)
 
 
 def test_wait_interrupted_while_jobs_remain_says_how_to_work_them(cli: Cli,
@@ -419,6 +420,128 @@ def test_wait_interrupted_while_jobs_remain_says_how_to_work_them(cli: Cli,
     run_id = prepare_with_lanes(cli, workflow)
     done = interrupted_wait(cli, tmp_path, run_id, "by-hand", "ready")
     assert_waits(cli, done, run_id, "running",
-                 f"run {run_id} is still running: work it on with "
-                 f"`striatum worker --run {run_id}`, or claim its jobs with "
-                 f"`striatum job claim --run {run_id}`")
+                 f"interrupted, the jobs in hand finished: run {run_id} is still running: "
+                 f"work it on with `striatum run work {run_id}`, or claim its jobs with "
+                 f"`striatum job claim --run {run_id}`", code=130)
+
+
+# -- recovery: run retry, run work, resume --wait ---------------------------------------------
+
+# A coder that fails until a flag file exists (a broken tool a human then fixes).
+def fails_until(flag: Path) -> list[str]:
+    return [sys.executable, "-c",
+            "import os, pathlib, sys\n"
+            f"if not pathlib.Path({str(flag)!r}).exists(): sys.exit('the tool is broken')\n"
+            "d = pathlib.Path(os.environ['STRIATUM_ARTIFACT_DIR']); "
+            "d.mkdir(parents=True, exist_ok=True)\n"
+            "for n in filter(None, os.environ.get('STRIATUM_PRODUCES', '').splitlines()):\n"
+            "    (d / n).write_text('fixed\\n')\n"]
+
+
+def test_a_failed_run_is_retried_from_its_failed_job_with_a_fresh_budget(
+        cli: Cli, tmp_path: Path) -> None:
+    flag = tmp_path / "fixed"
+    run_id = prepare_with_lanes(cli, copy_example("code-change", tmp_path),
+                                coder=fails_until(flag), reviewer=fake("review"))
+    done = cli.run("run", "start", run_id, "--wait", expect=7)
+    assert cli.status(run_id)["status"] == "failed"
+    # Without a terminal too: progress lines on stderr, and the verb that recovers.
+    assert "striatum: " in done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        f"run {run_id} failed: see `striatum run status {run_id}`; run it again from the "
+        f"failed job with `striatum run retry {run_id} --wait`")
+    jobs = job_statuses(cli.status(run_id))
+    assert jobs == {"draft": "failed", "check": "cancelled", "apply": "cancelled"}
+
+    refused = cli.json("run", "retry", run_id, "--job", "check", expect=4)
+    assert "not failed" in refused["message"] and "failed: draft" in refused["hint"]
+    cli.json("run", "work", run_id, expect=4)  # a failed run is retried, not worked
+
+    flag.write_text("", encoding="utf-8")
+    done = cli.run("run", "retry", run_id, "--job", "draft", "--reason", "tool fixed",
+                   "--wait")
+    assert done.stdout.splitlines()[-1].startswith("artifacts and manifest: ")
+    status = cli.status(run_id)
+    assert status["status"] == "completed"
+    assert {j["job"]: j["attempt"] for j in status["jobs"]}["draft"] == 0  # a fresh budget
+    events = [(e["type"], e["job"]) for e in cli.json("run", "events", run_id)["events"]]
+    assert ("run.retry", None) in events
+    assert [job for kind, job in events if kind == "job.rerun"] == ["draft", "check", "apply"]
+    retried = next(e for e in cli.json("run", "events", run_id)["events"]
+                   if e["type"] == "run.retry")
+    assert retried["payload"]["data"] == {"by": "human", "reason": "tool fixed",
+                                          "jobs": ["draft"]}
+    # Each pass the retry added is granted, like a human's extra revision: doctor's bound.
+    assert cli.json("doctor")["ok"] is True
+    cli.json("run", "retry", run_id, expect=4)  # completed now
+
+
+def test_run_work_finishes_a_run_an_interrupted_wait_left_running(
+        cli: Cli, tmp_path: Path) -> None:
+    workflow = tmp_path / "flow" / "workflow.json"
+    workflow.parent.mkdir()
+    workflow.write_text(json.dumps({
+        "name": "two", "lanes": {"worker": {"command": fake("work")}},
+        "jobs": [{"id": "first", "lane": "worker", "prompt": {"text": "go"}},
+                 {"id": "second", "lane": "worker", "needs": ["first"],
+                  "prompt": {"text": "then"}}]}), encoding="utf-8")
+    run_id = prepare_with_lanes(cli, workflow)
+    refused = cli.json("run", "work", run_id, expect=4)
+    assert f"striatum run start {run_id} --wait" in refused["hint"]
+    cli.json("run", "start", run_id)  # started, nobody working it
+    done = cli.run("run", "work", run_id)
+    assert done.stdout.splitlines()[-1].startswith("artifacts and manifest: ")
+    assert cli.status(run_id)["status"] == "completed"
+    refused = cli.json("run", "work", run_id, expect=4)
+    assert "it is done" in refused["hint"]
+
+
+def test_resume_wait_works_the_run_on_after_a_granted_revision(
+        cli: Cli, tmp_path: Path) -> None:
+    run_id = prepare_with_lanes(cli, copy_example("code-change", tmp_path),
+                                coder=fake("work"), reviewer=ALWAYS_REVISE)
+    cli.run("run", "start", run_id, "--wait", expect=7)
+    refused = cli.json("run", "work", run_id, expect=4)
+    assert "run resume" in refused["hint"]
+    done = cli.run("run", "resume", run_id, "--decision", "revise", "--wait", expect=7)
+    # The granted pass ran (draft and check again), and the reviewer still says no.
+    assert cli.status(run_id)["status"] == "blocked"
+    assert "draft" in done.stderr and done.stdout.splitlines()[-1].startswith(
+        f"run {run_id} is blocked on check")
+    done = cli.run("run", "resume", run_id, "--decision", "accept", "--wait")
+    assert cli.status(run_id)["status"] == "completed"
+
+
+def test_wait_until_human_hands_over_at_a_checkpoint(cli: Cli, tmp_path: Path) -> None:
+    run_id = prepare_with_lanes(cli, copy_example("human-checkpoint", tmp_path),
+                                analyst=fake("work"), reviewer=fake("review"))
+    done = cli.run("run", "start", run_id, "--wait", "--until-human", expect=7)
+    said = f"striatum checkpoint decide {run_id} decide cancel|continue"
+    assert done.stderr.count(said) == 1  # said once, with the choices
+    assert done.stdout.splitlines()[-1] == (
+        f"run {run_id} is running, waiting for checkpoint decide: `{said}`")
+    cli.json("checkpoint", "decide", run_id, "decide", "continue")
+    cli.run("run", "work", run_id)
+    assert cli.status(run_id)["status"] == "completed"
+
+
+def test_run_cancel_stops_the_lane_at_once_not_at_the_next_heartbeat(
+        cli: Cli, tmp_path: Path) -> None:
+    """With a 300 s lease the worker's heartbeat comes every 100 s: the cancel is pushed
+    to the worker (NOTIFY), which stops the lane's group then."""
+    run_id = prepare_with_lanes(cli, copy_example("minimal", tmp_path), agent=fake("hang"))
+    procs = Procs(tmp_path / "procs")
+    try:
+        worker = procs.start("wait", [str(EXECUTABLE), "--repo", str(cli.repo), "run", "start",
+                                      run_id, "--wait", "--lease-seconds", "300"], cli.env)
+        wait_for(lambda: lane_processes(run=run_id), 60,
+                 lambda: f"the lane to start: {worker.err()[-2000:]}")
+        cli.json("run", "cancel", run_id, "--reason", "changed my mind")
+        # Far below the heartbeat's 100 s: the test fails without the push.
+        wait_for(lambda: not lane_processes(run=run_id), 30,
+                 lambda: f"the lane to stop: {worker.err()[-2000:]}")
+        assert worker.wait(30) == 7
+        assert f"run {run_id} was cancelled; stopping its lane" in worker.err()
+    finally:
+        procs.close()
+    assert cli.status(run_id)["status"] == "cancelled"

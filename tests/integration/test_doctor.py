@@ -4,6 +4,7 @@ the chains, the projections, the guards or the tail is found and located."""
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -19,8 +20,10 @@ from striatum.canonical import canonical_json
 from striatum.runtime import runs
 from striatum.runtime.audit import append_audit, row_hash
 from striatum.runtime.doctor import Finding, Report, doctor
+from striatum.runtime.migrate import migrate
 from striatum.runtime.store import Store
 
+from .conftest import scratch_database
 from .helpers import Agent, example, owner_connection, rewind_projections, scripted, start_run
 
 Conn = psycopg.Connection[Any]
@@ -107,18 +110,98 @@ def test_a_clean_completed_run_passes_every_check(store: Store, completed: Compl
     report = doctor(store, str(completed.repo))
     assert report.ok, [f.to_json() for f in report.findings if not f.ok]
     found = checks(report)
-    assert {"chain", "replay", "guards", "anchors"} <= set(found)
+    assert {"chain", "replay", "guards", "anchors", "files"} <= set(found)
     assert all(f.ok for f in report.findings)
     assert report.events == completed.last_seq
     assert report.audit_rows == completed.audit_rows
     assert {f.table for f in found["chain"]} == {"events", "audit_log"}
     assert "1 manifest(s) match" in found["anchors"][0].message
+    # Every iteration is checked: draft.md of the first draft and of the revision.
+    stored = artifacts_of(completed)
+    assert len([p for p in stored if p.name == "draft.md"]) == 2
+    assert found["files"][0].message == f"{len(stored)} artifact file(s) hold what was published"
+
+
+# -- the files in the repository --------------------------------------------------------------
+
+def artifacts_of(c: Completed) -> list[Path]:
+    return sorted(p for p in (c.repo / "striatum" / "runs" / c.run_id).rglob("*")
+                  if p.is_file() and p.name != "manifest.json")
+
+
+def test_an_artifact_edited_after_it_was_published_is_named(
+        store: Store, completed: Completed) -> None:
+    edited = next(p for p in artifacts_of(completed) if p.name == "draft.md")
+    edited.write_text(edited.read_text(encoding="utf-8") + "one more line\n",
+                      encoding="utf-8")
+    report = doctor(store, str(completed.repo))
+    assert not report.ok
+    failed = [f for f in report.findings if not f.ok]
+    assert [f.check for f in failed] == ["files"]
+    where = edited.relative_to(completed.repo)
+    assert f"{where} changed since it was published" in failed[0].message
+    assert failed[0].message.startswith(f"run {completed.run_id}: artifact draft.md of draft")
+
+
+def test_an_artifact_removed_after_it_was_published_is_named(
+        store: Store, completed: Completed) -> None:
+    gone = artifacts_of(completed)[0]
+    gone.unlink()
+    failed = [f for f in doctor(store, str(completed.repo)).findings if not f.ok]
+    assert len(failed) == 1 and failed[0].check == "files"
+    assert f"is gone from {gone.relative_to(completed.repo)}" in failed[0].message
 
 
 def test_doctor_without_a_repo_skips_the_anchors(store: Store, completed: Completed) -> None:
     report = doctor(store)
     assert report.ok
     assert "anchors" not in checks(report)
+
+
+# -- manifests of another database ------------------------------------------------------------
+
+def manifest_of(c: Completed) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(
+        (c.repo / "striatum" / "runs" / c.run_id / "manifest.json").read_text("utf-8"))
+    return document
+
+
+def test_a_manifest_names_the_database_that_holds_its_record(
+        store: Store, completed: Completed) -> None:
+    [(identity,)] = store._conn.execute("SELECT id::text FROM striatum.identity").fetchall()
+    assert manifest_of(completed)["database"] == identity
+
+
+def test_a_repository_whose_runs_another_database_recorded_is_said_once(
+        admin_dsn: str, completed: Completed) -> None:
+    """A teammate clones the repository, manifests included, and runs doctor on their own
+    database (or a new embedded server): nothing is lost, and the files still count."""
+    with scratch_database(admin_dsn, f"striatum_o_{secrets.token_hex(6)}") as other:
+        migrate(other)
+        theirs = Store.connect(other)
+        try:
+            report = doctor(theirs, str(completed.repo))
+            [(identity,)] = theirs._conn.execute(
+                "SELECT id::text FROM striatum.identity").fetchall()
+        finally:
+            theirs.close()
+    assert report.ok, [f.to_json() for f in report.findings if not f.ok]
+    anchors = checks(report)["anchors"]
+    recorded_by = manifest_of(completed)["database"]
+    assert recorded_by != identity
+    assert [f.message for f in anchors] == [
+        f"1 run(s) in the repository were recorded by database {recorded_by}, not this "
+        f"one ({identity}): their chains are checked there; their files are checked here"]
+    assert checks(report)["files"][0].ok
+
+
+def test_a_run_this_database_recorded_and_lost_still_fails(
+        store: Store, completed: Completed) -> None:
+    folder = completed.repo / "striatum" / "runs" / completed.run_id
+    folder.rename(folder.with_name("r-lost"))
+    failed = [f for f in doctor(store, str(completed.repo)).findings if not f.ok]
+    assert any(f.check == "anchors" and "run r-lost has a manifest in the repository but "
+               "the database has no such run" in f.message for f in failed), failed
 
 
 # -- tampering with the chains ----------------------------------------------------------------

@@ -264,11 +264,34 @@ WHERE r.status IN ('completed', 'failed', 'cancelled')
 SELECT r.id, r.status, r.artifact_root FROM striatum.runs r
 JOIN striatum.repos p ON p.id = r.repo_id WHERE p.path = %(path)s ORDER BY r.id;
 
+-- cancelled_as: what each job of a run was when the run's failure cancelled it, oldest first --
+SELECT job_id, payload::jsonb -> 'data' ->> 'was'
+FROM striatum.events
+WHERE run_id = %(run)s AND type = 'job.cancel'
+ORDER BY seq;
+
+-- database_identity: the id of the database that holds this record --
+SELECT id::text FROM striatum.identity;
+
+-- repo_artifacts: every artifact a repository's runs published, each iteration --
+SELECT a.run_id, a.job_id, a.iteration, a.path, a.stored_at, a.sha256
+FROM striatum.artifacts a
+JOIN striatum.runs r ON r.id = a.run_id
+JOIN striatum.repos p ON p.id = r.repo_id
+WHERE p.path = %(path)s
+ORDER BY a.run_id, a.job_id, a.iteration, a.path;
+
 -- notify_ready: wake the workers listening for ready jobs (delivered at commit) --
 SELECT pg_notify('striatum_ready', %(run)s);
 
 -- listen_ready: a worker's connection listens for ready jobs --
 LISTEN striatum_ready;
+
+-- notify_cancel: tell the workers a run's leases were cancelled, so its lanes stop now (delivered at commit) --
+SELECT pg_notify('striatum_cancel', %(run)s);
+
+-- listen_cancel: a worker's connection listens for cancelled runs --
+LISTEN striatum_cancel;
 
 -- set_role_password: give a role a login with this SCRAM verifier (the owner only) --
 SELECT striatum.set_role_password(%(role)s, %(verifier)s);
