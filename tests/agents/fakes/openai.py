@@ -20,7 +20,7 @@ import threading
 import uuid
 from typing import Any
 
-from ..script import Call, Edit, Read, Shell, Turn, Write
+from ..script import Call, Edit, Mcp, Read, Shell, Turn, Write, mcp_tool
 from .server import Api, Reply, ToolResult, sse
 
 _OURS = re.compile(r"fake_(\d+)_")
@@ -55,8 +55,12 @@ def patch(call: Write | Edit) -> str:
                       "*** End Patch"]) + "\n"
 
 
-def _javascript(call: Call) -> str:
+def _javascript(call: Call, tools: set[str]) -> str:
     """The ``exec`` program that makes one call through codex's nested tools."""
+    if isinstance(call, Mcp):
+        name = mcp_tool(sorted(tools), call.name)
+        return (f"const result = await tools.{name}({json.dumps(call.arguments)});\n"
+                "text(JSON.stringify(result));\n")
     if isinstance(call, Read):
         call = Shell(f"cat {shlex.quote(call.path)}")
     if isinstance(call, Write | Edit):
@@ -72,7 +76,11 @@ def _javascript(call: Call) -> str:
 def _item(call: Call, call_id: str, tools: set[str]) -> dict[str, Any]:
     if "exec" in tools and not {"apply_patch", "exec_command"} <= tools:
         return {"type": "custom_tool_call", "id": f"ctc_{call_id}", "call_id": call_id,
-                "name": "exec", "input": _javascript(call), "status": "completed"}
+                "name": "exec", "input": _javascript(call, tools), "status": "completed"}
+    if isinstance(call, Mcp):
+        return {"type": "function_call", "id": f"fc_{call_id}", "call_id": call_id,
+                "name": mcp_tool(sorted(tools), call.name),
+                "arguments": json.dumps(call.arguments), "status": "completed"}
     if isinstance(call, Read):  # codex has no reading tool: it runs cat
         call = Shell(f"cat {shlex.quote(call.path)}")
     if isinstance(call, Write | Edit):
