@@ -61,8 +61,9 @@ The tests
     repository ``striatum adopt`` wired up, and drives a run through the striatum MCP
     server's tools (``Mcp`` calls, whose arguments name what earlier results said).
     ``test_adopt_agents``: after ``adopt``, each CLI lists the skill and the server's
-    tools to its model, and examples/code-change runs on its presets there. Each skips, with one line saying why, when its CLIs are not
-    installed or the sandbox cannot be made; each has its own timeout.
+    tools to its model, and examples/code-change runs on its presets there. Each
+    skips, with one line saying why, when its CLIs are not installed or the sandbox
+    cannot be made; each has its own timeout.
 
 What each CLI does on the wire, as far as these tests found: README.md.
 """

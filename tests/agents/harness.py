@@ -300,6 +300,24 @@ def adopt(dsn: str, repo: Path, profile: str) -> str:
     return done.stdout
 
 
+def mcp_failed(vendor: str, result: ToolResult) -> bool:
+    """Whether the CLI told its model the call failed (codex's ``exec`` program ran, and
+    printed the MCP result, whose ``isError`` says it)."""
+    if vendor == "codex":
+        return not result.error and '"isError":true' in result.output
+    return result.error
+
+
+def mcp_document(output: str) -> dict[str, Any]:
+    """The JSON document a tool result carries (codex: its program printed the whole
+    MCP result, whose structuredContent is the document)."""
+    start = output.index("{")
+    found, _ = json.JSONDecoder().raw_decode(output, start)
+    assert isinstance(found, dict)
+    content = found.get("structuredContent")
+    return content if isinstance(content, dict) else found
+
+
 def refusals(results: Iterable[ToolResult]) -> list[ToolResult]:
     """The tool results that say the call was refused or failed."""
     words = ("requires approval", "permission", "not allowed", "denied", "haven't granted",

@@ -9,14 +9,11 @@ tool error carrying striatum's stable code."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .fakes import ToolResult
-from .harness import Bench, Ran, adopt, write_workflow
+from .harness import Bench, Ran, adopt, mcp_document, mcp_failed, write_workflow
 from .lanes import OPERATOR, PROFILE, VENDORS
 from .script import Mcp, Script, Write, calls, say
 from .test_code_change import git_repo
@@ -55,24 +52,6 @@ def operate(bench: Bench, vendor: str, session: str, script: Script) -> Ran:
     return bench.sandboxed(argv, script, 240, {**env, "STRIATUM_ACTOR": ACTOR}, prompt)
 
 
-def failed(vendor: str, result: ToolResult) -> bool:
-    """Whether the CLI told its model the call failed (codex's ``exec`` program ran, and
-    printed the MCP result, whose ``isError`` says it)."""
-    if vendor == "codex":
-        return not result.error and '"isError":true' in result.output
-    return result.error
-
-
-def document(output: str) -> dict[str, Any]:
-    """The JSON document a tool result carries (codex: its program printed the whole
-    MCP result, whose structuredContent is the document)."""
-    start = output.index("{")
-    found, _ = json.JSONDecoder().raw_decode(output, start)
-    assert isinstance(found, dict)
-    content = found.get("structuredContent")
-    return content if isinstance(content, dict) else found
-
-
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_an_agent_drives_a_run_over_mcp(bench: Bench, repo: Path, vendor: str) -> None:
     git_repo(repo)
@@ -107,22 +86,22 @@ def test_an_agent_drives_a_run_over_mcp(bench: Bench, repo: Path, vendor: str) -
                   "job_complete", "job_claim", "job_verdict", "run_status")], explain
     prepared, claim, _, published, refused, completed, review, verdict, status = results
     # (not ``refusals``: a run's document names "blocked_on")
-    assert [r for r in results if failed(vendor, r)] == [refused], explain
-    run_id = document(prepared.output)["run_id"]
-    assert document(prepared.output)["status"] == "running"
-    held = document(claim.output)
+    assert [r for r in results if mcp_failed(vendor, r)] == [refused], explain
+    run_id = mcp_document(prepared.output)["run_id"]
+    assert mcp_document(prepared.output)["status"] == "running"
+    held = mcp_document(claim.output)
     assert (held["claimed"], held["run"], held["job"]) == (True, run_id, "report")
     assert held["lease"] and held["produces"] == ["report.md"]
-    assert (document(published.output)["path"], document(published.output)["job"]) == (
+    assert (mcp_document(published.output)["path"], mcp_document(published.output)["job"]) == (
         "report.md", "report")
     # The refusal: striatum's stable code, its message and its hint, as the model got them.
     assert "striatum error lease_lost: " in refused.output, refused
     assert "is not a lease token" in refused.output and "pass the token" in refused.output
-    assert document(completed.output)["status"] == "succeeded"
-    assert document(review.output)["job"] == "check"
-    assert (document(verdict.output)["status"], document(verdict.output)["run_status"]) == (
+    assert mcp_document(completed.output)["status"] == "succeeded"
+    assert mcp_document(review.output)["job"] == "check"
+    assert (mcp_document(verdict.output)["status"], mcp_document(verdict.output)["run_status"]) == (
         "succeeded", "completed")
-    assert document(status.output)["status"] == "completed"
+    assert mcp_document(status.output)["status"] == "completed"
 
     # What the record holds: the run the agent prepared, worked to its end by MCP calls
     # alone, each change audited as the MCP caller.
