@@ -31,6 +31,7 @@ from striatum.runtime.runs import RunView
 from striatum.runtime.store import Store
 
 from .fakes import APIS, ToolResult
+from .fakes.openai import WAIT
 from .script import Script, find_prompt
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +115,18 @@ class Record:
         if not requests:
             return []
         last = requests[-1]
-        return APIS[last["vendor"]].results(last["body"])
+        return [r for r in APIS[last["vendor"]].results(last["body"])
+                if not r.call_id.startswith(WAIT)]
+
+    def waits(self, job: str) -> int:
+        """How many turns the fake spent waiting for the striatum MCP server's tools (see
+        ``fakes.openai.WAIT``), in the job's last request."""
+        requests = self.conversation(job)
+        if not requests:
+            return 0
+        last = requests[-1]
+        return sum(1 for r in APIS[last["vendor"]].results(last["body"])
+                   if r.call_id.startswith(WAIT))
 
     def prompt(self, job: str, on_pass: int = 1) -> str:
         """The job's prompt, as the CLI sent it (the text that holds the contract)."""

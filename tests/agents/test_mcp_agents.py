@@ -70,7 +70,8 @@ def test_an_agent_drives_a_run_over_mcp(bench: Bench, repo: Path, vendor: str) -
     record = ran.record
     said = "\n".join(f"  {r.tool} -> {r.output[:400]!r}" + (" (error)" if r.error else "")
                      for r in record.results(session))
-    explain = f"exit {ran.exit_code}; fake errors {record.errors()}\n{said}\n{ran.output[-3000:]}"
+    explain = (f"exit {ran.exit_code}; fake errors {record.errors()}; waited "
+               f"{record.waits(session)} turns for the server\n{said}\n{ran.output[-3000:]}")
     assert ran.exit_code == 0, explain
     assert record.errors() == [] and record.names == [], explain
     assert record.vendors(session) == {vendor}

@@ -20,7 +20,7 @@ import threading
 import uuid
 from typing import Any
 
-from ..script import Call, Edit, Mcp, Read, Shell, Turn, Write, mcp_tool
+from ..script import SERVER, Call, Edit, Mcp, Read, Shell, Turn, Write, mcp_tool, strings
 from .server import Api, Reply, ToolResult, sse
 
 _OURS = re.compile(r"fake_(\d+)_")
@@ -93,6 +93,38 @@ def _item(call: Call, call_id: str, tools: set[str]) -> dict[str, Any]:
     raise TypeError(call)
 
 
+# A turn that waits for the striatum MCP server: codex exec does not wait for it to start
+# before the first turn (seen under load: the tools were not there yet), and a model calls
+# only the tools it was told of. Its id is not a scripted turn's (``_OURS``), so the script
+# goes on where it was; ``MAX_WAITS`` of them, and the fake calls the tool regardless.
+WAIT = "call_wait_"
+MAX_WAITS = 20
+
+
+def _announced(body: dict[str, Any], tools: set[str]) -> bool:
+    """Whether the request tells the model of the striatum MCP server's tools."""
+    if any(name.startswith(f"mcp__{SERVER}__") for name in tools):
+        return True
+    return any(f"- mcp__{SERVER}: " in text for item in body.get("input", [])
+               if item.get("type") == "message" for text in strings(item))
+
+
+def _waits_for_server(turn: Turn, body: dict[str, Any], tools: set[str]) -> bool:
+    if not any(isinstance(call, Mcp) for call in turn.calls) or _announced(body, tools):
+        return False
+    waited = sum(1 for item in body.get("input", []) if item.get("type") in _CALLS
+                 and str(item.get("call_id", "")).startswith(WAIT))
+    return waited < MAX_WAITS
+
+
+def _wait_item() -> dict[str, Any]:
+    call_id = f"{WAIT}{uuid.uuid4().hex[:12]}"
+    return {"type": "custom_tool_call", "id": f"ctc_{call_id}", "call_id": call_id,
+            "name": "exec", "status": "completed",
+            "input": "await new Promise((done) => setTimeout(done, 500));\n"
+                     "text('waited for the striatum MCP server');\n"}
+
+
 class OpenAI(Api):
     vendor = "codex"
 
@@ -146,8 +178,11 @@ class OpenAI(Api):
                           "status": "completed",
                           "content": [{"type": "output_text", "text": turn.text,
                                        "annotations": []}]})
-        items += [_item(call, f"call_fake_{number}_{k}", tools)
-                  for k, call in enumerate(turn.calls)]
+        if _waits_for_server(turn, body, tools):
+            items.append(_wait_item())
+        else:
+            items += [_item(call, f"call_fake_{number}_{k}", tools)
+                      for k, call in enumerate(turn.calls)]
         response_id = f"resp_fake_{number}_{uuid.uuid4().hex[:12]}"
         with self._lock:
             self._history[response_id] = list(body.get("input", [])) + items
