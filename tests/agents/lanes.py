@@ -50,6 +50,8 @@ OPERATOR: dict[str, tuple[list[str], dict[str, str]]] = {
     "codex": (["codex", "exec", "--trust", "--sandbox", "workspace-write",
                "-c", "allow_login_shell=false", "-c", "analytics.enabled=false",
                "-c", "features.plugins=false", "-"], {}),
-    "gemini": (["gemini", "--approval-mode", "auto_edit"],
+    # activate_skill: headless auto_edit withholds it (the skill is listed, but cannot be
+    # activated) unless allowed.
+    "gemini": (["gemini", "--approval-mode", "auto_edit", "--allowed-tools", "activate_skill"],
                {"GEMINI_CLI_TRUST_WORKSPACE": "true"}),
 }

@@ -86,9 +86,17 @@ class Mcp:
     arguments: dict[str, Any]
 
 
-Call = Read | Write | Edit | Shell | Verdict | Mcp
+@dataclass(frozen=True)
+class Skill:
+    """Use the skill ``name`` as the CLI offers it: Claude Code's Skill tool, Gemini CLI's
+    activate_skill; codex lists each skill's file, which the model reads."""
+
+    name: str
+
+
+Call = Read | Write | Edit | Shell | Verdict | Mcp | Skill
 CALLS: dict[str, type[Call]] = {"read": Read, "write": Write, "edit": Edit, "shell": Shell,
-                                "verdict": Verdict, "mcp": Mcp}
+                                "verdict": Verdict, "mcp": Mcp, "skill": Skill}
 # The server's name in each CLI's configuration (``striatum adopt`` writes it so).
 SERVER = "striatum"
 
@@ -316,6 +324,8 @@ class Contract:
             return Edit(self.fill(call.path), call.old, call.new)
         if isinstance(call, Mcp):
             return Mcp(call.name, self.fill_all(call.arguments))
+        if isinstance(call, Skill):
+            return call
         return Shell(self.command(call))
 
 

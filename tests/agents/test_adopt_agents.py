@@ -2,8 +2,9 @@
 one CLI, examples/code-change runs to its end on that CLI's presets (the lanes now start
 in a repository holding the skill, the instructions and the MCP server's registration),
 and then the CLI, started there as the operator, shows what it found: the skill, listed
-to its model with its description, and the server's tools, one of which it calls to see
-the run just worked (so the server adopt registered reaches the session's database)."""
+to its model with its description, which the model then uses (its body comes back), and
+the server's tools, one of which it calls to see the run just worked (so the server adopt
+registered reaches the session's database)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from striatum.server.registry import VERBS
 
 from .harness import SYSTEM_PATH, Bench, adopt, mcp_document, mcp_failed
 from .lanes import OPERATOR, PROFILE, VENDORS
-from .script import Mcp, Script, calls, say, strings
+from .script import Mcp, Script, Skill, calls, say, strings
 from .test_code_change import assert_worked, code_change, git_repo
 
 pytestmark = pytest.mark.timeout(600)
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.timeout(600)
 SKILL_FILE = {"claude": ".claude/skills/striatum/SKILL.md",
               "codex": ".agents/skills/striatum/SKILL.md",
               "gemini": ".agents/skills/striatum/SKILL.md"}
+SKILL_TOOL = {"claude": "Skill", "codex": "exec", "gemini": "activate_skill"}
 TOOLS = sorted(tool_name(verb) for verb in VERBS.values())
 
 
@@ -76,7 +78,8 @@ def test_adopt_then_code_change_then_the_cli_finds_skill_and_server(
 
     session = f"adopted-{vendor}"
     argv, env = OPERATOR[vendor]
-    ran = bench.sandboxed(argv, Script().job(session, calls(Mcp("run_list", {})),
+    ran = bench.sandboxed(argv, Script().job(session, calls(Skill("striatum")),
+                                             calls(Mcp("run_list", {})),
                                              say("One run, completed.")), 240,
                           {**env, "STRIATUM_ACTOR": "conformance-operator"},
                           f"Operator session {session}.\nWhich striatum runs does this "
@@ -90,7 +93,13 @@ def test_adopt_then_code_change_then_the_cli_finds_skill_and_server(
     assert skill_listed(vendor, "\n".join(strings(last)), said), said
     offered = tools_offered(vendor, last)
     assert offered == (["mcp__striatum"] if vendor == "codex" else TOOLS), offered
-    (listed,) = record.results(session)
+    # The skill used: its body (not in the listing) is what the model got back.
+    used, listed = record.results(session)
+    assert (used.tool, used.error) == (SKILL_TOOL[vendor], False), used
+    first = record.conversation(session)[0]["body"]
+    assert "# Working a striatum run" not in "\n".join(strings(first))
+    assert "# Working a striatum run" in "\n".join(strings(last)), used
+
     assert not mcp_failed(vendor, listed), listed
     runs = mcp_document(listed.output)
     assert [(r["run"], r["status"]) for r in runs["runs"]] == [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..script import Edit, Mcp, Read, Shell, Turn, Write, mcp_tool
+from ..script import Edit, Mcp, Read, Shell, Skill, Turn, Write, mcp_tool
 from .server import Api, Reply, ToolResult, sse
 
 MODEL = "claude-fake"
@@ -22,6 +22,8 @@ MODEL = "claude-fake"
 def _tool(call: Any, offered: list[str]) -> tuple[str, dict[str, Any]]:
     if isinstance(call, Mcp):
         return mcp_tool(offered, call.name), call.arguments
+    if isinstance(call, Skill):
+        return "Skill", {"skill": call.name}
     if isinstance(call, Read):
         return "Read", {"file_path": call.path}
     if isinstance(call, Write):

@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any
 
-from ..script import Edit, Mcp, Read, Shell, Turn, Write, mcp_tool
+from ..script import Edit, Mcp, Read, Shell, Skill, Turn, Write, mcp_tool
 from .server import Api, Reply, ToolResult, sse
 
 _ROUTE = re.compile(r"^/v1(?:beta|alpha)?/models/(?P<model>[^:/]+):(?P<verb>\w+)$")
@@ -24,6 +24,8 @@ _ROUTE = re.compile(r"^/v1(?:beta|alpha)?/models/(?P<model>[^:/]+):(?P<verb>\w+)
 def _tool(call: Any, offered: list[str]) -> tuple[str, dict[str, Any]]:
     if isinstance(call, Mcp):
         return mcp_tool(offered, call.name), call.arguments
+    if isinstance(call, Skill):
+        return "activate_skill", {"name": call.name}
     if isinstance(call, Read):
         return "read_file", {"file_path": call.path}
     if isinstance(call, Write):

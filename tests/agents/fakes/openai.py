@@ -20,7 +20,19 @@ import threading
 import uuid
 from typing import Any
 
-from ..script import SERVER, Call, Edit, Mcp, Read, Shell, Turn, Write, mcp_tool, strings
+from ..script import (
+    SERVER,
+    Call,
+    Edit,
+    Mcp,
+    Read,
+    Shell,
+    Skill,
+    Turn,
+    Write,
+    mcp_tool,
+    strings,
+)
 from .server import Api, Reply, ToolResult, sse
 
 _OURS = re.compile(r"fake_(\d+)_")
@@ -101,6 +113,18 @@ WAIT = "call_wait_"
 MAX_WAITS = 20
 
 
+def _skill_file(call: Skill, body: dict[str, Any]) -> Call:
+    """Codex lists each skill as ``- NAME: DESCRIPTION (file: rN/...)`` under a table of
+    roots (``- `rN` = `PATH` ``): the model reads the file."""
+    text = "\n".join(strings(body))
+    listed = re.search(rf"^- {re.escape(call.name)}: .*\(file: (r\d+)/(\S+)\)$", text,
+                       re.MULTILINE)
+    if listed is None:
+        return Read(f"[codex lists no skill {call.name}]")
+    root = re.search(rf"^- `{listed.group(1)}` = `([^`]+)`$", text, re.MULTILINE)
+    return Read(f"{root.group(1) if root else listed.group(1)}/{listed.group(2)}")
+
+
 def _announced(body: dict[str, Any], tools: set[str]) -> bool:
     """Whether the request tells the model of the striatum MCP server's tools."""
     if any(name.startswith(f"mcp__{SERVER}__") for name in tools):
@@ -178,6 +202,8 @@ class OpenAI(Api):
                           "status": "completed",
                           "content": [{"type": "output_text", "text": turn.text,
                                        "annotations": []}]})
+        turn = Turn(tuple(_skill_file(c, body) if isinstance(c, Skill) else c
+                          for c in turn.calls), turn.text)
         if _waits_for_server(turn, body, tools):
             items.append(_wait_item())
         else:
