@@ -280,6 +280,9 @@ class Bench:
     def status(self, run_id: str) -> RunView:
         return runs.status(self.store, run_id)
 
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        return list(runs.all_events(self.store, run_id))
+
     def audited(self, actor: str) -> list[tuple[str, str]]:
         """The audit rows of ``actor``, in order: (verb, outcome)."""
         rows = self.store._conn.execute(

@@ -112,6 +112,12 @@ def test_an_agent_drives_a_run_over_mcp(bench: Bench, repo: Path, vendor: str) -
     assert [(j.job_id, j.status, j.verdict, j.reason) for j in view.jobs] == [
         ("report", "succeeded", None, None), ("check", "succeeded", "accept", REASON)]
     assert bench.published(run_id, "report") == {"report.md": REPORT}
+    events = bench.events(run_id)
+    assert [(e["type"], e["job"]) for e in events if e["type"] in (
+        "artifact.publish", "job.complete")] == [
+        ("artifact.publish", "report"), ("job.complete", "report"), ("job.complete", "check")]
+    assert [e["payload"]["data"] for e in events if e["type"] == "job.complete"][-1] == {
+        "verdict": "accept", "reason": REASON}
     audited = bench.audited(f"{ACTOR} mcp")
     assert [verb for verb, said in audited if said != "ok"] == ["job complete"], audited
     assert ("job complete", "lease_lost") in audited
