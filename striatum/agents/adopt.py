@@ -8,7 +8,9 @@ For each profile, what its CLI reads (see docs/agents.md for where each looks):
   line importing it in CLAUDE.md (``@AGENTS.md``) and GEMINI.md (``@./AGENTS.md``);
 - the MCP server in the project's config: ``.mcp.json`` (Claude Code),
   ``.gemini/settings.json`` with ``trust`` (Gemini drops untrusted servers' tools
-  headless), ``.codex/config.toml`` (read for a trusted project);
+  headless), ``.codex/config.toml`` (read for a trusted project) with the striatum
+  variables passed through and its tools approved (``codex exec`` refuses a call that
+  changes anything, since it cannot ask);
 - ``.striatum/`` in ``.gitignore``.
 
 A user's own text is never rewritten: sections are marked, JSON and TOML are
@@ -28,6 +30,10 @@ BEGIN = "<!-- striatum:begin (written by `striatum adopt`; edits between the mar
 END = "<!-- striatum:end -->"
 SERVER = "striatum"
 MCP_ARGS = ["mcp", "serve", "--stdio"]
+# What the server needs of the session's environment, which Codex passes to an MCP server
+# only by name (it starts one with a few variables of its own, HOME and PATH among them):
+# without them the server would answer from another database than the session's.
+PASSED = ["STRIATUM_DSN", "STRIATUM_HOME", "STRIATUM_ACTOR"]
 
 INSTRUCTIONS = """## striatum
 
@@ -56,7 +62,9 @@ def plan(repo: Path, profile: str, command: str = "striatum") -> list[FileChange
     if "codex" in names:
         planned.append(with_toml_table(repo / ".codex" / "config.toml",
                                        ("mcp_servers", SERVER),
-                                       {"command": command, "args": MCP_ARGS}))
+                                       {"command": command, "args": MCP_ARGS,
+                                        "env_vars": PASSED, "default_tools_approval_mode":
+                                        "approve"}))
     planned.append(with_line(repo / ".gitignore", ".striatum/"))
     return _merged(planned)
 

@@ -5,9 +5,9 @@ verb the server's capability permits, named ``noun_verb`` (``run_status``:
 the model APIs behind the agent CLIs take only ``[A-Za-z0-9_-]`` in a tool's
 name), its input schema the verb's parameter schema, its output schema the
 verb's result schema. A call returns the verb's document as structured content
-and as JSON text; a striatum error returns ``isError`` with the error's JSON
-document (``{"error": code, "message", "hint", "details"}``), the one the CLI
-prints on stderr with ``--json``.
+and as JSON text; a striatum error returns ``isError`` with a line naming the
+error, then the error's JSON document (``{"error": code, "message", "hint",
+"details"}``), the one the CLI prints on stderr with ``--json``.
 
 Each call runs in a worker thread on a store of its own, opened for the call
 and closed after it (the embedded server is found, or started, as for any CLI
@@ -83,7 +83,13 @@ def tool(verb: Verb) -> Tool:
 
 
 def failure(document: dict[str, Any]) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=_json(document))],
+    """An error result: a line saying it, then the error's JSON document. The line comes
+    first because Gemini CLI takes a result's first text, when it parses as JSON, for the
+    structured content it lacks, checks that against the tool's output schema, and tells
+    its model of that mismatch instead of the error."""
+    said = f"striatum error {document['error']}: {document.get('message', '')}"
+    return CallToolResult(content=[TextContent(type="text", text=said),
+                                   TextContent(type="text", text=_json(document))],
                           is_error=True)
 
 

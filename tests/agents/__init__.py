@@ -57,8 +57,13 @@ The tests
     recorded. ``test_code_change``: examples/code-change end to end, one revision,
     on one vendor's CLIs and on mixed ones. ``test_sandbox``: nothing leaves.
     ``test_refusals``: the controls, the same CLIs without the flags that permit
-    writing, refused. Each skips, with one line saying why, when its CLIs are not
-    installed or the sandbox cannot be made; each has its own timeout.
+    writing, refused. ``test_mcp_agents``: the CLI itself is the operator, in a
+    repository ``striatum adopt`` wired up, and drives a run through the striatum MCP
+    server's tools (``Mcp`` calls, whose arguments name what earlier results said).
+    ``test_adopt_agents``: after ``adopt``, each CLI lists the skill and the server's
+    tools to its model, and examples/code-change runs on its presets there. Each
+    skips, with one line saying why, when its CLIs are not installed or the sandbox
+    cannot be made; each has its own timeout.
 
 What each CLI does on the wire, as far as these tests found: README.md.
 """

@@ -31,6 +31,7 @@ from striatum.runtime.runs import RunView
 from striatum.runtime.store import Store
 
 from .fakes import APIS, ToolResult
+from .fakes.openai import WAIT
 from .script import Script, find_prompt
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +115,18 @@ class Record:
         if not requests:
             return []
         last = requests[-1]
-        return APIS[last["vendor"]].results(last["body"])
+        return [r for r in APIS[last["vendor"]].results(last["body"])
+                if not r.call_id.startswith(WAIT)]
+
+    def waits(self, job: str) -> int:
+        """How many turns the fake spent waiting for the striatum MCP server's tools (see
+        ``fakes.openai.WAIT``), in the job's last request."""
+        requests = self.conversation(job)
+        if not requests:
+            return 0
+        last = requests[-1]
+        return sum(1 for r in APIS[last["vendor"]].results(last["body"])
+                   if r.call_id.startswith(WAIT))
 
     def prompt(self, job: str, on_pass: int = 1) -> str:
         """The job's prompt, as the CLI sent it (the text that holds the contract)."""
@@ -172,6 +184,23 @@ class Outcome:
         return [e for e in self.events if e["type"] in types and (job is None or e["job"] == job)]
 
 
+@dataclass
+class Ran:
+    """A command run in the sandbox: how it ended, what it printed, what the fakes
+    received, and the home it ran with."""
+
+    exit_code: int | None
+    seconds: float
+    stdout: str
+    stderr: str
+    record: Record
+    home: Path
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
 class Bench:
     """Runs of one test: its database, repository, homes and records."""
 
@@ -194,35 +223,46 @@ class Bench:
     def work(self, run_id: str, script: Script, timeout: float = 300) -> Outcome:
         """Start the run and work it to its end inside the sandbox, with the fakes following
         ``script``."""
+        ran = self.sandboxed([str(STRIATUM), "--repo", str(self.repo), "run", "start", run_id,
+                              "--wait"], script, timeout,
+                             {"STRIATUM_ACTOR": "conformance-worker"})
+        return Outcome(run_id, runs.status(self.store, run_id),
+                       list(runs.all_events(self.store, run_id)), ran.record, ran.exit_code,
+                       ran.seconds, ran.output)
+
+    def sandboxed(self, command: list[str], script: Script, timeout: float = 300,
+                  env: dict[str, str] | None = None, stdin: str | None = None,
+                  cwd: Path | None = None) -> Ran:
+        """Run ``command`` (in the repository, with ``stdin`` on its standard input) to its
+        end inside the sandbox, the fakes following ``script``."""
         self._worked += 1
         place = self.root / f"sandbox-{self._worked}"
         place.mkdir(parents=True)
         home = place / "home"
         home.mkdir()
-        env = {"PATH": f"{AGENT_BIN}:{STRIATUM.parent}:{SYSTEM_PATH}", "LANG": "C.UTF-8",
-               "STRIATUM_DSN": self.dsn, "STRIATUM_ACTOR": "conformance-worker"}
+        given = {"PATH": f"{AGENT_BIN}:{STRIATUM.parent}:{SYSTEM_PATH}", "LANG": "C.UTF-8",
+                 "STRIATUM_DSN": self.dsn, **(env or {})}
         if os.environ.get("STRIATUM_HOME"):
-            env["STRIATUM_HOME"] = os.environ["STRIATUM_HOME"]
+            given["STRIATUM_HOME"] = os.environ["STRIATUM_HOME"]
         spec = {"script": script.to_json(), "records": str(place / "records"),
-                "home": str(home), "cwd": str(self.repo), "env": env,
-                "command": [str(STRIATUM), "--repo", str(self.repo), "run", "start", run_id,
-                            "--wait"],
-                "timeout": timeout, "stdout": str(place / "stdout"),
+                "home": str(home), "cwd": str(cwd or self.repo), "env": given,
+                "command": command, "timeout": timeout, "stdout": str(place / "stdout"),
                 "stderr": str(place / "stderr"), "result": str(place / "result.json")}
+        if stdin is not None:
+            (place / "stdin").write_text(stdin)
+            spec["stdin"] = str(place / "stdin")
         (place / "spec.json").write_text(json.dumps(spec))
         unshare = shutil.which("unshare") or "unshare"
         entered = subprocess.run(
             [unshare, "-n", "-m", sys.executable, "-m", "tests.agents.sandbox",
              str(place / "spec.json")], cwd=REPO_ROOT, capture_output=True, text=True,
-            env={"PATH": env["PATH"], "LANG": "C.UTF-8"}, timeout=timeout + 60)
+            env={"PATH": given["PATH"], "LANG": "C.UTF-8"}, timeout=timeout + 60)
         assert entered.returncode == 0, f"the sandbox failed: {entered.stderr[-3000:]}"
         result = json.loads((place / "result.json").read_text())
-        output = ((place / "stdout").read_text(errors="replace")
-                  + (place / "stderr").read_text(errors="replace"))
-        return Outcome(run_id, runs.status(self.store, run_id),
-                       list(runs.all_events(self.store, run_id)),
-                       Record.read(place / "records"), result.get("exit_code"),
-                       float(result["seconds"]), output)
+        return Ran(result.get("exit_code"), float(result["seconds"]),
+                   (place / "stdout").read_text(errors="replace"),
+                   (place / "stderr").read_text(errors="replace"),
+                   Record.read(place / "records"), home)
 
     def verdicts(self, outcome: Outcome) -> list[tuple[str, int, str, str]]:
         """Every verdict of the run, as the verdicts table holds them: (job, iteration,
@@ -235,14 +275,62 @@ class Bench:
     def artifacts(self, outcome: Outcome, job: str, iteration: int = 0) -> dict[str, str]:
         """The artifacts ``job`` published in ``iteration``: path -> text, each checked
         against the sha256 and size the record holds."""
+        return self.published(outcome.run_id, job, iteration)
+
+    def status(self, run_id: str) -> RunView:
+        return runs.status(self.store, run_id)
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        return list(runs.all_events(self.store, run_id))
+
+    def audited(self, actor: str) -> list[tuple[str, str]]:
+        """The audit rows of ``actor``, in order: (verb, outcome)."""
+        rows = self.store._conn.execute(
+            "SELECT verb, outcome FROM striatum.audit_log WHERE actor = %s ORDER BY seq",
+            (actor,)).fetchall()
+        return [(str(v), str(o)) for v, o in rows]
+
+    def published(self, run_id: str, job: str, iteration: int = 0) -> dict[str, str]:
+        """The artifacts ``job`` published in ``iteration``: path -> text, each checked
+        against the sha256 and size the record holds."""
+        repo = Path(self.status(run_id).run.repo_path)
         found = {}
         for path, stored_at, sha256, size in self.store.execute(
-                "job_artifacts", {"run": outcome.run_id, "job": job, "iteration": iteration}):
-            data = (outcome.repo / stored_at).read_bytes()
+                "job_artifacts", {"run": run_id, "job": job, "iteration": iteration}):
+            data = (repo / stored_at).read_bytes()
             assert hashlib.sha256(data).hexdigest() == sha256, f"{stored_at} was changed"
             assert len(data) == size, stored_at
             found[path] = data.decode("utf-8", "replace")
         return found
+
+
+def adopt(dsn: str, repo: Path, profile: str) -> str:
+    """``striatum adopt --profile PROFILE`` in ``repo``, the installed command as a user runs
+    it (outside the sandbox: it registers the repository); what it printed."""
+    done = subprocess.run([str(STRIATUM), "--repo", str(repo), "adopt", "--profile", profile],
+                          capture_output=True, text=True, timeout=120,
+                          env={"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "STRIATUM_DSN": dsn,
+                               "HOME": str(repo.parent)})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def mcp_failed(vendor: str, result: ToolResult) -> bool:
+    """Whether the CLI told its model the call failed (codex's ``exec`` program ran, and
+    printed the MCP result, whose ``isError`` says it)."""
+    if vendor == "codex":
+        return not result.error and '"isError":true' in result.output
+    return result.error
+
+
+def mcp_document(output: str) -> dict[str, Any]:
+    """The JSON document a tool result carries (codex: its program printed the whole
+    MCP result, whose structuredContent is the document)."""
+    start = output.index("{")
+    found, _ = json.JSONDecoder().raw_decode(output, start)
+    assert isinstance(found, dict)
+    content = found.get("structuredContent")
+    return content if isinstance(content, dict) else found
 
 
 def refusals(results: Iterable[ToolResult]) -> list[ToolResult]:

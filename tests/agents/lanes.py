@@ -14,7 +14,10 @@ from typing import Any
 from striatum.compiler.presets import CLIS, ROLES, preset
 
 VENDORS = tuple(CLIS)
-__all__ = ["ROLES", "UNPERMITTED", "VENDORS", "lane"]
+__all__ = ["OPERATOR", "PROFILE", "ROLES", "UNPERMITTED", "VENDORS", "lane"]
+
+# ``striatum adopt --profile`` for each vendor's CLI.
+PROFILE = {"claude": "claude_code", "codex": "codex", "gemini": "gemini"}
 
 
 def lane(vendor: str, role: str) -> dict[str, Any]:
@@ -32,4 +35,23 @@ UNPERMITTED: dict[str, dict[str, Any]] = {
     "claude": _bare("claude", ["claude", "-p"]),
     "codex": _bare("codex", ["codex", "exec", "--skip-git-repo-check", "-"]),
     "gemini": _bare("gemini", ["gemini"]),
+}
+
+
+# Each CLI started headless in an adopted repository as the AI operator, its prompt on
+# standard input, with the flags that let it call the striatum MCP server's tools (and
+# write files) without asking: docs/agents.md, "An agent as the operator".
+OPERATOR: dict[str, tuple[list[str], dict[str, str]]] = {
+    "claude": (["claude", "-p", "--permission-mode", "acceptEdits",
+                "--allowedTools=mcp__striatum Read Edit Write"],
+               {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}),
+    # --trust: codex reads a project's .codex/config.toml (where adopt registers the
+    # server) only in a trusted project.
+    "codex": (["codex", "exec", "--trust", "--sandbox", "workspace-write",
+               "-c", "allow_login_shell=false", "-c", "analytics.enabled=false",
+               "-c", "features.plugins=false", "-"], {}),
+    # activate_skill: headless auto_edit withholds it (the skill is listed, but cannot be
+    # activated) unless allowed.
+    "gemini": (["gemini", "--approval-mode", "auto_edit", "--allowed-tools", "activate_skill"],
+               {"GEMINI_CLI_TRUST_WORKSPACE": "true"}),
 }

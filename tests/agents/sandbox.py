@@ -2,7 +2,8 @@
 
 In the new, empty network namespace it brings the loopback interface up, starts
 the three fakes on 127.0.0.1, gives the command (``striatum run start RUN
---wait``) the environment that points each CLI at its fake, runs it to its end,
+--wait``, or an agent CLI itself for an operator session, its prompt on standard
+input) the environment that points each CLI at its fake, runs it to its end,
 and writes what happened to the spec's ``result`` file. The fakes' records are
 JSON lines under the spec's ``records`` folder, one file per vendor.
 
@@ -111,10 +112,12 @@ def main(spec_file: str) -> int:
            **prepare_home(Path(spec["home"]), {v: f.port for v, f in fakes.items()})}
     started = time.monotonic()
     result: dict[str, Any] = {"ports": {v: f.port for v, f in fakes.items()}}
-    with open(spec["stdout"], "wb") as out, open(spec["stderr"], "wb") as err:
+    stdin = spec.get("stdin")
+    with open(spec["stdout"], "wb") as out, open(spec["stderr"], "wb") as err, \
+            open(stdin or "/dev/null", "rb") as given:
         try:
             done = subprocess.run(spec["command"], cwd=spec["cwd"], env=env, stdout=out,
-                                  stderr=err, stdin=subprocess.DEVNULL, timeout=spec["timeout"])
+                                  stderr=err, stdin=given, timeout=spec["timeout"])
             result["exit_code"] = done.returncode
         except subprocess.TimeoutExpired:
             result["exit_code"] = None

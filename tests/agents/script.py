@@ -14,13 +14,22 @@ every striatum prompt ends with, which the fake reads from the request:
 
 ``Verdict(outcome, reason)`` runs the contract's own verdict command for that
 outcome (the line it prints, with the reason in place of ``"..."``).
+
+An operator session has no contract: its prompt holds the line ``Operator session
+NAME.``, and the script's turns for ``NAME`` drive it. ``Mcp(tool, arguments)``
+calls a tool of the striatum MCP server by the verb's tool name (``job_claim``),
+which each fake turns into the name its CLI offers it under; its arguments may name
+what earlier tool results said: every key of every JSON object a tool returned,
+the latest value winning (``{run_id}`` after ``run_prepare``, ``{lease}``,
+``{job}`` and ``{artifact_dir}`` after ``job_claim``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -68,9 +77,39 @@ class Verdict:
     reason: str
 
 
-Call = Read | Write | Edit | Shell | Verdict
+@dataclass(frozen=True)
+class Mcp:
+    """Call the striatum MCP server's tool ``name`` (the verb's tool name, ``job_claim``)
+    with ``arguments``, by the name the CLI offers it under."""
+
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Skill:
+    """Use the skill ``name`` as the CLI offers it: Claude Code's Skill tool, Gemini CLI's
+    activate_skill; codex lists each skill's file, which the model reads."""
+
+    name: str
+
+
+Call = Read | Write | Edit | Shell | Verdict | Mcp | Skill
 CALLS: dict[str, type[Call]] = {"read": Read, "write": Write, "edit": Edit, "shell": Shell,
-                                "verdict": Verdict}
+                                "verdict": Verdict, "mcp": Mcp, "skill": Skill}
+# The server's name in each CLI's configuration (``striatum adopt`` writes it so).
+SERVER = "striatum"
+
+
+def mcp_tool(offered: list[str], name: str) -> str:
+    """The name under which a CLI offers the striatum server's tool ``name``: the offered
+    name that ends with it after the server's name (``mcp__striatum__job_claim``,
+    ``mcp_striatum_job_claim``), else the bare name when offered, else Claude Code's
+    form (the CLI will then say it has no such tool)."""
+    for candidate in offered:
+        if candidate.endswith(name) and SERVER in candidate[:-len(name)]:
+            return candidate
+    return name if name in offered else f"mcp__{SERVER}__{name}"
 
 
 @dataclass(frozen=True)
@@ -142,6 +181,24 @@ _HEAD = re.compile(r"^striatum: this is job (?P<job>\S+) of run (?P<run>\S+) "
 _PATH = re.compile(r"^  (/\S.*)$")
 _VERDICT = re.compile(r'^  (striatum job verdict (\w+) --reason )"\.\.\."$')
 _VERDICT_FILE = re.compile(r"^or write (/\S+)/verdict\.json holding ")
+_SESSION = re.compile(r"^Operator session (?P<name>[\w-]+)\.$", re.MULTILINE)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object in ``text`` (a tool's output may wrap it: codex's code-mode
+    tool prints its program's output after a header), or None."""
+    decoder = json.JSONDecoder()
+    at = text.find("{")
+    while at != -1:
+        try:
+            found, _ = decoder.raw_decode(text, at)
+        except ValueError:
+            at = text.find("{", at + 1)
+            continue
+        if isinstance(found, dict):
+            return found
+        at = text.find("{", at + 1)
+    return None
 
 
 @dataclass(frozen=True)
@@ -156,6 +213,30 @@ class Contract:
     paths: tuple[str, ...]
     verdicts: dict[str, str]  # outcome -> the command, without its reason
     out: str | None
+    # What earlier tool results said, for an operator session (see ``learn``).
+    learned: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def operator(cls, text: str) -> Contract | None:
+        """An operator session's stand-in for a contract, from its prompt's ``Operator
+        session NAME.`` line: the script's turns for NAME drive it, as for a job's pass 1."""
+        found = _SESSION.search(text)
+        if found is None:
+            return None
+        return cls(found["name"], "", "operator", 1, 0, (), {}, None)
+
+    def learn(self, outputs: list[str]) -> Contract:
+        """This contract knowing every scalar of every JSON object the outputs hold, the
+        latest winning (an operator session's facts come from its tools' results)."""
+        learned: dict[str, Any] = {}
+        for output in outputs:
+            found = _json_object(output)
+            if found is not None and isinstance(found.get("structuredContent"), dict):
+                found = found["structuredContent"]  # codex's code mode: the whole result
+            if found is not None:
+                learned.update({k: v for k, v in found.items()
+                                if isinstance(v, str | int | float | bool)})
+        return replace(self, learned=learned)
 
     @classmethod
     def find(cls, text: str) -> Contract | None:
@@ -197,7 +278,7 @@ class Contract:
         """``text`` with the contract's facts in place of their names."""
         facts: dict[str, Any] = {"paths": list(self.paths), "out": self.out, "repo": self.repo,
                                  "job": self.job, "run": self.run, "pass": self.on_pass,
-                                 "attempt": self.attempt}
+                                 "attempt": self.attempt, **self.learned}
 
         def value(match: re.Match[str]) -> str:
             name, index = match.group(1), match.group(2)
@@ -213,6 +294,16 @@ class Contract:
             return str(found)
 
         return re.sub(r"\{(\w+)(?:\[(\d+)\])?\}", value, text)
+
+    def fill_all(self, value: Any) -> Any:
+        """``fill`` on every string of a JSON value."""
+        if isinstance(value, str):
+            return self.fill(value)
+        if isinstance(value, dict):
+            return {k: self.fill_all(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.fill_all(v) for v in value]
+        return value
 
     def command(self, call: Shell | Verdict) -> str:
         """The command line a shell call runs."""
@@ -231,6 +322,10 @@ class Contract:
             return Write(self.fill(call.path), self.fill(call.content))
         if isinstance(call, Edit):
             return Edit(self.fill(call.path), call.old, call.new)
+        if isinstance(call, Mcp):
+            return Mcp(call.name, self.fill_all(call.arguments))
+        if isinstance(call, Skill):
+            return call
         return Shell(self.command(call))
 
 
@@ -250,13 +345,17 @@ def strings(document: Any) -> list[str]:
 
 
 def find_prompt(document: Any) -> tuple[str, Contract] | None:
-    """The first string of a request that holds a contract, and the contract: the prompt
-    comes before anything the conversation added to it."""
+    """The first string of a request that holds a contract (or an operator session's
+    line), and the contract: the prompt comes before anything the conversation added
+    to it."""
     for text in strings(document):
+        found = None
         if "striatum: this is job " in text:
             found = Contract.find(text)
-            if found is not None:
-                return text, found
+        if found is None and "Operator session " in text:
+            found = Contract.operator(text)
+        if found is not None:
+            return text, found
     return None
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import REPO_ROOT, SYSTEM_PATH, Bench, refusals
+from .harness import REPO_ROOT, SYSTEM_PATH, Bench, Outcome, refusals
 from .lanes import lane
 from .script import Edit, Read, Script, Verdict, Write, calls, say
 
@@ -55,12 +55,22 @@ def script() -> Script:
 def test_code_change_with_one_revision(bench: Bench, repo: Path, tmp_path: Path, coder: str,
                                        reviewer: str) -> None:
     git_repo(repo)
-    flow = tmp_path / "flow"
+    outcome = code_change(bench, tmp_path / "flow", coder, reviewer)
+    assert_worked(bench, outcome, coder, reviewer)
+
+
+def code_change(bench: Bench, flow: Path, coder: str, reviewer: str) -> Outcome:
+    """examples/code-change, copied to ``flow``, run on the presets of ``coder`` and
+    ``reviewer`` in the bench's repository, with ``script()``."""
     shutil.copytree(REPO_ROOT / "examples" / "code-change", flow)
     run_id = bench.prepare(flow / "workflow.json", {"coder": lane(coder, "author"),
                                                      "reviewer": lane(reviewer, "reviewer")})
-    outcome = bench.work(run_id, script())
+    return bench.work(run_id, script())
 
+
+def assert_worked(bench: Bench, outcome: Outcome, coder: str, reviewer: str) -> None:
+    """The run went as ``script()`` says: one revision, then the change applied."""
+    repo, run_id = outcome.repo, outcome.run_id
     assert outcome.status == "completed", outcome.explain()
     assert [(j.job_id, j.status, j.iteration) for j in outcome.view.jobs] == [
         ("draft", "succeeded", 1), ("check", "succeeded", 1), ("apply", "succeeded", 0)]

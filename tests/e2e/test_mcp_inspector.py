@@ -61,7 +61,8 @@ def test_the_inspector_calls_a_tool_and_sees_an_error_as_one() -> None:
                         "--tool-arg", f"file={CODE_CHANGE}", "--tool-arg", "verdicts=check=maybe",
                         expect=5)
     assert failed["isError"] is True
-    assert json.loads(failed["content"][0]["text"]) == {
+    assert failed["content"][0]["text"] == "striatum error usage: 'check' cannot take 'maybe'"
+    assert json.loads(failed["content"][1]["text"]) == {
         "error": "usage", "message": "'check' cannot take 'maybe'",
         "hint": "it takes 'accept', 'needs_revision' or 'reject'"}
 

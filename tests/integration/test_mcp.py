@@ -62,7 +62,14 @@ class Operator:
     async def refused(self, tool: str, **arguments: Any) -> Any:
         result = await self.client.call_tool(tool, arguments)
         assert result.is_error and result.structured_content is None, result
-        return json.loads(result.content[0].text)
+        said, document = (item.text for item in result.content)
+        # A line first, never JSON: Gemini CLI would take JSON there for structured content
+        # and check it against the tool's output schema, hiding the error from its model.
+        with pytest.raises(ValueError):
+            json.loads(said)
+        error = json.loads(document)
+        assert said.startswith(f"striatum error {error['error']}: ")
+        return error
 
     async def read(self, uri: str) -> tuple[str, str | None]:
         (content,) = (await self.client.read_resource(uri)).contents

@@ -39,8 +39,12 @@ def test_adopt_for_every_cli_writes_what_each_reads(tmp_path: Path) -> None:
     gemini = json.loads((tmp_path / ".gemini/settings.json").read_text(encoding="utf-8"))
     assert gemini["mcpServers"]["striatum"]["trust"] is True
     codex = tomllib.loads((tmp_path / ".codex/config.toml").read_text(encoding="utf-8"))
-    assert codex["mcp_servers"]["striatum"] == {"command": "striatum",
-                                                "args": ["mcp", "serve", "--stdio"]}
+    # codex exec refuses a tool that changes anything unless approved, and starts the
+    # server without STRIATUM_DSN unless told to pass it.
+    assert codex["mcp_servers"]["striatum"] == {
+        "command": "striatum", "args": ["mcp", "serve", "--stdio"],
+        "env_vars": ["STRIATUM_DSN", "STRIATUM_HOME", "STRIATUM_ACTOR"],
+        "default_tools_approval_mode": "approve"}
     assert ".striatum/" in (tmp_path / ".gitignore").read_text(encoding="utf-8").splitlines()
 
 

@@ -13,13 +13,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..script import Edit, Read, Shell, Turn, Write
+from ..script import Edit, Mcp, Read, Shell, Skill, Turn, Write, mcp_tool
 from .server import Api, Reply, ToolResult, sse
 
 MODEL = "claude-fake"
 
 
-def _tool(call: Any) -> tuple[str, dict[str, Any]]:
+def _tool(call: Any, offered: list[str]) -> tuple[str, dict[str, Any]]:
+    if isinstance(call, Mcp):
+        return mcp_tool(offered, call.name), call.arguments
+    if isinstance(call, Skill):
+        return "Skill", {"skill": call.name}
     if isinstance(call, Read):
         return "Read", {"file_path": call.path}
     if isinstance(call, Write):
@@ -56,8 +60,9 @@ class Anthropic(Api):
         if turn.text:
             blocks.append(({"type": "text", "text": ""},
                            {"type": "text_delta", "text": turn.text}))
+        offered = [t.get("name", "") for t in body.get("tools") or []]
         for k, call in enumerate(turn.calls):
-            name, arguments = _tool(call)
+            name, arguments = _tool(call, offered)
             blocks.append(({"type": "tool_use", "id": f"toolu_fake_{number}_{k}", "name": name,
                             "input": {}},
                            {"type": "input_json_delta", "partial_json": json.dumps(arguments)}))

@@ -15,13 +15,17 @@ import json
 import re
 from typing import Any
 
-from ..script import Edit, Read, Shell, Turn, Write
+from ..script import Edit, Mcp, Read, Shell, Skill, Turn, Write, mcp_tool
 from .server import Api, Reply, ToolResult, sse
 
 _ROUTE = re.compile(r"^/v1(?:beta|alpha)?/models/(?P<model>[^:/]+):(?P<verb>\w+)$")
 
 
-def _tool(call: Any) -> tuple[str, dict[str, Any]]:
+def _tool(call: Any, offered: list[str]) -> tuple[str, dict[str, Any]]:
+    if isinstance(call, Mcp):
+        return mcp_tool(offered, call.name), call.arguments
+    if isinstance(call, Skill):
+        return "activate_skill", {"name": call.name}
     if isinstance(call, Read):
         return "read_file", {"file_path": call.path}
     if isinstance(call, Write):
@@ -79,8 +83,10 @@ class Gemini(Api):
         parts: list[dict[str, Any]] = []
         if turn.text:
             parts.append({"text": turn.text})
+        offered = [d.get("name", "") for t in body.get("tools") or []
+                   for d in t.get("functionDeclarations") or []]
         for k, call in enumerate(turn.calls):
-            name, arguments = _tool(call)
+            name, arguments = _tool(call, offered)
             parts.append({"functionCall": {"id": f"call_fake_{number}_{k}", "name": name,
                                            "args": arguments}})
         return Reply(200, sse([(None, _response(parts, "gemini-fake"))]), "text/event-stream")

@@ -20,7 +20,19 @@ import threading
 import uuid
 from typing import Any
 
-from ..script import Call, Edit, Read, Shell, Turn, Write
+from ..script import (
+    SERVER,
+    Call,
+    Edit,
+    Mcp,
+    Read,
+    Shell,
+    Skill,
+    Turn,
+    Write,
+    mcp_tool,
+    strings,
+)
 from .server import Api, Reply, ToolResult, sse
 
 _OURS = re.compile(r"fake_(\d+)_")
@@ -55,8 +67,12 @@ def patch(call: Write | Edit) -> str:
                       "*** End Patch"]) + "\n"
 
 
-def _javascript(call: Call) -> str:
+def _javascript(call: Call, tools: set[str]) -> str:
     """The ``exec`` program that makes one call through codex's nested tools."""
+    if isinstance(call, Mcp):
+        name = mcp_tool(sorted(tools), call.name)
+        return (f"const result = await tools.{name}({json.dumps(call.arguments)});\n"
+                "text(JSON.stringify(result));\n")
     if isinstance(call, Read):
         call = Shell(f"cat {shlex.quote(call.path)}")
     if isinstance(call, Write | Edit):
@@ -72,7 +88,11 @@ def _javascript(call: Call) -> str:
 def _item(call: Call, call_id: str, tools: set[str]) -> dict[str, Any]:
     if "exec" in tools and not {"apply_patch", "exec_command"} <= tools:
         return {"type": "custom_tool_call", "id": f"ctc_{call_id}", "call_id": call_id,
-                "name": "exec", "input": _javascript(call), "status": "completed"}
+                "name": "exec", "input": _javascript(call, tools), "status": "completed"}
+    if isinstance(call, Mcp):
+        return {"type": "function_call", "id": f"fc_{call_id}", "call_id": call_id,
+                "name": mcp_tool(sorted(tools), call.name),
+                "arguments": json.dumps(call.arguments), "status": "completed"}
     if isinstance(call, Read):  # codex has no reading tool: it runs cat
         call = Shell(f"cat {shlex.quote(call.path)}")
     if isinstance(call, Write | Edit):
@@ -83,6 +103,50 @@ def _item(call: Call, call_id: str, tools: set[str]) -> dict[str, Any]:
                 "name": "exec_command", "arguments": json.dumps({"cmd": call.command}),
                 "status": "completed"}
     raise TypeError(call)
+
+
+# A turn that waits for the striatum MCP server: codex exec does not wait for it to start
+# before the first turn (seen under load: the tools were not there yet), and a model calls
+# only the tools it was told of. Its id is not a scripted turn's (``_OURS``), so the script
+# goes on where it was; ``MAX_WAITS`` of them, and the fake calls the tool regardless.
+WAIT = "call_wait_"
+MAX_WAITS = 20
+
+
+def _skill_file(call: Skill, body: dict[str, Any]) -> Call:
+    """Codex lists each skill as ``- NAME: DESCRIPTION (file: rN/...)`` under a table of
+    roots (``- `rN` = `PATH` ``): the model reads the file."""
+    text = "\n".join(strings(body))
+    listed = re.search(rf"^- {re.escape(call.name)}: .*\(file: (r\d+)/(\S+)\)$", text,
+                       re.MULTILINE)
+    if listed is None:
+        return Read(f"[codex lists no skill {call.name}]")
+    root = re.search(rf"^- `{listed.group(1)}` = `([^`]+)`$", text, re.MULTILINE)
+    return Read(f"{root.group(1) if root else listed.group(1)}/{listed.group(2)}")
+
+
+def _announced(body: dict[str, Any], tools: set[str]) -> bool:
+    """Whether the request tells the model of the striatum MCP server's tools."""
+    if any(name.startswith(f"mcp__{SERVER}__") for name in tools):
+        return True
+    return any(f"- mcp__{SERVER}: " in text for item in body.get("input", [])
+               if item.get("type") == "message" for text in strings(item))
+
+
+def _waits_for_server(turn: Turn, body: dict[str, Any], tools: set[str]) -> bool:
+    if not any(isinstance(call, Mcp) for call in turn.calls) or _announced(body, tools):
+        return False
+    waited = sum(1 for item in body.get("input", []) if item.get("type") in _CALLS
+                 and str(item.get("call_id", "")).startswith(WAIT))
+    return waited < MAX_WAITS
+
+
+def _wait_item() -> dict[str, Any]:
+    call_id = f"{WAIT}{uuid.uuid4().hex[:12]}"
+    return {"type": "custom_tool_call", "id": f"ctc_{call_id}", "call_id": call_id,
+            "name": "exec", "status": "completed",
+            "input": "await new Promise((done) => setTimeout(done, 500));\n"
+                     "text('waited for the striatum MCP server');\n"}
 
 
 class OpenAI(Api):
@@ -138,8 +202,13 @@ class OpenAI(Api):
                           "status": "completed",
                           "content": [{"type": "output_text", "text": turn.text,
                                        "annotations": []}]})
-        items += [_item(call, f"call_fake_{number}_{k}", tools)
-                  for k, call in enumerate(turn.calls)]
+        turn = Turn(tuple(_skill_file(c, body) if isinstance(c, Skill) else c
+                          for c in turn.calls), turn.text)
+        if _waits_for_server(turn, body, tools):
+            items.append(_wait_item())
+        else:
+            items += [_item(call, f"call_fake_{number}_{k}", tools)
+                      for k, call in enumerate(turn.calls)]
         response_id = f"resp_fake_{number}_{uuid.uuid4().hex[:12]}"
         with self._lock:
             self._history[response_id] = list(body.get("input", [])) + items
