@@ -30,6 +30,7 @@ import pytest
 from striatum import compiler
 from striatum.compiler.ir import Workflow
 from striatum.compiler.starters import STYLES
+from striatum.runtime import runs
 from tests.integration.conftest import scratch_database
 
 from .harness import REPO_ROOT, Bench, Outcome, refusals
@@ -72,7 +73,16 @@ class Human:
         if not self.operator_lanes and not self.checkpoints:
             return
         while working():
-            acted = self.decide() + sum(self.work(lane) for lane in self.operator_lanes)
+            # Looked at in the record (one query), the CLI run only when there is
+            # something to answer: a process a poll would keep the busy CPUs busier.
+            jobs = runs.status(self.bench.store, self.run_id).jobs
+            acted = 0
+            if any(j.job_id in self.checkpoints and j.status == "awaiting_decision"
+                   for j in jobs):
+                acted += self.decide()
+            for lane in {j.lane for j in jobs if j.status == "ready"} & set(
+                    self.operator_lanes):
+                acted += self.work(lane)
             if not acted:
                 time.sleep(0.3)
 
