@@ -35,7 +35,7 @@ from tests.integration.conftest import scratch_database
 
 from .harness import REPO_ROOT, Bench, Outcome, refusals
 from .lanes import ROLES, VENDORS, agent_findings, relane, which
-from .script import ByContract, Contract, Script
+from .script import ByContract, Contract, Script, Shell, Write
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -109,13 +109,14 @@ class Human:
         held = ("--run", self.run_id, "--job", claimed["job"], "--lease", claimed["lease"])
         for turn in ByContract(revise=True).turns(contract, OPERATOR):
             for call in map(contract.resolve, turn.calls):
-                if hasattr(call, "content"):
+                if isinstance(call, Write):
                     path = Path(call.path)
                     path.write_text(call.content)
                     self.bench.cli("job", "publish", *held, "--artifact", str(path),
                                    "--as", path.name, "--json")
                 else:
-                    argv = shlex.split(call.command)  # type: ignore[union-attr]
+                    assert isinstance(call, Shell), call
+                    argv = shlex.split(call.command)
                     assert argv[:3] == ["striatum", "job", "verdict"], argv
                     self.bench.cli(*argv[1:], *held, "--json")
         self.worked.append(claimed["job"])
