@@ -37,7 +37,8 @@ from .harness import REPO_ROOT, Bench, Outcome, refusals
 from .lanes import ROLES, VENDORS, agent_findings, relane, which
 from .script import ByContract, Contract, Script, Shell, Write
 
-pytestmark = pytest.mark.timeout(900)
+# The first case waits for every other one before its doctor runs: the whole matrix.
+pytestmark = pytest.mark.timeout(1800)
 
 # (author vendor, reviewer vendor): each vendor alone, then mixed.
 ALONE = [(vendor, vendor) for vendor in VENDORS]
