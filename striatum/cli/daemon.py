@@ -210,8 +210,10 @@ def status(as_json: bool) -> int:
 @click.option("--as", "holding", type=click.Choice(["principal", "viewer", "none"]),
               default="principal", show_default=True,
               help="Which token to present (none: only a lease verb, with its lease).")
-def call(verb: str, params_text: str, holding: str) -> int:
-    """Call VERB through the daemon's socket and print its result (for debugging)."""
+@json_option
+def call(verb: str, params_text: str, holding: str, as_json: bool) -> int:
+    """Call VERB through the daemon's socket and print its result, a JSON document (for
+    debugging); with --json, an error is JSON on stderr too."""
     from ..runtime.audit import default_actor
     from ..server.client import Client
 
