@@ -98,7 +98,7 @@ class Client:
         ident = next(self._ids)
         try:
             self._sock.sendall(protocol.request(ident, method, params or {}, self.envelope))
-            line = self._lines.readline(protocol.MAX_FRAME + 1)
+            line = self._lines.readline()  # an answer may be longer than a request may
         except OSError as exc:
             self.close()
             raise DaemonUnavailable(f"the daemon did not answer {method}: {exc}",

@@ -130,10 +130,20 @@ class Gate:
         self.describe = describe
 
     def handle(self, line: bytes, peer: Peer) -> bytes | None:
-        """The answer to one request line (None for a notification)."""
+        """The answer to one request line (None for a notification); never raises."""
+        try:
+            return self._handle(line, peer)
+        except Exception as exc:  # a bug: logged, and the caller still gets an answer
+            logger.exception("a request failed outside any verb")
+            return protocol.error(None, protocol.INTERNAL_ERROR, {
+                "error": "internal", "exit": 70,
+                "message": f"internal error: {type(exc).__name__}: {exc}",
+                "hint": "this is a bug in striatum; the daemon's log has the traceback"})
+
+    def _handle(self, line: bytes, peer: Peer) -> bytes | None:
         try:
             message = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return protocol.error(None, protocol.PARSE_ERROR, _usage(
                 f"the request is not JSON: {exc}",
                 "send one JSON-RPC 2.0 request per line (docs/daemon.md)"))

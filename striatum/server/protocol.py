@@ -82,7 +82,10 @@ def check_socket_path(path: Path) -> str:
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    # A lone surrogate (a request may hold one as a JSON escape, and an error may quote
+    # it) goes out as the same escape: the line stays UTF-8.
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace") + b"\n"
 
 
 def request(id_: int | str | None, method: str, params: dict[str, Any],

@@ -275,6 +275,26 @@ def test_bad_requests_get_json_rpc_errors_and_the_daemon_stays_up(served: Served
     assert [a["id"] for a in answers] == ["a", "b"]
     assert answers[0]["result"]["face"] == "daemon" and answers[1]["error"]["code"] == -32001
     assert served.call("server.status")["pid"] == os.getpid()
+    # A lone surrogate (as a JSON escape) comes back as the same escape, in UTF-8.
+    answer = one(b'{"jsonrpc": "2.0", "id": 1, "method": "\\udc80"}')
+    assert answer["error"]["code"] == protocol.METHOD_NOT_FOUND
+    nested = b'{"jsonrpc": "2.0", "id": 1, "params": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert one(nested)["error"]["code"] == protocol.PARSE_ERROR
+
+
+def test_an_answer_longer_than_a_request_may_be_reaches_the_client(served: Served) -> None:
+    from striatum.runtime import leases
+    from striatum.runtime.store import Store
+
+    run = prepared(served)
+    claim = served.call("job.claim", {"run": run})
+    store = Store.connect(served.dsn)
+    try:
+        leases.fail(store, run, claim["job"], claim["lease"], "x" * protocol.MAX_FRAME)
+    finally:
+        store.close()
+    events = served.call("run.events", {"run": run})["events"]
+    assert any("x" * protocol.MAX_FRAME in json.dumps(e["payload"]) for e in events)
 
 
 def test_twenty_clients_at_once_are_all_served(served: Served) -> None:
