@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from striatum.server.client import Client  # noqa: E402
-from striatum.server.protocol import RuntimeDir  # noqa: E402
+from striatum.server.place import RuntimeDir  # noqa: E402
 
 
 def timed(call: Callable[[], Any], calls: int) -> list[float]:

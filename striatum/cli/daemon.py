@@ -30,7 +30,7 @@ def daemon() -> None:
 
 
 def _place() -> Any:
-    from ..server.protocol import runtime_dir
+    from ..server.place import runtime_dir
 
     return runtime_dir()
 
@@ -76,7 +76,7 @@ def start(foreground: bool, connections: int, as_json: bool) -> int:
     _, dsn = settings()
     if foreground:
         return _foreground(place, dsn, connections)
-    from ..server.daemon import prepare, running
+    from ..server.place import prepare, running
 
     if running(place) is not None:
         doc = _wait_until_answering(place, None, time.monotonic() + START_PATIENCE)
@@ -101,7 +101,8 @@ def start(foreground: bool, connections: int, as_json: bool) -> int:
 def _foreground(place: Any, dsn: str | None, connections: int) -> int:
     import logging
 
-    from ..server.daemon import Daemon, running
+    from ..server.daemon import Daemon
+    from ..server.place import running
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
@@ -149,7 +150,7 @@ def stop(timeout: float, as_json: bool) -> int:
     """Stop the daemon: it stops listening, finishes the calls in progress, and exits."""
     import signal
 
-    from ..server.daemon import running
+    from ..server.place import running
 
     place = _place()
     pid = running(place)
@@ -184,7 +185,7 @@ def stop(timeout: float, as_json: bool) -> int:
 def status(as_json: bool) -> int:
     """Say whether the daemon runs: its pid, socket, database, uptime and version
     (exit 3 when none runs)."""
-    from ..server.daemon import running
+    from ..server.place import running
 
     place = _place()
     pid = running(place)

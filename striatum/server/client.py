@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from ..errors import EXIT_INTERNAL, DaemonUnavailable, StriatumError
 from . import protocol
-from .protocol import RuntimeDir, runtime_dir
+from .place import RuntimeDir, check_socket_path, runtime_dir
 
 Holding = Literal["principal", "viewer", "none"]
 
@@ -78,7 +78,7 @@ class Client:
             self._sock, self._lines = None, None
 
     def _connect(self) -> None:
-        where = protocol.check_socket_path(self.place.socket)
+        where = check_socket_path(self.place.socket)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:

@@ -1,7 +1,7 @@
 """The daemon: one process per striatum home that owns the database connections and
 serves the registry's verbs on a UNIX socket (docs/daemon.md).
 
-Its runtime folder (``protocol.RuntimeDir``, mode 0700) holds the socket, the pid
+Its runtime folder (``place.RuntimeDir``, mode 0700) holds the socket, the pid
 file, locked for as long as the daemon lives (the lock, not the pid, says whether
 one runs: a daemon that was killed leaves a file nobody holds, and a socket the
 next start removes), and the tokens, written anew (mode 0600) at every start.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import secrets
@@ -34,40 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import UsageError
 from . import protocol
 from .gate import Gate, Peer, Pool, Tokens
-from .protocol import RuntimeDir
+from .place import RuntimeDir, check_socket_path, prepare, take_lock, write_secret
 
 logger = logging.getLogger("striatum.daemon")
 MAX_CONNECTIONS = 256  # beyond these, a new connection is told so and closed
 IDLE_SECONDS = 60.0  # a connection that sends nothing for this long is closed
-
-
-# -- the runtime folder ------------------------------------------------------------------------
-
-
-def prepare(place: RuntimeDir) -> None:
-    """The runtime folder, made (or made again) 0700 and checked to be the user's own."""
-    place.path.parent.mkdir(parents=True, exist_ok=True)
-    place.path.mkdir(mode=0o700, exist_ok=True)
-    found = place.path.stat()
-    if found.st_uid != os.geteuid():
-        raise UsageError(f"{place.path} belongs to uid {found.st_uid}, not to you",
-                         hint="give the striatum home to the user who runs the daemon")
-    if found.st_mode & 0o777 != 0o700:
-        os.chmod(place.path, 0o700)
-
-
-def write_secret(path: Path, value: str) -> None:
-    """Write ``value`` to a new file of mode 0600 and put it in place atomically, so no
-    reader ever sees a wider mode or half a token."""
-    fresh = path.with_name(f".{path.name}.{os.getpid()}")
-    fresh.unlink(missing_ok=True)
-    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(value + "\n")
-    os.replace(fresh, path)
 
 
 def issue_tokens(place: RuntimeDir) -> Tokens:
@@ -75,40 +47,6 @@ def issue_tokens(place: RuntimeDir) -> Tokens:
     write_secret(place.client_token, tokens.principal)
     write_secret(place.viewer_token, tokens.viewer)
     return tokens
-
-
-def take_lock(place: RuntimeDir, patience: float = 1.0) -> int | None:
-    """The pid file's descriptor, locked for this process; None when another holds it.
-    A little patience: ``running`` takes the lock for a moment to look."""
-    fd = os.open(place.pidfile, os.O_RDWR | os.O_CREAT, 0o600)
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                return None
-            time.sleep(0.05)
-
-
-def running(place: RuntimeDir) -> int | None:
-    """The pid of the daemon that holds the runtime folder's lock, or None."""
-    try:
-        fd = os.open(place.pidfile, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            return int(text) if text.isdigit() else -1  # locked, its pid not written yet
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 # -- the process -------------------------------------------------------------------------------
@@ -158,7 +96,7 @@ class Daemon:
             self.database = describe(database.dsn)
             pool = Pool(database.dsn, self.connections)
             gate = Gate(pool, issue_tokens(self.place), self.home, self.describe)
-            where = protocol.check_socket_path(self.place.socket)
+            where = check_socket_path(self.place.socket)
             self.place.socket.unlink(missing_ok=True)  # a killed daemon's
             with ThreadPoolExecutor(self.connections, "striatum-call") as calls:
                 asyncio.run(self._main(where, gate, calls, lock, ready))

@@ -13,8 +13,6 @@ Standard library only: a client imports neither psycopg nor the registry.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 PROTOCOL = 1
@@ -29,56 +27,6 @@ INVALID_PARAMS = -32602  # the parameters break the verb's schema
 INTERNAL_ERROR = -32603  # a bug in striatum
 CALL_FAILED = -32000  # the verb ran and refused or failed: data.code says how
 FORBIDDEN = -32001  # the caller's capability does not permit the call
-
-
-@dataclass(frozen=True)
-class RuntimeDir:
-    """The daemon's folder under the striatum home (mode 0700): its socket, its pid file
-    (locked while it runs), its log and the capability tokens (mode 0600)."""
-
-    path: Path
-
-    @property
-    def socket(self) -> Path:
-        return self.path / "daemon.sock"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.path / "daemon.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.path / "daemon.log"
-
-    @property
-    def client_token(self) -> Path:
-        return self.path / "client-token"
-
-    @property
-    def viewer_token(self) -> Path:
-        return self.path / "viewer-token"
-
-
-def runtime_dir(home: Path | None = None) -> RuntimeDir:
-    if home is None:
-        from ..runtime.embedded import home as striatum_home
-
-        home = striatum_home()
-    return RuntimeDir(home / "run")
-
-
-SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes on Linux, its last a NUL
-
-
-def check_socket_path(path: Path) -> str:
-    from ..errors import UsageError
-
-    text = str(path)
-    if len(text.encode()) > SOCKET_PATH_MAX:
-        raise UsageError(f"the daemon's socket path is {len(text.encode())} bytes long, more "
-                         f"than a UNIX socket address holds ({SOCKET_PATH_MAX}): {text}",
-                         hint="set STRIATUM_HOME to a shorter folder")
-    return text
 
 
 def encode(message: dict[str, Any]) -> bytes:

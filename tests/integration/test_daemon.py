@@ -21,8 +21,8 @@ import pytest
 
 from striatum.server import protocol
 from striatum.server.client import Client, RemoteError
-from striatum.server.daemon import Daemon, running
-from striatum.server.protocol import RuntimeDir
+from striatum.server.daemon import Daemon
+from striatum.server.place import RuntimeDir, running
 from striatum.server.registry import VERBS
 
 from .helpers import example, expire_lease, owner_connection
