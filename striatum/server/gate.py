@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..canonical import text_safe
-from ..errors import Forbidden, StoreUnavailable, StriatumError, UsageError
+from ..errors import Forbidden, StoreError, StoreUnavailable, StriatumError, UsageError
 from . import protocol, registry
 from .protocol import PROTOCOL
 from .registry import Capability, Session, Verb
@@ -68,7 +68,7 @@ class Pool:
     when opened, and checked as it is lent (a server restarted meanwhile costs a
     reconnect, not a failed call)."""
 
-    def __init__(self, dsn: str, size: int, *, timeout: float = 10.0) -> None:
+    def __init__(self, dsn: str, size: int, *, timeout: float = 5.0) -> None:
         from psycopg_pool import ConnectionPool
 
         from ..runtime.store import wrap_errors
@@ -188,7 +188,10 @@ class Gate:
                 self._audit(store, name, args, exc.code, quiet=True)
                 return protocol.FORBIDDEN, {**exc.to_json(), "exit": exc.exit_code}
             except StriatumError as exc:
-                self._audit(store, name, args, exc.code, quiet=True)
+                if not isinstance(exc, StoreUnavailable | StoreError):
+                    # As in the core: a call the database failed leaves no row, since the
+                    # database could not take one either.
+                    self._audit(store, name, args, exc.code, quiet=True)
                 return _rpc_code(exc, verb, args), {**exc.to_json(), "exit": exc.exit_code}
             except Exception as exc:  # a bug: logged, and the caller told
                 logger.exception("%s failed", name)

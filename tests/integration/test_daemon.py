@@ -25,7 +25,7 @@ from striatum.server.daemon import Daemon
 from striatum.server.place import RuntimeDir, running
 from striatum.server.registry import VERBS
 
-from .helpers import example, expire_lease, owner_connection
+from .helpers import example, expire_lease, fan_out_workflow, owner_connection
 
 
 @dataclass
@@ -308,6 +308,36 @@ def test_twenty_clients_at_once_are_all_served(served: Served) -> None:
         answers = list(pool.map(client, range(20)))
     assert answers == [["running"] * 10] * 20
     assert sum(1 for _, verb, _ in served.audit() if verb == "run.status") == 200
+
+
+def test_sixteen_lanes_at_once_each_finish_one_job_once_and_the_record_verifies(
+        served: Served, tmp_path: Path) -> None:
+    workflow = fan_out_workflow(tmp_path / "wf", 16)
+    run = served.call("run.prepare", {"workflow": workflow, "start": True})["run_id"]
+    seed = served.call("job.claim", {"run": run})
+    (served.repo / "seed.md").write_text("seed\n")
+    held = {"run": run, "job": seed["job"], "lease": seed["lease"]}
+    served.call("job.publish", {**held, "artifact": "seed.md"})
+    served.call("job.complete", held)
+
+    def lane(n: int) -> str:
+        claim = served.call("job.claim", {"run": run, "lane": "worker", "owner": f"lane{n}"})
+        job = claim["job"]
+        (served.repo / f"{job}.md").write_text(f"{job} by lane {n}\n")
+        mine = {"run": run, "job": job, "lease": claim["lease"]}
+        with served.client("none") as agent:
+            agent.call("job.publish", {**mine, "artifact": f"{job}.md"})
+            return str(agent.call("job.complete", mine)["status"])
+
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(lane, range(16))) == ["succeeded"] * 16
+    jobs = {j["job"]: j for j in served.call("run.status", {"run": run})["jobs"]}
+    assert all(jobs[f"t{i:02d}"]["status"] == "succeeded" for i in range(16))
+    assert jobs["gate"]["status"] == "ready"
+    claims = [e["job"] for e in served.call("run.events", {"run": run})["events"]
+              if e["type"] == "job.claim"]
+    assert sorted(claims) == sorted(["seed", *[f"t{i:02d}" for i in range(16)]])
+    assert served.call("doctor", {"anchors": False})["ok"] is True
 
 
 def test_a_stop_lets_the_calls_in_progress_finish(served: Served) -> None:

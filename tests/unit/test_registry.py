@@ -151,3 +151,10 @@ def test_a_cli_verb_imports_neither_the_registry_nor_the_mcp_sdk() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, cwd=REPO).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_server_status_is_the_faces_own_and_a_session_without_one_says_so() -> None:
+    with pytest.raises(UsageError, match="serves no server status"):
+        invoke(VERBS["server.status"], {}, NO_STORE)
+    described = Session(str(REPO), no_store, lambda: {"face": "mcp", "pid": 1})
+    assert invoke(VERBS["server.status"], {}, described) == {"face": "mcp", "pid": 1}
