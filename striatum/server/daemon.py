@@ -63,10 +63,13 @@ class Daemon:
     ``stop`` (from any thread) or SIGTERM/SIGINT (when served from the main thread)."""
 
     def __init__(self, dsn: str | None, place: RuntimeDir, *, connections: int = 8,
-                 home: Path | None = None) -> None:
+                 home: Path | None = None, idle_seconds: float = IDLE_SECONDS,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
         self.dsn = dsn
         self.place = place
         self.connections = connections
+        self.idle_seconds = idle_seconds
+        self.max_connections = max_connections
         self.home = home or place.path.parent
         self.started = (datetime.now(UTC), time.monotonic())
         self.database = ""
@@ -162,16 +165,17 @@ class Daemon:
             peer = _peer(writer)
             if peer.uid is not None and peer.uid not in (os.geteuid(), 0):
                 return  # the folder's mode keeps other users out; this says so again
-            if len(self._open) > MAX_CONNECTIONS:
+            if len(self._open) > self.max_connections:
                 writer.write(protocol.error(None, protocol.INVALID_REQUEST, {
                     "error": "daemon_unavailable", "exit": 6,
-                    "message": f"the daemon serves {MAX_CONNECTIONS} connections at most",
+                    "message": f"the daemon serves {self.max_connections} connections at "
+                               "most",
                     "hint": "close idle connections, or try again"}))
                 await writer.drain()
                 return
             while not self._stopping:
                 try:
-                    line = await asyncio.wait_for(reader.readline(), IDLE_SECONDS)
+                    line = await asyncio.wait_for(reader.readline(), self.idle_seconds)
                 except (TimeoutError, ConnectionError):
                     return
                 except ValueError:  # longer than a frame: the stream cannot be resynced

@@ -66,9 +66,9 @@ class Served:
                 "SELECT actor, verb, outcome FROM striatum.audit_log ORDER BY seq")]
 
 
-def serve(dsn: str, place: RuntimeDir, connections: int = 4
+def serve(dsn: str, place: RuntimeDir, connections: int = 4, **limits: Any
           ) -> tuple[Daemon, threading.Thread]:
-    daemon = Daemon(dsn, place, connections=connections)
+    daemon = Daemon(dsn, place, connections=connections, **limits)
     ready = threading.Event()
     failed: list[BaseException] = []
 
@@ -295,6 +295,33 @@ def test_an_answer_longer_than_a_request_may_be_reaches_the_client(served: Serve
         store.close()
     events = served.call("run.events", {"run": run})["events"]
     assert any("x" * protocol.MAX_FRAME in json.dumps(e["payload"]) for e in events)
+
+
+def test_silent_connections_are_closed_and_those_past_the_limit_told_so(
+        dsn: str, tmp_path: Path) -> None:
+    place = RuntimeDir(tmp_path / "h" / "run")
+    daemon, thread = serve(dsn, place, idle_seconds=1.0, max_connections=5)
+    silent = [socket.socket(socket.AF_UNIX) for _ in range(5)]
+    try:
+        for sock in silent:
+            sock.settimeout(30)
+            sock.connect(str(place.socket))
+        time.sleep(0.2)  # the daemon has taken them all
+        with socket.socket(socket.AF_UNIX) as extra:
+            extra.settimeout(30)
+            extra.connect(str(place.socket))
+            answer = json.loads(extra.makefile("rb").readline())
+        assert answer["error"]["data"]["code"] == "daemon_unavailable"
+        assert "5 connections at most" in answer["error"]["message"]
+        for sock in silent:  # closed by the daemon once idle: end of stream, no answer
+            assert sock.recv(1) == b""
+        with Client(place) as client:  # and then served again
+            assert client.call("server.status")["face"] == "daemon"
+    finally:
+        for sock in silent:
+            sock.close()
+        daemon.stop()
+        thread.join(60)
 
 
 def test_twenty_clients_at_once_are_all_served(served: Served) -> None:
