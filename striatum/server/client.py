@@ -52,9 +52,8 @@ class Client:
                  repo: str | None = None, cwd: str | None = None,
                  timeout: float = 300.0) -> None:
         self.place = place or runtime_dir()
-        if token is None and holding != "none":
-            token = read_token(self.place.client_token if holding == "principal"
-                               else self.place.viewer_token)
+        self.holding = holding
+        self._token_given = token is not None
         # Relative paths in the parameters are the caller's, not the daemon's.
         self.envelope: dict[str, Any] = {"cwd": cwd or os.getcwd()}
         for key, value in (("token", token), ("actor", actor), ("repo", repo)):
@@ -78,6 +77,14 @@ class Client:
             self._sock, self._lines = None, None
 
     def _connect(self) -> None:
+        if not self._token_given and self.holding != "none":
+            # Read at each connection: a daemon that restarted issued new tokens.
+            token = read_token(self.place.client_token if self.holding == "principal"
+                               else self.place.viewer_token)
+            if token is None:
+                self.envelope.pop("token", None)
+            else:
+                self.envelope["token"] = token
         where = check_socket_path(self.place.socket)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)

@@ -10,6 +10,7 @@ import os
 import signal
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,3 +109,79 @@ def test_foreground_serves_until_sigterm_and_a_second_one_steps_aside(cli: Cli,
         if served.poll() is None:
             served.kill()
             served.wait()
+
+
+def test_a_daemon_killed_amid_calls_applies_none_by_half_nor_any_twice(
+        cli: Cli, run_dir: Path, tmp_path: Path) -> None:
+    from striatum.errors import DaemonUnavailable
+    from striatum.server.client import Client, RemoteError
+    from striatum.server.place import RuntimeDir
+
+    place = RuntimeDir(run_dir)
+    tasks = [f"t{i:02d}" for i in range(40)]
+    workflow = tmp_path / "workflow.json"
+    workflow.write_text(json.dumps({"name": "flat", "lanes": {"worker": {"kind": "operator"}},
+                                    "jobs": [{"id": t, "lane": "worker", "prompt": {
+                                        "text": t}} for t in tasks]}))
+    assert cli("daemon", "start").returncode == 0
+    with Client(place, repo=str(tmp_path)) as principal:
+        run = principal.call("run.prepare", {"workflow": str(workflow), "start": True})[
+            "run_id"]
+    outcomes: list[str] = []
+    stop_at = time.monotonic() + 120
+
+    def patiently(client: Client, verb: str, params: dict[str, object]) -> object:
+        while True:
+            try:
+                return client.call(verb, params)
+            except DaemonUnavailable:  # killed: wait for the next daemon, then retry
+                outcomes.append("unavailable")
+                assert time.monotonic() < stop_at, "the daemon never came back"
+                time.sleep(0.2)
+
+    def lane(n: int) -> None:
+        while True:
+            with Client(place, repo=str(tmp_path)) as principal:
+                claim = patiently(principal, "job.claim", {"run": run, "lease_seconds": 5,
+                                                           "owner": f"lane{n}"})
+            assert isinstance(claim, dict)
+            if not claim["claimed"]:
+                if claim["run_status"] != "running":
+                    return
+                time.sleep(0.5)  # a lease held by a killed call's claim: wait for expiry
+                continue
+            with Client(place, holding="none") as agent:
+                try:
+                    patiently(agent, "job.complete", {"run": run, "job": claim["job"],
+                                                      "lease": claim["lease"]})
+                    outcomes.append("completed")
+                except RemoteError as refused:
+                    # Applied before the kill (the retry finds the lease ended), or the
+                    # lease expired meanwhile and the job went back to ready.
+                    assert refused.code == "lease_lost", refused.message
+                    outcomes.append("lease_lost")
+
+    threads = [threading.Thread(target=lane, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    while outcomes.count("completed") < 10:
+        assert time.monotonic() < stop_at
+        time.sleep(0.01)
+    code, doc = status(cli)
+    os.kill(int(str(doc["pid"])), signal.SIGKILL)
+    time.sleep(0.5)
+    assert cli("daemon", "start").returncode == 0
+    for thread in threads:
+        thread.join(150)
+        assert not thread.is_alive()
+
+    with Client(place, repo=str(tmp_path)) as principal:
+        view = principal.call("run.status", {"run": run})
+        events = principal.call("run.events", {"run": run})["events"]
+        doctor = principal.call("doctor", {"anchors": False})
+    assert view["status"] == "completed"
+    completions = [e["job"] for e in events if e["type"] == "job.complete"]
+    assert sorted(completions) == tasks  # each once: none lost, none twice
+    assert doctor["ok"] is True, doctor["findings"]
+    # The lanes were still at work when the daemon died: they felt it, and went on.
+    assert "unavailable" in outcomes

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from striatum.errors import DaemonUnavailable
 from striatum.server import protocol
 from striatum.server.client import Client, RemoteError
 from striatum.server.daemon import Daemon
@@ -402,3 +403,21 @@ def _waiting_on_lock(dsn: str) -> bool:
         row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
                            "'Lock' AND application_name = 'striatum daemon'").fetchone()
     return bool(row and row[0])
+
+
+def test_a_client_reads_the_tokens_again_after_the_daemon_restarted(dsn: str,
+                                                                    tmp_path: Path) -> None:
+    place = RuntimeDir(tmp_path / "h" / "run")
+    daemon, thread = serve(dsn, place)
+    with Client(place) as client:
+        assert client.call("server.status")["face"] == "daemon"
+        daemon.stop()
+        thread.join(60)
+        with pytest.raises(DaemonUnavailable):
+            client.call("server.status")
+        daemon, thread = serve(dsn, place)  # new tokens
+        try:
+            assert client.call("run.list", {})["runs"] == []
+        finally:
+            daemon.stop()
+            thread.join(60)
