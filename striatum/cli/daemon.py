@@ -7,6 +7,7 @@ commands speak to it through ``server.client`` and look at its pid file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from .output import emit_json, json_option
 from .session import settings
 
 START_PATIENCE = 60.0  # seconds a start waits for the daemon to answer (it may migrate)
+LOG_KEPT = 5 << 20  # a log past this size is kept as daemon.log.1 at the next start
 
 
 @click.group()
@@ -83,12 +85,17 @@ def start(foreground: bool, connections: int, as_json: bool) -> int:
         _show(doc, "the daemon is already running", as_json, started=False)
         return EXIT_OK
     prepare(place)
-    argv = [sys.executable, "-m", "striatum", *(["--dsn", dsn] if dsn else []),
-            "daemon", "start", "--foreground", "--connections", str(connections)]
+    argv = [sys.executable, "-m", "striatum", "daemon", "start", "--foreground",
+            "--connections", str(connections)]
+    # The DSN goes in the environment, not the command line every user can list.
+    env = {**os.environ, **({"STRIATUM_DSN": dsn} if dsn else {})}
+    with contextlib.suppress(OSError):
+        if place.log.stat().st_size > LOG_KEPT:
+            os.replace(place.log, place.log.with_name(place.log.name + ".1"))
     fd = os.open(place.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
-                                 cwd=place.path, start_new_session=True)
+                                 cwd=place.path, env=env, start_new_session=True)
     finally:
         os.close(fd)
     doc = _wait_until_answering(place, child, time.monotonic() + START_PATIENCE)
