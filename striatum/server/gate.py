@@ -179,7 +179,9 @@ class Gate:
                                      hint="JSON-RPC's by-position params are not served",
                                      verb=verb.name)
                 args = registry.bind(verb, params)
-                held = self._permit(verb, args, held, store)
+                if self._permit(verb, args, held, store) != held:
+                    held = "lease"  # a live lease token: the rows name what the call held
+                    store().actor = f"{actor} daemon:lease"
                 self._locate(verb, args, envelope, held)
                 session = Session(_repo(envelope), store, self.describe)
                 document = verb.call(session, args)
