@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..errors import EXIT_STORE_UNAVAILABLE, EXIT_USAGE
 from . import protocol
 from .gate import Gate, Peer, Pool, Tokens
 from .place import RuntimeDir, check_socket_path, prepare, take_lock, write_secret
@@ -167,7 +168,7 @@ class Daemon:
                 return  # the folder's mode keeps other users out; this says so again
             if len(self._open) > self.max_connections:
                 writer.write(protocol.error(None, protocol.INVALID_REQUEST, {
-                    "error": "daemon_unavailable", "exit": 6,
+                    "error": "daemon_unavailable", "exit": EXIT_STORE_UNAVAILABLE,
                     "message": f"the daemon serves {self.max_connections} connections at "
                                "most",
                     "hint": "close idle connections, or try again"}))
@@ -180,7 +181,7 @@ class Daemon:
                     return
                 except ValueError:  # longer than a frame: the stream cannot be resynced
                     writer.write(protocol.error(None, protocol.INVALID_REQUEST, {
-                        "error": "usage", "exit": 1,
+                        "error": "usage", "exit": EXIT_USAGE,
                         "message": f"a request line is longer than {protocol.MAX_FRAME} "
                                    "bytes",
                         "hint": "publish large content as a file; the connection is closed"}))

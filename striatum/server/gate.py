@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..canonical import text_safe
-from ..errors import Forbidden, StoreError, StoreUnavailable, StriatumError, UsageError
+from ..errors import (
+    EXIT_INTERNAL,
+    Forbidden,
+    StoreError,
+    StoreUnavailable,
+    StriatumError,
+    UsageError,
+)
 from . import protocol, registry
 from .protocol import PROTOCOL
 from .registry import Capability, Session, Verb
@@ -136,7 +143,7 @@ class Gate:
         except Exception as exc:  # a bug: logged, and the caller still gets an answer
             logger.exception("a request failed outside any verb")
             return protocol.error(None, protocol.INTERNAL_ERROR, {
-                "error": "internal", "exit": 70,
+                "error": "internal", "exit": EXIT_INTERNAL,
                 "message": f"internal error: {type(exc).__name__}: {exc}",
                 "hint": "this is a bug in striatum; the daemon's log has the traceback"})
 
@@ -199,7 +206,7 @@ class Gate:
                 logger.exception("%s failed", name)
                 self._audit(store, name, args, "internal", quiet=True)
                 return protocol.INTERNAL_ERROR, {
-                    "error": "internal", "exit": 70,
+                    "error": "internal", "exit": EXIT_INTERNAL,
                     "message": f"internal error: {type(exc).__name__}: {exc}",
                     "hint": "this is a bug in striatum; the daemon's log has the traceback"}
             try:
