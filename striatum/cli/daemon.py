@@ -78,13 +78,14 @@ def start(foreground: bool, connections: int, as_json: bool) -> int:
     _, dsn = settings()
     if foreground:
         return _foreground(place, dsn, connections)
-    from ..server.place import prepare, running
+    from ..server.place import check_socket_path, prepare, running
 
     if running(place) is not None:
         doc = _wait_until_answering(place, None, time.monotonic() + START_PATIENCE)
         _show(doc, "the daemon is already running", as_json, started=False)
         return EXIT_OK
     prepare(place)
+    check_socket_path(place.socket)  # here, rather than in the log of a daemon that failed
     argv = [sys.executable, "-m", "striatum", "daemon", "start", "--foreground",
             "--connections", str(connections)]
     # The DSN goes in the environment, not the command line every user can list.

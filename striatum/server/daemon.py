@@ -103,7 +103,7 @@ class Daemon:
             where = check_socket_path(self.place.socket)
             self.place.socket.unlink(missing_ok=True)  # a killed daemon's
             with ThreadPoolExecutor(self.connections, "striatum-call") as calls:
-                asyncio.run(self._main(where, gate, calls, lock, ready))
+                asyncio.run(self._main(where, gate, calls, ready))
         finally:
             self.place.socket.unlink(missing_ok=True)
             for token in (self.place.client_token, self.place.viewer_token):
@@ -119,7 +119,7 @@ class Daemon:
             with contextlib.suppress(RuntimeError):  # stopped already: its loop is closed
                 loop.call_soon_threadsafe(stop.set)
 
-    async def _main(self, where: str, gate: Gate, calls: ThreadPoolExecutor, lock: int,
+    async def _main(self, where: str, gate: Gate, calls: ThreadPoolExecutor,
                     ready: Callable[[], None] | None) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -134,8 +134,6 @@ class Daemon:
         server = await asyncio.start_unix_server(connected, path=where,
                                                  limit=protocol.MAX_FRAME)
         os.chmod(where, 0o600)
-        os.ftruncate(lock, 0)
-        os.pwrite(lock, f"{os.getpid()}\n".encode(), 0)
         logger.info("striatum daemon %s (pid %d) serving %s on %s", __version__, os.getpid(),
                     self.database, where)
         if ready is not None:

@@ -88,13 +88,18 @@ def write_secret(path: Path, value: str) -> None:
 
 
 def take_lock(place: RuntimeDir, patience: float = 1.0) -> int | None:
-    """The pid file's descriptor, locked for this process; None when another holds it.
-    A little patience: ``running`` takes the lock for a moment to look."""
+    """The pid file's descriptor, locked for this process, this pid written in it; None
+    when another holds it. A little patience: ``running`` takes the lock for a moment
+    to look."""
     fd = os.open(place.pidfile, os.O_RDWR | os.O_CREAT, 0o600)
     deadline = time.monotonic() + patience
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # At once: a killed daemon's pid, left in the file, must never be read as
+            # this one's (``stop`` would signal whatever process has it now).
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             return fd
         except BlockingIOError:
             if time.monotonic() >= deadline:
