@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import EXIT_STORE_UNAVAILABLE, EXIT_USAGE
+from ..errors import DaemonUnavailable, StriatumError, UsageError
 from . import protocol
 from .gate import Gate, Peer, Pool, Tokens
 from .place import RuntimeDir, check_socket_path, prepare, take_lock, write_secret
@@ -165,12 +165,9 @@ class Daemon:
             if peer.uid is not None and peer.uid not in (os.geteuid(), 0):
                 return  # the folder's mode keeps other users out; this says so again
             if len(self._open) > self.max_connections:
-                writer.write(protocol.error(None, protocol.INVALID_REQUEST, {
-                    "error": "daemon_unavailable", "exit": EXIT_STORE_UNAVAILABLE,
-                    "message": f"the daemon serves {self.max_connections} connections at "
-                               "most",
-                    "hint": "close idle connections, or try again"}))
-                await writer.drain()
+                await _hang_up(writer, DaemonUnavailable(
+                    f"the daemon serves {self.max_connections} connections at most",
+                    hint="close idle connections, or try again"))
                 return
             while not self._stopping:
                 try:
@@ -178,12 +175,9 @@ class Daemon:
                 except (TimeoutError, ConnectionError):
                     return
                 except ValueError:  # longer than a frame: the stream cannot be resynced
-                    writer.write(protocol.error(None, protocol.INVALID_REQUEST, {
-                        "error": "usage", "exit": EXIT_USAGE,
-                        "message": f"a request line is longer than {protocol.MAX_FRAME} "
-                                   "bytes",
-                        "hint": "publish large content as a file; the connection is closed"}))
-                    await writer.drain()
+                    await _hang_up(writer, UsageError(
+                        f"a request line is longer than {protocol.MAX_FRAME} bytes",
+                        hint="publish large content as a file; the connection is closed"))
                     return
                 if not line.strip():
                     if not line:
@@ -204,6 +198,13 @@ class Daemon:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+async def _hang_up(writer: asyncio.StreamWriter, error: StriatumError) -> None:
+    """Say why the connection ends (as an answer to no request), before it does."""
+    writer.write(protocol.error(None, protocol.INVALID_REQUEST,
+                                {**error.to_json(), "exit": error.exit_code}))
+    await writer.drain()
 
 
 def _peer(writer: asyncio.StreamWriter) -> Peer:
