@@ -22,7 +22,7 @@ def migrate(as_json: bool) -> int:
     from ..runtime.migrate import migrate as run_migrations
 
     database = resolve(settings()[1])
-    report = run_migrations(database.dsn)
+    report = run_migrations(database.owner_dsn)
     if as_json:
         emit_json({"applied": report.applied, "version": report.latest,
                    "embedded": database.embedded})

@@ -48,18 +48,22 @@ def job() -> None:
 @json_option
 def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
           as_json: bool) -> int:
-    """Lease the next ready job; prints its prompt file and lease token."""
-    from ..runtime.leases import claim as claim_job
-    from ..runtime.runs import get_run
+    """Lease the next ready job; prints its prompt file and lease token.
+
+    When there is none it says why (exit 0): the run ended (stop), is not started, has
+    no such lane, waits for a human (with the command that answers), or has nothing
+    ready yet (claim again shortly). With --json: "claimed": false and "reason" one of
+    run_ended, run_not_started, no_such_lane, waiting_for_human, nothing_ready_yet."""
+    from ..runtime.leases import claim_next
+    from ..runtime.runs import Idle
 
     with store() as opened:
-        found = claim_job(opened, run_id, owner=owner or results.default_owner(), lane=lane,
-                          lease_seconds=lease_seconds)
-        state = get_run(opened, run_id).status if found is None else "running"
+        found = claim_next(opened, run_id, owner=owner or results.default_owner(), lane=lane,
+                           lease_seconds=lease_seconds)
     if as_json:
-        emit_json(results.claimed(run_id, found, state))
-    elif found is None:
-        click.echo(f"nothing ready in run {run_id} (it is {state})", err=True)
+        emit_json(results.claimed(found))
+    elif isinstance(found, Idle):
+        click.echo(f"not claimed ({found.reason}): {found.detail}", err=True)
     else:
         click.echo(f"claimed {found.job} ({found.kind}, lane {found.lane}) in run {found.run}")
         click.echo(f"prompt:       {found.prompt_file}")

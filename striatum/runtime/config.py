@@ -17,6 +17,16 @@ class Database:
     dsn: str
     embedded: bool
 
+    @property
+    def owner_dsn(self) -> str:
+        """Whom migrations log in as: on the embedded server its owner (the runtime role
+        that ``dsn`` names may not create tables); on a server of the user's, ``dsn``."""
+        if not self.embedded:
+            return self.dsn
+        from .embedded import owner_dsn
+
+        return owner_dsn(self.dsn)
+
 
 def resolve(dsn: str | None) -> Database:
     if dsn:
@@ -73,7 +83,7 @@ def open_store(dsn: str | None, *, actor: str = "") -> Store:
 
     database, conn = _connect(dsn)
     try:
-        ensure_migrated(conn)
+        ensure_migrated(conn, owner=None if dsn else Database(database, True).owner_dsn)
     except BaseException:
         conn.close()
         raise

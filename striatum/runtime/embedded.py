@@ -5,12 +5,21 @@ it) and keeps running between commands: starting one costs about a second,
 reusing a running one a few milliseconds. The DSN of the running server is
 cached in a file so later commands connect without importing the wheel.
 ``striatum db stop`` stops it.
+
+Nobody logs in without a password (docs/runtime.md, "The embedded server"): the
+wheel makes a server that trusts every local connection as its superuser, so at
+every start the owner (``postgres``) and the runtime role get secrets of their own,
+kept in a libpq password file in the home (0600), and ``pg_hba.conf`` is made to
+ask every connection for a SCRAM-SHA-256 password. striatum's commands log in as
+the runtime role, which may append to the record and never rewrite it; the owner
+is used to migrate alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +28,18 @@ from typing import Any
 from ..errors import StoreUnavailable, StriatumError
 
 DATABASE = "striatum"
+OWNER = "postgres"  # the superuser the wheel's initdb makes
+RUNTIME_ROLE = "striatum_runtime"  # made by the first migration
+
+# Every connection, of every role, to every database, proves a password. The socket is
+# the only way in (the wheel listens on no address); the host lines keep that true if
+# someone makes it listen on one.
+HBA = """\
+# Written by striatum: every connection needs its role's password (docs/runtime.md).
+local   all   all                  scram-sha-256
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128        scram-sha-256
+"""
 
 
 @dataclass(frozen=True)
@@ -41,7 +62,15 @@ def home() -> Path:
 
 def _paths() -> tuple[Path, Path, Path]:
     base = home()
-    return base, base / "pg", base / "pg.dsn"
+    # runtime.dsn, not the pg.dsn of releases that logged in as the superuser without a
+    # password: a home they left behind must go through the start path once, which
+    # secures it, rather than keep using the superuser's DSN from its cache.
+    return base, base / "pg", base / "runtime.dsn"
+
+
+def passfile() -> Path:
+    """The libpq password file holding the owner's and the runtime role's secrets."""
+    return home() / "pgpass"
 
 
 def _server_module() -> Any:
@@ -74,8 +103,31 @@ def cached_dsn() -> str | None:
     return dsn or None
 
 
+def dsn_for(role: str, socket_dir: str, database: str = DATABASE,
+            secrets_file: Path | None = None) -> str:
+    """A DSN that logs ``role`` in over the server's socket with its secret from the
+    password file; nothing secret is in the DSN itself."""
+    from urllib.parse import quote
+
+    secrets_file = secrets_file or passfile()
+    return (f"postgresql://{quote(role)}@/{quote(database)}"
+            f"?host={quote(socket_dir, safe='/')}&passfile={quote(str(secrets_file), safe='/')}")
+
+
+def owner_dsn(dsn: str) -> str:
+    """The owner's DSN for the database ``dsn`` names (the runtime role's, from the cache):
+    what migrations log in with."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(dsn)
+    secrets_file = params.get("passfile")
+    return dsn_for(OWNER, str(params["host"]), str(params.get("dbname", DATABASE)),
+                   Path(str(secrets_file)) if secrets_file else None)
+
+
 def ensure_running() -> str:
-    """The DSN of the embedded server's ``striatum`` database, starting it if needed."""
+    """The runtime role's DSN for the embedded server's ``striatum`` database, starting
+    the server (and securing it) if needed."""
     base, pgdata, cache = _paths()
     dsn = cached_dsn()
     if dsn and _can_connect(dsn):
@@ -86,18 +138,82 @@ def ensure_running() -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server = module.get_server(pgdata, cleanup_mode=None)
-        admin = server.get_uri()
         open_socket_folder(pgdata)
-        _create_database(admin)
-        dsn = str(server.get_uri(DATABASE))
+        from psycopg.conninfo import conninfo_to_dict
+
+        socket_dir = str(conninfo_to_dict(server.get_uri())["host"])
+        secrets_by_role = _ensure_passfile(socket_dir)
+        _create_database(dsn_for(OWNER, socket_dir, OWNER))
+        owner = dsn_for(OWNER, socket_dir)
+        from .migrate import migrate
+
+        migrate(owner)  # the runtime role, and the function that sets passwords
+        _secure(owner, pgdata, secrets_by_role)
+        dsn = dsn_for(RUNTIME_ROLE, socket_dir)
     except StriatumError:
         raise
     except Exception as exc:  # the wheel raises whatever its subprocesses did
+        if "password authentication failed" in str(exc):
+            raise StoreUnavailable(
+                f"the embedded PostgreSQL in {pgdata} refused the owner's password from "
+                f"{passfile()}: the file was lost or replaced",
+                hint="stop it (`striatum db stop`), then restore that file, or put a line "
+                     "`local all all trust` at the top of pg_hba.conf in that folder for "
+                     "one start: striatum then sets new passwords and removes the line"
+                     ) from exc
         raise StoreUnavailable(
             f"could not start the embedded PostgreSQL in {pgdata}: {exc}",
             hint="see its log in that folder, or use a server of your own with --dsn") from exc
+    base.joinpath("pg.dsn").unlink(missing_ok=True)  # an older release's superuser DSN
     cache.write_text(dsn + "\n", encoding="utf-8")
     return dsn
+
+
+def _ensure_passfile(socket_dir: str) -> dict[str, str]:
+    """The owner's and the runtime role's secrets, made on first use and kept in the
+    password file (0600: libpq ignores a file others can read). The file is rewritten
+    at every start, since the socket folder is part of each line."""
+    path = passfile()
+    known: dict[str, str] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            fields = line.split(":")
+            if len(fields) == 5 and fields[3] in (OWNER, RUNTIME_ROLE):
+                known[fields[3]] = fields[4]
+    for role in (OWNER, RUNTIME_ROLE):
+        # URL-safe base64 has no ':' or backslash, which the file's format would need escaped.
+        known.setdefault(role, secrets.token_urlsafe(32))
+    host = socket_dir.replace("\\", "\\\\").replace(":", "\\:")
+    text = "".join(f"{host}:*:*:{role}:{known[role]}\n" for role in (OWNER, RUNTIME_ROLE))
+    scratch = path.with_name(path.name + ".new")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(scratch, path)
+    return known
+
+
+def _secure(owner: str, pgdata: Path, secrets_by_role: dict[str, str]) -> None:
+    """Give both roles their secrets, then make the server ask for them.
+
+    In this order, so that a start interrupted anywhere is finished by the next one:
+    while pg_hba.conf still trusts local connections the secrets in the password file
+    are not needed to get in, and once it asks for them they are set."""
+    import psycopg
+
+    from .sql import query
+
+    with psycopg.connect(owner, autocommit=True) as conn:
+        for role in (OWNER, RUNTIME_ROLE):
+            verifier = conn.pgconn.encrypt_password(
+                secrets_by_role[role].encode(), role.encode(), b"scram-sha-256")
+            conn.execute(query("set_role_password"),
+                         {"role": role, "verifier": verifier.decode()})
+        hba = pgdata / "pg_hba.conf"
+        if hba.read_text(encoding="utf-8") != HBA:
+            # Written in place: the file belongs to the server's own system user (as root).
+            hba.write_text(HBA, encoding="utf-8")
+        conn.execute(query("reload_configuration"))
 
 
 def open_socket_folder(pgdata: Path) -> None:
@@ -128,8 +244,8 @@ def _create_database(admin_dsn: str) -> None:
 
 
 def info() -> EmbeddedInfo:
-    base, pgdata, cache = _paths()
-    dsn = cache.read_text(encoding="utf-8").strip() if cache.exists() else None
+    base, pgdata, _ = _paths()
+    dsn = cached_dsn()
     running = bool(dsn) and _can_connect(dsn or "")
     pid = None
     pidfile = pgdata / "postmaster.pid"

@@ -16,7 +16,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..compiler.ir import VERDICTS
 from ..errors import (
@@ -35,7 +35,7 @@ from .audit import append_events, verb
 from .engine import Transition, advance, apply_verdict, attempt_failed
 from .prompts import prepare_prompt
 from .records import JobRow, RunRow, from_json
-from .runs import transition
+from .runs import Idle, idle, transition
 from .store import Store, fetch, fetch_together, send
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ class Claim:
     # What a worker needs to start the lane, so it reads nothing more (not in the JSON).
     run_row: RunRow = field(repr=False)
     pinned: CompiledWorkflow = field(repr=False)
+    claimed: ClassVar[bool] = True  # an Idle is the other answer to a claim
 
     def to_json(self) -> dict[str, Any]:
         return {"run": self.run, "job": self.job, "kind": self.kind, "lane": self.lane,
@@ -166,6 +167,14 @@ def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = No
                 f"{taken.reason}; the attempt was failed, and the job is retried",
                 hint="fix what stopped it (a full disk, a folder striatum cannot write), "
                      "then claim again", run=taken.run, job=taken.job)
+
+
+def claim_next(store: Store, run_id: str, *, owner: str, lane: str | None,
+               lease_seconds: int = DEFAULT_LEASE_SECONDS) -> Claim | Idle:
+    """An operator's claim: the job leased, or why there is none (the run ended, waits
+    for a human, ...), read after the claim so that a sweep it made is seen."""
+    found = claim(store, run_id, owner=owner, lane=lane, lease_seconds=lease_seconds)
+    return found if found is not None else idle(store, run_id, lane)
 
 
 @verb("job claim")

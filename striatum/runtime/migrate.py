@@ -85,16 +85,21 @@ def _migrate(conn: psycopg.Connection[Any]) -> MigrationReport:
     return MigrationReport(applied, LATEST)
 
 
-def ensure_migrated(conn: psycopg.Connection[Any]) -> None:
+def ensure_migrated(conn: psycopg.Connection[Any], *, owner: str | None = None) -> None:
     """Bring the schema up to date when it is behind (two short queries when it is not).
 
-    ``conn`` is an autocommit connection as the role that owns the schema: call
-    it before switching to the runtime role, which may not create tables.
+    ``conn`` is an autocommit connection, checked before it switches to the runtime
+    role. The migration runs on it, as the role it logged in as, unless ``owner``
+    names the DSN of the schema's owner: the embedded server's commands log in as the
+    runtime role, which may not create tables.
     """
     with wrap_errors():
         version = _schema_version(conn)
     if version > LATEST:
         raise _too_new(version)
     if version < LATEST:
+        if owner is not None:
+            migrate(owner)
+            return
         with wrap_errors():
             _migrate(conn)

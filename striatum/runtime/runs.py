@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
 from . import audit, pinned
@@ -330,6 +330,59 @@ def waiting(store: Store, run_id: str) -> list[Waiting]:
             out.append(Waiting(job_id, iteration, "review",
                                f"striatum run resume {run_id} --decision accept|fail|revise"))
     return out
+
+
+IDLE_REASONS = ("run_ended", "run_not_started", "no_such_lane", "waiting_for_human",
+                "nothing_ready_yet")
+
+
+@dataclass(frozen=True)
+class Idle:
+    """Why a claim found nothing, so that an agent's loop knows whether to stop, start
+    the run, fix its lane, hand over to a human or wait: one of IDLE_REASONS."""
+
+    run: str
+    reason: str
+    run_status: str
+    detail: str  # one line that says what to do
+    waiting: list[Waiting]
+    in_flight: list[str]  # jobs leased to someone now
+    lanes: list[str]  # the run's lanes
+    claimed: ClassVar[bool] = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"claimed": False, "run": self.run, "reason": self.reason,
+                "run_status": self.run_status, "detail": self.detail,
+                "waiting": [vars(w) for w in self.waiting], "in_flight": self.in_flight,
+                "lanes": self.lanes}
+
+
+def idle(store: Store, run_id: str, lane: str | None) -> Idle:
+    """Why nothing of ``run_id`` (for ``lane``, if given) is ready to claim now."""
+    view = status(store, run_id)
+    run = view.run
+    lanes = sorted({job.lane for job in view.jobs if job.lane})
+    in_flight = [job.job_id for job in view.jobs if job.status == "leased"]
+
+    def said(reason: str, detail: str, waits: list[Waiting] | None = None) -> Idle:
+        return Idle(run_id, reason, run.status, detail, waits or [], in_flight, lanes)
+
+    if run.status in ("completed", "failed", "cancelled"):
+        return said("run_ended", f"run {run_id} has ended ({run.status}): stop claiming")
+    if run.status == "prepared":
+        return said("run_not_started",
+                    f"run {run_id} is prepared, not started: `striatum run start {run_id}`")
+    if lane is not None and lane not in lanes:
+        return said("no_such_lane", f"run {run_id} has no job on lane {lane!r}; its lanes: "
+                    + (", ".join(lanes) or "none"))
+    waits = waiting(store, run_id)
+    if waits:
+        return said("waiting_for_human",
+                    f"run {run_id} waits for a human: " + "; ".join(w.command for w in waits),
+                    waits)
+    busy = f" ({', '.join(in_flight)} in flight)" if in_flight else ""
+    return said("nothing_ready_yet",
+                f"nothing of run {run_id} is ready yet{busy}: claim again shortly")
 
 
 def get_run(store: Store, run_id: str) -> RunRow:

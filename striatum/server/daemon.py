@@ -95,8 +95,10 @@ class Daemon:
         try:
             from ..runtime.config import describe, open_store, resolve
 
-            database = resolve(self.dsn)  # the embedded server starts here when it is used
-            open_store(database.dsn).close()  # migrates a schema that is behind
+            # Migrates a schema that is behind (on the embedded server, as its owner), and
+            # starts the embedded server when it is the one and is not running.
+            open_store(self.dsn).close()
+            database = resolve(self.dsn)  # the runtime role's login
             self.database = describe(database.dsn)
             pool = Pool(database.dsn, self.connections)
             gate = Gate(pool, issue_tokens(self.place), self.home, self.describe)

@@ -209,12 +209,11 @@ def _run_waiting(session: Session, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _job_claim(session: Session, p: dict[str, Any]) -> dict[str, Any]:
-    from ..runtime import leases, runs
+    from ..runtime import leases
 
-    found = leases.claim(session.store, p["run"], owner=p["owner"] or results.default_owner(),
-                         lane=p["lane"], lease_seconds=p["lease_seconds"])
-    state = runs.get_run(session.store, p["run"]).status if found is None else "running"
-    return results.claimed(p["run"], found, state)
+    return results.claimed(leases.claim_next(
+        session.store, p["run"], owner=p["owner"] or results.default_owner(), lane=p["lane"],
+        lease_seconds=p["lease_seconds"]))
 
 
 def _job_heartbeat(session: Session, p: dict[str, Any]) -> dict[str, Any]:

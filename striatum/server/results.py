@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..compiler.compile import Compilation
     from ..runtime.engine import Transition
     from ..runtime.leases import Claim
-    from ..runtime.runs import RunView, Waiting
+    from ..runtime.runs import Idle, RunView, Waiting
 
 
 def count(n: int, noun: str) -> str:
@@ -75,10 +75,10 @@ def skipped(tx: Transition) -> list[str]:
 # -- jobs --------------------------------------------------------------------------------------
 
 
-def claimed(run_id: str, found: Claim | None, run_status: str) -> dict[str, Any]:
-    if found is None:
-        return {"claimed": False, "run": run_id, "run_status": run_status}
-    return {"claimed": True, **found.to_json()}
+def claimed(found: Claim | Idle) -> dict[str, Any]:
+    if found.claimed:
+        return {"claimed": True, **found.to_json()}
+    return found.to_json()
 
 
 def heartbeat(run_id: str, job_id: str, expires: datetime) -> dict[str, Any]:

@@ -105,9 +105,11 @@ RUN_EVENTS = document({"run": STRING, "events": {"type": "array", "items": docum
     "seq": INTEGER, "type": STRING, "job": NULLABLE_STRING, "payload": {"type": "object"},
     "hash": STRING, "at": STRING})}})
 
-RUN_WAITING = document({"run": STRING, "waiting": {"type": "array", "items": document({
+WAITING = {"type": "array", "items": document({
     "job": STRING, "iteration": INTEGER,
-    "kind": {"enum": ["checkpoint", "review"]}, "command": STRING})}})
+    "kind": {"enum": ["checkpoint", "review"]}, "command": STRING})}
+
+RUN_WAITING = document({"run": STRING, "waiting": WAITING})
 
 DECIDED = document({"run": STRING, "job": STRING, "choice": STRING, "run_status": STRING,
                     "skipped": STRINGS})
@@ -116,7 +118,12 @@ CLAIMED = document({
     "claimed": BOOLEAN, "run": STRING, "run_status": STRING, "job": STRING, "kind": STRING,
     "lane": STRING, "lease": STRING, "fence": INTEGER, "iteration": INTEGER,
     "attempt": INTEGER, "expires_at": STRING, "prompt_file": STRING, "artifact_dir": STRING,
-    "produces": STRINGS}, "claimed", "run")
+    "produces": STRINGS,
+    # When nothing was claimed: why, and what to do (docs/cli.md, `job claim`).
+    "reason": {"enum": ["run_ended", "run_not_started", "no_such_lane", "waiting_for_human",
+                        "nothing_ready_yet"]},
+    "detail": STRING, "waiting": WAITING, "in_flight": STRINGS, "lanes": STRINGS},
+    "claimed", "run")
 
 HEARTBEAT = document({"run": STRING, "job": STRING, "expires_at": STRING})
 

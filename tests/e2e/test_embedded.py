@@ -12,7 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from striatum.runtime.embedded import owner_dsn
 
 from .conftest import executable
 
@@ -76,3 +80,91 @@ def test_a_process_without_capabilities_reaches_the_server_after_every_start(
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"runs": []}
         assert embedded("db", "stop") == {"stopped": True}
+
+
+def _home_of(embedded_dsn: str) -> Path:
+    passfile = conninfo_to_dict(embedded_dsn)["passfile"]
+    return Path(str(passfile)).parent
+
+
+def _refused(dsn: str) -> str:
+    with pytest.raises(psycopg.OperationalError) as refused:
+        psycopg.connect(dsn, connect_timeout=5).close()
+    return str(refused.value)
+
+
+def test_nobody_logs_in_to_the_embedded_server_without_a_password(
+        embedded: Embedded) -> None:
+    """The wheel's server trusts every local connection as its superuser; striatum's
+    commands, and so the lanes they start, must get neither."""
+    embedded("run", "list")
+    dsn = embedded("db", "url")["dsn"]
+    params = conninfo_to_dict(dsn)
+    assert params["user"] == "striatum_runtime" and "password" not in params
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls "
+                           "FROM pg_roles WHERE rolname = current_user").fetchone()
+        assert row == (False, False, False, False)
+        # No role to become: a lane cannot RESET or SET its way to more.
+        member_of = conn.execute("SELECT count(*) FROM pg_auth_members m JOIN pg_roles r "
+                                 "ON r.oid = m.member WHERE r.rolname = current_user"
+                                 ).fetchone()
+        assert member_of == (0,)
+    home = _home_of(dsn)
+    assert (home / "pgpass").stat().st_mode & 0o777 == 0o600
+    hba = (home / "pg" / "pg_hba.conf").read_text(encoding="utf-8")
+    assert "trust" not in hba.replace("# Written", "")
+    for role in ("postgres", "striatum_runtime"):
+        bare = f"host={params['host']} dbname=striatum user={role} passfile=/nonexistent"
+        assert "password" in _refused(bare)
+        assert "password" in _refused(bare + " password=guessed")
+    # The owner's secret works, and migrating is its business alone.
+    assert embedded("db", "migrate")["version"] == embedded("db", "status")["latest"]
+
+
+def test_a_home_an_older_release_left_open_is_secured_at_its_next_start(
+        embedded: Embedded) -> None:
+    """Releases before password logins cached the superuser's DSN in pg.dsn and left
+    pg_hba.conf trusting everyone: the next start closes both, keeping the data."""
+    embedded("run", "list")
+    dsn = embedded("db", "url")["dsn"]
+    home, host = _home_of(dsn), str(conninfo_to_dict(dsn)["host"])
+    superuser = f"postgresql://postgres:@/striatum?host={host}"
+    with psycopg.connect(owner_dsn(dsn), autocommit=True) as conn:
+        conn.execute("INSERT INTO striatum.repos (path) VALUES ('/kept')")
+    embedded("db", "stop")
+    pgdata = home / "pg"
+    hba = pgdata / "pg_hba.conf"
+    hba.write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n", encoding="utf-8")
+    (home / "runtime.dsn").unlink(missing_ok=True)  # db stop removed it
+    (home / "pgpass").unlink()
+    (home / "pg.dsn").write_text(superuser + "\n", encoding="utf-8")
+
+    assert embedded("run", "list") == {"runs": []}
+    assert not (home / "pg.dsn").exists()
+    assert "trust" not in hba.read_text(encoding="utf-8").replace("# Written", "")
+    assert "password" in _refused(superuser)
+    with psycopg.connect(embedded("db", "url")["dsn"]) as conn:
+        assert conn.execute("SELECT path FROM striatum.repos WHERE path = '/kept'"
+                            ).fetchone() == ("/kept",)
+
+
+def test_a_lost_password_file_is_named_with_the_way_back(
+        embedded: Embedded, tmp_path: Path) -> None:
+    embedded("run", "list")
+    home = _home_of(embedded("db", "url")["dsn"])
+    (home / "pgpass").unlink()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("STRIATUM_") and k != "PYTHONPATH"}
+    env["STRIATUM_HOME"] = str(home)
+    done = subprocess.run([executable(), "run", "list"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 6, done.stderr
+    assert "refused the owner's password" in done.stderr
+    assert "Traceback" not in done.stderr
+    embedded("db", "stop")
+    hba = home / "pg" / "pg_hba.conf"
+    hba.write_text("local all all trust\n" + hba.read_text(encoding="utf-8"),
+                   encoding="utf-8")
+    assert embedded("run", "list") == {"runs": []}
+    assert "trust" not in hba.read_text(encoding="utf-8").replace("# Written", "")

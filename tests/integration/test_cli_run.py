@@ -140,8 +140,9 @@ def test_code_change_run_through_the_cli_alone(cli: Cli, tmp_path: Path) -> None
     assert status["status"] == "completed"
     assert (status["executions"], status["worst_case"]) == (5, 5)
     assert set(job_statuses(status).values()) == {"succeeded"}
-    assert cli.json("job", "claim", "--run", run_id) == {"claimed": False, "run": run_id,
-                                                         "run_status": "completed"}
+    ended = cli.json("job", "claim", "--run", run_id)
+    assert (ended["claimed"], ended["reason"], ended["run_status"]) == (
+        False, "run_ended", "completed")
 
     report = cli.json("doctor")
     assert report["ok"] is True, report
@@ -219,7 +220,12 @@ def test_checkpoint_decide_pauses_and_resumes_the_run(cli: Cli, tmp_path: Path) 
     assert paused["status"] == "running"
     assert job_statuses(paused) == {"analysis": "succeeded", "review": "succeeded",
                                     "decide": "awaiting_decision", "implement": "pending"}
-    assert cli.json("job", "claim", "--run", run_id)["claimed"] is False
+    idle = cli.json("job", "claim", "--run", run_id)
+    assert (idle["claimed"], idle["reason"], idle["run_status"]) == (
+        False, "waiting_for_human", "running")
+    [command] = [w["command"] for w in idle["waiting"]]
+    assert command.startswith(f"striatum checkpoint decide {run_id} decide ")
+    assert set(command.rsplit(" ", 1)[1].split("|")) == {"continue", "cancel"}
     assert cli.json("checkpoint", "decide", run_id, "decide", "perhaps", expect=1)["error"] \
         == "usage"
     cli.json("checkpoint", "decide", run_id, "implement", "continue", expect=4)
@@ -232,6 +238,30 @@ def test_checkpoint_decide_pauses_and_resumes_the_run(cli: Cli, tmp_path: Path) 
     assert cli.finish(implement)["run_status"] == "completed"
     assert cli.status(run_id)["executions"] == 4
     assert cli.json("doctor")["ok"] is True
+
+
+def test_a_claim_that_finds_nothing_says_why(cli: Cli, tmp_path: Path) -> None:
+    """An agent's loop must tell "start the run", "wrong lane" and "wait a moment"
+    apart from "stop" and "ask a human" (those are pinned by the tests above)."""
+    prepared = cli.json("run", "prepare", "--workflow",
+                        str(copy_example("code-change", tmp_path)))["run_id"]
+    idle = cli.json("job", "claim", "--run", prepared)
+    assert (idle["reason"], idle["run_status"]) == ("run_not_started", "prepared")
+    assert f"striatum run start {prepared}" in idle["detail"]
+    cli.json("run", "start", prepared)
+
+    idle = cli.json("job", "claim", "--run", prepared, "--lane", "painter")
+    assert idle["reason"] == "no_such_lane"
+    assert idle["lanes"] == ["coder", "reviewer"] and "coder, reviewer" in idle["detail"]
+
+    draft = cli.claim(prepared)
+    idle = cli.json("job", "claim", "--run", prepared)
+    assert (idle["reason"], idle["in_flight"]) == ("nothing_ready_yet", ["draft"])
+    said = cli.run("job", "claim", "--run", prepared)
+    assert said.stdout == ""
+    assert said.stderr.startswith("not claimed (nothing_ready_yet): nothing of run ")
+    assert "(draft in flight): claim again shortly" in said.stderr
+    cli.finish(draft)
 
 
 def test_checkpoint_cancel_through_the_cli_skips_the_branch(cli: Cli, tmp_path: Path) -> None:
@@ -248,7 +278,10 @@ def test_escalation_is_resumed_through_the_cli(cli: Cli, tmp_path: Path) -> None
         cli.finish(cli.claim(run_id))
         last = cli.finish(cli.claim(run_id), verdict, "still vague")
     assert (last["run_status"], last["blocked_on"]) == ("blocked", "check")
-    assert cli.json("job", "claim", "--run", run_id)["claimed"] is False
+    idle = cli.json("job", "claim", "--run", run_id)
+    assert (idle["reason"], idle["run_status"]) == ("waiting_for_human", "blocked")
+    assert idle["waiting"][0]["command"] == \
+        f"striatum run resume {run_id} --decision accept|fail|revise"
     resumed = cli.json("run", "resume", run_id, "--decision", "accept", "--reason", "ship it")
     assert (resumed["status"], resumed["blocked_on"]) == ("running", None)
     cli.json("run", "resume", run_id, "--decision", "accept", expect=4)

@@ -180,8 +180,9 @@ async def test_a_code_change_run_through_mcp_tool_calls_alone(mode: str, dsn: st
         assert (json.loads(text), kind) == (status, "application/json")
         text, kind = await operator.read(f"striatum://runs/{run_id}/artifacts/draft.md")
         assert (text, kind) == ("draft.md of pass 1\n", "text/markdown")
-        assert await operator.call("job_claim", run=run_id) == {
-            "claimed": False, "run": run_id, "run_status": "completed"}
+        idle = await operator.call("job_claim", run=run_id)
+        assert (idle["claimed"], idle["reason"], idle["run_status"]) == (
+            False, "run_ended", "completed")
         assert (await operator.call("doctor"))["ok"] is True
 
     rows = audit_rows(dsn)

@@ -77,7 +77,7 @@ def test_an_unreachable_server_is_store_unavailable() -> None:
 def _embedded_home(monkeypatch: pytest.MonkeyPatch, home: Path, cached: str) -> None:
     monkeypatch.setenv("STRIATUM_HOME", str(home))
     home.mkdir(parents=True, exist_ok=True)
-    (home / "pg.dsn").write_text(cached + "\n", encoding="utf-8")
+    (home / "runtime.dsn").write_text(cached + "\n", encoding="utf-8")
 
 
 def test_a_running_embedded_server_is_probed_by_the_commands_own_connection(

@@ -158,3 +158,10 @@ def test_server_status_is_the_faces_own_and_a_session_without_one_says_so() -> N
         invoke(VERBS["server.status"], {}, NO_STORE)
     described = Session(str(REPO), no_store, lambda: {"face": "mcp", "pid": 1})
     assert invoke(VERBS["server.status"], {}, described) == {"face": "mcp", "pid": 1}
+
+
+def test_the_claim_schema_names_every_reason_a_claim_can_give() -> None:
+    from striatum.runtime.runs import IDLE_REASONS
+    from striatum.server import schemas
+
+    assert schemas.CLAIMED["properties"]["reason"]["enum"] == list(IDLE_REASONS)

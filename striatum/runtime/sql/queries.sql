@@ -272,3 +272,9 @@ SELECT pg_notify('striatum_ready', %(run)s);
 
 -- listen_ready: a worker's connection listens for ready jobs --
 LISTEN striatum_ready;
+
+-- set_role_password: give a role a login with this SCRAM verifier (the owner only) --
+SELECT striatum.set_role_password(%(role)s, %(verifier)s);
+
+-- reload_configuration: the server rereads pg_hba.conf --
+SELECT pg_reload_conf();
