@@ -74,9 +74,10 @@ def database(admin: str | None, home: Path) -> Iterator[str]:
     started = admin is None
     if admin is None:
         os.environ["STRIATUM_HOME"] = str(home)
-        from striatum.runtime.embedded import ensure_running
+        from striatum.runtime.embedded import ensure_running, owner_dsn
 
-        admin = make_conninfo(ensure_running(), dbname="postgres")
+        # The owner creates the bench's database; the runtime role may not.
+        admin = make_conninfo(owner_dsn(ensure_running()), dbname="postgres")
     name = f"striatum_bench_rpc_{os.getpid()}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
