@@ -19,6 +19,7 @@ EXIT_LEASE_LOST = 5
 EXIT_STORE_UNAVAILABLE = 6
 EXIT_RUN_NOT_COMPLETED = 7
 EXIT_ATTEMPT_FAILED = 8
+EXIT_FORBIDDEN = 9
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -90,6 +91,20 @@ class StoreUnavailable(StriatumError):
 
     exit_code = EXIT_STORE_UNAVAILABLE
     code = "store_unavailable"
+
+
+class DaemonUnavailable(StriatumError):
+    """The daemon cannot be reached, or is stopping."""
+
+    exit_code = EXIT_STORE_UNAVAILABLE
+    code = "daemon_unavailable"
+
+
+class Forbidden(StriatumError):
+    """The caller's capability does not permit the verb."""
+
+    exit_code = EXIT_FORBIDDEN
+    code = "forbidden"
 
 
 class StoreError(StriatumError):

@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "skills": ("agents", "skills", "The striatum skill for agent CLIs: install."),
     "adopt": ("agents", "adopt", "Wire a repository up for Claude Code, Codex or Gemini CLI."),
     "mcp": ("mcp", "mcp", "The MCP server: every verb a tool (mcp serve)."),
+    "daemon": ("daemon", "daemon", "The daemon: the verbs on a UNIX socket (start, stop, "
+               "status)."),
 }
 
 

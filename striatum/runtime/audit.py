@@ -187,6 +187,7 @@ def record(cur: psycopg.Cursor[Any], store: Store) -> None:
     assert store.calls, "a change outside any verb: declare the core function with @verb"
     call = store.calls[-1]
     append_audit(cur, actor=store.actor, verb=call.verb, args=call.args, outcome="ok")
+    store.audited += 1
 
 
 def record_head(cur: psycopg.Cursor[Any], store: Store) -> tuple[int, str]:
@@ -214,5 +215,6 @@ def refused(store: Store, call: Call, outcome: str) -> None:
     try:
         if not store.closed:
             store.transaction(write)
+            store.audited += 1
     except Exception:  # noqa: BLE001 - the call's own error is what the caller must see
         pass

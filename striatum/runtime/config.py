@@ -37,6 +37,25 @@ def resolve(dsn: str | None) -> Database:
     return Database(ensure_running(), embedded=True)
 
 
+def describe(dsn: str | None) -> str:
+    """A DSN to show (a status, a log): its password, if it holds one, left out; the
+    embedded server named by its folder when no DSN is given."""
+    if not dsn:
+        from .embedded import home
+
+        return f"embedded PostgreSQL in {home() / 'pg'}"
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        params = conninfo_to_dict(dsn)
+    except ProgrammingError:
+        return "(a DSN that does not parse)"
+    if "password" in params:
+        params["password"] = "***"
+    return make_conninfo(**params)  # type: ignore[arg-type]
+
+
 def _check_dsn(dsn: str) -> None:
     from psycopg import ProgrammingError
     from psycopg.conninfo import conninfo_to_dict

@@ -116,6 +116,16 @@ def verify(row: JobRow, token: str, where: str) -> None:
                         state=row.status, fence=row.fence)
 
 
+def check_held(store: Store, run_id: str, job_id: str, token: str) -> None:
+    """Refuse (``LeaseLost``, ``NotFound``) unless ``token`` is the job's current, live
+    lease: what a lease capability is checked by before its call runs (the call's own
+    transaction checks it again, so a lease that ends meanwhile still fences it)."""
+    row = store.read(JobRow, "job_record", {"run": run_id, "job": job_id})
+    if row is None:
+        raise NotFound(f"no job {run_id}/{job_id}", hint="check --run and --job")
+    verify(row, token, f"{run_id}/{job_id}")
+
+
 @verb("lease sweep")
 def sweep_expired(store: Store, run_id: str | None = None) -> int:
     """Return expired leases' jobs to ready (or fail them when attempts are spent)."""
@@ -185,6 +195,7 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
                                                                    {"run": run_id}):
             raise NotFound(f"no run {run_id!r}", hint="`striatum run list` shows the runs")
         return None
+    store.audited += 1  # the claim statement wrote its audit row
     row = from_json(JobRow, found[0][0])
     run = from_json(RunRow, found[0][1])
     token = row.lease_token or ""

@@ -89,6 +89,7 @@ class Store:
     actor: str = ""
     runtime_role: bool = False
     retries: int = 0  # transactions retried over this store's life (for figures)
+    audited: int = 0  # audit rows its verbs wrote (a face audits a call the core did not)
     # The verbs in progress on this store, innermost last (audit.verb).
     calls: list[Call] = field(default_factory=list, repr=False)
 
@@ -109,14 +110,8 @@ class Store:
               actor: str = "") -> Store:
         """A store on a connection opened already (e.g. one that was first used to check
         the schema): switched to the runtime role when the server has it."""
-        role = False
         try:
-            if as_runtime:
-                with wrap_errors():
-                    row = conn.execute(query("runtime_role_usable")).fetchone()
-                    if row and row[0]:
-                        conn.execute(query("set_runtime_role"))
-                        role = True
+            role = as_runtime and use_runtime_role(conn)
         except BaseException:
             conn.close()
             raise
@@ -238,6 +233,16 @@ class Store:
             cur.itersize = batch
             cur.execute(query(name), params)
             yield from cur
+
+
+def use_runtime_role(conn: psycopg.Connection[Any]) -> bool:
+    """Switch the session to the runtime role when the server has it; whether it did."""
+    with wrap_errors():
+        row = conn.execute(query("runtime_role_usable")).fetchone()
+        if row and row[0]:
+            conn.execute(query("set_runtime_role"))
+            return True
+    return False
 
 
 def open_connection(dsn: str, timeout: int = 10) -> psycopg.Connection[Any]:

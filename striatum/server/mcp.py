@@ -22,7 +22,9 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -116,6 +118,15 @@ class StriatumMCP(MCPServer[Any]):
         # Opening is serialized: the first calls may find the embedded server stopped, and
         # only one of them may start it.
         self._opening = threading.Lock()
+        self._started = (datetime.now(UTC), time.monotonic())
+
+    def _describe(self) -> dict[str, Any]:
+        from ..runtime.config import describe
+
+        return {"face": "mcp", "pid": os.getpid(), "version": __version__,
+                "started_at": self._started[0].isoformat(timespec="seconds"),
+                "uptime_seconds": int(time.monotonic() - self._started[1]),
+                "database": describe(self.dsn), "socket": None}
 
     def _connect(self) -> Store:
         from ..runtime.config import open_store
@@ -124,7 +135,7 @@ class StriatumMCP(MCPServer[Any]):
             return open_store(self.dsn, actor=self.caller)
 
     def _run(self, call: Any, *args: Any) -> Any:
-        session = Session(self.repo, self._connect)
+        session = Session(self.repo, self._connect, self._describe)
         try:
             return call(session, *args)
         finally:

@@ -47,13 +47,22 @@ COVERS: dict[Capability, frozenset[Capability]] = {
 
 
 class Session:
-    """What a call runs with: the target repository, and a store opened on first use
-    (with the caller's actor, whom the audit rows name) and closed by ``close``."""
+    """What a call runs with: the target repository, a store opened on first use (with
+    the caller's actor, whom the audit rows name) and closed by ``close``, and what the
+    face serving the call says of itself (``server.status``)."""
 
-    def __init__(self, repo: str, connect: Callable[[], Store]) -> None:
+    def __init__(self, repo: str, connect: Callable[[], Store],
+                 server: Callable[[], dict[str, Any]] | None = None) -> None:
         self.repo = repo
         self._connect = connect
         self._store: Store | None = None
+        self._server = server
+
+    def server(self) -> dict[str, Any]:
+        if self._server is None:
+            raise UsageError("this face serves no server status",
+                             hint="ask the daemon or the MCP server that runs the verbs")
+        return self._server()
 
     @property
     def store(self) -> Store:
@@ -69,6 +78,10 @@ class Session:
 
 Call = Callable[[Session, dict[str, Any]], dict[str, Any]]
 
+SECRET_PARAMS = frozenset({"lease"})
+"""Parameters a face leaves out of what it records of a call (a lease token is a
+capability: the audit keeps no copy of it, not even inside a digest)."""
+
 
 @dataclass(frozen=True)
 class Verb:
@@ -79,6 +92,9 @@ class Verb:
     capability: Capability
     mutates: bool  # whether a call may change the record
     call: Call
+    # Parameters that name a file: a face serving another process resolves a relative
+    # one against that caller's working directory, not its own.
+    paths: tuple[str, ...] = ()
 
     def permitted(self, held: Capability) -> bool:
         return self.capability in COVERS[held]
@@ -287,6 +303,10 @@ def _doctor(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     return doctor(session.store, anchors, strict=p["strict"]).to_json()
 
 
+def _server_status(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    return session.server()
+
+
 # -- the table ---------------------------------------------------------------------------------
 
 _REASON = s.text("Why: kept in the record.")
@@ -308,7 +328,7 @@ _DECLARED = [
                        "default": {}},
              "start": s.flag("Start the run right away."),
          }, "workflow"),
-         s.PREPARED, "principal", True, _run_prepare),
+         s.PREPARED, "principal", True, _run_prepare, paths=("workflow",)),
     Verb("run.start", "Start a prepared run: its first jobs become ready.",
          s.params({"run": s.RUN}, "run"), s.RUN_VIEW, "principal", True, _run_start),
     Verb("run.status", "Show a run and each of its jobs.",
@@ -362,7 +382,7 @@ _DECLARED = [
                                       "directory or absolute."),
                    "name": s.optional(s.name("Its artifact name (default: the file's "
                                              "name)."))}, *s.HELD, "artifact"),
-         s.PUBLISHED, "lease", True, _job_publish),
+         s.PUBLISHED, "lease", True, _job_publish, paths=("artifact",)),
     Verb("job.verdict", "End a held review with a verdict: accept, needs_revision or reject.",
          s.params({**s.HELD, "outcome": s.VERDICT, "reason": _REASON},
                   *s.HELD, "outcome", "reason"),
@@ -383,17 +403,20 @@ _DECLARED = [
     Verb("workflow.validate", "Check a workflow against the contract and prove it "
          "terminates (no database).",
          s.params({"file": s.FILE, "syntax": s.SYNTAX}, "file"),
-         s.VALIDATION, "viewer", False, _workflow_validate),
+         s.VALIDATION, "viewer", False, _workflow_validate,
+         paths=("file",)),
     Verb("workflow.lint", "Validate a workflow and report likely mistakes (no database).",
          s.params({"file": s.FILE, "syntax": s.SYNTAX}, "file"),
-         s.LINT, "viewer", False, _workflow_lint),
+         s.LINT, "viewer", False, _workflow_lint,
+         paths=("file",)),
     Verb("workflow.plan", "Dry-run a workflow: waves, revision loops, worst-case executions, "
          "paths; with verdicts, walk one path (no database).",
          s.params({"file": s.FILE, "syntax": s.SYNTAX,
                    "verdicts": s.optional(s.text("One path to walk, JOB=OUTCOME items, e.g. "
                                                  "'check=needs_revision,check=accept'."))},
                   "file"),
-         s.PLAN, "viewer", False, _workflow_plan),
+         s.PLAN, "viewer", False, _workflow_plan,
+         paths=("file",)),
     Verb("doctor", "Verify the record: recompute the hash chains, replay the events, check "
          "the guards and the run manifests.",
          s.params({"anchors": s.flag("Check the chains against the repository's run "
@@ -401,6 +424,9 @@ _DECLARED = [
                    "strict": s.flag("Also require every payload to be canonical JSON "
                                     "(slower).")}),
          s.DOCTOR, "viewer", False, _doctor),
+    Verb("server.status", "The process serving this call: which face, its pid, version, "
+         "uptime, database and address.",
+         s.params({}), s.SERVER_STATUS, "viewer", False, _server_status),
 ]
 
 VERBS: dict[str, Verb] = {verb.name: verb for verb in _DECLARED}

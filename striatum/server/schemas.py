@@ -167,3 +167,8 @@ DOCTOR = document({
     "findings": {"type": "array", "items": document({
         "check": STRING, "status": {"enum": ["ok", "fail", "unanchored"]}, "ok": BOOLEAN,
         "message": STRING, "table": NULLABLE_STRING, "seq": NULLABLE_INTEGER})}})
+
+SERVER_STATUS = document({
+    "face": {"enum": ["daemon", "mcp"]}, "pid": INTEGER, "version": STRING,
+    "started_at": STRING, "uptime_seconds": INTEGER, "database": STRING,
+    "socket": NULLABLE_STRING})

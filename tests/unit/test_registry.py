@@ -37,7 +37,7 @@ def test_the_table_holds_each_verb_once_in_the_order_faces_list_them() -> None:
         "run.prepare", "run.start", "run.status", "run.list", "run.events", "run.cancel",
         "run.resume", "run.retry", "run.waiting", "job.claim", "job.heartbeat", "job.publish",
         "job.verdict", "job.complete", "job.release", "job.fail", "checkpoint.decide",
-        "workflow.validate", "workflow.lint", "workflow.plan", "doctor"]
+        "workflow.validate", "workflow.lint", "workflow.plan", "doctor", "server.status"]
     assert all(name == verb.name for name, verb in VERBS.items())
     assert all(verb.summary and "\n" not in verb.summary for verb in VERBS.values())
 
@@ -151,6 +151,13 @@ def test_a_cli_verb_imports_neither_the_registry_nor_the_mcp_sdk() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, cwd=REPO).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_server_status_is_the_faces_own_and_a_session_without_one_says_so() -> None:
+    with pytest.raises(UsageError, match="serves no server status"):
+        invoke(VERBS["server.status"], {}, NO_STORE)
+    described = Session(str(REPO), no_store, lambda: {"face": "mcp", "pid": 1})
+    assert invoke(VERBS["server.status"], {}, described) == {"face": "mcp", "pid": 1}
 
 
 def test_the_claim_schema_names_every_reason_a_claim_can_give() -> None:

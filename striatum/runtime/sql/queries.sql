@@ -206,6 +206,9 @@ FROM striatum.append_event(%(chain)s, %(repo)s, %(run)s, %(job)s, %(type)s, %(pa
 SELECT seq, row_hash
 FROM striatum.append_audit(%(actor)s, %(verb)s, %(args_digest)s, %(outcome)s);
 
+-- commit_unflushed: this transaction's commit does not wait for its WAL to reach the disk (a server crash may lose it, never half of it) --
+SET LOCAL synchronous_commit = off;
+
 -- chain_head: a chain's current head --
 SELECT seq, hash FROM striatum.chain_heads WHERE chain = %(chain)s;
 
