@@ -183,6 +183,9 @@ def test_a_hostile_lane_beside_an_honest_reviewer(home: Home, attacked: dict[str
     assert outcome(report, "this_run.end_stolen_token", f"{run_a}/review") is True
     assert outcome(report, "other_run.publish_stolen_token", f"{run_b}/held") is True
     assert outcome(report, "other_run.end_stolen_token", f"{run_b}/held") is True
+    # H12: the projection tables are the runtime role's to write: another run's job is
+    # changed behind the state machines' back (doctor names it, below).
+    assert outcome(report, "db.update_projection", f"{run_b}/held") is True
     # H8: fencing holds for tokens it held once: an earlier attempt's, an expired one.
     assert outcome(report, "replay.earlier_attempt") is False
     assert outcome(report, "other_run.claim") is True
@@ -207,11 +210,15 @@ def test_a_hostile_lane_beside_an_honest_reviewer(home: Home, attacked: dict[str
     assert (review["verdict"], review["reason"]) == ("accept", "hostile: my own work is fine")
 
     # D1: what doctor sees afterwards: the owner's edit and the forged insert, as
-    # tampering; the stolen verdict, a legal transition under a live lease, not.
+    # tampering; the stolen verdict and completion, legal transitions under live
+    # leases, not.
     done = home.cli("doctor", "--json", check=False)
     assert done.returncode != 0, done.stdout
     findings = json.loads(done.stdout)
     failed = [f for f in findings["findings"] if not f["ok"]]
+    # Each chain names its first problem, and an illegal step stops the comparison of
+    # the tables with the events: so one doctor shows that the record was tampered
+    # with (the owner's edit, the forged event), not every change (the projection's).
     assert len(failed) == 2, failed
     edited = next(f for f in failed if f["check"] == "chain")
     assert "row was edited" in edited["message"], failed
