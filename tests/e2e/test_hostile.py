@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,17 +26,16 @@ import pytest
 
 from striatum.runtime.embedded import owner_dsn
 
-from .conftest import REPO, executable
+from ..hostile import (
+    assert_common_pins,
+    attacked_workflow,
+    other_workflow,
+    outcome,
+    read_report,
+)
+from .conftest import executable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-
-FAKE_AGENT = REPO / "examples" / "agents" / "fake_agent.py"
-HONEST_SECONDS = "150"  # the honest lanes hold their leases while the hostile one works
-
-
-def fake(*args: str) -> list[str]:
-    return [sys.executable, str(FAKE_AGENT), *args]
-
 
 class Home:
     """A striatum home of this test's own, its CLI, and the processes it started."""
@@ -89,17 +87,6 @@ def home(tmp_path: Path) -> Iterator[Home]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def write_workflow(directory: Path, document: dict[str, Any]) -> str:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "workflow.json"
-    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
-    return str(path)
-
-
-def lane(command: list[str]) -> dict[str, Any]:
-    return {"command": command, "timeout": 300}
-
-
 def start(home: Home, workflow: str) -> str:
     run_id = str(home.json("run", "prepare", "--workflow", workflow)["run"])
     home.json("run", "start", run_id)
@@ -122,82 +109,40 @@ def attacked(home: Home, tmp_path: Path) -> dict[str, Any]:
     would reject; run B, in the same database: ``held`` on an honest lane, ``spare``
     ready. A daemon runs. Returns the hostile report, both run ids and the home."""
     home.json("daemon", "start")
-    other = write_workflow(tmp_path / "other", {
-        "name": "other", "lanes": {"honest": lane(fake("slow", "--seconds", HONEST_SECONDS))},
-        "jobs": [{"id": "held", "lane": "honest", "prompt": {"text": "Write held.md."},
-                  "produces": ["held.md"]},
-                 {"id": "spare", "lane": "honest", "prompt": {"text": "Write spare.md."},
-                  "produces": ["spare.md"]}]})
-    run_b = start(home, other)
+    run_b = start(home, other_workflow(tmp_path / "other"))
     home.worker("b", "--run", run_b, "--concurrency", "1")
-    attacked_flow = write_workflow(tmp_path / "attacked", {
-        "name": "attacked",
-        "lanes": {"hostile": lane(fake("hostile")),
-                  "reviewer": lane(fake("reject-slowly", "--seconds", HONEST_SECONDS))},
-        "jobs": [{"id": "build", "lane": "hostile", "prompt": {"text": "Build it."},
-                  "produces": ["hostile.json"], "max_attempts": 2},
-                 {"id": "review", "lane": "reviewer", "kind": "review",
-                  "prompt": {"text": "Review it."}, "produces": ["review.md"]}]})
-    run_a = start(home, attacked_flow)
+    run_a = start(home, attacked_workflow(tmp_path / "attacked"))
     home.worker("a", "--run", run_a, "--concurrency", "2")
     status = wait_ended(home, run_a, 400)
-    report = home.repo / "striatum" / "runs" / run_a / "build" / "i0" / "hostile.json"
-    assert report.is_file(), status
-    attempts = json.loads(report.read_text(encoding="utf-8"))["attempts"]
-    return {"report": attempts, "run_a": run_a, "run_b": run_b, "status": status}
-
-
-def outcome(report: list[dict[str, Any]], attack: str, target: str | None = None) -> bool:
-    found = [a for a in report if a["attack"] == attack
-             and (target is None or a["target"] == target)]
-    assert found, f"the hostile agent did not try {attack} {target or ''}: {report}"
-    assert len({a["succeeded"] for a in found}) == 1, found
-    return bool(found[0]["succeeded"])
+    return {"report": read_report(home.repo, run_a), "run_a": run_a, "run_b": run_b,
+            "status": status}
 
 
 def test_a_hostile_lane_beside_an_honest_reviewer(home: Home, attacked: dict[str, Any]
                                                  ) -> None:
     report, run_a, run_b = attacked["report"], attacked["run_a"], attacked["run_b"]
-    # H1: the lane is handed the runtime role's DSN, and its password file is readable.
+    # R1: the lane is handed the runtime role's DSN, and its password file is readable.
     assert outcome(report, "env.dsn") is True
     assert outcome(report, "file.pgpass") is True
     assert outcome(report, "db.connect") is True
-    # H2: the runtime role is no superuser, and has nothing to RESET or SET ROLE to.
+    # R2: the runtime role is no superuser, and has nothing to RESET or SET ROLE to.
     assert outcome(report, "db.superuser") is False
     assert outcome(report, "db.reset_role_gains") is False
     for role in ("postgres", "pg_write_server_files", "pg_read_server_files"):
         assert outcome(report, "db.set_role", role) is False
-    # H3: the append-only tables refuse every rewrite by the runtime role.
+    # R3: the append-only tables refuse every rewrite by the runtime role.
     for attack in ("update_events", "delete_events", "update_audit", "delete_audit",
                    "truncate_events", "truncate_audit", "disable_triggers"):
         assert outcome(report, f"db.{attack}") is False, attack
-    # H4: but INSERT is granted: a forged event goes in, and doctor names it (below).
-    assert outcome(report, "db.insert_event") is True
-    # H5: other jobs' live lease tokens are readable in striatum.jobs ...
-    assert outcome(report, "db.read_lease_tokens") is True
-    # H6: ... a forged token is refused ...
-    assert outcome(report, "this_run.end_forged_token", f"{run_a}/review") is False
-    assert outcome(report, "other_run.end_forged_token", f"{run_b}/held") is False
-    # H7: ... and a stolen one works: the verdict on its own work, another run's job.
-    assert outcome(report, "this_run.publish_stolen_token", f"{run_a}/review") is True
-    assert outcome(report, "this_run.end_stolen_token", f"{run_a}/review") is True
-    assert outcome(report, "other_run.publish_stolen_token", f"{run_b}/held") is True
-    assert outcome(report, "other_run.end_stolen_token", f"{run_b}/held") is True
-    # H12: the projection tables are the runtime role's to write: another run's job is
-    # changed behind the state machines' back (doctor names it, below).
-    assert outcome(report, "db.update_projection", f"{run_b}/held") is True
-    # H8: fencing holds for tokens it held once: an earlier attempt's, an expired one.
-    assert outcome(report, "replay.earlier_attempt") is False
-    assert outcome(report, "other_run.claim") is True
-    assert outcome(report, "replay.expired_token") is False
-    # H9: the daemon refuses a caller with no token, or with a lease of another job ...
+    assert_common_pins(report, run_a, run_b)  # R4-R10
+    # R11: the daemon refuses a caller with no token, or with a lease of another job ...
     assert outcome(report, "daemon.reach") is True
     assert outcome(report, "daemon.no_token", run_a) is False
     assert outcome(report, "daemon.own_lease_on_other_job", f"{run_a}/review") is False
-    # H10: ... but the principal token sits in the home, readable to the lane.
+    # R12: ... but the principal token sits in the home, readable to the lane.
     assert outcome(report, "file.principal_token") is True
     assert outcome(report, "daemon.principal_token", run_a) is True
-    # H11: the owner's password is in the same file: the lane logs in as the superuser
+    # R13: the owner's password is in the same file: the lane logs in as the superuser
     # and edits the record behind the triggers.
     assert outcome(report, "file.owner_password") is True
     assert outcome(report, "db.owner_login") is True
@@ -209,7 +154,7 @@ def test_a_hostile_lane_beside_an_honest_reviewer(home: Home, attacked: dict[str
     assert attacked["status"]["status"] == "completed", attacked["status"]
     assert (review["verdict"], review["reason"]) == ("accept", "hostile: my own work is fine")
 
-    # D1: what doctor sees afterwards: the owner's edit and the forged insert, as
+    # R14: what doctor sees afterwards: the owner's edit and the forged insert, as
     # tampering; the stolen verdict and completion, legal transitions under live
     # leases, not.
     done = home.cli("doctor", "--json", check=False)
