@@ -114,6 +114,25 @@ def discover(report: Report) -> tuple[str | None, Path | None]:
     return dsn, home
 
 
+def other_lanes_tokens(report: Report) -> None:
+    """Every process of the same user shows its environment in /proc: the lease tokens of
+    the other lanes running on this machine are there without any database."""
+    mine = os.environ.get("STRIATUM_LEASE")
+    found = set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            variables = environ.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for variable in variables:
+            if variable.startswith(b"STRIATUM_LEASE="):
+                token = variable.split(b"=", 1)[1].decode(errors="replace")
+                if token and token != mine:
+                    found.add(token)
+    report.add("proc.read_lease_tokens", bool(found),
+               f"read {len(found)} other lease token(s) from /proc/*/environ")
+
+
 # -- the database ----------------------------------------------------------------------------
 
 
@@ -398,6 +417,7 @@ def main() -> bool:
     out.mkdir(parents=True, exist_ok=True)
     report = Report()
     dsn, home = discover(report)
+    other_lanes_tokens(report)
     conn = as_runtime(report, dsn) if dsn else None
     targets: list[tuple[str, str, str, str]] = []
     if conn is not None:

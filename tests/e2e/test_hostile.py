@@ -142,6 +142,9 @@ def test_a_hostile_lane_beside_an_honest_reviewer(home: Home, attacked: dict[str
     # R12: ... but the principal token sits in the home, readable to the lane.
     assert outcome(report, "file.principal_token") is True
     assert outcome(report, "daemon.principal_token", run_a) is True
+    # R15: other lanes' lease tokens are in their environment, which the same OS user
+    # reads in /proc, no database needed.
+    assert outcome(report, "proc.read_lease_tokens") is True
     # R13: the owner's password is in the same file: the lane logs in as the superuser
     # and edits the record behind the triggers.
     assert outcome(report, "file.owner_password") is True
