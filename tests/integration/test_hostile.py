@@ -94,6 +94,8 @@ def test_a_hostile_lane_holds_what_the_workers_dsn_holds(
         assert outcome(report, f"db.{attack}") is False, attack
     assert outcome(report, "db.disable_triggers") is superuser
     assert_common_pins(report, run_a, run_b)  # R4-R10
+    # R15: the other lanes' tokens, from /proc, whatever the DSN.
+    assert outcome(report, "proc.read_lease_tokens") is True
 
     review = next(j for j in status["jobs"] if j["job"] == "review")
     assert (status["status"], review["verdict"]) == ("completed", "accept"), status
