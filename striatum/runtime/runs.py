@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -334,6 +334,11 @@ class RunView:
     run: RunRow
     jobs: list[JobRow]
     head: tuple[int, str] | None
+    granted: int = 0  # passes humans granted beyond the plan (a revision, a retry)
+    reason: str | None = None  # why it failed or was cancelled
+    logs: dict[str, str] = field(default_factory=dict)  # job -> its newest lane log
+    # checkpoint -> (title, choices), for those that wait for a decision
+    asks: dict[str, tuple[str | None, list[str]]] = field(default_factory=dict)
 
     @property
     def executions(self) -> int:
@@ -344,15 +349,19 @@ class RunView:
             "run": self.run.id, "workflow": self.run.workflow_name,
             "digest": self.run.workflow_digest, "status": self.run.status,
             "repo": self.run.repo_path, "artifact_root": self.run.artifact_root,
-            "blocked_on": self.run.blocked_on, "executions": self.executions,
-            "worst_case": self.run.worst_case,
+            "blocked_on": self.run.blocked_on, "reason": self.reason,
+            "executions": self.executions, "worst_case": self.run.worst_case,
+            "granted": self.granted,
             "jobs": [{"job": j.job_id, "kind": j.kind, "lane": j.lane, "status": j.status,
                       "iteration": j.iteration, "attempt": j.attempt,
                       "executions": j.executions, "fence": j.fence,
                       "lease_owner": j.lease_owner,
                       "lease_expires_at": j.lease_expires_at.isoformat()
                       if j.lease_expires_at else None,
-                      "chosen": j.chosen, "verdict": j.verdict, "reason": j.reason}
+                      "chosen": j.chosen, "verdict": j.verdict, "reason": j.reason,
+                      "log": self.logs.get(j.job_id),
+                      **({"title": self.asks[j.job_id][0], "choices": self.asks[j.job_id][1]}
+                         if j.job_id in self.asks else {})}
                      for j in self.jobs],
             "chain_head": {"seq": self.head[0], "hash": self.head[1]} if self.head else None,
         }
@@ -455,9 +464,24 @@ def status(store: Store, run_id: str) -> RunView:
         run = found[0]
         jobs = fetch_records(cur, JobRow, "get_jobs", {"run": run_id})
         head = fetch_one(cur, "chain_head", {"chain": repo_chain(run.repo_id)})
-        return RunView(run, jobs, (int(head[0]), str(head[1])) if head else None)
+        view = RunView(run, jobs, (int(head[0]), str(head[1])) if head else None)
+        granted = fetch_one(cur, "run_granted", {"run": run_id})
+        view.granted = int(granted[0]) if granted else 0
+        if run.status in ("failed", "cancelled"):
+            ending = fetch_one(cur, "run_ending", {"run": run_id})
+            view.reason = str(ending[1]) if ending and ending[1] else None
+        if any(job.status in ("failed", "leased") or job.attempt for job in jobs):
+            view.logs = {str(r[0]): str(r[1]) for r in fetch(cur, "run_logs", {"run": run_id})}
+        return view
 
-    return store.transaction(work)
+    view = store.transaction(work)
+    waiting_ids = [j.job_id for j in view.jobs
+                   if j.status == "awaiting_decision" and j.kind == "checkpoint"]
+    if waiting_ids:
+        workflow = pinned.compiled_of(store, view.run.workflow_digest)
+        view.asks = {j: (workflow.jobs[j].title, [n for n, _ in workflow.jobs[j].choices])
+                     for j in waiting_ids}
+    return view
 
 
 def list_runs(store: Store, repo: str | None, limit: int = 20) -> list[dict[str, Any]]:

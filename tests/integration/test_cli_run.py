@@ -545,3 +545,43 @@ def test_run_cancel_stops_the_lane_at_once_not_at_the_next_heartbeat(
     finally:
         procs.close()
     assert cli.status(run_id)["status"] == "cancelled"
+
+
+# -- run status: what a person needs to act -------------------------------------------------
+
+def test_status_says_why_a_run_failed_and_where_the_log_is(cli: Cli, tmp_path: Path) -> None:
+    run_id = prepare_with_lanes(cli, copy_example("minimal", tmp_path),
+                                agent=[sys.executable, "-c",
+                                       "import sys; print('the tool is broken'); sys.exit(3)"])
+    cli.run("run", "start", run_id, "--wait", expect=7)
+    doc = cli.status(run_id)
+    [job] = doc["jobs"]
+    assert (doc["status"], job["status"]) == ("failed", "failed")
+    assert doc["reason"] and job["reason"] and "exit" in job["reason"]
+    assert job["log"] and job["log"].endswith(f"logs/{job['job']}.log")
+    assert "the tool is broken" in (cli.repo / job["log"]).read_text(encoding="utf-8")
+    text = cli.run("run", "status", run_id).stdout
+    assert f"run {run_id} (minimal): failed: {doc['reason']}" in text
+    assert f"    why: {job['reason']}" in text and f"    log: {job['log']}" in text
+    assert f"attempt {job['attempt'] + 1}" in text  # attempts and passes count from 1
+
+
+def test_status_shows_a_waiting_checkpoint_and_a_granted_pass(cli: Cli, tmp_path: Path) -> None:
+    run_id = prepare_with_lanes(cli, copy_example("human-checkpoint", tmp_path),
+                                analyst=fake("work"), reviewer=fake("review"))
+    cli.run("run", "start", run_id, "--wait", "--until-human", expect=7)
+    decide = next(j for j in cli.status(run_id)["jobs"] if j["job"] == "decide")
+    assert set(decide["choices"]) == {"continue", "cancel"}
+    text = cli.run("run", "status", run_id).stdout
+    assert f"    asks: {decide['title'] or 'decide'}; choices: " in text
+    assert f"    answer: striatum checkpoint decide {run_id} decide " in text
+
+    blocked = prepare_with_lanes(cli, copy_example("code-change", tmp_path / "again"),
+                                 coder=fake("work"), reviewer=ALWAYS_REVISE)
+    cli.run("run", "start", blocked, "--wait", expect=7)
+    cli.run("run", "resume", blocked, "--decision", "revise", "--wait", expect=7)
+    doc = cli.status(blocked)
+    assert doc["granted"] == 2  # draft and check ran once more, by a human's grant
+    assert doc["executions"] > doc["worst_case"]
+    assert (f"executions {doc['executions']} of at most {doc['worst_case']} "
+            "(+2 granted by a human)") in cli.run("run", "status", blocked).stdout

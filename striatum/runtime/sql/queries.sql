@@ -270,6 +270,21 @@ FROM striatum.events
 WHERE run_id = %(run)s AND type = 'job.cancel'
 ORDER BY seq;
 
+-- run_granted: how many passes humans granted a run beyond its plan (doctor counts them alike) --
+SELECT count(*) FROM striatum.events
+WHERE run_id = %(run)s AND type IN ('job.reset', 'job.rerun')
+  AND (payload::jsonb -> 'data' -> 'granted') = 'true'::jsonb;
+
+-- run_ending: why a run last failed or was cancelled --
+SELECT type, payload::jsonb -> 'data' ->> 'reason' FROM striatum.events
+WHERE run_id = %(run)s AND type IN ('run.fail', 'run.cancel')
+ORDER BY seq DESC LIMIT 1;
+
+-- run_logs: the newest published lane log of each job of a run --
+SELECT DISTINCT ON (job_id) job_id, stored_at FROM striatum.artifacts
+WHERE run_id = %(run)s AND path = 'logs/' || job_id || '.log'
+ORDER BY job_id, iteration DESC;
+
 -- database_identity: the id of the database that holds this record --
 SELECT id::text FROM striatum.identity;
 
