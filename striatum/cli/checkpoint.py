@@ -7,6 +7,7 @@ import click
 from ..errors import EXIT_OK
 from ..server import results
 from .output import emit_json, json_option
+from .refs import RUN
 from .session import store
 
 
@@ -16,7 +17,7 @@ def checkpoint() -> None:
 
 
 @checkpoint.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @click.argument("job_id")
 @click.argument("choice")
 @json_option

@@ -15,6 +15,7 @@ from ..compiler.ir import VERDICTS
 from ..errors import EXIT_OK
 from ..server import results
 from .output import emit_json, json_option
+from .refs import RUN
 from .session import store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def held(func: F) -> F:
     """--run/--job/--lease, from the environment a lane provides."""
     for option in reversed([
-        click.option("--run", "run_id", envvar="STRIATUM_RUN", required=True,
+        click.option("--run", "run_id", envvar="STRIATUM_RUN", required=True, type=RUN,
                      help="The run (default: $STRIATUM_RUN)."),
         click.option("--job", "job_id", envvar="STRIATUM_JOB", required=True,
                      help="The job (default: $STRIATUM_JOB)."),
@@ -40,7 +41,7 @@ def job() -> None:
 
 
 @job.command()
-@click.option("--run", "run_id", envvar="STRIATUM_RUN", required=True, help="The run.")
+@click.option("--run", "run_id", envvar="STRIATUM_RUN", required=True, type=RUN, help="The run.")
 @click.option("--lane", default=None, help="Only a job of this lane.")
 @click.option("--owner", default=None, help="Who holds the lease (default: user@host:pid).")
 @click.option("--lease-seconds", default=300, show_default=True, type=click.IntRange(5, 86400),

@@ -11,6 +11,7 @@ from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_NOT_COMPLETED, UsageErr
 from ..runtime.machine import RUN_TERMINAL
 from ..server import results
 from .output import emit_json, json_option
+from .refs import RUN
 from .session import settings, store
 
 
@@ -147,7 +148,7 @@ def _working(func: Any) -> Any:
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @_working
 @json_option
 def start(run_id: str, wait: bool, concurrency: int, lease_seconds: int, until_human: bool,
@@ -162,7 +163,7 @@ def start(run_id: str, wait: bool, concurrency: int, lease_seconds: int, until_h
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64),
               help="Jobs run at once.")
 @click.option("--lease-seconds", default=60, show_default=True, type=click.IntRange(5, 86400))
@@ -245,7 +246,7 @@ def _where_it_stands(view: Any, waiting: list[Any]) -> str:
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @json_option
 def status(run_id: str, as_json: bool) -> int:
     """Show a run and each of its jobs."""
@@ -279,7 +280,7 @@ def list_(all_repos: bool, limit: int, as_json: bool) -> int:
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @json_option
 def waiting(run_id: str, as_json: bool) -> int:
     """List the jobs of a run that wait for a human, and the command that answers each."""
@@ -299,7 +300,7 @@ def waiting(run_id: str, as_json: bool) -> int:
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @click.option("--after", default=0, show_default=True, help="Only events after this seq.")
 @click.option("--follow", is_flag=True, help="Keep printing new events until the run ends.")
 @json_option
@@ -343,7 +344,7 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @click.option("--reason", default="cancelled by a human", show_default=True)
 @json_option
 def cancel(run_id: str, reason: str, as_json: bool) -> int:
@@ -357,7 +358,7 @@ def cancel(run_id: str, reason: str, as_json: bool) -> int:
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @click.option("--decision", required=True, type=click.Choice(["accept", "fail", "revise"]),
               help="Accept the escalated review, fail the run, or grant one more revision.")
 @click.option("--reason", default="", help="Why (recorded in the event).")
@@ -377,7 +378,7 @@ def resume(run_id: str, decision: str, reason: str, wait: bool, concurrency: int
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @click.option("--job", "job_id", default=None,
               help="The failed job (a failed run has one): refused if it is not that one.")
 @click.option("--reason", default="retried by a human", show_default=True,

@@ -32,6 +32,28 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+LATEST = "latest"
+
+
+def resolve_run(store: Store, ref: str, repo: str) -> str:
+    """The run ``ref`` names: ``latest`` (the repository's newest run), or the one run
+    whose id begins or ends with it (the time it started, or its random tail)."""
+    if ref == LATEST:
+        found = store.execute("latest_run", {"repo": os.path.realpath(repo)})
+        if not found:
+            raise NotFound(f"no runs of {os.path.realpath(repo)} yet, so none is latest",
+                           hint="`striatum run list --all` shows the runs of every repository")
+        return str(found[0][0])
+    matches = [str(r[0]) for r in store.execute("runs_matching", {"ref": ref})]
+    if not matches:
+        raise NotFound(f"no run {ref!r}", hint="`striatum run list` shows the runs")
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise UsageError(f"{ref!r} names more than one run: {shown}",
+                         hint="give more of the run id")
+    return matches[0]
+
+
 def _vars(declared: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
     unknown = sorted(set(overrides) - set(declared))
     if unknown:

@@ -585,3 +585,27 @@ def test_status_shows_a_waiting_checkpoint_and_a_granted_pass(cli: Cli, tmp_path
     assert doc["executions"] > doc["worst_case"]
     assert (f"executions {doc['executions']} of at most {doc['worst_case']} "
             "(+2 granted by a human)") in cli.run("run", "status", blocked).stdout
+
+
+def test_a_run_is_named_by_latest_or_a_unique_part_of_its_id(cli: Cli, tmp_path: Path) -> None:
+    first = cli.prepare(copy_example("minimal", tmp_path / "a"))
+    second = cli.prepare(copy_example("minimal", tmp_path / "b"))
+    assert cli.status("latest")["run"] == second
+    assert cli.status(first[-6:])["run"] == first  # the random tail
+    assert cli.json("job", "claim", "--run", second[-6:])["run"] == second
+    ambiguous = cli.json("run", "status", first[:8], expect=1)  # both began that day
+    assert "names more than one run" in ambiguous["message"]
+    assert first in ambiguous["message"] and second in ambiguous["message"]
+    missing = cli.json("run", "status", "ffffffffff", expect=3)
+    assert missing["error"] == "not_found"
+
+
+def test_shell_completion_offers_latest_and_the_repositorys_runs(
+        cli: Cli, tmp_path: Path) -> None:
+    run_id = cli.prepare(copy_example("minimal", tmp_path))
+    env = {**cli.env, "_STRIATUM_COMPLETE": "bash_complete",
+           "COMP_WORDS": f"striatum --repo {cli.repo} run status ", "COMP_CWORD": "5"}
+    done = subprocess.run([str(EXECUTABLE)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    offered = [line.split(",", 1)[1] for line in done.stdout.splitlines()]
+    assert offered[:2] == ["latest", run_id], done.stdout + done.stderr

@@ -209,6 +209,15 @@ FROM striatum.append_audit(%(actor)s, %(verb)s, %(args_digest)s, %(outcome)s);
 -- chain_head: a chain's current head --
 SELECT seq, hash FROM striatum.chain_heads WHERE chain = %(chain)s;
 
+-- runs_matching: runs whose id begins or ends with a reference, newest first --
+SELECT id FROM striatum.runs
+WHERE left(id, length(%(ref)s)) = %(ref)s OR right(id, length(%(ref)s)) = %(ref)s
+ORDER BY created_at DESC, id DESC LIMIT 6;
+
+-- latest_run: the newest run of a repository --
+SELECT r.id FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
+WHERE p.path = %(repo)s ORDER BY r.created_at DESC, r.id DESC LIMIT 1;
+
 -- list_runs: the newest runs of a repository --
 SELECT r.id, r.workflow_name, r.status, r.created_at, r.updated_at,
        (SELECT coalesce(sum(executions), 0) FROM striatum.jobs j WHERE j.run_id = r.id),
