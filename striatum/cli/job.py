@@ -37,11 +37,20 @@ def held(func: F) -> F:
 
 @click.group()
 def job() -> None:
-    """Jobs: claim, heartbeat, publish, verdict, complete, release, fail."""
+    """Jobs: claim, heartbeat, publish, verdict, complete, release, fail.
+
+    \b
+    Inside a lane the worker sets what these verbs read, so an agent need not pass it:
+      STRIATUM_RUN, STRIATUM_JOB, STRIATUM_LEASE  the run, the job and the lease token
+      STRIATUM_ARTIFACT_DIR  where the job's files go (its produces)
+      STRIATUM_ACTOR         who the audit rows name (default: user@host)
+      STRIATUM_DSN           the database (default: the embedded server)
+    """
 
 
 @job.command()
-@click.option("--run", "run_id", envvar="STRIATUM_RUN", required=True, type=RUN, help="The run.")
+@click.option("--run", "run_id", envvar="STRIATUM_RUN", required=True, type=RUN,
+              help="The run: its id, a unique part of it, or latest (default: $STRIATUM_RUN).")
 @click.option("--lane", default=None, help="Only a job of this lane.")
 @click.option("--owner", default=None, help="Who holds the lease (default: user@host:pid).")
 @click.option("--lease-seconds", default=300, show_default=True, type=click.IntRange(5, 86400),
@@ -69,6 +78,9 @@ def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
         click.echo(f"claimed {found.job} ({found.kind}, lane {found.lane}) in run {found.run}")
         click.echo(f"prompt:       {found.prompt_file}")
         click.echo(f"artifact dir: {found.artifact_dir}")
+        if found.produces:
+            click.echo(f"produces:     {', '.join(found.produces)} (write them to the artifact "
+                       "dir, then publish each)")
         click.echo(f"lease:        {found.token} (expires {found.expires_at:%H:%M:%S})")
         click.echo(f"export STRIATUM_RUN={found.run} STRIATUM_JOB={found.job} "
                    f"STRIATUM_LEASE={found.token}")

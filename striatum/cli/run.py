@@ -268,10 +268,14 @@ def list_(all_repos: bool, limit: int, as_json: bool) -> int:
     repo, _ = settings()
     with store() as opened:
         found = runs.list_runs(opened, None if all_repos else repo, limit)
+        elsewhere = not found and not all_repos and bool(runs.list_runs(opened, None, 1))
     if as_json:
         emit_json(results.run_list(found))
     elif not found:
-        click.echo("no runs yet: `striatum run prepare --workflow FILE`", err=True)
+        click.echo(("no runs of this repository yet" if not all_repos else "no runs yet")
+                   + ": `striatum run prepare --workflow FILE`"
+                   + ("; other repositories have runs: `striatum run list --all`"
+                      if elsewhere else ""), err=True)
     else:
         for r in found:
             click.echo(f"{r['run']}  {r['status']:<10} {r['workflow']:<24} "

@@ -94,8 +94,11 @@ def compile_for_run(workflow_file: str, lanes: dict[str, Any] | None = None
                                        "or an argv list",
                                   diagnostics=[d.to_json() for d in comp.diagnostics])
     if not comp.ok:
-        raise WorkflowInvalid(f"{workflow_file} is not a valid workflow",
-                              hint=f"`striatum workflow validate {workflow_file}` shows why",
+        errors = sum(d.severity.value == "error" for d in comp.diagnostics)
+        raise WorkflowInvalid(f"{workflow_file} is not a valid workflow ({errors} "
+                              f"error{'' if errors == 1 else 's'}): no run was prepared",
+                              hint="fix what the diagnostics above say; `striatum workflow "
+                                   f"validate {workflow_file}` checks it again",
                               diagnostics=[d.to_json() for d in comp.diagnostics])
     return compiler.compile(comp)
 

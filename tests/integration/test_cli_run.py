@@ -609,3 +609,32 @@ def test_shell_completion_offers_latest_and_the_repositorys_runs(
                           timeout=60)
     offered = [line.split(",", 1)[1] for line in done.stdout.splitlines()]
     assert offered[:2] == ["latest", run_id], done.stdout + done.stderr
+
+
+def test_prepare_of_an_invalid_workflow_prints_its_diagnostics(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x", "lanes": {"a": {"command": ["true"]}},\n'
+                   ' "jobs": [{"id": "j", "lane": "b", "prompt": {"text": "x"}}]}\n')
+    done = cli.run("run", "prepare", "--workflow", str(bad), expect=2)
+    assert f"{bad}:2:" in done.stderr and "error[STR201]" in done.stderr
+    assert "hint: declared lanes: a" in done.stderr
+    assert "is not a valid workflow (1 error): no run was prepared" in done.stderr
+    assert cli.json("run", "list") == {"runs": []}
+
+
+def test_run_list_of_a_repository_without_runs_points_at_all(cli: Cli, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    cli.prepare(copy_example("minimal", tmp_path))
+    done = subprocess.run([str(EXECUTABLE), "--repo", str(other), "run", "list"], env=cli.env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == ""
+    assert done.stderr.strip() == (
+        "no runs of this repository yet: `striatum run prepare --workflow FILE`; other "
+        "repositories have runs: `striatum run list --all`")
+
+
+def test_a_claim_says_what_the_job_must_produce(cli: Cli, tmp_path: Path) -> None:
+    run_id = cli.prepare(copy_example("code-change", tmp_path))
+    said = cli.run("job", "claim", "--run", run_id).stdout
+    assert "produces:     draft.md (write them to the artifact dir, then publish each)" in said
