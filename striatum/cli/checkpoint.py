@@ -7,11 +7,11 @@ import click
 from ..errors import EXIT_OK
 from ..server import results
 from .output import emit_json, json_option
-from .refs import RUN
+from .refs import RUN, ResolvingGroup
 from .session import store
 
 
-@click.group()
+@click.group(cls=ResolvingGroup)
 def checkpoint() -> None:
     """Checkpoints: decide."""
 

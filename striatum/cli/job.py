@@ -15,7 +15,7 @@ from ..compiler.ir import VERDICTS
 from ..errors import EXIT_OK
 from ..server import results
 from .output import emit_json, json_option
-from .refs import RUN
+from .refs import RUN, ResolvingGroup
 from .session import store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,7 +35,7 @@ def held(func: F) -> F:
     return func
 
 
-@click.group()
+@click.group(cls=ResolvingGroup)
 def job() -> None:
     """Jobs: claim, heartbeat, publish, verdict, complete, release, fail.
 

@@ -1,6 +1,8 @@
 """A run named on the command line: its id, a unique prefix or suffix of it, or
 ``latest``. A whole id goes through untouched (no database read), so the agent loop's
-verbs, which always pass whole ids, pay nothing for the shorthand."""
+verbs, which always pass whole ids, pay nothing for the shorthand. Any other name is
+resolved once every argument has been checked (``ResolvingCommand``): a bad option
+is a usage error before a database is looked for."""
 
 from __future__ import annotations
 
@@ -19,13 +21,7 @@ class RunRef(click.ParamType[str]):
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> str:
         text = str(value)
-        if WHOLE_ID.fullmatch(text):
-            return text
-        from ..runtime.runs import resolve_run
-        from .session import settings, store
-
-        with store() as opened:
-            return resolve_run(opened, text, settings()[0])
+        return text if WHOLE_ID.fullmatch(text) else PendingRun(text)
 
     def shell_complete(self, ctx: click.Context, param: click.Parameter,
                        incomplete: str) -> list[CompletionItem]:
@@ -50,6 +46,32 @@ class RunRef(click.ParamType[str]):
         if "latest".startswith(incomplete):
             items.insert(0, CompletionItem("latest", help="the repository's newest run"))
         return items
+
+
+class PendingRun(str):
+    """A run's name that is not its whole id, resolved before the command runs."""
+
+
+class ResolvingCommand(click.Command):
+    """A command whose run names are resolved after all its parameters were checked."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        pending = {key: value for key, value in ctx.params.items()
+                   if isinstance(value, PendingRun)}
+        if pending:
+            from ..runtime.runs import resolve_run
+            from .session import settings, store
+
+            with store() as opened:
+                for key, value in pending.items():
+                    ctx.params[key] = resolve_run(opened, str(value), settings()[0])
+        return super().invoke(ctx)
+
+
+class ResolvingGroup(click.Group):
+    """A noun whose verbs resolve their run names (``ResolvingCommand``)."""
+
+    command_class = ResolvingCommand
 
 
 RUN = RunRef()

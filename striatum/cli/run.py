@@ -11,11 +11,11 @@ from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_NOT_COMPLETED, UsageErr
 from ..runtime.machine import RUN_TERMINAL
 from ..server import results
 from .output import emit_json, json_option
-from .refs import RUN
+from .refs import RUN, ResolvingGroup
 from .session import settings, store
 
 
-@click.group()
+@click.group(cls=ResolvingGroup)
 def run() -> None:
     """Runs: prepare, start, work, status, list, events, waiting, cancel, resume, retry."""
 
