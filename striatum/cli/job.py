@@ -133,10 +133,12 @@ def publish(run_id: str, job_id: str, token: str, path: str, name: str | None,
 def verdict(outcome: str, run_id: str, job_id: str, token: str, reason: str,
             as_json: bool) -> int:
     """End a review with a verdict: accept, needs_revision or reject."""
+    from ..runtime.leases import left_by_its_lane
     from ..runtime.leases import verdict as record_verdict
 
     with store() as opened:
-        tx = record_verdict(opened, run_id, job_id, token, outcome, reason)
+        tx = record_verdict(opened, run_id, job_id, token, outcome, reason,
+                            files=left_by_its_lane(run_id, job_id))
     return _done(tx, job_id, as_json)
 
 
@@ -146,9 +148,11 @@ def verdict(outcome: str, run_id: str, job_id: str, token: str, reason: str,
 def complete(run_id: str, job_id: str, token: str, as_json: bool) -> int:
     """Finish a task (its `produces` artifacts must be published)."""
     from ..runtime.leases import complete as complete_job
+    from ..runtime.leases import left_by_its_lane
 
     with store() as opened:
-        tx = complete_job(opened, run_id, job_id, token)
+        tx = complete_job(opened, run_id, job_id, token,
+                          files=left_by_its_lane(run_id, job_id))
     return _done(tx, job_id, as_json)
 
 

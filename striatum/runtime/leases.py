@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -324,6 +325,23 @@ def _leased(tx: Transition, job_id: str, token: str) -> JobRow:
         raise NotFound(f"run {tx.run.id} has no job {job_id!r}")
     verify(row, token, f"{tx.run.id}/{job_id}")
     return row
+
+
+def left_by_its_lane(run_id: str, job_id: str, env: Mapping[str, str] | None = None
+                     ) -> list[Staged]:
+    """Called from inside the lane that runs ``job_id`` (its STRIATUM_RUN, STRIATUM_JOB
+    and STRIATUM_ARTIFACT_DIR), the files the job produces that its agent wrote to the
+    artifact directory; none from anywhere else. A command lane's contract tells its
+    agent to write them there, for the worker to publish when the lane exits: an agent
+    that ends the job itself (its verdict) publishes them first with these, or an accept
+    would be refused for files it was told to write, not to publish."""
+    env = os.environ if env is None else env
+    out = env.get("STRIATUM_ARTIFACT_DIR")
+    if not out or env.get("STRIATUM_RUN") != run_id or env.get("STRIATUM_JOB") != job_id:
+        return []
+    names = [n for n in env.get("STRIATUM_PRODUCES", "").splitlines() if n]
+    return [stage(os.path.join(out, name), name) for name in names
+            if os.path.isfile(os.path.join(out, name))]
 
 
 @verb("job verdict")

@@ -227,15 +227,16 @@ def _job_verdict(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import leases
 
     tx = leases.verdict(session.store, p["run"], p["job"], p["lease"], p["outcome"],
-                        p["reason"])
+                        p["reason"], files=leases.left_by_its_lane(p["run"], p["job"]))
     return results.job_outcome(tx, p["job"])
 
 
 def _job_complete(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import leases
 
-    return results.job_outcome(leases.complete(session.store, p["run"], p["job"], p["lease"]),
-                               p["job"])
+    files = leases.left_by_its_lane(p["run"], p["job"])
+    return results.job_outcome(leases.complete(session.store, p["run"], p["job"], p["lease"],
+                                               files=files), p["job"])
 
 
 def _job_release(session: Session, p: dict[str, Any]) -> dict[str, Any]:

@@ -55,7 +55,11 @@ The tests
     CLI's file tool; the worker publishes it. ``test_review``: a review's agent runs
     ``striatum job verdict accept`` with its CLI's shell tool; the verdict is
     recorded. ``test_code_change``: examples/code-change end to end, one revision,
-    on one vendor's CLIs and on mixed ones. ``test_sandbox``: nothing leaves.
+    on one vendor's CLIs and on mixed ones. ``test_examples``: every example and
+    every starter, relaned to each vendor's presets (and to mixed ones), worked to
+    its end by agents that do what their contract asks (``ByContract``), the test
+    deciding checkpoints and working operator jobs as a human would, through the
+    CLI; the matrix is in README.md. ``test_sandbox``: nothing leaves.
     ``test_refusals``: the controls, the same CLIs without the flags that permit
     writing, refused. ``test_mcp_agents``: the CLI itself is the operator, in a
     repository ``striatum adopt`` wired up, and drives a run through the striatum MCP

@@ -38,7 +38,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         item.add_marker(pytest.mark.agents)
         params = getattr(item, "callspec", None)
-        vendors = sorted({v for v in params.params.values() if v in VENDORS}) \
+        # A parameter is a vendor's name, or holds the vendors it runs (``vendors``).
+        vendors = sorted({v for value in params.params.values()
+                          for v in (value, *getattr(value, "vendors", ())) if v in VENDORS}) \
             if params is not None else []
         reason = sandbox_refused() or next(
             (why for why in map(missing_cli, vendors) if why), None)

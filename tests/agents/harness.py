@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,21 +220,26 @@ class Bench:
         return runs.prepare(self.store, str(workflow), str(self.repo),
                             overrides=variables or {}, lanes=lanes)
 
-    def work(self, run_id: str, script: Script, timeout: float = 300) -> Outcome:
+    def work(self, run_id: str, script: Script, timeout: float = 300,
+             meanwhile: Callable[[Callable[[], bool]], None] | None = None) -> Outcome:
         """Start the run and work it to its end inside the sandbox, with the fakes following
-        ``script``."""
+        ``script``. ``meanwhile`` is called while the sandbox works, with a function that
+        says whether it still does: a test acts there as a human would (a checkpoint's
+        decision, an operator's job), from outside the sandbox."""
         ran = self.sandboxed([str(STRIATUM), "--repo", str(self.repo), "run", "start", run_id,
                               "--wait"], script, timeout,
-                             {"STRIATUM_ACTOR": "conformance-worker"})
+                             {"STRIATUM_ACTOR": "conformance-worker"}, meanwhile=meanwhile)
         return Outcome(run_id, runs.status(self.store, run_id),
                        list(runs.all_events(self.store, run_id)), ran.record, ran.exit_code,
                        ran.seconds, ran.output)
 
     def sandboxed(self, command: list[str], script: Script, timeout: float = 300,
                   env: dict[str, str] | None = None, stdin: str | None = None,
-                  cwd: Path | None = None) -> Ran:
+                  cwd: Path | None = None,
+                  meanwhile: Callable[[Callable[[], bool]], None] | None = None) -> Ran:
         """Run ``command`` (in the repository, with ``stdin`` on its standard input) to its
-        end inside the sandbox, the fakes following ``script``."""
+        end inside the sandbox, the fakes following ``script``; ``meanwhile`` as for
+        ``work``."""
         self._worked += 1
         place = self.root / f"sandbox-{self._worked}"
         place.mkdir(parents=True)
@@ -253,16 +258,37 @@ class Bench:
             spec["stdin"] = str(place / "stdin")
         (place / "spec.json").write_text(json.dumps(spec))
         unshare = shutil.which("unshare") or "unshare"
-        entered = subprocess.run(
-            [unshare, "-n", "-m", sys.executable, "-m", "tests.agents.sandbox",
-             str(place / "spec.json")], cwd=REPO_ROOT, capture_output=True, text=True,
-            env={"PATH": given["PATH"], "LANG": "C.UTF-8"}, timeout=timeout + 60)
-        assert entered.returncode == 0, f"the sandbox failed: {entered.stderr[-3000:]}"
+        with subprocess.Popen(
+                [unshare, "-n", "-m", sys.executable, "-m", "tests.agents.sandbox",
+                 str(place / "spec.json")], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True,
+                env={"PATH": given["PATH"], "LANG": "C.UTF-8"}) as entered:
+            try:
+                if meanwhile is not None:
+                    meanwhile(lambda: entered.poll() is None)
+                _, said = entered.communicate(timeout=timeout + 60)
+            except BaseException:
+                entered.kill()
+                raise
+        assert entered.returncode == 0, f"the sandbox failed: {said[-3000:]}"
         result = json.loads((place / "result.json").read_text())
         return Ran(result.get("exit_code"), float(result["seconds"]),
                    (place / "stdout").read_text(errors="replace"),
                    (place / "stderr").read_text(errors="replace"),
                    Record.read(place / "records"), home)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The installed ``striatum`` run from the test, outside the sandbox (as a human
+        at the terminal would), on this bench's database and repository."""
+        env = {"PATH": f"{STRIATUM.parent}:{SYSTEM_PATH}", "LANG": "C.UTF-8",
+               "STRIATUM_DSN": self.dsn, "STRIATUM_ACTOR": "conformance-human"}
+        if os.environ.get("STRIATUM_HOME"):
+            env["STRIATUM_HOME"] = os.environ["STRIATUM_HOME"]
+        done = subprocess.run([str(STRIATUM), "--repo", str(self.repo), *args],
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert not check or done.returncode == 0, \
+            f"striatum {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}"
+        return done
 
     def verdicts(self, outcome: Outcome) -> list[tuple[str, int, str, str]]:
         """Every verdict of the run, as the verdicts table holds them: (job, iteration,

@@ -9,12 +9,20 @@ that reaches the real API reaches a fake here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from striatum import compiler
+from striatum.compiler.diagnostics import Diagnostic
 from striatum.compiler.presets import CLIS, ROLES, preset
+from striatum.runtime.runs import _with_lanes
 
 VENDORS = tuple(CLIS)
-__all__ = ["OPERATOR", "PROFILE", "ROLES", "UNPERMITTED", "VENDORS", "lane"]
+# The lint rules about a lane that runs a known agent CLI (docs/lint-rules.md).
+AGENT_RULES = ("STR315", "STR316", "STR317", "STR318")
+__all__ = ["AGENT_RULES", "OPERATOR", "PROFILE", "ROLES", "UNPERMITTED", "VENDORS",
+           "agent_findings", "lane", "relane", "which"]
 
 # ``striatum adopt --profile`` for each vendor's CLI.
 PROFILE = {"claude": "claude_code", "codex": "codex", "gemini": "gemini"}
@@ -23,6 +31,44 @@ PROFILE = {"claude": "claude_code", "codex": "codex", "gemini": "gemini"}
 def lane(vendor: str, role: str) -> dict[str, Any]:
     """The preset of ``vendor`` for ``role`` (author or reviewer)."""
     return preset(vendor, role)
+
+
+def which(replaced: Mapping[str, Any]) -> tuple[str, str]:
+    """The (vendor, role) whose preset ``replaced`` is."""
+    return next((vendor, role) for vendor in VENDORS for role in ROLES
+                if preset(vendor, role) == replaced)
+
+
+def agent_findings(workflow: Path, lanes: Mapping[str, Any]) -> list[Diagnostic]:
+    """What lint's agent rules say of ``workflow`` with ``lanes`` in place of its own."""
+    comp = compiler.check(str(workflow))
+    assert comp.ok, [d.message for d in comp.diagnostics]
+    comp = compiler.check(_with_lanes(comp.source, dict(lanes)))
+    return [d for d in compiler.lint(comp) if d.code in AGENT_RULES]
+
+
+def relane(workflow: Path, vendor_by_role: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """``workflow``'s command lanes, each replaced by a preset: the reviewer preset of
+    ``vendor_by_role["reviewer"]`` for a lane that runs only reviews, the author preset of
+    ``vendor_by_role["author"]`` for any other. A review lane whose reviewer preset may
+    not write what one of its reviews produces (lint's STR317: gemini's reviewer can
+    write no file) gets its vendor's author preset instead, as docs/workers.md advises.
+    Human and operator lanes stay as they are."""
+    comp = compiler.check(str(workflow))
+    assert comp.ok, [d.message for d in comp.diagnostics]
+    flow = comp.workflow
+    roles = {}
+    for each in flow.lanes:
+        if each.kind == "command":
+            jobs = [job for job in flow.jobs if job.lane == each.name]
+            roles[each.name] = "reviewer" if jobs and all(
+                job.kind == "review" for job in jobs) else "author"
+    lanes = {name: preset(vendor_by_role[role], role) for name, role in roles.items()}
+    for found in agent_findings(workflow, lanes):
+        if found.code == "STR317":
+            name = flow.jobs[int(found.path[1])].lane
+            lanes[name] = preset(vendor_by_role[roles[name]], "author")
+    return lanes
 
 
 def _bare(vendor: str, command: list[str]) -> dict[str, Any]:

@@ -22,6 +22,11 @@ which each fake turns into the name its CLI offers it under; its arguments may n
 what earlier tool results said: every key of every JSON object a tool returned,
 the latest value winning (``{run_id}`` after ``run_prepare``, ``{lease}``,
 ``{job}`` and ``{artifact_dir}`` after ``job_claim``).
+
+A job the script does not name is answered ``ByContract`` when the script says so:
+from the contract alone, as an agent that does what its prompt asks (write each
+file at the path given, then, for a review, run one of the verdict commands
+offered), with no answer written for any workflow in particular.
 """
 
 from __future__ import annotations
@@ -146,12 +151,47 @@ def say(text: str) -> Turn:
     return Turn((), text)
 
 
+@dataclass(frozen=True)
+class ByContract:
+    """The answers of an agent that does what its job's contract asks, one tool call a
+    turn: write each path the contract names (a ``.json`` one as a JSON object), then, for
+    a review, run a verdict command the contract offers, then say it is done. Each file
+    and reason names the job, the pass and the vendor (so a test sees who wrote what).
+
+    ``revise``: a review offered ``needs_revision`` sends the work back on its first pass
+    (and accepts on the next), so every revision loop is taken once.
+    """
+
+    revise: bool = False
+
+    def turns(self, contract: Contract, vendor: str) -> list[Turn]:
+        by = f"{contract.job}, pass {contract.on_pass}, by {vendor}"
+        out = [calls(Write(path, content(path, contract, vendor))) for path in contract.paths]
+        if contract.kind == "review":
+            if self.revise and contract.on_pass == 1 and "needs_revision" in contract.verdicts:
+                out.append(calls(Verdict("needs_revision", f"{by}: send it back once")))
+            else:
+                out.append(calls(Verdict("accept", f"{by}: accepted")))
+        return [*out, say(f"Done: {by}.")]
+
+
+def content(path: str, contract: Contract, vendor: str) -> str:
+    """What ``ByContract`` writes at ``path``."""
+    name = PurePosixPath(path).name
+    facts = {"job": contract.job, "pass": contract.on_pass, "by": vendor}
+    if name.endswith(".json"):
+        return json.dumps({"artifact": name, **facts}, indent=2) + "\n"
+    return f"# {name}\n\nWritten by {contract.job}, pass {contract.on_pass}, by {vendor}.\n"
+
+
 @dataclass
 class Script:
     """The turns of each job's conversation, by pass (1 = the first); a pass that is not
-    scripted replays the highest scripted pass below it."""
+    scripted replays the highest scripted pass below it. A job not scripted at all is
+    answered ``by_contract``, when set."""
 
     jobs: dict[str, dict[int, list[Turn]]] = field(default_factory=dict)
+    by_contract: ByContract | None = None
 
     def job(self, job: str, *turns: Turn, on_pass: int = 1) -> Script:
         self.jobs.setdefault(job, {})[on_pass] = list(turns)
@@ -164,14 +204,24 @@ class Script:
         scripted = [p for p in passes if p <= on_pass]
         return passes[max(scripted)] if scripted else None
 
+    def answer(self, contract: Contract, vendor: str) -> list[Turn] | None:
+        """The turns of the conversation of ``contract``'s job and pass, on ``vendor``."""
+        if contract.job not in self.jobs and self.by_contract is not None:
+            return self.by_contract.turns(contract, vendor)
+        return self.turns(contract.job, contract.on_pass)
+
     def to_json(self) -> dict[str, Any]:
-        return {job: {str(p): [t.to_json() for t in turns] for p, turns in passes.items()}
-                for job, passes in self.jobs.items()}
+        return {"jobs": {job: {str(p): [t.to_json() for t in turns]
+                               for p, turns in passes.items()}
+                         for job, passes in self.jobs.items()},
+                "by_contract": vars(self.by_contract) if self.by_contract else None}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Script:
+        by_contract = doc["by_contract"]
         return cls({job: {int(p): [Turn.from_json(t) for t in turns]
-                          for p, turns in passes.items()} for job, passes in doc.items()})
+                          for p, turns in passes.items()} for job, passes in doc["jobs"].items()},
+                   ByContract(**by_contract) if by_contract is not None else None)
 
 
 # The contract prompts.contract appends, after a "---" rule.

@@ -9,6 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from striatum.errors import Conflict
 from striatum.runtime import leases, runs
 from striatum.runtime.config import open_store
 from striatum.runtime.store import Store
@@ -55,3 +58,41 @@ def test_read_verbs_print_the_registrys_documents(store: Store, dsn: str, repo: 
     waiting = cli_json(dsn, repo, "run", "waiting", run_id)["waiting"]
     assert [(w["job"], w["kind"]) for w in waiting] == [("decide", "checkpoint")]
     assert waiting[0]["command"] == f"striatum checkpoint decide {run_id} decide cancel|continue"
+
+
+def test_a_verdict_given_from_inside_the_lane_publishes_what_its_agent_wrote(
+        store: Store, dsn: str, repo: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the registry (an agent's MCP server inherits its lane's environment), as
+    through the CLI: the files the job produces, written to the lane's artifact directory,
+    are published with the verdict; from anywhere but that job's lane, nothing is."""
+    workflow = tmp_path / "flow" / "workflow.json"
+    workflow.parent.mkdir()
+    workflow.write_text(json.dumps({
+        "name": "self-verdict", "lanes": {"agent": {"kind": "operator"}},
+        "jobs": [{"id": "check", "lane": "agent", "kind": "review",
+                  "produces": ["critique.md"], "prompt": {"text": "c"}}]}))
+    run_id = start_run(store, str(workflow), repo)
+    claim = leases.claim(store, run_id, owner="agent")
+    assert claim is not None
+    out = Path(claim.artifact_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "critique.md").write_text("# Critique\n")
+    arguments = {"run": run_id, "job": "check", "lease": claim.token, "outcome": "accept",
+                 "reason": "sound"}
+    lane = {"STRIATUM_RUN": run_id, "STRIATUM_JOB": "check",
+            "STRIATUM_ARTIFACT_DIR": str(out), "STRIATUM_PRODUCES": "critique.md"}
+    session = Session(str(repo), lambda: open_store(dsn))
+    try:
+        for name, value in {**lane, "STRIATUM_JOB": "another"}.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(Conflict, match="must publish critique.md"):
+            invoke(VERBS["job.verdict"], arguments, session)
+        monkeypatch.setenv("STRIATUM_JOB", "check")
+        done = invoke(VERBS["job.verdict"], arguments, session)
+    finally:
+        session.close()
+    assert (done["status"], done["run_status"]) == ("succeeded", "completed")
+    stored = {row[0]: row[1] for row in store.execute(
+        "job_artifacts", {"run": run_id, "job": "check", "iteration": 0})}
+    assert (repo / stored["critique.md"]).read_text() == "# Critique\n"

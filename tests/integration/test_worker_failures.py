@@ -479,6 +479,34 @@ def test_a_review_that_records_its_own_verdict_still_gets_its_log(
                                              "logs/check.log").read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("kind", ["review", "task"])
+def test_an_agent_that_ends_its_job_itself_publishes_what_it_wrote_to_its_artifact_dir(
+        dsn: str, store: Store, repo: Path, tmp_path: Path, kind: str) -> None:
+    """The contract tells a command lane's agent to write what its job produces in the
+    artifact directory, for the worker to publish when the lane exits: the agent's own
+    `job verdict accept` (or `job complete`) publishes it first, instead of being
+    refused for an artifact it was told only to write (the attempt then failed)."""
+    striatum = str(Path(sys.executable).parent / "striatum")
+    ends = "verdict accept --reason 'looks right'" if kind == "review" else "complete"
+    agent = ["sh", "-c", 'printf "# Critique\\n" > "$STRIATUM_ARTIFACT_DIR/critique.md"; '
+                         f"{striatum} job {ends}"]
+    workflow = write_workflow(tmp_path / "flow", {
+        "name": "self-ended",
+        "lanes": {"agent": {"command": agent, "timeout": 60}},
+        "jobs": [{"id": "check", "lane": "agent", "kind": kind, "produces": ["critique.md"],
+                  "max_attempts": 1, "prompt": {"text": "c"}}]})
+    run_id = start_run(store, workflow, repo)
+
+    outcomes = work(dsn, run_id, until_run_ends=True)
+
+    assert [(o.job, o.status) for o in outcomes] == [("check", "done by the agent")], outcomes
+    assert run_status(store, run_id) == "completed"
+    from .worker_helpers import artifact_file
+
+    assert artifact_file(store, run_id, repo, "check", "critique.md").read_text(
+        encoding="utf-8") == "# Critique\n"
+
+
 def test_a_late_log_is_refused_for_an_expired_lease_and_never_covers_a_later_one(
         dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
     from striatum.errors import LeaseLost

@@ -167,7 +167,7 @@ class Fake(ThreadingHTTPServer):
             found.error = "no striatum contract in the request"
             turn = say(f"[fake {api.vendor}: {found.error}]")
         else:
-            turns = self.script.turns(contract.job, contract.on_pass)
+            turns = self.script.answer(contract, api.vendor)
             if turns is None or number >= len(turns):
                 found.error = (f"the script has no turn {number + 1} for {contract.job} "
                                f"pass {contract.on_pass}")
