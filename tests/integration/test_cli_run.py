@@ -638,3 +638,27 @@ def test_a_claim_says_what_the_job_must_produce(cli: Cli, tmp_path: Path) -> Non
     run_id = cli.prepare(copy_example("code-change", tmp_path))
     said = cli.run("job", "claim", "--run", run_id).stdout
     assert "produces:     draft.md (write them to the artifact dir, then publish each)" in said
+
+
+def test_job_complete_refuses_changes_outside_the_jobs_writes(cli: Cli, tmp_path: Path) -> None:
+    """The operator's path holds a job to its writes globs as a worker does."""
+    subprocess.run(["git", "init", "-q", str(cli.repo)], check=True)
+    (cli.repo / "README.md").write_text("before\n", encoding="utf-8")
+    workflow = tmp_path / "flow" / "workflow.json"
+    workflow.parent.mkdir()
+    workflow.write_text(json.dumps({
+        "name": "scoped", "lanes": {"me": {"kind": "operator"}},
+        "jobs": [{"id": "change", "lane": "me", "prompt": {"text": "change src"},
+                  "writes": ["src/**"]}]}), encoding="utf-8")
+    run_id = cli.prepare(workflow)
+    claim = cli.claim(run_id)
+    (cli.repo / "src").mkdir()
+    (cli.repo / "src" / "a.py").write_text("print('a')\n", encoding="utf-8")
+    (cli.repo / "README.md").write_text("after\n", encoding="utf-8")  # dirty before, too
+    refused = cli.json("job", "complete", *cli.held(claim), expect=4)
+    assert refused["message"] == ("'change' changed files outside its writes globs "
+                                  "(src/**): README.md")
+    assert refused["details"]["paths"] == ["README.md"]
+    (cli.repo / "README.md").write_text("before\n", encoding="utf-8")
+    done = cli.json("job", "complete", *cli.held(claim))
+    assert (done["status"], done["run_status"]) == ("succeeded", "completed")
