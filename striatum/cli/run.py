@@ -108,9 +108,12 @@ def _summary(view: Any) -> str:
               help="Replace a lane for this run: a lane object or an argv list, e.g. "
                    """'coder=["codex","exec","-"]' (repeatable; pinned in the digest).""")
 @click.option("--start", "start_now", is_flag=True, help="Start the run right away.")
+@click.option("--allow-dirty", is_flag=True,
+              help="With --start: start even where the jobs' writes hold uncommitted changes.")
 @json_option
 def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
-            lane_overrides: tuple[str, ...], start_now: bool, as_json: bool) -> int:
+            lane_overrides: tuple[str, ...], start_now: bool, allow_dirty: bool,
+            as_json: bool) -> int:
     """Compile WORKFLOW, pin it, and create a run of it; prints the run id."""
     from ..runtime import runs
 
@@ -121,7 +124,7 @@ def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
         run_id = runs.prepare(opened, workflow_file, repo, overrides=overrides,
                               artifact_root=artifact_root, lanes=lanes)
         if start_now:
-            runs.start(opened, run_id)
+            runs.start(opened, run_id, allow_dirty=allow_dirty)
         view = runs.status(opened, run_id)
     if as_json:
         emit_json(results.prepared(run_id, view))
@@ -149,15 +152,18 @@ def _working(func: Any) -> Any:
 
 @run.command()
 @click.argument("run_id", type=RUN)
+@click.option("--allow-dirty", is_flag=True,
+              help="Start even where the jobs' writes hold uncommitted changes.")
 @_working
 @json_option
-def start(run_id: str, wait: bool, concurrency: int, lease_seconds: int, until_human: bool,
-          as_json: bool) -> int:
-    """Start a prepared run: its first jobs become ready (with --wait, run them)."""
+def start(run_id: str, allow_dirty: bool, wait: bool, concurrency: int, lease_seconds: int,
+          until_human: bool, as_json: bool) -> int:
+    """Start a prepared run: its first jobs become ready (with --wait, run them). Refused
+    while the files its jobs write hold uncommitted changes, unless --allow-dirty."""
     from ..runtime import runs
 
     with store() as opened:
-        runs.start(opened, run_id)
+        runs.start(opened, run_id, allow_dirty=allow_dirty)
         dsn = opened.dsn
     return _then(run_id, dsn, wait, concurrency, lease_seconds, until_human, as_json)
 

@@ -228,8 +228,41 @@ def transition(store: Store, run_id: str, change: Callable[[Transition], None],
     return tx
 
 
+def dirty_in_writes(store: Store, run_id: str) -> list[str]:
+    """The uncommitted changes of the run's repository that its jobs in the shared
+    working tree may write (their ``writes``): what an agent would work on top of, and a
+    failed attempt's changes would be mixed with."""
+    from pathlib import Path
+
+    from ..globs import matches
+    from .changes import snapshot
+
+    run = get_run(store, run_id)
+    workflow = pinned.compiled_of(store, run.workflow_digest)
+    globs = [g for spec in workflow.jobs.values() if spec.isolation != "worktree"
+             for g in spec.writes]
+    if not globs:
+        return []
+    ours = (".striatum", run.artifact_root)
+    return sorted(path for path in snapshot(Path(run.repo_path))
+                  if not any(path == o or path.startswith(o + "/") for o in ours)
+                  and any(matches(g, path) for g in globs))
+
+
 @verb("run start")
-def start(store: Store, run_id: str) -> Transition:
+def start(store: Store, run_id: str, *, allow_dirty: bool = False) -> Transition:
+    """Start a prepared run, unless the files its jobs write hold uncommitted changes
+    (``allow_dirty`` says to start anyway)."""
+    dirty = [] if allow_dirty else dirty_in_writes(store, run_id)
+    if dirty:
+        shown = ", ".join(dirty[:10]) + (f" and {len(dirty) - 10} more" if len(dirty) > 10
+                                         else "")
+        raise Conflict(f"run {run_id} was not started: its jobs write where the working "
+                       f"tree has uncommitted changes: {shown}",
+                       hint="commit or stash them first (`git stash -u`), or start with "
+                            "--allow-dirty to let the agents work on top of them",
+                       paths=dirty)
+
     def change(tx: Transition) -> None:
         tx.run_to("start")
         advance(tx)

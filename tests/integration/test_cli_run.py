@@ -662,3 +662,55 @@ def test_job_complete_refuses_changes_outside_the_jobs_writes(cli: Cli, tmp_path
     (cli.repo / "README.md").write_text("before\n", encoding="utf-8")
     done = cli.json("job", "complete", *cli.held(claim))
     assert (done["status"], done["run_status"]) == ("succeeded", "completed")
+
+
+# A coder whose first attempt edits files in its writes and then fails; the second
+# writes one file and succeeds.
+FLAKY_EDITOR = [sys.executable, "-c", """
+import os, pathlib, sys
+repo = pathlib.Path(os.environ["STRIATUM_REPO"])
+if os.environ["STRIATUM_ATTEMPT"] == "0":
+    (repo / "src" / "half.py").write_text("half done")
+    (repo / "src" / "kept.py").write_text("mangled by the failed attempt")
+    (repo / "src" / "tracked.py").write_text("mangled too")
+    sys.exit("the agent crashed")
+(repo / "src" / "whole.py").write_text("done")
+"""]
+
+
+def test_a_retry_starts_from_where_the_pass_started_not_on_the_failed_attempts_edits(
+        cli: Cli, tmp_path: Path) -> None:
+    repo = cli.repo
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "src").mkdir()
+    (repo / "src" / "tracked.py").write_text("committed\n", encoding="utf-8")
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t",
+                    "commit", "-qm", "base"], check=True)
+    # Uncommitted work already there when the pass starts (an earlier job's, say).
+    (repo / "src" / "kept.py").write_text("an earlier job's work\n", encoding="utf-8")
+    workflow = tmp_path / "flow" / "workflow.json"
+    workflow.parent.mkdir()
+    workflow.write_text(json.dumps({
+        "name": "edit", "lanes": {"coder": {"command": FLAKY_EDITOR}},
+        "jobs": [{"id": "change", "lane": "coder", "prompt": {"text": "change src"},
+                  "writes": ["src/**"], "max_attempts": 2}]}), encoding="utf-8")
+    run_id = prepare_with_lanes(cli, workflow)
+    # Uncommitted work where the job writes: not started unless the user says so.
+    refused = cli.json("run", "start", run_id, expect=4)
+    assert refused["message"] == (f"run {run_id} was not started: its jobs write where the "
+                                  "working tree has uncommitted changes: src/kept.py")
+    assert "--allow-dirty" in refused["hint"] and cli.status(run_id)["status"] == "prepared"
+    done = cli.run("run", "start", run_id, "--allow-dirty", "--wait")
+    assert cli.status(run_id)["status"] == "completed", done.stderr
+    assert (repo / "src" / "whole.py").read_text() == "done"
+    assert not (repo / "src" / "half.py").exists()
+    assert (repo / "src" / "kept.py").read_text() == "an earlier job's work\n"
+    assert (repo / "src" / "tracked.py").read_text() == "committed\n"
+    # Nothing is lost: the failed attempt's files are kept in its scratch folder.
+    left = repo / ".striatum" / "runs" / run_id / "change" / "i0a0" / "left" / "src"
+    assert (left / "half.py").read_text() == "half done"
+    assert (left / "kept.py").read_text() == "mangled by the failed attempt"
+    retried = next(e for e in cli.json("run", "events", run_id)["events"]
+                   if e["type"] == "job.retry")
+    assert "its changes to 3 file(s) were taken back" in retried["payload"]["data"]["reason"]
