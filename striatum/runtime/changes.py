@@ -149,6 +149,12 @@ def changed(before: Snapshot, after: Snapshot, ignore: tuple[str, ...]) -> list[
     return sorted(p for p in paths if not any(p == i or p.startswith(i + "/") for i in ignore))
 
 
+def listed(paths: list[str], limit: int = 10) -> str:
+    """Paths for a message: the first ``limit``, and how many more."""
+    more = len(paths) - limit
+    return ", ".join(paths[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
 def outside(paths: list[str], globs: tuple[str, ...] | list[str]) -> list[str]:
     """The paths no glob allows (directories allow what is inside them: "src/**").
 

@@ -389,10 +389,8 @@ def _stray(tx: Transition, row: JobRow) -> None:
                               (".striatum", tx.run.artifact_root))
     stray = changes.outside(touched, spec.writes)
     if stray:
-        shown = ", ".join(stray[:20]) + (f" and {len(stray) - 20} more" if len(stray) > 20
-                                         else "")
         raise Conflict(f"{row.job_id!r} changed files outside its writes globs "
-                       f"({', '.join(spec.writes)}): {shown}",
+                       f"({', '.join(spec.writes)}): {changes.listed(stray, 20)}",
                        hint="undo those changes (or widen the job's writes), then complete "
                             "again", paths=stray)
 

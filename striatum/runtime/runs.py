@@ -255,10 +255,10 @@ def start(store: Store, run_id: str, *, allow_dirty: bool = False) -> Transition
     (``allow_dirty`` says to start anyway)."""
     dirty = [] if allow_dirty else dirty_in_writes(store, run_id)
     if dirty:
-        shown = ", ".join(dirty[:10]) + (f" and {len(dirty) - 10} more" if len(dirty) > 10
-                                         else "")
+        from .changes import listed
+
         raise Conflict(f"run {run_id} was not started: its jobs write where the working "
-                       f"tree has uncommitted changes: {shown}",
+                       f"tree has uncommitted changes: {listed(dirty)}",
                        hint="commit or stash them first (`git stash -u`), or start with "
                             "--allow-dirty to let the agents work on top of them",
                        paths=dirty)
