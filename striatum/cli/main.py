@@ -146,6 +146,8 @@ def run(argv: list[str] | None = None) -> int:
             # diagnostics, as validate prints them, rather than a pointer to validate.
             for found in exc.details.get("diagnostics") or []:
                 click.echo(diagnostic_line(found), err=True)
+            for found in exc.details.get("preflight") or []:
+                click.echo(f"{found['severity']}: {found['message']}", err=True)
         write_error(exc.message, exc.hint, exc.to_json(), as_json=invocation.json)
         return exc.exit_code
     except KeyboardInterrupt:

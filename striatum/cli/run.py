@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_NOT_COMPLETED, UsageError
+from ..errors import (
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_RUN_NOT_COMPLETED,
+    UsageError,
+)
 from ..runtime.machine import RUN_TERMINAL
 from ..server import results
 from .output import emit_json, json_option
@@ -110,16 +116,38 @@ def _summary(view: Any) -> str:
 @click.option("--start", "start_now", is_flag=True, help="Start the run right away.")
 @click.option("--allow-dirty", is_flag=True,
               help="With --start: start even where the jobs' writes hold uncommitted changes.")
+@click.option("--dry-run", is_flag=True,
+              help="Only check what can be known before a run (no database, no run).")
 @json_option
 def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
             lane_overrides: tuple[str, ...], start_now: bool, allow_dirty: bool,
-            as_json: bool) -> int:
+            dry_run: bool, as_json: bool) -> int:
     """Compile WORKFLOW, pin it, and create a run of it; prints the run id."""
     from ..runtime import runs
 
     repo, _ = settings()
     # Arguments are checked before a database is looked for.
     overrides, lanes = _pairs(variables), _lanes(lane_overrides)
+    # What can be known now: its errors refuse the run (prepare checks them again, for
+    # every caller), its warnings are said.
+    findings = runs.preflight_of(workflow_file, repo, overrides=overrides, lanes=lanes)
+    if dry_run:
+        errors = [f for f in findings if f.severity == "error"]
+        if as_json:
+            emit_json({"workflow": workflow_file, "ok": not errors,
+                       "findings": [f.to_json() for f in findings]})
+        else:
+            for finding in findings:
+                click.echo(finding.line(), err=True)
+            click.echo(f"{workflow_file}: " + ("a run would fail (see above)" if errors
+                                               else "ready to run"
+                                               + (" (see the warnings above)" if findings
+                                                  else "")))
+        return EXIT_INVALID if errors else EXIT_OK
+    if not as_json:
+        for finding in findings:
+            if finding.severity == "warning":
+                click.echo(finding.line(), err=True)
     with store() as opened:
         run_id = runs.prepare(opened, workflow_file, repo, overrides=overrides,
                               artifact_root=artifact_root, lanes=lanes)

@@ -15,6 +15,7 @@ from . import audit, pinned
 from .audit import Event, append_events, repo_chain, verb
 from .engine import Transition, advance, cancel_run, fail_run, revise
 from .manifest import prepare_manifest, promote, run_artifacts
+from .preflight import Finding, preflight
 from .records import JobRow, RunRow, initial_job_state
 from .sql import query
 from .store import Store, fetch, fetch_one, fetch_records
@@ -103,6 +104,24 @@ def compile_for_run(workflow_file: str, lanes: dict[str, Any] | None = None
     return compiler.compile(comp)
 
 
+def preflight_of(workflow_file: str, repo: str, *, overrides: dict[str, str],
+                 lanes: dict[str, Any] | None = None) -> list[Finding]:
+    """What ``prepare`` would find wrong with a run of ``workflow_file`` in ``repo``,
+    warnings too, without a database (``run prepare --dry-run``, and the warnings
+    ``run prepare`` prints)."""
+    compiled = compile_for_run(workflow_file, lanes)
+    repo_path = os.path.realpath(repo)
+    return preflight(compiled, repo_path, _vars(dict(compiled.workflow.vars), overrides),
+                     _head_commit(repo_path))
+
+
+def _refuse(findings: list[Finding], workflow_file: str) -> None:
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise WorkflowInvalid(f"a run of {workflow_file} would fail: {errors[0].message}",
+                              hint=errors[0].hint, preflight=[f.to_json() for f in errors])
+
+
 @verb("run prepare")
 def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str, str],
             artifact_root: str = DEFAULT_ARTIFACT_ROOT,
@@ -126,6 +145,7 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
         raise WorkflowInvalid("a variable's default holds a NUL character, which PostgreSQL "
                               "cannot store", hint="remove it from the workflow's vars")
     base_commit = _head_commit(repo_path)
+    _refuse(preflight(compiled, repo_path, run_vars, base_commit), workflow_file)
 
     def work(cur: psycopg.Cursor[Any]) -> None:
         found = (fetch_one(cur, "ensure_repo", {"path": repo_path})

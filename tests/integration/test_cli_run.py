@@ -714,3 +714,51 @@ def test_a_retry_starts_from_where_the_pass_started_not_on_the_failed_attempts_e
     retried = next(e for e in cli.json("run", "events", run_id)["events"]
                    if e["type"] == "job.retry")
     assert "its changes to 3 file(s) were taken back" in retried["payload"]["data"]["reason"]
+
+
+# -- preflight: what can be known before a run ------------------------------------------------
+
+def preflight_workflow(tmp_path: Path, prompt: str, **job: Any) -> Path:
+    workflow = tmp_path / "pre" / "workflow.json"
+    workflow.parent.mkdir(parents=True, exist_ok=True)
+    workflow.write_text(json.dumps({
+        "name": "pre", "vars": {"topic": "retries"},
+        "lanes": {"coder": {"command": ["no-such-agent-cli", "-p"]}},
+        "jobs": [{"id": "draft", "lane": "coder", "prompt": {"text": prompt}, **job}]}),
+        encoding="utf-8")
+    return workflow
+
+
+def test_prepare_refuses_a_template_that_cannot_render_before_any_run_exists(
+        cli: Cli, tmp_path: Path) -> None:
+    bad = preflight_workflow(tmp_path, "Write about {{ vars.topic.title() }} "
+                                       "and {{ vars.topic + 1 }}.")
+    # Like `workflow validate`: the check's document on stdout, exit 2 when it fails.
+    checked = json.loads(cli.run("run", "prepare", "--workflow", str(bad), "--dry-run",
+                                 "--json", expect=2).stdout)
+    assert checked["ok"] is False
+    [error] = [f for f in checked["findings"] if f["severity"] == "error"]
+    assert error["job"] == "draft" and "cannot render the prompt of 'draft'" in \
+        error["message"]
+    done = cli.run("run", "prepare", "--workflow", str(bad), expect=2)
+    assert "error: cannot render the prompt of 'draft'" in done.stderr
+    assert "would fail" in done.stderr
+    assert cli.json("run", "list") == {"runs": []}  # nothing was prepared
+
+
+def test_prepare_warns_of_a_lane_whose_program_is_not_on_path(cli: Cli, tmp_path: Path) -> None:
+    fine = preflight_workflow(tmp_path, "Write about {{ vars.topic }}.")
+    done = cli.run("run", "prepare", "--workflow", str(fine), "--var", "topic=caching")
+    assert "warning: lane coder runs 'no-such-agent-cli', which is not on this machine's " \
+           "PATH" in done.stderr
+    assert done.stdout.strip()  # the run id: a warning does not stop it
+    checked = cli.run("run", "prepare", "--workflow", str(fine), "--dry-run")
+    assert checked.stdout.strip().endswith("ready to run (see the warnings above)")
+
+
+def test_prepare_refuses_worktree_isolation_outside_a_git_repository(
+        cli: Cli, tmp_path: Path) -> None:
+    isolated = preflight_workflow(tmp_path, "go", isolation="worktree", writes=["src/**"])
+    refused = cli.json("run", "prepare", "--workflow", str(isolated), expect=2)
+    assert "run in a worktree, which needs" in refused["message"]
+    assert refused["details"]["preflight"][0]["severity"] == "error"
