@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -176,7 +177,11 @@ def test_writes_are_checked_in_a_repository_below_the_top_of_its_work_tree(
         assert [o.status for o in outcomes] == ["failed"], outcomes
         assert "STRAY.txt" in outcomes[0].detail and "src/new.py" not in outcomes[0].detail
         assert run_status(store, run_id) == "failed"
-    assert (repo / "src" / "new.py").is_file()
+        # What it wrote within its writes is taken back, and kept in its scratch folder.
+        assert "its changes to 1 file(s) were taken back" in outcomes[0].detail
+        job = next(iter((repo / ".striatum" / "runs" / run_id).iterdir()))
+        assert (job / "i0a0" / "left" / "src" / "new.py").read_text() == "x = 1\n"
+    assert (repo / "src" / "new.py").is_file() == succeeds
     assert git(top, "status", "--porcelain")  # the check read the real work tree
 
 
@@ -342,8 +347,10 @@ def test_a_template_that_raises_a_python_error_fails_its_job_and_the_worker_goes
     workflow = write_workflow(tmp_path / "flow", {
         "name": "type-error", "vars": {"goal": "text"},
         "lanes": {"agent": {"command": fake("work"), "timeout": 60}},
+        # Past prepare's preflight (whose run id is a placeholder), only the real run id
+        # (22 characters) reaches the sum: what only a claim can find.
         "jobs": [{"id": "broken", "lane": "agent",
-                  "prompt": {"text": "do {{ vars.goal + 1 }}"}}]})
+                  "prompt": {"text": "do {{ (run | length - 22) or vars.goal + 1 }}"}}]})
     run_id = start_run(store, workflow, repo)
 
     outcomes = work(dsn, run_id, until_run_ends=True)
@@ -378,10 +385,13 @@ def test_an_attempt_that_cannot_be_prepared_is_not_claimed_again_at_once(
 def test_a_worker_ends_no_attempt_of_its_own_on_a_configuration_it_cannot_work(
         dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
     """isolation: worktree in a folder that is no git repository fails the job once, with
-    the reason, instead of spending every attempt on it."""
+    the reason, instead of spending every attempt on it. (prepare refuses it when the
+    folder is no repository then: here it stops being one after.)"""
     workflow = one_task(tmp_path / "flow", {"command": fake("work"), "timeout": 60},
                         isolation="worktree", max_attempts=3)
+    git_init(repo, commit=True)
     run_id = start_run(store, workflow, repo)
+    shutil.rmtree(repo / ".git")
 
     outcomes = work(dsn, run_id, until_run_ends=True)
 
