@@ -245,6 +245,16 @@ def fmt(file: str, syntax: str | None, to: str | None, check_only: bool, write: 
         emit_json({"file": file, "to": target, "changed": changed, "output": output,
                    "text": None if (write or output or check_only) else text})
     elif check_only:
+        if changed:
+            # What would change, as a unified diff on stdout (the verdict on stderr).
+            import difflib
+
+            diff = difflib.unified_diff(
+                comp.source.text.splitlines(keepends=True), text.splitlines(keepends=True),
+                f"{file} (as it is)", f"{file} (formatted)")
+            click.echo("".join(line if line.endswith("\n")
+                               else line + "\n\\ No newline at end of file\n"
+                               for line in diff), nl=False)
         click.echo(f"{file}: {'would be reformatted' if changed else 'already formatted'}",
                    err=True)
     elif write or output:

@@ -151,14 +151,14 @@ def _run_prepare(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     run_id = runs.prepare(session.store, p["workflow"], session.repo, overrides=p["vars"],
                           artifact_root=p["artifact_root"], lanes=lanes)
     if p["start"]:
-        runs.start(session.store, run_id)
+        runs.start(session.store, run_id, allow_dirty=p["allow_dirty"])
     return results.prepared(run_id, runs.status(session.store, run_id))
 
 
 def _run_start(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
-    runs.start(session.store, p["run"])
+    runs.start(session.store, p["run"], allow_dirty=p["allow_dirty"])
     return runs.status(session.store, p["run"]).to_json()
 
 
@@ -327,10 +327,16 @@ _DECLARED = [
                                       "or an argv list (pinned in the digest).",
                        "default": {}},
              "start": s.flag("Start the run right away."),
+             "allow_dirty": s.flag("With start: start even where the jobs' writes hold "
+                                   "uncommitted changes."),
          }, "workflow"),
          s.PREPARED, "principal", True, _run_prepare, paths=("workflow",)),
-    Verb("run.start", "Start a prepared run: its first jobs become ready.",
-         s.params({"run": s.RUN}, "run"), s.RUN_VIEW, "principal", True, _run_start),
+    Verb("run.start", "Start a prepared run: its first jobs become ready (refused while "
+         "the files its jobs write hold uncommitted changes, unless allow_dirty).",
+         s.params({"run": s.RUN,
+                   "allow_dirty": s.flag("Start even where the jobs' writes hold "
+                                         "uncommitted changes.")}, "run"),
+         s.RUN_VIEW, "principal", True, _run_start),
     Verb("run.status", "Show a run and each of its jobs.",
          s.params({"run": s.RUN}, "run"), s.RUN_VIEW, "viewer", False, _run_status),
     Verb("run.list", "List the newest runs of the repository (with all, of every one).",

@@ -178,9 +178,15 @@ def test_lint_sarif_and_strict(cli: Cli, tmp_path: Path) -> None:
 def test_fmt_check_and_write(cli: Cli, tmp_path: Path) -> None:
     wf = tmp_path / "w.json"
     wf.write_text('{"name":"w","lanes":{"a":{"command":["x"]}},"jobs":[{"id":"j","lane":"a"}]}')
-    assert cli("workflow", "fmt", "--check", str(wf)).returncode == 2
+    checked = cli("workflow", "fmt", "--check", str(wf))
+    assert checked.returncode == 2
+    # What would change, as a unified diff a user can read (and `patch` could apply).
+    assert checked.stdout.startswith(f"--- {wf} (as it is)\n+++ {wf} (formatted)\n@@ ")
+    assert "\n\\ No newline at end of file\n" in checked.stdout
+    assert '\n+  "name": "w",\n' in checked.stdout
     assert cli("workflow", "fmt", "--write", str(wf)).returncode == 0
-    assert cli("workflow", "fmt", "--check", str(wf)).returncode == 0
+    unchanged = cli("workflow", "fmt", "--check", str(wf))
+    assert (unchanged.returncode, unchanged.stdout) == (0, "")
     assert cli("workflow", "fmt", "--write", "--to", "dsl", str(wf)).returncode == 1
 
 
