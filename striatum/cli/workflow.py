@@ -273,14 +273,45 @@ def fmt(file: str, syntax: str | None, to: str | None, check_only: bool, write: 
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @json_option
 def init(directory: str, style: str, syntax: str, force: bool, as_json: bool) -> int:
-    """Write a starter workflow of the given shape into DIRECTORY."""
+    """Write a starter workflow of the given shape into DIRECTORY.
+
+    In a git repository (--repo) it also puts .striatum/ in its .gitignore: that folder
+    is striatum's scratch (prompts, logs, worktrees), never to be committed; the
+    workflow and, after runs, striatum/runs/ (each run's artifacts and manifest) are."""
     from ..compiler.starters import write_starter
 
     written = write_starter(style, directory, syntax, force)
+    ignored = _ignore_scratch()
     if as_json:
-        emit_json({"style": style, "directory": directory, "files": [str(p) for p in written]})
+        emit_json({"style": style, "directory": directory, "files": [str(p) for p in written],
+                   "gitignore": ignored})
     else:
         for path in written:
             click.echo(f"created {path}")
+        if ignored:
+            click.echo(f"added .striatum/ to {ignored} (striatum's scratch: never commit it)")
+        click.echo(f"commit: {directory}/ (the workflow) and, once runs have ended, "
+                   "striatum/runs/ (each run's artifacts and the manifest that anchors its "
+                   "record)")
         click.echo(f"next: striatum workflow plan {written[0]}")
     return EXIT_OK
+
+
+def _ignore_scratch() -> str | None:
+    """Put .striatum/ in the repository's .gitignore (appended, never rewritten); the
+    file's path when it changed, None when it needed nothing or --repo is no git
+    repository."""
+    from pathlib import Path
+
+    from ..agents.files import with_line
+    from ..runtime.worktrees import checkout
+    from .session import settings
+
+    repo = settings()[0]
+    if checkout(repo) is None:
+        return None
+    planned = with_line(Path(repo) / ".gitignore", ".striatum/")
+    if not planned.changes:
+        return None
+    planned.apply()
+    return str(planned.path)

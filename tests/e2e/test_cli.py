@@ -202,6 +202,22 @@ def test_init_each_style(cli: Cli, tmp_path: Path, style: str) -> None:
     assert again.returncode == 4 and "--force" in again.stderr
     assert cli("workflow", "init", "--force", "--style", style,
                str(tmp_path / "json")).returncode == 0
+    assert not (tmp_path / ".gitignore").exists()  # no git repository: nothing to ignore
+
+
+def test_init_in_a_git_repository_ignores_the_scratch_and_says_what_to_commit(
+        cli: Cli, tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("node_modules/", encoding="utf-8")  # the user's
+    created = cli("workflow", "init", "flow")
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / ".gitignore").read_text() == "node_modules/\n.striatum/\n"
+    assert "added .striatum/ to .gitignore (striatum's scratch: never commit it)" in created.stdout
+    assert "commit: flow/ (the workflow) and, once runs have ended, striatum/runs/" \
+        in created.stdout
+    again = cli("workflow", "init", "--force", "flow", "--json")
+    assert json.loads(again.stdout)["gitignore"] is None  # already there: left alone
+    assert (tmp_path / ".gitignore").read_text() == "node_modules/\n.striatum/\n"
 
 
 def test_compile_redirected_to_a_file_hashes_to_the_printed_digest(tmp_path: Path) -> None:
