@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from striatum.server.mcp import tool_name
-from striatum.server.registry import VERBS
+from striatum.server.registry import VERBS, tool_name
 
 from .harness import SYSTEM_PATH, Bench, adopt, mcp_document, mcp_failed
 from .lanes import OPERATOR, PROFILE, VENDORS
