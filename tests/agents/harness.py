@@ -232,14 +232,18 @@ class Bench:
 
     def sandboxed(self, command: list[str], script: Script, timeout: float = 300,
                   env: dict[str, str] | None = None, stdin: str | None = None,
-                  cwd: Path | None = None) -> Ran:
+                  cwd: Path | None = None, home_files: dict[str, str] | None = None) -> Ran:
         """Run ``command`` (in the repository, with ``stdin`` on its standard input) to its
-        end inside the sandbox, the fakes following ``script``."""
+        end inside the sandbox, the fakes following ``script``; ``home_files`` (a path in
+        the home: its text) are there before it starts, as a user's own would be."""
         self._worked += 1
         place = self.root / f"sandbox-{self._worked}"
         place.mkdir(parents=True)
         home = place / "home"
         home.mkdir()
+        for name, text in (home_files or {}).items():
+            (home / name).parent.mkdir(parents=True, exist_ok=True)
+            (home / name).write_text(text)
         given = {"PATH": f"{AGENT_BIN}:{STRIATUM.parent}:{SYSTEM_PATH}", "LANG": "C.UTF-8",
                  "STRIATUM_DSN": self.dsn, **(env or {})}
         if os.environ.get("STRIATUM_HOME"):
