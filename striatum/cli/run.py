@@ -232,13 +232,17 @@ def _then(run_id: str, dsn: str, wait: bool, concurrency: int, lease_seconds: in
     # dropped (a server restart the worker rode out).
     with store() as opened:
         view = runs.status(opened, run_id)
-        waiting = runs.waiting(opened, run_id) if wait else []
+        waiting = runs.waiting(opened, run_id) if wait or not as_json else []
     if as_json:
         emit_json(view.to_json())
     else:
         click.echo(_summary(view))
         if wait:
             click.echo(_after_waiting(view, waiting, interrupted))
+        elif view.run.status not in RUN_TERMINAL:
+            # Nothing works a run by itself: say which verb does (after a resume's
+            # revise, a retry, or a start without --wait).
+            click.echo(f"next: {_where_it_stands(view, waiting)}", err=True)
     if interrupted:
         return EXIT_INTERRUPTED
     if wait and view.run.status != "completed":

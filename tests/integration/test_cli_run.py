@@ -762,3 +762,14 @@ def test_prepare_refuses_worktree_isolation_outside_a_git_repository(
     refused = cli.json("run", "prepare", "--workflow", str(isolated), expect=2)
     assert "run in a worktree, which needs" in refused["message"]
     assert refused["details"]["preflight"][0]["severity"] == "error"
+
+
+def test_a_resume_without_wait_names_the_verb_that_works_the_run_on(
+        cli: Cli, tmp_path: Path) -> None:
+    run_id = prepare_with_lanes(cli, copy_example("code-change", tmp_path),
+                                coder=fake("work"), reviewer=ALWAYS_REVISE)
+    cli.run("run", "start", run_id, "--wait", expect=7)
+    done = cli.run("run", "resume", run_id, "--decision", "revise")
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"next: run {run_id} is still running: work it on with `striatum run work "
+        f"{run_id}`, or claim its jobs with `striatum job claim --run {run_id}`")
