@@ -257,6 +257,9 @@ def test_a_claim_that_finds_nothing_says_why(cli: Cli, tmp_path: Path) -> None:
     draft = cli.claim(prepared)
     idle = cli.json("job", "claim", "--run", prepared)
     assert (idle["reason"], idle["in_flight"]) == ("nothing_ready_yet", ["draft"])
+    # Who holds it, and until when by the database's clock.
+    until = draft["expires_at"][11:19]
+    assert f"(held by cli-agent until {until} UTC)" in cli.run("run", "status", prepared).stdout
     said = cli.run("job", "claim", "--run", prepared)
     assert said.stdout == ""
     assert said.stderr.startswith("not claimed (nothing_ready_yet): nothing of run ")
@@ -747,10 +750,11 @@ def test_prepare_refuses_a_template_that_cannot_render_before_any_run_exists(
 
 
 def test_prepare_warns_of_a_lane_whose_program_is_not_on_path(cli: Cli, tmp_path: Path) -> None:
-    fine = preflight_workflow(tmp_path, "Write about {{ vars.topic }}.")
+    fine = preflight_workflow(tmp_path, "Write about {{ vars.topic }}.", writes=["src/**"])
     done = cli.run("run", "prepare", "--workflow", str(fine), "--var", "topic=caching")
     assert "warning: lane coder runs 'no-such-agent-cli', which is not on this machine's " \
            "PATH" in done.stderr
+    assert "warning: draft declare writes, which cannot be checked: " in done.stderr
     assert done.stdout.strip()  # the run id: a warning does not stop it
     checked = cli.run("run", "prepare", "--workflow", str(fine), "--dry-run")
     assert checked.stdout.strip().endswith("ready to run (see the warnings above)")
