@@ -155,7 +155,8 @@ def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
             runs.start(opened, run_id, allow_dirty=allow_dirty)
         view = runs.status(opened, run_id)
     if as_json:
-        emit_json(results.prepared(run_id, view))
+        emit_json({**results.prepared(run_id, view),
+                   "warnings": [f.to_json() for f in findings if f.severity == "warning"]})
     else:
         click.echo(run_id)
     return EXIT_OK

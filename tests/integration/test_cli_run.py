@@ -755,6 +755,9 @@ def test_prepare_warns_of_a_lane_whose_program_is_not_on_path(cli: Cli, tmp_path
     assert "warning: lane coder runs 'no-such-agent-cli', which is not on this machine's " \
            "PATH" in done.stderr
     assert "warning: draft declare writes, which cannot be checked: " in done.stderr
+    quiet = cli.json("run", "prepare", "--workflow", str(fine))  # JSON: in the document
+    assert [w["message"][:22] for w in quiet["warnings"]] == ["draft declare writes, ",
+                                                               "lane coder runs 'no-su"]
     assert done.stdout.strip()  # the run id: a warning does not stop it
     checked = cli.run("run", "prepare", "--workflow", str(fine), "--dry-run")
     assert checked.stdout.strip().endswith("ready to run (see the warnings above)")
