@@ -38,11 +38,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", default=os.environ.get("STRIATUM_DSN"))
     parser.add_argument("--repo", type=Path, default=None,
-                        help="target repository (default: a new temporary folder)")
+                        help="target repository (default: a new temporary folder, removed "
+                             "at the end unless --keep)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary repository, to look at its artifacts")
     options = parser.parse_args()
     repo = options.repo or Path(tempfile.mkdtemp(prefix="striatum-demo-"))
+    try:
+        ok = drive(repo, options.dsn)
+    finally:
+        farewell(repo, created=options.repo is None, keep=options.keep, dsn=options.dsn)
+    if not ok:
+        sys.exit(1)
+
+
+def farewell(repo: Path, *, created: bool, keep: bool, dsn: str | None) -> None:
+    """Remove the temporary repository (unless kept), and say where the database is."""
+    if created and not keep:
+        shutil.rmtree(repo, ignore_errors=True)
+        print(f"removed the temporary repository {repo} (--keep keeps it)")
+    if not dsn:
+        print("the embedded PostgreSQL keeps running for the next command "
+              "(`striatum db status` says where); `striatum db stop` stops it")
+
+
+def drive(repo: Path, dsn: str | None) -> bool:
+    """The operator's loop over one run of code-change; whether it completed and doctor
+    found nothing."""
     shutil.copytree(HERE / "code-change", repo / "flow", dirs_exist_ok=True)
-    run = lambda *a: striatum(*a, repo=repo, dsn=options.dsn)  # noqa: E731
+    run = lambda *a: striatum(*a, repo=repo, dsn=dsn)  # noqa: E731
 
     prepared = run("run", "prepare", "--workflow", str(repo / "flow" / "workflow.json"),
                    "--start")
@@ -75,8 +99,7 @@ def main() -> None:
     print(f"doctor: {'all checks passed' if doctor['ok'] else 'PROBLEMS'} "
           f"({doctor['events']} events)")
     print(f"artifacts and manifest: {repo / status['artifact_root'] / run_id}")
-    if status["status"] != "completed" or not doctor["ok"]:
-        sys.exit(1)
+    return bool(status["status"] == "completed" and doctor["ok"])
 
 
 if __name__ == "__main__":

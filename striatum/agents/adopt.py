@@ -11,6 +11,11 @@ For each profile, what its CLI reads (see docs/agents.md for where each looks):
   headless), ``.codex/config.toml`` (read for a trusted project) with the striatum
   variables passed through and its tools approved (``codex exec`` refuses a call that
   changes anything, since it cannot ask);
+- the boundary between the agent's verbs and the human's (``Verb.human``): Claude
+  Code's ``.claude/settings.json`` allows the agent's tools and denies the human's
+  (``claude -p`` refuses every tool not allowed, and a deny outweighs any allow, the
+  user's ``mcp__striatum`` too); Gemini's and Codex's server entries include the
+  agent's tools and exclude the human's, which are then never offered;
 - ``.striatum/`` in ``.gitignore``.
 
 A user's own text is never rewritten: sections are marked, JSON and TOML are
@@ -22,8 +27,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..server.registry import VERBS, tool_name
 from . import skills
-from .files import FileChange, with_json_key, with_line, with_section, with_toml_table
+from .files import (
+    FileChange,
+    with_json_items,
+    with_json_key,
+    with_line,
+    with_section,
+    with_toml_table,
+)
 
 BEGIN = "<!-- striatum:begin (written by `striatum adopt`; edits between the markers are "\
         "replaced) -->"
@@ -34,6 +47,9 @@ MCP_ARGS = ["mcp", "serve", "--stdio"]
 # only by name (it starts one with a few variables of its own, HOME and PATH among them):
 # without them the server would answer from another database than the session's.
 PASSED = ["STRIATUM_DSN", "STRIATUM_HOME", "STRIATUM_ACTOR"]
+# The server's tools an agent may call, and those a human decides, from the registry.
+AGENT_TOOLS = [tool_name(verb) for verb in VERBS.values() if not verb.human]
+HUMAN_TOOLS = [tool_name(verb) for verb in VERBS.values() if verb.human]
 
 INSTRUCTIONS = """## striatum
 
@@ -54,19 +70,30 @@ def plan(repo: Path, profile: str, command: str = "striatum") -> list[FileChange
     if "claude_code" in names:
         planned += [with_line(repo / "CLAUDE.md", "@AGENTS.md"),
                     with_json_key(repo / ".mcp.json", ("mcpServers", SERVER),
-                                  {"type": "stdio", "command": command, "args": MCP_ARGS})]
+                                  {"type": "stdio", "command": command, "args": MCP_ARGS}),
+                    with_json_items(repo / ".claude" / "settings.json", {
+                        ("permissions", "allow"): [_claude(t) for t in AGENT_TOOLS],
+                        ("permissions", "deny"): [_claude(t) for t in HUMAN_TOOLS]})]
     if "gemini" in names:
         planned += [with_line(repo / "GEMINI.md", "@./AGENTS.md"),
                     with_json_key(repo / ".gemini" / "settings.json", ("mcpServers", SERVER),
-                                  {"command": command, "args": MCP_ARGS, "trust": True})]
+                                  {"command": command, "args": MCP_ARGS, "trust": True,
+                                   "includeTools": AGENT_TOOLS,
+                                   "excludeTools": HUMAN_TOOLS})]
     if "codex" in names:
         planned.append(with_toml_table(repo / ".codex" / "config.toml",
                                        ("mcp_servers", SERVER),
                                        {"command": command, "args": MCP_ARGS,
                                         "env_vars": PASSED, "default_tools_approval_mode":
-                                        "approve"}))
+                                        "approve", "enabled_tools": AGENT_TOOLS,
+                                        "disabled_tools": HUMAN_TOOLS}))
     planned.append(with_line(repo / ".gitignore", ".striatum/"))
     return _merged(planned)
+
+
+def _claude(tool: str) -> str:
+    """A Claude Code permission rule naming one tool of the striatum server."""
+    return f"mcp__{SERVER}__{tool}"
 
 
 def _merged(planned: list[FileChange]) -> list[FileChange]:

@@ -56,25 +56,57 @@ def with_json_key(path: Path, keys: tuple[str, ...], value: Any) -> FileChange:
     """``path`` (a JSON object file) with ``value`` set at ``keys``, every other key kept
     as it was. A file that is not a JSON object is refused, never overwritten."""
     before = read(path)
+    document = _json_object(path, before)
+    node = _json_node(path, document, keys[:-1])
+    if node.get(keys[-1]) == value:
+        return FileChange(path, before, before or "")
+    node[keys[-1]] = value
+    return FileChange(path, before, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def with_json_items(path: Path, lists: dict[tuple[str, ...], list[str]]) -> FileChange:
+    """``path`` (a JSON object file) with each list at ``keys`` holding its ``items``:
+    those missing are appended, the user's own entries kept in their order, every other
+    key kept as it was. A value there that is not a list is refused, never replaced."""
+    before = read(path)
+    document = _json_object(path, before)
+    changed = False
+    for keys, items in lists.items():
+        node = _json_node(path, document, keys[:-1])
+        found = node.setdefault(keys[-1], [])
+        if not isinstance(found, list):
+            raise UsageError(f"{path}: {'.'.join(keys)} is not a list; striatum will not "
+                             "rewrite it", hint="fix the file, then run the command again")
+        missing = [item for item in items if item not in found]
+        found += missing
+        changed = changed or bool(missing)
+    if not changed:
+        return FileChange(path, before, before or "")
+    return FileChange(path, before, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def _json_object(path: Path, text: str | None) -> dict[str, Any]:
     try:
-        document: Any = json.loads(before) if before and before.strip() else {}
+        document: Any = json.loads(text) if text and text.strip() else {}
     except ValueError as exc:
         raise UsageError(f"{path} is not valid JSON ({exc}); striatum will not rewrite it",
                          hint="fix or move the file, then run the command again") from exc
     if not isinstance(document, dict):
         raise UsageError(f"{path} holds a JSON {type(document).__name__}, not an object",
                          hint="fix or move the file, then run the command again")
+    return document
+
+
+def _json_node(path: Path, document: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The object at ``keys`` in ``document``, made when missing."""
     node = document
-    for key in keys[:-1]:
+    for key in keys:
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
             raise UsageError(f"{path}: {key!r} is not an object; striatum will not rewrite it",
                              hint="fix the file, then run the command again")
         node = child
-    if node.get(keys[-1]) == value:
-        return FileChange(path, before, before or "")
-    node[keys[-1]] = value
-    return FileChange(path, before, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    return node
 
 
 def with_toml_table(path: Path, keys: tuple[str, ...], value: dict[str, Any]) -> FileChange:

@@ -7,16 +7,17 @@ import click
 from ..errors import EXIT_OK
 from ..server import results
 from .output import emit_json, json_option
+from .refs import RUN, ResolvingGroup
 from .session import store
 
 
-@click.group()
+@click.group(cls=ResolvingGroup)
 def checkpoint() -> None:
     """Checkpoints: decide."""
 
 
 @checkpoint.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @click.argument("job_id")
 @click.argument("choice")
 @json_option

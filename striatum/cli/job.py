@@ -15,6 +15,7 @@ from ..compiler.ir import VERDICTS
 from ..errors import EXIT_OK
 from ..server import results
 from .output import emit_json, json_option
+from .refs import RUN, ResolvingGroup
 from .session import store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def held(func: F) -> F:
     """--run/--job/--lease, from the environment a lane provides."""
     for option in reversed([
-        click.option("--run", "run_id", envvar="STRIATUM_RUN", required=True,
+        click.option("--run", "run_id", envvar="STRIATUM_RUN", required=True, type=RUN,
                      help="The run (default: $STRIATUM_RUN)."),
         click.option("--job", "job_id", envvar="STRIATUM_JOB", required=True,
                      help="The job (default: $STRIATUM_JOB)."),
@@ -34,13 +35,22 @@ def held(func: F) -> F:
     return func
 
 
-@click.group()
+@click.group(cls=ResolvingGroup)
 def job() -> None:
-    """Jobs: claim, heartbeat, publish, verdict, complete, release, fail."""
+    """Jobs: claim, heartbeat, publish, verdict, complete, release, fail.
+
+    \b
+    Inside a lane the worker sets what these verbs read, so an agent need not pass it:
+      STRIATUM_RUN, STRIATUM_JOB, STRIATUM_LEASE  the run, the job and the lease token
+      STRIATUM_ARTIFACT_DIR  where the job's files go (its produces)
+      STRIATUM_ACTOR         who the audit rows name (default: user@host)
+      STRIATUM_DSN           the database (default: the embedded server)
+    """
 
 
 @job.command()
-@click.option("--run", "run_id", envvar="STRIATUM_RUN", required=True, help="The run.")
+@click.option("--run", "run_id", envvar="STRIATUM_RUN", required=True, type=RUN,
+              help="The run: its id, a unique part of it, or latest (default: $STRIATUM_RUN).")
 @click.option("--lane", default=None, help="Only a job of this lane.")
 @click.option("--owner", default=None, help="Who holds the lease (default: user@host:pid).")
 @click.option("--lease-seconds", default=300, show_default=True, type=click.IntRange(5, 86400),
@@ -68,6 +78,9 @@ def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
         click.echo(f"claimed {found.job} ({found.kind}, lane {found.lane}) in run {found.run}")
         click.echo(f"prompt:       {found.prompt_file}")
         click.echo(f"artifact dir: {found.artifact_dir}")
+        if found.produces:
+            click.echo(f"produces:     {', '.join(found.produces)} (write them to the artifact "
+                       "dir, then publish each)")
         click.echo(f"lease:        {found.token} (expires {found.expires_at:%H:%M:%S})")
         click.echo(f"export STRIATUM_RUN={found.run} STRIATUM_JOB={found.job} "
                    f"STRIATUM_LEASE={found.token}")

@@ -16,13 +16,14 @@ import click
 from .. import __version__
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, StriatumError, UsageError
 from .invocation import Invocation, current
-from .output import json_in_argv, write_error
+from .output import diagnostic_line, json_in_argv, write_error
 
 # name -> (module, attribute, one-line help). Subcommands are imported only
 # when used, so `striatum --help` and every verb pay for one noun's imports.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "workflow": ("workflow", "workflow", "Author, check and dry-run workflows (no database)."),
-    "run": ("run", "run", "Runs: prepare, start, status, list, events, waiting, cancel, resume."),
+    "run": ("run", "run", "Runs: prepare, start, work, status, list, events, waiting, cancel, "
+                          "resume, retry."),
     "job": ("job", "job", "Jobs: claim, heartbeat, publish, verdict, complete, release, fail."),
     "checkpoint": ("checkpoint", "checkpoint", "Checkpoints: decide."),
     "lane": ("lane", "lane", "Lanes: preset (a lane that runs claude, codex or gemini)."),
@@ -142,6 +143,13 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         return _interrupted("aborted", invocation.json or unparsed_json)
     except StriatumError as exc:
+        if not invocation.json:
+            # An invalid workflow met by a verb other than validate (run prepare): its
+            # diagnostics, as validate prints them, rather than a pointer to validate.
+            for found in exc.details.get("diagnostics") or []:
+                click.echo(diagnostic_line(found), err=True)
+            for found in exc.details.get("preflight") or []:
+                click.echo(f"{found['severity']}: {found['message']}", err=True)
         write_error(exc.message, exc.hint, exc.to_json(), as_json=invocation.json)
         return exc.exit_code
     except KeyboardInterrupt:

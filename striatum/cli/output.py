@@ -74,6 +74,14 @@ def format_diagnostic(d: Any, text: str = "") -> str:
     return "\n".join(out)
 
 
+def diagnostic_line(found: dict[str, Any]) -> str:
+    """A diagnostic from its JSON form (an error's details): ``file:line:col:
+    severity[CODE] message`` and its hint."""
+    where = f"{found.get('file')}:{found.get('line')}:{found.get('column')}"
+    line = f"{where}: {found.get('severity')}[{found.get('code')}] {found.get('message')}"
+    return line + (f"\n  hint: {found['hint']}" if found.get("hint") else "")
+
+
 def print_diagnostics(diagnostics: Iterable[Any], text: str = "", *, err: bool = True) -> None:
     for d in diagnostics:
         click.echo(format_diagnostic(d, text), err=err)

@@ -7,14 +7,21 @@ from typing import Any
 
 import click
 
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_NOT_COMPLETED, UsageError
+from ..errors import (
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_RUN_NOT_COMPLETED,
+    UsageError,
+)
 from ..runtime.machine import RUN_TERMINAL
 from ..server import results
 from .output import emit_json, json_option
+from .refs import RUN, ResolvingGroup
 from .session import settings, store
 
 
-@click.group()
+@click.group(cls=ResolvingGroup)
 def run() -> None:
     """Runs: prepare, start, work, status, list, events, waiting, cancel, resume, retry."""
 
@@ -63,23 +70,36 @@ def _show(view: Any, as_json: bool) -> int:
 
 def _summary(view: Any) -> str:
     doc = view.to_json()
+    granted = (f" (+{doc['granted']} granted by a human)" if doc["granted"] else "")
     lines = [f"run {doc['run']} ({doc['workflow']}): {doc['status']}"
-             + (f", blocked on {doc['blocked_on']}" if doc["blocked_on"] else ""),
-             f"  executions {doc['executions']} of at most {doc['worst_case']}"]
+             + (f", blocked on {doc['blocked_on']}" if doc["blocked_on"] else "")
+             + (f": {doc['reason']}" if doc["reason"] else ""),
+             f"  executions {doc['executions']} of at most {doc['worst_case']}{granted}"]
     for job in doc["jobs"]:
         extra = []
         if job["iteration"]:
-            extra.append(f"iteration {job['iteration']}")
+            extra.append(f"pass {job['iteration'] + 1}")
         if job["attempt"]:
             extra.append(f"attempt {job['attempt'] + 1}")
         if job["lease_owner"]:
-            extra.append(f"held by {job['lease_owner']}")
+            until = job["lease_expires_at"]
+            extra.append(f"held by {job['lease_owner']}"
+                         + (f" until {until[11:19]} UTC" if until else ""))
         if job["chosen"]:
             extra.append(f"chose {job['chosen']}")
         if job["verdict"]:
             extra.append(job["verdict"])
         detail = f" ({', '.join(extra)})" if extra else ""
         lines.append(f"  {job['job']:<24} {job['status']:<18} {job['lane']}{detail}")
+        if job["status"] == "failed" and job["reason"]:
+            lines.append(f"    why: {job['reason']}")
+        if job["status"] in ("failed", "leased") and job["log"]:
+            lines.append(f"    log: {job['log']}")
+        if "choices" in job:
+            lines.append(f"    asks: {job['title'] or job['job']}; choices: "
+                         + ", ".join(job["choices"]))
+            lines.append(f"    answer: striatum checkpoint decide {doc['run']} {job['job']} "
+                         + "|".join(job["choices"]))
     return "\n".join(lines)
 
 
@@ -94,23 +114,49 @@ def _summary(view: Any) -> str:
               help="Replace a lane for this run: a lane object or an argv list, e.g. "
                    """'coder=["codex","exec","-"]' (repeatable; pinned in the digest).""")
 @click.option("--start", "start_now", is_flag=True, help="Start the run right away.")
+@click.option("--allow-dirty", is_flag=True,
+              help="With --start: start even where the jobs' writes hold uncommitted changes.")
+@click.option("--dry-run", is_flag=True,
+              help="Only check what can be known before a run (no database, no run).")
 @json_option
 def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
-            lane_overrides: tuple[str, ...], start_now: bool, as_json: bool) -> int:
+            lane_overrides: tuple[str, ...], start_now: bool, allow_dirty: bool,
+            dry_run: bool, as_json: bool) -> int:
     """Compile WORKFLOW, pin it, and create a run of it; prints the run id."""
     from ..runtime import runs
 
     repo, _ = settings()
     # Arguments are checked before a database is looked for.
     overrides, lanes = _pairs(variables), _lanes(lane_overrides)
+    # What can be known now: its errors refuse the run (prepare checks them again, for
+    # every caller), its warnings are said.
+    findings = runs.preflight_of(workflow_file, repo, overrides=overrides, lanes=lanes)
+    if dry_run:
+        errors = [f for f in findings if f.severity == "error"]
+        if as_json:
+            emit_json({"workflow": workflow_file, "ok": not errors,
+                       "findings": [f.to_json() for f in findings]})
+        else:
+            for finding in findings:
+                click.echo(finding.line(), err=True)
+            click.echo(f"{workflow_file}: " + ("a run would fail (see above)" if errors
+                                               else "ready to run"
+                                               + (" (see the warnings above)" if findings
+                                                  else "")))
+        return EXIT_INVALID if errors else EXIT_OK
+    if not as_json:
+        for finding in findings:
+            if finding.severity == "warning":
+                click.echo(finding.line(), err=True)
     with store() as opened:
         run_id = runs.prepare(opened, workflow_file, repo, overrides=overrides,
                               artifact_root=artifact_root, lanes=lanes)
         if start_now:
-            runs.start(opened, run_id)
+            runs.start(opened, run_id, allow_dirty=allow_dirty)
         view = runs.status(opened, run_id)
     if as_json:
-        emit_json(results.prepared(run_id, view))
+        emit_json({**results.prepared(run_id, view),
+                   "warnings": [f.to_json() for f in findings if f.severity == "warning"]})
     else:
         click.echo(run_id)
     return EXIT_OK
@@ -134,22 +180,25 @@ def _working(func: Any) -> Any:
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
+@click.option("--allow-dirty", is_flag=True,
+              help="Start even where the jobs' writes hold uncommitted changes.")
 @_working
 @json_option
-def start(run_id: str, wait: bool, concurrency: int, lease_seconds: int, until_human: bool,
-          as_json: bool) -> int:
-    """Start a prepared run: its first jobs become ready (with --wait, run them)."""
+def start(run_id: str, allow_dirty: bool, wait: bool, concurrency: int, lease_seconds: int,
+          until_human: bool, as_json: bool) -> int:
+    """Start a prepared run: its first jobs become ready (with --wait, run them). Refused
+    while the files its jobs write hold uncommitted changes, unless --allow-dirty."""
     from ..runtime import runs
 
     with store() as opened:
-        runs.start(opened, run_id)
+        runs.start(opened, run_id, allow_dirty=allow_dirty)
         dsn = opened.dsn
     return _then(run_id, dsn, wait, concurrency, lease_seconds, until_human, as_json)
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64),
               help="Jobs run at once.")
 @click.option("--lease-seconds", default=60, show_default=True, type=click.IntRange(5, 86400))
@@ -184,13 +233,17 @@ def _then(run_id: str, dsn: str, wait: bool, concurrency: int, lease_seconds: in
     # dropped (a server restart the worker rode out).
     with store() as opened:
         view = runs.status(opened, run_id)
-        waiting = runs.waiting(opened, run_id) if wait else []
+        waiting = runs.waiting(opened, run_id) if wait or not as_json else []
     if as_json:
         emit_json(view.to_json())
     else:
         click.echo(_summary(view))
         if wait:
             click.echo(_after_waiting(view, waiting, interrupted))
+        elif view.run.status not in RUN_TERMINAL:
+            # Nothing works a run by itself: say which verb does (after a resume's
+            # revise, a retry, or a start without --wait).
+            click.echo(f"next: {_where_it_stands(view, waiting)}", err=True)
     if interrupted:
         return EXIT_INTERRUPTED
     if wait and view.run.status != "completed":
@@ -232,7 +285,7 @@ def _where_it_stands(view: Any, waiting: list[Any]) -> str:
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @json_option
 def status(run_id: str, as_json: bool) -> int:
     """Show a run and each of its jobs."""
@@ -254,10 +307,14 @@ def list_(all_repos: bool, limit: int, as_json: bool) -> int:
     repo, _ = settings()
     with store() as opened:
         found = runs.list_runs(opened, None if all_repos else repo, limit)
+        elsewhere = not found and not all_repos and bool(runs.list_runs(opened, None, 1))
     if as_json:
         emit_json(results.run_list(found))
     elif not found:
-        click.echo("no runs yet: `striatum run prepare --workflow FILE`", err=True)
+        click.echo(("no runs of this repository yet" if not all_repos else "no runs yet")
+                   + ": `striatum run prepare --workflow FILE`"
+                   + ("; other repositories have runs: `striatum run list --all`"
+                      if elsewhere else ""), err=True)
     else:
         for r in found:
             click.echo(f"{r['run']}  {r['status']:<10} {r['workflow']:<24} "
@@ -266,7 +323,7 @@ def list_(all_repos: bool, limit: int, as_json: bool) -> int:
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @json_option
 def waiting(run_id: str, as_json: bool) -> int:
     """List the jobs of a run that wait for a human, and the command that answers each."""
@@ -286,7 +343,7 @@ def waiting(run_id: str, as_json: bool) -> int:
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @click.option("--after", default=0, show_default=True, help="Only events after this seq.")
 @click.option("--follow", is_flag=True, help="Keep printing new events until the run ends.")
 @json_option
@@ -330,7 +387,7 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @click.option("--reason", default="cancelled by a human", show_default=True)
 @json_option
 def cancel(run_id: str, reason: str, as_json: bool) -> int:
@@ -344,7 +401,7 @@ def cancel(run_id: str, reason: str, as_json: bool) -> int:
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @click.option("--decision", required=True, type=click.Choice(["accept", "fail", "revise"]),
               help="Accept the escalated review, fail the run, or grant one more revision.")
 @click.option("--reason", default="", help="Why (recorded in the event).")
@@ -364,7 +421,7 @@ def resume(run_id: str, decision: str, reason: str, wait: bool, concurrency: int
 
 
 @run.command()
-@click.argument("run_id")
+@click.argument("run_id", type=RUN)
 @click.option("--job", "job_id", default=None,
               help="The failed job (a failed run has one): refused if it is not that one.")
 @click.option("--reason", default="retried by a human", show_default=True,

@@ -10,6 +10,7 @@ import click
 
 from ..errors import EXIT_ATTEMPT_FAILED, EXIT_OK
 from .output import emit_json, json_option
+from .refs import RUN, ResolvingCommand
 from .session import store
 
 
@@ -48,8 +49,9 @@ def work_run(dsn: str, run_id: str, concurrency: int, lease_seconds: int,
     return bool(signalled)
 
 
-@click.command()
-@click.option("--run", "run_id", default=None, help="Only this run (default: every run).")
+@click.command(cls=ResolvingCommand)
+@click.option("--run", "run_id", default=None, type=RUN,
+              help="Only this run (default: every run).")
 @click.option("--lanes", default=None, help="Only these lanes, comma-separated.")
 @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Jobs run at once.")

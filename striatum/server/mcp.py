@@ -46,7 +46,7 @@ from mcp_types import ResourceTemplate as MCPResourceTemplate
 from .. import __version__
 from ..errors import NotFound, StriatumError, UsageError
 from . import registry
-from .registry import Capability, Resource, Session, Verb
+from .registry import Capability, Resource, Session, Verb, tool_name
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver.context import Context
@@ -70,10 +70,6 @@ def actor() -> str:
     from ..runtime.audit import default_actor
 
     return f"{default_actor()} mcp"
-
-
-def tool_name(verb: Verb) -> str:
-    return verb.name.replace(".", "_")
 
 
 def tool(verb: Verb) -> Tool:

@@ -2,9 +2,9 @@
 
 A verb is its name, a one-line summary, the JSON Schema of its parameters
 and of its result, the capability a caller must hold, whether it changes the
-record, and its call: an adapter that binds validated parameters to a core
-function (``runtime.runs``, ``runtime.leases``, ``runtime.doctor``, the
-compiler's public face) and returns the document ``results`` shapes, the one
+record, whether it is a human's decision, and its call: an adapter that binds
+validated parameters to a core function (``runtime.runs``, ``runtime.leases``,
+``runtime.doctor``, the compiler's public face) and returns the document ``results`` shapes, the one
 the CLI's ``--json`` prints for the same verb. Every face (the MCP server
 today) is generated from ``VERBS``: a verb added here appears there with the
 same checks.
@@ -95,6 +95,10 @@ class Verb:
     # Parameters that name a file: a face serving another process resolves a relative
     # one against that caller's working directory, not its own.
     paths: tuple[str, ...] = ()
+    # A decision the workflow leaves to a human (a checkpoint's answer, an escalation's,
+    # a retry, a cancel): the agent configs ``striatum adopt`` writes withhold it from
+    # the agent, whatever else they allow (docs/agents.md).
+    human: bool = False
 
     def permitted(self, held: Capability) -> bool:
         return self.capability in COVERS[held]
@@ -135,6 +139,11 @@ def _signature(params: Schema) -> str:
     return ", ".join(names) + optional if names else "no parameters"
 
 
+def tool_name(verb: Verb) -> str:
+    """The verb's name where a dot cannot be (an MCP tool's name): ``job_claim``."""
+    return verb.name.replace(".", "_")
+
+
 def permitted(held: Capability) -> list[Verb]:
     """The verbs a caller holding ``held`` may call, in the table's order."""
     return [verb for verb in VERBS.values() if verb.permitted(held)]
@@ -151,14 +160,14 @@ def _run_prepare(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     run_id = runs.prepare(session.store, p["workflow"], session.repo, overrides=p["vars"],
                           artifact_root=p["artifact_root"], lanes=lanes)
     if p["start"]:
-        runs.start(session.store, run_id)
+        runs.start(session.store, run_id, allow_dirty=p["allow_dirty"])
     return results.prepared(run_id, runs.status(session.store, run_id))
 
 
 def _run_start(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
-    runs.start(session.store, p["run"])
+    runs.start(session.store, p["run"], allow_dirty=p["allow_dirty"])
     return runs.status(session.store, p["run"]).to_json()
 
 
@@ -327,10 +336,16 @@ _DECLARED = [
                                       "or an argv list (pinned in the digest).",
                        "default": {}},
              "start": s.flag("Start the run right away."),
+             "allow_dirty": s.flag("With start: start even where the jobs' writes hold "
+                                   "uncommitted changes."),
          }, "workflow"),
          s.PREPARED, "principal", True, _run_prepare, paths=("workflow",)),
-    Verb("run.start", "Start a prepared run: its first jobs become ready.",
-         s.params({"run": s.RUN}, "run"), s.RUN_VIEW, "principal", True, _run_start),
+    Verb("run.start", "Start a prepared run: its first jobs become ready (refused while "
+         "the files its jobs write hold uncommitted changes, unless allow_dirty).",
+         s.params({"run": s.RUN,
+                   "allow_dirty": s.flag("Start even where the jobs' writes hold "
+                                         "uncommitted changes.")}, "run"),
+         s.RUN_VIEW, "principal", True, _run_start),
     Verb("run.status", "Show a run and each of its jobs.",
          s.params({"run": s.RUN}, "run"), s.RUN_VIEW, "viewer", False, _run_status),
     Verb("run.list", "List the newest runs of the repository (with all, of every one).",
@@ -346,21 +361,21 @@ _DECLARED = [
     Verb("run.cancel", "Cancel a run and every job still live in it.",
          s.params({"run": s.RUN, "reason": {**_REASON, "default": "cancelled by a human"}},
                   "run"),
-         s.RUN_VIEW, "principal", True, _run_cancel),
+         s.RUN_VIEW, "principal", True, _run_cancel, human=True),
     Verb("run.resume", "Answer a run blocked by an escalation (a review whose revision "
          "budget is spent): accept, fail, or grant one more revision.",
          s.params({"run": s.RUN,
                    "decision": s.one_of("The decision.", ["accept", "fail", "revise"]),
                    "reason": s.text("Why (default: 'human decided DECISION').", default="")},
                   "run", "decision"),
-         s.RUN_VIEW, "principal", True, _run_resume),
+         s.RUN_VIEW, "principal", True, _run_resume, human=True),
     Verb("run.retry", "Run a failed run again from its failed job, with a fresh attempt "
          "budget (that job and what its failure cancelled run again); a human's decision.",
          s.params({"run": s.RUN,
                    "job": s.optional(s.name("The failed job: refused if it is not it.")),
                    "reason": s.text("Why (default: 'retried by a human').", default="")},
                   "run"),
-         s.RUN_VIEW, "principal", True, _run_retry),
+         s.RUN_VIEW, "principal", True, _run_retry, human=True),
     Verb("run.waiting", "The jobs of a run that wait for a human, and the command that "
          "answers each.",
          s.params({"run": s.RUN}, "run"), s.RUN_WAITING, "viewer", False, _run_waiting),
@@ -399,7 +414,7 @@ _DECLARED = [
          "not chosen are skipped.",
          s.params({"run": s.RUN, "job": s.JOB, "choice": s.name("The choice.")},
                   "run", "job", "choice"),
-         s.DECIDED, "principal", True, _checkpoint_decide),
+         s.DECIDED, "principal", True, _checkpoint_decide, human=True),
     Verb("workflow.validate", "Check a workflow against the contract and prove it "
          "terminates (no database).",
          s.params({"file": s.FILE, "syntax": s.SYNTAX}, "file"),

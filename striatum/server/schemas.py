@@ -87,12 +87,21 @@ JOB_VIEW = document({
     "job": STRING, "kind": STRING, "lane": STRING, "status": STRING, "iteration": INTEGER,
     "attempt": INTEGER, "executions": INTEGER, "fence": INTEGER,
     "lease_owner": NULLABLE_STRING, "lease_expires_at": NULLABLE_STRING,
-    "chosen": NULLABLE_STRING, "verdict": NULLABLE_STRING, "reason": NULLABLE_STRING})
+    "chosen": NULLABLE_STRING, "verdict": NULLABLE_STRING, "reason": NULLABLE_STRING,
+    # The newest lane log published for the job (repository-relative), if any.
+    "log": NULLABLE_STRING,
+    # Only for a checkpoint waiting for its decision.
+    "title": NULLABLE_STRING, "choices": STRINGS},
+    "job", "kind", "lane", "status", "iteration", "attempt", "executions", "fence",
+    "lease_owner", "lease_expires_at", "chosen", "verdict", "reason", "log")
 
 RUN_VIEW_FIELDS: dict[str, Schema] = {
     "run": STRING, "workflow": STRING, "digest": STRING, "status": STRING, "repo": STRING,
-    "artifact_root": STRING, "blocked_on": NULLABLE_STRING, "executions": INTEGER,
-    "worst_case": INTEGER, "jobs": {"type": "array", "items": JOB_VIEW},
+    "artifact_root": STRING, "blocked_on": NULLABLE_STRING,
+    "reason": NULLABLE_STRING,  # why the run failed or was cancelled
+    "executions": INTEGER, "worst_case": INTEGER,
+    "granted": INTEGER,  # passes humans granted beyond the plan
+    "jobs": {"type": "array", "items": JOB_VIEW},
     "chain_head": nullable(document({"seq": INTEGER, "hash": STRING}))}
 RUN_VIEW = document(RUN_VIEW_FIELDS)
 PREPARED = document({"run_id": STRING, **RUN_VIEW_FIELDS})

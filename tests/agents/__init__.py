@@ -65,7 +65,9 @@ The tests
     repository ``striatum adopt`` wired up, and drives a run through the striatum MCP
     server's tools (``Mcp`` calls, whose arguments name what earlier results said).
     ``test_adopt_agents``: after ``adopt``, each CLI lists the skill and the server's
-    tools to its model, and examples/code-change runs on its presets there. Each
+    tools to its model, and examples/code-change runs on its presets there.
+    ``test_adopt_boundary``: after ``adopt``, each CLI may call the agent's tools and
+    not the human's, and the refused call leaves the record as it was. Each
     skips, with one line saying why, when its CLIs are not installed or the sandbox
     cannot be made; each has its own timeout.
 

@@ -236,15 +236,20 @@ class Bench:
     def sandboxed(self, command: list[str], script: Script, timeout: float = 300,
                   env: dict[str, str] | None = None, stdin: str | None = None,
                   cwd: Path | None = None,
-                  meanwhile: Callable[[Callable[[], bool]], None] | None = None) -> Ran:
+                  meanwhile: Callable[[Callable[[], bool]], None] | None = None,
+                  home_files: dict[str, str] | None = None) -> Ran:
         """Run ``command`` (in the repository, with ``stdin`` on its standard input) to its
         end inside the sandbox, the fakes following ``script``; ``meanwhile`` as for
-        ``work``."""
+        ``work``; ``home_files`` (a path in the home: its text) are there before it starts,
+        as a user's own would be."""
         self._worked += 1
         place = self.root / f"sandbox-{self._worked}"
         place.mkdir(parents=True)
         home = place / "home"
         home.mkdir()
+        for name, text in (home_files or {}).items():
+            (home / name).parent.mkdir(parents=True, exist_ok=True)
+            (home / name).write_text(text)
         given = {"PATH": f"{AGENT_BIN}:{STRIATUM.parent}:{SYSTEM_PATH}", "LANG": "C.UTF-8",
                  "STRIATUM_DSN": self.dsn, **(env or {})}
         if os.environ.get("STRIATUM_HOME"):

@@ -88,8 +88,10 @@ UNPERMITTED: dict[str, dict[str, Any]] = {
 # standard input, with the flags that let it call the striatum MCP server's tools (and
 # write files) without asking: docs/agents.md, "An agent as the operator".
 OPERATOR: dict[str, tuple[list[str], dict[str, str]]] = {
+    # --settings: the permissions adopt wrote, which Claude Code otherwise applies only in
+    # a folder someone trusted (its allow rules name the agent's tools, no more).
     "claude": (["claude", "-p", "--permission-mode", "acceptEdits",
-                "--allowedTools=mcp__striatum Read Edit Write"],
+                "--settings", ".claude/settings.json", "--allowedTools=Read Edit Write"],
                {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}),
     # --trust: codex reads a project's .codex/config.toml (where adopt registers the
     # server) only in a trusted project.

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from striatum.server.mcp import tool_name
-from striatum.server.registry import VERBS
+from striatum.agents.adopt import AGENT_TOOLS
 
 from .harness import SYSTEM_PATH, Bench, adopt, mcp_document, mcp_failed
 from .lanes import OPERATOR, PROFILE, VENDORS
@@ -28,7 +27,8 @@ SKILL_FILE = {"claude": ".claude/skills/striatum/SKILL.md",
               "codex": ".agents/skills/striatum/SKILL.md",
               "gemini": ".agents/skills/striatum/SKILL.md"}
 SKILL_TOOL = {"claude": "Skill", "codex": "exec", "gemini": "activate_skill"}
-TOOLS = sorted(tool_name(verb) for verb in VERBS.values())
+# The tools offered: the agent's; adopt's config withholds the human's (test_adopt_boundary).
+TOOLS = sorted(AGENT_TOOLS)
 
 
 def commit_all(repo: Path, message: str) -> None:

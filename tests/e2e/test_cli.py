@@ -178,9 +178,15 @@ def test_lint_sarif_and_strict(cli: Cli, tmp_path: Path) -> None:
 def test_fmt_check_and_write(cli: Cli, tmp_path: Path) -> None:
     wf = tmp_path / "w.json"
     wf.write_text('{"name":"w","lanes":{"a":{"command":["x"]}},"jobs":[{"id":"j","lane":"a"}]}')
-    assert cli("workflow", "fmt", "--check", str(wf)).returncode == 2
+    checked = cli("workflow", "fmt", "--check", str(wf))
+    assert checked.returncode == 2
+    # What would change, as a unified diff a user can read (and `patch` could apply).
+    assert checked.stdout.startswith(f"--- {wf} (as it is)\n+++ {wf} (formatted)\n@@ ")
+    assert "\n\\ No newline at end of file\n" in checked.stdout
+    assert '\n+  "name": "w",\n' in checked.stdout
     assert cli("workflow", "fmt", "--write", str(wf)).returncode == 0
-    assert cli("workflow", "fmt", "--check", str(wf)).returncode == 0
+    unchanged = cli("workflow", "fmt", "--check", str(wf))
+    assert (unchanged.returncode, unchanged.stdout) == (0, "")
     assert cli("workflow", "fmt", "--write", "--to", "dsl", str(wf)).returncode == 1
 
 
@@ -196,6 +202,22 @@ def test_init_each_style(cli: Cli, tmp_path: Path, style: str) -> None:
     assert again.returncode == 4 and "--force" in again.stderr
     assert cli("workflow", "init", "--force", "--style", style,
                str(tmp_path / "json")).returncode == 0
+    assert not (tmp_path / ".gitignore").exists()  # no git repository: nothing to ignore
+
+
+def test_init_in_a_git_repository_ignores_the_scratch_and_says_what_to_commit(
+        cli: Cli, tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("node_modules/", encoding="utf-8")  # the user's
+    created = cli("workflow", "init", "flow")
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / ".gitignore").read_text() == "node_modules/\n.striatum/\n"
+    assert "added .striatum/ to .gitignore (striatum's scratch: never commit it)" in created.stdout
+    assert "commit: flow/ (the workflow) and, once runs have ended, striatum/runs/" \
+        in created.stdout
+    again = cli("workflow", "init", "--force", "flow", "--json")
+    assert json.loads(again.stdout)["gitignore"] is None  # already there: left alone
+    assert (tmp_path / ".gitignore").read_text() == "node_modules/\n.striatum/\n"
 
 
 def test_compile_redirected_to_a_file_hashes_to_the_printed_digest(tmp_path: Path) -> None:
@@ -206,3 +228,11 @@ def test_compile_redirected_to_a_file_hashes_to_the_printed_digest(tmp_path: Pat
                               stderr=subprocess.PIPE, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stderr == f"sha256:{hashlib.sha256(out.read_bytes()).hexdigest()}\n"
+
+
+def test_the_agent_verbs_help_names_the_variables_they_read(cli: Cli) -> None:
+    said = cli("job", "--help").stdout
+    for name in ("STRIATUM_RUN", "STRIATUM_JOB", "STRIATUM_LEASE", "STRIATUM_ARTIFACT_DIR",
+                 "STRIATUM_ACTOR", "STRIATUM_DSN"):
+        assert name in said, name
+    assert "$STRIATUM_LEASE" in cli("job", "complete", "--help").stdout

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -168,3 +169,18 @@ def test_a_lost_password_file_is_named_with_the_way_back(
                    encoding="utf-8")
     assert embedded("run", "list") == {"runs": []}
     assert "trust" not in hba.read_text(encoding="utf-8").replace("# Written", "")
+
+
+def test_the_server_runs_from_a_copy_in_the_home_not_from_the_virtualenv(
+        embedded: Embedded) -> None:
+    """A backend loads plpgsql from the install the first time it needs it: run from the
+    virtualenv, the server would break when that virtualenv is removed (make clean)."""
+    import psutil
+
+    embedded("run", "list")
+    home = _home_of(embedded("db", "url")["dsn"])
+    pid = embedded("db", "status")["pid"]
+    program = Path(psutil.Process(pid).exe())
+    assert program.is_relative_to(home / "pgsql"), program
+    assert sys.prefix not in str(program)
+    assert embedded("doctor")["ok"] is True  # plpgsql works from the copy

@@ -16,8 +16,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from striatum.server.mcp import tool_name
-from striatum.server.registry import VERBS
+from striatum.server.registry import VERBS, tool_name
 
 from .conftest import Cli, executable
 

@@ -257,6 +257,9 @@ def test_a_claim_that_finds_nothing_says_why(cli: Cli, tmp_path: Path) -> None:
     draft = cli.claim(prepared)
     idle = cli.json("job", "claim", "--run", prepared)
     assert (idle["reason"], idle["in_flight"]) == ("nothing_ready_yet", ["draft"])
+    # Who holds it, and until when by the database's clock.
+    until = draft["expires_at"][11:19]
+    assert f"(held by cli-agent until {until} UTC)" in cli.run("run", "status", prepared).stdout
     said = cli.run("job", "claim", "--run", prepared)
     assert said.stdout == ""
     assert said.stderr.startswith("not claimed (nothing_ready_yet): nothing of run ")
@@ -545,3 +548,235 @@ def test_run_cancel_stops_the_lane_at_once_not_at_the_next_heartbeat(
     finally:
         procs.close()
     assert cli.status(run_id)["status"] == "cancelled"
+
+
+# -- run status: what a person needs to act -------------------------------------------------
+
+def test_status_says_why_a_run_failed_and_where_the_log_is(cli: Cli, tmp_path: Path) -> None:
+    run_id = prepare_with_lanes(cli, copy_example("minimal", tmp_path),
+                                agent=[sys.executable, "-c",
+                                       "import sys; print('the tool is broken'); sys.exit(3)"])
+    cli.run("run", "start", run_id, "--wait", expect=7)
+    doc = cli.status(run_id)
+    [job] = doc["jobs"]
+    assert (doc["status"], job["status"]) == ("failed", "failed")
+    assert doc["reason"] and job["reason"] and "exit" in job["reason"]
+    assert job["log"] and job["log"].endswith(f"logs/{job['job']}.log")
+    assert "the tool is broken" in (cli.repo / job["log"]).read_text(encoding="utf-8")
+    text = cli.run("run", "status", run_id).stdout
+    assert f"run {run_id} (minimal): failed: {doc['reason']}" in text
+    assert f"    why: {job['reason']}" in text and f"    log: {job['log']}" in text
+    assert f"attempt {job['attempt'] + 1}" in text  # attempts and passes count from 1
+
+
+def test_status_shows_a_waiting_checkpoint_and_a_granted_pass(cli: Cli, tmp_path: Path) -> None:
+    run_id = prepare_with_lanes(cli, copy_example("human-checkpoint", tmp_path),
+                                analyst=fake("work"), reviewer=fake("review"))
+    cli.run("run", "start", run_id, "--wait", "--until-human", expect=7)
+    decide = next(j for j in cli.status(run_id)["jobs"] if j["job"] == "decide")
+    assert set(decide["choices"]) == {"continue", "cancel"}
+    text = cli.run("run", "status", run_id).stdout
+    assert f"    asks: {decide['title'] or 'decide'}; choices: " in text
+    assert f"    answer: striatum checkpoint decide {run_id} decide " in text
+
+    blocked = prepare_with_lanes(cli, copy_example("code-change", tmp_path / "again"),
+                                 coder=fake("work"), reviewer=ALWAYS_REVISE)
+    cli.run("run", "start", blocked, "--wait", expect=7)
+    cli.run("run", "resume", blocked, "--decision", "revise", "--wait", expect=7)
+    doc = cli.status(blocked)
+    assert doc["granted"] == 2  # draft and check ran once more, by a human's grant
+    assert doc["executions"] > doc["worst_case"]
+    assert (f"executions {doc['executions']} of at most {doc['worst_case']} "
+            "(+2 granted by a human)") in cli.run("run", "status", blocked).stdout
+
+
+def test_a_run_is_named_by_latest_or_a_unique_part_of_its_id(cli: Cli, tmp_path: Path) -> None:
+    first = cli.prepare(copy_example("minimal", tmp_path / "a"))
+    second = cli.prepare(copy_example("minimal", tmp_path / "b"))
+    assert cli.status("latest")["run"] == second
+    assert cli.status(first[-6:])["run"] == first  # the random tail
+    assert cli.json("job", "claim", "--run", second[-6:])["run"] == second
+    ambiguous = cli.json("run", "status", first[:8], expect=1)  # both began that day
+    assert "names more than one run" in ambiguous["message"]
+    assert first in ambiguous["message"] and second in ambiguous["message"]
+    missing = cli.json("run", "status", "ffffffffff", expect=3)
+    assert missing["error"] == "not_found"
+
+
+def test_shell_completion_offers_latest_and_the_repositorys_runs(
+        cli: Cli, tmp_path: Path) -> None:
+    run_id = cli.prepare(copy_example("minimal", tmp_path))
+    env = {**cli.env, "_STRIATUM_COMPLETE": "bash_complete",
+           "COMP_WORDS": f"striatum --repo {cli.repo} run status ", "COMP_CWORD": "5"}
+    done = subprocess.run([str(EXECUTABLE)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    offered = [line.split(",", 1)[1] for line in done.stdout.splitlines()]
+    assert offered[:2] == ["latest", run_id], done.stdout + done.stderr
+
+
+def test_prepare_of_an_invalid_workflow_prints_its_diagnostics(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x", "lanes": {"a": {"command": ["true"]}},\n'
+                   ' "jobs": [{"id": "j", "lane": "b", "prompt": {"text": "x"}}]}\n')
+    done = cli.run("run", "prepare", "--workflow", str(bad), expect=2)
+    assert f"{bad}:2:" in done.stderr and "error[STR201]" in done.stderr
+    assert "hint: declared lanes: a" in done.stderr
+    assert "is not a valid workflow (1 error): no run was prepared" in done.stderr
+    assert cli.json("run", "list") == {"runs": []}
+
+
+def test_run_list_of_a_repository_without_runs_points_at_all(cli: Cli, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    cli.prepare(copy_example("minimal", tmp_path))
+    done = subprocess.run([str(EXECUTABLE), "--repo", str(other), "run", "list"], env=cli.env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == ""
+    assert done.stderr.strip() == (
+        "no runs of this repository yet: `striatum run prepare --workflow FILE`; other "
+        "repositories have runs: `striatum run list --all`")
+
+
+def test_a_claim_says_what_the_job_must_produce(cli: Cli, tmp_path: Path) -> None:
+    run_id = cli.prepare(copy_example("code-change", tmp_path))
+    said = cli.run("job", "claim", "--run", run_id).stdout
+    assert "produces:     draft.md (write them to the artifact dir, then publish each)" in said
+
+
+def test_job_complete_refuses_changes_outside_the_jobs_writes(cli: Cli, tmp_path: Path) -> None:
+    """The operator's path holds a job to its writes globs as a worker does."""
+    subprocess.run(["git", "init", "-q", str(cli.repo)], check=True)
+    (cli.repo / "README.md").write_text("before\n", encoding="utf-8")
+    workflow = tmp_path / "flow" / "workflow.json"
+    workflow.parent.mkdir()
+    workflow.write_text(json.dumps({
+        "name": "scoped", "lanes": {"me": {"kind": "operator"}},
+        "jobs": [{"id": "change", "lane": "me", "prompt": {"text": "change src"},
+                  "writes": ["src/**"]}]}), encoding="utf-8")
+    run_id = cli.prepare(workflow)
+    claim = cli.claim(run_id)
+    (cli.repo / "src").mkdir()
+    (cli.repo / "src" / "a.py").write_text("print('a')\n", encoding="utf-8")
+    (cli.repo / "README.md").write_text("after\n", encoding="utf-8")  # dirty before, too
+    refused = cli.json("job", "complete", *cli.held(claim), expect=4)
+    assert refused["message"] == ("'change' changed files outside its writes globs "
+                                  "(src/**): README.md")
+    assert refused["details"]["paths"] == ["README.md"]
+    (cli.repo / "README.md").write_text("before\n", encoding="utf-8")
+    done = cli.json("job", "complete", *cli.held(claim))
+    assert (done["status"], done["run_status"]) == ("succeeded", "completed")
+
+
+# A coder whose first attempt edits files in its writes and then fails; the second
+# writes one file and succeeds.
+FLAKY_EDITOR = [sys.executable, "-c", """
+import os, pathlib, sys
+repo = pathlib.Path(os.environ["STRIATUM_REPO"])
+if os.environ["STRIATUM_ATTEMPT"] == "0":
+    (repo / "src" / "half.py").write_text("half done")
+    (repo / "src" / "kept.py").write_text("mangled by the failed attempt")
+    (repo / "src" / "tracked.py").write_text("mangled too")
+    sys.exit("the agent crashed")
+(repo / "src" / "whole.py").write_text("done")
+"""]
+
+
+def test_a_retry_starts_from_where_the_pass_started_not_on_the_failed_attempts_edits(
+        cli: Cli, tmp_path: Path) -> None:
+    repo = cli.repo
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "src").mkdir()
+    (repo / "src" / "tracked.py").write_text("committed\n", encoding="utf-8")
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t",
+                    "commit", "-qm", "base"], check=True)
+    # Uncommitted work already there when the pass starts (an earlier job's, say).
+    (repo / "src" / "kept.py").write_text("an earlier job's work\n", encoding="utf-8")
+    workflow = tmp_path / "flow" / "workflow.json"
+    workflow.parent.mkdir()
+    workflow.write_text(json.dumps({
+        "name": "edit", "lanes": {"coder": {"command": FLAKY_EDITOR}},
+        "jobs": [{"id": "change", "lane": "coder", "prompt": {"text": "change src"},
+                  "writes": ["src/**"], "max_attempts": 2}]}), encoding="utf-8")
+    run_id = prepare_with_lanes(cli, workflow)
+    # Uncommitted work where the job writes: not started unless the user says so.
+    refused = cli.json("run", "start", run_id, expect=4)
+    assert refused["message"] == (f"run {run_id} was not started: its jobs write where the "
+                                  "working tree has uncommitted changes: src/kept.py")
+    assert "--allow-dirty" in refused["hint"] and cli.status(run_id)["status"] == "prepared"
+    done = cli.run("run", "start", run_id, "--allow-dirty", "--wait")
+    assert cli.status(run_id)["status"] == "completed", done.stderr
+    assert (repo / "src" / "whole.py").read_text() == "done"
+    assert not (repo / "src" / "half.py").exists()
+    assert (repo / "src" / "kept.py").read_text() == "an earlier job's work\n"
+    assert (repo / "src" / "tracked.py").read_text() == "committed\n"
+    # Nothing is lost: the failed attempt's files are kept in its scratch folder.
+    left = repo / ".striatum" / "runs" / run_id / "change" / "i0a0" / "left" / "src"
+    assert (left / "half.py").read_text() == "half done"
+    assert (left / "kept.py").read_text() == "mangled by the failed attempt"
+    retried = next(e for e in cli.json("run", "events", run_id)["events"]
+                   if e["type"] == "job.retry")
+    assert "its changes to 3 file(s) were taken back" in retried["payload"]["data"]["reason"]
+
+
+# -- preflight: what can be known before a run ------------------------------------------------
+
+def preflight_workflow(tmp_path: Path, prompt: str, **job: Any) -> Path:
+    workflow = tmp_path / "pre" / "workflow.json"
+    workflow.parent.mkdir(parents=True, exist_ok=True)
+    workflow.write_text(json.dumps({
+        "name": "pre", "vars": {"topic": "retries"},
+        "lanes": {"coder": {"command": ["no-such-agent-cli", "-p"]}},
+        "jobs": [{"id": "draft", "lane": "coder", "prompt": {"text": prompt}, **job}]}),
+        encoding="utf-8")
+    return workflow
+
+
+def test_prepare_refuses_a_template_that_cannot_render_before_any_run_exists(
+        cli: Cli, tmp_path: Path) -> None:
+    bad = preflight_workflow(tmp_path, "Write about {{ vars.topic.title() }} "
+                                       "and {{ vars.topic + 1 }}.")
+    # Like `workflow validate`: the check's document on stdout, exit 2 when it fails.
+    checked = json.loads(cli.run("run", "prepare", "--workflow", str(bad), "--dry-run",
+                                 "--json", expect=2).stdout)
+    assert checked["ok"] is False
+    [error] = [f for f in checked["findings"] if f["severity"] == "error"]
+    assert error["job"] == "draft" and "cannot render the prompt of 'draft'" in \
+        error["message"]
+    done = cli.run("run", "prepare", "--workflow", str(bad), expect=2)
+    assert "error: cannot render the prompt of 'draft'" in done.stderr
+    assert "would fail" in done.stderr
+    assert cli.json("run", "list") == {"runs": []}  # nothing was prepared
+
+
+def test_prepare_warns_of_a_lane_whose_program_is_not_on_path(cli: Cli, tmp_path: Path) -> None:
+    fine = preflight_workflow(tmp_path, "Write about {{ vars.topic }}.", writes=["src/**"])
+    done = cli.run("run", "prepare", "--workflow", str(fine), "--var", "topic=caching")
+    assert "warning: lane coder runs 'no-such-agent-cli', which is not on this machine's " \
+           "PATH" in done.stderr
+    assert "warning: draft declare writes, which cannot be checked: " in done.stderr
+    quiet = cli.json("run", "prepare", "--workflow", str(fine))  # JSON: in the document
+    assert [w["message"][:22] for w in quiet["warnings"]] == ["draft declare writes, ",
+                                                               "lane coder runs 'no-su"]
+    assert done.stdout.strip()  # the run id: a warning does not stop it
+    checked = cli.run("run", "prepare", "--workflow", str(fine), "--dry-run")
+    assert checked.stdout.strip().endswith("ready to run (see the warnings above)")
+
+
+def test_prepare_refuses_worktree_isolation_outside_a_git_repository(
+        cli: Cli, tmp_path: Path) -> None:
+    isolated = preflight_workflow(tmp_path, "go", isolation="worktree", writes=["src/**"])
+    refused = cli.json("run", "prepare", "--workflow", str(isolated), expect=2)
+    assert "run in a worktree, which needs" in refused["message"]
+    assert refused["details"]["preflight"][0]["severity"] == "error"
+
+
+def test_a_resume_without_wait_names_the_verb_that_works_the_run_on(
+        cli: Cli, tmp_path: Path) -> None:
+    run_id = prepare_with_lanes(cli, copy_example("code-change", tmp_path),
+                                coder=fake("work"), reviewer=ALWAYS_REVISE)
+    cli.run("run", "start", run_id, "--wait", expect=7)
+    done = cli.run("run", "resume", run_id, "--decision", "revise")
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"next: run {run_id} is still running: work it on with `striatum run work "
+        f"{run_id}`, or claim its jobs with `striatum job claim --run {run_id}`")

@@ -144,6 +144,7 @@ def test_the_principal_may_call_every_verb(served: Served) -> None:
         "run.prepare": {"workflow": wf}, "run.start": {"run": run},
         "run.status": {"run": run}, "run.list": {}, "run.events": {"run": run},
         "run.cancel": {"run": run}, "run.resume": {"run": run, "decision": "accept"},
+        "run.retry": {"run": run},
         "run.waiting": {"run": run}, "job.claim": {"run": run},
         "job.heartbeat": held, "job.publish": {**held, "artifact": str(produced)},
         "job.verdict": {**held, "outcome": "accept", "reason": "fine"},

@@ -21,8 +21,8 @@ import pytest
 from mcp import Client, MCPError
 from mcp_types import TextResourceContents
 
-from striatum.server.mcp import RESOURCE_NOT_FOUND, StriatumMCP, tool_name
-from striatum.server.registry import RESOURCES, VERBS, permitted
+from striatum.server.mcp import RESOURCE_NOT_FOUND, StriatumMCP
+from striatum.server.registry import RESOURCES, VERBS, permitted, tool_name
 
 from .helpers import example, expire_lease, owner_connection
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -105,11 +106,14 @@ def test_a_worker_outcome_of_an_unexpected_error_keeps_its_run_and_job(
 
 
 def _unrenderable(directory: Path, lane: dict[str, object]) -> str:
+    # A template prepare's preflight renders (its run id is a placeholder) that fails with
+    # the run's real id (22 characters), as one reading an artifact's text could: what
+    # only a claim can find.
     return write_workflow(directory, {
         "name": "unrenderable",
         "lanes": {"agent": lane},
         "jobs": [{"id": "broken", "lane": "agent",
-                  "prompt": {"text": "Use {{ vars.nowhere }}."}},
+                  "prompt": {"text": "Use {{ 1 / (run | length - 22) }}."}},
                  {"id": "fine", "lane": "agent", "prompt": {"text": "Plain."}}]})
 
 
@@ -127,7 +131,7 @@ def test_a_prompt_that_cannot_render_fails_its_job_and_the_claim_moves_on(
     failed = events_of(store, run_id, "broken", "job.fail")
     assert len(failed) == 1, events_of(store, run_id, "broken")
     reason = failed[0]["payload"]["data"]["reason"]
-    assert "render" in reason and "nowhere" in reason, reason
+    assert "render" in reason and "division" in reason, reason
     assert run_status(store, run_id) == "failed"
 
 
@@ -173,7 +177,11 @@ def test_writes_are_checked_in_a_repository_below_the_top_of_its_work_tree(
         assert [o.status for o in outcomes] == ["failed"], outcomes
         assert "STRAY.txt" in outcomes[0].detail and "src/new.py" not in outcomes[0].detail
         assert run_status(store, run_id) == "failed"
-    assert (repo / "src" / "new.py").is_file()
+        # What it wrote within its writes is taken back, and kept in its scratch folder.
+        assert "its changes to 1 file(s) were taken back" in outcomes[0].detail
+        job = next(iter((repo / ".striatum" / "runs" / run_id).iterdir()))
+        assert (job / "i0a0" / "left" / "src" / "new.py").read_text() == "x = 1\n"
+    assert (repo / "src" / "new.py").is_file() == succeeds
     assert git(top, "status", "--porcelain")  # the check read the real work tree
 
 
@@ -339,8 +347,10 @@ def test_a_template_that_raises_a_python_error_fails_its_job_and_the_worker_goes
     workflow = write_workflow(tmp_path / "flow", {
         "name": "type-error", "vars": {"goal": "text"},
         "lanes": {"agent": {"command": fake("work"), "timeout": 60}},
+        # Past prepare's preflight (whose run id is a placeholder), only the real run id
+        # (22 characters) reaches the sum: what only a claim can find.
         "jobs": [{"id": "broken", "lane": "agent",
-                  "prompt": {"text": "do {{ vars.goal + 1 }}"}}]})
+                  "prompt": {"text": "do {{ (run | length - 22) or vars.goal + 1 }}"}}]})
     run_id = start_run(store, workflow, repo)
 
     outcomes = work(dsn, run_id, until_run_ends=True)
@@ -375,10 +385,13 @@ def test_an_attempt_that_cannot_be_prepared_is_not_claimed_again_at_once(
 def test_a_worker_ends_no_attempt_of_its_own_on_a_configuration_it_cannot_work(
         dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
     """isolation: worktree in a folder that is no git repository fails the job once, with
-    the reason, instead of spending every attempt on it."""
+    the reason, instead of spending every attempt on it. (prepare refuses it when the
+    folder is no repository then: here it stops being one after.)"""
     workflow = one_task(tmp_path / "flow", {"command": fake("work"), "timeout": 60},
                         isolation="worktree", max_attempts=3)
+    git_init(repo, commit=True)
     run_id = start_run(store, workflow, repo)
+    shutil.rmtree(repo / ".git")
 
     outcomes = work(dsn, run_id, until_run_ends=True)
 

@@ -12,6 +12,11 @@ import pytest
 from striatum import __version__
 from striatum.agents import adopt, skills
 from striatum.errors import UsageError
+from striatum.server.registry import VERBS
+
+# The verbs a human decides, named here on purpose: the registry's marker must keep
+# meaning these, whatever else it marks.
+HUMAN = {"checkpoint_decide", "run_resume", "run_retry", "run_cancel"}
 
 
 def applied(repo: Path, profile: str) -> list[str]:
@@ -25,8 +30,8 @@ def applied(repo: Path, profile: str) -> list[str]:
 def test_adopt_for_every_cli_writes_what_each_reads(tmp_path: Path) -> None:
     assert applied(tmp_path, "all") == sorted([
         ".claude/skills/striatum/SKILL.md", ".agents/skills/striatum/SKILL.md", "AGENTS.md",
-        "CLAUDE.md", "GEMINI.md", ".mcp.json", ".gemini/settings.json", ".codex/config.toml",
-        ".gitignore"])
+        "CLAUDE.md", "GEMINI.md", ".mcp.json", ".claude/settings.json",
+        ".gemini/settings.json", ".codex/config.toml", ".gitignore"])
     skill = (tmp_path / ".claude/skills/striatum/SKILL.md").read_text(encoding="utf-8")
     assert skill.startswith("---\nname: striatum\ndescription: ")
     assert f"<!-- striatum skill {__version__} sha256:" in skill
@@ -44,8 +49,71 @@ def test_adopt_for_every_cli_writes_what_each_reads(tmp_path: Path) -> None:
     assert codex["mcp_servers"]["striatum"] == {
         "command": "striatum", "args": ["mcp", "serve", "--stdio"],
         "env_vars": ["STRIATUM_DSN", "STRIATUM_HOME", "STRIATUM_ACTOR"],
-        "default_tools_approval_mode": "approve"}
+        "default_tools_approval_mode": "approve", "enabled_tools": adopt.AGENT_TOOLS,
+        "disabled_tools": adopt.HUMAN_TOOLS}
     assert ".striatum/" in (tmp_path / ".gitignore").read_text(encoding="utf-8").splitlines()
+
+
+def test_the_agent_gets_every_verb_but_the_humans_and_the_human_keeps_those(
+        tmp_path: Path) -> None:
+    every = {verb.name.replace(".", "_") for verb in VERBS.values()}
+    assert set(adopt.HUMAN_TOOLS) == HUMAN
+    assert set(adopt.AGENT_TOOLS) == every - HUMAN
+    assert {"run_status", "job_claim", "job_verdict", "workflow_lint", "doctor"} <= set(
+        adopt.AGENT_TOOLS)
+
+    applied(tmp_path, "all")
+
+    claude = json.loads((tmp_path / ".claude/settings.json").read_text(encoding="utf-8"))
+    # claude -p refuses a tool that no rule allows; a deny outweighs every allow, so a
+    # user's broad "mcp__striatum" cannot hand the agent the human's verbs.
+    assert claude == {"permissions": {
+        "allow": [f"mcp__striatum__{t}" for t in adopt.AGENT_TOOLS],
+        "deny": [f"mcp__striatum__{t}" for t in adopt.HUMAN_TOOLS]}}
+    gemini = json.loads((tmp_path / ".gemini/settings.json").read_text(encoding="utf-8"))
+    server = gemini["mcpServers"]["striatum"]
+    assert (server["includeTools"], server["excludeTools"]) == (adopt.AGENT_TOOLS,
+                                                                adopt.HUMAN_TOOLS)
+    codex = tomllib.loads((tmp_path / ".codex/config.toml").read_text(encoding="utf-8"))
+    server = codex["mcp_servers"]["striatum"]
+    assert (server["enabled_tools"], server["disabled_tools"]) == (adopt.AGENT_TOOLS,
+                                                                   adopt.HUMAN_TOOLS)
+
+
+def test_claude_permissions_merge_into_the_users_settings(tmp_path: Path) -> None:
+    mine = {"model": "opus", "permissions": {
+        "allow": ["Bash(make test)", "mcp__striatum__run_status"],
+        "deny": ["Read(./.env)"], "defaultMode": "acceptEdits"},
+        "env": {"FOO": "1"}}
+    (tmp_path / ".claude").mkdir()
+    (tmp_path / ".claude/settings.json").write_text(json.dumps(mine), encoding="utf-8")
+
+    applied(tmp_path, "claude_code")
+
+    merged = json.loads((tmp_path / ".claude/settings.json").read_text(encoding="utf-8"))
+    assert (merged["model"], merged["env"]) == ("opus", {"FOO": "1"})
+    assert merged["permissions"]["defaultMode"] == "acceptEdits"
+    allow = merged["permissions"]["allow"]
+    # The user's own rules first, as they were; each striatum rule once.
+    assert allow[:2] == ["Bash(make test)", "mcp__striatum__run_status"]
+    assert sorted(allow[2:] + ["mcp__striatum__run_status"]) == sorted(
+        f"mcp__striatum__{t}" for t in adopt.AGENT_TOOLS)
+    assert merged["permissions"]["deny"] == ["Read(./.env)", *(
+        f"mcp__striatum__{t}" for t in adopt.HUMAN_TOOLS)]
+
+
+def test_claude_permissions_that_are_not_a_list_are_refused_not_replaced(
+        tmp_path: Path) -> None:
+    (tmp_path / ".claude").mkdir()
+    (tmp_path / ".claude/settings.json").write_text(
+        '{"permissions": {"allow": "mcp__striatum"}}', encoding="utf-8")
+    with pytest.raises(UsageError, match=r"permissions\.allow is not a list"):
+        adopt.plan(tmp_path, "claude_code")
+    (tmp_path / ".claude/settings.json").write_text('{"permissions": []}', encoding="utf-8")
+    with pytest.raises(UsageError, match="'permissions' is not an object"):
+        adopt.plan(tmp_path, "claude_code")
+    assert (tmp_path / ".claude/settings.json").read_text(encoding="utf-8") == \
+        '{"permissions": []}'
 
 
 @pytest.mark.parametrize("profile", ["claude_code", "codex", "gemini", "all"])
@@ -105,6 +173,25 @@ def test_a_dry_run_is_a_diff_of_what_would_change(tmp_path: Path) -> None:
     diff = "".join(each.diff(tmp_path) for each in planned if each.changes)
     assert "+++ b/GEMINI.md" in diff and "+@./AGENTS.md" in diff
     assert not any(tmp_path.iterdir()), "a plan wrote a file"
+
+
+def test_a_dry_run_shows_the_claude_permissions_it_would_add(tmp_path: Path) -> None:
+    (tmp_path / ".claude").mkdir()
+    settings = tmp_path / ".claude/settings.json"
+    settings.write_text('{\n  "permissions": {\n    "allow": [\n      "Bash(make test)"\n'
+                        '    ]\n  }\n}\n', encoding="utf-8")
+    planned = {each.path: each for each in adopt.plan(tmp_path, "claude_code")}
+    diff = planned[settings].diff(tmp_path)
+    assert diff.startswith("--- a/.claude/settings.json\n+++ b/.claude/settings.json\n")
+    added = [line[1:].strip().rstrip(",") for line in diff.splitlines()
+             if line.startswith("+") and not line.startswith("+++")]
+    assert '"mcp__striatum__job_claim"' in added and '"mcp__striatum__run_status"' in added
+    assert '"mcp__striatum__checkpoint_decide"' in added  # in the deny list
+    assert '"deny": [' in added
+    removed = [line[1:].strip().rstrip(",") for line in diff.splitlines()
+               if line.startswith("-") and not line.startswith("---")]
+    assert removed == ['"Bash(make test)"'] and removed[0] in added, diff  # a comma added
+    assert settings.read_text(encoding="utf-8").count("mcp__") == 0, "a plan wrote a file"
 
 
 def test_the_skill_check_tells_current_outdated_and_edited(tmp_path: Path) -> None:

@@ -212,6 +212,15 @@ SET LOCAL synchronous_commit = off;
 -- chain_head: a chain's current head --
 SELECT seq, hash FROM striatum.chain_heads WHERE chain = %(chain)s;
 
+-- runs_matching: runs whose id begins or ends with a reference, newest first --
+SELECT id FROM striatum.runs
+WHERE left(id, length(%(ref)s)) = %(ref)s OR right(id, length(%(ref)s)) = %(ref)s
+ORDER BY created_at DESC, id DESC LIMIT 6;
+
+-- latest_run: the newest run of a repository --
+SELECT r.id FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
+WHERE p.path = %(repo)s ORDER BY r.created_at DESC, r.id DESC LIMIT 1;
+
 -- list_runs: the newest runs of a repository --
 SELECT r.id, r.workflow_name, r.status, r.created_at, r.updated_at,
        (SELECT coalesce(sum(executions), 0) FROM striatum.jobs j WHERE j.run_id = r.id),
@@ -272,6 +281,21 @@ SELECT job_id, payload::jsonb -> 'data' ->> 'was'
 FROM striatum.events
 WHERE run_id = %(run)s AND type = 'job.cancel'
 ORDER BY seq;
+
+-- run_granted: how many passes humans granted a run beyond its plan (doctor counts them alike) --
+SELECT count(*) FROM striatum.events
+WHERE run_id = %(run)s AND type IN ('job.reset', 'job.rerun')
+  AND (payload::jsonb -> 'data' -> 'granted') = 'true'::jsonb;
+
+-- run_ending: why a run last failed or was cancelled --
+SELECT type, payload::jsonb -> 'data' ->> 'reason' FROM striatum.events
+WHERE run_id = %(run)s AND type IN ('run.fail', 'run.cancel')
+ORDER BY seq DESC LIMIT 1;
+
+-- run_logs: the newest published lane log of each job of a run --
+SELECT DISTINCT ON (job_id) job_id, stored_at FROM striatum.artifacts
+WHERE run_id = %(run)s AND path = 'logs/' || job_id || '.log'
+ORDER BY job_id, iteration DESC;
 
 -- database_identity: the id of the database that holds this record --
 SELECT id::text FROM striatum.identity;
