@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 OWNER = "postgres"
-RUNTIME = "striatum_runtime"
 WAIT_FOR_TARGETS = 60.0
 
 
@@ -41,17 +40,18 @@ class Report:
 
     def sql(self, attack: str, conn: Any, statement: str, params: tuple[Any, ...] = (),
             target: str = "") -> Any:
-        """One statement in a transaction of its own: rows (or True) if it ran."""
+        """One statement in a transaction of its own: rows (or True) if it ran and, for an
+        UPDATE, DELETE or INSERT, changed a row (one that matched none achieved nothing)."""
         try:
             with conn.transaction():
                 cur = conn.execute(statement, params)
                 rows = cur.fetchall() if cur.description else []
-                detail = f"{cur.rowcount} row(s)" if cur.rowcount >= 0 else "ran"
+                count = cur.rowcount
         except Exception as exc:  # noqa: BLE001 - every refusal is a finding
             self.add(attack, False, _first_line(exc), target)
             return None
-        self.add(attack, True, detail, target)
-        return rows or True
+        self.add(attack, count != 0, f"{count} row(s)" if count >= 0 else "ran", target)
+        return (rows or True) if count != 0 else None
 
 
 def _first_line(error: object) -> str:
