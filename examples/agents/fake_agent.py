@@ -17,6 +17,12 @@ artifact directory, and (for a review) leaves verdict.json there. Behaviours:
     fake_agent.py flood [--mb N]       print N MB (default 100) to stdout, then work
     fake_agent.py slow [--seconds S]   sleep S seconds (default 1), then work
     fake_agent.py stray                work, and also change a file outside the job's writes
+    fake_agent.py reject-slowly [--seconds S]   sleep S seconds (default 1), then reject
+    fake_agent.py hostile              an agent turned against the record (hostile.py): on its
+                                       first attempt it keeps its lease token and fails; on a
+                                       later one it tries every attack it can reach, writes
+                                       hostile.json (each attempt and whether it succeeded)
+                                       to its artifact directory and stdout, then works
 """
 
 from __future__ import annotations
@@ -84,13 +90,19 @@ def main() -> int:
         line = "x" * 1023 + "\n"
         for _ in range(int(option("--mb", 100) * 1024)):
             sys.stdout.write(line)
-    if mode == "slow":
+    if mode in ("slow", "reject-slowly"):
         time.sleep(option("--seconds", 1))
     write_artifacts()
+    if mode == "hostile":  # its report replaces the stand-in hostile.json
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import hostile
+
+        return 0 if hostile.main() else 1
     if mode == "stray":
         Path("STRAY.txt").write_text("outside the job's writes\n", encoding="utf-8")
-    if os.environ.get("STRIATUM_KIND") == "review" or mode in ("review", "reject"):
-        if mode == "reject":
+    if os.environ.get("STRIATUM_KIND") == "review" or mode in ("review", "reject",
+                                                                "reject-slowly"):
+        if mode in ("reject", "reject-slowly"):
             verdict("reject", "the fake reviewer rejects this")
         elif ("--revise-once" in sys.argv and first_pass
               and os.environ.get("STRIATUM_CAN_REVISE") == "1"):

@@ -1,0 +1,104 @@
+"""A hostile lane on a server of your own (team mode): the lane is handed the worker's
+DSN, so it holds whatever that DSN's user holds. Pinned for the two DSNs a team can
+give its workers: a superuser's, and a LOGIN role that is a member of
+``striatum_runtime`` and nothing else (docs/runtime.md's advice). Each assertion names
+its docs/security.md row. What the lane can log in as beyond its DSN depends on the
+server's pg_hba.conf, not on striatum, and is not pinned here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from ..hostile import (
+    assert_common_pins,
+    attacked_workflow,
+    other_workflow,
+    outcome,
+    read_report,
+)
+from .worker_helpers import cli, cli_json, spawned, wait_for
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(params=["superuser", "runtime-member"])
+def worker_dsn(request: pytest.FixtureRequest, dsn: str) -> Iterator[tuple[str, str]]:
+    """(kind, the DSN the workers are given)."""
+    if request.param == "superuser":
+        with psycopg.connect(dsn) as conn:
+            superuser = conn.execute("SELECT rolsuper FROM pg_roles "
+                                     "WHERE rolname = current_user").fetchone()
+        if not (superuser and superuser[0]):
+            pytest.skip("the test server's DSN is not a superuser's")
+        yield request.param, dsn
+        return
+    if conninfo_to_dict(dsn).get("password"):
+        pytest.skip("the test server asks for passwords: a DSN with one is not passed to lanes")
+    role = f"striatum_hostile_{secrets.token_hex(4)}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN IN ROLE striatum_runtime')
+    try:
+        yield request.param, make_conninfo(dsn, user=role)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
+
+
+def _status(dsn: str, repo: Path, run_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = cli_json(dsn, repo, "run", "status", run_id)
+    return found
+
+
+def test_a_hostile_lane_holds_what_the_workers_dsn_holds(
+        worker_dsn: tuple[str, str], dsn: str, repo: Path, tmp_path: Path) -> None:
+    kind, given = worker_dsn
+    run_b = cli_json(given, repo, "run", "prepare", "--workflow",
+                     other_workflow(tmp_path / "other"))["run"]
+    cli_json(given, repo, "run", "start", run_b)
+    run_a = cli_json(given, repo, "run", "prepare", "--workflow",
+                     attacked_workflow(tmp_path / "attacked"))["run"]
+    cli_json(given, repo, "run", "start", run_a)
+    with spawned(tmp_path / "procs") as procs:
+        procs.striatum("worker-b", given, repo, "worker", "--run", run_b,
+                       "--poll-seconds", "0.2")
+        procs.striatum("worker-a", given, repo, "worker", "--run", run_a, "--concurrency", "2",
+                       "--poll-seconds", "0.2")
+        status = wait_for(lambda: (s := _status(given, repo, run_a))["status"] in (
+            "completed", "failed", "cancelled") and s, 400, f"run {run_a} to end", interval=1)
+    report = read_report(repo, run_a)
+    superuser = kind == "superuser"
+
+    # R1: no password file, no home, no daemon: the DSN is all the lane is given.
+    assert outcome(report, "env.dsn") is True
+    assert outcome(report, "file.pgpass") is False
+    assert outcome(report, "db.connect") is True
+    assert outcome(report, "daemon.reach") is False
+    # R2: a superuser's DSN is a superuser in the lane (RESET ROLE undoes the runtime's
+    # SET ROLE); a member of striatum_runtime alone has nothing more to become.
+    assert outcome(report, "db.superuser") is superuser
+    assert outcome(report, "db.reset_role_gains") is superuser
+    assert outcome(report, "db.set_role", "postgres") is superuser
+    # R3: the triggers refuse every rewrite, the superuser's too; but the superuser can
+    # turn them off.
+    for attack in ("update_events", "delete_events", "update_audit", "delete_audit",
+                   "truncate_events", "truncate_audit"):
+        assert outcome(report, f"db.{attack}") is False, attack
+    assert outcome(report, "db.disable_triggers") is superuser
+    assert_common_pins(report, run_a, run_b)  # R4-R10
+    # R15: the other lanes' tokens, from /proc, whatever the DSN.
+    assert outcome(report, "proc.read_lease_tokens") is True
+
+    review = next(j for j in status["jobs"] if j["job"] == "review")
+    assert (status["status"], review["verdict"]) == ("completed", "accept"), status
+    # R14: doctor fails (the forged event at least).
+    done = cli(dsn, repo, "doctor", "--json")
+    assert done.returncode != 0, done.stdout
