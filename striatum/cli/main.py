@@ -22,8 +22,8 @@ from .output import diagnostic_line, json_in_argv, write_error
 # when used, so `striatum --help` and every verb pay for one noun's imports.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "workflow": ("workflow", "workflow", "Author, check and dry-run workflows (no database)."),
-    "run": ("run", "run", "Runs: prepare, start, work, status, list, events, waiting, cancel, "
-                          "resume, retry."),
+    "run": ("run", "run", "Runs: prepare, check, start, work, status, list, events, waiting, "
+                          "cancel, resume, retry."),
     "job": ("job", "job", "Jobs: claim, heartbeat, publish, verdict, complete, release, fail."),
     "checkpoint": ("checkpoint", "checkpoint", "Checkpoints: decide."),
     "lane": ("lane", "lane", "Lanes: preset (a lane that runs claude, codex or gemini)."),

@@ -23,7 +23,8 @@ from .session import settings, store
 
 @click.group(cls=ResolvingGroup)
 def run() -> None:
-    """Runs: prepare, start, work, status, list, events, waiting, cancel, resume, retry."""
+    """Runs: prepare, check, start, work, status, list, events, waiting, cancel, resume,
+    retry."""
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -282,6 +283,27 @@ def _where_it_stands(view: Any, waiting: list[Any]) -> str:
                 f"{waiting[0].job}: `{waiting[0].command}`")
     return (f"run {run_id} is still {status}: work it on with `striatum run work {run_id}`, "
             f"or claim its jobs with `striatum job claim --run {run_id}`")
+
+
+@run.command()
+@click.argument("run_id", type=RUN)
+@json_option
+def check(run_id: str, as_json: bool) -> int:
+    """Check a prepared run as prepare's preflight does, against the repository and this
+    machine as they are now: exit 2 when the run would fail for a reason known now."""
+    from ..runtime import runs
+
+    with store() as opened:
+        findings = runs.check(opened, run_id)
+    errors = [f for f in findings if f.severity == "error"]
+    if as_json:
+        emit_json({"run": run_id, "ok": not errors, "findings": [f.to_json() for f in findings]})
+    else:
+        for finding in findings:
+            click.echo(finding.line(), err=True)
+        click.echo(f"run {run_id}: " + ("would fail (see above)" if errors else "ready to run"
+                                        + (" (see the warnings above)" if findings else "")))
+    return EXIT_INVALID if errors else EXIT_OK
 
 
 @run.command()

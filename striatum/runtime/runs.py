@@ -115,6 +115,26 @@ def preflight_of(workflow_file: str, repo: str, *, overrides: dict[str, str],
                      _head_commit(repo_path))
 
 
+def check(store: Store, run_id: str) -> list[Finding]:
+    """The preflight of a run already prepared, against what it pinned and the repository
+    as it is now (a program installed or removed since, a repository that stopped being
+    one), and, for a run not yet started, the uncommitted changes its start would refuse."""
+    run = get_run(store, run_id)
+    compiled = pinned.compiled_of(store, run.workflow_digest)
+    # The commit it pinned, while the repository can still give a worktree of one.
+    now = _head_commit(run.repo_path) if os.path.isdir(run.repo_path) else None
+    found = preflight(compiled, run.repo_path, run.vars, run.base_commit if now else None)
+    if run.status == "prepared":
+        from .changes import listed
+
+        dirty = dirty_in_writes(store, run_id)
+        if dirty:
+            found.append(Finding("warning", None, "its jobs write where the working tree "
+                                 f"has uncommitted changes: {listed(dirty)}",
+                                 "commit or stash them, or start with --allow-dirty"))
+    return found
+
+
 def _refuse(findings: list[Finding], workflow_file: str) -> None:
     errors = [f for f in findings if f.severity == "error"]
     if errors:

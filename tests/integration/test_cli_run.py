@@ -780,3 +780,22 @@ def test_a_resume_without_wait_names_the_verb_that_works_the_run_on(
     assert done.stderr.strip().splitlines()[-1] == (
         f"next: run {run_id} is still running: work it on with `striatum run work "
         f"{run_id}`, or claim its jobs with `striatum job claim --run {run_id}`")
+
+
+def test_run_check_looks_at_a_prepared_run_against_the_repository_as_it_is_now(
+        cli: Cli, tmp_path: Path) -> None:
+    repo = cli.repo
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "README.md").write_text("x\n", encoding="utf-8")
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t",
+                    "commit", "-qm", "base"], check=True)
+    isolated = preflight_workflow(tmp_path, "go", isolation="worktree", writes=["src/**"])
+    run_id = str(cli.json("run", "prepare", "--workflow", str(isolated))["run_id"])
+    fine = json.loads(cli.run("run", "check", run_id, "--json").stdout)
+    assert fine["ok"] is True
+    assert [f["severity"] for f in fine["findings"]] == ["warning"]  # no-such-agent-cli
+    shutil.rmtree(repo / ".git")  # the repository stopped being one since
+    done = cli.run("run", "check", run_id, expect=2)
+    assert "error: draft run in a worktree, which needs" in done.stderr
+    assert done.stdout.strip() == f"run {run_id}: would fail (see above)"
