@@ -339,15 +339,30 @@ def _manifests(repo: Path, roots: set[str]) -> dict[str, Path]:
     return found
 
 
-def check_anchors(store: Store, repo: str, report: Report) -> int:
-    """Check the manifests of ``repo`` against the chains; returns the highest audit
-    seq a manifest vouches for (0 if none)."""
+@dataclass(frozen=True)
+class _Repo:
+    """A repository as doctor's checks of it read it, once: its runs in this database
+    (id -> (status, artifact root)) and the run manifests found on disk."""
+
+    path: str
+    runs: dict[str, tuple[str, str]]
+    manifests: dict[str, Path]
+
+
+def _repo_of(store: Store, repo: str) -> _Repo:
     from .runs import DEFAULT_ARTIFACT_ROOT
 
     path = os.path.realpath(repo)
-    runs = {r[0]: (r[1], r[2]) for r in store.execute("runs_of_repo", {"path": path})}
-    manifests = _manifests(Path(path), {DEFAULT_ARTIFACT_ROOT} | {root for _, root in
-                                                                 runs.values()})
+    runs = {str(r[0]): (str(r[1]), str(r[2]))
+            for r in store.execute("runs_of_repo", {"path": path})}
+    roots = {DEFAULT_ARTIFACT_ROOT} | {root for _, root in runs.values()}
+    return _Repo(path, runs, _manifests(Path(path), roots))
+
+
+def check_anchors(store: Store, found: _Repo, report: Report) -> int:
+    """Check the repository's manifests against the chains; returns the highest audit
+    seq a manifest vouches for (0 if none)."""
+    path, runs, manifests = found.path, found.runs, found.manifests
     for run_id, (status, root) in runs.items():
         if run_id not in manifests and status in RUN_TERMINAL:
             report.add("anchors", f"run {run_id} ended but has no manifest under "
@@ -447,21 +462,16 @@ def _audit_anchor(store: Store, document: dict[str, Any], run_id: str, report: R
     return seq
 
 
-def check_artifacts(store: Store, repo: str, report: Report) -> None:
-    """Every artifact file a run of ``repo`` published still holds the bytes whose sha256
-    was recorded (a file edited after publishing, e.g. by an agent or a merge, would let
-    a later reader trust what nobody reviewed). The database's record for its own runs,
-    the manifest's for runs it does not have."""
-    from .runs import DEFAULT_ARTIFACT_ROOT
-
-    path = os.path.realpath(repo)
+def check_artifacts(store: Store, found: _Repo, report: Report) -> None:
+    """Every artifact file a run of the repository published still holds the bytes whose
+    sha256 was recorded (a file edited after publishing, e.g. by an agent or a merge,
+    would let a later reader trust what nobody reviewed). The database's record for its
+    own runs, the manifest's for runs it does not have."""
+    path = found.path
     expected = [(str(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), str(r[5]))
                 for r in store.execute("repo_artifacts", {"path": path})]
-    runs = store.execute("runs_of_repo", {"path": path})
-    known = {str(r[0]) for r in runs}
-    roots = {str(r[2]) for r in runs}
-    for run_id, manifest in _manifests(Path(path), {DEFAULT_ARTIFACT_ROOT} | roots).items():
-        if run_id in known:
+    for run_id, manifest in found.manifests.items():
+        if run_id in found.runs:
             continue
         try:
             listed = json.loads(manifest.read_text(encoding="utf-8"))["artifacts"]
@@ -525,9 +535,11 @@ def doctor(store: Store, repo: str | None = None, *, strict: bool = False) -> Re
         audit_rows = check_audit(store, report, strict)
         check_projections(replay, report)
         check_guards(store, report)
-        audit_anchor = check_anchors(store, repo, report) if repo is not None else 0
+        audit_anchor = 0
         if repo is not None:
-            check_artifacts(store, repo, report)
+            found = _repo_of(store, repo)
+            audit_anchor = check_anchors(store, found, report)
+            check_artifacts(store, found, report)
     if repo is not None:
         check_skills(repo, report)
     if audit_rows is not None:

@@ -114,3 +114,20 @@ def test_each_record_is_its_view_column_for_column(dsn: str, view: str, record: 
             "SELECT column_name FROM information_schema.columns WHERE table_schema = "
             "'striatum' AND table_name = %s ORDER BY ordinal_position", (view,))]
     assert columns == [f.name for f in dataclasses.fields(record)]
+
+
+def test_a_role_password_is_set_only_from_a_scram_verifier_and_only_by_the_owner(
+        dsn: str, store: Store) -> None:
+    """The server must never receive a password itself (its logs would keep it), and the
+    runtime role must not give itself, or the owner, a login."""
+    from striatum.runtime.sql import query
+
+    from .helpers import owner_connection
+
+    with owner_connection(dsn) as conn, pytest.raises(psycopg.errors.RaiseException,
+                                                      match="SCRAM-SHA-256 verifier"):
+        conn.execute(query("set_role_password"),
+                     {"role": "striatum_runtime", "verifier": "plain-text-secret"})
+    with pytest.raises(StoreError, match="permission denied for function set_role_password"):
+        store.execute("set_role_password",
+                      {"role": "postgres", "verifier": "SCRAM-SHA-256$4096:x$y:z"})
