@@ -278,6 +278,12 @@ def _job_fail(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     return results.job_outcome(tx, p["job"])
 
 
+def _run_why(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime.why import explain
+
+    return explain(session.store, p["run"])
+
+
 def _checkpoint_decide(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
@@ -379,6 +385,10 @@ _DECLARED = [
     Verb("run.waiting", "The jobs of a run that wait for a human, and the command that "
          "answers each.",
          s.params({"run": s.RUN}, "run"), s.RUN_WAITING, "viewer", False, _run_waiting),
+    Verb("run.why", "What holds a run, exactly, and the command that moves it: a "
+         "checkpoint or escalation waiting for a human, a lease and when it expires by the "
+         "database clock, a ready job no worker claimed, a job waiting on its needs.",
+         s.params({"run": s.RUN}, "run"), s.RUN_WHY, "viewer", False, _run_why),
     Verb("job.claim", "Lease the next ready job of a run; returns its prompt file, artifact "
          "folder and lease token.",
          s.params({"run": s.RUN,

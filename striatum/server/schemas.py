@@ -120,6 +120,16 @@ WAITING = {"type": "array", "items": document({
 
 RUN_WAITING = document({"run": STRING, "waiting": WAITING})
 
+RUN_WHY = document({
+    "run": STRING, "workflow": STRING, "status": STRING, "summary": STRING,
+    "holds": {"type": "array", "items": document({
+        "kind": {"enum": ["not_started", "checkpoint", "escalated", "blocked", "leased",
+                          "lease_stale", "lease_expired", "ready", "needs", "failed",
+                          "cancelled", "completed"]},
+        "job": NULLABLE_STRING, "text": STRING, "command": NULLABLE_STRING},
+        "kind", "job", "text", "command")},
+    "next": NULLABLE_STRING, "at": STRING})
+
 DECIDED = document({"run": STRING, "job": STRING, "choice": STRING, "run_status": STRING,
                     "skipped": STRINGS})
 
