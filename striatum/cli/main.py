@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                           "cancel, resume, retry."),
     "job": ("job", "job", "Jobs: claim, heartbeat, publish, verdict, complete, release, fail."),
     "checkpoint": ("checkpoint", "checkpoint", "Checkpoints: decide."),
+    "inbox": ("inbox", "inbox", "Everything that waits for a human, across runs."),
     "why": ("why", "why", "What holds a run, exactly, and the command that moves it."),
     "lane": ("lane", "lane", "Lanes: preset (a lane that runs claude, codex or gemini)."),
     "worker": ("work", "worker", "Claim ready command-lane jobs, run them, finish them."),

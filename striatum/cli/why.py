@@ -6,10 +6,9 @@ from typing import Any
 
 import click
 
-from ..errors import EXIT_OK
-from .output import emit_json, json_option
+from .output import json_option
 from .refs import RUN, ResolvingCommand
-from .session import store
+from .verbs import show
 
 
 @click.command(cls=ResolvingCommand)
@@ -22,15 +21,7 @@ def why(run_id: str, as_json: bool) -> int:
     lease held by a worker and when it expires by the database clock, a lease whose
     heartbeat went quiet, a ready job no worker claimed, a job waiting on its needs; or
     that the run is prepared, done, failed or cancelled."""
-    from ..runtime.why import explain
-
-    with store() as opened:
-        document = explain(opened, run_id)
-    if as_json:
-        emit_json(document)
-    else:
-        render(document)
-    return EXIT_OK
+    return show("run.why", {"run": run_id}, as_json, render)
 
 
 def render(document: dict[str, Any]) -> None:

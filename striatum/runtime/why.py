@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..durations import spoken
 from . import pinned
 from .records import JobRow
 from .runs import RunView, status
@@ -81,7 +82,8 @@ def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime) -> list[Hol
                      f"run {rid} failed{where}{said}; `run retry` runs the failed job again "
                      "with a fresh attempt", f"striatum run retry {rid}")]
     jobs = {j.job_id: j for j in view.jobs}
-    out = [hold for job in view.jobs if (hold := _job_hold(view, workflow, jobs, job, now))]
+    out = [hold for job in view.jobs
+           if (hold := job_hold(rid, workflow, jobs, job, now)) is not None]
     # The human's holds first: nothing else moves until they answer.
     out.sort(key=lambda h: h.kind not in ("checkpoint", "escalated"))
     if run.status == "blocked" and not any(h.kind in ("checkpoint", "escalated")
@@ -92,9 +94,11 @@ def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime) -> list[Hol
     return out
 
 
-def _job_hold(view: RunView, workflow: CompiledWorkflow, jobs: dict[str, JobRow],
-              job: JobRow, now: datetime) -> Hold | None:
-    rid, jid = view.run.id, job.job_id
+def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job: JobRow,
+             now: datetime) -> Hold | None:
+    """What ``job`` of run ``rid`` holds the run with, if anything (``jobs``: the run's
+    jobs by id, for the needs a pending job waits on)."""
+    jid = job.job_id
     spec = workflow.jobs[jid]
     passes = f" (pass {job.iteration + 1})" if job.iteration else ""
     if job.status == "awaiting_decision":
@@ -178,9 +182,4 @@ def _seconds(later: datetime | None, earlier: datetime | None) -> int:
 
 
 def _age(later: datetime | None, earlier: datetime | None) -> str:
-    seconds = max(0, _seconds(later, earlier))
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return spoken(_seconds(later, earlier))

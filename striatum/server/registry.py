@@ -284,6 +284,12 @@ def _run_why(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     return explain(session.store, p["run"])
 
 
+def _inbox(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime.inbox import inbox
+
+    return inbox(session.store, session.repo if p["here"] else None)
+
+
 def _checkpoint_decide(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
@@ -389,6 +395,11 @@ _DECLARED = [
          "checkpoint or escalation waiting for a human, a lease and when it expires by the "
          "database clock, a ready job no worker claimed, a job waiting on its needs.",
          s.params({"run": s.RUN}, "run"), s.RUN_WHY, "viewer", False, _run_why),
+    Verb("inbox", "Everything that waits for a human, across runs, oldest first: "
+         "checkpoints, reviews that spent their revision budget, leases whose worker went "
+         "quiet or expired; each with the command that answers it.",
+         s.params({"here": s.flag("Only the runs of this repository.")}), s.INBOX,
+         "viewer", False, _inbox),
     Verb("job.claim", "Lease the next ready job of a run; returns its prompt file, artifact "
          "folder and lease token.",
          s.params({"run": s.RUN,

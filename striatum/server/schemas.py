@@ -130,6 +130,16 @@ RUN_WHY = document({
         "kind", "job", "text", "command")},
     "next": NULLABLE_STRING, "at": STRING})
 
+INBOX = document({
+    "items": {"type": "array", "items": document({
+        "kind": {"enum": ["checkpoint", "escalated", "lease_stale", "lease_expired"]},
+        "run": STRING, "job": STRING, "repo": STRING, "workflow": STRING,
+        "run_status": STRING, "text": STRING, "command": NULLABLE_STRING, "since": STRING,
+        "age_seconds": INTEGER},
+        "kind", "run", "job", "repo", "workflow", "run_status", "text", "command", "since",
+        "age_seconds")},
+    "count": INTEGER, "at": STRING})
+
 DECIDED = document({"run": STRING, "job": STRING, "choice": STRING, "run_status": STRING,
                     "skipped": STRINGS})
 

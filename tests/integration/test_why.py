@@ -14,7 +14,7 @@ from striatum.runtime.store import Store
 from striatum.runtime.why import HOLD_KINDS, explain
 
 from ..unit.test_cli import invoke as cli
-from .helpers import Agent, example, owner_connection, scripted, start_run
+from .helpers import Agent, example, owner_connection, scripted, start_run, to_checkpoint
 
 SEEN_RUN_STATES: set[str] = set()
 SEEN_JOB_STATES: set[str] = set()
@@ -84,12 +84,7 @@ def test_a_lease_says_who_holds_it_until_when_and_goes_stale_then_expires(
 
 def test_a_checkpoint_names_the_line_to_paste_and_skipped_branches_hold_nothing(
         store: Store, repo: Path, tmp_path: Path) -> None:
-    run_id = start_run(store, example("human-checkpoint"), repo)
-    agent = Agent(store, run_id, tmp_path)
-    while not runs.waiting(store, run_id):
-        claim = leases.claim(store, run_id, owner="agent")
-        assert claim is not None
-        agent.act(claim)
+    run_id = to_checkpoint(store, repo, tmp_path)
     waiting = why(store, run_id)
     assert kinds(waiting)[0] == ("checkpoint", "decide")
     line = f"striatum checkpoint decide {run_id} decide cancel|continue"

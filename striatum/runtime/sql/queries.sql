@@ -325,3 +325,13 @@ SELECT striatum.set_role_password(%(role)s, %(verifier)s);
 
 -- reload_configuration: the server rereads pg_hba.conf --
 SELECT pg_reload_conf();
+
+-- inbox_jobs: the jobs of live runs that wait for a human, or whose lease went quiet (a heartbeat older than a third of the lease) or expired, oldest first --
+SELECT * FROM striatum.job_records j
+WHERE j.status IN ('awaiting_decision', 'leased')
+  AND (j.status = 'awaiting_decision' OR j.lease_expired
+       OR now() - j.heartbeat_at > (j.lease_expires_at - j.heartbeat_at) / 3)
+  AND EXISTS (SELECT 1 FROM striatum.run_records r
+              WHERE r.id = j.run_id AND r.status IN ('running', 'blocked')
+                AND (%(repo)s::text IS NULL OR r.repo_path = %(repo)s))
+ORDER BY j.updated_at, j.run_id, j.position;
