@@ -46,7 +46,8 @@ class Hold:
 
 
 HOLD_KINDS = ("not_started", "checkpoint", "escalated", "blocked", "leased", "lease_stale",
-              "lease_expired", "ready", "needs", "failed", "cancelled", "completed")
+              "lease_expired", "ready", "no_worker", "needs", "failed", "cancelled",
+              "completed")
 
 
 def explain(store: Store, run_id: str) -> dict[str, Any]:
@@ -54,14 +55,17 @@ def explain(store: Store, run_id: str) -> dict[str, Any]:
     view = status(store, run_id)
     now: datetime = store.execute("now")[0][0]
     workflow = pinned.compiled_of(store, view.run.workflow_digest)
-    holds = _holds(view, workflow, now)
+    serving = [(str(name), lanes) for name, lanes in
+               store.execute("serving_workers", {"run": run_id})]
+    holds = _holds(view, workflow, now, serving)
     moving = next((h.command for h in holds if h.command), None)
     return {"run": run_id, "workflow": view.run.workflow_name, "status": view.run.status,
             "summary": _summary(view, holds), "holds": [h.to_json() for h in holds],
             "next": moving, "at": now.isoformat()}
 
 
-def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime) -> list[Hold]:
+def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime,
+           serving: list[tuple[str, list[str] | None]]) -> list[Hold]:
     run = view.run
     rid = run.id
     if run.status == "prepared":
@@ -83,7 +87,7 @@ def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime) -> list[Hol
                      "with a fresh attempt", f"striatum run retry {rid}")]
     jobs = {j.job_id: j for j in view.jobs}
     out = [hold for job in view.jobs
-           if (hold := job_hold(rid, workflow, jobs, job, now)) is not None]
+           if (hold := job_hold(rid, workflow, jobs, job, now, serving)) is not None]
     # The human's holds first: nothing else moves until they answer.
     out.sort(key=lambda h: h.kind not in ("checkpoint", "escalated"))
     if run.status == "blocked" and not any(h.kind in ("checkpoint", "escalated")
@@ -95,9 +99,11 @@ def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime) -> list[Hol
 
 
 def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job: JobRow,
-             now: datetime) -> Hold | None:
+             now: datetime, serving: list[tuple[str, list[str] | None]] | None = None
+             ) -> Hold | None:
     """What ``job`` of run ``rid`` holds the run with, if anything (``jobs``: the run's
-    jobs by id, for the needs a pending job waits on)."""
+    jobs by id, for the needs a pending job waits on; ``serving``: the live workers that
+    serve the run and their lanes, None when not asked)."""
     jid = job.job_id
     spec = workflow.jobs[jid]
     passes = f" (pass {job.iteration + 1})" if job.iteration else ""
@@ -117,11 +123,7 @@ def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job:
     if job.status == "leased":
         return _lease_hold(rid, job, passes, now)
     if job.status == "ready":
-        since = _age(now, job.updated_at)
-        return Hold("ready", jid, f"{jid}{passes} is ready on lane {job.lane} since "
-                    f"{since} ago and no worker has claimed it",
-                    f"striatum run work {rid}", {"lane": job.lane, "ready_seconds":
-                                                 _seconds(now, job.updated_at)})
+        return _ready_hold(rid, job, passes, now, serving)
     if job.status == "pending":
         waiting = [(need, jobs[need].status) for need in spec.needs
                    if need in jobs and jobs[need].status not in SETTLED]
@@ -131,6 +133,28 @@ def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job:
         return Hold("needs", jid, f"{jid} waits for {named}", None,
                     {"needs": [need for need, _ in waiting]})
     return None  # succeeded, skipped, failed, cancelled: it holds nothing
+
+
+def _ready_hold(rid: str, job: JobRow, passes: str, now: datetime,
+                serving: list[tuple[str, list[str] | None]] | None) -> Hold:
+    jid, lane = job.job_id, job.lane
+    details = {"lane": lane, "ready_seconds": _seconds(now, job.updated_at), "workers": None}
+    ready = f"{jid}{passes} is ready on lane {lane} since {_age(now, job.updated_at)} ago"
+    if job.lane_kind == "operator":
+        return Hold("ready", jid, f"{ready}, for an operator to claim (an agent driving the "
+                    "run, not a worker)", f"striatum job claim --run {rid} --lane {lane}",
+                    details)
+    if serving is None:
+        return Hold("ready", jid, f"{ready} and no worker has claimed it",
+                    f"striatum run work {rid}", details)
+    workers = [name for name, lanes in serving if lanes is None or lane in lanes]
+    details["workers"] = workers
+    if not workers:
+        return Hold("no_worker", jid, f"{ready} and no running worker serves lane {lane}: "
+                    "start one", f"striatum run work {rid}", details)
+    return Hold("ready", jid, f"{ready}; {len(workers)} running worker(s) serve its lane "
+                f"({', '.join(workers[:3])}) and will claim it when a slot frees",
+                None, details)
 
 
 def _lease_hold(rid: str, job: JobRow, passes: str, now: datetime) -> Hold:
@@ -164,7 +188,12 @@ def _summary(view: RunView, holds: list[Hold]) -> str:
         return f"run {run.id} waits for a human: " + "; ".join(h.text for h in human)
     working = [h for h in holds if h.kind in ("leased", "lease_stale", "lease_expired")]
     ready = [h for h in holds if h.kind == "ready"]
+    unserved = sorted({str(h.details["lane"]) for h in holds
+                       if h.kind == "no_worker" and h.details})
     parts = []
+    if unserved:
+        parts.append(f"no running worker serves lane{'s' if len(unserved) > 1 else ''} "
+                     f"{', '.join(unserved)}")
     if working:
         parts.append(f"{len(working)} job(s) in a worker's hands "
                      f"({', '.join(str(h.job) for h in working)})")

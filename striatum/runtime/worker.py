@@ -25,7 +25,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..errors import NotFound, StoreUnavailable
+from ..errors import NotFound, StoreUnavailable, StriatumError
 from . import leases, runs
 from .attempt import Attempts, Outcome, describe
 from .audit import default_actor
@@ -123,6 +123,7 @@ class Worker:
                 try:
                     link.open()
                     if time.monotonic() - last_sweep > max(1.0, options.lease_seconds / 3):
+                        self._present(link)
                         leases.sweep_expired(link.store(), options.run)
                         # A worker killed between ending a run and writing its manifest.
                         backfill_manifests(link.store(), options.run)
@@ -156,11 +157,26 @@ class Worker:
             for future, claim in running.items():
                 self._collect(future, claim)
             pool.shutdown(wait=True)
+            self._absent(link)
             self._wake.close()
             attempts.beats.close()
             attempts.stores.close()
             link.close()
         return self.outcomes
+
+    def _present(self, link: Link) -> None:
+        """Say that this worker is alive and what it serves (``why`` and the inbox tell a
+        ready job a worker will take from one nobody serves), for three sweeps' time."""
+        link.store().execute("worker_seen", {
+            "name": self.name, "actor": self.actor, "run": self.options.run,
+            "lanes": self.options.lanes, "seconds": max(3, self.options.lease_seconds)})
+
+    def _absent(self, link: Link) -> None:
+        try:
+            link.open()
+            link.store().execute("worker_gone", {"name": self.name})
+        except StriatumError:
+            pass  # the database is away: the row expires by itself
 
     def _collect(self, future: Future[Outcome], claim: Claim) -> None:
         try:

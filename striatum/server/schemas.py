@@ -124,15 +124,16 @@ RUN_WHY = document({
     "run": STRING, "workflow": STRING, "status": STRING, "summary": STRING,
     "holds": {"type": "array", "items": document({
         "kind": {"enum": ["not_started", "checkpoint", "escalated", "blocked", "leased",
-                          "lease_stale", "lease_expired", "ready", "needs", "failed",
-                          "cancelled", "completed"]},
+                          "lease_stale", "lease_expired", "ready", "no_worker", "needs",
+                          "failed", "cancelled", "completed"]},
         "job": NULLABLE_STRING, "text": STRING, "command": NULLABLE_STRING},
         "kind", "job", "text", "command")},
     "next": NULLABLE_STRING, "at": STRING})
 
 INBOX = document({
     "items": {"type": "array", "items": document({
-        "kind": {"enum": ["checkpoint", "escalated", "lease_stale", "lease_expired"]},
+        "kind": {"enum": ["checkpoint", "escalated", "lease_stale", "lease_expired",
+                          "no_worker"]},
         "run": STRING, "job": STRING, "repo": STRING, "workflow": STRING,
         "run_status": STRING, "text": STRING, "command": NULLABLE_STRING, "since": STRING,
         "age_seconds": INTEGER},

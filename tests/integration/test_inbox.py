@@ -58,9 +58,14 @@ def test_the_inbox_gathers_checkpoints_escalations_and_quiet_leases_of_every_rep
                      " WHERE run_id = %s", (quiet,))
     assert inbox(store, str(second))["items"][-1]["kind"] == "lease_expired"
 
-    runs.decide(store, asked, "decide", "continue")  # answered: it leaves the inbox
+    runs.decide(store, asked, "decide", "continue")  # answered: it leaves the inbox...
     runs.cancel(store, blocked, "abandoned")  # ended: so does what held it
-    assert [i["run"] for i in inbox(store)["items"]] == [quiet]
+    after = inbox(store)["items"]
+    # ... and what the answer made ready waits for a worker that nobody runs.
+    assert [(i["kind"], i["run"], i["job"]) for i in after] == [
+        ("lease_expired", quiet, "answer"), ("no_worker", asked, "implement")]
+    assert after[1]["command"] == f"striatum run work {asked}"
+    assert "no running worker serves lane analyst" in after[1]["text"]
 
 
 def test_the_cli_lists_the_inbox_and_says_when_nothing_waits(

@@ -15,6 +15,7 @@ from striatum.runtime.why import HOLD_KINDS, explain
 
 from ..unit.test_cli import invoke as cli
 from .helpers import Agent, example, owner_connection, scripted, start_run, to_checkpoint
+from .worker_helpers import rows, wait_for, worker_thread, write_workflow
 
 SEEN_RUN_STATES: set[str] = set()
 SEEN_JOB_STATES: set[str] = set()
@@ -42,14 +43,49 @@ def test_a_prepared_run_says_start_it_and_a_completed_one_that_nothing_holds_it(
 
     runs.start(store, run_id)
     ready = why(store, run_id)
-    assert kinds(ready) == [("ready", "answer")]
+    assert kinds(ready) == [("no_worker", "answer")]
     assert "ready on lane agent" in ready["holds"][0]["text"]
+    assert "no running worker serves lane agent" in ready["summary"]
     assert ready["next"] == f"striatum run work {run_id}"
 
     Agent(store, run_id, tmp_path).drive()
     done = why(store, run_id)
     assert done["status"] == "completed" and kinds(done) == [("completed", None)]
     assert done["next"] is None and "nothing holds it" in done["summary"]
+
+
+def test_a_ready_job_names_the_running_workers_that_serve_its_lane_and_none_once_they_stop(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    lane = {"command": ["sh", "-c", 'sleep 2; for f in $STRIATUM_PRODUCES; do '
+                        'echo done > "$STRIATUM_ARTIFACT_DIR/$f"; done']}
+    flow = write_workflow(tmp_path / "flow", {
+        "name": "two", "lanes": {"agent": lane, "other": lane},
+        "jobs": [{"id": "first", "lane": "agent", "prompt": {"text": "one"},
+                  "produces": ["a.md"]},
+                 {"id": "second", "lane": "agent", "prompt": {"text": "two"},
+                  "produces": ["b.md"]},
+                 {"id": "third", "lane": "other", "prompt": {"text": "three"},
+                  "produces": ["c.md"]}]})
+    run_id = start_run(store, flow, repo)
+    worker = worker_thread(dsn, run_id, lanes=["agent"], concurrency=1, once=True)
+    try:
+        def taken() -> dict[str, Any] | None:
+            document = why(store, run_id)
+            return document if ("leased", "first") in kinds(document) else None
+
+        held = wait_for(taken, 30, "the worker to take the first job")
+        second = next(h for h in held["holds"] if h["job"] == "second")
+        assert second["kind"] == "ready" and second["workers"] == [worker.worker.name]
+        assert "1 running worker(s) serve its lane" in second["text"]
+        assert second["command"] is None  # a worker will take it: nothing to do
+        third = next(h for h in held["holds"] if h["job"] == "third")
+        assert third["kind"] == "no_worker" and third["workers"] == []
+    finally:
+        worker.join(60)
+    after = why(store, run_id)
+    assert {h["job"]: h["kind"] for h in after["holds"]} == {"second": "no_worker",
+                                                             "third": "no_worker"}
+    assert rows(store, "SELECT * FROM striatum.workers") == []  # it said it left
 
 
 def test_a_lease_says_who_holds_it_until_when_and_goes_stale_then_expires(
