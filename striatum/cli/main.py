@@ -24,7 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "workflow": ("workflow", "workflow", "Author, check and dry-run workflows (no database)."),
     "run": ("run", "run", "Runs: prepare, check, start, work, status, list, events, waiting, "
                           "cancel, resume, retry."),
-    "job": ("job", "job", "Jobs: claim, heartbeat, publish, verdict, complete, release, fail."),
+    "job": ("job", "job", "Jobs: claim, heartbeat, publish, verdict, complete, release, fail, "
+                          "escalate."),
     "checkpoint": ("checkpoint", "checkpoint", "Checkpoints: decide."),
     "inbox": ("inbox", "inbox", "Everything that waits for a human, across runs."),
     "why": ("why", "why", "What holds a run, exactly, and the command that moves it."),

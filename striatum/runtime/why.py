@@ -115,11 +115,17 @@ def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job:
                         f"choose {' or '.join(choices)}",
                         f"striatum checkpoint decide {rid} {jid} {'|'.join(choices)}",
                         {"choices": choices})
+        if job.kind != "review" or job.verdict != "needs_revision":
+            return Hold("escalated", jid, f"{jid}{passes} was handed to a human by its agent: "
+                        f"{job.reason or '(no reason given)'}; accept it as it stands, fail "
+                        "the run, or grant it another attempt",
+                        f"striatum run resume {rid} --decision accept|fail|revise",
+                        {"by": "agent"})
         budget = spec.revise.max if spec.revise else 0
         return Hold("escalated", jid, f"review {jid}{passes} spent its revision budget "
                     f"({budget}) and waits for a human: accept the work as it is, fail the "
                     "run, or grant one more revision",
-                    f"striatum run resume {rid} --decision accept|fail|revise")
+                    f"striatum run resume {rid} --decision accept|fail|revise", {"by": "budget"})
     if job.status == "leased":
         return _lease_hold(rid, job, passes, now)
     if job.status == "ready":

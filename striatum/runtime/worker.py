@@ -236,8 +236,9 @@ class Worker:
             # An escalated review that waits again after a human granted a pass is new.
             if (each.job, each.iteration) not in self._told:
                 self._told.add((each.job, each.iteration))
-                what = ("a decision" if each.kind == "checkpoint"
-                        else "a human: its revision budget is spent")
+                what = {"checkpoint": "a decision",
+                        "review": "a human: its revision budget is spent"}.get(
+                            each.kind, "a human: its agent escalated it")
                 self._say(f"{each.job}: waiting for {what}: {each.command}")
 
     def _enough(self) -> bool:

@@ -278,6 +278,14 @@ def _job_fail(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     return results.job_outcome(tx, p["job"])
 
 
+def _job_escalate(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime import leases
+
+    tx = leases.escalate(session.store, p["run"], p["job"], p["lease"], p["reason"],
+                         files=leases.left_by_its_lane(p["run"], p["job"]))
+    return results.job_outcome(tx, p["job"])
+
+
 def _run_why(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime.why import explain
 
@@ -431,6 +439,12 @@ _DECLARED = [
          "attempts remain).",
          s.params({**s.HELD, "reason": s.text("What went wrong.")}, *s.HELD, "reason"),
          s.JOB_OUTCOME, "lease", True, _job_fail),
+    Verb("job.escalate", "Hand a held job to a human with the reason: it waits, and its run "
+         "is blocked, until `run resume` accepts it as it stands, fails the run, or grants "
+         "another attempt.",
+         s.params({**s.HELD, "reason": s.text("What the human must decide, and why.")},
+                  *s.HELD, "reason"),
+         s.JOB_OUTCOME, "lease", True, _job_escalate),
     Verb("checkpoint.decide", "Answer a checkpoint with one of its choices; the branches "
          "not chosen are skipped.",
          s.params({"run": s.RUN, "job": s.JOB, "choice": s.name("The choice.")},

@@ -116,7 +116,7 @@ RUN_EVENTS = document({"run": STRING, "events": {"type": "array", "items": docum
 
 WAITING = {"type": "array", "items": document({
     "job": STRING, "iteration": INTEGER,
-    "kind": {"enum": ["checkpoint", "review"]}, "command": STRING})}
+    "kind": {"enum": ["checkpoint", "review", "escalation"]}, "command": STRING})}
 
 RUN_WAITING = document({"run": STRING, "waiting": WAITING})
 

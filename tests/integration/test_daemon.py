@@ -150,6 +150,7 @@ def test_the_principal_may_call_every_verb(served: Served) -> None:
         "job.heartbeat": held, "job.publish": {**held, "artifact": str(produced)},
         "job.verdict": {**held, "outcome": "accept", "reason": "fine"},
         "job.complete": held, "job.release": held, "job.fail": {**held, "reason": "no"},
+        "job.escalate": {**held, "reason": "ask"},
         "checkpoint.decide": {"run": run, "job": claim["job"], "choice": "go"},
         "workflow.validate": {"file": wf}, "workflow.lint": {"file": wf},
         "workflow.plan": {"file": wf}, "doctor": {}, "server.status": {}}
