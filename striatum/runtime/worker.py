@@ -34,6 +34,7 @@ from .lanes import DEFAULT_LOG_CAP, start_guardian
 from .leases import Claim, Unprepared
 from .machine import RUN_TERMINAL
 from .manifest import backfill as backfill_manifests
+from .notify import Notifier
 from .records import RunRow
 
 __all__ = ["Outcome", "Worker", "WorkerOptions", "identity"]
@@ -58,6 +59,9 @@ class WorkerOptions:
     poll_seconds: float = 1.0
     log_cap: int = DEFAULT_LOG_CAP
     progress: Progress | None = None
+    # A command run with each new inbox item on stdin (``runtime.notify``), looked for
+    # with each sweep.
+    notify: str | None = None
 
 
 @dataclass
@@ -108,6 +112,7 @@ class Worker:
         self._wake.on_cancel = attempts.beats.cancelled
         last_sweep = 0.0
         outage = 0
+        notifier = Notifier(options.notify, self._say) if options.notify else None
         try:
             start_guardian()
         except OSError as exc:  # each lane tries again, and fails with the reason in its log
@@ -125,6 +130,8 @@ class Worker:
                     if time.monotonic() - last_sweep > max(1.0, options.lease_seconds / 3):
                         self._present(link)
                         leases.sweep_expired(link.store(), options.run)
+                        if notifier is not None:
+                            notifier.check(link.store())
                         # A worker killed between ending a run and writing its manifest.
                         backfill_manifests(link.store(), options.run)
                         last_sweep = time.monotonic()
@@ -158,6 +165,8 @@ class Worker:
                 self._collect(future, claim)
             pool.shutdown(wait=True)
             self._absent(link)
+            if notifier is not None:
+                notifier.wait()
             self._wake.close()
             attempts.beats.close()
             attempts.stores.close()
