@@ -137,9 +137,13 @@ def _live(board: Board, interval: float) -> int:
 
     snapshot = board.fetch()  # a run that is not there is an error before the screen opens
     trouble = ""
-    with _keys() as read, Live(console=Console(), screen=True, auto_refresh=False) as live:
+    console = Console()
+    with _keys() as read, Live(console=console, screen=True, auto_refresh=False) as live:
         try:
             while True:
+                # The terminal's size as it is now (it may have been resized), not a
+                # COLUMNS or LINES inherited from whoever started the process.
+                console.size = os.get_terminal_size(sys.stdout.fileno())
                 footer = f"{KEYS} · every {interval:g} s · {snapshot['inbox']['at'][11:19]}"
                 live.update(view(snapshot, footer + trouble), refresh=True)
                 for key in read(interval):

@@ -41,7 +41,10 @@ def view(snapshot: Snapshot, footer: str | None = None) -> RenderableType:
     parts.append(_inbox(snapshot["inbox"]))
     if footer:
         parts.append(Text(footer, style="dim"))
-    return Group(*parts)
+    spaced: list[RenderableType] = []
+    for part in parts:
+        spaced += [part, Text("")]
+    return Group(*spaced[:-1])
 
 
 def plain(snapshot: Snapshot, width: int = 120) -> str:
@@ -68,13 +71,18 @@ def _runs(snapshot: Snapshot) -> RenderableType:
                                             "FILE --start"))
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for column in ("", "run", "state", "workflow", "executions", "repo"):
-        table.add_column(column, no_wrap=column != "repo", overflow="fold")
+        table.add_column(column, no_wrap=True)
     for run in runs:
         chosen = run["run"] == snapshot.get("selected")
         table.add_row("▶" if chosen else " ", run["run"], _state(run["status"]),
                       run["workflow"], f"{run['executions']} of {run['worst_case']}",
-                      run.get("repo", ""), style="reverse" if chosen else None)
+                      _tail(run["repo"]), style="reverse" if chosen else None)
     return Group(_heading("runs (newest first)"), table)
+
+
+def _tail(path: str, room: int = 40) -> str:
+    """A repository's path kept to one line: its end, which names it, when it is long."""
+    return path if len(path) <= room else "…" + path[-(room - 1):]
 
 
 def _jobs(snapshot: Snapshot) -> RenderableType:
@@ -86,36 +94,39 @@ def _jobs(snapshot: Snapshot) -> RenderableType:
                               _state(status["status"]),
                               f"  {status['workflow']}, {status['executions']} of "
                               f"{status['worst_case']} executions"))
-    width = max((len(job) for job in jobs), default=0)
+    # Columns line up across waves: each as wide as its longest value in this run.
+    widths = [max((len(str(j[key])) for j in jobs.values()), default=0)
+              for key in ("job", "status", "lane")]
     for number, wave in enumerate(plan["waves"], 1):
         branch = tree.add(Text(f"wave {number}", style="bold"))
         for job_id in wave:
             if job_id in jobs:
-                branch.add(_job_line(jobs[job_id], leases.get(job_id), width))
+                branch.add(_job_line(jobs[job_id], leases.get(job_id), widths))
     return tree
 
 
-def _job_line(job: dict[str, Any], lease: dict[str, Any] | None, width: int) -> Text:
-    line = Text.assemble((f"{job['job']:<{width}}", "bold"), "  ",
-                         _state(f"{job['status']:<17}"),
-                         f" lane {job['lane']}, pass {job['iteration'] + 1}, "
-                         f"attempt {job['attempt']}")
+def _job_line(job: dict[str, Any], lease: dict[str, Any] | None, widths: list[int]) -> Text:
+    name, state, lane = widths
+    line = Text.assemble((f"{job['job']:<{name}}", "bold"), "  ",
+                         _state(f"{job['status']:<{state}}"),
+                         f"  lane {job['lane']:<{lane}}  pass {job['iteration'] + 1}"
+                         f"  attempt {job['attempt']}")
     if job["status"] == "leased":
-        line.append(f", held by {job['lease_owner']}")
+        line.append(f"  lease {job['lease_owner']}")
         if lease is not None:
             line.append(_lease_age(lease), style="red" if lease["kind"] != "leased" else "")
     if job.get("verdict"):
-        line.append(f", verdict {job['verdict']}")
+        line.append(f"  verdict {job['verdict']}")
     if job.get("chosen"):
-        line.append(f", chose {job['chosen']}")
+        line.append(f"  chose {job['chosen']}")
     return line
 
 
 def _lease_age(lease: dict[str, Any]) -> str:
     beat, left = lease.get("heartbeat_age_seconds"), lease.get("expires_in_seconds")
-    said = f" (heartbeat {spoken(beat)} ago" if beat is not None else " ("
+    said = f" (beat {spoken(beat)} ago" if beat is not None else " ("
     if lease["kind"] == "lease_expired":
-        return said + ", lease expired)"
+        return said + ", expired)"
     stale = ", stale" if lease["kind"] == "lease_stale" else ""
     return said + (f", expires in {spoken(left)}" if left is not None else "") + stale + ")"
 

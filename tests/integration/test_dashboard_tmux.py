@@ -1,0 +1,123 @@
+"""``striatum dashboard`` as a person sees it: the installed command in a detached tmux
+session of 120x40, driven with send-keys and read with capture-pane, while striatum's
+worker runs human-checkpoint on fake agents and the checkpoint is decided through the
+CLI. Every wait polls the screen with a timeout."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .helpers import example
+from .worker_helpers import STRIATUM, cli, copy_example, fake, git_init, spawned, wait_for
+
+pytestmark = [
+    pytest.mark.timeout(180),
+    # .ci/run installs tmux, so this runs in CI; a machine without it cannot show a pane.
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+WIDTH, HEIGHT = 120, 40
+
+
+@dataclass
+class Pane:
+    """One tmux server of this test's own (its own socket), holding one session."""
+
+    socket: str
+    session: str = "dash"
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True,
+                              text=True, timeout=10)
+        assert done.returncode == 0, f"tmux {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.session)
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", self.session, *keys)
+
+    def shows(self, *words: str, line: bool = True, timeout: float = 60) -> str:
+        """Wait until the screen shows every word (on one line, unless ``line`` is False);
+        the screen that did."""
+        def seen() -> str | None:
+            screen = self.screen()
+            rows = screen.splitlines() if line else [screen]
+            return screen if any(all(w in row for w in words) for row in rows) else None
+
+        return wait_for(seen, timeout, lambda: f"{words} on the screen:\n{self.screen()}",
+                        interval=0.2)
+
+
+@pytest.fixture
+def pane() -> Iterator[Pane]:
+    opened = Pane(f"striatum-test-{secrets.token_hex(4)}")
+    try:
+        yield opened
+    finally:
+        subprocess.run(["tmux", "-L", opened.socket, "kill-server"], capture_output=True,
+                       timeout=10)
+
+
+def test_a_person_watches_a_run_answers_its_checkpoint_and_quits(
+        pane: Pane, dsn: str, repo: Path, tmp_path: Path) -> None:
+    git_init(repo)
+    older = cli(dsn, repo, "run", "prepare", "--workflow", example("minimal"))
+    assert older.returncode == 0, older.stderr
+    older_id = older.stdout.strip()
+    workflow = copy_example("human-checkpoint", repo)
+    lanes = json.loads(workflow.read_text(encoding="utf-8"))["lanes"]
+    agent = json.dumps(fake("slow", "--seconds", "2"))
+    prepared = cli(dsn, repo, "run", "prepare", "--workflow", str(workflow),
+                   *[f"--lane={lane}={agent}" for lane in lanes])
+    assert prepared.returncode == 0, prepared.stderr
+    run_id = prepared.stdout.strip()
+
+    command = (f"env STRIATUM_DSN={shlex.quote(dsn)} {shlex.quote(STRIATUM)} --repo "
+               f"{shlex.quote(str(repo))} dashboard --interval 0.5; "
+               "echo dashboard exited $?; sleep 600")
+    pane.tmux("new-session", "-d", "-s", pane.session, "-x", str(WIDTH), "-y", str(HEIGHT),
+              command)
+    # The newest run is selected; j and the down arrow move down, k and the up arrow up.
+    pane.shows("▶", run_id, "prepared")
+    pane.shows("jobs of", run_id)
+    pane.keys("j")
+    pane.shows("▶", older_id, "prepared")
+    pane.shows("jobs of", older_id)
+    pane.keys("Up")
+    pane.shows("▶", run_id)
+    pane.keys("Down")
+    pane.shows("▶", older_id)
+    pane.keys("k")
+    pane.shows("jobs of", run_id)
+
+    with spawned(tmp_path / "procs") as procs:
+        worker = procs.striatum("run-start", dsn, repo, "run", "start", run_id, "--wait")
+        pane.shows("analysis", "leased", "lane analyst", "lease ", "expires in")
+        pane.shows("analysis", "succeeded")
+        screen = pane.shows("decide", "awaiting_decision")
+        assert "inbox (1)" in screen
+        pane.shows("→ striatum checkpoint decide", run_id, "decide cancel|continue")
+
+        decided = cli(dsn, repo, "checkpoint", "decide", run_id, "decide", "continue")
+        assert decided.returncode == 0, decided.stderr
+        screen = pane.shows("nothing waits for a human")
+        assert "inbox (0)" in screen
+        pane.shows("decide", "succeeded", "chose continue")
+        pane.shows("▶", run_id, "completed")
+        assert worker.wait(60) == 0, worker.err()
+    screen = pane.shows("implement", "succeeded")
+    assert all(len(row) <= WIDTH for row in screen.splitlines())
+
+    pane.keys("q")
+    pane.shows("dashboard exited 0")
