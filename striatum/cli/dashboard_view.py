@@ -110,7 +110,7 @@ def _job_line(job: dict[str, Any], lease: dict[str, Any] | None, widths: list[in
     line = Text.assemble((f"{job['job']:<{name}}", "bold"), "  ",
                          _state(f"{job['status']:<{state}}"),
                          f"  lane {job['lane']:<{lane}}  pass {job['iteration'] + 1}"
-                         f"  attempt {job['attempt']}")
+                         f"  attempt {job['attempt'] + 1}")
     if job["status"] == "leased":
         line.append(f"  lease {job['lease_owner']}")
         if lease is not None:

@@ -62,7 +62,7 @@ def test_the_jobs_show_as_a_tree_by_wave_with_lane_pass_attempt_and_the_lease() 
     assert [lines[n].split("wave ")[1] for n in waves] == ["1", "2", "3", "4"]
     analysis = next(line for line in lines if "analysis " in line and "leased" in line)
     assert lines.index(analysis) == waves[0] + 1  # under wave 1
-    assert "lane analyst    pass 1  attempt 1  lease worker-7 (beat 4 s ago, expires in 56 s)" \
+    assert "lane analyst    pass 1  attempt 2  lease worker-7 (beat 4 s ago, expires in 56 s)" \
         in analysis
     implement = next(line for line in lines if "implement" in line and "pending" in line)
     assert lines.index(implement) == waves[3] + 1
