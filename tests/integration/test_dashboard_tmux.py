@@ -77,7 +77,8 @@ def test_a_person_watches_a_run_answers_its_checkpoint_and_quits(
     older_id = older.stdout.strip()
     workflow = copy_example("human-checkpoint", repo)
     lanes = json.loads(workflow.read_text(encoding="utf-8"))["lanes"]
-    agent = json.dumps(fake("slow", "--seconds", "2"))
+    # Each job takes 4 s: time for a refresh under load to catch it leased.
+    agent = json.dumps(fake("slow", "--seconds", "4"))
     prepared = cli(dsn, repo, "run", "prepare", "--workflow", str(workflow),
                    *[f"--lane={lane}={agent}" for lane in lanes])
     assert prepared.returncode == 0, prepared.stderr
