@@ -145,7 +145,8 @@ def _live(board: Board, interval: float) -> int:
                 # COLUMNS or LINES inherited from whoever started the process.
                 console.size = os.get_terminal_size(sys.stdout.fileno())
                 footer = f"{KEYS} · every {interval:g} s · {snapshot['inbox']['at'][11:19]}"
-                live.update(view(snapshot, footer + trouble), refresh=True)
+                # A window of runs, so that the jobs, why and the inbox stay in sight.
+                live.update(view(snapshot, footer + trouble, RUN_ROWS), refresh=True)
                 for key in read(interval):
                     if key == "q":
                         return EXIT_OK
@@ -188,6 +189,7 @@ def _keys() -> Iterator[Callable[[float], list[str]]]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
+RUN_ROWS = 8
 ARROWS = {b"\x1b[A": "up", b"\x1bOA": "up", b"\x1b[B": "down", b"\x1bOB": "down"}
 LETTERS = {ord("k"): "up", ord("j"): "down", ord("q"): "q", ord("Q"): "q"}
 

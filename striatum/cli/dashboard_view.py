@@ -33,9 +33,11 @@ LEASE_KINDS = ("leased", "lease_stale", "lease_expired")
 KEYS = "↑/↓ or j/k: select a run · q: quit"
 
 
-def view(snapshot: Snapshot, footer: str | None = None) -> RenderableType:
-    """The whole screen: runs, the selected run's jobs by wave, why, and the inbox."""
-    parts: list[RenderableType] = [_runs(snapshot)]
+def view(snapshot: Snapshot, footer: str | None = None,
+         rows: int | None = None) -> RenderableType:
+    """The whole screen: runs, the selected run's jobs by wave, why, and the inbox; with
+    ``rows``, at most that many runs, a window that holds the selected one."""
+    parts: list[RenderableType] = [_runs(snapshot, rows)]
     if snapshot.get("run") is not None:
         parts += [_jobs(snapshot), _why(snapshot["why"])]
     parts.append(_inbox(snapshot["inbox"]))
@@ -47,12 +49,12 @@ def view(snapshot: Snapshot, footer: str | None = None) -> RenderableType:
     return Group(*spaced[:-1])
 
 
-def plain(snapshot: Snapshot, width: int = 120) -> str:
+def plain(snapshot: Snapshot, width: int = 120, rows: int | None = None) -> str:
     """The snapshot as plain text: what ``--once`` and a pipe print."""
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, force_terminal=False,
                       no_color=True, highlight=False, emoji=False)
-    console.print(view(snapshot))
+    console.print(view(snapshot, rows=rows))
     return out.getvalue()
 
 
@@ -64,7 +66,7 @@ def _state(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
 
 
-def _runs(snapshot: Snapshot) -> RenderableType:
+def _runs(snapshot: Snapshot, rows: int | None) -> RenderableType:
     runs = snapshot["runs"]
     if not runs:
         return Group(_heading("runs"), Text("no runs yet: striatum run prepare --workflow "
@@ -72,12 +74,21 @@ def _runs(snapshot: Snapshot) -> RenderableType:
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for column in ("", "run", "state", "workflow", "executions", "repo"):
         table.add_column(column, no_wrap=True)
-    for run in runs:
+    ids = [run["run"] for run in runs]
+    first = 0
+    if rows is not None and len(runs) > rows:
+        at = ids.index(snapshot["selected"]) if snapshot.get("selected") in ids else 0
+        first = max(0, min(at - rows // 2, len(runs) - rows))
+    shown = runs[first:first + rows] if rows is not None else runs
+    for run in shown:
         chosen = run["run"] == snapshot.get("selected")
         table.add_row("▶" if chosen else " ", run["run"], _state(run["status"]),
                       run["workflow"], f"{run['executions']} of {run['worst_case']}",
                       _tail(run["repo"]), style="reverse" if chosen else None)
-    return Group(_heading("runs (newest first)"), table)
+    heading = "runs (newest first)"
+    if len(shown) < len(runs):
+        heading += f": {first + 1} to {first + len(shown)} of {len(runs)}"
+    return Group(_heading(heading), table)
 
 
 def _tail(path: str, room: int = 40) -> str:

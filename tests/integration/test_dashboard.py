@@ -72,6 +72,7 @@ def test_once_json_prints_the_verbs_documents_that_the_text_is_drawn_from(
     asked = to_checkpoint(store, repo, tmp_path)
     printed = json.loads(once(dsn, repo, "--json"))
     assert printed["selected"] == asked
+    assert printed["runs"][0]["repo"] == str(repo.resolve())
     assert line(plain(printed), "decide ", "awaiting_decision")
     session = Session(str(repo), lambda: open_store(dsn))
     try:

@@ -141,3 +141,16 @@ def test_a_long_repository_path_keeps_its_end_on_the_runs_line() -> None:
     runs[0]["repo"] = long
     row = next(line for line in plain(snapshot(runs=runs)).splitlines() if RUN in line)
     assert row.rstrip().endswith("deep/deep/target") and "…" in row and len(row) <= 120
+
+
+def test_a_window_of_runs_holds_the_selected_one_and_says_which_it_shows() -> None:
+    many = [{**snapshot()["runs"][0], "run": f"20261205-0000{n:02d}-aaaaaa"} for n in range(20)]
+    chosen = many[15]["run"]
+    text = plain(snapshot(runs=many, selected=chosen), rows=8)
+    shown = [run["run"] for run in many if run["run"] in text]
+    assert shown == [run["run"] for run in many[11:19]]
+    assert "runs (newest first): 12 to 19 of 20" in text
+    last = plain(snapshot(runs=many, selected=many[19]["run"]), rows=8)
+    assert "runs (newest first): 13 to 20 of 20" in last
+    everything = plain(snapshot(runs=many, selected=chosen))
+    assert all(run["run"] in everything for run in many)
