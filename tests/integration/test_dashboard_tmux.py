@@ -69,6 +69,16 @@ def pane() -> Iterator[Pane]:
                        timeout=10)
 
 
+def start(pane: Pane, dsn: str, repo: Path, *args: str, after: str = "") -> None:
+    """``striatum dashboard ARGS`` in the pane; when it exits, its exit code and ``after``
+    are printed, and the pane stays open to be read."""
+    command = (f"env STRIATUM_DSN={shlex.quote(dsn)} {shlex.quote(STRIATUM)} --repo "
+               f"{shlex.quote(str(repo))} dashboard {' '.join(args)}; "
+               f"echo dashboard exited $?; {after} sleep 600")
+    pane.tmux("new-session", "-d", "-s", pane.session, "-x", str(WIDTH), "-y", str(HEIGHT),
+              command)
+
+
 def test_a_person_watches_a_run_answers_its_checkpoint_and_quits(
         pane: Pane, dsn: str, repo: Path, tmp_path: Path) -> None:
     git_init(repo)
@@ -84,11 +94,7 @@ def test_a_person_watches_a_run_answers_its_checkpoint_and_quits(
     assert prepared.returncode == 0, prepared.stderr
     run_id = prepared.stdout.strip()
 
-    command = (f"env STRIATUM_DSN={shlex.quote(dsn)} {shlex.quote(STRIATUM)} --repo "
-               f"{shlex.quote(str(repo))} dashboard --interval 0.5; "
-               "echo dashboard exited $?; sleep 600")
-    pane.tmux("new-session", "-d", "-s", pane.session, "-x", str(WIDTH), "-y", str(HEIGHT),
-              command)
+    start(pane, dsn, repo, "--interval", "0.5")
     # The newest run is selected; j and the down arrow move down, k and the up arrow up.
     pane.shows("▶", run_id, "prepared")
     pane.shows("jobs of", run_id)
@@ -122,3 +128,23 @@ def test_a_person_watches_a_run_answers_its_checkpoint_and_quits(
 
     pane.keys("q")
     pane.shows("dashboard exited 0")
+
+
+def test_a_key_refreshes_at_once_and_quitting_gives_the_terminal_back(
+        pane: Pane, dsn: str, repo: Path) -> None:
+    prepared = cli(dsn, repo, "run", "prepare", "--workflow", example("minimal"))
+    assert prepared.returncode == 0, prepared.stderr
+    run_id = prepared.stdout.strip()
+    # A minute between refreshes: only the key can show the change in time.
+    start(pane, dsn, repo, "--interval", "60",
+          after="stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\?icanon';")
+    pane.shows("▶", run_id, "prepared")
+    started = cli(dsn, repo, "run", "start", run_id)
+    assert started.returncode == 0, started.stderr
+    pane.keys("x")  # not a command: it only refreshes
+    pane.shows("▶", run_id, "running", timeout=20)
+    pane.shows("answer", "ready", timeout=5)
+    pane.keys("q")
+    screen = pane.shows("dashboard exited 0", timeout=20)
+    # cbreak mode is undone: the shell's terminal reads lines again
+    assert "icanon" in screen.split("dashboard exited 0", 1)[1].split(), screen
