@@ -6,7 +6,6 @@ CLI. Every wait polls the screen with a timeout."""
 from __future__ import annotations
 
 import json
-import secrets
 import shlex
 import shutil
 import subprocess
@@ -30,13 +29,14 @@ WIDTH, HEIGHT = 120, 40
 
 @dataclass
 class Pane:
-    """One tmux server of this test's own (its own socket), holding one session."""
+    """One tmux server of this test's own (its socket in the test's folder, so nothing is
+    left behind), holding one session."""
 
-    socket: str
+    socket: Path
     session: str = "dash"
 
     def tmux(self, *args: str) -> str:
-        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True,
+        done = subprocess.run(["tmux", "-S", str(self.socket), *args], capture_output=True,
                               text=True, timeout=10)
         assert done.returncode == 0, f"tmux {' '.join(args)}: {done.stderr}"
         return done.stdout
@@ -60,13 +60,13 @@ class Pane:
 
 
 @pytest.fixture
-def pane() -> Iterator[Pane]:
-    opened = Pane(f"striatum-test-{secrets.token_hex(4)}")
+def pane(tmp_path: Path) -> Iterator[Pane]:
+    opened = Pane(tmp_path / "tmux.sock")
     try:
         yield opened
     finally:
-        subprocess.run(["tmux", "-L", opened.socket, "kill-server"], capture_output=True,
-                       timeout=10)
+        subprocess.run(["tmux", "-S", str(opened.socket), "kill-server"],
+                       capture_output=True, timeout=10)
 
 
 def start(pane: Pane, dsn: str, repo: Path, *args: str, after: str = "") -> None:
