@@ -12,7 +12,6 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ import pytest
 from .conftest import Cli, executable
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def run_dir(cli: Cli) -> Iterator[Path]:
-    """The runtime folder of the test run's striatum home; no daemon is left behind."""
-    place = Path(os.environ["STRIATUM_HOME"]) / "run"
-    yield place
-    stopped = cli("daemon", "stop", "--timeout", "60")
-    assert stopped.returncode == 0, stopped.stderr
 
 
 def status(cli: Cli) -> tuple[int, dict[str, object]]:
