@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,6 +18,7 @@ from striatum.canonical import canonical_json
 from striatum.runtime.audit import row_hash
 from striatum.runtime.doctor import doctor, rpc_vocabulary
 from striatum.runtime.store import Store
+from striatum.server.registry import VERBS
 
 from .helpers import example, owner_connection
 from .test_daemon import Served, served  # noqa: F401 - the fixture
@@ -144,11 +144,13 @@ def test_a_change_whose_daemon_row_the_owner_deleted_is_named(lived: Served) -> 
     assert checks == ["chain", "rpc"], checks
 
 
-def test_the_vocabulary_is_the_registry_the_core_and_the_error_codes(tmp_path: Path) -> None:
+def test_the_vocabulary_is_the_registry_the_core_and_the_error_codes() -> None:
     words = rpc_vocabulary()
     assert {"job.complete", "job complete", "run.status", "lease sweep"} <= set(words["verbs"])
     assert {"usage", "forbidden", "lease_lost", "not_found", "internal",
             "store_unavailable"} <= set(words["codes"])
     assert "run.status" in words["reads"] and "run.cancel" not in words["reads"]
-    assert set(words["lease_verbs"]) == {"job.heartbeat", "job.publish", "job.verdict",
+    assert set(words["lease_verbs"]) >= {"job.heartbeat", "job.publish", "job.verdict",
                                          "job.complete", "job.release", "job.fail"}
+    assert set(words["lease_verbs"]) == {name for name, verb in VERBS.items()
+                                         if verb.capability == "lease"}
