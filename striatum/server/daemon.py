@@ -130,9 +130,8 @@ class Daemon:
         wanted = self.max_connections + self.connections + SPARE_FILES
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != resource.RLIM_INFINITY and soft < wanted:
-            raised = hard if hard == resource.RLIM_INFINITY else max(soft, hard)
-            if raised == resource.RLIM_INFINITY:
-                raised = wanted
+            # An unlimited hard limit may still be above what the kernel allows a process.
+            raised = wanted if hard == resource.RLIM_INFINITY else hard
             try:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
                 logger.info("open-file limit raised from %d to %d", soft, raised)

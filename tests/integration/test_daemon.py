@@ -477,3 +477,24 @@ def test_a_client_that_sends_half_a_line_and_stalls_or_trickles_is_closed(
     finally:
         daemon.stop()
         thread.join(60)
+
+
+def test_a_limit_of_connections_beyond_the_open_file_limit_is_lowered_to_fit(
+        dsn: str, tmp_path: Path) -> None:
+    import resource
+
+    from striatum.server.daemon import SPARE_FILES
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no hard open-file limit to fit under")
+    place = RuntimeDir(tmp_path / "h" / "run")
+    daemon, thread = serve(dsn, place, max_connections=hard + 1000)
+    try:
+        status = Served(daemon, place, thread, dsn, tmp_path).call("server.status")
+        # Raised to the hard limit, and the connections it serves fitted under it.
+        assert status["open_files"] == hard == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert status["max_connections"] == hard - 4 - SPARE_FILES
+    finally:
+        daemon.stop()
+        thread.join(60)
