@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -41,6 +42,10 @@ from .place import RuntimeDir, check_socket_path, prepare, take_lock, write_secr
 logger = logging.getLogger("striatum.daemon")
 MAX_CONNECTIONS = 256  # beyond these, a new connection is told so and closed
 IDLE_SECONDS = 60.0  # a connection that sends nothing for this long is closed
+# Descriptors kept free beside the clients' for the database pool, the log, the
+# libraries (and a client refused past the limit: it needs one to be told so).
+SPARE_FILES = 64
+BACKLOG = 1024  # connections the kernel holds until accepted (capped by net.core.somaxconn)
 
 
 def issue_tokens(place: RuntimeDir) -> Tokens:
@@ -74,6 +79,7 @@ class Daemon:
         self.home = home or place.path.parent
         self.started = (datetime.now(UTC), time.monotonic())
         self.database = ""
+        self.open_files = 0  # the soft limit of open files it runs with
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._open: dict[asyncio.Task[None], _Connection] = {}
@@ -83,7 +89,8 @@ class Daemon:
         return {"face": "daemon", "pid": os.getpid(), "version": __version__,
                 "started_at": self.started[0].isoformat(timespec="seconds"),
                 "uptime_seconds": int(time.monotonic() - self.started[1]),
-                "database": self.database, "socket": str(self.place.socket)}
+                "database": self.database, "socket": str(self.place.socket),
+                "max_connections": self.max_connections, "open_files": self.open_files}
 
     def serve(self, ready: Callable[[], None] | None = None) -> bool:
         """Serve until stopped; False (at once) when another daemon holds the folder."""
@@ -100,7 +107,8 @@ class Daemon:
             open_store(self.dsn).close()
             database = resolve(self.dsn)  # the runtime role's login
             self.database = describe(database.dsn)
-            pool = Pool(database.dsn, self.connections)
+            self._fit_open_files()
+            pool = Pool(database.dsn, self.connections, embedded=database.embedded)
             gate = Gate(pool, issue_tokens(self.place), self.home, self.describe)
             where = check_socket_path(self.place.socket)
             self.place.socket.unlink(missing_ok=True)  # a killed daemon's
@@ -114,6 +122,29 @@ class Daemon:
                 pool.close()
             os.close(lock)
         return True
+
+    def _fit_open_files(self) -> None:
+        """Raise the soft limit of open files to the hard one when the connections it
+        serves (and its spare descriptors) need more; when even the hard limit is too
+        low, serve fewer connections, and say so, rather than fail to accept."""
+        wanted = self.max_connections + self.connections + SPARE_FILES
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            # An unlimited hard limit may still be above what the kernel allows a process.
+            raised = wanted if hard == resource.RLIM_INFINITY else hard
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+                logger.info("open-file limit raised from %d to %d", soft, raised)
+                soft = raised
+            except (ValueError, OSError) as exc:
+                logger.warning("could not raise the open-file limit from %d: %s", soft, exc)
+        self.open_files = soft if soft != resource.RLIM_INFINITY else -1
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            fewer = max(1, soft - self.connections - SPARE_FILES)
+            logger.warning("the open-file limit (%d, hard %d) leaves room for %d "
+                           "connections, not %d: serving %d (raise `ulimit -n`)", soft,
+                           hard, fewer, self.max_connections, fewer)
+            self.max_connections = fewer
 
     def stop(self) -> None:
         loop, stop = self._loop, self._stop
@@ -133,8 +164,10 @@ class Daemon:
                             ) -> None:
             await self._connection(reader, writer, gate, calls)
 
+        # A burst of clients waits in the kernel's queue to be accepted (and, past the
+        # limit, told so) rather than being refused a connection outright.
         server = await asyncio.start_unix_server(connected, path=where,
-                                                 limit=protocol.MAX_FRAME)
+                                                 limit=protocol.MAX_FRAME, backlog=BACKLOG)
         os.chmod(where, 0o600)
         logger.info("striatum daemon %s (pid %d) serving %s on %s", __version__, os.getpid(),
                     self.database, where)
@@ -177,9 +210,12 @@ class Daemon:
                 except (TimeoutError, ConnectionError):
                     return
                 except ValueError:  # longer than a frame: the stream cannot be resynced
-                    await _hang_up(writer, UsageError(
-                        f"a request line is longer than {protocol.MAX_FRAME} bytes",
-                        hint="publish large content as a file; the connection is closed"))
+                    await _too_long(writer)
+                    return
+                if len(line) > protocol.MAX_FRAME:
+                    # The reader's limit counts the bytes before the newline: a line of
+                    # one byte more than a frame, its newline included, passes it.
+                    await _too_long(writer)
                     return
                 if not line.strip():
                     if not line:
@@ -207,6 +243,12 @@ async def _hang_up(writer: asyncio.StreamWriter, error: StriatumError) -> None:
     writer.write(protocol.error(None, protocol.INVALID_REQUEST,
                                 {**error.to_json(), "exit": error.exit_code}))
     await writer.drain()
+
+
+async def _too_long(writer: asyncio.StreamWriter) -> None:
+    await _hang_up(writer, UsageError(
+        f"a request line is longer than {protocol.MAX_FRAME} bytes",
+        hint="publish large content as a file; the connection is closed"))
 
 
 def _peer(writer: asyncio.StreamWriter) -> Peer:

@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,23 +74,34 @@ class Tokens:
 class Pool:
     """The daemon's connections (psycopg_pool), each switched to the runtime role once,
     when opened, and checked as it is lent (a server restarted meanwhile costs a
-    reconnect, not a failed call)."""
+    reconnect, not a failed call). On the home's embedded server (``embedded``), a
+    server found stopped (`striatum db stop`) is started again, by one call while the
+    others wait, and the pool opened anew on it."""
 
-    def __init__(self, dsn: str, size: int, *, timeout: float = 5.0) -> None:
+    def __init__(self, dsn: str, size: int, *, timeout: float = 5.0,
+                 embedded: bool = False) -> None:
+        self.dsn = dsn
+        self.size = size
+        self.timeout = timeout
+        self.embedded = embedded
+        self.runtime_role = False
+        self.restarts = 0  # how many times it started the embedded server again
+        self._restarting = threading.Lock()
+        self._pool = self._open(dsn)
+
+    def _open(self, dsn: str) -> ConnectionPool[Any]:
         from psycopg_pool import ConnectionPool
 
         from ..runtime.store import wrap_errors
 
-        self.dsn = dsn
-        self.timeout = timeout
-        self.runtime_role = False
-        self._pool: ConnectionPool[Any] = ConnectionPool(
-            dsn, min_size=1, max_size=size, open=False, name="striatum-daemon",
+        pool: ConnectionPool[Any] = ConnectionPool(
+            dsn, min_size=1, max_size=self.size, open=False, name="striatum-daemon",
             kwargs={"autocommit": True, "application_name": "striatum daemon"},
             configure=self._configure, check=ConnectionPool.check_connection,
-            timeout=timeout)
+            timeout=self.timeout)
         with wrap_errors():
-            self._pool.open(wait=True, timeout=timeout)
+            pool.open(wait=True, timeout=self.timeout)
+        return pool
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         from ..runtime.store import use_runtime_role
@@ -100,29 +112,70 @@ class Pool:
     def lend(self, actor: str) -> Iterator[Callable[[], Store]]:
         """A function that opens a store for ``actor`` on a connection of the pool the
         first time it is called; the connection goes back when the block ends."""
-        from psycopg_pool import PoolTimeout
 
         from ..runtime.store import Store
 
         lent: list[Store] = []
+        lenders: list[ConnectionPool[Any]] = []
 
         def store() -> Store:
             if not lent:
-                try:
-                    conn = self._pool.getconn()
-                except PoolTimeout as exc:
-                    raise StoreUnavailable(
-                        f"cannot reach PostgreSQL: no connection within {self.timeout:g} s",
-                        hint="check the database (`striatum daemon status` names it)"
-                    ) from exc
+                pool, conn = self._connection()
                 lent.append(Store(self.dsn, conn, actor, self.runtime_role))
+                lenders.append(pool)
             return lent[0]
 
         try:
             yield store
         finally:
             if lent:
-                self._pool.putconn(lent[0]._conn)
+                # To the pool that lent it: a restart may have put another in its place.
+                lenders[0].putconn(lent[0]._conn)
+
+    def _connection(self) -> tuple[ConnectionPool[Any], psycopg.Connection[Any]]:
+        from psycopg_pool import PoolTimeout
+
+        pool = self._pool
+        # On the embedded server, a short first wait: a server that was stopped is
+        # started again sooner than the pool's whole timeout.
+        first = min(1.0, self.timeout) if self.embedded else self.timeout
+        try:
+            return pool, pool.getconn(timeout=first)
+        except PoolTimeout as exc:
+            if not self.embedded:
+                raise self._unavailable() from exc
+        pool = self._restart(pool)
+        try:
+            return pool, pool.getconn()
+        except PoolTimeout as exc:
+            raise self._unavailable() from exc
+
+    def _restart(self, failed: ConnectionPool[Any]) -> ConnectionPool[Any]:
+        """The pool to lend from once the embedded server runs: started again (if it is
+        stopped) by the first call that found it so; the calls behind it wait for that
+        one, then find the server running and the pool renewed."""
+        from ..runtime.embedded import ensure_running, server_running
+
+        with self._restarting:
+            if self._pool is not failed:
+                return self._pool  # another call restarted it meanwhile
+            if server_running():
+                return failed  # running, only busy: wait the rest of the timeout
+            logger.warning("the embedded PostgreSQL is not running: starting it again")
+            dsn = ensure_running()
+            self.dsn = dsn
+            self._pool = self._open(dsn)
+            self.restarts += 1
+        # Its connections were to the stopped server; those lent now go back to it, and
+        # are closed, as the pool is.
+        failed.close(timeout=0)
+        return self._pool
+
+    def _unavailable(self) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"cannot reach PostgreSQL: no connection within {self.timeout:g} s",
+            hint="check the database (`striatum daemon status` names it); once it is back, "
+                 "the next call is served")
 
     def close(self) -> None:
         self._pool.close()

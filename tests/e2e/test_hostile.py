@@ -167,11 +167,15 @@ def test_a_hostile_lane_beside_an_honest_reviewer(home: Home, attacked: dict[str
     # Each chain names its first problem, and an illegal step stops the comparison of
     # the tables with the events: so one doctor shows that the record was tampered
     # with (the owner's edit, the forged event), not every change (the projection's).
-    assert len(failed) == 2, failed
+    assert len(failed) == 3, failed
     edited = next(f for f in failed if f["check"] == "chain")
     assert "row was edited" in edited["message"], failed
     forged = next(f for f in failed if f["check"] == "replay")
     assert forged["seq"] > 1_000_000 and "'verdict'" in forged["message"], failed
+    # The forged event, appended past the core, has no audit row in its transaction.
+    unaudited = next(f for f in failed if f["check"] == "rpc")
+    assert unaudited["seq"] == forged["seq"], failed
+    assert "shares its transaction with no audit row" in unaudited["message"], failed
     # The audit has the stolen verdict as the one verdict of the run, under the
     # reviewer's lease: nothing in the record tells it from the reviewer's own.
     with psycopg.connect(owner_dsn(home.json("db", "url")["dsn"])) as conn:
