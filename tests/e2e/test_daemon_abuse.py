@@ -118,6 +118,12 @@ def test_a_thousand_connections_at_once_past_the_limit_are_told_so_and_memory_st
     seen: Counter[str] = Counter()
     for i, line in lines.items():
         kind = kinds[i % 4]
+        if not line:
+            # Closed with nothing said: only an idle connection within the limit, when
+            # the daemon's idle limit passed first (a slow, loaded machine).
+            assert kind == "idle", (i, kind)
+            seen["idle closed"] += 1
+            continue
         answer = json.loads(line)
         assert answer["jsonrpc"] == "2.0" and answer["striatum"] == {"protocol": 1}
         error = answer.get("error")
@@ -139,7 +145,7 @@ def test_a_thousand_connections_at_once_past_the_limit_are_told_so_and_memory_st
     # idle ones, which sent nothing and got nothing.
     assert seen["refused"] == CONNECTIONS - LIMIT, seen
     assert seen["served"] + seen["garbage"] + seen["forbidden"] == LIMIT * 3 // 4, seen
-    assert len(lines) == CONNECTIONS - LIMIT // 4, seen
+    assert len(lines) - seen["idle closed"] == CONNECTIONS - LIMIT // 4, seen
     # Never a crash: the same daemon serves on; its memory grew by less than 64 MiB.
     again = json.loads(cli("daemon", "call", "server.status").stdout)
     assert again["pid"] == pid
