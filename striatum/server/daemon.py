@@ -59,63 +59,30 @@ class _Connection:
     busy: bool = False
 
 
-class Daemon:
-    """A daemon for one runtime folder and one database. ``serve`` blocks until
-    ``stop`` (from any thread) or SIGTERM/SIGINT (when served from the main thread)."""
+class Server:
+    """The connection loop of a socket that serves a ``gate.Gate``: the daemon's, and each
+    worker's lane socket (``lanegate``). ``run`` blocks until ``stop`` (from any thread),
+    or SIGTERM/SIGINT when run on the main thread."""
 
-    def __init__(self, dsn: str | None, place: RuntimeDir, *, connections: int = 8,
-                 home: Path | None = None, idle_seconds: float = IDLE_SECONDS,
+    face = "server"
+
+    def __init__(self, *, idle_seconds: float = IDLE_SECONDS,
                  max_connections: int = MAX_CONNECTIONS) -> None:
-        self.dsn = dsn
-        self.place = place
-        self.connections = connections
         self.idle_seconds = idle_seconds
         self.max_connections = max_connections
-        self.home = home or place.path.parent
-        self.started = (datetime.now(UTC), time.monotonic())
         self.database = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._open: dict[asyncio.Task[None], _Connection] = {}
         self._stopping = False
+        self._stop_asked = False
 
-    def describe(self) -> dict[str, Any]:
-        return {"face": "daemon", "pid": os.getpid(), "version": __version__,
-                "started_at": self.started[0].isoformat(timespec="seconds"),
-                "uptime_seconds": int(time.monotonic() - self.started[1]),
-                "database": self.database, "socket": str(self.place.socket)}
-
-    def serve(self, ready: Callable[[], None] | None = None) -> bool:
-        """Serve until stopped; False (at once) when another daemon holds the folder."""
-        prepare(self.place)
-        lock = take_lock(self.place)
-        if lock is None:
-            return False
-        pool = None
-        try:
-            from ..runtime.config import describe, open_store, resolve
-
-            # Migrates a schema that is behind (on the embedded server, as its owner), and
-            # starts the embedded server when it is the one and is not running.
-            open_store(self.dsn).close()
-            database = resolve(self.dsn)  # the runtime role's login
-            self.database = describe(database.dsn)
-            pool = Pool(database.dsn, self.connections)
-            gate = Gate(pool, issue_tokens(self.place), self.home, self.describe)
-            where = check_socket_path(self.place.socket)
-            self.place.socket.unlink(missing_ok=True)  # a killed daemon's
-            with ThreadPoolExecutor(self.connections, "striatum-call") as calls:
-                asyncio.run(self._main(where, gate, calls, ready))
-        finally:
-            self.place.socket.unlink(missing_ok=True)
-            for token in (self.place.client_token, self.place.viewer_token):
-                token.unlink(missing_ok=True)
-            if pool is not None:
-                pool.close()
-            os.close(lock)
-        return True
+    def run(self, where: str, gate: Gate, calls: ThreadPoolExecutor,
+            ready: Callable[[], None] | None = None) -> None:
+        asyncio.run(self._main(where, gate, calls, ready))
 
     def stop(self) -> None:
+        self._stop_asked = True  # a stop asked before the loop runs is kept for it
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None:
             with contextlib.suppress(RuntimeError):  # stopped already: its loop is closed
@@ -125,6 +92,8 @@ class Daemon:
                     ready: Callable[[], None] | None) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        if self._stop_asked:
+            self._stop.set()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(signum, self._stop.set)
@@ -136,8 +105,8 @@ class Daemon:
         server = await asyncio.start_unix_server(connected, path=where,
                                                  limit=protocol.MAX_FRAME)
         os.chmod(where, 0o600)
-        logger.info("striatum daemon %s (pid %d) serving %s on %s", __version__, os.getpid(),
-                    self.database, where)
+        logger.info("striatum %s %s (pid %d) serving %s on %s", self.face, __version__,
+                    os.getpid(), self.database, where)
         if ready is not None:
             ready()
         await self._stop.wait()
@@ -168,7 +137,7 @@ class Daemon:
                 return  # the folder's mode keeps other users out; this says so again
             if len(self._open) > self.max_connections:
                 await _hang_up(writer, DaemonUnavailable(
-                    f"the daemon serves {self.max_connections} connections at most",
+                    f"the {self.face} serves {self.max_connections} connections at most",
                     hint="close idle connections, or try again"))
                 return
             while not self._stopping:
@@ -200,6 +169,59 @@ class Daemon:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+class Daemon(Server):
+    """A daemon for one runtime folder and one database. ``serve`` blocks until
+    ``stop`` (from any thread) or SIGTERM/SIGINT (when served from the main thread)."""
+
+    face = "daemon"
+
+    def __init__(self, dsn: str | None, place: RuntimeDir, *, connections: int = 8,
+                 home: Path | None = None, idle_seconds: float = IDLE_SECONDS,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        super().__init__(idle_seconds=idle_seconds, max_connections=max_connections)
+        self.dsn = dsn
+        self.place = place
+        self.connections = connections
+        self.home = home or place.path.parent
+        self.started = (datetime.now(UTC), time.monotonic())
+
+    def describe(self) -> dict[str, Any]:
+        return {"face": "daemon", "pid": os.getpid(), "version": __version__,
+                "started_at": self.started[0].isoformat(timespec="seconds"),
+                "uptime_seconds": int(time.monotonic() - self.started[1]),
+                "database": self.database, "socket": str(self.place.socket)}
+
+    def serve(self, ready: Callable[[], None] | None = None) -> bool:
+        """Serve until stopped; False (at once) when another daemon holds the folder."""
+        prepare(self.place)
+        lock = take_lock(self.place)
+        if lock is None:
+            return False
+        pool = None
+        try:
+            from ..runtime.config import describe, open_store, resolve
+
+            # Migrates a schema that is behind (on the embedded server, as its owner), and
+            # starts the embedded server when it is the one and is not running.
+            open_store(self.dsn).close()
+            database = resolve(self.dsn)  # the runtime role's login
+            self.database = describe(database.dsn)
+            pool = Pool(database.dsn, self.connections)
+            gate = Gate(pool, issue_tokens(self.place), self.home, self.describe)
+            where = check_socket_path(self.place.socket)
+            self.place.socket.unlink(missing_ok=True)  # a killed daemon's
+            with ThreadPoolExecutor(self.connections, "striatum-call") as calls:
+                self.run(where, gate, calls, ready)
+        finally:
+            self.place.socket.unlink(missing_ok=True)
+            for token in (self.place.client_token, self.place.viewer_token):
+                token.unlink(missing_ok=True)
+            if pool is not None:
+                pool.close()
+            os.close(lock)
+        return True
 
 
 async def _hang_up(writer: asyncio.StreamWriter, error: StriatumError) -> None:

@@ -25,6 +25,7 @@ import pytest
 
 from striatum.runtime import leases, runs
 from striatum.runtime.store import Store
+from striatum.server.lanegate import LaneLeases
 
 from .worker_helpers import (
     alive,
@@ -450,7 +451,8 @@ def test_the_ticket_that_orders_progress_lines_is_given_back_whatever_ends_an_at
     monkeypatch.setattr(attempt_module.leases, "fail", broken_fail)
     monkeypatch.setattr(attempt_module._Attempt, "execute",
                         lambda self: self._fail("exited with code 1", []))
-    attempts = attempt_module.Attempts(Stores(), None, 0, lambda line: None)  # type: ignore[arg-type]
+    attempts = attempt_module.Attempts(Stores(), None, 0, lambda line: None,  # type: ignore[arg-type]
+                                       "/nonexistent/worker.sock", LaneLeases())
     claim = types.SimpleNamespace(run="r", job="j", token="1-x", iteration=0, attempt=0,
                                   run_row=types.SimpleNamespace(repo_path="/nonexistent"),
                                   prompt_file="/nonexistent/i0a0/prompt.md")
