@@ -62,7 +62,7 @@ def _status(dsn: str, repo: Path, run_id: str) -> dict[str, Any]:
 
 def test_a_hostile_lane_holds_no_login_whatever_the_workers_dsn(
         worker_dsn: tuple[str, str], dsn: str, repo: Path, tmp_path: Path) -> None:
-    kind, given = worker_dsn
+    _, given = worker_dsn
     run_b = cli_json(given, repo, "run", "prepare", "--workflow",
                      other_workflow(tmp_path / "other"))["run"]
     cli_json(given, repo, "run", "start", run_b)
