@@ -45,7 +45,7 @@ def held(func: F) -> F:
 
 @click.group(cls=ResolvingGroup)
 def job() -> None:
-    """Jobs: claim, heartbeat, publish, verdict, complete, release, fail.
+    """Jobs: claim, heartbeat, publish, verdict, complete, release, fail, escalate.
 
     \b
     Inside a lane the worker sets what these verbs read, so an agent need not pass it:
@@ -239,6 +239,25 @@ def fail(run_id: str, job_id: str, token: str, reason: str, as_json: bool) -> in
         with store() as opened:
             document = results.job_outcome(fail_job(opened, run_id, job_id, token, reason),
                                            job_id)
+    return _done(document, as_json)
+
+
+@job.command()
+@held
+@click.option("--reason", required=True,
+              help="What the human must decide, and why: kept in the record.")
+@json_option
+def escalate(run_id: str, job_id: str, token: str, reason: str, as_json: bool) -> int:
+    """Hand the job to a human: it waits and the run is blocked until `run resume`."""
+    document = _in_lane("job.escalate", run_id, job_id, token, {"reason": reason})
+    if document is None:
+        from ..runtime.leases import escalate as escalate_job
+        from ..runtime.leases import left_by_its_lane
+
+        with store() as opened:
+            document = results.job_outcome(escalate_job(
+                opened, run_id, job_id, token, reason,
+                files=left_by_its_lane(run_id, job_id)), job_id)
     return _done(document, as_json)
 
 

@@ -24,8 +24,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "workflow": ("workflow", "workflow", "Author, check and dry-run workflows (no database)."),
     "run": ("run", "run", "Runs: prepare, check, start, work, status, list, events, waiting, "
                           "cancel, resume, retry."),
-    "job": ("job", "job", "Jobs: claim, heartbeat, publish, verdict, complete, release, fail."),
+    "job": ("job", "job", "Jobs: claim, heartbeat, publish, verdict, complete, release, fail, "
+                          "escalate."),
     "checkpoint": ("checkpoint", "checkpoint", "Checkpoints: decide."),
+    "inbox": ("inbox", "inbox", "Everything that waits for a human, across runs."),
+    "why": ("why", "why", "What holds a run, exactly, and the command that moves it."),
     "lane": ("lane", "lane", "Lanes: preset (a lane that runs claude, codex or gemini)."),
     "worker": ("work", "worker", "Claim ready command-lane jobs, run them, finish them."),
     "db": ("db", "db", "The database: migrate, url, status, stop."),

@@ -60,9 +60,12 @@ def work_run(dsn: str, run_id: str, concurrency: int, lease_seconds: int,
               help="Lease length; heartbeats come every third of it.")
 @click.option("--poll-seconds", default=1.0, show_default=True, type=click.FloatRange(0.05, 60),
               help="Poll this often when no notification arrives.")
+@click.option("--notify", "notify", default=None, metavar="CMD",
+              help="Run CMD (through sh -c) with each new inbox item as JSON on stdin.")
 @json_option
 def worker(run_id: str | None, lanes: str | None, concurrency: int, once: bool,
-           lease_seconds: int, poll_seconds: float, as_json: bool) -> int:
+           lease_seconds: int, poll_seconds: float, notify: str | None,
+           as_json: bool) -> int:
     """Claim ready jobs whose lane is a command, run them, and finish them.
 
     Runs until interrupted (SIGINT/SIGTERM finish the jobs in hand first), or
@@ -73,7 +76,7 @@ def worker(run_id: str | None, lanes: str | None, concurrency: int, once: bool,
 
     options = WorkerOptions(run=run_id, lanes=lanes.split(",") if lanes else None,
                             concurrency=concurrency, once=once, lease_seconds=lease_seconds,
-                            poll_seconds=poll_seconds, progress=_progress)
+                            poll_seconds=poll_seconds, progress=_progress, notify=notify)
     with store() as opened:  # the database, migrated if it was behind
         dsn = opened.dsn
     runner = Worker(dsn, options)

@@ -361,6 +361,17 @@ def revise(tx: Transition, reviewer: str, reason: str, *, granted: bool) -> None
     advance(tx)
 
 
+def missing_artifacts(tx: Transition, job_id: str) -> list[str]:
+    """What the job's pass has not published of its ``produces``."""
+    produces = tx.wg.jobs[job_id].produces
+    if not produces:
+        return []
+    row = tx.jobs[job_id]
+    published = {r[0] for r in fetch(tx.cur, "job_artifacts", {
+        "run": tx.run.id, "job": job_id, "iteration": row.iteration})}
+    return [p for p in produces if p not in published]
+
+
 def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str) -> None:
     row = tx.jobs[job_id]
     spec = tx.wg.jobs[job_id]

@@ -34,7 +34,7 @@ from ..errors import (
 from . import audit, changes, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
-from .engine import Transition, advance, apply_verdict, attempt_failed
+from .engine import Transition, advance, apply_verdict, attempt_failed, missing_artifacts
 from .prompts import prepare_prompt, scratch_dir
 from .records import JobRow, RunRow, from_json
 from .runs import Idle, idle, transition
@@ -326,15 +326,6 @@ def _publish_in(tx: Transition, row: JobRow, files: Iterable[Staged]) -> None:
         tx.events.append(store_artifact(tx.cur, tx.run, row, staged)[1])
 
 
-def _missing_artifacts(tx: Transition, job_id: str) -> list[str]:
-    produces = tx.wg.jobs[job_id].produces
-    if not produces:
-        return []
-    row = tx.jobs[job_id]
-    published = {r[0] for r in fetch(tx.cur, "job_artifacts", {
-        "run": tx.run.id, "job": job_id, "iteration": row.iteration})}
-    return [p for p in produces if p not in published]
-
 
 def _leased(tx: Transition, job_id: str, token: str) -> JobRow:
     row = tx.row(job_id)
@@ -375,7 +366,7 @@ def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
         if row.kind != "review":
             raise Conflict(f"{job_id!r} is a {row.kind}; only a review takes a verdict",
                            hint="use `striatum job complete` for a task")
-        missing = _missing_artifacts(tx, job_id) if outcome == "accept" else []
+        missing = missing_artifacts(tx, job_id) if outcome == "accept" else []
         if missing:
             raise Conflict(f"{job_id!r} must publish {', '.join(missing)} before accepting",
                            hint="`striatum job publish --artifact FILE`")
@@ -422,7 +413,7 @@ def complete(store: Store, run_id: str, job_id: str, token: str, *,
         if row.kind == "review":
             raise Conflict(f"{job_id!r} is a review: it ends with a verdict",
                            hint="`striatum job verdict accept|needs_revision|reject`")
-        missing = _missing_artifacts(tx, job_id)
+        missing = missing_artifacts(tx, job_id)
         if missing:
             raise Conflict(f"{job_id!r} has not published {', '.join(missing)}",
                            hint="`striatum job publish --artifact FILE` first")
@@ -430,6 +421,29 @@ def complete(store: Store, run_id: str, job_id: str, token: str, *,
         advance(tx, [job_id])
 
     return transition(store, run_id, change, [job_id], dependents=True)
+
+
+@verb("job escalate")
+def escalate(store: Store, run_id: str, job_id: str, token: str, reason: str, *,
+             files: Iterable[Staged] = ()) -> Transition:
+    """Hand a held job to a human (publishing ``files`` first): it waits for a decision
+    and its run is blocked, the agent's reason in the record, until `run resume`
+    accepts the job as it stands, fails the run, or grants it another attempt."""
+    staged = tuple(files)
+
+    def change(tx: Transition) -> None:
+        row = _leased(tx, job_id, token)
+        _publish_in(tx, row, staged)
+        if tx.run.status != "running":
+            raise Conflict(f"run {run_id} is {tx.run.status} (on {tx.run.blocked_on}): it "
+                           "already waits for a human, who answers one escalation at a time",
+                           hint="say what needs a human in an artifact and `job release` the "
+                                "job, or `job fail` it", state=tx.run.status)
+        data = {"reason": reason, "by": "agent"}
+        tx.job(job_id, "escalate", data, reason=reason)
+        tx.run_to("block", {"job": job_id, **data}, blocked_on=job_id)
+
+    return transition(store, run_id, change, [job_id])
 
 
 @verb("job release")
@@ -457,5 +471,5 @@ def fail(store: Store, run_id: str, job_id: str, token: str, reason: str, *,
 
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "Claim", "LeaseLost", "Unprepared",
-           "claim", "complete", "fail", "heartbeat", "publish", "release", "stage",
+           "claim", "complete", "escalate", "fail", "heartbeat", "publish", "release", "stage",
            "sweep_expired", "take", "verdict", "verify"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
 from . import audit, pinned
 from .audit import Event, append_events, repo_chain, verb
-from .engine import Transition, advance, cancel_run, fail_run, revise
+from .engine import Transition, advance, cancel_run, fail_run, missing_artifacts, revise
 from .manifest import prepare_manifest, promote, run_artifacts
 from .preflight import Finding, preflight
 from .records import JobRow, RunRow, initial_job_state
@@ -351,15 +351,28 @@ def resume(store: Store, run_id: str, decision: str, reason: str) -> Transition:
             tx.job(job_id, "fail", data, reason=reason)
             fail_run(tx, f"a human failed the run at {job_id}: {reason}")
             return
+        missing = missing_artifacts(tx, job_id) if tx.wg.jobs[job_id].kind == "task" else []
+        if decision == "accept" and missing:
+            raise Conflict(f"{job_id!r} was escalated before it published "
+                           f"{', '.join(missing)}, which the jobs after it consume: it cannot "
+                           "be accepted as it stands",
+                           hint="grant it another attempt (--decision revise) or fail the run",
+                           missing=missing)
         tx.run_to("resume", data, blocked_on=None)
         if decision == "accept":
             tx.job(job_id, "decide", data, verdict="accept", reason=reason)
             # Every pending job, not only the review's dependents: a checkpoint decided
             # while the run was blocked has successors to release too.
             advance(tx)
-        else:
+        elif tx.wg.jobs[job_id].kind == "review":
             # One more pass beyond the budget: a human's call, outside plan's bound.
             revise(tx, job_id, reason, granted=True)
+        else:
+            # A task its agent escalated: run it again with a fresh attempt budget, a
+            # pass beyond the plan granted as a revision is.
+            tx.job(job_id, "reset", {**data, "granted": True}, attempt=0, reason=None,
+                   verdict=None)
+            advance(tx)
 
     return transition(store, run_id, change)
 
@@ -471,7 +484,9 @@ class Waiting:
 
     job: str
     iteration: int
-    kind: str  # a checkpoint, or a review whose revision budget is spent (escalated)
+    # checkpoint; review: its revision budget is spent; escalation: its agent handed it to
+    # a human (`job escalate`)
+    kind: str
     command: str
 
 
@@ -489,7 +504,8 @@ def waiting(store: Store, run_id: str) -> list[Waiting]:
             out.append(Waiting(job_id, iteration, "checkpoint",
                                f"striatum checkpoint decide {run_id} {job_id} {choices}"))
         else:
-            out.append(Waiting(job_id, iteration, "review",
+            out.append(Waiting(job_id, iteration, "review" if spec.kind == "review"
+                               else "escalation",
                                f"striatum run resume {run_id} --decision accept|fail|revise"))
     return out
 

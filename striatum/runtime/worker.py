@@ -25,7 +25,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..errors import NotFound, StoreUnavailable
+from ..errors import NotFound, StoreUnavailable, StriatumError
 from ..server.lanegate import LaneGate
 from . import leases, runs
 from .attempt import Attempts, Outcome, describe
@@ -35,6 +35,7 @@ from .lanes import DEFAULT_LOG_CAP, start_guardian
 from .leases import Claim, Unprepared
 from .machine import RUN_TERMINAL
 from .manifest import backfill as backfill_manifests
+from .notify import Notifier
 from .records import RunRow
 
 __all__ = ["Outcome", "Worker", "WorkerOptions", "identity"]
@@ -59,6 +60,9 @@ class WorkerOptions:
     poll_seconds: float = 1.0
     log_cap: int = DEFAULT_LOG_CAP
     progress: Progress | None = None
+    # A command run with each new inbox item on stdin (``runtime.notify``), looked for
+    # with each sweep.
+    notify: str | None = None
 
 
 @dataclass
@@ -117,6 +121,7 @@ class Worker:
         self._wake.on_cancel = attempts.beats.cancelled
         last_sweep = 0.0
         outage = 0
+        notifier = Notifier(options.notify, self._say) if options.notify else None
         try:
             start_guardian()
         except OSError as exc:  # each lane tries again, and fails with the reason in its log
@@ -132,7 +137,10 @@ class Worker:
                 try:
                     link.open()
                     if time.monotonic() - last_sweep > max(1.0, options.lease_seconds / 3):
+                        self._present(link)
                         leases.sweep_expired(link.store(), options.run)
+                        if notifier is not None:
+                            notifier.check(link.store())
                         # A worker killed between ending a run and writing its manifest.
                         backfill_manifests(link.store(), options.run)
                         last_sweep = time.monotonic()
@@ -165,11 +173,28 @@ class Worker:
             for future, claim in running.items():
                 self._collect(future, claim)
             pool.shutdown(wait=True)
+            self._absent(link)
+            if notifier is not None:
+                notifier.wait()
             self._wake.close()
             attempts.beats.close()
             attempts.stores.close()
             link.close()
         return self.outcomes
+
+    def _present(self, link: Link) -> None:
+        """Say that this worker is alive and what it serves (``why`` and the inbox tell a
+        ready job a worker will take from one nobody serves), for three sweeps' time."""
+        link.store().execute("worker_seen", {
+            "name": self.name, "actor": self.actor, "run": self.options.run,
+            "lanes": self.options.lanes, "seconds": max(3, self.options.lease_seconds)})
+
+    def _absent(self, link: Link) -> None:
+        try:
+            link.open()
+            link.store().execute("worker_gone", {"name": self.name})
+        except StriatumError:
+            pass  # the database is away: the row expires by itself
 
     def _collect(self, future: Future[Outcome], claim: Claim) -> None:
         try:
@@ -229,8 +254,9 @@ class Worker:
             # An escalated review that waits again after a human granted a pass is new.
             if (each.job, each.iteration) not in self._told:
                 self._told.add((each.job, each.iteration))
-                what = ("a decision" if each.kind == "checkpoint"
-                        else "a human: its revision budget is spent")
+                what = {"checkpoint": "a decision",
+                        "review": "a human: its revision budget is spent"}.get(
+                            each.kind, "a human: its agent escalated it")
                 self._say(f"{each.job}: waiting for {what}: {each.command}")
 
     def _enough(self) -> bool:

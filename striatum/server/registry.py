@@ -284,6 +284,26 @@ def _job_fail(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     return results.job_outcome(tx, p["job"])
 
 
+def _job_escalate(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime import leases
+
+    tx = leases.escalate(session.store, p["run"], p["job"], p["lease"], p["reason"],
+                         files=leases.left_by_its_lane(p["run"], p["job"], session.lane_env))
+    return results.job_outcome(tx, p["job"])
+
+
+def _run_why(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime.why import explain
+
+    return explain(session.store, p["run"])
+
+
+def _inbox(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime.inbox import inbox
+
+    return inbox(session.store, session.repo if p["here"] else None)
+
+
 def _checkpoint_decide(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
@@ -385,6 +405,15 @@ _DECLARED = [
     Verb("run.waiting", "The jobs of a run that wait for a human, and the command that "
          "answers each.",
          s.params({"run": s.RUN}, "run"), s.RUN_WAITING, "viewer", False, _run_waiting),
+    Verb("run.why", "What holds a run, exactly, and the command that moves it: a "
+         "checkpoint or escalation waiting for a human, a lease and when it expires by the "
+         "database clock, a ready job no worker claimed, a job waiting on its needs.",
+         s.params({"run": s.RUN}, "run"), s.RUN_WHY, "viewer", False, _run_why),
+    Verb("inbox", "Everything that waits for a human, across runs, oldest first: "
+         "checkpoints, reviews that spent their revision budget, leases whose worker went "
+         "quiet or expired; each with the command that answers it.",
+         s.params({"here": s.flag("Only the runs of this repository.")}), s.INBOX,
+         "viewer", False, _inbox),
     Verb("job.claim", "Lease the next ready job of a run; returns its prompt file, artifact "
          "folder and lease token.",
          s.params({"run": s.RUN,
@@ -416,6 +445,12 @@ _DECLARED = [
          "attempts remain).",
          s.params({**s.HELD, "reason": s.text("What went wrong.")}, *s.HELD, "reason"),
          s.JOB_OUTCOME, "lease", True, _job_fail),
+    Verb("job.escalate", "Hand a held job to a human with the reason: it waits, and its run "
+         "is blocked, until `run resume` accepts it as it stands, fails the run, or grants "
+         "another attempt.",
+         s.params({**s.HELD, "reason": s.text("What the human must decide, and why.")},
+                  *s.HELD, "reason"),
+         s.JOB_OUTCOME, "lease", True, _job_escalate),
     Verb("checkpoint.decide", "Answer a checkpoint with one of its choices; the branches "
          "not chosen are skipped.",
          s.params({"run": s.RUN, "job": s.JOB, "choice": s.name("The choice.")},

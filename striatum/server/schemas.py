@@ -116,9 +116,30 @@ RUN_EVENTS = document({"run": STRING, "events": {"type": "array", "items": docum
 
 WAITING = {"type": "array", "items": document({
     "job": STRING, "iteration": INTEGER,
-    "kind": {"enum": ["checkpoint", "review"]}, "command": STRING})}
+    "kind": {"enum": ["checkpoint", "review", "escalation"]}, "command": STRING})}
 
 RUN_WAITING = document({"run": STRING, "waiting": WAITING})
+
+RUN_WHY = document({
+    "run": STRING, "workflow": STRING, "status": STRING, "summary": STRING,
+    "holds": {"type": "array", "items": document({
+        "kind": {"enum": ["not_started", "checkpoint", "escalated", "blocked", "leased",
+                          "lease_stale", "lease_expired", "ready", "no_worker", "needs",
+                          "failed", "cancelled", "completed"]},
+        "job": NULLABLE_STRING, "text": STRING, "command": NULLABLE_STRING},
+        "kind", "job", "text", "command")},
+    "next": NULLABLE_STRING, "at": STRING})
+
+INBOX = document({
+    "items": {"type": "array", "items": document({
+        "kind": {"enum": ["checkpoint", "escalated", "lease_stale", "lease_expired",
+                          "no_worker"]},
+        "run": STRING, "job": STRING, "repo": STRING, "workflow": STRING,
+        "run_status": STRING, "text": STRING, "command": NULLABLE_STRING, "since": STRING,
+        "age_seconds": INTEGER},
+        "kind", "run", "job", "repo", "workflow", "run_status", "text", "command", "since",
+        "age_seconds")},
+    "count": INTEGER, "at": STRING})
 
 DECIDED = document({"run": STRING, "job": STRING, "choice": STRING, "run_status": STRING,
                     "skipped": STRINGS})

@@ -179,6 +179,17 @@ def start_run(store: Store, workflow_file: str, repo: Path) -> str:
     return run_id
 
 
+def to_checkpoint(store: Store, repo: Path, workdir: Path) -> str:
+    """A started run of human-checkpoint, worked until its checkpoint waits."""
+    run_id = start_run(store, example("human-checkpoint"), repo)
+    agent = Agent(store, run_id, workdir)
+    while not runs.waiting(store, run_id):
+        claim = leases.claim(store, run_id, owner="agent")
+        assert claim is not None
+        agent.act(claim)
+    return run_id
+
+
 def statuses(view: RunView) -> dict[str, str]:
     return {job.job_id: job.status for job in view.jobs}
 

@@ -145,10 +145,12 @@ def test_the_principal_may_call_every_verb(served: Served) -> None:
         "run.status": {"run": run}, "run.list": {}, "run.events": {"run": run},
         "run.cancel": {"run": run}, "run.resume": {"run": run, "decision": "accept"},
         "run.retry": {"run": run},
-        "run.waiting": {"run": run}, "job.claim": {"run": run},
+        "run.waiting": {"run": run}, "run.why": {"run": run}, "inbox": {},
+        "job.claim": {"run": run},
         "job.heartbeat": held, "job.publish": {**held, "artifact": str(produced)},
         "job.verdict": {**held, "outcome": "accept", "reason": "fine"},
         "job.complete": held, "job.release": held, "job.fail": {**held, "reason": "no"},
+        "job.escalate": {**held, "reason": "ask"},
         "checkpoint.decide": {"run": run, "job": claim["job"], "choice": "go"},
         "workflow.validate": {"file": wf}, "workflow.lint": {"file": wf},
         "workflow.plan": {"file": wf}, "doctor": {}, "server.status": {}}

@@ -217,3 +217,13 @@ def test_a_lane_is_handed_the_socket_and_its_lease_never_the_dsn_or_the_home(
         completed = conn.execute("SELECT actor FROM striatum.audit_log "
                                  "WHERE verb = 'job complete' AND outcome = 'ok'").fetchall()
     assert len(completed) == 1 and completed[0][0].endswith(" lane:lease"), completed
+
+
+def test_a_lane_hands_its_job_to_a_human_through_the_socket(
+        gate: LaneGate, dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    run_id = start_run(store, review_flow(tmp_path / "flow"), repo)
+    draft = claimed(store, run_id)
+    with agent(gate) as client:
+        done = client.call("job.escalate", {**as_lane(gate, draft), "reason": "which file?"})
+    assert (done["status"], done["run_status"]) == ("awaiting_decision", "blocked"), done
+    assert audit(dsn) == [("lane:lease", "job escalate", "ok")]

@@ -49,10 +49,15 @@ def test_read_verbs_print_the_registrys_documents(store: Store, dsn: str, repo: 
                                                              "4"]),
                 ("run.waiting", {"run": run_id}, ["run", "waiting", run_id]),
                 ("run.waiting", {"run": prepared}, ["run", "waiting", prepared]),
+                ("run.why", {"run": run_id}, ["why", run_id]),
+                ("run.why", {"run": prepared}, ["why", prepared]),
                 ("doctor", {}, ["doctor"]),
                 ("doctor", {"anchors": False}, ["doctor", "--no-anchors"])]:
             expected = invoke(VERBS[verb], arguments, session)
-            assert cli_json(dsn, repo, *argv) == expected, (verb, arguments)
+            printed = cli_json(dsn, repo, *argv)
+            if verb == "run.why":  # as of the database clock's now: the two calls differ
+                assert printed.pop("at") >= expected.pop("at")
+            assert printed == expected, (verb, arguments)
     finally:
         session.close()
     waiting = cli_json(dsn, repo, "run", "waiting", run_id)["waiting"]

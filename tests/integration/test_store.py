@@ -15,7 +15,7 @@ from striatum.runtime.store import Store, fetch, send
 
 EXPECTED_TABLES = {
     "artifacts", "chain_heads", "events", "audit_log", "jobs", "leases", "migrations", "repos",
-    "runs", "verdicts", "workflows", "identity",
+    "runs", "verdicts", "workflows", "identity", "workers",
 }
 EXPECTED_COLUMNS = {
     "events": ["repo_id", "seq", "run_id", "job_id", "type", "payload", "previous_hash",

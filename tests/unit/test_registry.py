@@ -35,8 +35,10 @@ NO_STORE = Session(str(REPO), no_store)
 def test_the_table_holds_each_verb_once_in_the_order_faces_list_them() -> None:
     assert list(VERBS) == [
         "run.prepare", "run.start", "run.status", "run.list", "run.events", "run.cancel",
-        "run.resume", "run.retry", "run.waiting", "job.claim", "job.heartbeat", "job.publish",
-        "job.verdict", "job.complete", "job.release", "job.fail", "checkpoint.decide",
+        "run.resume", "run.retry", "run.waiting", "run.why", "inbox",
+        "job.claim", "job.heartbeat",
+        "job.publish", "job.verdict", "job.complete", "job.release", "job.fail", "job.escalate",
+        "checkpoint.decide",
         "workflow.validate", "workflow.lint", "workflow.plan", "doctor", "server.status"]
     assert all(name == verb.name for name, verb in VERBS.items())
     assert all(verb.summary and "\n" not in verb.summary for verb in VERBS.values())
@@ -60,7 +62,8 @@ def test_capabilities_nest_and_match_what_each_verb_changes() -> None:
     assert {verb.name for verb in permitted("principal")} == set(VERBS)
     lease = permitted("lease")
     assert {verb.name for verb in lease} == {"job.heartbeat", "job.publish", "job.verdict",
-                                             "job.complete", "job.release", "job.fail"}
+                                             "job.complete", "job.release", "job.fail",
+                                             "job.escalate"}
     for verb in lease:  # acts on one held job: run, job and its token, every time
         assert {"run", "job", "lease"} <= set(verb.params["required"])
     assert all(verb.capability in COVERS["principal"] for verb in VERBS.values())

@@ -325,3 +325,41 @@ SELECT striatum.set_role_password(%(role)s, %(verifier)s);
 
 -- reload_configuration: the server rereads pg_hba.conf --
 SELECT pg_reload_conf();
+
+-- inbox_jobs: the jobs of live runs that wait for a human, or whose lease went quiet (a heartbeat older than a third of the lease) or expired, oldest first --
+SELECT * FROM striatum.job_records j
+WHERE j.status IN ('awaiting_decision', 'leased')
+  AND (j.status = 'awaiting_decision' OR j.lease_expired
+       OR now() - j.heartbeat_at > (j.lease_expires_at - j.heartbeat_at) / 3)
+  AND EXISTS (SELECT 1 FROM striatum.run_records r
+              WHERE r.id = j.run_id AND r.status IN ('running', 'blocked')
+                AND (%(repo)s::text IS NULL OR r.repo_path = %(repo)s))
+ORDER BY j.updated_at, j.run_id, j.position;
+
+-- worker_seen: a worker is alive and serves this run (any when NULL) and these lanes (any when NULL), until expires_at unless it says so again --
+INSERT INTO striatum.workers (name, actor, run_id, lanes, expires_at)
+VALUES (%(name)s, %(actor)s, %(run)s, %(lanes)s,
+        now() + make_interval(secs => %(seconds)s))
+ON CONFLICT (name) DO UPDATE
+   SET seen_at = now(), expires_at = now() + make_interval(secs => %(seconds)s),
+       run_id = EXCLUDED.run_id, lanes = EXCLUDED.lanes;
+
+-- worker_gone: a worker stopped; rows of workers long gone go with it --
+DELETE FROM striatum.workers
+WHERE name = %(name)s OR expires_at < now() - interval '1 day';
+
+-- inbox_unserved: ready command-lane jobs of running runs that no live worker serves, oldest first --
+SELECT * FROM striatum.job_records j
+WHERE j.status = 'ready' AND j.lane_kind = 'command'
+  AND EXISTS (SELECT 1 FROM striatum.run_records r
+              WHERE r.id = j.run_id AND r.status = 'running'
+                AND (%(repo)s::text IS NULL OR r.repo_path = %(repo)s))
+  AND NOT EXISTS (SELECT 1 FROM striatum.workers w
+                  WHERE w.expires_at > now() AND (w.run_id IS NULL OR w.run_id = j.run_id)
+                    AND (w.lanes IS NULL OR j.lane = ANY (w.lanes)))
+ORDER BY j.updated_at, j.run_id, j.position;
+
+-- serving_workers: the live workers that serve a run, and the lanes each serves (NULL: every command lane) --
+SELECT name, lanes FROM striatum.workers
+WHERE expires_at > now() AND (run_id IS NULL OR run_id = %(run)s)
+ORDER BY started_at;

@@ -1,0 +1,58 @@
+"""The inbox: one queue of everything that waits for a human, across runs.
+
+A checkpoint waiting for its decision, a review that spent its revision budget
+and blocks its run, a lease whose worker went quiet (its last heartbeat older
+than a third of the lease) or whose lease expired unswept, and a lane of a
+running run with ready jobs that no running worker serves (``striatum.workers``). Each item is
+``why``'s answer for that job (the same text and command), with the run, its
+repository and how long the item has waited, oldest first. It is read in one
+statement plus one read per run and per pinned workflow in it, so a quiet
+database answers in one round trip.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from . import pinned
+from .records import JobRow
+from .runs import get_run
+from .why import job_hold
+
+if TYPE_CHECKING:
+    from ..compiler.compiled import CompiledWorkflow
+    from .records import RunRow
+    from .store import Store
+
+INBOX_KINDS = ("checkpoint", "escalated", "lease_stale", "lease_expired", "no_worker")
+
+
+def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:
+    """Everything that waits for a human (of ``repo``'s runs when given), oldest first."""
+    import os
+
+    where = {"repo": os.path.realpath(repo) if repo else None}
+    found = store.execute("inbox_jobs", where, JobRow)
+    # One item per run and lane nobody serves, however many of its jobs are ready.
+    unserved = {(job.run_id, job.lane): job
+                for job in reversed(store.execute("inbox_unserved", where, JobRow))}
+    now: datetime = store.execute("now")[0][0]
+    runs: dict[str, RunRow] = {}
+    workflows: dict[str, CompiledWorkflow] = {}
+    items = []
+    for job in sorted([*found, *unserved.values()], key=lambda j: j.updated_at):
+        run = runs.get(job.run_id) or runs.setdefault(job.run_id, get_run(store, job.run_id))
+        digest = run.workflow_digest
+        workflow = workflows.get(digest) or workflows.setdefault(
+            digest, pinned.compiled_of(store, digest))
+        hold = job_hold(run.id, workflow, {}, job, now, [] if job.status == "ready" else None)
+        if hold is None or hold.kind not in INBOX_KINDS:
+            continue  # it moved on between the two reads
+        since = job.heartbeat_at if hold.kind == "lease_stale" and job.heartbeat_at \
+            else job.updated_at
+        items.append({**hold.to_json(), "run": run.id, "repo": run.repo_path,
+                      "workflow": run.workflow_name, "run_status": run.status,
+                      "since": since.isoformat(),
+                      "age_seconds": max(0, int((now - since).total_seconds()))})
+    return {"items": items, "count": len(items), "at": now.isoformat()}
