@@ -602,7 +602,8 @@ def list_runs(store: Store, repo: str | None, limit: int = 20) -> list[dict[str,
     rows = store.execute("list_runs", {"repo": os.path.realpath(repo) if repo else None,
                                        "limit": limit})
     return [{"run": r[0], "workflow": r[1], "status": r[2], "created_at": r[3].isoformat(),
-             "updated_at": r[4].isoformat(), "executions": int(r[5]), "worst_case": r[6]}
+             "updated_at": r[4].isoformat(), "executions": int(r[5]), "worst_case": r[6],
+             "repo": r[7]}
             for r in rows]
 
 

@@ -222,6 +222,13 @@ def _run_retry(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     return runs.status(session.store, p["run"]).to_json()
 
 
+def _run_plan(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime import pinned, runs
+
+    run = runs.get_run(session.store, p["run"])
+    return results.run_plan(run, pinned.compiled_of(session.store, run.workflow_digest))
+
+
 def _run_waiting(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
@@ -402,6 +409,9 @@ _DECLARED = [
                    "reason": s.text("Why (default: 'retried by a human').", default="")},
                   "run"),
          s.RUN_VIEW, "principal", True, _run_retry, human=True),
+    Verb("run.plan", "The plan of the workflow a run is pinned to: its waves (each job one "
+         "past the latest of its needs), each job's needs, and the worst-case executions.",
+         s.params({"run": s.RUN}, "run"), s.RUN_PLAN, "viewer", False, _run_plan),
     Verb("run.waiting", "The jobs of a run that wait for a human, and the command that "
          "answers each.",
          s.params({"run": s.RUN}, "run"), s.RUN_WAITING, "viewer", False, _run_waiting),

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from ..compiler.compile import Compilation
+    from ..compiler.compiled import CompiledWorkflow
     from ..runtime.engine import Transition
     from ..runtime.leases import Claim
+    from ..runtime.records import RunRow
     from ..runtime.runs import Idle, RunView, Waiting
 
 
@@ -51,6 +53,13 @@ def prepared(run_id: str, view: RunView) -> dict[str, Any]:
 
 def run_list(found: list[dict[str, Any]]) -> dict[str, Any]:
     return {"runs": found}
+
+
+def run_plan(run: RunRow, workflow: CompiledWorkflow) -> dict[str, Any]:
+    return {"run": run.id, "workflow": run.workflow_name, "digest": run.workflow_digest,
+            "waves": [list(wave) for wave in workflow.waves],
+            "needs": {job.id: list(job.needs) for job in workflow.workflow.jobs},
+            "worst_case": workflow.worst_case, "worst_case_exact": workflow.worst_case_exact}
 
 
 def run_events(run_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any]:

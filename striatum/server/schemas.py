@@ -108,7 +108,13 @@ PREPARED = document({"run_id": STRING, **RUN_VIEW_FIELDS})
 
 RUN_LIST = document({"runs": {"type": "array", "items": document({
     "run": STRING, "workflow": STRING, "status": STRING, "created_at": STRING,
-    "updated_at": STRING, "executions": INTEGER, "worst_case": INTEGER})}})
+    "updated_at": STRING, "executions": INTEGER, "worst_case": INTEGER, "repo": STRING})}})
+
+RUN_PLAN = document({
+    "run": STRING, "workflow": STRING, "digest": STRING,
+    "waves": {"type": "array", "items": STRINGS},
+    "needs": {"type": "object", "additionalProperties": STRINGS},
+    "worst_case": INTEGER, "worst_case_exact": BOOLEAN})
 
 RUN_EVENTS = document({"run": STRING, "events": {"type": "array", "items": document({
     "seq": INTEGER, "type": STRING, "job": NULLABLE_STRING, "payload": {"type": "object"},

@@ -224,7 +224,7 @@ WHERE p.path = %(repo)s ORDER BY r.created_at DESC, r.id DESC LIMIT 1;
 -- list_runs: the newest runs of a repository --
 SELECT r.id, r.workflow_name, r.status, r.created_at, r.updated_at,
        (SELECT coalesce(sum(executions), 0) FROM striatum.jobs j WHERE j.run_id = r.id),
-       r.worst_case
+       r.worst_case, p.path
 FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
 WHERE (%(repo)s::text IS NULL OR p.path = %(repo)s)
 ORDER BY r.created_at DESC, r.id DESC
