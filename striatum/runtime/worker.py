@@ -58,6 +58,7 @@ class WorkerOptions:
     poll_seconds: float = 1.0
     log_cap: int = DEFAULT_LOG_CAP
     progress: Progress | None = None
+    sandbox: bool = False  # run every lane under bwrap, as if each said sandbox: true
 
 
 @dataclass
@@ -104,7 +105,7 @@ class Worker:
         link = Link(self.dsn, actor)
         attempts = Attempts(LaneStores(self.dsn, actor),
                             Heartbeats(self.dsn, actor, options.lease_seconds, self._say),
-                            options.log_cap, self._say)
+                            options.log_cap, self._say, sandbox=options.sandbox)
         self._wake.on_cancel = attempts.beats.cancelled
         last_sweep = 0.0
         outage = 0
