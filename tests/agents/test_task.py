@@ -52,3 +52,30 @@ def test_the_agent_writes_its_artifact_with_its_file_tool(bench: Bench, tmp_path
     assert refusals([result]) == [], result
     assert record.prompt("report").rstrip().endswith(
         f"{outcome.repo}/.striatum/runs/{run_id}/report/i0a0/out/report.md")
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_the_agent_writes_its_artifact_under_the_lane_sandbox(bench: Bench, tmp_path: Path,
+                                                               vendor: str) -> None:
+    """The same job with ``sandbox: true``: the CLI runs under bubblewrap (its HOME and
+    the repository writable, the rest of the system read-only) and still does its work."""
+    workflow = write_workflow(tmp_path / "flow", {
+        "name": "conformance-task",
+        "lanes": {"author": {"command": ["false"]}},
+        "jobs": [{"id": "report", "lane": "author", "produces": ["report.md"],
+                  "prompt": {"text": "Write a two-line report about this repository.\n"}}]})
+    content = f"# Report\nWritten by {vendor} inside the lane's sandbox.\n"
+    script = Script().job("report", calls(Write("{paths[0]}", content)),
+                          say("The report is written."))
+
+    run_id = bench.prepare(workflow, {"author": {**lane(vendor, "author"), "sandbox": True}})
+    outcome = bench.work(run_id, script)
+
+    assert outcome.status == "completed", outcome.explain()
+    assert bench.artifacts(outcome, "report")["report.md"] == content
+    record = outcome.record
+    assert record.errors() == []
+    assert record.names == []
+    (result,) = record.results("report")
+    assert result.tool == FILE_TOOL[vendor]
+    assert refusals([result]) == [], result

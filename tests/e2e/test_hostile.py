@@ -103,19 +103,24 @@ def wait_ended(home: Home, run_id: str, timeout: float) -> dict[str, Any]:
         time.sleep(1)
 
 
-@pytest.fixture
-def attacked(home: Home, tmp_path: Path) -> dict[str, Any]:
+def attack(home: Home, tmp_path: Path, *worker_a: str) -> dict[str, Any]:
     """Run A: ``build`` on the hostile lane beside ``review`` on an honest reviewer that
-    would reject; run B, in the same database: ``held`` on an honest lane, ``spare``
-    ready. A daemon runs. Returns the hostile report, both run ids and the home."""
+    would reject, worked by a worker given ``worker_a``; run B, in the same database:
+    ``held`` on an honest lane, ``spare`` ready. A daemon runs. Returns the hostile
+    report, both run ids and the home."""
     home.json("daemon", "start")
     run_b = start(home, other_workflow(tmp_path / "other"))
     home.worker("b", "--run", run_b, "--concurrency", "1")
     run_a = start(home, attacked_workflow(tmp_path / "attacked"))
-    home.worker("a", "--run", run_a, "--concurrency", "2")
+    home.worker("a", "--run", run_a, "--concurrency", "2", *worker_a)
     status = wait_ended(home, run_a, 400)
     return {"report": read_report(home.repo, run_a), "run_a": run_a, "run_b": run_b,
             "status": status}
+
+
+@pytest.fixture
+def attacked(home: Home, tmp_path: Path) -> dict[str, Any]:
+    return attack(home, tmp_path)
 
 
 def test_a_hostile_lane_beside_an_honest_reviewer(home: Home, attacked: dict[str, Any]
@@ -178,3 +183,49 @@ def test_a_hostile_lane_beside_an_honest_reviewer(home: Home, attacked: dict[str
         verdicts = conn.execute("SELECT count(*) FROM striatum.audit_log "
                                 "WHERE verb = 'job verdict' AND outcome = 'ok'").fetchone()
     assert verdicts == (1,), verdicts
+
+
+# What the hostile lane achieves under the sandbox (worker --sandbox) on the embedded
+# server, attack by attack: True succeeded, False tried and failed, None not tried (it
+# needs a connection or a socket it did not get). The striatum home is hidden, and with
+# it the server's socket folder (``<home>/pg``), pgpass and the daemon's runtime folder:
+# the DSN the lane still carries (R1's first half) leads nowhere, so every database row
+# fails here. On a server reached over the network the DSN still logs in, and R2, R4, R5,
+# R6, R8 and R10 hold as without the sandbox (tests/integration/test_hostile.py) until
+# lanes carry no DSN (socket-only lanes): then ``env.dsn`` flips to False, and a lane's
+# own socket (STRIATUM_SOCKET, bound into the sandbox) turns ``daemon.reach`` True with
+# R11's refusals tried and failing.
+SANDBOXED: dict[str, bool | None] = {
+    "env.dsn": True,  # R1: the DSN is in its environment ...
+    "db.connect": False,  # ... but its socket folder and password are hidden
+    "file.pgpass": False,  # R1, R13: the home is hidden
+    "file.owner_password": False,
+    "db.owner_login": False,  # R13
+    "owner.edit_event": None,
+    "db.superuser": None,  # R2
+    "db.insert_event": None,  # R4
+    "db.read_lease_tokens": False,  # R6: none read, with no connection
+    "other_run.claim": None,  # R10
+    "this_run.end_stolen_token": None,  # R8
+    "replay.earlier_attempt": False,  # R9: the kept token, refused (no database here)
+    "daemon.reach": False,  # R11: the runtime folder is hidden
+    "file.principal_token": False,  # R12
+    "daemon.principal_token": None,
+    "proc.read_lease_tokens": False,  # R15: its own pid namespace
+}
+
+
+def test_a_sandboxed_hostile_lane_beside_an_honest_reviewer(home: Home, tmp_path: Path
+                                                           ) -> None:
+    attacked = attack(home, tmp_path, "--sandbox")
+    report = attacked["report"]
+    tried = {a["attack"] for a in report}
+    achieved = {attack: (outcome(report, attack) if attack in tried else None)
+                for attack in SANDBOXED}
+    assert achieved == SANDBOXED, report
+    # Nothing of the record was reached: the honest reviewer's verdict is the run's, and
+    # doctor finds nothing to report.
+    review = next(j for j in attacked["status"]["jobs"] if j["job"] == "review")
+    assert review["verdict"] == "reject", attacked["status"]
+    done = home.cli("doctor", "--json", check=False)
+    assert done.returncode == 0, done.stdout
