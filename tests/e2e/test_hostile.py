@@ -3,10 +3,11 @@
 The lane runs ``fake_agent.py hostile`` (examples/agents/hostile.py), which tries
 every attack it can reach and reports each; these tests pin, attack by attack, what
 succeeds and what fails today, as docs/security.md's table says (each assertion
-names its row, ``H1``...). Today lanes still receive a DSN and run unsandboxed as the
-worker's OS user, so several attacks succeed: that is the documented state, pinned
-here so that the day the sandbox and socket-only lanes land, these pins are what
-must change.
+names its row, ``R1``...). Today lanes still receive a DSN and, unless sandboxed, run
+as the worker's OS user with its files in reach, so several attacks succeed: that is
+the documented state, pinned here so that the day socket-only lanes land, these pins
+are what must change. The sandboxed variant (``SANDBOXED``) pins the "embedded,
+sandboxed" column.
 """
 
 from __future__ import annotations
