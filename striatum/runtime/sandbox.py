@@ -6,7 +6,7 @@ repositories, other lanes' environments in ``/proc``. Under the sandbox it sees:
 
 * the system read-only, a private ``/tmp`` and ``/dev/shm``, its own pid namespace and
   ``/proc`` (other lanes' processes, and the lease tokens in their environment, are
-  not there);
+  not there), and no capability (a root worker's lane cannot unmount what hides);
 * its repository (or worktree) and its ``HOME`` writable: agent CLIs keep their
   configuration and credentials in ``HOME``;
 * nothing of the striatum home, the daemon's runtime folder, ``~/.pgpass``, or any
@@ -87,7 +87,10 @@ def wrap(argv: list[str], *, cwd: Path, view: View, bwrap: str = BWRAP) -> list[
     path always wins over the one that holds it: a repository inside a hidden folder is
     still shown, the striatum home inside a shown HOME is still hidden, the socket inside
     the hidden runtime folder is still there."""
-    out = [bwrap, "--die-with-parent", "--unshare-pid", "--ro-bind", "/", "/",
+    # --cap-drop ALL: a worker run as root would otherwise leave the lane root with every
+    # capability, free to unmount what hides the home and read it again.
+    out = [bwrap, "--die-with-parent", "--unshare-pid", "--cap-drop", "ALL",
+           "--ro-bind", "/", "/",
            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
     mounts: list[tuple[Path, list[str]]] = []
     for path in _existing(view.writable):

@@ -40,11 +40,12 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_the_fixed_part_isolates_pids_proc_tmp_and_dies_with_its_parent(tree: Path) -> None:
+def test_the_fixed_part_isolates_pids_proc_tmp_drops_capabilities_and_dies_with_its_parent(
+        tree: Path) -> None:
     argv = wrap(["claude", "-p"], cwd=tree, view=View((), ()), bwrap="/usr/bin/bwrap")
-    assert argv[:14] == ["/usr/bin/bwrap", "--die-with-parent", "--unshare-pid",
-                         "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                         "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    assert argv[:16] == ["/usr/bin/bwrap", "--die-with-parent", "--unshare-pid",
+                         "--cap-drop", "ALL", "--ro-bind", "/", "/", "--dev", "/dev",
+                         "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
     assert argv[-5:] == ["--chdir", str(tree), "--", "claude", "-p"]
     assert "--unshare-net" not in argv  # the agent CLIs call their vendors
 
