@@ -151,6 +151,8 @@ def test_a_hostile_lane_beside_an_honest_reviewer(home: Home, attacked: dict[str
     # R15: other lanes' lease tokens are in their environment, which the same OS user
     # reads in /proc, no database needed.
     assert outcome(report, "proc.read_lease_tokens") is True
+    # R16: there is nothing mounted over the home to undo.
+    assert outcome(report, "sandbox.unmount") is False
     # R13: the owner's password is in the same file: the lane logs in as the superuser
     # and edits the record behind the triggers.
     assert outcome(report, "file.owner_password") is True
@@ -213,6 +215,7 @@ SANDBOXED: dict[str, bool | None] = {
     "file.principal_token": False,  # R12
     "daemon.principal_token": None,
     "proc.read_lease_tokens": False,  # R15: its own pid namespace
+    "sandbox.unmount": False,  # R16: no capability to unmount what hides the home
 }
 
 
