@@ -58,9 +58,9 @@ def _status(dsn: str, repo: Path, run_id: str) -> dict[str, Any]:
     return found
 
 
-def test_a_hostile_lane_holds_what_the_workers_dsn_holds(
-        worker_dsn: tuple[str, str], dsn: str, repo: Path, tmp_path: Path) -> None:
-    kind, given = worker_dsn
+def _attack(given: str, repo: Path, tmp_path: Path, *worker_a: str
+            ) -> tuple[list[dict[str, Any]], str, str, dict[str, Any]]:
+    """The hostile lane's report, run A, run B, and run A's status once it ended."""
     run_b = cli_json(given, repo, "run", "prepare", "--workflow",
                      other_workflow(tmp_path / "other"))["run"]
     cli_json(given, repo, "run", "start", run_b)
@@ -71,10 +71,16 @@ def test_a_hostile_lane_holds_what_the_workers_dsn_holds(
         procs.striatum("worker-b", given, repo, "worker", "--run", run_b,
                        "--poll-seconds", "0.2")
         procs.striatum("worker-a", given, repo, "worker", "--run", run_a, "--concurrency", "2",
-                       "--poll-seconds", "0.2")
+                       "--poll-seconds", "0.2", *worker_a)
         status = wait_for(lambda: (s := _status(given, repo, run_a))["status"] in (
             "completed", "failed", "cancelled") and s, 400, f"run {run_a} to end", interval=1)
-    report = read_report(repo, run_a)
+    return read_report(repo, run_a), run_a, run_b, status
+
+
+def test_a_hostile_lane_holds_what_the_workers_dsn_holds(
+        worker_dsn: tuple[str, str], dsn: str, repo: Path, tmp_path: Path) -> None:
+    kind, given = worker_dsn
+    report, run_a, run_b, status = _attack(given, repo, tmp_path)
     superuser = kind == "superuser"
 
     # R1: no password file, no home, no daemon: the DSN is all the lane is given.
@@ -102,3 +108,55 @@ def test_a_hostile_lane_holds_what_the_workers_dsn_holds(
     # R14: doctor fails (the forged event at least).
     done = cli(dsn, repo, "doctor", "--json")
     assert done.returncode != 0, done.stdout
+
+
+def _sandbox_shows(dsn: str) -> bool:
+    """Whether a sandboxed lane reaches the server of ``dsn``: over the network, or by a
+    socket folder outside ``/tmp`` (the sandbox's /tmp is its own)."""
+    host = str(conninfo_to_dict(dsn).get("host") or "/tmp")
+    return not host.startswith("/") or not (host + "/").startswith("/tmp/")
+
+
+def test_a_sandboxed_hostile_lane_holds_what_the_dsn_holds_and_nothing_else(
+        dsn: str, repo: Path, tmp_path: Path) -> None:
+    """The runtime member's DSN, the lanes under the sandbox (worker --sandbox). Each
+    attack's outcome is data: the sandbox hides files and processes, not the server.
+    Once lanes carry no DSN (socket-only lanes), every row that needs the DSN flips to
+    False: R1's DSN half, R2, R4, R5, R6, R8 and R10."""
+    if conninfo_to_dict(dsn).get("password"):
+        pytest.skip("the test server asks for passwords: a DSN with one is not passed to lanes")
+    role = f"striatum_hostile_{secrets.token_hex(4)}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN IN ROLE striatum_runtime')
+    try:
+        given = make_conninfo(dsn, user=role)
+        report, run_a, run_b, status = _attack(given, repo, tmp_path, "--sandbox")
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
+    reached = _sandbox_shows(given)
+    held = None if not reached else True  # None: not tried, there was no connection
+    expected: dict[tuple[str, str | None], bool | None] = {
+        ("env.dsn", None): True,  # R1: the DSN is still handed over
+        ("db.connect", None): reached,
+        ("file.pgpass", None): False,
+        ("db.superuser", None): None if not reached else False,  # R2
+        ("db.insert_event", None): held,  # R4
+        ("db.update_projection", f"{run_b}/held"): held,  # R5
+        ("db.read_lease_tokens", None): reached,  # R6
+        ("this_run.end_forged_token", f"{run_a}/review"): None if not reached else False,
+        ("this_run.end_stolen_token", f"{run_a}/review"): held,  # R8
+        ("other_run.end_stolen_token", f"{run_b}/held"): held,
+        ("other_run.claim", None): held,  # R10
+        ("daemon.reach", None): False,  # R11, R12: no home, no daemon
+        ("proc.read_lease_tokens", None): False,  # R15: its own pid namespace
+        ("sandbox.unmount", None): False,  # R16
+    }
+    tried = {(a["attack"], a["target"]) for a in report} | {(a["attack"], None)
+                                                           for a in report}
+    achieved = {key: (outcome(report, *key) if key in tried else None) for key in expected}
+    assert achieved == expected, report
+    review = next(j for j in status["jobs"] if j["job"] == "review")
+    # With the DSN, a token read in striatum.jobs still steals the review (R8).
+    assert review["verdict"] == ("accept" if reached else "reject"), status
