@@ -4,18 +4,17 @@ server: the lane runs under bwrap though its workflow does not ask for it."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from striatum.runtime import sandbox
 
+from . import test_hostile
 from .test_hostile import Home
+
+home = test_hostile.home  # its fixture: a striatum home of the test's own, with its server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300),
               pytest.mark.skipif(sandbox.probe() is not None,
@@ -27,20 +26,6 @@ LOOK = ("import os, pathlib, sys; home = sys.argv[1]; out = os.environ['STRIATUM
         ".decode()); "
         "pathlib.Path(out, 'seen.json').write_text(__import__('json').dumps("
         "{'pid1': pid1, 'pgpass': os.path.exists(os.path.join(home, 'pgpass'))}))")
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Home]:
-    root = Path(tempfile.mkdtemp(prefix="striatum-sandbox-"))
-    os.chmod(root, 0o755)  # the embedded server may run as its own system user
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    opened = Home(root, repo)
-    try:
-        yield opened
-    finally:
-        opened.close()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("verb", [("run", "start", "--wait"), ("run", "work")],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,21 @@ def worker_dsn(request: pytest.FixtureRequest, dsn: str) -> Iterator[tuple[str, 
             pytest.skip("the test server's DSN is not a superuser's")
         yield request.param, dsn
         return
+    with runtime_member(dsn) as member:
+        yield request.param, member
+
+
+@contextmanager
+def runtime_member(dsn: str) -> Iterator[str]:
+    """The DSN of a new LOGIN role that is a member of striatum_runtime and nothing else,
+    dropped afterwards."""
     if conninfo_to_dict(dsn).get("password"):
         pytest.skip("the test server asks for passwords: a DSN with one is not passed to lanes")
     role = f"striatum_hostile_{secrets.token_hex(4)}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE ROLE "{role}" LOGIN IN ROLE striatum_runtime')
     try:
-        yield request.param, make_conninfo(dsn, user=role)
+        yield make_conninfo(dsn, user=role)
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP OWNED BY "{role}"')
@@ -123,18 +132,8 @@ def test_a_sandboxed_hostile_lane_holds_what_the_dsn_holds_and_nothing_else(
     attack's outcome is data: the sandbox hides files and processes, not the server.
     Once lanes carry no DSN (socket-only lanes), every row that needs the DSN flips to
     False: R1's DSN half, R2, R4, R5, R6, R8 and R10."""
-    if conninfo_to_dict(dsn).get("password"):
-        pytest.skip("the test server asks for passwords: a DSN with one is not passed to lanes")
-    role = f"striatum_hostile_{secrets.token_hex(4)}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{role}" LOGIN IN ROLE striatum_runtime')
-    try:
-        given = make_conninfo(dsn, user=role)
+    with runtime_member(dsn) as given:
         report, run_a, run_b, status = _attack(given, repo, tmp_path, "--sandbox")
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP OWNED BY "{role}"')
-            conn.execute(f'DROP ROLE "{role}"')
     reached = _sandbox_shows(given)
     held = None if not reached else True  # None: not tried, there was no connection
     expected: dict[tuple[str, str | None], bool | None] = {
