@@ -51,8 +51,9 @@ def probe() -> str | None:
     if found is None:
         return f"`{BWRAP}` is not on this machine's PATH"
     try:
-        done = subprocess.run([found, "--ro-bind", "/", "/", "--unshare-pid", "--proc",
-                               "/proc", "--dev", "/dev", "true"],
+        done = subprocess.run([found, "--ro-bind", "/", "/", "--unshare-pid", "--cap-drop",
+                               "ALL", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                               "true"],
                               capture_output=True, timeout=PROBE_SECONDS, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"`{BWRAP}` could not be run: {exc}"
