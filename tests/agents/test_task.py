@@ -63,10 +63,10 @@ def test_the_agent_writes_its_artifact_with_its_file_tool(bench: Bench, tmp_path
         f"{outcome.repo}/.striatum/runs/{run_id}/report/i0a0/out/report.md")
 
 
-# codex's workspace-write sandbox is a bubblewrap of its own, which maps uid 0 into a new
-# user namespace: a lane of a root worker has no capability (--cap-drop ALL), so that
-# fails and its file tool says "Failed to write file". A worker that is not root leaves
-# the lane its own uid, which a nested bwrap may map.
+# codex's workspace-write sandbox runs the system bwrap, which maps uid 0 into a new user
+# namespace: a lane of a root worker has no capability (--cap-drop ALL), so that fails
+# ("setting up uid map: Operation not permitted") and its file tool says "Failed to write
+# file". A nested bwrap of a worker that is not root keeps the worker's uid and runs.
 UNDER_BWRAP = [pytest.param(v, marks=pytest.mark.xfail(
     os.geteuid() == 0, strict=True,
     reason="codex's own bubblewrap cannot map uid 0 in a lane without capabilities"))
