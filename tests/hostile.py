@@ -114,6 +114,8 @@ def socket_only_pins(run_a: str, run_b: str) -> dict[str, list[Pin]]:
                 ("lane_socket.own_lease_on_other_job", None, False)],
         # R15: the other lanes' tokens and sockets, and the worker's environment, in /proc.
         "R15": [("proc.read_lease_tokens", None, True), ("proc.worker_env", None, True)],
+        # R16: there is no sandbox to undo (and no capability to unmount with).
+        "R16": [("sandbox.unmount", None, False)],
     }
 
 
@@ -147,3 +149,23 @@ def assert_pins(report: list[dict[str, Any]], rows: dict[str, list[Pin]]) -> Non
              for row, pins in rows.items() for attack, target, succeeds in pins
              if outcome(report, attack, target) is not succeeds]
     assert not wrong, "\n".join(wrong) + f"\nreport: {json.dumps(report, indent=1)}"
+
+
+# What a sandboxed lane must try, and fail at, for its report to mean anything: the
+# database and the home, the other lanes through /proc, its own socket beyond its lease,
+# and undoing the sandbox itself.
+SANDBOX_TRIED = ("env.dsn", "db.connect", "file.pgpass", "proc.read_lease_tokens",
+                 "proc.worker_env", "lane_socket.other_verb",
+                 "lane_socket.own_lease_on_other_job", "other_run.claim",
+                 "replay.earlier_attempt", "sandbox.unmount")
+
+
+def assert_nothing_succeeds(report: list[dict[str, Any]]) -> None:
+    """The sandbox's promise (docs/security.md, the sandboxed column): no attack the
+    hostile lane tried succeeded, and it tried at least ``SANDBOX_TRIED``."""
+    won = [f"{a['attack']} {a.get('target') or ''}: {a.get('detail', '')}"
+           for a in report if a["succeeded"]]
+    assert not won, "\n".join(won) + f"\nreport: {json.dumps(report, indent=1)}"
+    tried = {a["attack"] for a in report}
+    missing = [name for name in SANDBOX_TRIED if name not in tried]
+    assert not missing, f"the hostile agent did not try {missing}: {report}"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..compiler.ir import VERDICTS
 from ..errors import Conflict, LeaseLost, StoreUnavailable, StriatumError
-from . import changes, leases
+from . import changes, embedded, leases, sandbox
 from .artifacts import Staged, stage
 from .connections import Heartbeats, LaneStores
 from .lanes import DEFAULT_TIMEOUT, fill, lane_environment, run_lane
@@ -106,6 +106,7 @@ class Attempts:
     socket: str
     lanes: LaneLeases
     told: Told = field(default_factory=Told)
+    sandbox: bool = False  # every lane sandboxed, whatever the workflow says (--sandbox)
 
     def run(self, claim: Claim, after: frozenset[int] = frozenset()) -> Outcome:
         """Run one attempt; its "started" line waits for the lines of ``after`` (the
@@ -196,6 +197,8 @@ class _Attempt:
         job_env = {**_job_env(claim, self.attempts.socket), "STRIATUM_KIND": claim.kind,
                    "STRIATUM_CAN_REVISE": "1" if spec.revise else "0"}
         env = lane_environment(dict(lane.env), job_env)
+        if lane.sandbox or self.attempts.sandbox:
+            argv = self._sandboxed(argv, workdir, env)
         lost = threading.Event()
         self.attempts.beats.hold(claim, lost)
         self.attempts.lanes.hold(claim.token, job_env)
@@ -252,6 +255,16 @@ class _Attempt:
         return self._finish(lambda store: leases.complete(
             store, claim.run, claim.job, claim.token, files=files, check_writes=False),
             files, "succeeded", "")
+
+    def _sandboxed(self, argv: list[str], workdir: Path, env: dict[str, str]) -> list[str]:
+        """``argv`` under bwrap, or SandboxUnavailable (the attempt fails, finally): a lane
+        that asked for the sandbox never runs without it."""
+        bwrap = sandbox.require()
+        # Asked at each attempt: a run prepared since the worker started is hidden too.
+        repos = [str(row[1]) for row in self.store().execute("all_repos")]
+        view = sandbox.view_for(repo=self.repo, workdir=workdir, env=env,
+                                striatum_home=embedded.home(), repos=repos)
+        return sandbox.wrap(argv, cwd=workdir, view=view, bwrap=bwrap)
 
     def _review(self, out: Path, files: list[Staged]) -> tuple[str, str]:
         found = _read_verdict(out / VERDICT_FILE)

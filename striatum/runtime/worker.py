@@ -63,6 +63,7 @@ class WorkerOptions:
     # A command run with each new inbox item on stdin (``runtime.notify``), looked for
     # with each sweep.
     notify: str | None = None
+    sandbox: bool = False  # run every lane under bwrap, as if each said sandbox: true
 
 
 @dataclass
@@ -117,7 +118,8 @@ class Worker:
         link = Link(self.dsn, actor)
         attempts = Attempts(LaneStores(self.dsn, actor),
                             Heartbeats(self.dsn, actor, options.lease_seconds, self._say),
-                            options.log_cap, self._say, str(gate.socket), gate.leases)
+                            options.log_cap, self._say, str(gate.socket), gate.leases,
+                            sandbox=options.sandbox)
         self._wake.on_cancel = attempts.beats.cancelled
         last_sweep = 0.0
         outage = 0

@@ -28,6 +28,7 @@ import pytest
 from striatum.runtime.embedded import owner_dsn
 
 from ..hostile import (
+    assert_nothing_succeeds,
     assert_pins,
     attacked_workflow,
     embedded_pins,
@@ -104,19 +105,24 @@ def wait_ended(home: Home, run_id: str, timeout: float) -> dict[str, Any]:
         time.sleep(1)
 
 
-@pytest.fixture
-def attacked(home: Home, tmp_path: Path) -> dict[str, Any]:
+def attack(home: Home, tmp_path: Path, *worker_a: str) -> dict[str, Any]:
     """Run A: ``build`` on the hostile lane beside ``review`` on an honest reviewer that
-    would reject; run B, in the same database: ``held`` on an honest lane, ``spare``
-    ready. A daemon runs. Returns the hostile report, both run ids and the home."""
+    would reject, worked by a worker given ``worker_a``; run B, in the same database:
+    ``held`` on an honest lane, ``spare`` ready. A daemon runs. Returns the hostile
+    report, both run ids and the home."""
     home.json("daemon", "start")
     run_b = start(home, other_workflow(tmp_path / "other"))
     home.worker("b", "--run", run_b, "--concurrency", "1")
     run_a = start(home, attacked_workflow(tmp_path / "attacked"))
-    home.worker("a", "--run", run_a, "--concurrency", "2")
+    home.worker("a", "--run", run_a, "--concurrency", "2", *worker_a)
     status = wait_ended(home, run_a, 400)
     return {"report": read_report(home.repo, run_a), "run_a": run_a, "run_b": run_b,
             "status": status}
+
+
+@pytest.fixture
+def attacked(home: Home, tmp_path: Path) -> dict[str, Any]:
+    return attack(home, tmp_path)
 
 
 def test_a_hostile_lane_beside_an_honest_reviewer(home: Home, attacked: dict[str, Any]
@@ -148,3 +154,18 @@ def test_a_hostile_lane_beside_an_honest_reviewer(home: Home, attacked: dict[str
                                "'forbidden' AND actor LIKE '%% lane:none'").fetchall()
     assert len(verdicts) == 1 and verdicts[0][0].endswith(" lane:lease"), verdicts
     assert {"run.cancel", "run.status", "job.claim"} <= {r[0] for r in refused}, refused
+
+
+def test_a_sandboxed_hostile_lane_beside_an_honest_reviewer(home: Home, tmp_path: Path
+                                                           ) -> None:
+    """Socket-only lanes under the sandbox on the embedded default with a daemon up: the
+    home (pgpass, the daemon's tokens) is hidden, and with it the worker's environment and
+    the other lanes (its own pid namespace): every attack fails."""
+    attacked = attack(home, tmp_path, "--sandbox")
+    assert_nothing_succeeds(attacked["report"])
+    # Nothing of the record was reached: the honest reviewer's verdict is the run's, and
+    # doctor finds nothing to report.
+    review = next(j for j in attacked["status"]["jobs"] if j["job"] == "review")
+    assert review["verdict"] == "reject", attacked["status"]
+    done = home.cli("doctor", "--json", check=False)
+    assert done.returncode == 0, done.stdout
