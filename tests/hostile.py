@@ -155,8 +155,7 @@ def assert_pins(report: list[dict[str, Any]], rows: dict[str, list[Pin]]) -> Non
 # database and the home, the other lanes through /proc, its own socket beyond its lease,
 # and undoing the sandbox itself.
 SANDBOX_TRIED = ("env.dsn", "db.connect", "file.pgpass", "proc.read_lease_tokens",
-                 "proc.worker_env", "lane_socket.other_verb",
-                 "lane_socket.own_lease_on_other_job", "other_run.claim",
+                 "proc.worker_env", "lane_socket.other_verb", "other_run.claim",
                  "replay.earlier_attempt", "sandbox.unmount")
 
 

@@ -9,12 +9,9 @@ sandbox replaces whole: that would hide them without the hiding this tests.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import socket
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,38 +195,28 @@ def test_without_bwrap_a_sandboxed_lane_is_refused_not_run_unsandboxed(
     assert errors[0].hint is not None and "apt-get install bubblewrap" in errors[0].hint
 
 
-def test_the_socket_the_lane_is_given_is_reachable_inside_the_hidden_runtime_folder(
+def test_the_lane_reaches_its_workers_socket_while_the_runtime_folder_stays_hidden(
         store: Store, dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A socket named by STRIATUM_SOCKET (a worker's lease-only socket) in the striatum
-    home's runtime folder: bound in, while the folder's tokens stay hidden."""
+    """The worker's lease-only socket (STRIATUM_SOCKET) is bound into the sandbox: the
+    lane's heartbeat through it is answered, while the home's runtime folder, with the
+    daemon's token, stays hidden."""
     places = _places(tmp_path, monkeypatch)
-    path = places["home"] / "run" / "lanes.sock"
-    heard: list[bytes] = []
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
-        server.bind(str(path))
-        server.listen(1)
-        server.settimeout(60)
-
-        def serve() -> None:
-            with contextlib.suppress(OSError):
-                conn, _ = server.accept()
-                with conn:
-                    heard.append(conn.recv(100))
-
-        listener = threading.Thread(target=serve, daemon=True)
-        listener.start()
-        talk = ("import os, pathlib, socket; s = socket.socket(socket.AF_UNIX); "
-                "s.connect(os.environ['STRIATUM_SOCKET']); s.sendall(b'from the lane'); "
-                "token = os.path.join(os.path.dirname(os.environ['STRIATUM_SOCKET']), "
-                "'client-token'); pathlib.Path(os.environ['STRIATUM_ARTIFACT_DIR'], "
-                "'out.md').write_text(str(os.path.exists(token)))")
-        flow = one_task(tmp_path / "flow", {"command": [sys.executable, "-c", talk],
-                                            "env": {"STRIATUM_SOCKET": str(path)},
-                                            "sandbox": True})
-        run_id = start_run(store, flow, places["repo"])
-        outcomes = work(dsn, run_id, timeout=60, until_run_ends=True)
-        listener.join(10)
+    token = places["home"] / "run" / "client-token"
+    talk = ("import json, os, pathlib, socket\n"
+            "s = socket.socket(socket.AF_UNIX); s.connect(os.environ['STRIATUM_SOCKET'])\n"
+            "e = os.environ\n"
+            "s.sendall(json.dumps({'jsonrpc': '2.0', 'id': 1, 'method': 'job.heartbeat', "
+            "'params': {'run': e['STRIATUM_RUN'], 'job': e['STRIATUM_JOB'], "
+            "'lease': e['STRIATUM_LEASE']}}).encode() + b'\\n')\n"
+            "answer = json.loads(s.makefile('rb').readline())\n"
+            f"seen = os.path.exists({str(token)!r})\n"
+            "pathlib.Path(e['STRIATUM_ARTIFACT_DIR'], 'out.md').write_text("
+            "json.dumps({'answered': 'result' in answer, 'token_seen': seen}))\n")
+    flow = one_task(tmp_path / "flow", {"command": [sys.executable, "-c", talk],
+                                        "sandbox": True})
+    run_id = start_run(store, flow, places["repo"])
+    outcomes = work(dsn, run_id, timeout=60, until_run_ends=True)
     assert [o.status for o in outcomes] == ["succeeded"], outcomes
-    assert heard == [b"from the lane"]
-    assert artifact_file(store, run_id, places["repo"], "write", "out.md").read_text() \
-        == "False"
+    said = json.loads(artifact_file(store, run_id, places["repo"], "write", "out.md")
+                      .read_text())
+    assert said == {"answered": True, "token_seen": False}, said
