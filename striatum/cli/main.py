@@ -69,8 +69,11 @@ class LazyGroup(click.Group):
               type=click.Path(file_okay=False), help="The target repository.")
 @click.option("--dsn", envvar="STRIATUM_DSN", default=None,
               help="PostgreSQL DSN (default: a private embedded server).")
+@click.option("--direct", is_flag=True, envvar="STRIATUM_DIRECT",
+              help="Open the database here even when the daemon serves it (default: the "
+                   "verbs go through a running daemon of the same database).")
 @click.pass_context
-def cli(ctx: click.Context, repo: str, dsn: str | None) -> None:
+def cli(ctx: click.Context, repo: str, dsn: str | None, direct: bool) -> None:
     """Coordinate terminal AI coding agents: compiled workflows with bounded review loops.
 
     \b
@@ -82,7 +85,7 @@ def cli(ctx: click.Context, repo: str, dsn: str | None) -> None:
     Every verb takes --json; exit codes are listed in docs/cli.md.
     """
     invocation = current(ctx)
-    invocation.repo, invocation.dsn = repo, dsn
+    invocation.repo, invocation.dsn, invocation.direct = repo, dsn, direct
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ the daemon (nor psycopg).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -42,6 +43,16 @@ class RuntimeDir:
     @property
     def viewer_token(self) -> Path:
         return self.path / "viewer-token"
+
+    @property
+    def dsn_digest(self) -> Path:
+        """The sha256 of the DSN the daemon was started with (of "" for none): a CLI given
+        a DSN uses the daemon only when it serves that one, and reads no DSN to know."""
+        return self.path / "dsn-sha256"
+
+
+def dsn_digest(dsn: str | None) -> str:
+    return hashlib.sha256((dsn or "").encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def runtime_dir(home: Path | None = None) -> RuntimeDir:
