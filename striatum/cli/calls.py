@@ -98,7 +98,7 @@ def daemon_client(repo: str, dsn: str | None) -> Client | None:
             return None
         if served != dsn_digest(dsn):
             return None
-    from ..runtime.audit import default_actor
+    from ..runtime.actor import default_actor
     from ..server.client import Client
 
     client = Client(place, actor=default_actor(), repo=os.path.abspath(repo))

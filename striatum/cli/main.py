@@ -84,6 +84,7 @@ def cli(ctx: click.Context, repo: str, dsn: str | None, direct: bool) -> None:
     Verify the record:  striatum doctor
     Every verb takes --json; exit codes are listed in docs/cli.md.
     """
+    gc.enable()  # held off while the process imported (``entry``)
     invocation = current(ctx)
     invocation.repo, invocation.dsn, invocation.direct = repo, dsn, direct
 

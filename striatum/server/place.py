@@ -8,7 +8,6 @@ the daemon (nor psycopg).
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -52,6 +51,8 @@ class RuntimeDir:
 
 
 def dsn_digest(dsn: str | None) -> str:
+    import hashlib  # here: a command given no DSN compares none
+
     return hashlib.sha256((dsn or "").encode("utf-8", "surrogatepass")).hexdigest()
 
 
