@@ -51,9 +51,19 @@ class RuntimeDir:
 
 
 def dsn_digest(dsn: str | None) -> str:
-    import hashlib  # here: a command given no DSN compares none
+    # CPython's own sha256 where it has one: OpenSSL's, which hashlib loads, costs a
+    # routed command a few milliseconds of its start for one short hash.
+    import importlib
 
-    return hashlib.sha256((dsn or "").encode("utf-8", "surrogatepass")).hexdigest()
+    for name in ("_sha2", "_sha256"):  # 3.12 and later; 3.11
+        try:
+            sha256 = importlib.import_module(name).sha256
+            break
+        except (ImportError, AttributeError):
+            continue
+    else:
+        from hashlib import sha256
+    return str(sha256((dsn or "").encode("utf-8", "surrogatepass")).hexdigest())
 
 
 def runtime_dir(home: Path | None = None) -> RuntimeDir:
