@@ -151,13 +151,17 @@ def test_every_verb_says_the_same_both_ways(daemon: Path, tmp_path: Path) -> Non
         assert one == other
     codes = {said[0]: said[1] for said in direct}
     assert set(codes.values()) == {0, 1, 3, 4}, codes  # done, usage, not found, conflict
-    # The doctor's counts differ (the daemon audits its reads too); its verdict does not.
+    # The doctor's counts differ (the daemon audits its reads too); its verdict does not
+    # (of the test run's whole database, which other modules' tests wrote to as well).
+    verdicts = []
     for way in ways.values():
         found = way("doctor", "--no-anchors", "--json")
-        assert found.returncode == 0, found.stderr
-        assert json.loads(found.stdout)["ok"] is True
         text = way("doctor", "--no-anchors")
-        assert text.returncode == 0 and "no problem found" in text.stdout, text.stdout
+        assert "Traceback" not in found.stderr + text.stderr
+        verdicts.append((found.returncode, json.loads(found.stdout)["ok"], text.returncode,
+                         text.stdout.splitlines()[-1].split(" (")[0]))
+    assert verdicts[0] == verdicts[1]
+    assert verdicts[0][0] in (0, 2)
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -171,7 +175,7 @@ def test_a_routed_verb_imports_no_psycopg(daemon: Path, tmp_path: Path, way: str
         done = runner(*args, python=[sys.executable, "-X", "importtime"])
         imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
                     for line in done.stderr.splitlines() if line.startswith("import time:")}
-        assert done.returncode in (0, 3), done.stderr[-2000:]
+        assert done.returncode in (0, 2, 3), done.stderr[-2000:]  # doctor: 0 or 2
         if way == "daemon":
             assert not imported & set(heavy), (args, imported & set(heavy))
         else:
