@@ -11,21 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import EXIT_OK
+from .calls import calls
 from .output import emit_json
-from .session import settings
 
 
 def call(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The result document of registry verb ``name``, called as this command's caller."""
-    from ..runtime.config import open_store
-    from ..server.registry import VERBS, Session, invoke
-
-    repo, dsn = settings()
-    session = Session(repo, lambda: open_store(dsn))
-    try:
-        return invoke(VERBS[name], params, session)
-    finally:
-        session.close()
+    """The result document of registry verb ``name``, called as this command's caller
+    (through the daemon when it serves this command's database: ``calls``)."""
+    with calls() as caller:
+        return caller(name, params)
 
 
 def show(name: str, params: dict[str, Any], as_json: bool,

@@ -70,6 +70,7 @@ class Way:
             text = text.replace(value, name)
         text = re.sub(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?", "TIME", text)
         text = re.sub(r"\b\d\d:\d\d:\d\d\b", "HH:MM:SS", text)
+        text = re.sub(r"\(\d+ s,", "(N s,", text)  # how long an inbox item has waited
         return re.sub(r"\b[0-9a-f]{64}\b", "SHA256", text)
 
 
@@ -123,7 +124,8 @@ def agent_loop(way: Way, workflow: Path) -> None:
     way.say("job", "complete", env={"STRIATUM_RUN": run, "STRIATUM_JOB": "draft",
                                     "STRIATUM_LEASE": claim["lease"]})
     for args in (("run", "waiting", run), ("run", "waiting", run, "--json"),
-                 ("run", "status", run),
+                 ("run", "status", run), ("why", run), ("why", run, "--json"),
+                 ("inbox", "--here"),
                  ("checkpoint", "decide", run, "decide", "maybe"),
                  ("checkpoint", "decide", run, "decide", "go", "--json"),
                  ("checkpoint", "decide", run, "decide", "go"),
@@ -171,7 +173,8 @@ def test_a_routed_verb_imports_no_psycopg(daemon: Path, tmp_path: Path, way: str
     runner = Way(way, new_repo(tmp_path, way))
     heavy = ("psycopg", "jsonschema", "networkx", "lark")
     for args in (("run", "list"), ("run", "status", "20991231-000000-abcdef"),
-                 ("job", "claim", "--run", "20991231-000000-abcdef"), ("doctor",)):
+                 ("job", "claim", "--run", "20991231-000000-abcdef"), ("doctor",),
+                 ("why", "20991231-000000-abcdef"), ("inbox",)):
         done = runner(*args, python=[sys.executable, "-X", "importtime"])
         imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
                     for line in done.stderr.splitlines() if line.startswith("import time:")}
