@@ -16,16 +16,19 @@ from .output import emit_json
 
 
 def call(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The result document of registry verb ``name``, called as this command's caller
-    (through the daemon when it serves this command's database: ``calls``)."""
-    with calls() as caller:
+    """The result document of registry verb ``name``, on a connection of this command's
+    own: a loop that polls with it (the dashboard) would have the daemon audit every
+    read it makes."""
+    with calls(direct=True) as caller:
         return caller(name, params)
 
 
 def show(name: str, params: dict[str, Any], as_json: bool,
          render: Callable[[dict[str, Any]], None]) -> int:
-    """Call the verb and print its document: as JSON, or as ``render`` words it."""
-    document = call(name, params)
+    """Call the verb (through the daemon when it serves this command's database:
+    ``calls``) and print its document: as JSON, or as ``render`` words it."""
+    with calls() as caller:
+        document = caller(name, params)
     if as_json:
         emit_json(document)
     else:
