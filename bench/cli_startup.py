@@ -36,7 +36,7 @@ def striatum_argv() -> list[str]:
     script = Path(sys.executable).parent / "striatum"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from striatum.cli.main import main; main()"]
+    return [sys.executable, "-c", "from striatum.cli.entry import main; main()"]
 
 
 def commands() -> dict[str, list[str]]:

@@ -197,7 +197,7 @@ def striatum_argv() -> list[str]:
     script = Path(sys.executable).parent / "striatum"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from striatum.cli.main import main; main()"]
+    return [sys.executable, "-c", "from striatum.cli.entry import main; main()"]
 
 
 def striatum_env(dsn: str, ctx: Context) -> dict[str, str]:

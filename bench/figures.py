@@ -772,58 +772,109 @@ def figure_doctor(ctx: Context) -> dict[str, Any]:
 # ================================================================= 5. CLI latency
 
 def figure_cli(ctx: Context) -> dict[str, Any]:
+    """The agent loop's verbs as whole ``striatum`` processes, direct and through the
+    daemon, in one run; then the daemon's own cost per call."""
     from striatum.runtime import leases, runs
     from striatum.runtime.store import Store
 
+    from . import daemon_rpc
+
     timed = 8 if ctx.quick else 20
     warmups = 2
-    samples: dict[str, list[float]] = {"job claim": [], "job verdict": [], "run status": []}
-    with fresh_database(ctx) as dsn:
+    ways = ("direct", "daemon")
+    samples: dict[str, list[float]] = {f"{verb}{'' if way == 'direct' else ' daemon'}": []
+                                       for way in ways
+                                       for verb in ("job claim", "job verdict", "run status")}
+    home = ctx.tmp / "cli-home"  # short: the socket's path must fit in sun_path
+    home.mkdir()
+    with fresh_database(ctx) as dsn, daemon_rpc.daemon(dsn, home) as place:
         store = Store.connect(dsn)
-        workflow = write_workflow(ctx.tmp, "reviews", reviews_jobs(timed + warmups + 2),
-                                  ["true"])
+        workflow = write_workflow(ctx.tmp, "reviews",
+                                  reviews_jobs(2 * (timed + warmups) + 2), ["true"])
         repo = new_repo(ctx, "cli")
         run = runs.prepare(store, str(workflow), str(repo), overrides={}, lanes=TRUE_LANE)
         runs.start(store, run)
         first = leases.claim(store, run, owner=OWNER, sweep=False)
         assert first is not None and first.job == "work"
         leases.complete(store, run, first.job, first.token)
-        store.close()
         cli = striatum_argv()
-        env = striatum_env(dsn, ctx)
+        env = {**striatum_env(dsn, ctx), "STRIATUM_HOME": str(home)}
         for i in range(warmups + timed):
-            # Round robin, as an agent's loop calls them: claim, verdict, status.
-            elapsed, out, _ = run_timed([*cli, "job", "claim", "--run", run, "--json"],
-                                        env=env, cwd=repo)
-            claim = json.loads(out)
-            if not claim.get("claimed"):
-                raise RuntimeError(f"job claim found nothing: {out}")
-            verdict_env = {**env, "STRIATUM_RUN": run, "STRIATUM_JOB": claim["job"],
-                           "STRIATUM_LEASE": claim["lease"]}
-            elapsed_v, _, _ = run_timed([*cli, "job", "verdict", "accept", "--reason",
-                                         "looks right"], env=verdict_env, cwd=repo)
-            elapsed_s, _, _ = run_timed([*cli, "run", "status", run], env=env, cwd=repo)
-            if i >= warmups:
-                samples["job claim"].append(elapsed * 1000)
-                samples["job verdict"].append(elapsed_v * 1000)
-                samples["run status"].append(elapsed_s * 1000)
+            # Round robin, as an agent's loop calls them: claim, verdict, status; one
+            # round direct, then the same through the daemon.
+            for way in ways:
+                on = {**env, "STRIATUM_DIRECT": "1"} if way == "direct" else env
+                tail = "" if way == "direct" else " daemon"
+                elapsed, out, _ = run_timed([*cli, "job", "claim", "--run", run, "--json"],
+                                            env=on, cwd=repo)
+                claim = json.loads(out)
+                if not claim.get("claimed"):
+                    raise RuntimeError(f"job claim found nothing: {out}")
+                held = {"run": run, "job": claim["job"], "lease": claim["lease"]}
+                if way == "direct":
+                    verdict = [*cli, "job", "verdict", "accept", "--reason", "looks right"]
+                    verdict_env = {**on, "STRIATUM_RUN": run, "STRIATUM_JOB": claim["job"],
+                                   "STRIATUM_LEASE": claim["lease"]}
+                else:  # the lease alone, as a lane holds it
+                    params = {**held, "outcome": "accept", "reason": "looks right"}
+                    verdict = [*cli, "daemon", "call", "job.verdict", "--as", "none",
+                               "--params", json.dumps(params)]
+                    verdict_env = on
+                elapsed_v, _, _ = run_timed(verdict, env=verdict_env, cwd=repo)
+                elapsed_s, _, _ = run_timed([*cli, "run", "status", run], env=on, cwd=repo)
+                if i >= warmups:
+                    samples[f"job claim{tail}"].append(elapsed * 1000)
+                    samples[f"job verdict{tail}"].append(elapsed_v * 1000)
+                    samples[f"run status{tail}"].append(elapsed_s * 1000)
+        overhead = _daemon_overhead(store, place, run, repo, 200 if ctx.quick else 1000)
+        store.close()
     floor = []
     for _ in range(timed):
         elapsed, _, _ = run_timed([sys.executable, "-c", "pass"],
                                   env=striatum_env("", ctx))
         floor.append(elapsed * 1000)
-    rows = [row(f"striatum {verb} (median of {timed})", "ms", values, higher_is_better=False,
-                key=verb) for verb, values in samples.items()]
+    rows = [row(f"striatum {key.replace(' daemon', '')} "
+                f"({'through the daemon' if key.endswith('daemon') else 'direct'}, "
+                f"median of {timed})", "ms", values, higher_is_better=False, key=key)
+            for key, values in samples.items()]
     rows.append(row("python -c pass (floor)", "ms", floor, who="reference",
                     higher_is_better=False, key="floor"))
-    return {"rows": rows, "raw": samples, "notes": [
+    rows += [row(f"daemon overhead per call, {verb} (socket - in-process, medians)", "ms",
+                 [value], higher_is_better=False, key=f"overhead {verb}")
+             for verb, value in overhead.items()]
+    return {"rows": rows, "raw": {"samples": samples, "overhead": overhead}, "notes": [
         f"each verb as a subprocess of the console script ({' '.join(cli)}) with "
         f"STRIATUM_DSN set and PYTHONPATH = this checkout, run from bytecode as an "
         f"installed wheel is (a private pycache filled by the warm-ups); {warmups} "
-        f"untimed rounds then "
-        f"{timed} timed rounds of claim -> verdict accept -> run status on a run of "
-        f"{timed + warmups + 2} parallel reviews; median and min-max over the timed calls "
-        "(not repeated per --repeat: the calls are the samples)."]}
+        f"untimed rounds then {timed} timed rounds of claim -> verdict accept -> run "
+        "status, each round direct (STRIATUM_DIRECT=1) then through a daemon of the same "
+        "database (`daemon start --foreground`), on a run of parallel reviews; median and "
+        "min-max over the timed calls (not repeated per --repeat: the calls are the "
+        "samples). Through the daemon, the verdict is `striatum daemon call job.verdict "
+        "--as none` with the lease in its parameters (what a lane holds).",
+        "daemon overhead: bench/daemon_rpc.py's method, the median of a verb called "
+        "in-process (registry.invoke on one open store) subtracted from its median through "
+        "the socket on one kept connection (framing, JSON, a thread hop, the capability "
+        "check and the call's audit row)."]}
+
+
+def _daemon_overhead(store: Any, place: Any, run: str, repo: Path, calls: int
+                     ) -> dict[str, float]:
+    import statistics
+
+    from striatum.server.client import Client
+    from striatum.server.registry import VERBS, Session, invoke
+
+    from .daemon_rpc import timed
+
+    session = Session(str(repo), lambda: store, lambda: {"face": "bench"})
+    found = {}
+    with Client(place) as kept:
+        for verb, params in (("server.status", {}), ("run.status", {"run": run})):
+            local = timed(lambda v=verb, p=params: invoke(VERBS[v], p, session), calls)
+            remote = timed(lambda v=verb, p=params: kept.call(v, p), calls)
+            found[verb] = statistics.median(remote) - statistics.median(local)
+    return found
 
 
 # ============================================================= 6. compile scaling

@@ -129,6 +129,11 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for verb in ("job claim", "job verdict", "run status"):
             add(f"5. `striatum {verb}` median <= 300 ms", _median(figs["cli"], verb), 300.0,
                 False, "ms")
+            add(f"5. `striatum {verb}` through the daemon median <= 60 ms",
+                _median(figs["cli"], f"{verb} daemon"), 60.0, False, "ms")
+        for verb in ("server.status", "run.status"):
+            add(f"5. the daemon's overhead per call ({verb}) <= 1 ms",
+                _median(figs["cli"], f"overhead {verb}"), 1.0, False, "ms")
     if "compile" in figs:
         for shape in ("chain", "fanout", "nested"):
             big = _median(figs["compile"], f"{shape}-10000")

@@ -1,5 +1,5 @@
 """``python -m striatum``: the same as the ``striatum`` command."""
 
-from striatum.cli.main import main
+from striatum.cli.entry import main
 
 main()

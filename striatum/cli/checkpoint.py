@@ -5,10 +5,9 @@ from __future__ import annotations
 import click
 
 from ..errors import EXIT_OK
-from ..server import results
+from .calls import calls
 from .output import emit_json, json_option
 from .refs import RUN, ResolvingGroup
-from .session import store
 
 
 @click.group(cls=ResolvingGroup)
@@ -23,14 +22,12 @@ def checkpoint() -> None:
 @json_option
 def decide(run_id: str, job_id: str, choice: str, as_json: bool) -> int:
     """Answer checkpoint JOB of RUN with CHOICE; the branches not chosen are skipped."""
-    from ..runtime.runs import decide as decide_checkpoint
-
-    with store() as opened:
-        tx = decide_checkpoint(opened, run_id, job_id, choice)
+    with calls() as call:
+        decided = call("checkpoint.decide", {"run": run_id, "job": job_id, "choice": choice})
     if as_json:
-        emit_json(results.decided(tx, job_id, choice))
+        emit_json(decided)
     else:
-        skipped = results.skipped(tx)
-        click.echo(f"{job_id}: chose {choice}; run {run_id} is {tx.run.status}"
+        skipped = decided["skipped"]
+        click.echo(f"{job_id}: chose {choice}; run {run_id} is {decided['run_status']}"
                    + (f"; skipped {', '.join(skipped)}" if skipped else ""))
     return EXIT_OK

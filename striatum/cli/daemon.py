@@ -38,7 +38,7 @@ def _place() -> Any:
 
 
 def _status(place: Any, holding: str = "principal") -> dict[str, Any]:
-    from ..runtime.audit import default_actor
+    from ..runtime.actor import default_actor
     from ..server.client import Client
 
     with Client(place, holding=holding, actor=default_actor(),  # type: ignore[arg-type]
@@ -223,7 +223,7 @@ def status(as_json: bool) -> int:
 def call(verb: str, params_text: str, holding: str, as_json: bool) -> int:
     """Call VERB through the daemon's socket and print its result, a JSON document (for
     debugging); with --json, an error is JSON on stderr too."""
-    from ..runtime.audit import default_actor
+    from ..runtime.actor import default_actor
     from ..server.client import Client
 
     try:

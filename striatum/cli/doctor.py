@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ..errors import EXIT_INVALID, EXIT_OK
+from .calls import calls
 from .output import count, emit_json, json_option
-from .session import settings, store
 
 
 @click.command()
@@ -22,21 +22,18 @@ def doctor(no_anchors: bool, strict: bool, as_json: bool) -> int:
     vouches for it — is said so, not called ok); otherwise 2, naming the first
     bad row.
     """
-    from ..runtime.doctor import doctor as run_doctor
-
-    repo, _ = settings()
-    with store() as opened:
-        report = run_doctor(opened, None if no_anchors else repo, strict=strict)
+    with calls() as call:
+        report = call("doctor", {"anchors": not no_anchors, "strict": strict})
     if as_json:
-        emit_json(report.to_json())
+        emit_json(report)
     else:
         marks = {"ok": "ok  ", "fail": "FAIL", "unanchored": "----", "stale": "warn"}
-        for finding in report.findings:
-            click.echo(f"{marks[finding.status]} {finding.check:<8} {finding.message}")
-        verdict = "doctor found problems" if not report.ok else (
-            "all checks passed" if report.anchored
+        for finding in report["findings"]:
+            click.echo(f"{marks[finding['status']]} {finding['check']:<8} {finding['message']}")
+        verdict = "doctor found problems" if not report["ok"] else (
+            "all checks passed" if report["anchored"]
             else "no problem found; the newest records are not vouched for outside the "
                  "database yet (a run's manifest anchors them when it ends)")
-        click.echo(f"{verdict} ({count(report.events, 'event')}, "
-                   f"{count(report.audit_rows, 'audit row')})")
-    return EXIT_OK if report.ok else EXIT_INVALID
+        click.echo(f"{verdict} ({count(report['events'], 'event')}, "
+                   f"{count(report['audit_rows'], 'audit row')})")
+    return EXIT_OK if report["ok"] else EXIT_INVALID

@@ -16,6 +16,7 @@ import click
 class Invocation:
     repo: str = "."
     dsn: str | None = None
+    direct: bool = False  # never through the daemon
     json: bool = False
 
 

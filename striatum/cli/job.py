@@ -22,6 +22,7 @@ import click
 from ..compiler.ir import VERDICTS
 from ..errors import EXIT_OK
 from ..server import results
+from .calls import calls
 from .output import emit_json, json_option
 from .refs import RUN, ResolvingGroup
 from .session import store
@@ -104,26 +105,26 @@ def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
         emit_json(_through_lane(socket_path, "job.claim", {
             "run": run_id, "lane": lane, "owner": owner, "lease_seconds": lease_seconds}))
         return EXIT_OK
-    from ..runtime.leases import claim_next
-    from ..runtime.runs import Idle
-
-    with store() as opened:
-        found = claim_next(opened, run_id, owner=owner or results.default_owner(), lane=lane,
-                           lease_seconds=lease_seconds)
+    # The owner is named here: through the daemon, its default would name the daemon.
+    with calls() as call:
+        found = call("job.claim", {"run": run_id, "lane": lane,
+                                   "owner": owner or results.default_owner(),
+                                   "lease_seconds": lease_seconds})
     if as_json:
-        emit_json(results.claimed(found))
-    elif isinstance(found, Idle):
-        click.echo(f"not claimed ({found.reason}): {found.detail}", err=True)
+        emit_json(found)
+    elif not found["claimed"]:
+        click.echo(f"not claimed ({found['reason']}): {found['detail']}", err=True)
     else:
-        click.echo(f"claimed {found.job} ({found.kind}, lane {found.lane}) in run {found.run}")
-        click.echo(f"prompt:       {found.prompt_file}")
-        click.echo(f"artifact dir: {found.artifact_dir}")
-        if found.produces:
-            click.echo(f"produces:     {', '.join(found.produces)} (write them to the artifact "
-                       "dir, then publish each)")
-        click.echo(f"lease:        {found.token} (expires {found.expires_at:%H:%M:%S})")
-        click.echo(f"export STRIATUM_RUN={found.run} STRIATUM_JOB={found.job} "
-                   f"STRIATUM_LEASE={found.token}")
+        run, job_id, token = found["run"], found["job"], found["lease"]
+        expires = datetime.fromisoformat(found["expires_at"])
+        click.echo(f"claimed {job_id} ({found['kind']}, lane {found['lane']}) in run {run}")
+        click.echo(f"prompt:       {found['prompt_file']}")
+        click.echo(f"artifact dir: {found['artifact_dir']}")
+        if found["produces"]:
+            click.echo(f"produces:     {', '.join(found['produces'])} (write them to the "
+                       "artifact dir, then publish each)")
+        click.echo(f"lease:        {token} (expires {expires:%H:%M:%S})")
+        click.echo(f"export STRIATUM_RUN={run} STRIATUM_JOB={job_id} STRIATUM_LEASE={token}")
     return EXIT_OK
 
 

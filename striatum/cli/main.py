@@ -69,8 +69,11 @@ class LazyGroup(click.Group):
               type=click.Path(file_okay=False), help="The target repository.")
 @click.option("--dsn", envvar="STRIATUM_DSN", default=None,
               help="PostgreSQL DSN (default: a private embedded server).")
+@click.option("--direct", is_flag=True, envvar="STRIATUM_DIRECT",
+              help="Open the database here even when the daemon serves it (default: the "
+                   "verbs go through a running daemon of the same database).")
 @click.pass_context
-def cli(ctx: click.Context, repo: str, dsn: str | None) -> None:
+def cli(ctx: click.Context, repo: str, dsn: str | None, direct: bool) -> None:
     """Coordinate terminal AI coding agents: compiled workflows with bounded review loops.
 
     \b
@@ -81,8 +84,9 @@ def cli(ctx: click.Context, repo: str, dsn: str | None) -> None:
     Verify the record:  striatum doctor
     Every verb takes --json; exit codes are listed in docs/cli.md.
     """
+    gc.enable()  # held off while the process imported (``entry``)
     invocation = current(ctx)
-    invocation.repo, invocation.dsn = repo, dsn
+    invocation.repo, invocation.dsn, invocation.direct = repo, dsn, direct
 
 
 def main(argv: list[str] | None = None) -> None:

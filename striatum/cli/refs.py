@@ -7,10 +7,12 @@ is a usage error before a database is looked for."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from click.shell_completion import CompletionItem
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 WHOLE_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 
@@ -26,6 +28,8 @@ class RunRef(click.ParamType[str]):
     def shell_complete(self, ctx: click.Context, param: click.Parameter,
                        incomplete: str) -> list[CompletionItem]:
         """The repository's newest runs that begin with what was typed, and ``latest``."""
+        from click.shell_completion import CompletionItem
+
         from ..errors import StriatumError
         from ..runtime.config import open_store
         from ..runtime.runs import list_runs

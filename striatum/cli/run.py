@@ -16,6 +16,7 @@ from ..errors import (
 )
 from ..runtime.machine import RUN_TERMINAL
 from ..server import results
+from .calls import calls
 from .output import emit_json, json_option
 from .refs import RUN, ResolvingGroup
 from .session import settings, store
@@ -62,16 +63,16 @@ def _lanes(values: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _show(view: Any, as_json: bool) -> int:
+def _show(doc: dict[str, Any], as_json: bool) -> int:
     if as_json:
-        emit_json(view.to_json())
+        emit_json(doc)
     else:
-        click.echo(_summary(view))
+        click.echo(_summary(doc))
     return EXIT_OK
 
 
-def _summary(view: Any) -> str:
-    doc = view.to_json()
+def _summary(doc: dict[str, Any]) -> str:
+    """A run's status document (``run.status``), as lines to read."""
     granted = (f" (+{doc['granted']} granted by a human)" if doc["granted"] else "")
     lines = [f"run {doc['run']} ({doc['workflow']}): {doc['status']}"
              + (f", blocked on {doc['blocked_on']}" if doc["blocked_on"] else "")
@@ -150,17 +151,15 @@ def prepare(workflow_file: str, variables: tuple[str, ...], artifact_root: str,
         for finding in findings:
             if finding.severity == "warning":
                 click.echo(finding.line(), err=True)
-    with store() as opened:
-        run_id = runs.prepare(opened, workflow_file, repo, overrides=overrides,
-                              artifact_root=artifact_root, lanes=lanes)
-        if start_now:
-            runs.start(opened, run_id, allow_dirty=allow_dirty)
-        view = runs.status(opened, run_id)
+    with calls() as call:
+        prepared = call("run.prepare", {"workflow": workflow_file, "vars": overrides,
+                                        "artifact_root": artifact_root, "lanes": lanes,
+                                        "start": start_now, "allow_dirty": allow_dirty})
     if as_json:
-        emit_json({**results.prepared(run_id, view),
+        emit_json({**prepared,
                    "warnings": [f.to_json() for f in findings if f.severity == "warning"]})
     else:
-        click.echo(run_id)
+        click.echo(prepared["run_id"])
     return EXIT_OK
 
 
@@ -192,12 +191,8 @@ def start(run_id: str, allow_dirty: bool, wait: bool, concurrency: int, lease_se
           until_human: bool, sandbox: bool, as_json: bool) -> int:
     """Start a prepared run: its first jobs become ready (with --wait, run them). Refused
     while the files its jobs write hold uncommitted changes, unless --allow-dirty."""
-    from ..runtime import runs
-
-    with store() as opened:
-        runs.start(opened, run_id, allow_dirty=allow_dirty)
-        dsn = opened.dsn
-    return _then(run_id, dsn, wait, concurrency, lease_seconds, until_human, sandbox, as_json)
+    return _moved("run.start", {"run": run_id, "allow_dirty": allow_dirty}, wait,
+                  concurrency, lease_seconds, until_human, sandbox, as_json)
 
 
 @run.command()
@@ -219,71 +214,91 @@ def work(run_id: str, concurrency: int, lease_seconds: int, until_human: bool, s
     with store() as opened:
         runs.check_workable(opened, run_id)
         dsn = opened.dsn
-    return _then(run_id, dsn, True, concurrency, lease_seconds, until_human, sandbox, as_json)
+    return _worked(run_id, dsn, concurrency, lease_seconds, until_human, sandbox, as_json)
 
 
-def _then(run_id: str, dsn: str, wait: bool, concurrency: int, lease_seconds: int,
-          until_human: bool, sandbox: bool, as_json: bool) -> int:
-    """After a verb that moved the run on: with ``wait``, work it to its end here; then
-    say where it stands."""
-    from ..runtime import runs
-
-    interrupted = False
+def _moved(verb: str, params: dict[str, Any], wait: bool, concurrency: int,
+           lease_seconds: int, until_human: bool, sandbox: bool, as_json: bool) -> int:
+    """Call a verb that moves the run on (its result: the run's status); with ``wait``,
+    work the run to its end here, on connections of this process (a worker's, never the
+    daemon's); then say where it stands."""
+    run_id = params["run"]
+    with calls(direct=wait) as call:
+        view = call(verb, params)
+        if wait:
+            dsn = call.store.dsn
+        else:
+            waiting = [] if as_json else call("run.waiting", {"run": run_id})["waiting"]
     if wait:
-        from .work import work_run
+        return _worked(run_id, dsn, concurrency, lease_seconds, until_human, sandbox, as_json)
+    return _stands(view, waiting, as_json)
 
-        interrupted = work_run(dsn, run_id, concurrency, lease_seconds, until_human, sandbox)
+
+def _worked(run_id: str, dsn: str, concurrency: int, lease_seconds: int, until_human: bool,
+            sandbox: bool, as_json: bool) -> int:
+    from .work import work_run
+
+    interrupted = work_run(dsn, run_id, concurrency, lease_seconds, until_human, sandbox)
     # A connection of its own: one left idle while the run was worked may have been
     # dropped (a server restart the worker rode out).
-    with store() as opened:
-        view = runs.status(opened, run_id)
-        waiting = runs.waiting(opened, run_id) if wait or not as_json else []
+    with calls(direct=True) as call:
+        view = call("run.status", {"run": run_id})
+        waiting = call("run.waiting", {"run": run_id})["waiting"]
+    return _stands(view, waiting, as_json, waited=True, interrupted=interrupted)
+
+
+def _stands(view: dict[str, Any], waiting: list[dict[str, Any]], as_json: bool, *,
+            waited: bool = False, interrupted: bool = False) -> int:
+    """Say where a run stands after a verb moved it on (and, ``waited``, it was worked)."""
     if as_json:
-        emit_json(view.to_json())
+        emit_json(view)
     else:
         click.echo(_summary(view))
-        if wait:
+        if waited:
             click.echo(_after_waiting(view, waiting, interrupted))
-        elif view.run.status not in RUN_TERMINAL:
+        elif view["status"] not in RUN_TERMINAL:
             # Nothing works a run by itself: say which verb does (after a resume's
             # revise, a retry, or a start without --wait).
             click.echo(f"next: {_where_it_stands(view, waiting)}", err=True)
     if interrupted:
         return EXIT_INTERRUPTED
-    if wait and view.run.status != "completed":
+    if waited and view["status"] != "completed":
         return EXIT_RUN_NOT_COMPLETED
     return EXIT_OK
 
 
-def _after_waiting(view: Any, waiting: list[Any], interrupted: bool = False) -> str:
+def _after_waiting(view: dict[str, Any], waiting: list[dict[str, Any]],
+                   interrupted: bool = False) -> str:
     """Where a run stands once ``--wait`` returns: its manifest if it ended, else what
     it waits for and the command that moves it on."""
 
     said = _where_it_stands(view, waiting)
-    if interrupted and view.run.status not in RUN_TERMINAL:
+    if interrupted and view["status"] not in RUN_TERMINAL:
         return f"interrupted, the jobs in hand finished: {said}"
     return said
 
 
-def _where_it_stands(view: Any, waiting: list[Any]) -> str:
-    from ..runtime.manifest import manifest_path
+def _where_it_stands(view: dict[str, Any], waiting: list[dict[str, Any]]) -> str:
+    from pathlib import Path
 
-    run_id, status = view.run.id, view.run.status
+    from ..runtime.manifest import MANIFEST
+
+    run_id, status = view["run"], view["status"]
     if status == "failed":
         return (f"run {run_id} failed: see `striatum run status {run_id}`; run it again from "
                 f"the failed job with `striatum run retry {run_id} --wait`")
     if status in RUN_TERMINAL:
-        manifest = manifest_path(view.run)
+        manifest = Path(view["repo"]) / view["artifact_root"] / run_id / MANIFEST
         if manifest.is_file():
             return f"artifacts and manifest: {manifest.parent}"
         return (f"run {run_id} {status}, but {manifest} is not there: "
                 "`striatum doctor` checks the run's record")
     if status == "blocked":
-        return (f"run {run_id} is blocked on {view.run.blocked_on}: a human decides with "
+        return (f"run {run_id} is blocked on {view['blocked_on']}: a human decides with "
                 f"`striatum run resume {run_id} --decision accept|fail|revise`")
     if waiting:
-        return (f"run {run_id} is {status}, waiting for {waiting[0].kind} "
-                f"{waiting[0].job}: `{waiting[0].command}`")
+        return (f"run {run_id} is {status}, waiting for {waiting[0]['kind']} "
+                f"{waiting[0]['job']}: `{waiting[0]['command']}`")
     return (f"run {run_id} is still {status}: work it on with `striatum run work {run_id}`, "
             f"or claim its jobs with `striatum job claim --run {run_id}`")
 
@@ -314,10 +329,8 @@ def check(run_id: str, as_json: bool) -> int:
 @json_option
 def status(run_id: str, as_json: bool) -> int:
     """Show a run and each of its jobs."""
-    from ..runtime import runs
-
-    with store() as opened:
-        view = runs.status(opened, run_id)
+    with calls() as call:
+        view = call("run.status", {"run": run_id})
     return _show(view, as_json)
 
 
@@ -327,12 +340,10 @@ def status(run_id: str, as_json: bool) -> int:
 @json_option
 def list_(all_repos: bool, limit: int, as_json: bool) -> int:
     """List the newest runs of the repository (--repo)."""
-    from ..runtime import runs
-
-    repo, _ = settings()
-    with store() as opened:
-        found = runs.list_runs(opened, None if all_repos else repo, limit)
-        elsewhere = not found and not all_repos and bool(runs.list_runs(opened, None, 1))
+    with calls() as call:
+        found = call("run.list", {"all": all_repos, "limit": limit})["runs"]
+        elsewhere = not found and not all_repos and bool(
+            call("run.list", {"all": True, "limit": 1})["runs"])
     if as_json:
         emit_json(results.run_list(found))
     elif not found:
@@ -352,18 +363,16 @@ def list_(all_repos: bool, limit: int, as_json: bool) -> int:
 @json_option
 def waiting(run_id: str, as_json: bool) -> int:
     """List the jobs of a run that wait for a human, and the command that answers each."""
-    from ..runtime import runs
-
-    with store() as opened:
-        state = runs.get_run(opened, run_id).status  # a missing run is exit 3
-        found = runs.waiting(opened, run_id)
+    with calls() as call:
+        found = call("run.waiting", {"run": run_id})  # a missing run is exit 3
+        if not found["waiting"] and not as_json:
+            state = call("run.status", {"run": run_id})["status"]
+            click.echo(f"nothing in run {run_id} waits for a human (it is {state})", err=True)
     if as_json:
-        emit_json(results.run_waiting(run_id, found))
-        return EXIT_OK
-    if not found:
-        click.echo(f"nothing in run {run_id} waits for a human (it is {state})", err=True)
-    for each in found:
-        click.echo(f"{each.kind} {each.job} (iteration {each.iteration}): {each.command}")
+        emit_json(found)
+    for each in [] if as_json else found["waiting"]:
+        click.echo(f"{each['kind']} {each['job']} (iteration {each['iteration']}): "
+                   f"{each['command']}")
     return EXIT_OK
 
 
@@ -375,19 +384,23 @@ def waiting(run_id: str, as_json: bool) -> int:
 def events(run_id: str, after: int, follow: bool, as_json: bool) -> int:
     """Print a run's events, every one of them (with --json --follow: one JSON document
     per line)."""
+    if not follow:
+        with calls() as call:  # a missing run is exit 3, not an empty list
+            found = call("run.events", {"run": run_id, "after": after})
+        if as_json:
+            emit_json(found)
+        for event in [] if as_json else found["events"]:
+            _print_event(event, as_json)
+        return EXIT_OK
     from ..runtime import runs
 
+    # Polling twice a second: on a connection of its own, not as calls the daemon audits.
     with store() as opened:
-        runs.get_run(opened, run_id)  # a missing run is exit 3, not an empty list
-        if as_json and not follow:
-            emit_json(results.run_events(run_id, runs.all_events(opened, run_id, after)))
-            return EXIT_OK
+        runs.get_run(opened, run_id)
         while True:
             for event in runs.all_events(opened, run_id, after):
                 _print_event(event, as_json)
                 after = event["seq"]
-            if not follow:
-                return EXIT_OK
             if runs.get_run(opened, run_id).status in RUN_TERMINAL:
                 # What the ending transition appended after the last read.
                 for event in runs.all_events(opened, run_id, after):
@@ -417,11 +430,8 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
 @json_option
 def cancel(run_id: str, reason: str, as_json: bool) -> int:
     """Cancel a run and every job still live in it."""
-    from ..runtime import runs
-
-    with store() as opened:
-        runs.cancel(opened, run_id, reason)
-        view = runs.status(opened, run_id)
+    with calls() as call:
+        view = call("run.cancel", {"run": run_id, "reason": reason})
     return _show(view, as_json)
 
 
@@ -436,13 +446,9 @@ def resume(run_id: str, decision: str, reason: str, wait: bool, concurrency: int
            lease_seconds: int, until_human: bool, sandbox: bool, as_json: bool) -> int:
     """Answer a run blocked by an escalation (a review whose revision budget is spent);
     with --wait, work it on to its end here."""
-    from ..runtime import runs
-
-    with store() as opened:
-        runs.resume(opened, run_id, decision, reason or f"human decided {decision}")
-        dsn = opened.dsn
-    return _then(run_id, dsn, wait and decision != "fail", concurrency, lease_seconds,
-                 until_human, sandbox, as_json)
+    return _moved("run.resume", {"run": run_id, "decision": decision, "reason": reason},
+                  wait and decision != "fail", concurrency, lease_seconds, until_human,
+                  sandbox, as_json)
 
 
 @run.command()
@@ -458,9 +464,5 @@ def retry(run_id: str, job_id: str | None, reason: str, wait: bool, concurrency:
     """Run a failed run again from its failed job, with a fresh attempt budget: that job
     and every job its failure cancelled run again (with --wait, here and now). A human's
     decision, in the run's record."""
-    from ..runtime import runs
-
-    with store() as opened:
-        runs.retry(opened, run_id, job_id, reason)
-        dsn = opened.dsn
-    return _then(run_id, dsn, wait, concurrency, lease_seconds, until_human, sandbox, as_json)
+    return _moved("run.retry", {"run": run_id, "job": job_id, "reason": reason}, wait,
+                  concurrency, lease_seconds, until_human, sandbox, as_json)

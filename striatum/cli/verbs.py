@@ -11,27 +11,24 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import EXIT_OK
+from .calls import calls
 from .output import emit_json
-from .session import settings
 
 
 def call(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The result document of registry verb ``name``, called as this command's caller."""
-    from ..runtime.config import open_store
-    from ..server.registry import VERBS, Session, invoke
-
-    repo, dsn = settings()
-    session = Session(repo, lambda: open_store(dsn))
-    try:
-        return invoke(VERBS[name], params, session)
-    finally:
-        session.close()
+    """The result document of registry verb ``name``, on a connection of this command's
+    own: a loop that polls with it (the dashboard) would have the daemon audit every
+    read it makes."""
+    with calls(direct=True) as caller:
+        return caller(name, params)
 
 
 def show(name: str, params: dict[str, Any], as_json: bool,
          render: Callable[[dict[str, Any]], None]) -> int:
-    """Call the verb and print its document: as JSON, or as ``render`` words it."""
-    document = call(name, params)
+    """Call the verb (through the daemon when it serves this command's database:
+    ``calls``) and print its document: as JSON, or as ``render`` words it."""
+    with calls() as caller:
+        document = caller(name, params)
     if as_json:
         emit_json(document)
     else:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ..canonical import canonical_json, text_safe
 from ..errors import StoreError, StoreUnavailable, StriatumError
+from .actor import default_actor as default_actor  # callers import it from here too
 from .store import send
 
 if TYPE_CHECKING:
@@ -89,19 +89,6 @@ def append_events(cur: psycopg.Cursor[Any], repo_id: int, events: Iterable[Event
 # -- the audit of verbs ------------------------------------------------------------------------
 
 
-def default_actor() -> str:
-    """Who is calling: STRIATUM_ACTOR when set, else user@host."""
-    configured = os.environ.get("STRIATUM_ACTOR")
-    if configured:
-        return configured
-    import getpass
-    import socket
-
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 @dataclass

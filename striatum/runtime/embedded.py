@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,6 +226,8 @@ def _ensure_passfile(socket_dir: str) -> dict[str, str]:
             fields = line.split(":")
             if len(fields) == 5 and fields[3] in (OWNER, RUNTIME_ROLE):
                 known[fields[3]] = fields[4]
+    import secrets
+
     for role in (OWNER, RUNTIME_ROLE):
         # URL-safe base64 has no ':' or backslash, which the file's format would need escaped.
         known.setdefault(role, secrets.token_urlsafe(32))

@@ -79,6 +79,13 @@ class Client:
             self._sock.close()
             self._sock, self._lines = None, None
 
+    def connect(self) -> Client:
+        """Connect now rather than at the first call (``DaemonUnavailable`` when no daemon
+        answers), so that a caller can choose another way before it asks anything."""
+        if self._sock is None:
+            self._connect()
+        return self
+
     def _connect(self) -> None:
         if not self._token_given and self.holding != "none" and self.place is not None:
             # Read at each connection: a daemon that restarted issued new tokens.

@@ -37,7 +37,7 @@ from .. import __version__
 from ..errors import DaemonUnavailable, StriatumError, UsageError
 from . import protocol
 from .gate import Gate, Peer, Pool, Tokens
-from .place import RuntimeDir, check_socket_path, prepare, take_lock, write_secret
+from .place import RuntimeDir, check_socket_path, dsn_digest, prepare, take_lock, write_secret
 
 logger = logging.getLogger("striatum.daemon")
 MAX_CONNECTIONS = 256  # beyond these, a new connection is told so and closed
@@ -223,13 +223,15 @@ class Daemon(Server):
             self._fit_open_files()
             pool = Pool(database.dsn, self.connections, embedded=database.embedded)
             gate = Gate(pool, issue_tokens(self.place), self.home, self.describe)
+            write_secret(self.place.dsn_digest, dsn_digest(self.dsn))
             where = check_socket_path(self.place.socket)
             self.place.socket.unlink(missing_ok=True)  # a killed daemon's
             with ThreadPoolExecutor(self.connections, "striatum-call") as calls:
                 self.run(where, gate, calls, ready)
         finally:
             self.place.socket.unlink(missing_ok=True)
-            for token in (self.place.client_token, self.place.viewer_token):
+            for token in (self.place.client_token, self.place.viewer_token,
+                          self.place.dsn_digest):
                 token.unlink(missing_ok=True)
             if pool is not None:
                 pool.close()

@@ -43,6 +43,28 @@ class RuntimeDir:
     def viewer_token(self) -> Path:
         return self.path / "viewer-token"
 
+    @property
+    def dsn_digest(self) -> Path:
+        """The sha256 of the DSN the daemon was started with (of "" for none): a CLI given
+        a DSN uses the daemon only when it serves that one, and reads no DSN to know."""
+        return self.path / "dsn-sha256"
+
+
+def dsn_digest(dsn: str | None) -> str:
+    # CPython's own sha256 where it has one: OpenSSL's, which hashlib loads, costs a
+    # routed command a few milliseconds of its start for one short hash.
+    import importlib
+
+    for name in ("_sha2", "_sha256"):  # 3.12 and later; 3.11
+        try:
+            sha256 = importlib.import_module(name).sha256
+            break
+        except (ImportError, AttributeError):
+            continue
+    else:
+        from hashlib import sha256
+    return str(sha256((dsn or "").encode("utf-8", "surrogatepass")).hexdigest())
+
 
 def runtime_dir(home: Path | None = None) -> RuntimeDir:
     if home is None:
