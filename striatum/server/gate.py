@@ -130,8 +130,9 @@ class Pool:
 
 class Gate:
     def __init__(self, pool: Pool, tokens: Tokens, home: Path,
-                 describe: Callable[[], dict[str, Any]]) -> None:
+                 describe: Callable[[], dict[str, Any]], *, face: str = "daemon") -> None:
         self.pool = pool
+        self.face = face  # what the audit rows name after the actor: daemon, web
         self.tokens = tokens
         self.home = str(home.resolve())
         self.describe = describe
@@ -176,7 +177,7 @@ class Gate:
         verb = registry.VERBS.get(method)
         name = method if verb is not None else text_safe(method[:100])
         args = params if isinstance(params, dict) else {"params": params}
-        with self.pool.lend(f"{actor} daemon:{held or 'none'}") as store:
+        with self.pool.lend(f"{actor} {self.face}:{held or 'none'}") as store:
             try:
                 if verb is None:
                     raise UsageError(f"no verb {method[:100]!r}",
@@ -188,7 +189,7 @@ class Gate:
                 args = registry.bind(verb, params)
                 if self._permit(verb, args, held, store) != held:
                     held = "lease"  # a live lease token: the rows name what the call held
-                    store().actor = f"{actor} daemon:lease"
+                    store().actor = f"{actor} {self.face}:lease"
                 self._locate(verb, args, envelope, held)
                 session = Session(_repo(envelope), store, self.describe)
                 document = verb.call(session, args)

@@ -335,3 +335,23 @@ WHERE j.status IN ('awaiting_decision', 'leased')
               WHERE r.id = j.run_id AND r.status IN ('running', 'blocked')
                 AND (%(repo)s::text IS NULL OR r.repo_path = %(repo)s))
 ORDER BY j.updated_at, j.run_id, j.position;
+
+-- job_leases: the newest leases a job was given (holder, pass, attempt, how each ended), with the database clock --
+SELECT fence, owner, iteration, attempt, acquired_at, ended_at, outcome, now()
+FROM striatum.leases WHERE run_id = %(run)s AND job_id = %(job)s
+ORDER BY fence DESC LIMIT %(limit)s;
+
+-- job_artifacts_every: what a job published, every pass, newest pass first --
+SELECT iteration, path, stored_at, sha256, bytes FROM striatum.artifacts
+WHERE run_id = %(run)s AND job_id = %(job)s
+ORDER BY iteration DESC, path;
+
+-- run_verdicts: every verdict of a run's reviews, oldest first --
+SELECT job_id, iteration, verdict, reason, created_at FROM striatum.verdicts
+WHERE run_id = %(run)s ORDER BY created_at, job_id;
+
+-- run_events_page: a page of a run's events before a seq (or the newest), newest first, with what checks each row's hash --
+SELECT seq, type, job_id, payload, previous_hash, row_hash, created_at FROM striatum.events
+WHERE run_id = %(run)s AND (%(before)s::bigint IS NULL OR seq < %(before)s)
+ORDER BY seq DESC
+LIMIT %(limit)s;
