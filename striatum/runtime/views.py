@@ -21,7 +21,7 @@ from . import pinned
 from .artifacts import read_artifact
 from .audit import row_hash
 from .prompts import current_prompt
-from .runs import status
+from .runs import get_run, status
 
 if TYPE_CHECKING:
     from .store import Store
@@ -32,15 +32,11 @@ LEASES_SHOWN = 20
 
 
 def run_graph(store: Store, run_id: str) -> dict[str, Any]:
-    """The run's jobs as nodes placed in the plan's waves, its needs as edges, its
-    revision loops with the passes each has left, its verdicts, and its budget."""
+    """The run's status (``run.status``'s document) and what a drawing of it needs: the
+    plan's waves, its needs as edges, its revision loops with the passes each has left,
+    and its verdicts."""
     view = status(store, run_id)
     workflow = pinned.compiled_of(store, view.run.workflow_digest)
-    wave_of = {job: n for n, wave in enumerate(workflow.waves) for job in wave}
-    nodes = [{"job": j.job_id, "kind": j.kind, "lane": j.lane, "status": j.status,
-              "iteration": j.iteration, "attempt": j.attempt, "wave": wave_of.get(j.job_id, 0),
-              "title": workflow.jobs[j.job_id].title}
-             for j in view.jobs]
     used = {j.job_id: j.revisions_used for j in view.jobs}
     edges = [{"from": need, "to": job.id} for job in workflow.workflow.jobs
              for need in job.needs]
@@ -50,10 +46,8 @@ def run_graph(store: Store, run_id: str) -> dict[str, Any]:
     verdicts = [{"job": r[0], "iteration": r[1], "verdict": r[2], "reason": r[3],
                  "at": r[4].isoformat()}
                 for r in store.execute("run_verdicts", {"run": run_id})]
-    return {"run": run_id, "status": view.run.status, "nodes": nodes, "edges": edges,
-            "revisions": revisions, "waves": [list(wave) for wave in workflow.waves],
-            "verdicts": verdicts, "executions": view.executions,
-            "worst_case": view.run.worst_case, "granted": view.granted}
+    return {**view.to_json(), "waves": [list(wave) for wave in workflow.waves],
+            "edges": edges, "revisions": revisions, "verdicts": verdicts}
 
 
 def job_detail(store: Store, run_id: str, job_id: str) -> dict[str, Any]:
@@ -102,7 +96,7 @@ def events_page(store: Store, run_id: str, before: int | None, limit: int) -> di
     newest first, each row's hash recomputed from its payload, and each link between
     rows of consecutive seq checked: a page checks what it shows, ``doctor`` the whole
     chain."""
-    status(store, run_id)  # a missing run is not found, not an empty page
+    get_run(store, run_id)  # a missing run is not found, not an empty page
     rows = store.execute("run_events_page", {"run": run_id, "before": before,
                                              "limit": limit + 1})
     more = len(rows) > limit

@@ -431,9 +431,8 @@ _DECLARED = [
          "quiet or expired; each with the command that answers it.",
          s.params({"here": s.flag("Only the runs of this repository.")}), s.INBOX,
          "viewer", False, _inbox),
-    Verb("run.graph", "A run's jobs placed in the plan's waves with their state, pass and "
-         "attempt, its needs, its revision loops with the passes left, its verdicts and "
-         "its budget (what a drawing of the run needs).",
+    Verb("run.graph", "A run's status with what a drawing of it needs: the plan's waves, "
+         "its needs as edges, its revision loops with the passes left, its verdicts.",
          s.params({"run": s.RUN}, "run"), s.RUN_GRAPH, "viewer", False, _run_graph),
     Verb("run.history", "A page of a run's events, newest first, before seq `before`, "
          "each row's hash and its link to the row before checked.",

@@ -141,19 +141,15 @@ INBOX = document({
     "count": INTEGER, "at": STRING})
 
 RUN_GRAPH = document({
-    "run": STRING, "status": STRING,
-    "nodes": {"type": "array", "items": document({
-        "job": STRING, "kind": STRING, "lane": STRING, "status": STRING, "iteration": INTEGER,
-        "attempt": INTEGER, "wave": INTEGER, "title": NULLABLE_STRING})},
+    **RUN_VIEW_FIELDS,
+    "waves": {"type": "array", "items": STRINGS},
     "edges": {"type": "array", "items": document({"from": STRING, "to": STRING})},
     # A review's loop back to the job it revises: its bound and the passes left.
     "revisions": {"type": "array", "items": document({
         "from": STRING, "to": STRING, "max": INTEGER, "left": INTEGER})},
-    "waves": {"type": "array", "items": STRINGS},
     "verdicts": {"type": "array", "items": document({
         "job": STRING, "iteration": INTEGER, "verdict": STRING, "reason": STRING,
-        "at": STRING})},
-    "executions": INTEGER, "worst_case": INTEGER, "granted": INTEGER})
+        "at": STRING})}})
 
 RUN_HISTORY = document({
     "run": STRING,

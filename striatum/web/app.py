@@ -156,9 +156,9 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
                             "cancelled"])
 
     def live_context(run_id: str) -> dict[str, Any]:
-        view = face.read("run.status", {"run": run_id})
-        drawn = face.read("run.graph", {"run": run_id})
-        return {"run": view, "graph": drawn, "svg": graph.render(drawn),
+        # run.graph is run.status and the drawing's data: one read of the jobs, not two.
+        view = face.read("run.graph", {"run": run_id})
+        return {"run": view, "graph": view, "svg": graph.render(view),
                 "why": face.read("run.why", {"run": run_id}),
                 "waiting": [j for j in view["jobs"] if j["status"] == "awaiting_decision"],
                 "leased": [j for j in view["jobs"] if j["status"] == "leased"]}

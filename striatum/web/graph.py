@@ -1,5 +1,6 @@
 """A run's graph as SVG, laid out here from ``run.graph``'s document: by Graphviz ``dot``
-when it is on PATH, else in layers, one column per wave of the plan.
+when it is on PATH (for runs of up to ``DOT_MAX_JOBS`` jobs), else in layers, one column
+per wave of the plan.
 
 Each node is a ``<g class="node s-STATE" data-job=...>``: the stylesheet colours it by
 state, so the live refresh only swaps this markup. A revision edge (a review's loop back
@@ -18,12 +19,16 @@ NODE_W, NODE_H = 150, 44
 GAP_X, GAP_Y = 70, 22
 MARGIN = 20
 DOT_SECONDS = 5.0
+# Past this many jobs dot takes about a second a drawing (1,000 jobs: ~1 s), more than a
+# page may; the layered layout draws 1,000 in ~12 ms.
+DOT_MAX_JOBS = 150
 
 
 def render(graph: dict[str, Any]) -> str:
-    """The SVG of the run's graph (Graphviz when present, else the layered layout)."""
+    """The SVG of the run's graph (Graphviz when present and the run is not large, else
+    the layered layout)."""
     dot = shutil.which("dot")
-    if dot is not None:
+    if dot is not None and len(graph["jobs"]) <= DOT_MAX_JOBS:
         drawn = _by_dot(dot, graph)
         if drawn is not None:
             return drawn
@@ -39,10 +44,12 @@ def layered(graph: dict[str, Any]) -> str:
     """One column per wave, the jobs of a wave stacked in file order."""
     place: dict[str, tuple[int, int]] = {}
     columns: dict[int, int] = {}
-    for node in graph["nodes"]:
-        row = columns.get(node["wave"], 0)
-        columns[node["wave"]] = row + 1
-        place[node["job"]] = (MARGIN + node["wave"] * (NODE_W + GAP_X),
+    wave_of = {job: n for n, wave in enumerate(graph["waves"]) for job in wave}
+    for node in graph["jobs"]:
+        wave = wave_of.get(node["job"], 0)
+        row = columns.get(wave, 0)
+        columns[wave] = row + 1
+        place[node["job"]] = (MARGIN + wave * (NODE_W + GAP_X),
                               MARGIN + 16 + row * (NODE_H + GAP_Y))
     width = MARGIN * 2 + max(columns, default=0) * (NODE_W + GAP_X) + NODE_W
     height = MARGIN * 2 + 16 + max(columns.values(), default=1) * (NODE_H + GAP_Y)
@@ -64,7 +71,7 @@ def layered(graph: dict[str, Any]) -> str:
                      f'{x2 + NODE_W // 2} {top}, {x2 + NODE_W // 2} {y2}"/>')
         parts.append(f'<text class="revision-label" x="{(x1 + x2 + NODE_W) // 2}" '
                      f'y="{top + 2}" text-anchor="middle">{_left(loop)}</text>')
-    for node in graph["nodes"]:
+    for node in graph["jobs"]:
         x, y = place[node["job"]]
         parts.append(_node(node, x, y))
     parts.append("</svg>")
@@ -88,7 +95,7 @@ def dot_source(graph: dict[str, Any]) -> str:
     lines = ["digraph run {", "rankdir=LR;", 'node [shape=box style="rounded,filled" '
              'fontname="sans-serif" fontsize=11];',
              'edge [fontname="sans-serif" fontsize=10];']
-    for node in graph["nodes"]:
+    for node in graph["jobs"]:
         lines.append(f'{_quote(node["job"])} [id={_quote("job-" + node["job"])} '
                      f'class={_quote("node s-" + node["status"])} '
                      f'label={_quote(_label(node) + chr(10) + node["status"])}];')
