@@ -20,7 +20,8 @@ from ..errors import NotFound
 from . import pinned
 from .artifacts import read_artifact
 from .audit import row_hash
-from .prompts import current_prompt
+from .prompts import current_prompt, scratch_dir
+from .records import JobRow, RunRow
 from .runs import get_run, status
 
 if TYPE_CHECKING:
@@ -65,11 +66,10 @@ def job_detail(store: Store, run_id: str, job_id: str) -> dict[str, Any]:
         prompt: str | None = _capped(current_prompt(store, run_id, job_id), TEXT_MAX)
     except NotFound:
         prompt = None  # not claimed yet: a prompt is rendered at its claim
-    log = view.logs.get(job_id)
-    tail = _tail(Path(view.run.repo_path) / log, LOG_TAIL) if log else None
     artifacts = [{"iteration": r[0], "path": r[1], "stored_at": r[2], "sha256": r[3],
                   "bytes": r[4]}
                  for r in store.execute("job_artifacts_every", {"run": run_id, "job": job_id})]
+    log, tail = _log(view.run, row, artifacts)
     verdicts = [{"iteration": r[1], "verdict": r[2], "reason": r[3], "at": r[4].isoformat()}
                 for r in store.execute("run_verdicts", {"run": run_id}) if r[0] == job_id]
     found = store.execute("job_leases", {"run": run_id, "job": job_id, "limit": LEASES_SHOWN})
@@ -138,6 +138,21 @@ def _kind(path: str, text: str | None) -> str:
     if suffix in (".diff", ".patch") or text.startswith(("diff --git", "--- ")):
         return "diff"
     return "text"
+
+
+def _log(run: RunRow, row: JobRow, artifacts: list[dict[str, Any]]
+         ) -> tuple[str | None, str | None]:
+    """Where the job's log is and its tail: while leased, the lane log its attempt is
+    writing now (in the scratch folder); else the newest one published."""
+    if row.status == "leased":
+        live = scratch_dir(run, row) / "lane.log"
+        if live.is_file():
+            return str(live.relative_to(run.repo_path)), _tail(live, LOG_TAIL)
+    name = f"logs/{row.job_id}.log"
+    published = next((a["stored_at"] for a in artifacts if a["path"] == name), None)
+    if published is None:
+        return None, None
+    return published, _tail(Path(run.repo_path) / published, LOG_TAIL)
 
 
 def _capped(path: Path, cap: int) -> str:

@@ -41,8 +41,27 @@ SESSION_COOKIE = "striatum_session"
 LIVE_SECONDS = 1.0  # how often a live page asks whether its run moved
 KEEPALIVE_SECONDS = 15.0
 ENDED = frozenset({"completed", "failed", "cancelled"})
+JOB_ENDED = frozenset({"succeeded", "failed", "skipped", "cancelled"})
 HTTP_STATUS = {"not_found": 404, "usage": 400, "forbidden": 403, "conflict": 409,
                "lease_lost": 409, "invalid": 422, "store_unavailable": 503}
+
+
+# What a live page's look returns: where its subject stands, how to render its live
+# part, and whether the subject is done (no more updates).
+Look = tuple[str, Callable[[], str], bool]
+
+
+def run_mark(view: dict[str, Any]) -> str:
+    """A run page's mark: every change of the run appends an event to its chain."""
+    head = view["chain_head"]["seq"] if view["chain_head"] else 0
+    return f"{head}:{view['status']}"
+
+
+def job_mark(shown: dict[str, Any]) -> str:
+    """A job page's mark: its state, pass, attempt and how much log it has."""
+    job = shown["job"]
+    return (f"{job['status']}:{job['iteration']}:{job['attempt']}:"
+            f"{len(shown['log_tail'] or '')}:{hash(shown['log_tail'])}")
 
 
 class Failed(Exception):
@@ -166,13 +185,15 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
     @viewing
     def run_page(request: Request) -> Response:
         context = live_context(request.path_params["run"])
-        return page(request, "run.html", ended=ENDED, **context)
+        return page(request, "run.html", ended=ENDED, since=run_mark(context["run"]),
+                    **context)
 
     @viewing
     def job_page(request: Request) -> Response:
         shown = face.read("job.show", {"run": request.path_params["run"],
                                        "job": request.path_params["job"]})
-        return page(request, "job.html", shown=shown)
+        return page(request, "job.html", shown=shown, since=job_mark(shown),
+                    done=shown["job"]["status"] in JOB_ENDED)
 
     @viewing
     def artifact_page(request: Request) -> Response:
@@ -192,32 +213,28 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
     def inbox_page(request: Request) -> Response:
         return page(request, "inbox.html", inbox=face.read("inbox", {"here": False}))
 
-    async def live(request: Request) -> Response:
-        """Server-sent events: the run page's live part, rendered anew whenever the
-        run's chain head or state moves, until the run ends or the page goes."""
-        run_id = request.path_params["run"]
-        csrf = csrf_token(face.secret, session_of(request))
+    def stream(request: Request, look: Callable[[], Look]) -> Response:
+        """Server-sent events: ``look`` says where the page's subject stands (a mark)
+        and how to render its live part; a new mark sends the part anew, until the
+        subject is done or the page goes. A verb's error ends the stream, said."""
         seen = request.query_params.get("since", "")  # what the page was rendered from
 
-        async def stream() -> AsyncIterator[str]:
+        async def events() -> AsyncIterator[str]:
             nonlocal seen
             quiet = 0.0
             while not await request.is_disconnected():
                 try:
-                    view = await run_in_threadpool(face.read, "run.status", {"run": run_id})
+                    mark, render, done = await run_in_threadpool(look)
+                    html = await run_in_threadpool(render) if mark != seen else None
                 except Failed as exc:
                     yield f"event: failed\ndata: {json.dumps(exc.document)}\n\n"
                     return
-                head = view["chain_head"]["seq"] if view["chain_head"] else 0
-                mark = f"{head}:{view['status']}"
-                if mark != seen:
-                    context = await run_in_threadpool(live_context, run_id)
-                    html = env.get_template("_live.html").render(
-                        mutations=face.mutations, csrf=csrf, ended=ENDED, **context)
+                if html is not None:
                     seen = mark
-                    yield f"event: update\ndata: {json.dumps({'html': html, 'seq': head, 'status': view['status']})}\n\n"  # noqa: E501
+                    update = {"html": html, "since": mark, "done": done}
+                    yield f"event: update\ndata: {json.dumps(update)}\n\n"
                     quiet = 0.0
-                    if view["status"] in ENDED:
+                    if done:
                         return
                 elif quiet >= KEEPALIVE_SECONDS:
                     yield ": still here\n\n"
@@ -225,8 +242,35 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
                 await asyncio.sleep(LIVE_SECONDS)
                 quiet += LIVE_SECONDS
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
+        return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
+
+    def run_live(request: Request) -> Response:
+        run_id = request.path_params["run"]
+        csrf = csrf_token(face.secret, session_of(request))
+
+        def look() -> Look:
+            view = face.read("run.status", {"run": run_id})
+            mark = run_mark(view)
+
+            def render() -> str:
+                return env.get_template("_live.html").render(
+                    mutations=face.mutations, csrf=csrf, ended=ENDED, **live_context(run_id))
+            return mark, render, view["status"] in ENDED
+
+        return stream(request, look)
+
+    def job_live(request: Request) -> Response:
+        params = {"run": request.path_params["run"], "job": request.path_params["job"]}
+
+        def look() -> Look:
+            shown = face.read("job.show", params)
+
+            def render() -> str:
+                return env.get_template("_job_live.html").render(shown=shown)
+            return job_mark(shown), render, shown["job"]["status"] in JOB_ENDED
+
+        return stream(request, look)
 
     async def act(request: Request, verb: str, params: dict[str, Any], back: str) -> Response:
         form = await request.form()
@@ -278,7 +322,8 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
         Route("/", runs),
         Route("/inbox", inbox_page),
         Route("/runs/{run}", run_page),
-        Route("/runs/{run}/live", live),
+        Route("/runs/{run}/live", run_live),
+        Route("/runs/{run}/jobs/{job}/live", job_live),
         Route("/runs/{run}/events", events_page),
         Route("/runs/{run}/artifact", artifact_page),
         Route("/runs/{run}/jobs/{job}", job_page),

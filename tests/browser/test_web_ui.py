@@ -140,6 +140,11 @@ def test_a_run_watched_live_decided_by_a_click_and_every_page_accessible(
             assert "s-succeeded" in (page.get_attribute("#job-review", "class") or "")
             page.screenshot(path=str(shots / "run-checkpoint.png"), full_page=True)
             shown = {"run": f"{base}/runs/{run_id}"}
+            page.goto(f"{base}/inbox")  # the checkpoint waits there too, with its command
+            assert page.locator(f"a[href='/runs/{run_id}']").count() == 1
+            page.screenshot(path=str(shots / "inbox-waiting.png"), full_page=True)
+            problems = {"inbox-waiting": critical} if (critical := axe_critical(page)) else {}
+            page.goto(f"{base}/runs/{run_id}")
 
             page.click("button[name=choice][value=continue]")
             page.wait_for_selector("#run-status.s-completed", timeout=60_000)
@@ -150,7 +155,6 @@ def test_a_run_watched_live_decided_by_a_click_and_every_page_accessible(
                       "job": f"{base}/runs/{run_id}/jobs/analysis",
                       "events": f"{base}/runs/{run_id}/events",
                       "artifact": f"{base}/runs/{run_id}/artifact?path=analysis.md"}
-            problems = {}
             for name, url in shown.items():
                 response = page.goto(url)
                 assert response is not None and response.status == 200, name

@@ -5,6 +5,7 @@ artifact put into it."""
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 from collections.abc import Iterator
@@ -268,3 +269,37 @@ def test_the_secret_the_server_makes_is_private_and_gone_when_it_stops(
         assert made.read_text().strip() == face.secret
         assert stat.S_IMODE(made.stat().st_mode) == 0o600
     assert not made.exists()
+
+
+def test_a_leased_jobs_page_tails_the_log_its_attempt_is_writing(
+        web: TestClient, store: Store, repo: Path) -> None:
+    from striatum.runtime.prompts import scratch_dir
+    from striatum.runtime.records import JobRow
+
+    run_id = start_run(store, example("minimal"), repo)
+    assert leases.claim(store, run_id, owner="worker-3", lease_seconds=300) is not None
+    row = store.read(JobRow, "job_record", {"run": run_id, "job": "answer"})
+    assert row is not None
+    log = scratch_dir(runs.get_run(store, run_id), row) / "lane.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("x" * 20_000 + "\nthinking <about> it\n")
+    page = web.get(f"/runs/{run_id}/jobs/answer").text
+    assert "thinking &lt;about&gt; it" in page and "lane.log" in page
+    assert "x" * 17_000 not in page  # a tail, not the whole log
+    assert 'data-stream="/runs/' in page and "/jobs/answer/live?since=" in page
+
+
+def test_the_live_streams_send_a_stale_page_its_new_part_and_end_when_done(
+        web: TestClient, store: Store, repo: Path, tmp_path: Path) -> None:
+    run_id = start_run(store, example("minimal"), repo)
+    Agent(store, run_id, tmp_path).drive()
+    for url in (f"/runs/{run_id}/live?since=0:running",
+                f"/runs/{run_id}/jobs/answer/live?since=stale"):
+        response = web.get(url)
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [block for block in response.text.split("\n\n") if block.strip()]
+        assert len(events) == 1 and events[0].startswith("event: update\ndata: ")
+        update = json.loads(events[0].split("data: ", 1)[1])
+        assert update["done"] is True and "s-succeeded" in update["html"]
+    missing = web.get("/runs/no-such-run/live").text
+    assert missing.startswith("event: failed") and "not_found" in missing

@@ -1,6 +1,6 @@
-// striatum web UI: live refresh of a run page. The page works without this file;
-// with it, the server's events (SSE) swap the graph, the tables and the actions
-// as the run moves, with no reload.
+// striatum web UI: live refresh of a run page or a job page. The page works without
+// this file; with it, the server's events (SSE) swap its live part (the graph, the
+// tables, the actions; a job's state and log tail) as it moves, with no reload.
 (function () {
   "use strict";
   var live = document.getElementById("live");
@@ -11,8 +11,7 @@
   source.addEventListener("update", function (message) {
     var update = JSON.parse(message.data);
     live.innerHTML = update.html;
-    live.dataset.seq = update.seq;
-    if (["completed", "failed", "cancelled"].indexOf(update.status) >= 0) {
+    if (update.done) {
       source.close();
     }
   });
