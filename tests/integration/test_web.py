@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from striatum.errors import LeaseLost
 from striatum.runtime import leases, runs
 from striatum.runtime.store import Store
 from striatum.server.place import RuntimeDir
@@ -202,6 +203,8 @@ def test_each_action_is_a_registry_verb_audited_with_the_web_actor(
                     follow_redirects=False).status_code == 303
     job = runs.status(store, run_id).jobs[0]
     assert job.status == "ready" and job.attempt == claim.attempt  # no attempt spent
+    with pytest.raises(LeaseLost):  # the old holder's token is fenced off
+        leases.heartbeat(store, run_id, "answer", claim.token, 60)
     assert web.post(f"/runs/{run_id}/cancel", data={"csrf": token},
                     follow_redirects=False).status_code == 303
     assert runs.status(store, run_id).run.status == "cancelled"
