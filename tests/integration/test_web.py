@@ -132,6 +132,14 @@ def test_every_page_renders_for_a_run_in_each_state(
     runs.cancel(store, cancelled, "not needed")
     assert "not needed" in every_page(web, cancelled)["run"].text
 
+    failed = start_run(store, example("minimal"), repo)
+    claim = leases.claim(store, failed, owner="worker-8")
+    assert claim is not None
+    leases.fail(store, failed, "answer", claim.token, "the tool broke", final=True)
+    pages = every_page(web, failed)
+    assert "the tool broke" in pages["run"].text and "run retry" in pages["run"].text
+    assert drawn_as(pages["run"].text, "answer") == "failed"
+
     listed = web.get("/", params={"state": "blocked"}).text
     assert blocked in listed and done not in listed
     assert done in web.get("/", params={"repo": str(repo)}).text
