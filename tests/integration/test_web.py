@@ -179,9 +179,9 @@ def test_an_action_without_the_csrf_token_is_refused_and_audited(
                        data={"choice": "continue"}, follow_redirects=False)
     assert sneaked.status_code == 403
 
-    done = web.post(f"/runs/{asked}/jobs/decide/decide",
-                    data={"choice": "continue", "csrf": csrf_of(page)},
-                    follow_redirects=False)
+    # A script may send the token as a header instead of a form field.
+    done = web.post(f"/runs/{asked}/jobs/decide/decide", data={"choice": "continue"},
+                    headers={"X-CSRF-Token": csrf_of(page)}, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == f"/runs/{asked}"
     assert runs.status(store, asked).jobs[-1].status == "ready"
     # The core writes a change's row, in its transaction, naming its own verb.
@@ -314,3 +314,17 @@ def test_the_live_streams_send_a_stale_page_its_new_part_and_end_when_done(
         assert update["done"] is True and "s-succeeded" in update["html"]
     missing = web.get("/runs/no-such-run/live").text
     assert missing.startswith("event: failed") and "not_found" in missing
+
+
+def test_with_a_daemon_running_the_csrf_key_is_its_principal_token(
+        dsn: str, place: RuntimeDir) -> None:
+    from .test_daemon import serve as serve_daemon
+
+    daemon, thread = serve_daemon(dsn, place)
+    try:
+        with web_face(dsn, place, mutations=True) as face:
+            assert face.secret == place.client_token.read_text().strip()
+            assert not (place.path / "web-token").exists()
+    finally:
+        daemon.stop()
+        thread.join(60)
