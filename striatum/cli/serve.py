@@ -35,11 +35,12 @@ def serve(web: bool, host: str, port: int, allow_mutations: bool, as_json: bool)
     if not web:
         raise UsageError("say which face to serve", hint="striatum serve --web")
     from ..server.place import runtime_dir
-    from ..web.guard import check_loopback
+    from ..web.guard import check_loopback, check_port
     from ..web.server import serve as run_server
     from ..web.server import url
 
     check_loopback(host)
+    check_port(host, port)
     _, dsn = settings()
     address = url(host, port)
 

@@ -37,6 +37,22 @@ def check_loopback(host: str) -> None:
                  "(ssh -L) to reach it from another machine")
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse at once, saying so, a port another process listens on (rather than start,
+    open the database, and let the server fail to bind)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family) as probe:
+            # As uvicorn binds: a port a stopped server left in TIME_WAIT is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise UsageError(f"--port {port}: cannot listen on {host}:{port}: {exc.strerror}",
+                         hint="another server holds it; pass another --port") from exc
+
+
 def allowed_hosts(host: str, port: int) -> frozenset[str]:
     """The Host header values a browser sends for this server, and no other."""
     names = {host, "127.0.0.1", "localhost"} if host != "::1" else {"[::1]", "localhost"}

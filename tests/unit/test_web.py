@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 
 import pytest
 
@@ -43,6 +44,14 @@ def test_loopback_hosts_are_accepted(host: str) -> None:
 def test_serve_names_the_face_it_serves() -> None:
     result = invoke("serve")
     assert result.code == 1 and "serve --web" in result.err
+
+
+def test_a_port_in_use_is_refused_at_start_with_exit_1() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        port = held.getsockname()[1]
+        result = invoke("serve", "--web", "--port", str(port))
+    assert result.code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.err and "--port" in result.err
 
 
 def test_the_host_header_must_name_this_server() -> None:
