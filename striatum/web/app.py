@@ -33,6 +33,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..runtime.machine import JOB_TERMINAL, RUN_STATES, RUN_TERMINAL
 from ..server.gate import Gate, Peer
 from . import graph, text
 from .guard import csrf_ok, csrf_token
@@ -40,8 +41,8 @@ from .guard import csrf_ok, csrf_token
 SESSION_COOKIE = "striatum_session"
 LIVE_SECONDS = 1.0  # how often a live page asks whether its run moved
 KEEPALIVE_SECONDS = 15.0
-ENDED = frozenset({"completed", "failed", "cancelled"})
-JOB_ENDED = frozenset({"succeeded", "failed", "skipped", "cancelled"})
+ENDED = RUN_TERMINAL
+JOB_ENDED = frozenset({"succeeded", "skipped"}) | JOB_TERMINAL
 HTTP_STATUS = {"not_found": 404, "usage": 400, "forbidden": 403, "conflict": 409,
                "lease_lost": 409, "invalid": 422, "store_unavailable": 503}
 
@@ -171,8 +172,7 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
         found = face.read("run.list", {"all": not repo, "limit": 500}, repo or None)["runs"]
         shown = [r for r in found if not state or r["status"] == state]
         return page(request, "runs.html", runs=shown, state=state, repo=repo,
-                    states=["prepared", "running", "blocked", "completed", "failed",
-                            "cancelled"])
+                    states=RUN_STATES)
 
     def live_context(run_id: str) -> dict[str, Any]:
         # run.graph is run.status and the drawing's data: one read of the jobs, not two.

@@ -155,15 +155,22 @@ def test_a_run_watched_live_decided_by_a_click_and_every_page_accessible(
                       "job": f"{base}/runs/{run_id}/jobs/analysis",
                       "events": f"{base}/runs/{run_id}/events",
                       "artifact": f"{base}/runs/{run_id}/artifact?path=analysis.md"}
+            shown["error"] = f"{base}/runs/no-such-run"
             for name, url in shown.items():
                 response = page.goto(url)
-                assert response is not None and response.status == 200, name
+                assert response is not None, name
+                assert response.status == (404 if name == "error" else 200), name
                 page.screenshot(path=str(shots / f"page-{name}.png"), full_page=True)
                 critical = axe_critical(page)
                 if critical:
                     problems[name] = critical
             assert problems == {}, json.dumps(problems, indent=1)
             browser.close()
+    except Exception as exc:
+        # What the browser saw is in the screenshots; what the processes said, here.
+        logs = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}"
+                         for log in (tmp_path / "worker.log", tmp_path / "serve.log"))
+        raise AssertionError(f"{exc}\nscreenshots: {shots}\n{logs}") from exc
     finally:
         stop(worker)
     assert runs.status(store, run_id).run.status == "completed"
