@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -56,7 +57,17 @@ def serve(dsn: str | None, place: RuntimeDir, host: str, port: int, *, mutations
                                 timeout_graceful_shutdown=2, lifespan="off")
         if announce is not None:
             announce()
-        uvicorn.Server(config).run()
+        # uvicorn stops on SIGTERM, then raises it again to the handler it found: this
+        # one makes that a clean exit, so the block above still removes the secret.
+        previous = signal.signal(signal.SIGTERM, _stopped)
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def url(host: str, port: int) -> str:

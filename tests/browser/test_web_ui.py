@@ -82,9 +82,13 @@ def served(dsn: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
                       "--allow-mutations"], env, log)
     try:
         wait_until_listening(port, server, log)
+        assert (tmp_path / "home" / "run" / "web-token").is_file()
         yield f"http://127.0.0.1:{port}", env
     finally:
         stop(server)
+    # SIGTERM is a clean stop: the secret the server made is gone with it.
+    assert server.returncode == 0, log.read_text(errors="replace")
+    assert not (tmp_path / "home" / "run" / "web-token").exists()
 
 
 def axe_critical(page: Any) -> list[dict[str, Any]]:
