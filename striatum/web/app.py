@@ -14,6 +14,7 @@ the gate refuses it and audits the refusal.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import secrets
@@ -61,8 +62,15 @@ def run_mark(view: dict[str, Any]) -> str:
 def job_mark(shown: dict[str, Any]) -> str:
     """A job page's mark: its state, pass, attempt and how much log it has."""
     job = shown["job"]
-    return (f"{job['status']}:{job['iteration']}:{job['attempt']}:"
-            f"{len(shown['log_tail'] or '')}:{hash(shown['log_tail'])}")
+    log = hashlib.sha256((shown["log_tail"] or "").encode()).hexdigest()[:16]
+    return f"{job['status']}:{job['iteration']}:{job['attempt']}:{log}"
+
+
+def inbox_mark(found: dict[str, Any]) -> str:
+    """The inbox page's mark: which items wait (their ages grow every second; the page
+    shows them as of its last change)."""
+    items = ",".join(f"{i['kind']}:{i['run']}:{i['job']}" for i in found["items"])
+    return hashlib.sha256(items.encode()).hexdigest()[:16]
 
 
 class Failed(Exception):
@@ -211,7 +219,8 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
 
     @viewing
     def inbox_page(request: Request) -> Response:
-        return page(request, "inbox.html", inbox=face.read("inbox", {"here": False}))
+        found = face.read("inbox", {"here": False})
+        return page(request, "inbox.html", inbox=found, since=inbox_mark(found))
 
     def stream(request: Request, look: Callable[[], Look]) -> Response:
         """Server-sent events: ``look`` says where the page's subject stands (a mark)
@@ -272,6 +281,16 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
 
         return stream(request, look)
 
+    def inbox_live(request: Request) -> Response:
+        def look() -> Look:
+            found = face.read("inbox", {"here": False})
+
+            def render() -> str:
+                return env.get_template("_inbox_live.html").render(inbox=found)
+            return inbox_mark(found), render, False
+
+        return stream(request, look)
+
     async def act(request: Request, verb: str, params: dict[str, Any], back: str) -> Response:
         form = await request.form()
         presented = form.get("csrf") or request.headers.get("x-csrf-token")
@@ -321,6 +340,7 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
     app = Starlette(routes=[
         Route("/", runs),
         Route("/inbox", inbox_page),
+        Route("/inbox/live", inbox_live),
         Route("/runs/{run}", run_page),
         Route("/runs/{run}/live", run_live),
         Route("/runs/{run}/jobs/{job}/live", job_live),

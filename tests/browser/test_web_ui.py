@@ -130,6 +130,11 @@ def test_a_run_watched_live_decided_by_a_click_and_every_page_accessible(
                     route.abort()
 
             page.route("**/*", only_loopback)
+            inbox = browser.new_page()
+            inbox.route("**/*", only_loopback)
+            inbox.goto(f"{base}/inbox")
+            assert "Nothing waits for you" in inbox.content()
+            inbox.evaluate("window.__notReloaded = true")
             page.goto(f"{base}/runs/{run_id}")
             page.evaluate("window.__notReloaded = true")
             first = page.get_attribute("#job-analysis", "class") or ""
@@ -143,6 +148,9 @@ def test_a_run_watched_live_decided_by_a_click_and_every_page_accessible(
             assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
             assert "s-succeeded" in (page.get_attribute("#job-review", "class") or "")
             page.screenshot(path=str(shots / "run-checkpoint.png"), full_page=True)
+            # The inbox open in another tab shows the checkpoint as it arrives.
+            inbox.wait_for_selector(f"a[href='/runs/{run_id}']", timeout=30_000)
+            assert inbox.evaluate("window.__notReloaded === true")
             shown = {"run": f"{base}/runs/{run_id}"}
             page.goto(f"{base}/inbox")  # the checkpoint waits there too, with its command
             assert page.locator(f"a[href='/runs/{run_id}']").count() == 1
