@@ -181,7 +181,7 @@ def _run_list(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
     repo = None if p["all"] else session.repo
-    return results.run_list(runs.list_runs(session.store, repo, p["limit"]))
+    return results.run_list(runs.list_runs(session.store, repo, p["limit"], p["status"]))
 
 
 def _run_events(session: Session, p: dict[str, Any]) -> dict[str, Any]:
@@ -391,9 +391,11 @@ _DECLARED = [
          s.RUN_VIEW, "principal", True, _run_start),
     Verb("run.status", "Show a run and each of its jobs.",
          s.params({"run": s.RUN}, "run"), s.RUN_VIEW, "viewer", False, _run_status),
-    Verb("run.list", "List the newest runs of the repository (with all, of every one).",
+    Verb("run.list", "List the newest runs of the repository (with all, of every one; "
+         "with status, only those in it).",
          s.params({"all": s.flag("Runs of every repository."),
-                   "limit": s.integer("At most this many runs.", 1, 10_000, default=20)}),
+                   "limit": s.integer("At most this many runs.", 1, 10_000, default=20),
+                   "status": s.optional(s.RUN_STATE)}),
          s.RUN_LIST, "viewer", False, _run_list),
     Verb("run.events", "A run's events, in order, after seq `after`.",
          s.params({"run": s.RUN,

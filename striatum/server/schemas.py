@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..compiler.ir import VERDICTS
+from ..runtime.machine import RUN_STATES  # a list of names: imports neither psycopg nor transitions
 
 Schema = dict[str, Any]
 
@@ -80,6 +81,7 @@ SYNTAX = optional(one_of("Input syntax (default: from the file name, then the co
                          ["json", "dsl"]))
 HELD = {"run": RUN, "job": JOB, "lease": LEASE}
 VERDICT = one_of("The review's verdict.", VERDICTS)
+RUN_STATE = one_of("Only runs in this state.", RUN_STATES)
 
 # -- results -----------------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from . import graph, text
 from .guard import csrf_ok, csrf_token
 
 SESSION_COOKIE = "striatum_session"
+RUNS_SHOWN = 200  # the newest, on the runs page
 LIVE_SECONDS = 1.0  # how often a live page asks whether its run moved
 KEEPALIVE_SECONDS = 15.0
 ENDED = RUN_TERMINAL
@@ -177,8 +178,10 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
     def runs(request: Request) -> Response:
         state = request.query_params.get("state", "")
         repo = request.query_params.get("repo", "")
-        found = face.read("run.list", {"all": not repo, "limit": 500}, repo or None)["runs"]
-        shown = [r for r in found if not state or r["status"] == state]
+        params: dict[str, Any] = {"all": not repo, "limit": RUNS_SHOWN}
+        if state in RUN_STATES:
+            params["status"] = state
+        shown = face.read("run.list", params, repo or None)["runs"]
         return page(request, "runs.html", runs=shown, state=state, repo=repo,
                     states=RUN_STATES)
 

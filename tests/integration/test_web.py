@@ -142,6 +142,8 @@ def test_every_page_renders_for_a_run_in_each_state(
 
     listed = web.get("/", params={"state": "blocked"}).text
     assert blocked in listed and done not in listed
+    listed = web.get("/", params={"state": "failed"}).text  # run.list's status, not a page's
+    assert failed in listed and blocked not in listed and cancelled not in listed
     assert done in web.get("/", params={"repo": str(repo)}).text
     assert done not in web.get("/", params={"repo": str(tmp_path / "elsewhere")}).text
 

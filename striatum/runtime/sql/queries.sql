@@ -227,6 +227,7 @@ SELECT r.id, r.workflow_name, r.status, r.created_at, r.updated_at,
        r.worst_case
 FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
 WHERE (%(repo)s::text IS NULL OR p.path = %(repo)s)
+  AND (%(status)s::text IS NULL OR r.status = %(status)s)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT %(limit)s;
 
