@@ -41,6 +41,7 @@ from .common import (
     summary,
     write_workflow,
 )
+from .web import figure_web
 
 TRUE_LANE = {"l": {"command": ["true"]}}
 OWNER = "bench-writer"
@@ -913,6 +914,7 @@ FIGURES = {
     "doctor": ("4. chain verification", figure_doctor),
     "cli": ("5. CLI latency", figure_cli),
     "compile": ("6. compile scaling", figure_compile),
+    "web": ("7. web UI page render (1,000 jobs, 100,000 events)", figure_web),
 }
 
 __all__ = ["FIGURES", "ROOT", "transition_loop"]

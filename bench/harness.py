@@ -1,7 +1,7 @@
 """``python -m bench``: every runtime figure in one table, with the peers side by side.
 
     python -m bench all [--dsn DSN] [--repeat N] [--quick] [--no-peers]
-    python -m bench transitions|e2e|dispatch|doctor|cli|compile [...]
+    python -m bench transitions|e2e|dispatch|doctor|cli|compile|web [...]
     python -m bench profile [--dsn DSN] [--quick]     # where the runtime's time goes
 
 One PostgreSQL (``--dsn``, default the 127.0.0.1:5432 service); each figure
@@ -141,6 +141,10 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"6. compile {shape}: 10,000 jobs total <= 1000 ms", big, 1000.0, False, "ms")
             add(f"6. compile {shape}: total(10k) / total(1k) <= 12",
                 big / small if big and small else None, 12.0, False, "x")
+    if "web" in figs:
+        for page in ("runs", "run", "job", "events", "events-old", "inbox"):
+            add(f"7. web page {page} median <= 300 ms", _median(figs["web"], f"web-{page}"),
+                300.0, False, "ms")
     return out
 
 

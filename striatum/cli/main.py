@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "mcp": ("mcp", "mcp", "The MCP server: every verb a tool (mcp serve)."),
     "daemon": ("daemon", "daemon", "The daemon: the verbs on a UNIX socket (start, stop, "
                "status)."),
+    "serve": ("serve", "serve", "The web UI on a loopback address (serve --web)."),
 }
 
 

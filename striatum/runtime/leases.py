@@ -455,6 +455,24 @@ def release(store: Store, run_id: str, job_id: str, token: str) -> Transition:
     return transition(store, run_id, change, [job_id])
 
 
+@verb("job unlease")
+def unlease(store: Store, run_id: str, job_id: str, reason: str) -> Transition:
+    """A human ends a stuck lease without its token: the job goes back to ready for the
+    next claim (no attempt spent, as for a release), and the holder's token is fenced."""
+    def change(tx: Transition) -> None:
+        row = tx.row(job_id)
+        if row is None:
+            raise NotFound(f"run {run_id} has no job {job_id!r}",
+                           hint=f"`striatum run status {run_id}` lists its jobs")
+        if row.status != "leased":
+            raise Conflict(f"job {job_id} of run {run_id} holds no lease: it is {row.status}",
+                           hint="only a leased job's lease can be released",
+                           state=row.status)
+        tx.job(job_id, "release", {"reason": reason, "holder": row.lease_owner})
+
+    return transition(store, run_id, change, [job_id])
+
+
 @verb("job fail")
 def fail(store: Store, run_id: str, job_id: str, token: str, reason: str, *,
          files: Iterable[Staged] = (), final: bool = False) -> Transition:
@@ -472,4 +490,4 @@ def fail(store: Store, run_id: str, job_id: str, token: str, reason: str, *,
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "Claim", "LeaseLost", "Unprepared",
            "claim", "complete", "escalate", "fail", "heartbeat", "publish", "release", "stage",
-           "sweep_expired", "take", "verdict", "verify"]
+           "sweep_expired", "take", "unlease", "verdict", "verify"]

@@ -598,9 +598,11 @@ def status(store: Store, run_id: str) -> RunView:
     return view
 
 
-def list_runs(store: Store, repo: str | None, limit: int = 20) -> list[dict[str, Any]]:
+def list_runs(store: Store, repo: str | None, limit: int = 20, status: str | None = None
+              ) -> list[dict[str, Any]]:
+    """The newest runs (of ``repo``, else of every repository; in ``status`` if given)."""
     rows = store.execute("list_runs", {"repo": os.path.realpath(repo) if repo else None,
-                                       "limit": limit})
+                                       "limit": limit, "status": status})
     return [{"run": r[0], "workflow": r[1], "status": r[2], "created_at": r[3].isoformat(),
              "updated_at": r[4].isoformat(), "executions": int(r[5]), "worst_case": r[6],
              "repo": r[7]}

@@ -191,18 +191,20 @@ class Pool:
 
 
 class Gate:
-    """With ``tokens``, the daemon's gate: every verb, to whoever holds the capability.
-    With ``lanes`` instead, a worker's lane socket: lease-only, no token exists; only the
-    lease verbs are served, each to the live lease of one of the worker's own lanes."""
+    """With ``tokens``, the daemon's gate (or the web UI's, ``face="web"``): every verb,
+    to whoever holds the capability. With ``lanes`` instead, a worker's lane socket:
+    lease-only, no token exists; only the lease verbs are served, each to the live lease
+    of one of the worker's own lanes."""
 
     def __init__(self, pool: Pool, tokens: Tokens | None, home: Path,
-                 describe: Callable[[], dict[str, Any]], *, lanes: Lanes | None = None
-                 ) -> None:
+                 describe: Callable[[], dict[str, Any]], *, lanes: Lanes | None = None,
+                 face: str = "daemon") -> None:
         assert (tokens is None) != (lanes is None), "a gate holds tokens or serves lanes"
         self.pool = pool
         self.tokens = tokens
         self.lanes = lanes
-        self.face = "daemon" if lanes is None else "lane"
+        # What the audit rows name after the actor: daemon, web, or lane.
+        self.face = face if lanes is None else "lane"
         self.home = str(home.resolve())
         self.describe = describe
 

@@ -186,7 +186,7 @@ def _run_list(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
     repo = None if p["all"] else session.repo
-    return results.run_list(runs.list_runs(session.store, repo, p["limit"]))
+    return results.run_list(runs.list_runs(session.store, repo, p["limit"], p["status"]))
 
 
 def _run_events(session: Session, p: dict[str, Any]) -> dict[str, Any]:
@@ -311,6 +311,37 @@ def _inbox(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     return inbox(session.store, session.repo if p["here"] else None)
 
 
+def _run_graph(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime.views import run_graph
+
+    return run_graph(session.store, p["run"])
+
+
+def _run_history(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime.views import events_page
+
+    return events_page(session.store, p["run"], p["before"], p["limit"])
+
+
+def _run_artifact(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime.views import artifact_text
+
+    return artifact_text(session.store, p["run"], p["path"])
+
+
+def _job_show(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime.views import job_detail
+
+    return job_detail(session.store, p["run"], p["job"])
+
+
+def _job_unlease(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime import leases
+
+    tx = leases.unlease(session.store, p["run"], p["job"], p["reason"])
+    return results.job_outcome(tx, p["job"])
+
+
 def _checkpoint_decide(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
@@ -381,9 +412,11 @@ _DECLARED = [
          s.RUN_VIEW, "principal", True, _run_start),
     Verb("run.status", "Show a run and each of its jobs.",
          s.params({"run": s.RUN}, "run"), s.RUN_VIEW, "viewer", False, _run_status),
-    Verb("run.list", "List the newest runs of the repository (with all, of every one).",
+    Verb("run.list", "List the newest runs of the repository (with all, of every one; "
+         "with status, only those in it).",
          s.params({"all": s.flag("Runs of every repository."),
-                   "limit": s.integer("At most this many runs.", 1, 10_000, default=20)}),
+                   "limit": s.integer("At most this many runs.", 1, 10_000, default=20),
+                   "status": s.optional(s.RUN_STATE)}),
          s.RUN_LIST, "viewer", False, _run_list),
     Verb("run.events", "A run's events, in order, after seq `after`.",
          s.params({"run": s.RUN,
@@ -424,6 +457,28 @@ _DECLARED = [
          "quiet or expired; each with the command that answers it.",
          s.params({"here": s.flag("Only the runs of this repository.")}), s.INBOX,
          "viewer", False, _inbox),
+    Verb("run.graph", "A run's status with what a drawing of it needs: the plan's waves, "
+         "its needs as edges, its revision loops with the passes left, its verdicts.",
+         s.params({"run": s.RUN}, "run"), s.RUN_GRAPH, "viewer", False, _run_graph),
+    Verb("run.history", "A page of a run's events, newest first, before seq `before`, "
+         "each row's hash and its link to the row before checked.",
+         s.params({"run": s.RUN,
+                   "before": s.optional(s.integer("Only events before this seq "
+                                                  "(default: the newest).", 1)),
+                   "limit": s.integer("At most this many events.", 1, 500, default=50)},
+                  "run"),
+         s.RUN_HISTORY, "viewer", False, _run_history),
+    Verb("run.artifact", "The newest published version of an artifact of a run, checked "
+         "against its sha256: its record, its kind (markdown, json, diff, text, binary) "
+         "and its text.",
+         s.params({"run": s.RUN, "path": s.name("The artifact's path (`job.show` lists "
+                                                "them).")}, "run", "path"),
+         s.RUN_ARTIFACT, "viewer", False, _run_artifact),
+    Verb("job.show", "One job in full: its state, the prompt of its current attempt, the "
+         "tail of its lane log, its artifacts with sha256, its verdicts, and its leases "
+         "(holder, heartbeat age, expiry by the database clock).",
+         s.params({"run": s.RUN, "job": s.JOB}, "run", "job"),
+         s.JOB_SHOW, "viewer", False, _job_show),
     Verb("job.claim", "Lease the next ready job of a run; returns its prompt file, artifact "
          "folder and lease token.",
          s.params({"run": s.RUN,
@@ -466,6 +521,13 @@ _DECLARED = [
          s.params({"run": s.RUN, "job": s.JOB, "choice": s.name("The choice.")},
                   "run", "job", "choice"),
          s.DECIDED, "principal", True, _checkpoint_decide, human=True),
+    Verb("job.unlease", "End a stuck lease without its token (a worker that died or "
+         "hangs): the job is ready for the next claim, no attempt spent; a human's "
+         "decision.",
+         s.params({"run": s.RUN, "job": s.JOB,
+                   "reason": {**_REASON, "default": "lease released by a human"}},
+                  "run", "job"),
+         s.JOB_OUTCOME, "principal", True, _job_unlease, human=True),
     Verb("workflow.validate", "Check a workflow against the contract and prove it "
          "terminates (no database).",
          s.params({"file": s.FILE, "syntax": s.SYNTAX}, "file"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..compiler.ir import VERDICTS
+from ..runtime.machine import RUN_STATES  # a list of names: imports neither psycopg nor transitions
 
 Schema = dict[str, Any]
 
@@ -80,6 +81,7 @@ SYNTAX = optional(one_of("Input syntax (default: from the file name, then the co
                          ["json", "dsl"]))
 HELD = {"run": RUN, "job": JOB, "lease": LEASE}
 VERDICT = one_of("The review's verdict.", VERDICTS)
+RUN_STATE = one_of("Only runs in this state.", RUN_STATES)
 
 # -- results -----------------------------------------------------------------------------------
 
@@ -146,6 +148,48 @@ INBOX = document({
         "kind", "run", "job", "repo", "workflow", "run_status", "text", "command", "since",
         "age_seconds")},
     "count": INTEGER, "at": STRING})
+
+RUN_GRAPH = document({
+    **RUN_VIEW_FIELDS,
+    "waves": {"type": "array", "items": STRINGS},
+    "edges": {"type": "array", "items": document({"from": STRING, "to": STRING})},
+    # A review's loop back to the job it revises: its bound and the passes left.
+    "revisions": {"type": "array", "items": document({
+        "from": STRING, "to": STRING, "max": INTEGER, "left": INTEGER})},
+    "verdicts": {"type": "array", "items": document({
+        "job": STRING, "iteration": INTEGER, "verdict": STRING, "reason": STRING,
+        "at": STRING})}})
+
+RUN_HISTORY = document({
+    "run": STRING,
+    "events": {"type": "array", "items": document({
+        "seq": INTEGER, "type": STRING, "job": NULLABLE_STRING, "payload": {"type": "object"},
+        "hash": STRING, "at": STRING, "intact": BOOLEAN})},
+    "intact": BOOLEAN, "broken": INTEGER,
+    # The seq to ask `before` for the next, older page; null on the oldest page.
+    "older": NULLABLE_INTEGER})
+
+RUN_ARTIFACT = document({
+    "run": STRING, "path": STRING, "job": STRING, "iteration": INTEGER, "stored_at": STRING,
+    "sha256": STRING, "bytes": INTEGER,
+    "kind": {"enum": ["markdown", "json", "diff", "text", "binary"]},
+    "text": NULLABLE_STRING, "truncated": BOOLEAN})
+
+JOB_SHOW = document({
+    "run": STRING, "job": JOB_VIEW, "max_attempts": INTEGER,
+    "prompt": NULLABLE_STRING, "log": NULLABLE_STRING, "log_tail": NULLABLE_STRING,
+    "artifacts": {"type": "array", "items": document({
+        "iteration": INTEGER, "path": STRING, "stored_at": STRING, "sha256": STRING,
+        "bytes": INTEGER})},
+    "verdicts": {"type": "array", "items": document({
+        "iteration": INTEGER, "verdict": STRING, "reason": STRING, "at": STRING})},
+    "leases": {"type": "array", "items": document({
+        "fence": INTEGER, "owner": STRING, "iteration": INTEGER, "attempt": INTEGER,
+        "acquired_at": STRING, "ended_at": NULLABLE_STRING, "outcome": NULLABLE_STRING})},
+    "lease": nullable(document({
+        "owner": NULLABLE_STRING, "expires_at": STRING, "expires_in_seconds": INTEGER,
+        "heartbeat_age_seconds": NULLABLE_INTEGER, "expired": BOOLEAN})),
+    "database_now": NULLABLE_STRING})
 
 DECIDED = document({"run": STRING, "job": STRING, "choice": STRING, "run_status": STRING,
                     "skipped": STRINGS})

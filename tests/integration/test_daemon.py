@@ -147,6 +147,10 @@ def test_the_principal_may_call_every_verb(served: Served) -> None:
         "run.retry": {"run": run},
         "run.plan": {"run": run}, "run.waiting": {"run": run}, "run.why": {"run": run},
         "inbox": {},
+        "run.graph": {"run": run}, "run.history": {"run": run},
+        "run.artifact": {"run": run, "path": "answer.md"},
+        "job.show": {"run": run, "job": "answer"},
+        "job.unlease": {"run": run, "job": "answer"},
         "job.claim": {"run": run},
         "job.heartbeat": held, "job.publish": {**held, "artifact": str(produced)},
         "job.verdict": {**held, "outcome": "accept", "reason": "fine"},
@@ -182,7 +186,7 @@ def test_the_viewer_reads_and_is_refused_every_change_each_refusal_audited(
     mutating = [name for name, verb in VERBS.items() if verb.mutates]
     args = {"run": run, "job": "answer", "lease": "1-" + "0" * 32, "workflow":
             example("minimal"), "decision": "accept", "outcome": "accept", "reason": "r",
-            "artifact": "x.md", "choice": "go"}
+            "artifact": "x.md", "choice": "go", "path": "x.md"}
     for name in mutating:
         wanted = {key: args[key] for key in VERBS[name].params["required"]}
         refused = served.refusal(name, wanted, "viewer")

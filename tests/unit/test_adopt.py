@@ -16,7 +16,7 @@ from striatum.server.registry import VERBS
 
 # The verbs a human decides, named here on purpose: the registry's marker must keep
 # meaning these, whatever else it marks.
-HUMAN = {"checkpoint_decide", "run_resume", "run_retry", "run_cancel"}
+HUMAN = {"checkpoint_decide", "run_resume", "run_retry", "run_cancel", "job_unlease"}
 
 
 def applied(repo: Path, profile: str) -> list[str]:

@@ -36,9 +36,9 @@ def test_the_table_holds_each_verb_once_in_the_order_faces_list_them() -> None:
     assert list(VERBS) == [
         "run.prepare", "run.start", "run.status", "run.list", "run.events", "run.cancel",
         "run.resume", "run.retry", "run.plan", "run.waiting", "run.why", "inbox",
-        "job.claim", "job.heartbeat",
-        "job.publish", "job.verdict", "job.complete", "job.release", "job.fail", "job.escalate",
-        "checkpoint.decide",
+        "run.graph", "run.history", "run.artifact", "job.show",
+        "job.claim", "job.heartbeat", "job.publish", "job.verdict", "job.complete",
+        "job.release", "job.fail", "job.escalate", "checkpoint.decide", "job.unlease",
         "workflow.validate", "workflow.lint", "workflow.plan", "doctor", "server.status"]
     assert all(name == verb.name for name, verb in VERBS.items())
     assert all(verb.summary and "\n" not in verb.summary for verb in VERBS.values())

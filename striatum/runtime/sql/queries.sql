@@ -227,6 +227,7 @@ SELECT r.id, r.workflow_name, r.status, r.created_at, r.updated_at,
        r.worst_case, p.path
 FROM striatum.runs r JOIN striatum.repos p ON p.id = r.repo_id
 WHERE (%(repo)s::text IS NULL OR p.path = %(repo)s)
+  AND (%(status)s::text IS NULL OR r.status = %(status)s)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT %(limit)s;
 
@@ -363,3 +364,23 @@ ORDER BY j.updated_at, j.run_id, j.position;
 SELECT name, lanes FROM striatum.workers
 WHERE expires_at > now() AND (run_id IS NULL OR run_id = %(run)s)
 ORDER BY started_at;
+
+-- job_leases: the newest leases a job was given (holder, pass, attempt, how each ended), with the database clock --
+SELECT fence, owner, iteration, attempt, acquired_at, ended_at, outcome, now()
+FROM striatum.leases WHERE run_id = %(run)s AND job_id = %(job)s
+ORDER BY fence DESC LIMIT %(limit)s;
+
+-- job_artifacts_every: what a job published, every pass, newest pass first --
+SELECT iteration, path, stored_at, sha256, bytes FROM striatum.artifacts
+WHERE run_id = %(run)s AND job_id = %(job)s
+ORDER BY iteration DESC, path;
+
+-- run_verdicts: every verdict of a run's reviews, oldest first --
+SELECT job_id, iteration, verdict, reason, created_at FROM striatum.verdicts
+WHERE run_id = %(run)s ORDER BY created_at, job_id;
+
+-- run_events_page: a page of a run's events before a seq (or the newest), newest first, with what checks each row's hash --
+SELECT seq, type, job_id, payload, previous_hash, row_hash, created_at FROM striatum.events
+WHERE run_id = %(run)s AND (%(before)s::bigint IS NULL OR seq < %(before)s)
+ORDER BY seq DESC
+LIMIT %(limit)s;
