@@ -1,0 +1,312 @@
+"""``striatum corpus verify``: check a bundle with no database, or name the first thing
+that does not match (file, line, what).
+
+What it recomputes, file by file (docs/provenance.md says what this proves):
+
+- every file ``bundle.json`` lists is there, no other file is, and each one's sha256,
+  size and line count are the listed ones (after its lines are checked, so an edited
+  line is named by its line rather than by its file's digest);
+- each chain segment runs seq by seq without a gap from the seq and the hash it
+  starts after, each row's ``previous_hash`` is the row before's ``row_hash``, and
+  each row carrying its ``payload`` hashes to its ``row_hash``; a redacted row keeps
+  its place in the chain (its successor names its hash) but its text cannot be
+  rehashed; an elided row (another run's) is a link only;
+- each payload names the run, job and type its row says; the runs' and jobs' rows
+  hold the state of their last event; a workflow carried whole hashes to its digest;
+- each artifact's sha256 is the one its last chained ``artifact.publish`` event
+  recorded, and a file carried unredacted still has it; each statement's subjects
+  are artifacts of its run with those digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BundleInvalid, NotFound
+from ..runtime.audit import GENESIS, row_hash
+from ..runtime.records import REPLAYED_JOB_COLUMNS, REPLAYED_RUN_COLUMNS
+from . import bundle
+
+Key = tuple[str, str, int, str]
+
+
+@dataclass
+class Verified:
+    folder: Path
+    recomputed: int = 0  # rows whose hash was recomputed from their payload
+    redacted: int = 0  # rows whose place in the chain was checked, not their text
+    elided: int = 0  # other runs' rows: links only
+    files: int = 0
+    artifacts: int = 0
+    statements: int = 0
+    chains: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": True, "bundle": str(self.folder), "chains": self.chains,
+                "rows_recomputed": self.recomputed, "rows_redacted": self.redacted,
+                "rows_elided": self.elided, "files": self.files,
+                "artifacts": self.artifacts, "statements": self.statements}
+
+
+def fail(file: str, line: int | None, what: str) -> BundleInvalid:
+    where = f"{file}:{line}" if line is not None else file
+    return BundleInvalid(f"{where}: {what}", hint="the bundle was changed after it was "
+                         "exported, or was not written whole: export it again from the "
+                         "database that holds the record", file=file, line=line, what=what)
+
+
+class _Check:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.report = Verified(folder)
+        self.manifest = self._manifest()
+        self.listed: dict[str, dict[str, Any]] = {}
+        for entry in self.manifest.get("files", []):
+            path = str(entry.get("path", ""))
+            if not path or path.startswith("/") or ".." in Path(path).parts:
+                raise fail(bundle.MANIFEST, None, f"lists a file outside the bundle: {path!r}")
+            self.listed[path] = entry
+        self.publishes: dict[Key, tuple[int, str]] = {}
+        self.run_state: dict[str, dict[str, Any]] = {}
+        self.job_state: dict[tuple[str, str], dict[str, Any]] = {}
+        self.digests: set[str] = set()
+        self.artifacts: dict[tuple[str, str, str], set[str]] = {}
+
+    def _manifest(self) -> dict[str, Any]:
+        path = self.folder / bundle.MANIFEST
+        if not path.is_file():
+            raise NotFound(f"{self.folder} holds no {bundle.MANIFEST}: not a bundle",
+                           hint="pass the folder `striatum corpus export -o DIR` wrote")
+        try:
+            document = json.loads(path.read_bytes())
+        except ValueError as exc:
+            raise fail(bundle.MANIFEST, None, f"not JSON ({exc})") from exc
+        if not isinstance(document, dict) or document.get("format") != bundle.FORMAT:
+            raise fail(bundle.MANIFEST, None, f"not a {bundle.FORMAT} bundle")
+        return document
+
+    def lines(self, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        if name not in self.listed:
+            raise fail(name, None, "not listed in bundle.json")
+        path = self.folder / name
+        if not path.is_file():
+            raise fail(name, None, "listed in bundle.json but missing")
+        with open(path, "rb") as reader:
+            for number, raw in enumerate(reader, 1):
+                try:
+                    document = json.loads(raw)
+                except ValueError:
+                    raise fail(name, number, "not a JSON line") from None
+                if not isinstance(document, dict):
+                    raise fail(name, number, "not a JSON object")
+                yield number, document
+
+    def digest(self, name: str) -> str:
+        """Check a file against its listing; its sha256."""
+        entry = self.listed.get(name)
+        path = self.folder / name
+        if entry is None:
+            raise fail(name, None, "not listed in bundle.json")
+        if not path.is_file():
+            raise fail(name, None, "listed in bundle.json but missing")
+        digest, size, count = hashlib.sha256(), 0, 0
+        with open(path, "rb") as reader:
+            while chunk := reader.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+                count += chunk.count(b"\n")
+        found = digest.hexdigest()
+        if found != entry.get("sha256"):
+            raise fail(name, None, f"sha256 {found} is not the {entry.get('sha256')} "
+                                   "bundle.json lists")
+        if size != entry.get("bytes") or ("lines" in entry and count != entry["lines"]):
+            raise fail(name, None, "size or line count is not the one bundle.json lists")
+        self.report.files += 1
+        return found
+
+    # -- the chains ---------------------------------------------------------------------
+
+    def chains(self, name: str, audit: bool) -> None:
+        segments = [s for s in self.manifest.get("chains", [])
+                    if (s.get("chain") == bundle.AUDIT_CHAIN) == audit]
+        it = self.lines(name)
+        for segment in segments:
+            self.segment(name, it, segment)
+        for number, document in it:
+            raise fail(name, number, f"a row after the last segment bundle.json lists "
+                                     f"(chain {document.get('chain')!r})")
+        self.digest(name)
+
+    def segment(self, name: str, it: Iterator[tuple[int, dict[str, Any]]],
+                segment: dict[str, Any]) -> None:
+        chain, first, last = segment["chain"], int(segment["first_seq"]), int(segment["last_seq"])
+        previous = str(segment.get("previous_hash", GENESIS))
+        for seq in range(first, last + 1):
+            found = next(it, None)
+            if found is None:
+                raise fail(name, None, f"{chain}: ends before seq {seq} (rows removed; "
+                                       f"bundle.json lists {first}..{last})")
+            number, row = found
+            if row.get("chain") != chain or row.get("seq") != seq:
+                raise fail(name, number, f"{row.get('chain')} seq {row.get('seq')} where "
+                                         f"{chain} seq {seq} was expected (a row removed, "
+                                         "inserted or moved)")
+            if row.get("previous_hash") != previous:
+                raise fail(name, number, f"{chain} seq {seq}: previous_hash does not match "
+                                         "the row before (rows removed, moved or forged)")
+            self.row(name, number, chain, row)
+            previous = str(row.get("row_hash"))
+        if previous != segment.get("last_hash", previous):
+            raise fail(name, None, f"{chain}: the last row's hash is not the one bundle.json "
+                                   "lists")
+        self.report.chains.append(chain)
+
+    def row(self, name: str, number: int, chain: str, row: dict[str, Any]) -> None:
+        seq = row["seq"]
+        if row.get("elided"):
+            self.report.elided += 1
+            return
+        if "payload" in row:
+            if row_hash(str(row["previous_hash"]), str(row["payload"])) != row.get("row_hash"):
+                raise fail(name, number, f"{chain} seq {seq}: row_hash does not match its "
+                                         "payload (the row was edited)")
+            text, self.report.recomputed = row["payload"], self.report.recomputed + 1
+        elif "redacted_payload" in row:
+            text, self.report.redacted = row["redacted_payload"], self.report.redacted + 1
+        else:
+            raise fail(name, number, f"{chain} seq {seq}: neither payload nor redacted payload")
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            raise fail(name, number, f"{chain} seq {seq}: payload is not JSON") from None
+        if chain != bundle.AUDIT_CHAIN:
+            self.event(name, number, chain, row, payload)
+
+    def event(self, name: str, number: int, chain: str, row: dict[str, Any],
+              payload: dict[str, Any]) -> None:
+        for column in ("run", "job", "type"):
+            if payload.get(column) != row.get(column):
+                raise fail(name, number, f"{chain} seq {row['seq']}: {column} "
+                                         f"{row.get(column)!r} is not the payload's "
+                                         f"{payload.get(column)!r}")
+        run, job, state = payload.get("run"), payload.get("job"), payload.get("state")
+        if run is not None and isinstance(state, dict):
+            if job is None:
+                self.run_state[run] = state
+            else:
+                self.job_state[(run, job)] = state
+        data = payload.get("data") or {}
+        if payload.get("type") == "artifact.publish" and isinstance(data, dict):
+            key = (str(run), str(job), int(data.get("iteration", -1)), str(data.get("path")))
+            self.publishes[key] = (number, str(data.get("sha256")))
+
+    # -- the rows -----------------------------------------------------------------------
+
+    def workflows(self) -> None:
+        for number, row in self.lines(bundle.WORKFLOWS):
+            if "compiled" in row and hashlib.sha256(
+                    str(row["compiled"]).encode("utf-8")).hexdigest() != row.get("digest"):
+                raise fail(bundle.WORKFLOWS, number, f"workflow {row.get('name')!r}: its text "
+                                                     "does not hash to its digest")
+            self.digests.add(str(row.get("digest")))
+        self.digest(bundle.WORKFLOWS)
+
+    def runs(self) -> None:
+        for number, row in self.lines(bundle.RUNS):
+            if row.get("workflow_digest") not in self.digests:
+                raise fail(bundle.RUNS, number, f"run {row.get('id')}: its workflow "
+                                                f"{row.get('workflow_digest')} is not in "
+                                                f"{bundle.WORKFLOWS}")
+            self.projection(bundle.RUNS, number, f"run {row.get('id')}", row,
+                            self.run_state.get(str(row.get("id"))), REPLAYED_RUN_COLUMNS)
+        self.digest(bundle.RUNS)
+
+    def jobs(self) -> None:
+        for number, row in self.lines(bundle.JOBS):
+            key = (str(row.get("run_id")), str(row.get("job_id")))
+            self.projection(bundle.JOBS, number, f"job {key[1]} of run {key[0]}", row,
+                            self.job_state.get(key), REPLAYED_JOB_COLUMNS)
+        self.digest(bundle.JOBS)
+
+    def projection(self, name: str, number: int, what: str, row: dict[str, Any],
+                   state: dict[str, Any] | None, columns: tuple[str, ...]) -> None:
+        if state is None:
+            raise fail(name, number, f"{what}: no event of it in {bundle.EVENTS}")
+        for column in columns:
+            if row.get(column) != state.get(column):
+                raise fail(name, number, f"{what}: {column} {row.get(column)!r} is not "
+                                         f"{state.get(column)!r}, what its last event says")
+
+    def artifacts_file(self) -> None:
+        for number, row in self.lines(bundle.ARTIFACTS):
+            key = (str(row.get("run_id")), str(row.get("job_id")), int(row.get("iteration", -1)),
+                   str(row.get("path")))
+            chained = self.publishes.get(key)
+            if chained is None:
+                raise fail(bundle.ARTIFACTS, number, f"artifact {key[3]} of {key[1]} "
+                                                     f"(iteration {key[2]}): no chained "
+                                                     "artifact.publish event records it")
+            if chained[1] != row.get("sha256"):
+                raise fail(bundle.ARTIFACTS, number, f"artifact {key[3]} of {key[1]}: sha256 "
+                                                     f"{row.get('sha256')} is not the "
+                                                     f"{chained[1]} its artifact.publish event "
+                                                     f"({bundle.EVENTS}:{chained[0]}) chained")
+            self.artifacts.setdefault((key[0], key[3], str(row["sha256"])), set())
+            if row.get("file"):
+                found = self.digest(str(row["file"]))
+                if found != row.get("file_sha256"):
+                    raise fail(bundle.ARTIFACTS, number, f"artifact {key[3]}: the file holds "
+                                                         f"sha256 {found}, not "
+                                                         f"{row.get('file_sha256')}")
+                if not row.get("redactions") and found != row.get("sha256"):
+                    raise fail(bundle.ARTIFACTS, number, f"artifact {key[3]}: the file is said "
+                                                         "unredacted but is not what was "
+                                                         "published")
+                self.report.artifacts += 1
+        self.digest(bundle.ARTIFACTS)
+
+    def statements(self) -> None:
+        for number, row in self.lines(bundle.STATEMENTS):
+            run = str((row.get("predicate") or {}).get("run"))
+            for subject in row.get("subject") or []:
+                sha = str((subject.get("digest") or {}).get("sha256"))
+                if (run, str(subject.get("name")), sha) not in self.artifacts:
+                    raise fail(bundle.STATEMENTS, number, f"subject {subject.get('name')} "
+                                                          f"sha256 {sha} is no artifact of run "
+                                                          f"{run}")
+            self.report.statements += 1
+        self.digest(bundle.STATEMENTS)
+
+    def unlisted(self) -> None:
+        for root, _, names in os.walk(self.folder):
+            for file_name in names:
+                relative = Path(root, file_name).relative_to(self.folder).as_posix()
+                if relative != bundle.MANIFEST and relative not in self.listed:
+                    raise fail(relative, None, "not listed in bundle.json (a file was added)")
+        for listed in self.listed:
+            if not (self.folder / listed).is_file():
+                raise fail(listed, None, "listed in bundle.json but missing")
+
+
+def verify(folder: Path) -> Verified:
+    check = _Check(folder)
+    check.unlisted()
+    check.digest(bundle.REPOS)
+    check.workflows()
+    check.chains(bundle.EVENTS, audit=False)
+    check.chains(bundle.AUDIT, audit=True)
+    check.runs()
+    check.jobs()
+    check.digest(bundle.VERDICTS)
+    check.artifacts_file()
+    check.statements()
+    for path in check.listed:  # every artifact file, even one no row names
+        if path.startswith(bundle.ARTIFACTS_DIR + "/"):
+            check.digest(path)
+    return check.report
