@@ -76,7 +76,8 @@ class _Check:
         self.run_state: dict[str, dict[str, Any]] = {}
         self.job_state: dict[tuple[str, str], dict[str, Any]] = {}
         self.digests: set[str] = set()
-        self.artifacts: dict[tuple[str, str, str], set[str]] = {}
+        self.artifacts: set[tuple[str, str, str]] = set()
+        self.checked: set[str] = set()
 
     def _manifest(self) -> dict[str, Any]:
         path = self.folder / bundle.MANIFEST
@@ -127,7 +128,9 @@ class _Check:
                                    "bundle.json lists")
         if size != entry.get("bytes") or ("lines" in entry and count != entry["lines"]):
             raise fail(name, None, "size or line count is not the one bundle.json lists")
-        self.report.files += 1
+        if name not in self.checked:
+            self.checked.add(name)
+            self.report.files += 1
         return found
 
     # -- the chains ---------------------------------------------------------------------
@@ -257,7 +260,7 @@ class _Check:
                                                      f"{row.get('sha256')} is not the "
                                                      f"{chained[1]} its artifact.publish event "
                                                      f"({bundle.EVENTS}:{chained[0]}) chained")
-            self.artifacts.setdefault((key[0], key[3], str(row["sha256"])), set())
+            self.artifacts.add((key[0], key[3], str(row["sha256"])))
             if row.get("file"):
                 found = self.digest(str(row["file"]))
                 if found != row.get("file_sha256"):
@@ -306,7 +309,7 @@ def verify(folder: Path) -> Verified:
     check.digest(bundle.VERDICTS)
     check.artifacts_file()
     check.statements()
-    for path in check.listed:  # every artifact file, even one no row names
-        if path.startswith(bundle.ARTIFACTS_DIR + "/"):
+    for path in check.listed:  # every file, an artifact no row names included
+        if path not in check.checked:
             check.digest(path)
     return check.report
