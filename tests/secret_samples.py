@@ -112,13 +112,21 @@ def secrets(seed: int = 0, per_kind: int = 5) -> list[tuple[str, str, str]]:
     return out
 
 
-# Text that looks like a secret and is not one: digests, ids, placeholders, code.
-LOOK_ALIKES: list[Callable[[random.Random], str]] = [
+# What every bundle is full of: redacting one of these would break every bundle.
+RECORD_SHAPED: list[Callable[[random.Random], str]] = [
     lambda r: f"sha256 {pick(r, HEX, 64)}",
+    lambda r: f'"row_hash":"{pick(r, HEX, 64)}","previous_hash":"{pick(r, HEX, 64)}"',
     lambda r: f"commit {pick(r, HEX, 40)}",
     lambda r: f"run 20261205-{pick(r, HEX, 6)} job check fence {r.randrange(1, 9)}",
     lambda r: f"uuid {pick(r, HEX, 8)}-{pick(r, HEX, 4)}-{pick(r, HEX, 4)}-{pick(r, HEX, 4)}-"
               f"{pick(r, HEX, 12)}",
+    lambda r: f"lease token {r.randrange(1, 50)}-{pick(r, HEX, 32)}",
+    lambda r: f"2026-12-05T06:{r.randrange(10, 59)}:38.{pick(r, DIGITS, 6)}+00:00",
+]
+
+# Text that looks like a secret and is not one: digests, ids, placeholders, code.
+LOOK_ALIKES: list[Callable[[random.Random], str]] = [
+    *RECORD_SHAPED,
     lambda r: "aws_access_key_id = AKIAIOSFODNN7EXAMPLE".replace("AKIA", "AKIB"),
     lambda r: f"ghp_{pick(r, ALNUM, 10)} (a truncated token)",
     lambda r: "password = os.environ['DB_PASSWORD']",
@@ -130,7 +138,6 @@ LOOK_ALIKES: list[Callable[[random.Random], str]] = [
     lambda r: f"eyJhbGciOi {pick(r, LOWER, 12)}",
     lambda r: f"sk-{pick(r, LOWER, 8)} is a short name",
     lambda r: f"the secret is in the vault at path kv/{pick(r, LOWER, 6)}",
-    lambda r: f"lease token {r.randrange(1, 50)}-{pick(r, HEX, 32)}",
     lambda r: f"base64 {base64.b64encode(pick(r, LOWER + ' ', 30).encode()).decode()}",
     lambda r: f"token_count = {r.randrange(100, 10**6)}",
     lambda r: f"secret_santa_{pick(r, LOWER, 5)} = True",

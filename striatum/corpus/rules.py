@@ -5,8 +5,8 @@ MIT licensed), cut to the kinds an agent's prompt, log or artifact carries, and
 kept as data: a rule is an id and a pattern whose group ``s`` (the whole match
 when it has none) is the secret. Rules that key on a word rather than a
 prefix (``generic-api-key``) also require the value to look random (Shannon
-entropy, a digit and a letter), as gitleaks does, so that code and prose that
-merely mention a password are left alone. docs/provenance.md says why this
+entropy; for the generic rule, a digit and a letter too), as gitleaks does, so
+that code and prose that merely mention a password are left alone. docs/provenance.md says why this
 set and not a library, and what the bench measures of it.
 """
 
@@ -25,6 +25,7 @@ class Rule:
     id: str
     pattern: str
     min_entropy: float = 0.0  # of the secret, in bits per character
+    mixed: bool = False  # the secret must hold a digit and a letter
 
     @property
     def regex(self) -> re.Pattern[str]:
@@ -89,7 +90,8 @@ RULES: tuple[Rule, ...] = (
     Rule("generic-api-key",
          r"(?i:(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|"
          r"access[_-]?token|client[_-]?secret)[\w-]{0,20})" + _KEYWORD_VALUE
-         + r"(?P<s>[A-Za-z0-9_+/=!@#$%^&*~-]{10,150})(?![A-Za-z0-9_+/=!@#$%^&*~-])", 3.0),
+         + r"(?P<s>[A-Za-z0-9_+/=!@#$%^&*~-]{10,150})(?![A-Za-z0-9_+/=!@#$%^&*~-])", 3.0,
+         mixed=True),
 )
 
 
@@ -101,14 +103,14 @@ def entropy(text: str) -> float:
 
 
 def random_enough(rule: Rule, secret: str) -> bool:
-    if not rule.min_entropy:
-        return True
-    return (entropy(secret) >= rule.min_entropy and any(c.isdigit() for c in secret)
-            and any(c.isalpha() for c in secret))
+    if rule.min_entropy and entropy(secret) < rule.min_entropy:
+        return False
+    return not rule.mixed or (any(c.isdigit() for c in secret)
+                              and any(c.isalpha() for c in secret))
 
 
 @cache
 def rules_digest() -> str:
     """Names the rule set a bundle was redacted with (its ids, patterns and thresholds)."""
-    text = "\n".join(f"{r.id}\t{r.pattern}\t{r.min_entropy}" for r in RULES)
+    text = "\n".join(f"{r.id}\t{r.pattern}\t{r.min_entropy}\t{r.mixed}" for r in RULES)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

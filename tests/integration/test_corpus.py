@@ -5,6 +5,7 @@ secrets in a prompt, a log and a verdict redacted with the chain still verifying
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ def relist(folder: Path) -> None:
     manifest = json.loads((folder / bundle.MANIFEST).read_bytes())
     for entry in manifest["files"]:
         data = (folder / entry["path"]).read_bytes()
-        entry.update(sha256=bundle.hashlib.sha256(data).hexdigest(), bytes=len(data))
+        entry.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
         if "lines" in entry:
             entry["lines"] = data.count(b"\n")
     (folder / bundle.MANIFEST).write_bytes(bundle.line(manifest))
