@@ -180,34 +180,15 @@ class _Export:
         for repo_id, first, last, earliest, latest in spans:
             since = earliest if since is None else min(since, earliest)
             until = latest if until is None else max(until, latest)
-            chain = repo_chain(int(repo_id))
-            redactor = self.redactor(int(repo_id))
-            segment: dict[str, Any] = {"chain": chain, "first_seq": int(first),
-                                       "last_seq": int(last), "events": 0, "elided": 0,
-                                       "redacted": 0}
+            segment = _Segment(out, repo_chain(int(repo_id)), int(first), int(last),
+                               self.redactor(int(repo_id)))
             for seq, run_id, job_id, kind, payload, previous, row_hash, included in self.rows(
                     "corpus_events", {"repo": repo_id, "first": first, "last": last,
                                       "runs": self.scope.runs}):
-                if seq == first:
-                    segment["previous_hash"] = previous
-                doc: dict[str, Any] = {"chain": chain, "seq": seq, "previous_hash": previous,
-                                       "row_hash": row_hash}
-                if not included:
-                    doc["elided"] = True  # another run's event: its link, not its content
-                    segment["elided"] += 1
-                else:
-                    doc.update(run=run_id, job=job_id, type=kind)
-                    redacted, found = redactor.document(json.loads(payload))
-                    if found:
-                        doc["redacted_payload"] = canonical_json(redacted, verify=False).decode()
-                        doc["redactions"] = found
-                        segment["redacted"] += 1
-                    else:
-                        doc["payload"] = payload
-                segment["events"] += 1
-                segment["last_hash"] = row_hash
-                out.write(doc)
-            self.chains.append(segment)
+                # Another run's event is carried as its link alone, not its content.
+                segment.add(seq, previous, row_hash, payload if included else None,
+                            {"run": run_id, "job": job_id, "type": kind})
+            self.chains.append(segment.summary)
         self.close(out)
         return since, until
 
@@ -218,25 +199,11 @@ class _Export:
                 "since": since, "until": until}
             first, last = self.store.execute("corpus_audit_span", bounds)[0]
             if first is not None:
-                segment: dict[str, Any] = {"chain": bundle.AUDIT_CHAIN, "first_seq": int(first),
-                           "last_seq": int(last), "events": 0, "elided": 0, "redacted": 0}
+                segment = _Segment(out, bundle.AUDIT_CHAIN, int(first), int(last), self.plain)
                 for seq, payload, previous, row_hash in self.rows(
                         "corpus_audit", {"first": first, "last": last}):
-                    if seq == first:
-                        segment["previous_hash"] = previous
-                    doc: dict[str, Any] = {"chain": bundle.AUDIT_CHAIN, "seq": seq,
-                                           "previous_hash": previous, "row_hash": row_hash}
-                    redacted, found = self.plain.document(json.loads(payload))
-                    if found:
-                        doc["redacted_payload"] = canonical_json(redacted, verify=False).decode()
-                        doc["redactions"] = found
-                        segment["redacted"] += 1
-                    else:
-                        doc["payload"] = payload
-                    segment["events"] += 1
-                    segment["last_hash"] = row_hash
-                    out.write(doc)
-                self.chains.append(segment)
+                    segment.add(seq, previous, row_hash, payload, {})
+                self.chains.append(segment.summary)
         self.close(out)
 
     def verdicts_file(self) -> list[dict[str, Any]]:
@@ -305,6 +272,39 @@ class _Export:
             lane = workflow.get("lanes", {}).get((job or {}).get("lane"))
             out.write(statement(verdict, artifacts, job, lane))
         self.close(out)
+
+
+class _Segment:
+    """One chain's rows from ``first`` to ``last``, written as they stream, and its
+    summary for bundle.json (where it starts and ends, how many rows of each kind)."""
+
+    def __init__(self, out: bundle.Writer, chain: str, first: int, last: int,
+                 redactor: Redactor) -> None:
+        self.out, self.chain, self.first, self.redactor = out, chain, first, redactor
+        self.summary: dict[str, Any] = {"chain": chain, "first_seq": first, "last_seq": last,
+                                        "events": 0, "elided": 0, "redacted": 0}
+
+    def add(self, seq: int, previous: str, row_hash: str, payload: str | None,
+            columns: dict[str, Any]) -> None:
+        if seq == self.first:
+            self.summary["previous_hash"] = previous
+        doc: dict[str, Any] = {"chain": self.chain, "seq": seq, "previous_hash": previous,
+                               "row_hash": row_hash}
+        if payload is None:
+            doc["elided"] = True
+            self.summary["elided"] += 1
+        else:
+            doc.update(columns)
+            redacted, found = self.redactor.document(json.loads(payload))
+            if found:
+                doc["redacted_payload"] = canonical_json(redacted, verify=False).decode()
+                doc["redactions"] = found
+                self.summary["redacted"] += 1
+            else:
+                doc["payload"] = payload
+        self.summary["events"] += 1
+        self.summary["last_hash"] = row_hash
+        self.out.write(doc)
 
 
 def _write(store: Store, folder: Path, scope: Scope, paths: bool) -> dict[str, Any]:
