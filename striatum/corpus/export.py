@@ -141,7 +141,9 @@ class _Export:
         out = self.open(bundle.WORKFLOWS)
         for digest, name, compiled in self.rows("corpus_workflows", {"runs": self.scope.runs}):
             redacted, found = self.plain.document(json.loads(compiled))
-            self.workflows[digest] = redacted["workflow"]
+            # For the statements: the jobs and lanes, when the document has the compiled shape.
+            inner = redacted.get("workflow") if isinstance(redacted, dict) else None
+            self.workflows[digest] = inner if isinstance(inner, dict) else {}
             doc: dict[str, Any] = {"digest": digest, "name": name}
             if found:
                 doc["redacted_compiled"] = canonical_json(redacted, verify=False).decode()

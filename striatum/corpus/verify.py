@@ -73,8 +73,10 @@ class _Check:
                 raise fail(bundle.MANIFEST, None, f"lists a file outside the bundle: {path!r}")
             self.listed[path] = entry
         self.publishes: dict[Key, tuple[int, str]] = {}
-        self.run_state: dict[str, dict[str, Any]] = {}
-        self.job_state: dict[tuple[str, str], dict[str, Any]] = {}
+        # The replayed columns of each run's and job's last event, as tuples: the verifier
+        # holds one per job, not one per event.
+        self.run_state: dict[str, tuple[Any, ...]] = {}
+        self.job_state: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.digests: set[str] = set()
         self.artifacts: set[tuple[str, str, str]] = set()
         self.checked: set[str] = set()
@@ -201,9 +203,9 @@ class _Check:
         run, job, state = payload.get("run"), payload.get("job"), payload.get("state")
         if run is not None and isinstance(state, dict):
             if job is None:
-                self.run_state[run] = state
+                self.run_state[run] = tuple(state.get(c) for c in REPLAYED_RUN_COLUMNS)
             else:
-                self.job_state[(run, job)] = state
+                self.job_state[(run, job)] = tuple(state.get(c) for c in REPLAYED_JOB_COLUMNS)
         data = payload.get("data") or {}
         if payload.get("type") == "artifact.publish" and isinstance(data, dict):
             key = (str(run), str(job), int(data.get("iteration", -1)), str(data.get("path")))
@@ -238,13 +240,13 @@ class _Check:
         self.digest(bundle.JOBS)
 
     def projection(self, name: str, number: int, what: str, row: dict[str, Any],
-                   state: dict[str, Any] | None, columns: tuple[str, ...]) -> None:
+                   state: tuple[Any, ...] | None, columns: tuple[str, ...]) -> None:
         if state is None:
             raise fail(name, number, f"{what}: no event of it in {bundle.EVENTS}")
-        for column in columns:
-            if row.get(column) != state.get(column):
+        for column, value in zip(columns, state, strict=True):
+            if row.get(column) != value:
                 raise fail(name, number, f"{what}: {column} {row.get(column)!r} is not "
-                                         f"{state.get(column)!r}, what its last event says")
+                                         f"{value!r}, what its last event says")
 
     def artifacts_file(self) -> None:
         for number, row in self.lines(bundle.ARTIFACTS):

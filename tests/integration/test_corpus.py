@@ -255,3 +255,16 @@ def test_secrets_in_a_prompt_a_log_and_a_verdict_are_redacted_and_the_bundle_ver
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
     assert statement["subject"][0]["name"] == "out.md"
     assert statement["predicate"]["reviewer"]["lane"] == "r"
+
+
+def test_a_job_row_that_disagrees_with_its_last_event_is_named(exported: Path) -> None:
+    def change(lines: list[bytes]) -> list[bytes]:
+        row = json.loads(lines[0])
+        row["status"] = "failed"
+        return [bundle.line(row)] + lines[1:]
+
+    edit_lines(exported / bundle.JOBS, change)
+    relist(exported)
+    error = refused(exported)
+    assert error.details["file"] == bundle.JOBS and error.details["line"] == 1
+    assert "status 'failed' is not 'succeeded', what its last event says" in error.message
