@@ -57,15 +57,17 @@ def export_command(run_id: str | None, this_repo: bool, every: bool, out: str,
 
 @corpus.command("verify")
 @click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--anchor", "anchors", multiple=True, type=click.Path(dir_okay=False),
+              help="A run's manifest.json whose chain heads the bundle must hold (repeatable).")
 @json_option
-def verify_command(folder: str, as_json: bool) -> int:
+def verify_command(folder: str, anchors: tuple[str, ...], as_json: bool) -> int:
     """Recompute every digest and chain link of a bundle (no database needed).
 
     Exit 0 when it verifies; 2 naming the first file, line and mismatch; 3 when the
-    folder holds no bundle."""
+    folder holds no bundle (or an --anchor is missing)."""
     from ..corpus.verify import verify
 
-    report = verify(Path(folder))
+    report = verify(Path(folder), [Path(a) for a in anchors])
     if as_json:
         emit_json(report.to_json())
     else:
@@ -76,5 +78,8 @@ def verify_command(folder: str, as_json: bool) -> int:
         click.echo(f"ok   {count(report.files, 'file')} match bundle.json; "
                    f"{count(report.artifacts, 'artifact')} and "
                    f"{count(report.statements, 'statement')} match the chained digests")
+        if anchors:
+            click.echo(f"ok   {count(report.anchors, 'chain head')} of "
+                       f"{count(len(anchors), 'run manifest')} found with their hashes")
         click.echo(f"bundle verifies: {folder}")
     return EXIT_OK

@@ -23,12 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BundleInvalid, NotFound
+from ..errors import BundleInvalid, NotFound, UsageError
 from ..runtime.audit import GENESIS, row_hash
 from ..runtime.records import REPLAYED_JOB_COLUMNS, REPLAYED_RUN_COLUMNS
 from . import bundle
@@ -45,13 +45,15 @@ class Verified:
     files: int = 0
     artifacts: int = 0
     statements: int = 0
+    anchors: int = 0  # chain heads of run manifests found in the bundle with their hashes
     chains: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": True, "bundle": str(self.folder), "chains": self.chains,
                 "rows_recomputed": self.recomputed, "rows_redacted": self.redacted,
                 "rows_elided": self.elided, "files": self.files,
-                "artifacts": self.artifacts, "statements": self.statements}
+                "artifacts": self.artifacts, "statements": self.statements,
+                "anchors": self.anchors}
 
 
 def fail(file: str, line: int | None, what: str) -> BundleInvalid:
@@ -61,9 +63,30 @@ def fail(file: str, line: int | None, what: str) -> BundleInvalid:
                          "database that holds the record", file=file, line=line, what=what)
 
 
+def _anchors(manifests: Sequence[Path]) -> dict[tuple[str, int], tuple[str, str]]:
+    """(chain, seq) -> (hash, manifest) for every chain head the run manifests name."""
+    wanted: dict[tuple[str, int], tuple[str, str]] = {}
+    for path in manifests:
+        try:
+            document = json.loads(path.read_bytes())
+            heads = [(f"repo:{int(document['chain']['repo_id'])}", document["chain"])]
+            if isinstance(document.get("audit"), dict):
+                heads.append((bundle.AUDIT_CHAIN, document["audit"]))
+            for chain, head in heads:
+                wanted[(chain, int(head["seq"]))] = (str(head["hash"]), str(path))
+        except FileNotFoundError:
+            raise NotFound(f"no manifest {path}") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{path} is not a run manifest ({exc})",
+                             hint="pass the manifest.json of a run's artifact folder"
+                             ) from None
+    return wanted
+
+
 class _Check:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, anchors: Sequence[Path] = ()) -> None:
         self.folder = folder
+        self.wanted = _anchors(anchors)
         self.report = Verified(folder)
         self.manifest = self._manifest()
         self.listed: dict[str, dict[str, Any]] = {}
@@ -167,6 +190,12 @@ class _Check:
                                          "the row before (rows removed, moved or forged)")
             self.row(name, number, chain, row)
             previous = str(row.get("row_hash"))
+            anchor = self.wanted.pop((chain, seq), None)
+            if anchor is not None:
+                if anchor[0] != previous:
+                    raise fail(name, number, f"{chain} seq {seq}: row_hash is not the "
+                                             f"{anchor[0]} that {anchor[1]} anchored")
+                self.report.anchors += 1
         if previous != segment.get("last_hash", previous):
             raise fail(name, None, f"{chain}: the last row's hash is not the one bundle.json "
                                    "lists")
@@ -299,13 +328,18 @@ class _Check:
                 raise fail(listed, None, "listed in bundle.json but missing")
 
 
-def verify(folder: Path) -> Verified:
-    check = _Check(folder)
+def verify(folder: Path, anchors: Sequence[Path] = ()) -> Verified:
+    """Verify the bundle in ``folder``; with ``anchors`` (run manifests), also that the
+    chain heads they recorded are rows of the bundle with those hashes."""
+    check = _Check(folder, anchors)
     check.unlisted()
     check.digest(bundle.REPOS)
     check.workflows()
     check.chains(bundle.EVENTS, audit=False)
     check.chains(bundle.AUDIT, audit=True)
+    for (chain, seq), (_, manifest) in sorted(check.wanted.items()):
+        raise fail(bundle.EVENTS if chain != bundle.AUDIT_CHAIN else bundle.AUDIT, None,
+                   f"holds no {chain} seq {seq}, the head {manifest} anchored")
     check.runs()
     check.jobs()
     check.digest(bundle.VERDICTS)

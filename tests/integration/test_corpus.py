@@ -140,9 +140,9 @@ def exported(history: History, tmp_path: Path) -> Path:
     return out
 
 
-def refused(folder: Path) -> BundleInvalid:
+def refused(folder: Path, anchors: tuple[Path, ...] = ()) -> BundleInvalid:
     with pytest.raises(BundleInvalid) as caught:
-        verify(folder)
+        verify(folder, anchors)
     return caught.value
 
 
@@ -268,3 +268,21 @@ def test_a_job_row_that_disagrees_with_its_last_event_is_named(exported: Path) -
     error = refused(exported)
     assert error.details["file"] == bundle.JOBS and error.details["line"] == 1
     assert "status 'failed' is not 'succeeded', what its last event says" in error.message
+
+
+def test_a_run_manifest_anchors_the_bundle_to_the_record_the_repository_saw(
+        history: History, tmp_path: Path) -> None:
+    out = tmp_path / "one"
+    export(history.store, out, run=history.runs[0])
+    manifest = history.repo / "striatum" / "runs" / history.runs[0] / "manifest.json"
+    assert verify(out, [manifest]).anchors == 2  # its repository chain's head and the audit's
+    forged = tmp_path / "manifest.json"
+    document = json.loads(manifest.read_bytes())
+    document["chain"]["hash"] = "f" * 64
+    forged.write_text(json.dumps(document), encoding="utf-8")
+    error = refused(out, (forged,))
+    assert error.details["file"] == bundle.EVENTS
+    assert f"row_hash is not the {'f' * 64} that {forged} anchored" in error.message
+    document["chain"]["seq"] = 10_000
+    forged.write_text(json.dumps(document), encoding="utf-8")
+    assert "holds no repo:1 seq 10000" in refused(out, (forged,)).message
