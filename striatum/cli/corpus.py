@@ -8,16 +8,18 @@ import click
 
 from ..errors import EXIT_OK, UsageError
 from .output import count, emit_json, json_option
+from .refs import RUN, ResolvingGroup
 from .session import settings, store
 
 
-@click.group()
+@click.group(cls=ResolvingGroup)
 def corpus() -> None:
     """Provenance to hand over: export runs as a verifiable bundle; verify one."""
 
 
 @corpus.command("export")
-@click.option("--run", "run_id", default=None, help="Export this run.")
+@click.option("--run", "run_id", type=RUN, default=None,
+              help="Export this run (its id, a unique part of it, or latest).")
 @click.option("--repo", "this_repo", is_flag=True,
               help="Export every run of the repository (the global --repo, default .).")
 @click.option("--all", "every", is_flag=True, help="Export every run of every repository.")
