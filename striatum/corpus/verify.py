@@ -13,7 +13,8 @@ What it recomputes, file by file (docs/provenance.md says what this proves):
   rehashed; an elided row (another run's) is a link only;
 - each payload names the run, job and type its row says; the runs' and jobs' rows
   hold the state of their last event; a workflow carried whole hashes to its digest;
-- each artifact's sha256 is the one its last chained ``artifact.publish`` event
+- each verdict is recorded by a chained event of its reviewer (same reason, same
+  fence); each artifact's sha256 is the one its last chained ``artifact.publish`` event
   recorded, and a file carried unredacted still has it; each statement's subjects
   are artifacts of its run with those digests.
 """
@@ -103,6 +104,8 @@ class _Check:
         self.digests: set[str] = set()
         self.artifacts: set[tuple[str, str, str]] = set()
         self.checked: set[str] = set()
+        # (run, job, verdict, reason, fence) of every chained event that records a verdict
+        self.verdicts: set[tuple[str, str, str, str, Any]] = set()
 
     def _manifest(self) -> dict[str, Any]:
         path = self.folder / bundle.MANIFEST
@@ -236,6 +239,14 @@ class _Check:
             else:
                 self.job_state[(run, job)] = tuple(state.get(c) for c in REPLAYED_JOB_COLUMNS)
         data = payload.get("data") or {}
+        if isinstance(data, dict) and isinstance(state, dict):
+            # A verdict is chained on the reviewer's own event: its ending (accept, reject,
+            # an exhausted loop), or the reset a revision gives it (needs_revision).
+            verdict = data.get("verdict") or ("needs_revision" if data.get("by") == job
+                                              and payload.get("type") == "job.reset" else None)
+            if verdict is not None:
+                self.verdicts.add((str(run), str(job), str(verdict), str(data.get("reason")),
+                                   state.get("fence")))
         if payload.get("type") == "artifact.publish" and isinstance(data, dict):
             key = (str(run), str(job), int(data.get("iteration", -1)), str(data.get("path")))
             self.publishes[key] = (number, str(data.get("sha256")))
@@ -276,6 +287,16 @@ class _Check:
             if row.get(column) != value:
                 raise fail(name, number, f"{what}: {column} {row.get(column)!r} is not "
                                          f"{value!r}, what its last event says")
+
+    def verdicts_file(self) -> None:
+        for number, row in self.lines(bundle.VERDICTS):
+            key = (str(row.get("run_id")), str(row.get("job_id")), str(row.get("verdict")),
+                   str(row.get("reason")), row.get("fence"))
+            if key not in self.verdicts:
+                raise fail(bundle.VERDICTS, number, f"verdict {key[2]} of {key[1]} (fence "
+                                                    f"{key[4]}) is in no chained event with "
+                                                    "that reason")
+        self.digest(bundle.VERDICTS)
 
     def artifacts_file(self) -> None:
         for number, row in self.lines(bundle.ARTIFACTS):
@@ -342,7 +363,7 @@ def verify(folder: Path, anchors: Sequence[Path] = ()) -> Verified:
                    f"holds no {chain} seq {seq}, the head {manifest} anchored")
     check.runs()
     check.jobs()
-    check.digest(bundle.VERDICTS)
+    check.verdicts_file()
     check.artifacts_file()
     check.statements()
     for path in check.listed:  # every file, an artifact no row names included

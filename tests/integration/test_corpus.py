@@ -286,3 +286,16 @@ def test_a_run_manifest_anchors_the_bundle_to_the_record_the_repository_saw(
     document["chain"]["seq"] = 10_000
     forged.write_text(json.dumps(document), encoding="utf-8")
     assert "holds no repo:1 seq 10000" in refused(out, (forged,)).message
+
+
+def test_a_verdict_that_no_chained_event_records_is_named(exported: Path) -> None:
+    def change(lines: list[bytes]) -> list[bytes]:
+        row = json.loads(lines[0])
+        row["reason"] = "looks fine to me"
+        return [bundle.line(row)] + lines[1:]
+
+    edit_lines(exported / bundle.VERDICTS, change)
+    relist(exported)
+    error = refused(exported)
+    assert error.details["file"] == bundle.VERDICTS and error.details["line"] == 1
+    assert "is in no chained event with that reason" in error.message
