@@ -21,6 +21,7 @@ from .rules import RULES, random_enough
 
 MARKER = "[REDACTED:{rule}]"
 PATH_RULE = "path"
+SEEN_LIMIT = 10_000  # strings remembered per redactor, so memory stays bounded
 
 # An absolute path of two components or more, not part of a URL or of a longer word.
 _ABSOLUTE = re.compile(r"(?<![\w.:/~%-])(/(?:[\w.@+~-]+/)+[\w.@+~-]+/?)")
@@ -33,10 +34,23 @@ class Redactor:
     repo: str | None = None
     paths: bool = True
     counts: dict[str, int] = field(default_factory=dict)
+    # Strings repeat across rows (statuses, ids, names): each is redacted once.
+    _seen: dict[str, tuple[str, list[str], dict[str, int]]] = field(default_factory=dict)
 
     def text(self, text: str) -> tuple[str, list[str]]:
         """The text redacted, and the ids of the rules that changed it (in rule order)."""
+        seen = self._seen.get(text)
+        if seen is None:
+            if len(self._seen) >= SEEN_LIMIT:
+                self._seen.clear()
+            seen = self._seen[text] = self._redact(text)
+        for rule, hits in seen[2].items():
+            self.counts[rule] = self.counts.get(rule, 0) + hits
+        return seen[0], list(seen[1])
+
+    def _redact(self, text: str) -> tuple[str, list[str], dict[str, int]]:
         matched: list[str] = []
+        counts: dict[str, int] = {}
         for rule in RULES:
             regex = rule.regex
             if regex.search(text) is None:
@@ -47,8 +61,8 @@ class Redactor:
                 nonlocal hits
                 group = "s" if "s" in found.re.groupindex else 0
                 secret = found.group(group)
-                if not random_enough(rule, secret):
-                    return found.group(0)
+                if not random_enough(rule, secret) or secret.startswith("[REDACTED:"):
+                    return found.group(0)  # not random, or redacted already
                 hits += 1
                 start, end = found.span(group)
                 whole = found.group(0)
@@ -59,14 +73,14 @@ class Redactor:
             text = regex.sub(replace, text)
             if hits:
                 matched.append(rule.id)
-                self.counts[rule.id] = self.counts.get(rule.id, 0) + hits
+                counts[rule.id] = hits
         if self.paths and self.repo is not None and "/" in text:
             relative = _ABSOLUTE.sub(self._relative, text)
             if relative != text:
                 matched.append(PATH_RULE)
-                self.counts[PATH_RULE] = self.counts.get(PATH_RULE, 0) + 1
+                counts[PATH_RULE] = 1
                 text = relative
-        return text, matched
+        return text, matched, counts
 
     def _relative(self, found: re.Match[str]) -> str:
         assert self.repo is not None

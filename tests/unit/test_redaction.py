@@ -71,3 +71,8 @@ def test_a_document_records_where_which_rules_and_the_original_digest() -> None:
 def test_rule_ids_are_unique() -> None:
     ids = [rule.id for rule in RULES]
     assert len(ids) == len(set(ids))
+
+
+def test_redacting_twice_changes_nothing_more() -> None:
+    once, _ = Redactor().text("DATABASE_URL=postgresql://app:" + "Zq8vN2rT5xLm" + "@db/prod")
+    assert Redactor().text(once) == (once, [])
