@@ -19,11 +19,11 @@ from striatum.cli.main import run as cli
 from striatum.corpus import bundle
 from striatum.corpus.export import export
 from striatum.corpus.verify import verify
-from striatum.errors import EXIT_INVALID, BundleInvalid
+from striatum.errors import EXIT_INVALID, BundleInvalid, UsageError
 from striatum.runtime import leases, runs
 from striatum.runtime.store import Store
 
-from .helpers import Agent, example, scripted, start_run, write_workflow
+from .helpers import ENDED, EXAMPLES, Agent, example, scripted, start_run, write_workflow
 
 GITHUB = "ghp_" + "q7Rk2LmZ9vXc4TbN8sWd1FhJ6pYg3AeU0iOo"  # random, well-formed, not real
 AWS = "AKIA" + "QX7RTZ2MNB4KDW5Y"
@@ -299,3 +299,28 @@ def test_a_verdict_that_no_chained_event_records_is_named(exported: Path) -> Non
     error = refused(exported)
     assert error.details["file"] == bundle.VERDICTS and error.details["line"] == 1
     assert "is in no chained event with that reason" in error.message
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_each_example_worked_to_its_end_exports_and_verifies(
+        store: Store, repo: Path, tmp_path: Path, name: str) -> None:
+    run_id = start_run(store, example(name), repo)
+    view = Agent(store, run_id, tmp_path).drive()
+    assert view.run.status in ENDED
+    out = tmp_path / "bundle"
+    export(store, out, run=run_id, paths=False)
+    report = verify(out, (repo / "striatum" / "runs" / run_id / "manifest.json",))
+    assert report.redacted == 0 and report.elided == 0 and report.anchors == 2
+    assert report.recomputed == sum(s["events"] for s in json.loads(
+        (out / bundle.MANIFEST).read_bytes())["chains"])
+
+
+def test_a_folder_that_is_not_a_bundle_is_never_replaced(
+        history: History, tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(UsageError, match="is not a bundle"):
+        export(history.store, folder)
+    assert (folder / "notes.txt").read_text(encoding="utf-8") == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "repo", "work"]
