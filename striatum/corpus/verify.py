@@ -87,11 +87,20 @@ def _anchors(manifests: Sequence[Path]) -> dict[tuple[str, int], tuple[str, str]
 class _Check:
     def __init__(self, folder: Path, anchors: Sequence[Path] = ()) -> None:
         self.folder = folder
+        self.where: tuple[str, int | None] = (bundle.MANIFEST, None)  # what is being read
         self.wanted = _anchors(anchors)
         self.report = Verified(folder)
         self.manifest = self._manifest()
         self.listed: dict[str, dict[str, Any]] = {}
-        for entry in self.manifest.get("files", []):
+        files, chains = self.manifest.get("files"), self.manifest.get("chains")
+        if not isinstance(files, list) or not all(isinstance(f, dict) for f in files) \
+                or not isinstance(chains, list) or not all(
+                    isinstance(c, dict) and isinstance(c.get("chain"), str)
+                    and isinstance(c.get("first_seq"), int)
+                    and isinstance(c.get("last_seq"), int) for c in chains):
+            raise fail(bundle.MANIFEST, None, "its files or chains are not lists of the "
+                                              "entries an export writes")
+        for entry in files:
             path = str(entry.get("path", ""))
             if not path or path.startswith("/") or ".." in Path(path).parts:
                 raise fail(bundle.MANIFEST, None, f"lists a file outside the bundle: {path!r}")
@@ -134,6 +143,7 @@ class _Check:
                     raise fail(name, number, "not a JSON line") from None
                 if not isinstance(document, dict):
                     raise fail(name, number, "not a JSON object")
+                self.where = (name, number)
                 yield number, document
 
     def digest(self, name: str) -> str:
@@ -353,6 +363,14 @@ def verify(folder: Path, anchors: Sequence[Path] = ()) -> Verified:
     """Verify the bundle in ``folder``; with ``anchors`` (run manifests), also that the
     chain heads they recorded are rows of the bundle with those hashes."""
     check = _Check(folder, anchors)
+    try:
+        return _verify(check)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # A field missing or of the wrong type: the bundle was not written by an export.
+        raise fail(*check.where, f"malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _verify(check: _Check) -> Verified:
     check.unlisted()
     check.digest(bundle.REPOS)
     check.workflows()

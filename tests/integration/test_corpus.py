@@ -324,3 +324,31 @@ def test_a_folder_that_is_not_a_bundle_is_never_replaced(
         export(history.store, folder)
     assert (folder / "notes.txt").read_text(encoding="utf-8") == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "repo", "work"]
+
+
+def test_any_field_of_any_file_made_the_wrong_type_is_a_bundle_error_never_a_crash(
+        exported: Path, tmp_path: Path) -> None:
+    """Each key of the first line of each file (and of bundle.json), given a value of
+    another type, with bundle.json listing the result: verify names a file, or passes
+    (a field it does not read), and never fails any other way."""
+    pristine = tmp_path / "pristine"
+    shutil.copytree(exported, pristine)
+    names = [bundle.MANIFEST, *(n for n in bundle.FILES if (pristine / n).stat().st_size)]
+    tried = 0
+    for name in names:
+        first = json.loads((pristine / name).read_bytes().splitlines()[0])
+        for key in first:
+            for value in (None, [], "x", {"a": 1}, -1):
+                shutil.rmtree(exported)
+                shutil.copytree(pristine, exported)
+                changed = {**first, key: value}
+                edit_lines(exported / name, lambda lines, c=changed: [bundle.line(c)]
+                           + lines[1:])
+                if name != bundle.MANIFEST:
+                    relist(exported)
+                try:
+                    verify(exported)
+                except BundleInvalid as error:
+                    assert error.details["file"], error.message
+                tried += 1
+    assert tried > 200
