@@ -133,8 +133,7 @@ class _Export:
     def repos_file(self) -> None:
         out = self.open(bundle.REPOS)
         for repo_id, path in sorted(self.repos.items()):
-            out.write({"id": repo_id, "chain": repo_chain(repo_id),
-                       "name": os.path.basename(path.rstrip("/")) or path})
+            out.write({"id": repo_id, "chain": repo_chain(repo_id), "name": _name(path)})
         self.close(out)
 
     def workflows_file(self) -> None:
@@ -276,6 +275,11 @@ class _Export:
         self.close(out)
 
 
+def _name(path: str) -> str:
+    """A repository as a bundle names it: its folder's name, never its path."""
+    return os.path.basename(path.rstrip("/")) or path
+
+
 class _Segment:
     """One chain's rows from ``first`` to ``last``, written as they stream, and its
     summary for bundle.json (where it starts and ends, how many rows of each kind)."""
@@ -324,8 +328,7 @@ def _write(store: Store, folder: Path, scope: Scope, paths: bool) -> dict[str, A
     manifest: dict[str, Any] = {
         "format": bundle.FORMAT,
         "scope": {"kind": scope.kind, **({"run": scope.run} if scope.run else {}),
-                  "repos": [work.repos[i].rstrip("/").rsplit("/", 1)[-1]
-                            for i in sorted(work.repos)]},
+                  "repos": [_name(work.repos[i]) for i in sorted(work.repos)]},
         "database": str(identity[0][0]) if identity else None,
         "chains": work.chains,
         "redaction": {"rules": rules_digest(), "paths": paths, "counts": work.counts()},
