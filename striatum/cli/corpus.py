@@ -51,6 +51,8 @@ def export_command(run_id: str | None, this_repo: bool, every: bool, out: str,
                    f"{count(lines['events.jsonl'], 'event')}, "
                    f"{count(lines['audit.jsonl'], 'audit row')}, "
                    f"{count(summary['artifacts'], 'artifact file')} to {out}")
+        click.echo(f"bundle sha256 {summary['sha256']} (of bundle.json: keep it, or sign "
+                   "it, to tell this bundle from any other)")
         redacted = summary["redacted"]
         if redacted:
             click.echo("redacted: " + ", ".join(f"{rule} x{n}" for rule, n in redacted.items()))
@@ -83,5 +85,5 @@ def verify_command(folder: str, anchors: tuple[str, ...], as_json: bool) -> int:
         if anchors:
             click.echo(f"ok   {count(report.anchors, 'chain head')} of "
                        f"{count(len(anchors), 'run manifest')} found with their hashes")
-        click.echo(f"bundle verifies: {folder}")
+        click.echo(f"bundle verifies: {folder} (sha256 {report.sha256})")
     return EXIT_OK

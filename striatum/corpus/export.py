@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..canonical import canonical_json
+from ..canonical import canonical_json, sha256_hex
 from ..errors import NotFound, UsageError
 from ..runtime.audit import repo_chain
 from ..runtime.store import Store
@@ -45,6 +45,7 @@ class Exported:
 
     def to_json(self) -> dict[str, Any]:
         return {"bundle": str(self.folder), "scope": self.manifest["scope"],
+                "sha256": sha256_hex(bundle.line(self.manifest)),
                 "files": {f["path"]: f.get("lines", f["bytes"]) for f in self.manifest["files"]
                           if f["path"].endswith(".jsonl")},
                 "artifacts": sum(1 for f in self.manifest["files"]
@@ -239,8 +240,6 @@ class _Export:
 
     def _artifact_file(self, run_id: str, job_id: str, iteration: int, path: str,
                        source: Path, sha256: str) -> dict[str, Any]:
-        from ..canonical import sha256_hex
-
         try:
             data = source.read_bytes()
         except OSError:

@@ -47,10 +47,12 @@ class Verified:
     artifacts: int = 0
     statements: int = 0
     anchors: int = 0  # chain heads of run manifests found in the bundle with their hashes
+    sha256: str = ""  # of bundle.json, which lists every other file's: the bundle's digest
     chains: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": True, "bundle": str(self.folder), "chains": self.chains,
+        return {"ok": True, "bundle": str(self.folder), "sha256": self.sha256,
+                "chains": self.chains,
                 "rows_recomputed": self.recomputed, "rows_redacted": self.redacted,
                 "rows_elided": self.elided, "files": self.files,
                 "artifacts": self.artifacts, "statements": self.statements,
@@ -121,8 +123,10 @@ class _Check:
         if not path.is_file():
             raise NotFound(f"{self.folder} holds no {bundle.MANIFEST}: not a bundle",
                            hint="pass the folder `striatum corpus export -o DIR` wrote")
+        data = path.read_bytes()
+        self.report.sha256 = hashlib.sha256(data).hexdigest()
         try:
-            document = json.loads(path.read_bytes())
+            document = json.loads(data)
         except ValueError as exc:
             raise fail(bundle.MANIFEST, None, f"not JSON ({exc})") from exc
         if not isinstance(document, dict) or document.get("format") != bundle.FORMAT:

@@ -203,9 +203,13 @@ def test_the_cli_exports_and_verifies_with_stable_exit_codes(
     out = tmp_path / "cli"
     base = ["--dsn", history.dsn, "--repo", str(history.repo), "corpus"]
     assert cli([*base, "export", "--repo", "-o", str(out)]) == 0
-    assert "exported 3 runs" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "exported 3 runs" in printed
+    digest = hashlib.sha256((out / bundle.MANIFEST).read_bytes()).hexdigest()
+    assert f"bundle sha256 {digest}" in printed
     assert cli(["corpus", "verify", str(out), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["ok"] is True
+    verified = json.loads(capsys.readouterr().out)
+    assert verified["ok"] is True and verified["sha256"] == digest
     edit_lines(out / bundle.AUDIT, lambda lines: lines[:-1])
     assert cli(["corpus", "verify", str(out)]) == EXIT_INVALID
     assert "audit.jsonl" in capsys.readouterr().err
