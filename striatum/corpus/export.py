@@ -270,7 +270,9 @@ class _Export:
             job = next((j for j in workflow.get("jobs", [])
                         if j.get("id") == verdict["job_id"]), None)
             lane = workflow.get("lanes", {}).get((job or {}).get("lane"))
-            out.write(statement(verdict, artifacts, job, lane))
+            found = statement(verdict, artifacts, job, lane)
+            if found is not None:
+                out.write(found)
         self.close(out)
 
 
