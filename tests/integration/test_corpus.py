@@ -140,6 +140,17 @@ def exported(history: History, tmp_path: Path) -> Path:
     return out
 
 
+def first_line_forged(folder: Path, name: str, **fields: Any) -> BundleInvalid:
+    """The first line of a file given other values, bundle.json listing the result (a
+    tamperer who knows the format): the refusal, which must name that line."""
+    edit_lines(folder / name, lambda lines: [bundle.line({**json.loads(lines[0]), **fields})]
+               + lines[1:])
+    relist(folder)
+    error = refused(folder)
+    assert error.details["file"] == name and error.details["line"] == 1, error.message
+    return error
+
+
 def refused(folder: Path, anchors: tuple[Path, ...] = ()) -> BundleInvalid:
     with pytest.raises(BundleInvalid) as caught:
         verify(folder, anchors)
@@ -177,15 +188,7 @@ def test_reordered_lines_are_named(exported: Path) -> None:
 
 
 def test_a_changed_artifact_digest_is_named_against_its_chained_event(exported: Path) -> None:
-    def change(lines: list[bytes]) -> list[bytes]:
-        row = json.loads(lines[0])
-        row["sha256"] = "0" * 64
-        return [bundle.line(row)] + lines[1:]
-
-    edit_lines(exported / bundle.ARTIFACTS, change)
-    relist(exported)
-    error = refused(exported)
-    assert error.details["file"] == bundle.ARTIFACTS and error.details["line"] == 1
+    error = first_line_forged(exported, bundle.ARTIFACTS, sha256="0" * 64)
     assert "its artifact.publish event (events.jsonl:" in error.message
 
 
@@ -262,15 +265,7 @@ def test_secrets_in_a_prompt_a_log_and_a_verdict_are_redacted_and_the_bundle_ver
 
 
 def test_a_job_row_that_disagrees_with_its_last_event_is_named(exported: Path) -> None:
-    def change(lines: list[bytes]) -> list[bytes]:
-        row = json.loads(lines[0])
-        row["status"] = "failed"
-        return [bundle.line(row)] + lines[1:]
-
-    edit_lines(exported / bundle.JOBS, change)
-    relist(exported)
-    error = refused(exported)
-    assert error.details["file"] == bundle.JOBS and error.details["line"] == 1
+    error = first_line_forged(exported, bundle.JOBS, status="failed")
     assert "status 'failed' is not 'succeeded', what its last event says" in error.message
 
 
@@ -293,15 +288,7 @@ def test_a_run_manifest_anchors_the_bundle_to_the_record_the_repository_saw(
 
 
 def test_a_verdict_that_no_chained_event_records_is_named(exported: Path) -> None:
-    def change(lines: list[bytes]) -> list[bytes]:
-        row = json.loads(lines[0])
-        row["reason"] = "looks fine to me"
-        return [bundle.line(row)] + lines[1:]
-
-    edit_lines(exported / bundle.VERDICTS, change)
-    relist(exported)
-    error = refused(exported)
-    assert error.details["file"] == bundle.VERDICTS and error.details["line"] == 1
+    error = first_line_forged(exported, bundle.VERDICTS, reason="looks fine to me")
     assert "is in no chained event with that reason" in error.message
 
 
