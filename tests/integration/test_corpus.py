@@ -343,3 +343,30 @@ def test_any_field_of_any_file_made_the_wrong_type_is_a_bundle_error_never_a_cra
                     assert error.details["file"], error.message
                 tried += 1
     assert tried > 200
+
+
+def test_an_export_reads_one_snapshot_whatever_is_appended_meanwhile(
+        history: History, dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from striatum.corpus import export as exporting
+
+    before = tmp_path / "before"
+    export(history.store, before)
+    other = Store.connect(dsn)
+    events_file = exporting._Export.events_file
+
+    def then_append(self: Any) -> Any:  # a run started between two reads of the export
+        spans = events_file(self)
+        start_run(other, example("minimal"), history.repo)
+        return spans
+
+    monkeypatch.setattr(exporting._Export, "events_file", then_append)
+    during = tmp_path / "during"
+    try:
+        export(history.store, during)
+    finally:
+        other.close()
+    assert tree(during) == tree(before)
+    monkeypatch.undo()
+    after = tmp_path / "after"
+    export(history.store, after)
+    assert tree(after) != tree(before)
