@@ -86,6 +86,12 @@ class AttemptNotPrepared(Conflict):
     code = "attempt_not_prepared"
 
 
+class SandboxUnavailable(Conflict):
+    """A lane must run sandboxed, and bubblewrap cannot run here: never run unsandboxed."""
+
+    code = "sandbox_unavailable"
+
+
 class LeaseLost(StriatumError):
     """The fencing token does not hold the job's current, live lease."""
 

@@ -72,25 +72,100 @@ def outcome(report: list[dict[str, Any]], attack: str, target: str | None = None
     return bool(found[0]["succeeded"])
 
 
-def assert_common_pins(report: list[dict[str, Any]], run_a: str, run_b: str) -> None:
-    """The rows of docs/security.md that hold whichever DSN the lane was handed."""
-    # R4: INSERT on the events is granted: a forged event goes in (doctor names it).
-    assert outcome(report, "db.insert_event") is True
-    # R5: the projection tables are the runtime role's to write: a job of another run is
-    # changed behind the state machines' back.
-    assert outcome(report, "db.update_projection", f"{run_b}/held") is True
-    # R6: other jobs' live lease tokens are readable in striatum.jobs.
-    assert outcome(report, "db.read_lease_tokens") is True
-    # R7: a forged token is refused.
-    assert outcome(report, "this_run.end_forged_token", f"{run_a}/review") is False
-    assert outcome(report, "other_run.end_forged_token", f"{run_b}/held") is False
-    # R8: a stolen live token works: a verdict on its own work, another run's job.
-    assert outcome(report, "this_run.publish_stolen_token", f"{run_a}/review") is True
-    assert outcome(report, "this_run.end_stolen_token", f"{run_a}/review") is True
-    assert outcome(report, "other_run.publish_stolen_token", f"{run_b}/held") is True
-    assert outcome(report, "other_run.end_stolen_token", f"{run_b}/held") is True
-    # R9: fencing holds for tokens it held once: an earlier attempt's, an expired one.
-    assert outcome(report, "replay.earlier_attempt") is False
-    assert outcome(report, "replay.expired_token") is False
-    # R10: it may claim a ready job of any run.
-    assert outcome(report, "other_run.claim") is True
+Pin = tuple[str, str | None, bool]
+"""(attack, its target or None for any, whether it succeeds)."""
+
+
+def socket_only_pins(run_a: str, run_b: str) -> dict[str, list[Pin]]:
+    """docs/security.md's rows, attack by attack, for a lane handed its worker's lane socket
+    and its lease and no DSN, unsandboxed, whichever database the workers work. Data, so
+    that a variant (the sandbox) states only the rows it changes."""
+    review, held = f"{run_a}/review", f"{run_b}/held"
+    return {
+        # R1: no DSN, no home in the lane's environment; so no login.
+        "R1": [("env.dsn", None, False), ("env.home", None, False),
+               ("db.connect", None, False)],
+        # R2, R3: nothing to become, nothing to rewrite with.
+        "R2": [("db.superuser", None, False), ("db.reset_role_gains", None, False),
+               *[("db.set_role", role, False) for role in
+                 ("postgres", "pg_write_server_files", "pg_read_server_files")]],
+        "R3": [(f"db.{attack}", None, False) for attack in (
+            "update_events", "delete_events", "update_audit", "delete_audit",
+            "truncate_events", "truncate_audit", "disable_triggers")],
+        "R4": [("db.insert_event", None, False)],
+        "R5": [("db.update_projection", None, False)],
+        "R6": [("db.read_lease_tokens", None, False)],
+        # R7: a forged token is refused, on the lane's socket too.
+        "R7": [("this_run.end_forged_token", review, False),
+               ("other_run.end_forged_token", held, False)],
+        # R8: a live token read in /proc (R15) still works, through its own lane's
+        # worker's socket (also read there): a verdict on its own work, another run's job.
+        "R8": [("this_run.publish_stolen_token", review, True),
+               ("this_run.end_stolen_token", review, True),
+               ("other_run.publish_stolen_token", held, True),
+               ("other_run.end_stolen_token", held, True)],
+        # R9: fencing: an earlier attempt's token; there is no expired token to present,
+        # since nothing could be claimed (R10).
+        "R9": [("replay.earlier_attempt", None, False), ("replay.expired_token", None, False)],
+        # R10: the lane's socket serves no claim.
+        "R10": [("other_run.claim", None, False)],
+        # R11: the lane's socket serves only the lease verbs, each on the lease's own job.
+        "R11": [("lane_socket.other_verb", None, False),
+                ("lane_socket.own_lease_on_other_job", None, False)],
+        # R15: the other lanes' tokens and sockets, and the worker's environment, in /proc.
+        "R15": [("proc.read_lease_tokens", None, True), ("proc.worker_env", None, True)],
+        # R16: there is no sandbox to undo (and no capability to unmount with).
+        "R16": [("sandbox.unmount", None, False)],
+    }
+
+
+def embedded_pins(run_a: str, run_b: str) -> dict[str, list[Pin]]:
+    """On the embedded server with a daemon up: the home, named in the worker's
+    environment (R15), holds the password file and the daemon's tokens."""
+    rows = socket_only_pins(run_a, run_b)
+    rows["R1"] = [*rows["R1"], ("file.pgpass", None, True)]
+    rows["R11"] = [*rows["R11"], ("daemon.reach", None, True),
+                   ("daemon.no_token", run_a, False),
+                   ("daemon.own_lease_on_other_job", f"{run_a}/review", False)]
+    rows["R12"] = [("file.principal_token", None, True),
+                   ("daemon.principal_token", run_a, True)]
+    rows["R13"] = [("file.owner_password", None, True), ("db.owner_login", None, True),
+                   ("owner.superuser", None, True), ("owner.edit_event", None, True)]
+    return rows
+
+
+def server_pins(run_a: str, run_b: str) -> dict[str, list[Pin]]:
+    """On a server of your own (team mode), no daemon: the worker's DSN is in its
+    environment (R15), not the lane's; no password file, no daemon."""
+    rows = socket_only_pins(run_a, run_b)
+    rows["R1"] = [*rows["R1"], ("file.pgpass", None, False)]
+    rows["R11"] = [*rows["R11"], ("daemon.reach", None, False)]
+    return rows
+
+
+def assert_pins(report: list[dict[str, Any]], rows: dict[str, list[Pin]]) -> None:
+    """Every pin of every row, the ones that do not hold named by row."""
+    wrong = [f"{row}: {attack} {target or ''} succeeded={not succeeds}"
+             for row, pins in rows.items() for attack, target, succeeds in pins
+             if outcome(report, attack, target) is not succeeds]
+    assert not wrong, "\n".join(wrong) + f"\nreport: {json.dumps(report, indent=1)}"
+
+
+# What a sandboxed lane must try, and fail at, for its report to mean anything: the
+# database and the home, the other lanes through /proc, its own socket beyond its lease,
+# and undoing the sandbox itself.
+SANDBOX_TRIED = ("env.dsn", "db.connect", "file.pgpass", "proc.read_lease_tokens",
+                 "proc.worker_env", "lane_socket.other_verb",
+                 "lane_socket.own_lease_on_other_job", "other_run.claim",
+                 "replay.earlier_attempt", "sandbox.unmount")
+
+
+def assert_nothing_succeeds(report: list[dict[str, Any]]) -> None:
+    """The sandbox's promise (docs/security.md, the sandboxed column): no attack the
+    hostile lane tried succeeded, and it tried at least ``SANDBOX_TRIED``."""
+    won = [f"{a['attack']} {a.get('target') or ''}: {a.get('detail', '')}"
+           for a in report if a["succeeded"]]
+    assert not won, "\n".join(won) + f"\nreport: {json.dumps(report, indent=1)}"
+    tried = {a["attack"] for a in report}
+    missing = [name for name in SANDBOX_TRIED if name not in tried]
+    assert not missing, f"the hostile agent did not try {missing}: {report}"

@@ -18,6 +18,11 @@ artifact directory, and (for a review) leaves verdict.json there. Behaviours:
     fake_agent.py slow [--seconds S]   sleep S seconds (default 1), then work
     fake_agent.py stray                work, and also change a file outside the job's writes
     fake_agent.py reject-slowly [--seconds S]   sleep S seconds (default 1), then reject
+    ... --cli                          (with work, review, reject) publish each artifact and end
+                                       the job itself, with `striatum job publish`, then
+                                       `job verdict` or `job complete` (in a lane: through its
+                                       worker's lane socket), instead of leaving them to the
+                                       worker
     fake_agent.py hostile              an agent turned against the record (hostile.py): on its
                                        first attempt it keeps its lease token and fails; on a
                                        later one it tries every attack it can reach, writes
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,8 +63,38 @@ def write_artifacts() -> None:
 
 
 def verdict(outcome: str, reason: str) -> None:
+    if "--cli" in sys.argv:
+        CLI_VERDICT.append((outcome, reason))
+        return
     (artifact_dir() / "verdict.json").write_text(
         json.dumps({"verdict": outcome, "reason": reason}), encoding="utf-8")
+
+
+CLI_VERDICT: list[tuple[str, str]] = []
+
+
+def striatum(*args: str) -> None:
+    beside = Path(sys.executable).parent / "striatum"
+    command = str(beside) if beside.exists() else (shutil.which("striatum") or "striatum")
+    done = subprocess.run([command, *args], capture_output=True, text=True, timeout=120)
+    print(f"$ striatum {' '.join(args[:3])} ...: exit {done.returncode}\n"
+          f"{done.stdout}{done.stderr}", end="")
+    if done.returncode != 0:
+        sys.exit(done.returncode)
+
+
+def end_through_the_cli() -> int:
+    """Publish what the job produces, then end it: what an agent that reports through the
+    CLI does."""
+    out = artifact_dir()
+    for name in filter(None, os.environ.get("STRIATUM_PRODUCES", "").splitlines()):
+        striatum("job", "publish", "--artifact", str(out / name), "--as", name)
+    if CLI_VERDICT:
+        outcome, reason = CLI_VERDICT[0]
+        striatum("job", "verdict", outcome, "--reason", reason)
+    else:
+        striatum("job", "complete")
+    return 0
 
 
 def option(name: str, default: float) -> float:
@@ -109,6 +145,8 @@ def main() -> int:
             verdict("needs_revision", "the fake reviewer asks for one more pass")
         else:
             verdict("accept", "the fake reviewer accepts")
+    if "--cli" in sys.argv:
+        return end_through_the_cli()
     return 0
 
 

@@ -10,6 +10,10 @@ database, as an agent's would; ``doctor`` afterwards shows what it can see of it
 On its first attempt (``STRIATUM_ATTEMPT`` 0) it only keeps its lease token (in the
 repository's scratch folder) and fails, so that a later attempt holds the token of an
 earlier one to replay.
+
+A lane is handed its worker's lane socket and its lease, no database login: what it
+finds beyond that, it finds as the OS user it runs as (the other lanes' and the
+worker's environments in /proc, the files of the striatum home they name).
 """
 
 from __future__ import annotations
@@ -22,11 +26,25 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 OWNER = "postgres"
 WAIT_FOR_TARGETS = 60.0
+NO_LOGIN = "no database login: the lane was handed none"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Another lane's job, as its environment in /proc shows it."""
+
+    run: str
+    job: str
+    token: str
+    kind: str
+    produces: tuple[str, ...]
+    socket: str  # that lane's worker's socket
 
 
 class Report:
@@ -64,9 +82,10 @@ def _striatum() -> str:
     return str(beside) if beside.exists() else (shutil.which("striatum") or "striatum")
 
 
-def _cli(report: Report, attack: str, target: str, *args: str) -> bool:
+def _cli(report: Report, attack: str, target: str, *args: str,
+         env: dict[str, str] | None = None) -> bool:
     done = subprocess.run([_striatum(), *args, "--json"], capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ))
+                          timeout=120, env={**os.environ, **(env or {})})
     detail = (done.stdout if done.returncode == 0 else done.stderr).strip()
     return report.add(attack, done.returncode == 0,
                       f"exit {done.returncode}: {detail.splitlines()[0] if detail else ''}",
@@ -76,15 +95,26 @@ def _cli(report: Report, attack: str, target: str, *args: str) -> bool:
 # -- what it can find ----------------------------------------------------------------------
 
 
-def _passfile(dsn: str | None) -> Path | None:
-    if dsn:
-        from psycopg.conninfo import conninfo_to_dict
+def _environ(pid: str) -> dict[str, str]:
+    try:
+        data = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.decode(errors="replace").split("=", 1)
+                for item in data.split(b"\0") if b"=" in item)
 
-        found = conninfo_to_dict(dsn).get("passfile")
-        if found:
-            return Path(str(found))
-    home = os.environ.get("STRIATUM_HOME")
-    return Path(home) / "pgpass" if home else None
+
+def _ancestors() -> list[str]:
+    """The pids above this lane (its worker among them), nearest first."""
+    found, pid = [], os.getppid()
+    while pid > 1 and len(found) < 10:
+        found.append(str(pid))
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return found
 
 
 def _read(path: Path) -> str | None:
@@ -94,10 +124,26 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def discover(report: Report) -> tuple[str | None, Path | None]:
+def discover(report: Report) -> tuple[str | None, Path | None, str | None]:
+    """(the DSN the lane was handed, the striatum home it found, the pgpass it read)."""
     dsn = os.environ.get("STRIATUM_DSN")
     report.add("env.dsn", bool(dsn), "STRIATUM_DSN is set" if dsn else "no STRIATUM_DSN")
-    passfile = _passfile(dsn)
+    given = os.environ.get("STRIATUM_HOME")
+    report.add("env.home", bool(given), "STRIATUM_HOME is set" if given
+               else "no STRIATUM_HOME")
+    # The worker's environment, which the same OS user reads in /proc: the home (and
+    # a DSN) it was started with.
+    worker: dict[str, str] = {}
+    for pid in _ancestors():
+        for key, value in _environ(pid).items():
+            if key in ("STRIATUM_HOME", "STRIATUM_DSN"):
+                worker.setdefault(key, value)
+    report.add("proc.worker_env", bool(worker),
+               f"read {sorted(worker)} from the worker's /proc/<pid>/environ" if worker
+               else "nothing of striatum's in the environments above the lane")
+    home_text = given or worker.get("STRIATUM_HOME")
+    home = Path(home_text) if home_text else None
+    passfile = home / "pgpass" if home else None
     text = _read(passfile) if passfile else None
     report.add("file.pgpass", text is not None,
                f"read {passfile}" if text is not None else f"cannot read {passfile}",
@@ -106,37 +152,75 @@ def discover(report: Report) -> tuple[str | None, Path | None]:
              if line.count(":") >= 4 and not line.startswith("#")}
     report.add("file.owner_password", OWNER in users,
                f"passwords for {sorted(users)}" if users else "no password found")
-    home = passfile.parent if passfile else None
     token = _read(home / "run" / "client-token") if home else None
     report.add("file.principal_token", bool(token and token.strip()),
                "read the daemon's client-token" if token else "no client-token readable",
                str(home / "run" / "client-token") if home else "")
-    return dsn, home
+    return dsn, home, text
 
 
-def other_lanes_tokens(report: Report) -> None:
-    """Every process of the same user shows its environment in /proc: the lease tokens of
-    the other lanes running on this machine are there without any database."""
-    mine = os.environ.get("STRIATUM_LEASE")
-    found = set()
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            variables = environ.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        for variable in variables:
-            if variable.startswith(b"STRIATUM_LEASE="):
-                token = variable.split(b"=", 1)[1].decode(errors="replace")
-                if token and token != mine:
-                    found.add(token)
-    report.add("proc.read_lease_tokens", bool(found),
-               f"read {len(found)} other lease token(s) from /proc/*/environ")
+def undo_the_sandbox(report: Report, home: Path | None) -> None:
+    """Unmount what hides the striatum home, as a lane that kept a root worker's
+    capabilities could, and read the password file again."""
+    if home is None:
+        report.add("sandbox.unmount", False, "no striatum home known")
+        return
+    done = subprocess.run(["umount", "-l", str(home)], capture_output=True, text=True,
+                          check=False)
+    text = _read(home / "pgpass")
+    said = done.stderr.strip().splitlines()
+    report.add("sandbox.unmount", done.returncode == 0 and text is not None,
+               f"umount exit {done.returncode}" + (f": {said[-1]}" if said else ""),
+               str(home))
+
+
+def other_lanes(report: Report) -> list[Target]:
+    """Every process of the same user shows its environment in /proc: the other lanes
+    running on this machine, each with its lease token and its worker's socket, without
+    any database. Waits a little for lanes of this run and of another one."""
+    me = os.environ["STRIATUM_RUN"]
+    deadline = time.monotonic() + WAIT_FOR_TARGETS
+    while True:
+        found: dict[str, Target] = {}
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            env = _environ(environ.parent.name)
+            token = env.get("STRIATUM_LEASE")
+            if token and token != os.environ.get("STRIATUM_LEASE") and \
+                    env.get("STRIATUM_RUN") and env.get("STRIATUM_JOB"):
+                found[token] = Target(env["STRIATUM_RUN"], env["STRIATUM_JOB"], token,
+                                      env.get("STRIATUM_KIND", "task"),
+                                      tuple(n for n in env.get("STRIATUM_PRODUCES", "")
+                                            .splitlines() if n),
+                                      env.get("STRIATUM_SOCKET", ""))
+        runs = {t.run for t in found.values()}
+        if (me in runs and len(runs) > 1) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    targets = sorted(found.values(), key=lambda t: (t.run, t.job))
+    report.add("proc.read_lease_tokens", bool(targets),
+               f"read {len(targets)} other lease token(s) from /proc/*/environ",
+               ", ".join(f"{t.run}/{t.job}" for t in targets))
+    return targets
 
 
 # -- the database ----------------------------------------------------------------------------
 
 
-def as_runtime(report: Report, dsn: str) -> Any:
+DB_ATTACKS = ("db.connect", "db.superuser", "db.reset_role_gains", "db.update_events",
+              "db.delete_events", "db.update_audit", "db.delete_audit", "db.truncate_events",
+              "db.truncate_audit", "db.disable_triggers", "db.insert_event",
+              "db.read_lease_tokens", "db.update_projection")
+
+
+def as_runtime(report: Report, dsn: str | None) -> Any:
+    """A connection with the DSN the lane was handed; with none, every attack that needs
+    one is reported as failed for that reason."""
+    if not dsn:
+        for attack in DB_ATTACKS:
+            report.add(attack, False, NO_LOGIN)
+        for role in (OWNER, "pg_write_server_files", "pg_read_server_files"):
+            report.add("db.set_role", False, NO_LOGIN, role)
+        return None
     import psycopg
 
     try:
@@ -218,10 +302,21 @@ def insert_forged_event(report: Report, conn: Any) -> None:
                "WHERE run_id = %s GROUP BY repo_id", (run, run), target=run)
 
 
-def log_in_as_owner(report: Report, dsn: str) -> Any:
+def log_in_as_owner(report: Report, dsn: str | None, home: Path | None,
+                    pgpass: str | None) -> Any:
+    """As the owner: with the DSN handed to the lane, its user changed; else over the
+    socket folder the password file names, with the password it holds."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+    if not dsn:
+        line = next((each for each in (pgpass or "").splitlines()
+                     if each.count(":") >= 4 and each.split(":")[3] == OWNER), None)
+        if line is None or home is None:
+            report.add("db.owner_login", False, "no DSN and no owner's password found", OWNER)
+            return None
+        dsn = make_conninfo(host=line.split(":")[0].replace("\\:", ":"), user=OWNER,
+                            dbname="striatum", passfile=str(home / "pgpass"))
     params = conninfo_to_dict(dsn)
     if params.get("user") == OWNER:
         report.add("db.owner_login", True, "the DSN handed to the lane is the owner's")
@@ -240,20 +335,18 @@ def log_in_as_owner(report: Report, dsn: str) -> Any:
 # -- other jobs' leases ----------------------------------------------------------------------
 
 
-def wait_for_targets(conn: Any) -> list[tuple[str, str, str, str]]:
-    """Live leases of other jobs (this run's and other runs'): (run, job, token, kind)."""
+def read_lease_tokens(report: Report, conn: Any) -> None:
+    """Other jobs' live lease tokens, from the jobs table."""
+    if conn is None:
+        return
     me = (os.environ["STRIATUM_RUN"], os.environ["STRIATUM_JOB"])
-    deadline = time.monotonic() + WAIT_FOR_TARGETS
-    while True:
-        rows = conn.execute(
-            "SELECT run_id, job_id, lease_token, kind FROM striatum.jobs "
-            "WHERE status = 'leased' AND lease_token IS NOT NULL "
-            "AND lease_expires_at > now() ORDER BY run_id, job_id").fetchall()
-        rows = [tuple(r) for r in rows if (r[0], r[1]) != me]
-        runs = {r[0] for r in rows}
-        if (me[0] in runs and len(runs) > 1) or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.5)
+    rows = [tuple(r) for r in conn.execute(
+        "SELECT run_id, job_id FROM striatum.jobs WHERE status = 'leased' "
+        "AND lease_token IS NOT NULL AND lease_expires_at > now()").fetchall()
+        if tuple(r) != me]
+    report.add("db.read_lease_tokens", bool(rows),
+               f"read {len(rows)} live lease token(s) of other jobs",
+               ", ".join(f"{r}/{j}" for r, j in rows))
 
 
 def forged(token: str) -> str:
@@ -261,59 +354,44 @@ def forged(token: str) -> str:
     return f"{fence}-{secrets.token_hex(16)}"
 
 
-def attack_leases(report: Report, targets: list[tuple[str, str, str, str]],
-                  out: Path) -> None:
+def attack_leases(report: Report, targets: list[Target], out: Path) -> None:
+    """With the tokens read in /proc, through each target's own worker's socket (its
+    STRIATUM_SOCKET, read there too)."""
     me = os.environ["STRIATUM_RUN"]
-    report.add("db.read_lease_tokens", bool(targets),
-               f"read {len(targets)} live lease token(s) of other jobs",
-               ", ".join(f"{r}/{j}" for r, j, _, _ in targets))
-    for run, job, token, kind in targets:
-        where = "this_run" if run == me else "other_run"
-        target = f"{run}/{job}"
+    for target in targets:
+        where = "this_run" if target.run == me else "other_run"
+        name = f"{target.run}/{target.job}"
+        env = {"STRIATUM_SOCKET": target.socket} if target.socket else {}
         ends = ("job", "verdict", "accept", "--reason", "hostile: my own work is fine") \
-            if kind == "review" else ("job", "complete")
-        lease = ("--run", run, "--job", job, "--lease")
-        _cli(report, f"{where}.end_forged_token", target, *ends, *lease, forged(token))
-        for name in _produces(run, job):
-            fake = out / f"forged-{job}-{name.replace('/', '_')}"
-            fake.write_text(f"# {name}\n\nWritten by the hostile agent.\n", encoding="utf-8")
-            _cli(report, f"{where}.publish_stolen_token", target, "job", "publish",
-                 *lease, token, "--artifact", str(fake), "--as", name)
-        _cli(report, f"{where}.end_stolen_token", target, *ends, *lease, token)
+            if target.kind == "review" else ("job", "complete")
+        lease = ("--run", target.run, "--job", target.job, "--lease")
+        _cli(report, f"{where}.end_forged_token", name, *ends, *lease, forged(target.token),
+             env=env)
+        for produced in target.produces:
+            fake = out / f"forged-{target.job}-{produced.replace('/', '_')}"
+            fake.write_text(f"# {produced}\n\nWritten by the hostile agent.\n",
+                            encoding="utf-8")
+            _cli(report, f"{where}.publish_stolen_token", name, "job", "publish",
+                 *lease, target.token, "--artifact", str(fake), "--as", produced, env=env)
+        _cli(report, f"{where}.end_stolen_token", name, *ends, *lease, target.token,
+             env=env)
 
 
-_PRODUCES: dict[tuple[str, str], list[str]] = {}
-
-
-def _produces(run: str, job: str) -> list[str]:
-    return _PRODUCES.get((run, job), [])
-
-
-def read_produces(conn: Any, targets: list[tuple[str, str, str, str]]) -> None:
-    """What each target job must publish before it may end, from its run's pinned
-    workflow (readable to the runtime role like the rest of the projection)."""
-    for run, job, _, _ in targets:
-        row = conn.execute(
-            "SELECT w.compiled FROM striatum.runs r JOIN striatum.workflows w "
-            "ON w.digest = r.workflow_digest WHERE r.id = %s", (run,)).fetchone()
-        jobs = json.loads(row[0]).get("workflow", {}).get("jobs", []) if row else []
-        for declared in jobs:
-            if declared.get("id") == job:
-                _PRODUCES[(run, job)] = list(declared.get("produces") or [])
-
-
-def rewrite_projection(report: Report, conn: Any,
-                       targets: list[tuple[str, str, str, str]]) -> None:
+def rewrite_projection(report: Report, conn: Any, targets: list[Target]) -> None:
     """The jobs table is the runtime role's to write (every transition writes it): change
     a job of another run that has ended, behind the state machines' back."""
+    if conn is None:
+        return
     me = os.environ["STRIATUM_RUN"]
-    for run, job, _, _ in targets:
+    for target in targets:
+        run, job = target.run, target.job
         if run != me:
             report.sql("db.update_projection", conn,
                        "UPDATE striatum.jobs SET revisions_used = revisions_used + 7 "
                        "WHERE run_id = %s AND job_id = %s AND status = 'succeeded'",
                        (run, job), target=f"{run}/{job}")
             return
+    report.add("db.update_projection", False, "no job of another run to change")
 
 
 def replay(report: Report, earlier: str | None) -> None:
@@ -325,28 +403,27 @@ def replay(report: Report, earlier: str | None) -> None:
          "--run", run, "--job", job, "--lease", earlier)
 
 
-def claim_and_let_expire(report: Report, conn: Any) -> None:
-    """Claim a ready job of another run (the DSN allows it), let the lease lapse, then
-    present the expired token."""
+def claim_and_let_expire(report: Report, targets: list[Target]) -> None:
+    """Claim a ready job of another run (`striatum job claim`, as a worker would), let
+    the lease lapse, then present the expired token."""
     me = os.environ["STRIATUM_RUN"]
-    row = conn.execute("SELECT run_id FROM striatum.jobs WHERE status = 'ready' "
-                       "AND run_id <> %s ORDER BY run_id LIMIT 1", (me,)).fetchone()
-    if row is None:
-        report.add("other_run.claim", False, "no ready job of another run to claim")
+    other = next((t.run for t in targets if t.run != me), None)
+    if other is None:
+        report.add("other_run.claim", False, "no other run seen to claim a job of")
+        report.add("replay.expired_token", False, "nothing claimed, so no token to expire")
         return
-    other = row[0]
     done = subprocess.run([_striatum(), "job", "claim", "--run", other, "--owner", "hostile",
                            "--lease-seconds", "5", "--json"], capture_output=True, text=True,
                           timeout=120, env=dict(os.environ))
-    if done.returncode != 0:
-        report.add("other_run.claim", False, f"exit {done.returncode}: {done.stderr.strip()}",
-                   other)
-        return
-    claimed = json.loads(done.stdout)
+    claimed = json.loads(done.stdout) if done.returncode == 0 else {}
     job, token = claimed.get("job"), claimed.get("lease") or claimed.get("token")
-    report.add("other_run.claim", bool(job and token), f"claimed {job}", f"{other}/{job}")
     if not (job and token):
+        said = done.stderr.strip().splitlines()
+        report.add("other_run.claim", False,
+                   f"exit {done.returncode}: {said[0] if said else done.stdout[:200]}", other)
+        report.add("replay.expired_token", False, "nothing claimed, so no token to expire")
         return
+    report.add("other_run.claim", True, f"claimed {job}", f"{other}/{job}")
     time.sleep(7)
     _cli(report, "replay.expired_token", f"{other}/{job}", "job", "heartbeat",
          "--run", other, "--job", str(job), "--lease", str(token))
@@ -355,44 +432,62 @@ def claim_and_let_expire(report: Report, conn: Any) -> None:
 # -- the daemon --------------------------------------------------------------------------------
 
 
-def daemon(report: Report, home: Path | None, stolen: list[tuple[str, str, str, str]]) -> None:
+def _call(report: Report, sock: str, attack: str, method: str, params: dict[str, Any],
+          token: str | None, target: str = "") -> None:
+    """One request on a socket, as the protocol says (docs/daemon.md)."""
+    envelope: dict[str, Any] = {"protocol": 1, "actor": "hostile"}
+    if token:
+        envelope["token"] = token
+    request = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params,
+               "striatum": envelope}
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(30)
+            s.connect(sock)
+            s.sendall(json.dumps(request).encode() + b"\n")
+            answer = json.loads(s.makefile("rb").readline())
+    except (OSError, ValueError) as exc:
+        report.add(attack, False, _first_line(exc), target)
+        return
+    error = answer.get("error")
+    report.add(attack, error is None,
+               "answered" if error is None else f"{error.get('code')}: "
+               f"{(error.get('data') or {}).get('code')}: {error.get('message')}", target)
+
+
+def lane_socket(report: Report, targets: list[Target]) -> None:
+    """Its own worker's lane socket, with its own lease: another verb, another job."""
+    sock = os.environ.get("STRIATUM_SOCKET")
+    run, mine = os.environ["STRIATUM_RUN"], os.environ["STRIATUM_LEASE"]
+    if not sock:
+        report.add("lane_socket.other_verb", False, "no STRIATUM_SOCKET")
+        return
+    _call(report, sock, "lane_socket.other_verb", "run.cancel", {"run": run}, None, run)
+    _call(report, sock, "lane_socket.other_verb", "run.status", {"run": run}, None, run)
+    _call(report, sock, "lane_socket.other_verb", "job.claim", {"run": run}, None, run)
+    for target in targets:
+        _call(report, sock, "lane_socket.own_lease_on_other_job", "job.complete",
+              {"run": target.run, "job": target.job, "lease": mine}, None,
+              f"{target.run}/{target.job}")
+
+
+def daemon(report: Report, home: Path | None, stolen: list[Target]) -> None:
     sock = home / "run" / "daemon.sock" if home else None
     if sock is None or not sock.exists():
         report.add("daemon.reach", False, "no daemon socket found", str(sock or ""))
         return
     report.add("daemon.reach", True, "found the daemon's socket", str(sock))
-
-    def call(attack: str, method: str, params: dict[str, Any], token: str | None,
-             target: str = "") -> None:
-        envelope: dict[str, Any] = {"protocol": 1, "actor": "hostile"}
-        if token:
-            envelope["token"] = token
-        request = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params,
-                   "striatum": envelope}
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(30)
-                s.connect(str(sock))
-                s.sendall(json.dumps(request).encode() + b"\n")
-                answer = json.loads(s.makefile("rb").readline())
-        except (OSError, ValueError) as exc:
-            report.add(attack, False, _first_line(exc), target)
-            return
-        error = answer.get("error")
-        report.add(attack, error is None,
-                   "answered" if error is None else f"{error.get('code')}: "
-                   f"{(error.get('data') or {}).get('code')}: {error.get('message')}", target)
-
     run = os.environ["STRIATUM_RUN"]
-    call("daemon.no_token", "run.cancel", {"run": run}, None, run)
+    _call(report, str(sock), "daemon.no_token", "run.cancel", {"run": run}, None, run)
     mine = os.environ["STRIATUM_LEASE"]
-    for other_run, other_job, _, _ in stolen:
-        call("daemon.own_lease_on_other_job", "job.complete",
-             {"run": other_run, "job": other_job, "lease": mine}, None,
-             f"{other_run}/{other_job}")
+    for target in stolen:
+        _call(report, str(sock), "daemon.own_lease_on_other_job", "job.complete",
+              {"run": target.run, "job": target.job, "lease": mine}, None,
+              f"{target.run}/{target.job}")
     principal = _read(home / "run" / "client-token") if home else None
     if principal:
-        call("daemon.principal_token", "run.status", {"run": run}, principal.strip(), run)
+        _call(report, str(sock), "daemon.principal_token", "run.status", {"run": run},
+              principal.strip(), run)
 
 
 # -- the whole attack ----------------------------------------------------------------------------
@@ -416,25 +511,23 @@ def main() -> bool:
     out = Path(os.environ["STRIATUM_ARTIFACT_DIR"])
     out.mkdir(parents=True, exist_ok=True)
     report = Report()
-    dsn, home = discover(report)
-    other_lanes_tokens(report)
-    conn = as_runtime(report, dsn) if dsn else None
-    targets: list[tuple[str, str, str, str]] = []
+    dsn, home, pgpass = discover(report)
+    undo_the_sandbox(report, home)
+    targets = other_lanes(report)
+    conn = as_runtime(report, dsn)
     if conn is not None:
-        targets = wait_for_targets(conn)
-        read_produces(conn, targets)
+        read_lease_tokens(report, conn)
         rewrite_record(report, conn, "db")
         insert_forged_event(report, conn)
     daemon(report, home, targets)
-    if conn is not None:
-        # Before the other run's held job ends (below), while its worker is busy with it
-        # and leaves the ready job to be claimed here.
-        claim_and_let_expire(report, conn)
+    lane_socket(report, targets)
+    # Before the other run's held job ends (below), while its worker is busy with it and
+    # leaves the ready job to be claimed here.
+    claim_and_let_expire(report, targets)
     attack_leases(report, targets, out)
     replay(report, earlier)
-    if conn is not None:
-        rewrite_projection(report, conn, targets)
-    owner = log_in_as_owner(report, dsn) if dsn else None
+    rewrite_projection(report, conn, targets)
+    owner = log_in_as_owner(report, dsn, home, pgpass)
     if owner is not None:
         _more_than_runtime(report, "owner.superuser", owner)
         edit_behind_the_triggers(report, owner, "owner")

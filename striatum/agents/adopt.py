@@ -45,8 +45,9 @@ SERVER = "striatum"
 MCP_ARGS = ["mcp", "serve", "--stdio"]
 # What the server needs of the session's environment, which Codex passes to an MCP server
 # only by name (it starts one with a few variables of its own, HOME and PATH among them):
-# without them the server would answer from another database than the session's.
-PASSED = ["STRIATUM_DSN", "STRIATUM_HOME", "STRIATUM_ACTOR"]
+# without them the server would answer from another database than the session's; in a
+# lane, without STRIATUM_SOCKET it would look for a database the lane holds no login to.
+PASSED = ["STRIATUM_DSN", "STRIATUM_HOME", "STRIATUM_ACTOR", "STRIATUM_SOCKET"]
 # The server's tools an agent may call, and those a human decides, from the registry.
 AGENT_TOOLS = [tool_name(verb) for verb in VERBS.values() if not verb.human]
 HUMAN_TOOLS = [tool_name(verb) for verb in VERBS.values() if verb.human]

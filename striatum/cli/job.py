@@ -1,12 +1,20 @@
 """``striatum job ...``: the verbs an agent calls while it holds a job.
 
 Inside a lane, STRIATUM_RUN, STRIATUM_JOB and STRIATUM_LEASE are set, so an
-agent can simply run ``striatum job verdict accept --reason "..."``.
+agent can simply run ``striatum job verdict accept --reason "..."``. There,
+STRIATUM_SOCKET is set too and the lane holds no database login: each verb is
+one call on the worker's lane socket, with the lease as its capability (this path
+imports no psycopg). Elsewhere (an operator that claimed a job) the verbs open the
+database. Both print the same text and ``--json`` document, from the verb's result
+document (``server.results``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -43,9 +51,34 @@ def job() -> None:
     Inside a lane the worker sets what these verbs read, so an agent need not pass it:
       STRIATUM_RUN, STRIATUM_JOB, STRIATUM_LEASE  the run, the job and the lease token
       STRIATUM_ARTIFACT_DIR  where the job's files go (its produces)
+      STRIATUM_SOCKET        the worker's lane socket, which these verbs call
       STRIATUM_ACTOR         who the audit rows name (default: user@host)
-      STRIATUM_DSN           the database (default: the embedded server)
+    Outside a lane (no STRIATUM_SOCKET), they open the database: --dsn or STRIATUM_DSN,
+    else the embedded server.
     """
+
+
+def _lane_socket() -> str | None:
+    return os.environ.get("STRIATUM_SOCKET") or None
+
+
+def _through_lane(socket_path: str, verb: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One call of ``verb`` on the lane's socket; a refusal is the gate's error, with its
+    code and exit code."""
+    from ..errors import DaemonUnavailable
+    from ..runtime.audit import default_actor
+    from ..server.client import Client
+
+    try:
+        with Client(holding="none", socket_path=Path(socket_path),
+                    actor=default_actor()) as client:
+            document: dict[str, Any] = client.call(verb, params)
+    except DaemonUnavailable as exc:
+        raise DaemonUnavailable(
+            f"{exc.message} (the lane's socket, $STRIATUM_SOCKET)",
+            hint="the worker that started this lane serves it: it stopped, or this is not "
+                 "its lane; a call that got no answer may have been applied") from exc
+    return document
 
 
 @job.command()
@@ -64,6 +97,13 @@ def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
     no such lane, waits for a human (with the command that answers), or has nothing
     ready yet (claim again shortly). With --json: "claimed": false and "reason" one of
     run_ended, run_not_started, no_such_lane, waiting_for_human, nothing_ready_yet."""
+    socket_path = _lane_socket()
+    if socket_path:
+        # A lane's socket serves no claim (it is refused, and audited); were it served,
+        # its document is what there is to show.
+        emit_json(_through_lane(socket_path, "job.claim", {
+            "run": run_id, "lane": lane, "owner": owner, "lease_seconds": lease_seconds}))
+        return EXIT_OK
     from ..runtime.leases import claim_next
     from ..runtime.runs import Idle
 
@@ -93,14 +133,18 @@ def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
 @json_option
 def heartbeat(run_id: str, job_id: str, token: str, lease_seconds: int, as_json: bool) -> int:
     """Extend the lease (refused with exit 5 if it is no longer yours)."""
-    from ..runtime.leases import heartbeat as beat
+    params = {"lease_seconds": lease_seconds}
+    document = _in_lane("job.heartbeat", run_id, job_id, token, params)
+    if document is None:
+        from ..runtime.leases import heartbeat as beat
 
-    with store() as opened:
-        expires = beat(opened, run_id, job_id, token, lease_seconds)
+        with store() as opened:
+            expires = beat(opened, run_id, job_id, token, lease_seconds)
+        document = results.heartbeat(run_id, job_id, expires)
     if as_json:
-        emit_json(results.heartbeat(run_id, job_id, expires))
+        emit_json(document)
     else:
-        click.echo(f"lease extended to {expires:%H:%M:%S}")
+        click.echo(f"lease extended to {datetime.fromisoformat(document['expires_at']):%H:%M:%S}")
     return EXIT_OK
 
 
@@ -113,12 +157,16 @@ def heartbeat(run_id: str, job_id: str, token: str, lease_seconds: int, as_json:
 def publish(run_id: str, job_id: str, token: str, path: str, name: str | None,
             as_json: bool) -> int:
     """Copy an artifact into the run's folder in the repository, with its sha256."""
-    from ..runtime.leases import publish as publish_artifact
+    record = _in_lane("job.publish", run_id, job_id, token,
+                      {"artifact": os.path.abspath(path), "name": name})
+    if record is None:
+        from ..runtime.leases import publish as publish_artifact
 
-    with store() as opened:
-        record = publish_artifact(opened, run_id, job_id, token, path, name)
+        with store() as opened:
+            record = results.published(run_id, job_id, publish_artifact(
+                opened, run_id, job_id, token, path, name))
     if as_json:
-        emit_json(results.published(run_id, job_id, record))
+        emit_json(record)
     else:
         click.echo(f"published {record['path']} → {record['stored_at']} "
                    f"sha256:{record['sha256']}")
@@ -133,13 +181,17 @@ def publish(run_id: str, job_id: str, token: str, path: str, name: str | None,
 def verdict(outcome: str, run_id: str, job_id: str, token: str, reason: str,
             as_json: bool) -> int:
     """End a review with a verdict: accept, needs_revision or reject."""
-    from ..runtime.leases import left_by_its_lane
-    from ..runtime.leases import verdict as record_verdict
+    document = _in_lane("job.verdict", run_id, job_id, token,
+                        {"outcome": outcome, "reason": reason})
+    if document is None:
+        from ..runtime.leases import left_by_its_lane
+        from ..runtime.leases import verdict as record_verdict
 
-    with store() as opened:
-        tx = record_verdict(opened, run_id, job_id, token, outcome, reason,
-                            files=left_by_its_lane(run_id, job_id))
-    return _done(tx, job_id, as_json)
+        with store() as opened:
+            document = results.job_outcome(record_verdict(
+                opened, run_id, job_id, token, outcome, reason,
+                files=left_by_its_lane(run_id, job_id)), job_id)
+    return _done(document, as_json)
 
 
 @job.command()
@@ -147,13 +199,16 @@ def verdict(outcome: str, run_id: str, job_id: str, token: str, reason: str,
 @json_option
 def complete(run_id: str, job_id: str, token: str, as_json: bool) -> int:
     """Finish a task (its `produces` artifacts must be published)."""
-    from ..runtime.leases import complete as complete_job
-    from ..runtime.leases import left_by_its_lane
+    document = _in_lane("job.complete", run_id, job_id, token, {})
+    if document is None:
+        from ..runtime.leases import complete as complete_job
+        from ..runtime.leases import left_by_its_lane
 
-    with store() as opened:
-        tx = complete_job(opened, run_id, job_id, token,
-                          files=left_by_its_lane(run_id, job_id))
-    return _done(tx, job_id, as_json)
+        with store() as opened:
+            document = results.job_outcome(complete_job(
+                opened, run_id, job_id, token, files=left_by_its_lane(run_id, job_id)),
+                job_id)
+    return _done(document, as_json)
 
 
 @job.command()
@@ -161,11 +216,14 @@ def complete(run_id: str, job_id: str, token: str, as_json: bool) -> int:
 @json_option
 def release(run_id: str, job_id: str, token: str, as_json: bool) -> int:
     """Hand the job back, unfinished, for another claim."""
-    from ..runtime.leases import release as release_job
+    document = _in_lane("job.release", run_id, job_id, token, {})
+    if document is None:
+        from ..runtime.leases import release as release_job
 
-    with store() as opened:
-        tx = release_job(opened, run_id, job_id, token)
-    return _done(tx, job_id, as_json)
+        with store() as opened:
+            document = results.job_outcome(release_job(opened, run_id, job_id, token),
+                                           job_id)
+    return _done(document, as_json)
 
 
 @job.command()
@@ -174,11 +232,14 @@ def release(run_id: str, job_id: str, token: str, as_json: bool) -> int:
 @json_option
 def fail(run_id: str, job_id: str, token: str, reason: str, as_json: bool) -> int:
     """Report that this attempt failed (retried while attempts remain)."""
-    from ..runtime.leases import fail as fail_job
+    document = _in_lane("job.fail", run_id, job_id, token, {"reason": reason})
+    if document is None:
+        from ..runtime.leases import fail as fail_job
 
-    with store() as opened:
-        tx = fail_job(opened, run_id, job_id, token, reason)
-    return _done(tx, job_id, as_json)
+        with store() as opened:
+            document = results.job_outcome(fail_job(opened, run_id, job_id, token, reason),
+                                           job_id)
+    return _done(document, as_json)
 
 
 @job.command()
@@ -188,20 +249,35 @@ def fail(run_id: str, job_id: str, token: str, reason: str, as_json: bool) -> in
 @json_option
 def escalate(run_id: str, job_id: str, token: str, reason: str, as_json: bool) -> int:
     """Hand the job to a human: it waits and the run is blocked until `run resume`."""
-    from ..runtime.leases import escalate as escalate_job
-    from ..runtime.leases import left_by_its_lane
+    document = _in_lane("job.escalate", run_id, job_id, token, {"reason": reason})
+    if document is None:
+        from ..runtime.leases import escalate as escalate_job
+        from ..runtime.leases import left_by_its_lane
 
-    with store() as opened:
-        tx = escalate_job(opened, run_id, job_id, token, reason,
-                          files=left_by_its_lane(run_id, job_id))
-    return _done(tx, job_id, as_json)
+        with store() as opened:
+            document = results.job_outcome(escalate_job(
+                opened, run_id, job_id, token, reason,
+                files=left_by_its_lane(run_id, job_id)), job_id)
+    return _done(document, as_json)
 
 
-def _done(tx: Any, job_id: str, as_json: bool) -> int:
+def _in_lane(verb: str, run_id: str, job_id: str, token: str, params: dict[str, Any]
+             ) -> dict[str, Any] | None:
+    """Inside a lane, the verb's result document, called on the lane's socket with the
+    lease; None elsewhere (the caller opens the database)."""
+    socket_path = _lane_socket()
+    if socket_path is None:
+        return None
+    return _through_lane(socket_path, verb,
+                         {"run": run_id, "job": job_id, "lease": token, **params})
+
+
+def _done(document: dict[str, Any], as_json: bool) -> int:
+    """What verdict, complete, release and fail print: ``results.job_outcome``'s document."""
     if as_json:
-        emit_json(results.job_outcome(tx, job_id))
+        emit_json(document)
     else:
-        row = tx.jobs[job_id]
-        click.echo(f"{job_id}: {row.status}; run {tx.run.id}: {tx.run.status}"
-                   + (f" (blocked on {tx.run.blocked_on})" if tx.run.blocked_on else ""))
+        blocked = document.get("blocked_on")
+        click.echo(f"{document['job']}: {document['status']}; run {document['run']}: "
+                   f"{document['run_status']}" + (f" (blocked on {blocked})" if blocked else ""))
     return EXIT_OK

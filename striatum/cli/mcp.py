@@ -5,6 +5,7 @@ The MCP SDK is imported here, when the server starts, never by another command.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -40,6 +41,8 @@ def serve(transport: str, host: str, port: int, read_only: bool, as_json: bool) 
     With --stdio, stdout carries the protocol alone (with --json, errors are JSON on
     stderr); with --http, --json prints where it listens as one JSON document.
     Calls are audited as $STRIATUM_ACTOR (else user@host) followed by " mcp".
+    Inside a lane ($STRIATUM_SOCKET set) it opens no database: it offers the lease verbs
+    alone, each called on the worker's lane socket.
     """
     if transport == "http" and host not in LOOPBACK:
         raise UsageError(f"--host {host}: the MCP server listens on a loopback address only",
@@ -48,7 +51,8 @@ def serve(transport: str, host: str, port: int, read_only: bool, as_json: bool) 
     from ..server.mcp import StriatumMCP, serve_http, serve_stdio
 
     repo, dsn = settings()
-    server = StriatumMCP(repo, dsn, capability="viewer" if read_only else "principal")
+    server = StriatumMCP(repo, dsn, capability="viewer" if read_only else "principal",
+                         lane_socket=os.environ.get("STRIATUM_SOCKET") or None)
     if transport == "stdio":
         serve_stdio(server)
         return EXIT_OK

@@ -19,6 +19,7 @@ from ..server import results
 from .output import emit_json, json_option
 from .refs import RUN, ResolvingGroup
 from .session import settings, store
+from .work import sandbox_option
 
 
 @click.group(cls=ResolvingGroup)
@@ -175,6 +176,7 @@ def _working(func: Any) -> Any:
         click.option("--until-human", is_flag=True,
                      help="With --wait: return (exit 7) once only a human can move the run "
                           "on, instead of waiting for the decision."),
+        sandbox_option,
     ]):
         func = option(func)
     return func
@@ -187,7 +189,7 @@ def _working(func: Any) -> Any:
 @_working
 @json_option
 def start(run_id: str, allow_dirty: bool, wait: bool, concurrency: int, lease_seconds: int,
-          until_human: bool, as_json: bool) -> int:
+          until_human: bool, sandbox: bool, as_json: bool) -> int:
     """Start a prepared run: its first jobs become ready (with --wait, run them). Refused
     while the files its jobs write hold uncommitted changes, unless --allow-dirty."""
     from ..runtime import runs
@@ -195,7 +197,7 @@ def start(run_id: str, allow_dirty: bool, wait: bool, concurrency: int, lease_se
     with store() as opened:
         runs.start(opened, run_id, allow_dirty=allow_dirty)
         dsn = opened.dsn
-    return _then(run_id, dsn, wait, concurrency, lease_seconds, until_human, as_json)
+    return _then(run_id, dsn, wait, concurrency, lease_seconds, until_human, sandbox, as_json)
 
 
 @run.command()
@@ -205,8 +207,9 @@ def start(run_id: str, allow_dirty: bool, wait: bool, concurrency: int, lease_se
 @click.option("--lease-seconds", default=60, show_default=True, type=click.IntRange(5, 86400))
 @click.option("--until-human", is_flag=True,
               help="Return (exit 7) once only a human can move the run on.")
+@sandbox_option
 @json_option
-def work(run_id: str, concurrency: int, lease_seconds: int, until_human: bool,
+def work(run_id: str, concurrency: int, lease_seconds: int, until_human: bool, sandbox: bool,
          as_json: bool) -> int:
     """Work a started run to its end in this process: after an interruption, a resume
     or a retry. Ends when the run ends or waits for a human (exit 7 then), as
@@ -216,11 +219,11 @@ def work(run_id: str, concurrency: int, lease_seconds: int, until_human: bool,
     with store() as opened:
         runs.check_workable(opened, run_id)
         dsn = opened.dsn
-    return _then(run_id, dsn, True, concurrency, lease_seconds, until_human, as_json)
+    return _then(run_id, dsn, True, concurrency, lease_seconds, until_human, sandbox, as_json)
 
 
 def _then(run_id: str, dsn: str, wait: bool, concurrency: int, lease_seconds: int,
-          until_human: bool, as_json: bool) -> int:
+          until_human: bool, sandbox: bool, as_json: bool) -> int:
     """After a verb that moved the run on: with ``wait``, work it to its end here; then
     say where it stands."""
     from ..runtime import runs
@@ -229,7 +232,7 @@ def _then(run_id: str, dsn: str, wait: bool, concurrency: int, lease_seconds: in
     if wait:
         from .work import work_run
 
-        interrupted = work_run(dsn, run_id, concurrency, lease_seconds, until_human)
+        interrupted = work_run(dsn, run_id, concurrency, lease_seconds, until_human, sandbox)
     # A connection of its own: one left idle while the run was worked may have been
     # dropped (a server restart the worker rode out).
     with store() as opened:
@@ -430,7 +433,7 @@ def cancel(run_id: str, reason: str, as_json: bool) -> int:
 @_working
 @json_option
 def resume(run_id: str, decision: str, reason: str, wait: bool, concurrency: int,
-           lease_seconds: int, until_human: bool, as_json: bool) -> int:
+           lease_seconds: int, until_human: bool, sandbox: bool, as_json: bool) -> int:
     """Answer a run blocked by an escalation (a review whose revision budget is spent);
     with --wait, work it on to its end here."""
     from ..runtime import runs
@@ -439,7 +442,7 @@ def resume(run_id: str, decision: str, reason: str, wait: bool, concurrency: int
         runs.resume(opened, run_id, decision, reason or f"human decided {decision}")
         dsn = opened.dsn
     return _then(run_id, dsn, wait and decision != "fail", concurrency, lease_seconds,
-                 until_human, as_json)
+                 until_human, sandbox, as_json)
 
 
 @run.command()
@@ -451,7 +454,7 @@ def resume(run_id: str, decision: str, reason: str, wait: bool, concurrency: int
 @_working
 @json_option
 def retry(run_id: str, job_id: str | None, reason: str, wait: bool, concurrency: int,
-          lease_seconds: int, until_human: bool, as_json: bool) -> int:
+          lease_seconds: int, until_human: bool, sandbox: bool, as_json: bool) -> int:
     """Run a failed run again from its failed job, with a fresh attempt budget: that job
     and every job its failure cancelled run again (with --wait, here and now). A human's
     decision, in the run's record."""
@@ -460,4 +463,4 @@ def retry(run_id: str, job_id: str | None, reason: str, wait: bool, concurrency:
     with store() as opened:
         runs.retry(opened, run_id, job_id, reason)
         dsn = opened.dsn
-    return _then(run_id, dsn, wait, concurrency, lease_seconds, until_human, as_json)
+    return _then(run_id, dsn, wait, concurrency, lease_seconds, until_human, sandbox, as_json)

@@ -13,6 +13,11 @@ from .output import emit_json, json_option
 from .refs import RUN, ResolvingCommand
 from .session import store
 
+# Shared by every verb that runs lanes here: worker, run work, run start|resume|retry --wait.
+sandbox_option = click.option(
+    "--sandbox", is_flag=True,
+    help="Run every lane under bubblewrap, as if each said sandbox: true (docs/security.md).")
+
 
 def _progress(line: str) -> None:
     click.echo(f"striatum: {line}", err=True)
@@ -28,7 +33,7 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 
 
 def work_run(dsn: str, run_id: str, concurrency: int, lease_seconds: int,
-             until_human: bool = False) -> bool:
+             until_human: bool = False, sandbox: bool = False) -> bool:
     """Work ``run_id`` until it ends or waits for a human; True when a signal stopped it
     first. Progress goes to stderr, a line at a time, terminal or not (a log, or an
     agent reading the output, wants it as much as a person does)."""
@@ -36,7 +41,7 @@ def work_run(dsn: str, run_id: str, concurrency: int, lease_seconds: int,
 
     options = WorkerOptions(run=run_id, concurrency=concurrency, until_run_ends=True,
                             until_human=until_human, lease_seconds=lease_seconds,
-                            progress=_progress)
+                            progress=_progress, sandbox=sandbox)
     worker = Worker(dsn, options)
     signalled: list[int] = []
 
@@ -62,9 +67,10 @@ def work_run(dsn: str, run_id: str, concurrency: int, lease_seconds: int,
               help="Poll this often when no notification arrives.")
 @click.option("--notify", "notify", default=None, metavar="CMD",
               help="Run CMD (through sh -c) with each new inbox item as JSON on stdin.")
+@sandbox_option
 @json_option
 def worker(run_id: str | None, lanes: str | None, concurrency: int, once: bool,
-           lease_seconds: int, poll_seconds: float, notify: str | None,
+           lease_seconds: int, poll_seconds: float, notify: str | None, sandbox: bool,
            as_json: bool) -> int:
     """Claim ready jobs whose lane is a command, run them, and finish them.
 
@@ -76,7 +82,8 @@ def worker(run_id: str | None, lanes: str | None, concurrency: int, once: bool,
 
     options = WorkerOptions(run=run_id, lanes=lanes.split(",") if lanes else None,
                             concurrency=concurrency, once=once, lease_seconds=lease_seconds,
-                            poll_seconds=poll_seconds, progress=_progress, notify=notify)
+                            poll_seconds=poll_seconds, progress=_progress, notify=notify,
+                            sandbox=sandbox)
     with store() as opened:  # the database, migrated if it was behind
         dsn = opened.dsn
     runner = Worker(dsn, options)

@@ -39,6 +39,7 @@ class Lane:
     stdin: str | None = None  # a file piped to the command, e.g. "{prompt_file}"
     timeout: int | None = None
     env: tuple[tuple[str, str], ...] = ()
+    sandbox: bool = False  # run under bubblewrap (runtime/sandbox.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,7 @@ worktree is removed, and the outcome still names the run and the job.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
-import os
 import subprocess
 import threading
 import time
@@ -20,10 +18,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..compiler.ir import VERDICTS
 from ..errors import Conflict, LeaseLost, StoreUnavailable, StriatumError
-from . import changes, leases
+from . import changes, embedded, leases, sandbox
 from .artifacts import Staged, stage
 from .connections import Heartbeats, LaneStores
 from .lanes import DEFAULT_TIMEOUT, fill, lane_environment, run_lane
@@ -31,6 +30,9 @@ from .leases import Claim
 from .records import JobRow
 from .store import Store
 from .worktrees import add_worktree, checkout, diff_paths, remove_worktree, worktree_diff
+
+if TYPE_CHECKING:
+    from ..server.lanegate import LaneLeases
 
 VERDICT_FILE = "verdict.json"
 # A shell's codes for a command it could not run (not found, not executable): every attempt
@@ -94,18 +96,17 @@ class Told:
 
 @dataclass
 class Attempts:
-    """Runs attempts on lane threads; ``told`` orders the lines they say."""
+    """Runs attempts on lane threads; ``told`` orders the lines they say. Each lane is
+    handed ``socket``, the worker's lane socket, where ``lanes`` holds it while it runs."""
 
     stores: LaneStores
     beats: Heartbeats
     log_cap: int
     say: Callable[[str], None]
+    socket: str
+    lanes: LaneLeases
     told: Told = field(default_factory=Told)
-
-    @property
-    def dsn(self) -> str:
-        """The database the worker works, which its lanes' `striatum job ...` must reach."""
-        return self.stores.dsn
+    sandbox: bool = False  # every lane sandboxed, whatever the workflow says (--sandbox)
 
     def run(self, claim: Claim, after: frozenset[int] = frozenset()) -> Outcome:
         """Run one attempt; its "started" line waits for the lines of ``after`` (the
@@ -193,11 +194,14 @@ class _Attempt:
                   "job": claim.job, "run": claim.run}
         argv = [fill(part, values) for part in lane.command]
         stdin = Path(fill(lane.stdin, values)) if lane.stdin else None
-        env = lane_environment(dict(lane.env), {
-            **_job_env(claim, self.attempts.dsn), "STRIATUM_KIND": claim.kind,
-            "STRIATUM_CAN_REVISE": "1" if spec.revise else "0"})
+        job_env = {**_job_env(claim, self.attempts.socket), "STRIATUM_KIND": claim.kind,
+                   "STRIATUM_CAN_REVISE": "1" if spec.revise else "0"}
+        env = lane_environment(dict(lane.env), job_env)
+        if lane.sandbox or self.attempts.sandbox:
+            argv = self._sandboxed(argv, workdir, env)
         lost = threading.Event()
         self.attempts.beats.hold(claim, lost)
+        self.attempts.lanes.hold(claim.token, job_env)
         log = self.scratch / "lane.log"
         timeout = lane.timeout or DEFAULT_TIMEOUT
         try:
@@ -205,6 +209,7 @@ class _Attempt:
                               log_path=log, log_cap=self.attempts.log_cap, tag=claim.token,
                               abandon=lost)
         finally:
+            self.attempts.lanes.drop(claim.token)
             self.attempts.beats.release(claim)
         if not self._read(lambda store: _still_mine(store, claim)):
             if log.is_file():
@@ -250,6 +255,16 @@ class _Attempt:
         return self._finish(lambda store: leases.complete(
             store, claim.run, claim.job, claim.token, files=files, check_writes=False),
             files, "succeeded", "")
+
+    def _sandboxed(self, argv: list[str], workdir: Path, env: dict[str, str]) -> list[str]:
+        """``argv`` under bwrap, or SandboxUnavailable (the attempt fails, finally): a lane
+        that asked for the sandbox never runs without it."""
+        bwrap = sandbox.require()
+        # Asked at each attempt: a run prepared since the worker started is hidden too.
+        repos = [str(row[1]) for row in self.store().execute("all_repos")]
+        view = sandbox.view_for(repo=self.repo, workdir=workdir, env=env,
+                                striatum_home=embedded.home(), repos=repos)
+        return sandbox.wrap(argv, cwd=workdir, view=view, bwrap=bwrap)
 
     def _review(self, out: Path, files: list[Staged]) -> tuple[str, str]:
         found = _read_verdict(out / VERDICT_FILE)
@@ -336,32 +351,16 @@ class _Attempt:
             return read(self.store())
 
 
-def _job_env(claim: Claim, dsn: str) -> dict[str, str]:
-    env = {"STRIATUM_RUN": claim.run, "STRIATUM_JOB": claim.job,
-           "STRIATUM_LEASE": claim.token, "STRIATUM_ARTIFACT_DIR": claim.artifact_dir,
-           "STRIATUM_PROMPT_FILE": claim.prompt_file,
-           "STRIATUM_ITERATION": str(claim.iteration), "STRIATUM_ATTEMPT": str(claim.attempt),
-           "STRIATUM_PRODUCES": "\n".join(claim.produces),
-           "STRIATUM_REPO": claim.run_row.repo_path}
-    # So the agent's own `striatum job ...` calls reach the database this worker works
-    # (however the worker was told of it: --dsn, STRIATUM_DSN or the embedded server),
-    # when its DSN carries no password: one that does is never passed on.
-    if os.environ.get("STRIATUM_HOME"):
-        env["STRIATUM_HOME"] = os.environ["STRIATUM_HOME"]
-    if not _has_password(dsn):
-        env["STRIATUM_DSN"] = dsn
-    return env
-
-
-@functools.lru_cache(maxsize=8)
-def _has_password(dsn: str) -> bool:
-    from psycopg import ProgrammingError
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        return bool(conninfo_to_dict(dsn).get("password"))
-    except ProgrammingError:  # an unparsable DSN: assume the worst
-        return True
+def _job_env(claim: Claim, socket: str) -> dict[str, str]:
+    # The agent's own `striatum job ...` calls go to the worker's lane socket with its
+    # lease: a lane is given no DSN and no home, so it holds no login to the database.
+    return {"STRIATUM_RUN": claim.run, "STRIATUM_JOB": claim.job,
+            "STRIATUM_LEASE": claim.token, "STRIATUM_SOCKET": socket,
+            "STRIATUM_ARTIFACT_DIR": claim.artifact_dir,
+            "STRIATUM_PROMPT_FILE": claim.prompt_file,
+            "STRIATUM_ITERATION": str(claim.iteration), "STRIATUM_ATTEMPT": str(claim.attempt),
+            "STRIATUM_PRODUCES": "\n".join(claim.produces),
+            "STRIATUM_REPO": claim.run_row.repo_path}
 
 
 def _still_mine(store: Store, claim: Claim) -> bool:

@@ -116,6 +116,7 @@ class Call:
         return hashlib.sha256(canonical_json(self.args)).hexdigest()
 
 
+DECLARED: set[str] = set()  # every name ``verb`` declared: doctor checks the rows against them
 SECRETS = frozenset({"token"})  # arguments never recorded, not even as part of a digest
 
 
@@ -138,6 +139,8 @@ def verb(name: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
     While it runs, the store knows the call (``store.calls``), and every transaction
     it commits records the call with ``record``; if it raises, one row with the error's
     code is written on its own."""
+
+    DECLARED.add(name)
 
     def declare(func: Callable[P, T]) -> Callable[P, T]:
         signature = inspect.signature(func)
@@ -163,7 +166,7 @@ def verb(name: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
                 refused(store, call, exc.code)
                 raise
             except Exception:
-                refused(store, call, "error")
+                refused(store, call, StriatumError.code)  # a bug: "internal", as the daemon says
                 raise
             finally:
                 store.calls.pop()

@@ -14,7 +14,12 @@
    (plus the passes a human granted).
 3. Guards: the append-only triggers are present and enabled; the runtime
    role cannot change or remove the record.
-4. Anchors: with ``--repo``, each run manifest's chain head (seq, hash) must
+4. The RPC log: the audit rows a face (the daemon) wrote name a verb of the
+   registry or the core (an unknown method only as refused), an outcome that is
+   ``ok`` or a stable error code, an actor of the form ``... daemon:<capability>``
+   that could have made the call; and every event since the first such row shares
+   its transaction with an audit row (the core's, written with the change).
+5. Anchors: with ``--repo``, each run manifest's chain head (seq, hash) must
    still be in the database — a deleted or rewritten tail is found this way.
    A chain no manifest anchors is reported as "unanchored", never as "ok".
 
@@ -302,6 +307,54 @@ def check_audit(store: Store, report: Report, strict: bool = False) -> int | Non
     return last[0]
 
 
+RPC_PROBLEMS = {
+    "actor": "its actor is not of the form `... daemon:principal|viewer|lease|none`",
+    "verb": "names no verb of the registry or the core, yet was not refused as unknown",
+    "outcome": "its outcome is neither ok nor a stable error code",
+    "capability": "records a call its capability could not have made",
+}
+
+
+def rpc_vocabulary() -> dict[str, list[str]]:
+    """What the daemon's rows may say: the verbs (the registry's names, and the core's,
+    which it writes for a change), the error codes, and the verbs a viewer or a lease
+    may call."""
+    from .. import errors
+    from ..server import registry
+    from . import leases, runs  # noqa: F401 - their verbs declare themselves on import
+    from .audit import DECLARED
+
+    codes = {value.code for value in vars(errors).values()
+             if isinstance(value, type) and issubclass(value, errors.StriatumError)}
+    return {"verbs": sorted({*registry.VERBS, *DECLARED}), "codes": sorted(codes),
+            "reads": [v.name for v in registry.permitted("viewer")],
+            "lease_verbs": [v.name for v in registry.permitted("lease")]}
+
+
+def check_rpc(store: Store, report: Report) -> None:
+    faced, wrong, seq, actor, verb, outcome, problem = store.execute(
+        "doctor_rpc_rows", rpc_vocabulary())[0]
+    if not faced:
+        report.add("rpc", "no audit row was written through the daemon", ok=True)
+        return
+    if wrong:
+        more = f" ({wrong - 1} more such rows)" if wrong > 1 else ""
+        report.add("rpc", f"audit row seq {seq} ({actor!r}, {verb!r}, {outcome!r}) "
+                          f"{RPC_PROBLEMS[problem]}{more}", table="audit_log", seq=seq)
+    changes = store.execute("doctor_rpc_changes")
+    if changes:
+        count, repo_id, event, run, job, kind = changes[0]
+        more = f" ({count - 1} more such events)" if count > 1 else ""
+        report.add("rpc", f"{repo_chain(repo_id)}: event seq {event} ({kind} of "
+                          f"{run}/{job or '-'}) shares its transaction with no audit row: "
+                          f"the row of the change was removed, or the change was written "
+                          f"past the core{more}", table="events", seq=event)
+    if not wrong and not changes:
+        report.add("rpc", f"the daemon's {faced} audit rows name a verb, an outcome and an "
+                          "actor of the forms it writes; every change since its first has its "
+                          "audit row", ok=True)
+
+
 def check_projections(replay: _Replay, report: Report) -> None:
     if replay.step:
         report.findings.append(replay.step)
@@ -534,6 +587,7 @@ def doctor(store: Store, repo: str | None = None, *, strict: bool = False) -> Re
             check_chain(store, int(repo_id), report, replay, strict)
         audit_rows = check_audit(store, report, strict)
         check_projections(replay, report)
+        check_rpc(store, report)
         check_guards(store, report)
         audit_anchor = 0
         if repo is not None:

@@ -179,6 +179,12 @@ def ensure_running() -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server = module.get_server(pgdata, cleanup_mode=None)
+        if not _postmaster_alive(pgdata / "postmaster.pid"):
+            # A process that started the server once (the daemon) is handed back that
+            # handle, as it was: the server stopped since is started under the wheel's
+            # lock, as a first start would be.
+            with server._lock:
+                server.ensure_postgres_running()
         open_socket_folder(pgdata)
         from psycopg.conninfo import conninfo_to_dict
 
@@ -294,6 +300,13 @@ def info() -> EmbeddedInfo:
         first = pidfile.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
         pid = int(first) if first.strip().isdigit() else None
     return EmbeddedInfo(base, pgdata, running, dsn if running else None, pid)
+
+
+def server_running() -> bool:
+    """Whether the home's embedded server runs (its postmaster is alive), without
+    connecting to it."""
+    _, pgdata, _ = _paths()
+    return _postmaster_alive(pgdata / "postmaster.pid")
 
 
 def _postmaster_alive(pidfile: Path) -> bool:

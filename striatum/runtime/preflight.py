@@ -6,7 +6,9 @@ Errors refuse the run: a prompt template that cannot render with the run's varia
 (every attempt would fail alike), a worktree job where the repository cannot give one.
 Warnings are said and the run goes on: a lane's executable that is not on this
 machine's PATH (its workers may run elsewhere), ``writes`` that cannot be checked
-outside a git repository.
+outside a git repository. A lane that asks for the sandbox where bubblewrap cannot run is
+an error, not a warning: such a lane is never run unsandboxed, so every attempt would
+fail.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from ..compiler.compiled import CompiledWorkflow
 from ..errors import PromptError
+from . import sandbox
 from .prompts import is_template, render_template
 
 
@@ -41,7 +44,7 @@ def preflight(compiled: CompiledWorkflow, repo: str, variables: dict[str, Any],
               base_commit: str | None, *, path: str | None = None) -> list[Finding]:
     """Every problem that can be known now, errors first."""
     found = [*_templates(compiled, variables), *_repository(compiled, repo, base_commit),
-             *_executables(compiled, repo, path)]
+             *_executables(compiled, repo, path), *_sandbox(compiled)]
     return sorted(found, key=lambda f: f.severity != "error")
 
 
@@ -118,3 +121,19 @@ def _executables(compiled: CompiledWorkflow, repo: str, path: str | None) -> lis
                                "install it, or give the lane its full path; a worker "
                                "elsewhere needs it on its own PATH"))
     return out
+
+
+def _sandbox(compiled: CompiledWorkflow) -> list[Finding]:
+    used = {j.lane for j in compiled.workflow.jobs}
+    sandboxed = [lane.name for lane in compiled.workflow.lanes
+                 if lane.sandbox and lane.kind == "command" and lane.name in used]
+    if not sandboxed:
+        return []
+    reason = sandbox.probe()
+    if reason is None:
+        return []
+    lanes = ("lane " if len(sandboxed) == 1 else "lanes ") + ", ".join(sandboxed)
+    return [Finding("error", None,
+                    f"{lanes} must run sandboxed, and {reason}: a "
+                    "worker here would fail their jobs rather than run them unsandboxed",
+                    sandbox.INSTALL_HINT)]

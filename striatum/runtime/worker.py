@@ -26,6 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import NotFound, StoreUnavailable, StriatumError
+from ..server.lanegate import LaneGate
 from . import leases, runs
 from .attempt import Attempts, Outcome, describe
 from .audit import default_actor
@@ -62,6 +63,7 @@ class WorkerOptions:
     # A command run with each new inbox item on stdin (``runtime.notify``), looked for
     # with each sweep.
     notify: str | None = None
+    sandbox: bool = False  # run every lane under bwrap, as if each said sandbox: true
 
 
 @dataclass
@@ -100,6 +102,14 @@ class Worker:
             self.options.progress(text)
 
     def run(self) -> list[Outcome]:
+        # Its lanes reach striatum through this socket alone, for as long as the worker runs.
+        gate = LaneGate(self.dsn, connections=min(4, max(2, self.options.concurrency))).open()
+        try:
+            return self._run(gate)
+        finally:
+            gate.close()
+
+    def _run(self, gate: LaneGate) -> list[Outcome]:
         options = self.options
         actor = self.actor
         pool = ThreadPoolExecutor(max_workers=options.concurrency,
@@ -108,7 +118,8 @@ class Worker:
         link = Link(self.dsn, actor)
         attempts = Attempts(LaneStores(self.dsn, actor),
                             Heartbeats(self.dsn, actor, options.lease_seconds, self._say),
-                            options.log_cap, self._say)
+                            options.log_cap, self._say, str(gate.socket), gate.leases,
+                            sandbox=options.sandbox)
         self._wake.on_cancel = attempts.beats.cancelled
         last_sweep = 0.0
         outage = 0

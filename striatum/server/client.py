@@ -50,8 +50,11 @@ class Client:
     def __init__(self, place: RuntimeDir | None = None, *, holding: Holding = "principal",
                  token: str | None = None, actor: str | None = None,
                  repo: str | None = None, cwd: str | None = None,
-                 timeout: float = 300.0) -> None:
-        self.place = place or runtime_dir()
+                 timeout: float = 300.0, socket_path: Path | None = None) -> None:
+        # A socket named outright (a lane's: its worker's) has no runtime folder and no
+        # token file: such a client holds what it presents in the parameters (a lease).
+        self.socket_path = socket_path
+        self.place = place or runtime_dir() if socket_path is None else place
         self.holding = holding
         self._token_given = token is not None
         # Relative paths in the parameters are the caller's, not the daemon's.
@@ -77,7 +80,7 @@ class Client:
             self._sock, self._lines = None, None
 
     def _connect(self) -> None:
-        if not self._token_given and self.holding != "none":
+        if not self._token_given and self.holding != "none" and self.place is not None:
             # Read at each connection: a daemon that restarted issued new tokens.
             token = read_token(self.place.client_token if self.holding == "principal"
                                else self.place.viewer_token)
@@ -85,7 +88,7 @@ class Client:
                 self.envelope.pop("token", None)
             else:
                 self.envelope["token"] = token
-        where = check_socket_path(self.place.socket)
+        where = check_socket_path(self.socket_path or self._place().socket)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
@@ -96,6 +99,10 @@ class Client:
                 f"no daemon answers at {where}: {exc.strerror or exc}",
                 hint="`striatum daemon start` starts it") from exc
         self._sock, self._lines = sock, sock.makefile("rb")
+
+    def _place(self) -> RuntimeDir:
+        assert self.place is not None
+        return self.place
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """The verb's result document, or its error raised."""

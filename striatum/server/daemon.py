@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -41,6 +42,10 @@ from .place import RuntimeDir, check_socket_path, prepare, take_lock, write_secr
 logger = logging.getLogger("striatum.daemon")
 MAX_CONNECTIONS = 256  # beyond these, a new connection is told so and closed
 IDLE_SECONDS = 60.0  # a connection that sends nothing for this long is closed
+# Descriptors kept free beside the clients' for the database pool, the log, the
+# libraries (and a client refused past the limit: it needs one to be told so).
+SPARE_FILES = 64
+BACKLOG = 1024  # connections the kernel holds until accepted (capped by net.core.somaxconn)
 
 
 def issue_tokens(place: RuntimeDir) -> Tokens:
@@ -59,63 +64,31 @@ class _Connection:
     busy: bool = False
 
 
-class Daemon:
-    """A daemon for one runtime folder and one database. ``serve`` blocks until
-    ``stop`` (from any thread) or SIGTERM/SIGINT (when served from the main thread)."""
+class Server:
+    """The connection loop of a socket that serves a ``gate.Gate``: the daemon's, and each
+    worker's lane socket (``lanegate``). ``run`` blocks until ``stop`` (from any thread),
+    or SIGTERM/SIGINT when run on the main thread."""
 
-    def __init__(self, dsn: str | None, place: RuntimeDir, *, connections: int = 8,
-                 home: Path | None = None, idle_seconds: float = IDLE_SECONDS,
+    face = "server"
+
+    def __init__(self, *, idle_seconds: float = IDLE_SECONDS,
                  max_connections: int = MAX_CONNECTIONS) -> None:
-        self.dsn = dsn
-        self.place = place
-        self.connections = connections
         self.idle_seconds = idle_seconds
         self.max_connections = max_connections
-        self.home = home or place.path.parent
-        self.started = (datetime.now(UTC), time.monotonic())
         self.database = ""
+        self.open_files = 0  # the soft limit of open files it runs with
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._open: dict[asyncio.Task[None], _Connection] = {}
         self._stopping = False
+        self._stop_asked = False
 
-    def describe(self) -> dict[str, Any]:
-        return {"face": "daemon", "pid": os.getpid(), "version": __version__,
-                "started_at": self.started[0].isoformat(timespec="seconds"),
-                "uptime_seconds": int(time.monotonic() - self.started[1]),
-                "database": self.database, "socket": str(self.place.socket)}
-
-    def serve(self, ready: Callable[[], None] | None = None) -> bool:
-        """Serve until stopped; False (at once) when another daemon holds the folder."""
-        prepare(self.place)
-        lock = take_lock(self.place)
-        if lock is None:
-            return False
-        pool = None
-        try:
-            from ..runtime.config import describe, open_store, resolve
-
-            # Migrates a schema that is behind (on the embedded server, as its owner), and
-            # starts the embedded server when it is the one and is not running.
-            open_store(self.dsn).close()
-            database = resolve(self.dsn)  # the runtime role's login
-            self.database = describe(database.dsn)
-            pool = Pool(database.dsn, self.connections)
-            gate = Gate(pool, issue_tokens(self.place), self.home, self.describe)
-            where = check_socket_path(self.place.socket)
-            self.place.socket.unlink(missing_ok=True)  # a killed daemon's
-            with ThreadPoolExecutor(self.connections, "striatum-call") as calls:
-                asyncio.run(self._main(where, gate, calls, ready))
-        finally:
-            self.place.socket.unlink(missing_ok=True)
-            for token in (self.place.client_token, self.place.viewer_token):
-                token.unlink(missing_ok=True)
-            if pool is not None:
-                pool.close()
-            os.close(lock)
-        return True
+    def run(self, where: str, gate: Gate, calls: ThreadPoolExecutor,
+            ready: Callable[[], None] | None = None) -> None:
+        asyncio.run(self._main(where, gate, calls, ready))
 
     def stop(self) -> None:
+        self._stop_asked = True  # a stop asked before the loop runs is kept for it
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None:
             with contextlib.suppress(RuntimeError):  # stopped already: its loop is closed
@@ -125,6 +98,8 @@ class Daemon:
                     ready: Callable[[], None] | None) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        if self._stop_asked:
+            self._stop.set()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(signum, self._stop.set)
@@ -133,11 +108,13 @@ class Daemon:
                             ) -> None:
             await self._connection(reader, writer, gate, calls)
 
+        # A burst of clients waits in the kernel's queue to be accepted (and, past the
+        # limit, told so) rather than being refused a connection outright.
         server = await asyncio.start_unix_server(connected, path=where,
-                                                 limit=protocol.MAX_FRAME)
+                                                 limit=protocol.MAX_FRAME, backlog=BACKLOG)
         os.chmod(where, 0o600)
-        logger.info("striatum daemon %s (pid %d) serving %s on %s", __version__, os.getpid(),
-                    self.database, where)
+        logger.info("striatum %s %s (pid %d) serving %s on %s", self.face, __version__,
+                    os.getpid(), self.database, where)
         if ready is not None:
             ready()
         await self._stop.wait()
@@ -168,7 +145,7 @@ class Daemon:
                 return  # the folder's mode keeps other users out; this says so again
             if len(self._open) > self.max_connections:
                 await _hang_up(writer, DaemonUnavailable(
-                    f"the daemon serves {self.max_connections} connections at most",
+                    f"the {self.face} serves {self.max_connections} connections at most",
                     hint="close idle connections, or try again"))
                 return
             while not self._stopping:
@@ -177,9 +154,12 @@ class Daemon:
                 except (TimeoutError, ConnectionError):
                     return
                 except ValueError:  # longer than a frame: the stream cannot be resynced
-                    await _hang_up(writer, UsageError(
-                        f"a request line is longer than {protocol.MAX_FRAME} bytes",
-                        hint="publish large content as a file; the connection is closed"))
+                    await _too_long(writer)
+                    return
+                if len(line) > protocol.MAX_FRAME:
+                    # The reader's limit counts the bytes before the newline: a line of
+                    # one byte more than a frame, its newline included, passes it.
+                    await _too_long(writer)
                     return
                 if not line.strip():
                     if not line:
@@ -202,11 +182,95 @@ class Daemon:
                 await writer.wait_closed()
 
 
+class Daemon(Server):
+    """A daemon for one runtime folder and one database. ``serve`` blocks until
+    ``stop`` (from any thread) or SIGTERM/SIGINT (when served from the main thread)."""
+
+    face = "daemon"
+
+    def __init__(self, dsn: str | None, place: RuntimeDir, *, connections: int = 8,
+                 home: Path | None = None, idle_seconds: float = IDLE_SECONDS,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        super().__init__(idle_seconds=idle_seconds, max_connections=max_connections)
+        self.dsn = dsn
+        self.place = place
+        self.connections = connections
+        self.home = home or place.path.parent
+        self.started = (datetime.now(UTC), time.monotonic())
+
+    def describe(self) -> dict[str, Any]:
+        return {"face": "daemon", "pid": os.getpid(), "version": __version__,
+                "started_at": self.started[0].isoformat(timespec="seconds"),
+                "uptime_seconds": int(time.monotonic() - self.started[1]),
+                "database": self.database, "socket": str(self.place.socket),
+                "max_connections": self.max_connections, "open_files": self.open_files}
+
+    def serve(self, ready: Callable[[], None] | None = None) -> bool:
+        """Serve until stopped; False (at once) when another daemon holds the folder."""
+        prepare(self.place)
+        lock = take_lock(self.place)
+        if lock is None:
+            return False
+        pool = None
+        try:
+            from ..runtime.config import describe, open_store, resolve
+
+            # Migrates a schema that is behind (on the embedded server, as its owner), and
+            # starts the embedded server when it is the one and is not running.
+            open_store(self.dsn).close()
+            database = resolve(self.dsn)  # the runtime role's login
+            self.database = describe(database.dsn)
+            self._fit_open_files()
+            pool = Pool(database.dsn, self.connections, embedded=database.embedded)
+            gate = Gate(pool, issue_tokens(self.place), self.home, self.describe)
+            where = check_socket_path(self.place.socket)
+            self.place.socket.unlink(missing_ok=True)  # a killed daemon's
+            with ThreadPoolExecutor(self.connections, "striatum-call") as calls:
+                self.run(where, gate, calls, ready)
+        finally:
+            self.place.socket.unlink(missing_ok=True)
+            for token in (self.place.client_token, self.place.viewer_token):
+                token.unlink(missing_ok=True)
+            if pool is not None:
+                pool.close()
+            os.close(lock)
+        return True
+
+    def _fit_open_files(self) -> None:
+        """Raise the soft limit of open files to the hard one when the connections it
+        serves (and its spare descriptors) need more; when even the hard limit is too
+        low, serve fewer connections, and say so, rather than fail to accept."""
+        wanted = self.max_connections + self.connections + SPARE_FILES
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            # An unlimited hard limit may still be above what the kernel allows a process.
+            raised = wanted if hard == resource.RLIM_INFINITY else hard
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+                logger.info("open-file limit raised from %d to %d", soft, raised)
+                soft = raised
+            except (ValueError, OSError) as exc:
+                logger.warning("could not raise the open-file limit from %d: %s", soft, exc)
+        self.open_files = soft if soft != resource.RLIM_INFINITY else -1
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            fewer = max(1, soft - self.connections - SPARE_FILES)
+            logger.warning("the open-file limit (%d, hard %d) leaves room for %d "
+                           "connections, not %d: serving %d (raise `ulimit -n`)", soft,
+                           hard, fewer, self.max_connections, fewer)
+            self.max_connections = fewer
+
+
 async def _hang_up(writer: asyncio.StreamWriter, error: StriatumError) -> None:
     """Say why the connection ends (as an answer to no request), before it does."""
     writer.write(protocol.error(None, protocol.INVALID_REQUEST,
                                 {**error.to_json(), "exit": error.exit_code}))
     await writer.drain()
+
+
+async def _too_long(writer: asyncio.StreamWriter) -> None:
+    await _hang_up(writer, UsageError(
+        f"a request line is longer than {protocol.MAX_FRAME} bytes",
+        hint="publish large content as a file; the connection is closed"))
 
 
 def _peer(writer: asyncio.StreamWriter) -> Peer:

@@ -17,11 +17,12 @@ import hmac
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..canonical import text_safe
 from ..errors import (
@@ -70,26 +71,46 @@ class Tokens:
         return None
 
 
+class Lanes(Protocol):
+    """The lanes a lease-only gate serves: each live lane's environment, by its lease."""
+
+    def env(self, token: str) -> Mapping[str, str] | None: ...
+
+
 class Pool:
     """The daemon's connections (psycopg_pool), each switched to the runtime role once,
     when opened, and checked as it is lent (a server restarted meanwhile costs a
-    reconnect, not a failed call)."""
+    reconnect, not a failed call). On the home's embedded server (``embedded``), a
+    server found stopped (`striatum db stop`) is started again, by one call while the
+    others wait, and the pool opened anew on it."""
 
-    def __init__(self, dsn: str, size: int, *, timeout: float = 5.0) -> None:
+    def __init__(self, dsn: str, size: int, *, timeout: float = 5.0, wait: bool = True,
+                 name: str = "striatum daemon", embedded: bool = False) -> None:
+        self.dsn = dsn
+        self.size = size
+        self.timeout = timeout
+        self.name = name
+        self.embedded = embedded
+        self.runtime_role = False
+        self.restarts = 0  # how many times it started the embedded server again
+        self._restarting = threading.Lock()
+        self._pool = self._open(dsn, wait=wait)
+
+    def _open(self, dsn: str, *, wait: bool = True) -> ConnectionPool[Any]:
         from psycopg_pool import ConnectionPool
 
         from ..runtime.store import wrap_errors
 
-        self.dsn = dsn
-        self.timeout = timeout
-        self.runtime_role = False
-        self._pool: ConnectionPool[Any] = ConnectionPool(
-            dsn, min_size=1, max_size=size, open=False, name="striatum-daemon",
-            kwargs={"autocommit": True, "application_name": "striatum daemon"},
+        pool: ConnectionPool[Any] = ConnectionPool(
+            dsn, min_size=1, max_size=self.size, open=False, name=self.name.replace(" ", "-"),
+            kwargs={"autocommit": True, "application_name": self.name},
             configure=self._configure, check=ConnectionPool.check_connection,
-            timeout=timeout)
+            timeout=self.timeout)
         with wrap_errors():
-            self._pool.open(wait=True, timeout=timeout)
+            # Not waiting (a worker's lane socket): the connections are made when the
+            # database answers, since a worker may start before it does.
+            pool.open(wait=wait, timeout=self.timeout)
+        return pool
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         from ..runtime.store import use_runtime_role
@@ -100,39 +121,88 @@ class Pool:
     def lend(self, actor: str) -> Iterator[Callable[[], Store]]:
         """A function that opens a store for ``actor`` on a connection of the pool the
         first time it is called; the connection goes back when the block ends."""
-        from psycopg_pool import PoolTimeout
 
         from ..runtime.store import Store
 
         lent: list[Store] = []
+        lenders: list[ConnectionPool[Any]] = []
 
         def store() -> Store:
             if not lent:
-                try:
-                    conn = self._pool.getconn()
-                except PoolTimeout as exc:
-                    raise StoreUnavailable(
-                        f"cannot reach PostgreSQL: no connection within {self.timeout:g} s",
-                        hint="check the database (`striatum daemon status` names it)"
-                    ) from exc
+                pool, conn = self._connection()
                 lent.append(Store(self.dsn, conn, actor, self.runtime_role))
+                lenders.append(pool)
             return lent[0]
 
         try:
             yield store
         finally:
             if lent:
-                self._pool.putconn(lent[0]._conn)
+                # To the pool that lent it: a restart may have put another in its place.
+                lenders[0].putconn(lent[0]._conn)
+
+    def _connection(self) -> tuple[ConnectionPool[Any], psycopg.Connection[Any]]:
+        from psycopg_pool import PoolTimeout
+
+        pool = self._pool
+        # On the embedded server, a short first wait: a server that was stopped is
+        # started again sooner than the pool's whole timeout.
+        first = min(1.0, self.timeout) if self.embedded else self.timeout
+        try:
+            return pool, pool.getconn(timeout=first)
+        except PoolTimeout as exc:
+            if not self.embedded:
+                raise self._unavailable() from exc
+        pool = self._restart(pool)
+        try:
+            return pool, pool.getconn()
+        except PoolTimeout as exc:
+            raise self._unavailable() from exc
+
+    def _restart(self, failed: ConnectionPool[Any]) -> ConnectionPool[Any]:
+        """The pool to lend from once the embedded server runs: started again (if it is
+        stopped) by the first call that found it so; the calls behind it wait for that
+        one, then find the server running and the pool renewed."""
+        from ..runtime.embedded import ensure_running, server_running
+
+        with self._restarting:
+            if self._pool is not failed:
+                return self._pool  # another call restarted it meanwhile
+            if server_running():
+                return failed  # running, only busy: wait the rest of the timeout
+            logger.warning("the embedded PostgreSQL is not running: starting it again")
+            dsn = ensure_running()
+            self.dsn = dsn
+            self._pool = self._open(dsn)
+            self.restarts += 1
+        # Its connections were to the stopped server; those lent now go back to it, and
+        # are closed, as the pool is.
+        failed.close(timeout=0)
+        return self._pool
+
+    def _unavailable(self) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"cannot reach PostgreSQL: no connection within {self.timeout:g} s",
+            hint="check the database (`striatum daemon status` names it); once it is back, "
+                 "the next call is served")
 
     def close(self) -> None:
         self._pool.close()
 
 
 class Gate:
-    def __init__(self, pool: Pool, tokens: Tokens, home: Path,
-                 describe: Callable[[], dict[str, Any]]) -> None:
+    """With ``tokens``, the daemon's gate: every verb, to whoever holds the capability.
+    With ``lanes`` instead, a worker's lane socket: lease-only, no token exists; only the
+    lease verbs are served, each to the live lease of one of the worker's own lanes."""
+
+    def __init__(self, pool: Pool, tokens: Tokens | None, home: Path,
+                 describe: Callable[[], dict[str, Any]], *, lanes: Lanes | None = None
+                 ) -> None:
+        assert (tokens is None) != (lanes is None), "a gate holds tokens or serves lanes"
         self.pool = pool
         self.tokens = tokens
+        self.lanes = lanes
+        self.face = "daemon" if lanes is None else "lane"
         self.home = str(home.resolve())
         self.describe = describe
 
@@ -171,12 +241,12 @@ class Gate:
     def call(self, method: str, params: Any, envelope: dict[str, Any], peer: Peer
              ) -> tuple[int | None, dict[str, Any]]:
         """(None, the result) or (the JSON-RPC error code, striatum's error document)."""
-        held = self.tokens.holding(envelope.get("token"))
+        held = self.tokens.holding(envelope.get("token")) if self.tokens else None
         actor = _actor(envelope, peer)
         verb = registry.VERBS.get(method)
         name = method if verb is not None else text_safe(method[:100])
         args = params if isinstance(params, dict) else {"params": params}
-        with self.pool.lend(f"{actor} daemon:{held or 'none'}") as store:
+        with self.pool.lend(f"{actor} {self.face}:{held or 'none'}") as store:
             try:
                 if verb is None:
                     raise UsageError(f"no verb {method[:100]!r}",
@@ -188,9 +258,11 @@ class Gate:
                 args = registry.bind(verb, params)
                 if self._permit(verb, args, held, store) != held:
                     held = "lease"  # a live lease token: the rows name what the call held
-                    store().actor = f"{actor} daemon:lease"
+                    store().actor = f"{actor} {self.face}:lease"
                 self._locate(verb, args, envelope, held)
-                session = Session(_repo(envelope), store, self.describe)
+                session = Session(_repo(envelope), store, self.describe,
+                                  lane_env=self.lanes.env(args["lease"]) if self.lanes
+                                  else None)
                 document = verb.call(session, args)
             except _Refused as refused:
                 exc = refused.error
@@ -218,9 +290,18 @@ class Gate:
     def _permit(self, verb: Verb, args: dict[str, Any], held: Capability | None,
                 store: Callable[[], Store]) -> Capability:
         """The capability the call runs with, or the refusal. A lease verb is open to
-        whoever presents the job's current, live lease in its ``lease`` parameter."""
+        whoever presents the job's current, live lease in its ``lease`` parameter; on a
+        lane socket, to the lease of one of the worker's own lanes, and nothing else."""
         if held is not None and verb.permitted(held):
             return held
+        if self.lanes is not None and verb.capability != "lease":
+            lease_verbs = ", ".join(v.name for v in registry.permitted("lease"))
+            raise _Refused(Forbidden(
+                f"{verb.name} is not served on a lane's socket, which serves only the lease "
+                f"verbs ({lease_verbs})",
+                hint="a lane acts on its own job with its lease; anything else is the "
+                     "principal's (`striatum daemon`, outside the lane)",
+                verb=verb.name, capability=verb.capability))
         if verb.capability == "lease":
             from ..errors import LeaseLost, NotFound
             from ..runtime.leases import check_held
@@ -229,6 +310,12 @@ class Gate:
                 check_held(store(), args["run"], args["job"], args["lease"])
             except (LeaseLost, NotFound) as exc:
                 raise _Refused(exc) from exc
+            if self.lanes is not None and self.lanes.env(args["lease"]) is None:
+                raise _Refused(Forbidden(
+                    f"this lease of {args['run']}/{args['job']} is not held by a lane of "
+                    "this worker",
+                    hint="a lane calls its own worker's socket ($STRIATUM_SOCKET) with its "
+                         "own lease ($STRIATUM_LEASE)", verb=verb.name))
             return "lease"
         raise _Refused(Forbidden(f"{verb.name} needs the {verb.capability} capability; this call "
                         f"holds {held or 'no valid credential'}",

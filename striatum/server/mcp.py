@@ -13,6 +13,11 @@ Each call runs in a worker thread on a store of its own, opened for the call
 and closed after it (the embedded server is found, or started, as for any CLI
 command), on behalf of ``STRIATUM_ACTOR`` (else user@host) followed by
 " mcp": the name the core's audit rows give the caller.
+
+Started inside a lane (``lane_socket``: the lane's ``STRIATUM_SOCKET``), the server
+opens no database: it holds the lease capability, lists the lease verbs alone, and
+sends each call to the worker's lane socket, where the lease in its parameters is
+checked, the call audited and the verb run.
 """
 
 from __future__ import annotations
@@ -99,7 +104,9 @@ class StriatumMCP(MCPServer[Any]):
     """The server for one repository and one database, holding ``capability``."""
 
     def __init__(self, repo: str, dsn: str | None, *, capability: Capability = "principal",
-                 caller: str | None = None) -> None:
+                 caller: str | None = None, lane_socket: str | None = None) -> None:
+        if lane_socket is not None:
+            capability = "lease"
         only = "" if capability == "principal" else (
             f" This server holds the {capability} capability: it offers only the tools "
             "that capability permits.")
@@ -107,6 +114,7 @@ class StriatumMCP(MCPServer[Any]):
                          log_level="WARNING")
         self.repo = os.path.abspath(repo)
         self.dsn = dsn
+        self.lane_socket = lane_socket
         self.caller = caller or actor()
         self.tools = {tool_name(verb): verb for verb in registry.permitted(capability)}
         self.readable = [(UriTemplate.parse(r.uri), r) for r in registry.RESOURCES
@@ -137,6 +145,16 @@ class StriatumMCP(MCPServer[Any]):
         finally:
             session.close()
 
+    def _through_lane(self, verb: Verb, arguments: dict[str, Any]) -> Any:
+        from pathlib import Path
+
+        from .client import Client
+
+        assert self.lane_socket is not None
+        with Client(holding="none", socket_path=Path(self.lane_socket), actor=self.caller,
+                    repo=self.repo) as client:
+            return client.call(verb.name, arguments)
+
     # -- tools ---------------------------------------------------------------------------------
 
     async def list_tools(self) -> list[Tool]:
@@ -150,9 +168,12 @@ class StriatumMCP(MCPServer[Any]):
             return failure(UsageError(f"no tool {name!r}",
                                       hint="tools/list names the tools").to_json())
         try:
-            document = await anyio.to_thread.run_sync(
-                self._run, lambda session, args: registry.invoke(verb, args, session),
-                arguments)
+            if self.lane_socket is not None:
+                document = await anyio.to_thread.run_sync(self._through_lane, verb, arguments)
+            else:
+                document = await anyio.to_thread.run_sync(
+                    self._run, lambda session, args: registry.invoke(verb, args, session),
+                    arguments)
         except StriatumError as exc:
             return failure(exc.to_json())
         except Exception as exc:  # a bug: logged, and the caller gets an error result

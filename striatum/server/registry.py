@@ -52,8 +52,13 @@ class Session:
     face serving the call says of itself (``server.status``)."""
 
     def __init__(self, repo: str, connect: Callable[[], Store],
-                 server: Callable[[], dict[str, Any]] | None = None) -> None:
+                 server: Callable[[], dict[str, Any]] | None = None, *,
+                 lane_env: Mapping[str, str] | None = None) -> None:
         self.repo = repo
+        # The environment of the lane that called, when a worker's lane socket serves the
+        # call: what ``job verdict`` and ``job complete`` publish from its artifact folder
+        # (``leases.left_by_its_lane``). None: this process's own, when it runs in a lane.
+        self.lane_env = lane_env
         self._connect = connect
         self._store: Store | None = None
         self._server = server
@@ -259,14 +264,15 @@ def _job_verdict(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import leases
 
     tx = leases.verdict(session.store, p["run"], p["job"], p["lease"], p["outcome"],
-                        p["reason"], files=leases.left_by_its_lane(p["run"], p["job"]))
+                        p["reason"], files=leases.left_by_its_lane(p["run"], p["job"],
+                                                                  session.lane_env))
     return results.job_outcome(tx, p["job"])
 
 
 def _job_complete(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import leases
 
-    files = leases.left_by_its_lane(p["run"], p["job"])
+    files = leases.left_by_its_lane(p["run"], p["job"], session.lane_env)
     return results.job_outcome(leases.complete(session.store, p["run"], p["job"], p["lease"],
                                                files=files), p["job"])
 
@@ -289,7 +295,7 @@ def _job_escalate(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import leases
 
     tx = leases.escalate(session.store, p["run"], p["job"], p["lease"], p["reason"],
-                         files=leases.left_by_its_lane(p["run"], p["job"]))
+                         files=leases.left_by_its_lane(p["run"], p["job"], session.lane_env))
     return results.job_outcome(tx, p["job"])
 
 

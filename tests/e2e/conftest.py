@@ -6,7 +6,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,29 @@ def cli(tmp_path: Path) -> Cli:
                               capture_output=True, text=True, timeout=120)
 
     return run
+
+
+@pytest.fixture
+def run_dir(cli: Cli) -> Iterator[Path]:
+    """The runtime folder of the test run's striatum home; no daemon is left behind."""
+    place = Path(os.environ["STRIATUM_HOME"]) / "run"
+    yield place
+    stopped = cli("daemon", "stop", "--timeout", "60")
+    assert stopped.returncode == 0, stopped.stderr
+
+
+@contextmanager
+def private_home() -> Iterator[dict[str, str]]:
+    """The environment of a striatum home of its own (no DSN: its own embedded server),
+    whose daemon and server are stopped, and folder removed, at the end, pass or fail."""
+    home = Path(tempfile.mkdtemp(prefix="striatum-e2e-home-"))
+    os.chmod(home, 0o755)  # the embedded server may run as its own system user
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("STRIATUM_") and k != "PYTHONPATH"}
+    env["STRIATUM_HOME"] = str(home)
+    try:
+        yield env
+    finally:
+        for argv in (["daemon", "stop"], ["db", "stop"]):
+            subprocess.run([executable(), *argv], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(home, ignore_errors=True)

@@ -12,23 +12,16 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+
+from tests.reliability.conftest import count_attempts
 
 from .conftest import Cli, executable
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def run_dir(cli: Cli) -> Iterator[Path]:
-    """The runtime folder of the test run's striatum home; no daemon is left behind."""
-    place = Path(os.environ["STRIATUM_HOME"]) / "run"
-    yield place
-    stopped = cli("daemon", "stop", "--timeout", "60")
-    assert stopped.returncode == 0, stopped.stderr
 
 
 def status(cli: Cli) -> tuple[int, dict[str, object]]:
@@ -185,6 +178,79 @@ def test_a_daemon_killed_amid_calls_applies_none_by_half_nor_any_twice(
     assert view["status"] == "completed"
     completions = [e["job"] for e in events if e["type"] == "job.complete"]
     assert sorted(completions) == tasks  # each once: none lost, none twice
+    # No transition half-applied: the chain replays to the tables (the doctor's replay)
+    # and the daemon's rows each have their change (its rpc check).
     assert doctor["ok"] is True, doctor["findings"]
+    # The reliability suite's counters: every attempt in the chain, every lease ended
+    # by its completion or its expiry (a claim the kill cut off from its answer).
+    with psycopg.connect(database(cli)) as conn:
+        per_job, _ = count_attempts(conn, [run])
+    assert sorted(job for _, job in per_job) == tasks
     # The lanes were still at work when the daemon died: they felt it, and went on.
     assert "unavailable" in outcomes
+
+
+def database(cli: Cli) -> str:
+    found = cli("db", "url", "--json")
+    assert found.returncode == 0, found.stderr
+    return str(json.loads(found.stdout)["dsn"])
+
+
+def test_a_cli_call_in_flight_when_the_daemon_is_killed_exits_6_and_its_retry_completes_once(
+        cli: Cli, run_dir: Path, tmp_path: Path) -> None:
+    """The kill lands while the call is in the database (its job's row held by another
+    session): the CLI says so with exit 6, the change is applied whole or not at all,
+    and the same call after a restart completes the job, once."""
+    workflow = tmp_path / "workflow.json"
+    workflow.write_text(json.dumps({"name": "one", "lanes": {"worker": {"kind": "operator"}},
+                                    "jobs": [{"id": "only", "lane": "worker",
+                                              "prompt": {"text": "t"}}]}))
+    assert cli("daemon", "start").returncode == 0
+    prepared = cli("--repo", str(tmp_path), "daemon", "call", "run.prepare", "--params",
+                   json.dumps({"workflow": str(workflow), "start": True}), "--json")
+    assert prepared.returncode == 0, prepared.stderr
+    run = json.loads(prepared.stdout)["run_id"]
+    claimed = cli("daemon", "call", "job.claim", "--params", json.dumps({"run": run}))
+    claim = json.loads(claimed.stdout)
+    lane = json.dumps({"run": run, "job": "only", "lease": claim["lease"]})
+    complete = [executable(), "daemon", "call", "job.complete", "--params", lane,
+                "--as", "none", "--json"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STRIATUM_DEBUG")}
+    dsn = database(cli)
+    daemon = int(str(status(cli)[1]["pid"]))
+    with psycopg.connect(dsn, autocommit=True) as blocker:
+        blocker.execute("BEGIN")
+        blocker.execute("SELECT 1 FROM striatum.jobs WHERE run_id = %s FOR UPDATE", (run,))
+        calling = subprocess.Popen(complete, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not blocker.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND application_name = 'striatum daemon'").fetchone()[0]:  # type: ignore[index]
+            assert time.monotonic() < deadline, "the completion never reached the database"
+            time.sleep(0.05)
+        os.kill(daemon, signal.SIGKILL)
+        out, err = calling.communicate(timeout=60)
+        blocker.execute("ROLLBACK")
+    assert calling.returncode == 6, (out, err)
+    error = json.loads(err)
+    assert error["error"] == "daemon_unavailable" and "before answering" in error["message"]
+    assert "may have been applied" in error["hint"] and "Traceback" not in err
+
+    assert cli("daemon", "start").returncode == 0
+    retried = cli("daemon", "call", "job.complete", "--params", lane, "--as", "none", "--json")
+    # The call the kill cut off was applied whole (its transaction was on the server, the
+    # commit with it), or not at all: the retry completes it, or finds it completed.
+    if retried.returncode == 5:
+        assert json.loads(retried.stderr)["error"] == "lease_lost"
+    else:
+        assert retried.returncode == 0, retried.stderr
+        assert json.loads(retried.stdout)["status"] == "succeeded"
+    view = json.loads(cli("daemon", "call", "run.status", "--params",
+                          json.dumps({"run": run})).stdout)
+    assert view["status"] == "completed"
+    with psycopg.connect(dsn) as conn:
+        per_job, ended = count_attempts(conn, [run])
+    assert per_job[(run, "only")]["job.complete"] == 1 and len(ended) == 1
+    doctor = cli("daemon", "call", "doctor", "--params", '{"anchors": false}')
+    assert doctor.returncode == 0 and json.loads(doctor.stdout)["ok"] is True, doctor.stdout

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from striatum.runtime.embedded import owner_dsn
 
-from .conftest import executable
+from .conftest import executable, private_home
 
 pytestmark = pytest.mark.e2e
 
@@ -30,24 +29,15 @@ Embedded = Callable[..., Any]
 def embedded(tmp_path: Path) -> Iterator[Embedded]:
     """`striatum ARGS --json` with no DSN and a striatum home of this test's own; the
     server it starts there is stopped when the test ends, pass or fail."""
-    home = Path(tempfile.mkdtemp(prefix="striatum-e2e-home-"))
-    os.chmod(home, 0o755)  # the embedded server may run as its own system user
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("STRIATUM_") and k != "PYTHONPATH"}
-    env["STRIATUM_HOME"] = str(home)
+    with private_home() as env:
 
-    def run(*args: str) -> Any:
-        done = subprocess.run([executable(), *args, "--json"], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, (args, done.stderr)
-        return json.loads(done.stdout)
+        def run(*args: str) -> Any:
+            done = subprocess.run([executable(), *args, "--json"], env=env, cwd=tmp_path,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, (args, done.stderr)
+            return json.loads(done.stdout)
 
-    try:
         yield run
-    finally:
-        subprocess.run([executable(), "db", "stop"], env=env, capture_output=True,
-                       timeout=120)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_the_embedded_server_starts_on_first_use_and_stops(embedded: Embedded) -> None:

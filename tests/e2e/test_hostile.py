@@ -2,11 +2,12 @@
 
 The lane runs ``fake_agent.py hostile`` (examples/agents/hostile.py), which tries
 every attack it can reach and reports each; these tests pin, attack by attack, what
-succeeds and what fails today, as docs/security.md's table says (each assertion
-names its row, ``H1``...). Today lanes still receive a DSN and run unsandboxed as the
-worker's OS user, so several attacks succeed: that is the documented state, pinned
-here so that the day the sandbox and socket-only lanes land, these pins are what
-must change.
+succeeds and what fails today, as docs/security.md's table says (the pins are data,
+row by row: ``tests/hostile.py``). A lane is handed its worker's lane socket and its
+lease, no DSN, but runs unsandboxed as the worker's OS user: what it reads in /proc
+(the other lanes' tokens, the worker's environment, so the home) still works, and
+that is the documented state, pinned here so that the day the sandbox lands, these
+pins are what must change.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ import pytest
 from striatum.runtime.embedded import owner_dsn
 
 from ..hostile import (
-    assert_common_pins,
+    assert_nothing_succeeds,
+    assert_pins,
     attacked_workflow,
+    embedded_pins,
     other_workflow,
-    outcome,
     read_report,
 )
 from .conftest import executable
@@ -103,78 +105,67 @@ def wait_ended(home: Home, run_id: str, timeout: float) -> dict[str, Any]:
         time.sleep(1)
 
 
-@pytest.fixture
-def attacked(home: Home, tmp_path: Path) -> dict[str, Any]:
+def attack(home: Home, tmp_path: Path, *worker_a: str) -> dict[str, Any]:
     """Run A: ``build`` on the hostile lane beside ``review`` on an honest reviewer that
-    would reject; run B, in the same database: ``held`` on an honest lane, ``spare``
-    ready. A daemon runs. Returns the hostile report, both run ids and the home."""
+    would reject, worked by a worker given ``worker_a``; run B, in the same database:
+    ``held`` on an honest lane, ``spare`` ready. A daemon runs. Returns the hostile
+    report, both run ids and the home."""
     home.json("daemon", "start")
     run_b = start(home, other_workflow(tmp_path / "other"))
     home.worker("b", "--run", run_b, "--concurrency", "1")
     run_a = start(home, attacked_workflow(tmp_path / "attacked"))
-    home.worker("a", "--run", run_a, "--concurrency", "2")
+    home.worker("a", "--run", run_a, "--concurrency", "2", *worker_a)
     status = wait_ended(home, run_a, 400)
     return {"report": read_report(home.repo, run_a), "run_a": run_a, "run_b": run_b,
             "status": status}
 
 
+@pytest.fixture
+def attacked(home: Home, tmp_path: Path) -> dict[str, Any]:
+    return attack(home, tmp_path)
+
+
 def test_a_hostile_lane_beside_an_honest_reviewer(home: Home, attacked: dict[str, Any]
                                                  ) -> None:
     report, run_a, run_b = attacked["report"], attacked["run_a"], attacked["run_b"]
-    # R1: the lane is handed the runtime role's DSN, and its password file is readable.
-    assert outcome(report, "env.dsn") is True
-    assert outcome(report, "file.pgpass") is True
-    assert outcome(report, "db.connect") is True
-    # R2: the runtime role is no superuser, and has nothing to RESET or SET ROLE to.
-    assert outcome(report, "db.superuser") is False
-    assert outcome(report, "db.reset_role_gains") is False
-    for role in ("postgres", "pg_write_server_files", "pg_read_server_files"):
-        assert outcome(report, "db.set_role", role) is False
-    # R3: the append-only tables refuse every rewrite by the runtime role.
-    for attack in ("update_events", "delete_events", "update_audit", "delete_audit",
-                   "truncate_events", "truncate_audit", "disable_triggers"):
-        assert outcome(report, f"db.{attack}") is False, attack
-    assert_common_pins(report, run_a, run_b)  # R4-R10
-    # R11: the daemon refuses a caller with no token, or with a lease of another job ...
-    assert outcome(report, "daemon.reach") is True
-    assert outcome(report, "daemon.no_token", run_a) is False
-    assert outcome(report, "daemon.own_lease_on_other_job", f"{run_a}/review") is False
-    # R12: ... but the principal token sits in the home, readable to the lane.
-    assert outcome(report, "file.principal_token") is True
-    assert outcome(report, "daemon.principal_token", run_a) is True
-    # R15: other lanes' lease tokens are in their environment, which the same OS user
-    # reads in /proc, no database needed.
-    assert outcome(report, "proc.read_lease_tokens") is True
-    # R13: the owner's password is in the same file: the lane logs in as the superuser
-    # and edits the record behind the triggers.
-    assert outcome(report, "file.owner_password") is True
-    assert outcome(report, "db.owner_login") is True
-    assert outcome(report, "owner.superuser") is True
-    assert outcome(report, "owner.edit_event") is True
+    assert_pins(report, embedded_pins(run_a, run_b))  # R1-R13, R15
 
     # The stolen verdict is the run's: the honest reviewer would have rejected.
     review = next(j for j in attacked["status"]["jobs"] if j["job"] == "review")
     assert attacked["status"]["status"] == "completed", attacked["status"]
     assert (review["verdict"], review["reason"]) == ("accept", "hostile: my own work is fine")
 
-    # R14: what doctor sees afterwards: the owner's edit and the forged insert, as
-    # tampering; the stolen verdict and completion, legal transitions under live
-    # leases, not.
+    # R14: what doctor sees afterwards: the owner's edit, as tampering; the stolen
+    # verdict and completion, legal transitions under live leases, not. (The lane had
+    # no login to forge an event or change a projection with.)
     done = home.cli("doctor", "--json", check=False)
     assert done.returncode != 0, done.stdout
     findings = json.loads(done.stdout)
     failed = [f for f in findings["findings"] if not f["ok"]]
-    # Each chain names its first problem, and an illegal step stops the comparison of
-    # the tables with the events: so one doctor shows that the record was tampered
-    # with (the owner's edit, the forged event), not every change (the projection's).
-    assert len(failed) == 2, failed
-    edited = next(f for f in failed if f["check"] == "chain")
-    assert "row was edited" in edited["message"], failed
-    forged = next(f for f in failed if f["check"] == "replay")
-    assert forged["seq"] > 1_000_000 and "'verdict'" in forged["message"], failed
+    assert len(failed) == 1, failed
+    assert failed[0]["check"] == "chain" and "row was edited" in failed[0]["message"], failed
     # The audit has the stolen verdict as the one verdict of the run, under the
-    # reviewer's lease: nothing in the record tells it from the reviewer's own.
+    # reviewer's lease, through the lane socket: nothing in the record tells it from
+    # the reviewer's own. Every refusal on a lane socket has its row.
     with psycopg.connect(owner_dsn(home.json("db", "url")["dsn"])) as conn:
-        verdicts = conn.execute("SELECT count(*) FROM striatum.audit_log "
-                                "WHERE verb = 'job verdict' AND outcome = 'ok'").fetchone()
-    assert verdicts == (1,), verdicts
+        verdicts = conn.execute("SELECT actor FROM striatum.audit_log "
+                                "WHERE verb = 'job verdict' AND outcome = 'ok'").fetchall()
+        refused = conn.execute("SELECT verb FROM striatum.audit_log WHERE outcome = "
+                               "'forbidden' AND actor LIKE '%% lane:none'").fetchall()
+    assert len(verdicts) == 1 and verdicts[0][0].endswith(" lane:lease"), verdicts
+    assert {"run.cancel", "run.status", "job.claim"} <= {r[0] for r in refused}, refused
+
+
+def test_a_sandboxed_hostile_lane_beside_an_honest_reviewer(home: Home, tmp_path: Path
+                                                           ) -> None:
+    """Socket-only lanes under the sandbox on the embedded default with a daemon up: the
+    home (pgpass, the daemon's tokens) is hidden, and with it the worker's environment and
+    the other lanes (its own pid namespace): every attack fails."""
+    attacked = attack(home, tmp_path, "--sandbox")
+    assert_nothing_succeeds(attacked["report"])
+    # Nothing of the record was reached: the honest reviewer's verdict is the run's, and
+    # doctor finds nothing to report.
+    review = next(j for j in attacked["status"]["jobs"] if j["job"] == "review")
+    assert review["verdict"] == "reject", attacked["status"]
+    done = home.cli("doctor", "--json", check=False)
+    assert done.returncode == 0, done.stdout

@@ -430,3 +430,74 @@ def test_a_client_reads_the_tokens_again_after_the_daemon_restarted(dsn: str,
         finally:
             daemon.stop()
             thread.join(60)
+
+
+def test_a_frame_of_exactly_the_maximum_is_served_and_one_byte_more_refused(
+        served: Served) -> None:
+    token = served.place.client_token.read_text().strip()
+    head = ('{"jsonrpc": "2.0", "id": 7, "method": "server.status", "striatum": {"token": "'
+            + token + '"}}').encode()
+
+    def frame(size: int) -> bytes:  # the request, padded with spaces to size, newline included
+        return head + b" " * (size - len(head) - 1) + b"\n"
+
+    exact = frame(protocol.MAX_FRAME)
+    assert len(exact) == protocol.MAX_FRAME
+    answers = served.raw(exact)
+    assert len(answers) == 1 and answers[0]["result"]["face"] == "daemon", answers
+    over = served.raw(frame(protocol.MAX_FRAME + 1))
+    assert len(over) == 1, over
+    assert over[0]["error"]["code"] == protocol.INVALID_REQUEST and over[0]["id"] is None
+    assert f"longer than {protocol.MAX_FRAME} bytes" in over[0]["error"]["message"]
+    assert served.call("server.status")["pid"] == os.getpid()
+
+
+def test_a_client_that_sends_half_a_line_and_stalls_or_trickles_is_closed(
+        dsn: str, tmp_path: Path) -> None:
+    place = RuntimeDir(tmp_path / "h" / "run")
+    daemon, thread = serve(dsn, place, idle_seconds=1.0)
+    try:
+        stalled, trickling = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
+        with stalled, trickling:
+            for sock in (stalled, trickling):
+                sock.settimeout(30)
+                sock.connect(str(place.socket))
+                sock.sendall(b'{"jsonrpc": "2.0", "id": 1, "meth')
+            began = time.monotonic()
+            closed = None
+            # One byte every 0.2 s: never idle for a second, yet never a whole line.
+            while time.monotonic() - began < 10:
+                try:
+                    trickling.sendall(b" ")
+                except OSError:  # the daemon closed it
+                    closed = time.monotonic() - began
+                    break
+                time.sleep(0.2)
+            assert closed is not None and closed < 5, closed
+            with Client(place) as client:  # the others are served meanwhile
+                assert client.call("server.status")["face"] == "daemon"
+            assert stalled.recv(1) == b""  # closed too, without a word
+    finally:
+        daemon.stop()
+        thread.join(60)
+
+
+def test_a_limit_of_connections_beyond_the_open_file_limit_is_lowered_to_fit(
+        dsn: str, tmp_path: Path) -> None:
+    import resource
+
+    from striatum.server.daemon import SPARE_FILES
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no hard open-file limit to fit under")
+    place = RuntimeDir(tmp_path / "h" / "run")
+    daemon, thread = serve(dsn, place, max_connections=hard + 1000)
+    try:
+        status = Served(daemon, place, thread, dsn, tmp_path).call("server.status")
+        # Raised to the hard limit, and the connections it serves fitted under it.
+        assert status["open_files"] == hard == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert status["max_connections"] == hard - 4 - SPARE_FILES
+    finally:
+        daemon.stop()
+        thread.join(60)

@@ -21,10 +21,14 @@ import pytest
 from mcp import Client, MCPError
 from mcp_types import TextResourceContents
 
+from striatum.runtime import leases
+from striatum.runtime.attempt import _job_env
+from striatum.runtime.store import Store
+from striatum.server.lanegate import LaneGate
 from striatum.server.mcp import RESOURCE_NOT_FOUND, StriatumMCP
 from striatum.server.registry import RESOURCES, VERBS, permitted, tool_name
 
-from .helpers import example, expire_lease, owner_connection
+from .helpers import example, expire_lease, owner_connection, start_run
 
 pytestmark = pytest.mark.anyio
 NOWHERE = "host=127.0.0.1 port=1 connect_timeout=1"  # for calls that need no database
@@ -251,3 +255,36 @@ async def test_a_resource_that_is_not_there_is_an_error_with_its_stable_code(
             await operator.read(uri)
         assert changed.value.data["error"] == "conflict", changed.value.data
         assert "no longer holds what was published" in changed.value.message
+
+
+async def test_in_a_lane_the_server_offers_the_lease_verbs_through_the_lane_socket(
+        mode: str, dsn: str, store: Store, repo: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRIATUM_HOME", str(tmp_path / "home"))
+    gate = LaneGate(dsn).open()
+    try:
+        run_id = start_run(store, example("minimal"), repo)
+        claim = leases.claim(store, run_id, owner="test-worker")
+        assert claim is not None
+        gate.leases.hold(claim.token, _job_env(claim, str(gate.socket)))
+        # No database it could reach of its own: every call goes to the lane socket.
+        server = StriatumMCP(str(repo), NOWHERE, lane_socket=str(gate.socket))
+        async with connected(server, mode, tmp_path) as lane:
+            tools = (await lane.client.list_tools()).tools
+            assert [t.name for t in tools] == [tool_name(v) for v in permitted("lease")]
+            templates = (await lane.client.list_resource_templates()).resource_templates
+            assert templates == []
+            assert (await lane.refused("run_list"))["error"] == "usage"  # not offered
+            held = {"run": run_id, "job": claim.job, "lease": claim.token}
+            assert (await lane.call("job_heartbeat", **held))["job"] == claim.job
+            forged = await lane.refused("job_heartbeat", **held | {"lease": "1-" + "0" * 32})
+            assert forged["error"] == "lease_lost"
+            done = await lane.end({**held, "produces": claim.produces, "kind": claim.kind,
+                                   "iteration": claim.iteration})
+            assert done["status"] == "succeeded", done
+    finally:
+        gate.close()
+    assert [(verb, outcome) for actor, verb, outcome in audit_rows(dsn)
+            if actor.endswith(" mcp lane:lease")] == [
+        ("job heartbeat", "ok"), *[("job publish", "ok")] * len(claim.produces),
+        ("job complete", "ok")]

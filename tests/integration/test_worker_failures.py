@@ -25,6 +25,7 @@ import pytest
 
 from striatum.runtime import leases, runs
 from striatum.runtime.store import Store
+from striatum.server.lanegate import LaneLeases
 
 from .worker_helpers import (
     alive,
@@ -450,7 +451,8 @@ def test_the_ticket_that_orders_progress_lines_is_given_back_whatever_ends_an_at
     monkeypatch.setattr(attempt_module.leases, "fail", broken_fail)
     monkeypatch.setattr(attempt_module._Attempt, "execute",
                         lambda self: self._fail("exited with code 1", []))
-    attempts = attempt_module.Attempts(Stores(), None, 0, lambda line: None)  # type: ignore[arg-type]
+    attempts = attempt_module.Attempts(Stores(), None, 0, lambda line: None,  # type: ignore[arg-type]
+                                       "/nonexistent/worker.sock", LaneLeases())
     claim = types.SimpleNamespace(run="r", job="j", token="1-x", iteration=0, attempt=0,
                                   run_row=types.SimpleNamespace(repo_path="/nonexistent"),
                                   prompt_file="/nonexistent/i0a0/prompt.md")
@@ -558,10 +560,13 @@ def test_a_lane_reaches_the_database_its_worker_was_given(
         dsn: str, store: Store, repo: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker was given its database directly (as `striatum --dsn X worker` does), not
-    through STRIATUM_DSN: the agent's own `striatum job ...` must still reach it."""
+    through STRIATUM_DSN: the agent's own `striatum job ...` still reaches it, through the
+    worker's lane socket, with no DSN of its own."""
     monkeypatch.delenv("STRIATUM_DSN", raising=False)
-    dump = [sys.executable, "-c", "import json, os; print(json.dumps(os.environ.get("
-                                  "'STRIATUM_DSN')))"]
+    striatum = str(Path(sys.executable).parent / "striatum")
+    dump = [sys.executable, "-c", "import json, os, subprocess, sys; "
+            "print(json.dumps(os.environ.get('STRIATUM_DSN')), flush=True); "
+            f"sys.exit(subprocess.run([{striatum!r}, 'job', 'heartbeat']).returncode)"]
     run_id = start_run(store, one_task(tmp_path / "flow", {"command": dump, "timeout": 60},
                                        produces=[]), repo)
 
@@ -571,7 +576,8 @@ def test_a_lane_reaches_the_database_its_worker_was_given(
     from .worker_helpers import artifact_file
 
     log = artifact_file(store, run_id, repo, "write", "logs/write.log")
-    assert json.loads(log.read_text(encoding="utf-8").strip()) == dsn
+    said = log.read_text(encoding="utf-8").splitlines()
+    assert json.loads(said[0]) is None and said[1].startswith("lease extended to "), said
 
 
 def test_a_lane_whose_program_does_not_exist_fails_at_once(

@@ -645,9 +645,9 @@ def test_lane_sees_only_allowed_and_declared_variables(dsn_password: bool, dsn: 
     assert not leaked, f"these reached the lane without being declared: {leaked}"
     if password:
         assert password not in text, "the DSN's password reached the lane"
-        assert "STRIATUM_DSN" not in seen, "a DSN with a password must not be passed on"
-    else:
-        assert seen.get("STRIATUM_DSN") == worker_dsn, "a DSN without a password is passed on"
+    # With a password or without, a lane holds no login: its worker's lane socket instead.
+    assert "STRIATUM_DSN" not in seen and "STRIATUM_HOME" not in seen, sorted(seen)
+    assert os.path.isabs(seen["STRIATUM_SOCKET"]), seen
     assert seen.get("OPENAI_API_KEY") == canaries["OPENAI_API_KEY"]
     for name in ("STRIATUM_RUN", "STRIATUM_JOB", "STRIATUM_LEASE", "STRIATUM_ARTIFACT_DIR"):
         assert seen.get(name), f"{name} is missing from the lane's environment"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,6 +120,36 @@ def assert_doctor_ok(store: Store, repo: Path | None = None) -> Report:
     report = doctor(store, str(repo) if repo is not None else None)
     assert report.ok, f"doctor found problems: {json.dumps(failures(report), indent=1)}"
     return report
+
+
+Attempt = tuple[str, str, int]  # run, job, fence: one lease
+
+
+def count_attempts(conn: Conn, run_ids: list[str]
+                   ) -> tuple[dict[tuple[str, str], Counter[str]], dict[Attempt, tuple[str, Any]]]:
+    """The reliability suite's counters of the runs' jobs, each asserted: every job
+    completed exactly once (none lost, none twice), every attempt in the chain (a claim
+    per lease, an expiry per expired lease), every lease ended by its completion or its
+    expiry. The events of each job by type, and each lease's (outcome, ended_at)."""
+    per_job: dict[tuple[str, str], Counter[str]] = {}
+    for run_id, job_id, kind in conn.execute(
+            "SELECT run_id, job_id, type FROM striatum.events WHERE run_id = ANY(%s)",
+            (run_ids,)).fetchall():
+        if job_id:
+            per_job.setdefault((run_id, job_id), Counter())[kind] += 1
+    twice = {k: c["job.complete"] for k, c in per_job.items() if c["job.complete"] != 1}
+    assert not twice, f"jobs not completed exactly once: {twice}"
+    ended = {(r[0], r[1], int(r[2])): (r[3], r[4]) for r in conn.execute(
+        "SELECT run_id, job_id, fence, outcome, ended_at FROM striatum.leases "
+        "WHERE run_id = ANY(%s)", (run_ids,)).fetchall()}
+    by_outcome = Counter(outcome for outcome, _ in ended.values())
+    claims = sum(c["job.claim"] for c in per_job.values())
+    expiries = sum(c["job.expire"] for c in per_job.values())
+    assert claims == len(ended), (claims, len(ended))
+    assert expiries == by_outcome["expire"], (expiries, by_outcome)
+    assert by_outcome["complete"] == len(per_job), by_outcome
+    assert set(by_outcome) <= {"complete", "expire"}, by_outcome
+    return per_job, ended
 
 
 def one_value(conn: Conn | Store, sql: str, *params: Any) -> Any:

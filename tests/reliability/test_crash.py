@@ -38,6 +38,7 @@ from .conftest import (
     Procs,
     Record,
     assert_doctor_ok,
+    count_attempts,
     kill_lane_processes,
     lane_processes,
     one_value,
@@ -144,27 +145,8 @@ def kill_workers(dsn: str, store: Store, repo: Path, tmp_path: Path, procs: Proc
 def check_crashes(store: Store, repo: Path, crashes: Crashes) -> dict[str, Any]:
     statuses = Counter(runs.status(store, r).run.status for r in crashes.runs)
     assert statuses == Counter({"completed": len(crashes.runs)}), statuses
-    rows = store._conn.execute(
-        "SELECT run_id, job_id, type FROM striatum.events WHERE run_id = ANY(%s)",
-        (crashes.runs,)).fetchall()
-    per_job: dict[tuple[str, str], Counter[str]] = {}
-    for run_id, job_id, kind in rows:
-        if job_id:
-            per_job.setdefault((run_id, job_id), Counter())[kind] += 1
-    twice = {k: c["job.complete"] for k, c in per_job.items() if c["job.complete"] != 1}
-    assert not twice, f"jobs not completed exactly once: {twice}"
-    leases_rows = store._conn.execute(
-        "SELECT run_id, job_id, fence, outcome, ended_at FROM striatum.leases "
-        "WHERE run_id = ANY(%s)", (crashes.runs,)).fetchall()
-    ended = {(r[0], r[1], int(r[2])): (r[3], r[4]) for r in leases_rows}
-    # Every attempt is in the chain: a claim per lease, an expiry per expired lease.
-    by_outcome = Counter(outcome for outcome, _ in ended.values())
-    claims = sum(c["job.claim"] for c in per_job.values())
+    per_job, ended = count_attempts(store._conn, crashes.runs)
     expiries = sum(c["job.expire"] for c in per_job.values())
-    assert claims == len(ended), (claims, len(ended))
-    assert expiries == by_outcome["expire"], (expiries, by_outcome)
-    assert by_outcome["complete"] == len(per_job), by_outcome
-    assert set(by_outcome) <= {"complete", "expire"}, by_outcome
     # Each lease a dead worker held ended (was swept) within its expiry plus one sweep.
     slowest = 0.0
     for kill in crashes.kills:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from striatum.runtime.doctor import PROBLEMS, legal_transitions
+from striatum.runtime.doctor import PROBLEMS, RPC_PROBLEMS, legal_transitions
 from striatum.runtime.machine import (
     JOB_STATES,
     JOB_TRANSITIONS,
@@ -42,9 +42,13 @@ def test_the_replay_compares_every_replayed_column_and_no_other() -> None:
 
 
 def test_every_problem_code_the_sql_names_has_a_message() -> None:
-    text = "\n".join(queries()[name] for name in queries() if name.startswith("doctor_"))
-    codes = set(re.findall(r"THEN '(\w+)'", text)) - {"run", "job"}
-    assert codes <= set(PROBLEMS), codes - set(PROBLEMS)
+    def named(prefix: str) -> set[str]:
+        text = "\n".join(queries()[name] for name in queries() if name.startswith(prefix))
+        return set(re.findall(r"THEN '(\w+)'", text)) - {"run", "job"}
+
+    rpc = named("doctor_rpc_")
+    assert rpc == set(RPC_PROBLEMS)
+    assert named("doctor_") - rpc <= set(PROBLEMS), named("doctor_") - rpc - set(PROBLEMS)
 
 
 def test_doctor_sql_is_loaded_beside_the_other_queries() -> None:

@@ -24,7 +24,7 @@ var rounds = 2
 var strict = false
 final apply, report
 lane coder    = ["codex", "exec", "--full-auto", "{prompt_file}"] timeout 1800 env { OPENAI_MODEL = "x", FOO = "bar" }
-lane reviewer = ["claude", "-p"] stdin "{prompt_file}"
+lane reviewer = ["claude", "-p"] stdin "{prompt_file}" sandbox
 lane me       = human
 lane bot      = operator
 task draft by coder {
@@ -56,7 +56,7 @@ EXAMPLE_DOCUMENT: dict[str, Any] = {
     "lanes": {
         "coder": {"command": ["codex", "exec", "--full-auto", "{prompt_file}"],
                   "timeout": 1800, "env": {"OPENAI_MODEL": "x", "FOO": "bar"}},
-        "reviewer": {"command": ["claude", "-p"], "stdin": "{prompt_file}"},
+        "reviewer": {"command": ["claude", "-p"], "stdin": "{prompt_file}", "sandbox": True},
         "me": {"kind": "human"},
         "bot": {"kind": "operator"},
     },
@@ -462,7 +462,7 @@ def lanes(draw: st.DrawFn, name: str) -> Lane:
     env = draw(st.lists(st.tuples(env_keys, texts), max_size=3, unique_by=lambda p: p[0]))
     return Lane(name, "command", tuple(draw(st.lists(texts, min_size=1, max_size=4))),
                 stdin=draw(st.none() | texts), timeout=draw(st.none() | st.integers(1, 604800)),
-                env=tuple(env))
+                env=tuple(env), sandbox=draw(st.booleans()))
 
 
 @st.composite

@@ -205,6 +205,9 @@ class ToNodes(Transformer[Token, Any]):
                        "`{}` is given twice in one env")
         return _keyed("env", children, pairs)
 
+    def sandbox(self, children: list[Any]) -> Entry:
+        return _keyed("sandbox", children, Scalar(True, _pos(children[0])))
+
     def env_pair(self, children: list[Any]) -> Entry:
         name, _, value = children
         return Entry(str(name), _string(value), _pos(name))

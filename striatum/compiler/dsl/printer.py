@@ -53,6 +53,8 @@ def _lane(lane: Lane) -> str:
     if lane.env:
         pairs = ", ".join(f"{_name(key)} = {_string(value)}" for key, value in lane.env)
         text += f" env {{ {pairs} }}"
+    if lane.sandbox:
+        text += " sandbox"
     return text
 
 

@@ -212,3 +212,38 @@ WHERE a.seq BETWEEN %(low)s AND %(high)s;
 
 -- doctor_audit_payloads: the audit chain's payloads in order (doctor --strict) --
 SELECT seq, payload FROM striatum.audit_log ORDER BY seq;
+
+-- doctor_rpc_rows: the first audit row a face wrote (its actor names `daemon:`) whose actor, verb, outcome or capability is not of a form the daemon writes, and how many are wrong (verbs: the registry's and the core's names; codes: errors.py's; reads, lease_verbs: the registry's verbs a viewer, a lease may call) --
+WITH faced AS (
+    SELECT seq, actor, verb, outcome,
+           substring(actor FROM ' daemon:([a-z]+)$') AS held
+    FROM striatum.audit_log
+    WHERE actor ~ '(^|\s)daemon:'
+), judged AS (
+    SELECT seq, actor, verb, outcome,
+           CASE WHEN held IS NULL OR held NOT IN ('principal', 'viewer', 'lease', 'none')
+                  OR actor !~ '^\S.* daemon:[a-z]+$' THEN 'actor'
+                WHEN NOT verb = ANY(%(verbs)s::text[]) AND outcome <> 'usage' THEN 'verb'
+                WHEN outcome <> 'ok' AND NOT outcome = ANY(%(codes)s::text[]) THEN 'outcome'
+                WHEN outcome = 'ok' AND (
+                       held = 'none'
+                    OR held = 'viewer' AND NOT verb = ANY(%(reads)s::text[])
+                    OR held = 'lease' AND position('.' IN verb) > 0
+                       AND NOT verb = ANY(%(lease_verbs)s::text[])) THEN 'capability'
+           END AS problem
+    FROM faced
+)
+SELECT (SELECT count(*) FROM faced), (SELECT count(*) FROM judged WHERE problem IS NOT NULL),
+       first.seq, first.actor, first.verb, first.outcome, first.problem
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (SELECT * FROM judged WHERE problem IS NOT NULL ORDER BY seq LIMIT 1)
+       AS first ON true;
+
+-- doctor_rpc_changes: the first event, since the first audit row a face wrote, that shares its transaction with no audit row of outcome ok (the same created_at: now() is the transaction's start, and both tables take it), and how many there are --
+SELECT count(*) OVER (), e.repo_id, e.seq, e.run_id, e.job_id, e.type
+FROM striatum.events e
+WHERE e.created_at >= (SELECT min(created_at) FROM striatum.audit_log
+                       WHERE actor ~ '(^|\s)daemon:')
+  AND NOT EXISTS (SELECT 1 FROM striatum.audit_log a
+                  WHERE a.created_at = e.created_at AND a.outcome = 'ok')
+ORDER BY e.created_at, e.repo_id, e.seq LIMIT 1;
