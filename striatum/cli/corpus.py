@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import EXIT_OK, UsageError
-from .output import count, emit_json, json_option
+from .output import count, emit_json, is_terminal, json_option
 from .refs import RUN, ResolvingGroup
 from .session import settings, store
 
@@ -41,7 +41,9 @@ def export_command(run_id: str | None, this_repo: bool, every: bool, out: str,
     repo, _ = settings()
     with store() as opened:
         done = export(opened, Path(out), run=run_id, repo=repo if this_repo else None,
-                      paths=not keep_paths)
+                      paths=not keep_paths,
+                      progress=(lambda line: click.echo(line, err=True))
+                      if is_terminal() else None)
     if as_json:
         emit_json(done.to_json())
     else:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,12 +83,13 @@ def _fresh_folder(out: Path) -> Path:
 
 
 def export(store: Store, out: Path, *, run: str | None = None, repo: str | None = None,
-           paths: bool = True) -> Exported:
-    """Export one run (``run``), the runs of one repository (``repo``), or every run."""
+           paths: bool = True, progress: Callable[[str], None] | None = None) -> Exported:
+    """Export one run (``run``), the runs of one repository (``repo``), or every run;
+    ``progress`` is told of each file as it is written."""
     folder = _fresh_folder(out)
     try:
         with store.snapshot("corpus_snapshot", "corpus_utc"):
-            manifest = _write(store, folder, _scope(store, run, repo), paths)
+            manifest = _write(store, folder, _scope(store, run, repo), paths, progress)
         if out.exists():
             shutil.rmtree(out)
         os.replace(folder, out)
@@ -98,8 +100,9 @@ def export(store: Store, out: Path, *, run: str | None = None, repo: str | None 
 
 
 class _Export:
-    def __init__(self, store: Store, folder: Path, scope: Scope, paths: bool) -> None:
-        self.store, self.folder, self.scope = store, folder, scope
+    def __init__(self, store: Store, folder: Path, scope: Scope, paths: bool,
+                 progress: Callable[[str], None] | None) -> None:
+        self.store, self.folder, self.scope, self.progress = store, folder, scope, progress
         self.repos = {int(i): str(p) for i, p in store.execute(
             "corpus_repos", {"repos": scope.repos})}
         self.redactors = {i: Redactor(os.path.realpath(p), paths) for i, p in self.repos.items()}
@@ -124,7 +127,10 @@ class _Export:
         return bundle.Writer(self.folder, name)
 
     def close(self, writer: bundle.Writer) -> None:
-        self.files.append(writer.close())
+        entry = writer.close()
+        self.files.append(entry)
+        if self.progress is not None and "lines" in entry:
+            self.progress(f"{entry['path']}: {entry['lines']:,} lines")
 
     def rows(self, name: str, params: dict[str, Any]) -> Any:
         return self.store.stream(name, params, BATCH)
@@ -314,8 +320,9 @@ class _Segment:
         self.out.write(doc)
 
 
-def _write(store: Store, folder: Path, scope: Scope, paths: bool) -> dict[str, Any]:
-    work = _Export(store, folder, scope, paths)
+def _write(store: Store, folder: Path, scope: Scope, paths: bool,
+           progress: Callable[[str], None] | None) -> dict[str, Any]:
+    work = _Export(store, folder, scope, paths, progress)
     work.repos_file()
     work.workflows_file()
     work.runs_file()

@@ -110,7 +110,9 @@ def test_one_run_carries_the_other_runs_rows_of_its_segment_as_links(
 
 def test_two_exports_of_the_same_history_are_byte_identical(
         history: History, tmp_path: Path) -> None:
-    export(history.store, tmp_path / "a")
+    said: list[str] = []
+    export(history.store, tmp_path / "a", progress=said.append)
+    assert [line.split(":")[0] for line in said] == list(bundle.FILES)
     export(history.store, tmp_path / "b")
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
     export(history.store, tmp_path / "a")  # replacing an earlier bundle
