@@ -57,6 +57,13 @@ class WorkflowInvalid(StriatumError):
     code = "invalid"
 
 
+class BundleInvalid(StriatumError):
+    """A corpus bundle does not verify; ``details`` name the file, the line and what."""
+
+    exit_code = EXIT_INVALID
+    code = "bundle_invalid"
+
+
 class NotFound(StriatumError):
     exit_code = EXIT_NOT_FOUND
     code = "not_found"

@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "worker": ("work", "worker", "Claim ready command-lane jobs, run them, finish them."),
     "db": ("db", "db", "The database: migrate, url, status, stop."),
     "doctor": ("doctor", "doctor", "Verify the record: chains, replay, guards, manifests."),
+    "corpus": ("corpus", "corpus", "Provenance to hand over: export runs as a bundle, verify "
+               "one offline."),
     "skills": ("agents", "skills", "The striatum skill for agent CLIs: install."),
     "adopt": ("agents", "adopt", "Wire a repository up for Claude Code, Codex or Gemini CLI."),
     "mcp": ("mcp", "mcp", "The MCP server: every verb a tool (mcp serve)."),
