@@ -71,13 +71,15 @@ def _show(doc: dict[str, Any], said: str, as_json: bool, **more: Any) -> None:
                    "and other supervisors); logs go to stderr.")
 @click.option("--connections", default=8, show_default=True, type=click.IntRange(1, 64),
               help="Database connections the daemon keeps (and calls it runs at once).")
+@click.option("--notify", "notify", default=None, metavar="CMD",
+              help="Run CMD (through sh -c) with each new inbox item as JSON on stdin.")
 @json_option
-def start(foreground: bool, connections: int, as_json: bool) -> int:
+def start(foreground: bool, connections: int, notify: str | None, as_json: bool) -> int:
     """Start the daemon of this striatum home, unless it runs already (then say so)."""
     place = _place()
     _, dsn = settings()
     if foreground:
-        return _foreground(place, dsn, connections)
+        return _foreground(place, dsn, connections, notify)
     from ..server.place import check_socket_path, prepare, running
 
     if running(place) is not None:
@@ -87,7 +89,7 @@ def start(foreground: bool, connections: int, as_json: bool) -> int:
     prepare(place)
     check_socket_path(place.socket)  # here, rather than in the log of a daemon that failed
     argv = [sys.executable, "-m", "striatum", "daemon", "start", "--foreground",
-            "--connections", str(connections)]
+            "--connections", str(connections), *(["--notify", notify] if notify else [])]
     # The DSN goes in the environment, not the command line every user can list.
     env = {**os.environ, **({"STRIATUM_DSN": dsn} if dsn else {})}
     with contextlib.suppress(OSError):
@@ -106,7 +108,7 @@ def start(foreground: bool, connections: int, as_json: bool) -> int:
     return EXIT_OK
 
 
-def _foreground(place: Any, dsn: str | None, connections: int) -> int:
+def _foreground(place: Any, dsn: str | None, connections: int, notify: str | None) -> int:
     import logging
 
     from ..server.daemon import Daemon
@@ -115,7 +117,7 @@ def _foreground(place: Any, dsn: str | None, connections: int) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("striatum").setLevel(logging.INFO)  # the wheel's chatter stays out
-    if not Daemon(dsn, place, connections=connections).serve():
+    if not Daemon(dsn, place, connections=connections, notify=notify).serve():
         click.echo(f"striatum: the daemon is already running (pid {running(place)})",
                    err=True)
     return EXIT_OK

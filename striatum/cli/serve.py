@@ -25,8 +25,11 @@ from .session import settings
 @click.option("--allow-mutations", is_flag=True,
               help="Let the pages act (decide a checkpoint, resume, cancel, release a "
                    "lease) as the principal; without it they only show.")
+@click.option("--notify", "notify", default=None, metavar="CMD",
+              help="Run CMD (through sh -c) with each new inbox item as JSON on stdin.")
 @json_option
-def serve(web: bool, host: str, port: int, allow_mutations: bool, as_json: bool) -> int:
+def serve(web: bool, host: str, port: int, allow_mutations: bool, notify: str | None,
+          as_json: bool) -> int:
     """Serve the web UI: runs, a run's live graph, jobs, events, the inbox.
 
     Every page reads through the registry's verbs and every action is one, audited as
@@ -52,5 +55,6 @@ def serve(web: bool, host: str, port: int, allow_mutations: bool, as_json: bool)
             mode = "actions on" if allow_mutations else "read only"
             click.echo(f"striatum web UI at {address} ({mode}); Ctrl-C stops it", err=True)
 
-    run_server(dsn, runtime_dir(), host, port, mutations=allow_mutations, announce=announce)
+    run_server(dsn, runtime_dir(), host, port, mutations=allow_mutations, announce=announce,
+               notify=notify)
     return EXIT_OK

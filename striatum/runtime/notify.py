@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 NOTIFY_TIMEOUT = 30.0  # seconds a notification command may take
+WATCH_SECONDS = 2.0  # how often a daemon or the web UI looks at the inbox
 
 
 def _key(item: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -89,3 +90,28 @@ class Notifier:
         if child.returncode != 0:
             tail = (err or out).strip().splitlines()[-1:] or [""]
             self.say(f"--notify for {what} exited {child.returncode}: {tail[0][:200]}")
+
+
+def watch(notifier: Notifier, look: Callable[[Notifier], None], stop: threading.Event,
+          every: float = WATCH_SECONDS) -> threading.Thread:
+    """A thread that calls ``look(notifier)`` (a read of the inbox on a connection of
+    the caller's) every ``every`` seconds until ``stop`` is set, for a process that has
+    no loop of its own to look from (the daemon, the web UI). A look that fails (the
+    database away) is said once per outage and tried again at the next turn."""
+
+    def loop() -> None:
+        failing = False
+        while not stop.is_set():
+            try:
+                look(notifier)
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - the watch outlives an outage
+                if not failing:
+                    notifier.say(f"--notify could not read the inbox: {exc}")
+                failing = True
+            stop.wait(every)
+        notifier.wait()
+
+    thread = threading.Thread(target=loop, name="striatum-notify-watch", daemon=True)
+    thread.start()
+    return thread

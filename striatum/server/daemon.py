@@ -190,8 +190,9 @@ class Daemon(Server):
 
     def __init__(self, dsn: str | None, place: RuntimeDir, *, connections: int = 8,
                  home: Path | None = None, idle_seconds: float = IDLE_SECONDS,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS, notify: str | None = None) -> None:
         super().__init__(idle_seconds=idle_seconds, max_connections=max_connections)
+        self.notify = notify  # a command run with each new inbox item (runtime.notify)
         self.dsn = dsn
         self.place = place
         self.connections = connections
@@ -226,8 +227,13 @@ class Daemon(Server):
             write_secret(self.place.dsn_digest, dsn_digest(self.dsn))
             where = check_socket_path(self.place.socket)
             self.place.socket.unlink(missing_ok=True)  # a killed daemon's
-            with ThreadPoolExecutor(self.connections, "striatum-call") as calls:
-                self.run(where, gate, calls, ready)
+            watching = self._watch(pool)
+            try:
+                with ThreadPoolExecutor(self.connections, "striatum-call") as calls:
+                    self.run(where, gate, calls, ready)
+            finally:
+                if watching is not None:
+                    watching.set()
         finally:
             self.place.socket.unlink(missing_ok=True)
             for token in (self.place.client_token, self.place.viewer_token,
@@ -237,6 +243,21 @@ class Daemon(Server):
                 pool.close()
             os.close(lock)
         return True
+
+    def _watch(self, pool: Pool) -> threading.Event | None:
+        """With ``notify``, a thread that runs it for each new inbox item; the event it
+        returns stops that thread."""
+        if not self.notify:
+            return None
+        from ..runtime.notify import Notifier, watch
+
+        def look(notifier: Notifier) -> None:
+            with pool.lend("daemon notify") as store:
+                notifier.check(store())
+
+        stop = threading.Event()
+        watch(Notifier(self.notify, logger.warning), look, stop)
+        return stop
 
     def _fit_open_files(self) -> None:
         """Raise the soft limit of open files to the hard one when the connections it

@@ -46,12 +46,13 @@ def web_face(dsn: str | None, place: RuntimeDir, *, mutations: bool,
 
 
 def serve(dsn: str | None, place: RuntimeDir, host: str, port: int, *, mutations: bool,
-          announce: Any = None) -> None:
+          announce: Any = None, notify: str | None = None) -> None:
     import uvicorn
 
     check_loopback(host)
     with web_face(dsn, place, mutations=mutations,
-                  describe={"address": f"http://{host}:{port}/"}) as face:
+                  describe={"address": f"http://{host}:{port}/"}) as face, \
+            _notifying(face, notify):
         app = create_app(face, allowed_hosts(host, port))
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 timeout_graceful_shutdown=2, lifespan="off")
@@ -64,6 +65,30 @@ def serve(dsn: str | None, place: RuntimeDir, host: str, port: int, *, mutations
             uvicorn.Server(config).run()
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _notifying(face: Face, notify: str | None) -> Iterator[None]:
+    """With ``notify``, run it for each new inbox item while the server runs."""
+    if not notify:
+        yield
+        return
+    import sys
+    import threading
+
+    from ..runtime.notify import Notifier, watch
+
+    def look(notifier: Notifier) -> None:
+        with face.gate.pool.lend("web notify") as store:
+            notifier.check(store())
+
+    stop = threading.Event()
+    watch(Notifier(notify, lambda line: print(f"striatum: {line}", file=sys.stderr)),
+          look, stop)
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def _stopped(signum: int, frame: Any) -> None:

@@ -71,3 +71,35 @@ def test_a_worker_with_notify_tells_the_checkpoint_its_run_reached(
         worker.join(90)
     assert runs.status(store, run_id).run.status == "completed"
     assert len(told(out)) == 1
+
+
+def test_a_daemon_with_notify_tells_an_item_that_enters_the_inbox_while_it_serves(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    from striatum.server.place import RuntimeDir
+
+    from .test_daemon import serve
+
+    out = tmp_path / "told.jsonl"
+    daemon, thread = serve(dsn, RuntimeDir(tmp_path / "h" / "run"), notify=f"cat >> {out}")
+    try:
+        run_id = to_checkpoint(store, repo, tmp_path)  # after the daemon's first look
+        items = wait_for(lambda: told(out), 30, "the daemon to tell the checkpoint")
+        assert [(i["kind"], i["run"], i["job"]) for i in items] == [
+            ("checkpoint", run_id, "decide")]
+    finally:
+        daemon.stop()
+        thread.join(60)
+    assert not thread.is_alive()
+
+
+def test_the_web_ui_with_notify_tells_what_waits_while_it_serves(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    from striatum.server.place import RuntimeDir
+    from striatum.web.server import _notifying, web_face
+
+    out = tmp_path / "told.jsonl"
+    run_id = to_checkpoint(store, repo, tmp_path)
+    with web_face(dsn, RuntimeDir(tmp_path / "h" / "run"), mutations=False) as face, \
+            _notifying(face, f"cat >> {out}"):
+        items = wait_for(lambda: told(out), 30, "the web UI to tell the checkpoint")
+    assert [(i["kind"], i["run"]) for i in items] == [("checkpoint", run_id)]
