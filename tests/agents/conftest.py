@@ -22,7 +22,7 @@ import pytest
 
 from tests.integration import conftest as integration
 
-from .harness import Bench, missing_cli, over_unix_socket, sandbox_refused
+from .harness import HOMES, Bench, missing_cli, over_unix_socket, sandbox_refused
 from .lanes import VENDORS
 
 HERE = Path(__file__).resolve().parent
@@ -65,6 +65,13 @@ def admin_dsn() -> Iterator[str]:
             yield admin
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def agent_homes() -> Iterator[None]:
+    """The CLIs' homes (``harness._homes``: outside /tmp, for codex) go with the session."""
+    yield
+    shutil.rmtree(HOMES, ignore_errors=True)
 
 
 @pytest.fixture

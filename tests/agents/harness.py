@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +185,16 @@ class Outcome:
         return [e for e in self.events if e["type"] in types and (job is None or e["job"] == job)]
 
 
+# Where the CLIs' homes go: a folder of the checkout (ignored by git, removed at the
+# session's end), not /tmp.
+HOMES = REPO_ROOT / ".agent-homes"
+
+
+def _homes() -> Path:
+    HOMES.mkdir(exist_ok=True)
+    return HOMES
+
+
 @dataclass
 class Ran:
     """A command run in the sandbox: how it ended, what it printed, what the fakes
@@ -245,8 +256,9 @@ class Bench:
         self._worked += 1
         place = self.root / f"sandbox-{self._worked}"
         place.mkdir(parents=True)
-        home = place / "home"
-        home.mkdir()
+        # The CLIs' home lies outside /tmp: codex will not put the helper its sandbox
+        # execs (codex-linux-sandbox, run by bwrap) in a folder under /tmp.
+        home = Path(tempfile.mkdtemp(prefix="home-", dir=_homes()))
         for name, text in (home_files or {}).items():
             (home / name).parent.mkdir(parents=True, exist_ok=True)
             (home / name).write_text(text)
