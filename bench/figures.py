@@ -28,6 +28,8 @@ from .common import (
     ROOT,
     Context,
     chain_jobs,
+    conninfo,
+    dsn_parts,
     fanout_jobs,
     fresh_database,
     new_repo,
@@ -188,6 +190,103 @@ def claim_statement_rate(ctx: Context, dsn: str, claims: int, reps: int) -> list
     return rates
 
 
+def record_pairs(store: Any, run: str, pairs: int) -> list[tuple[str, str]]:
+    """(half, statement) for ``pairs`` claim -> complete calls through the public
+    functions: every statement the client sent, its parameters rendered as literals
+    (psycopg's client-side binding), in order, BEGIN and COMMIT included."""
+    import psycopg
+
+    from striatum.runtime import leases
+
+    render = psycopg.ClientCursor(store._conn)
+    sent: list[tuple[str, str]] = []
+    half = ["claim"]
+    original = psycopg.Cursor.execute
+
+    def execute(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
+        sent.append((half[0], render.mogrify(query, params).strip().rstrip(";")))
+        return original(self, query, params, **kw)
+
+    psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+    try:
+        for _ in range(pairs):
+            half[0] = "claim"
+            claimed = leases.claim(store, run, owner=OWNER, sweep=False)
+            if claimed is None:
+                raise RuntimeError(f"run {run} ran out of ready jobs while recording")
+            half[0] = "complete"
+            leases.complete(store, run, claimed.job, claimed.token)
+    finally:
+        psycopg.Cursor.execute = original  # type: ignore[method-assign]
+    if store.retries:  # a retried transaction would be replayed twice
+        raise RuntimeError(f"{store.retries} transactions were retried while recording")
+    return sent
+
+
+PGBENCH_COMMAND = re.compile(r"^\s+(-?[0-9.]+)\s+(?:[0-9]+\s+)?\S")
+
+
+def replay_ceiling(ctx: Context, fanout: int, pairs: int, reps: int) -> dict[str, list[float]]:
+    """The server's own ceiling for the claim and the completion: the exact statements
+    one writer's claim -> complete sends, recorded once, then replayed by pgbench (C, no
+    striatum client) on copies of the database as it was before them. Per half, the
+    calls per second the server alone allows (pgbench -r: each statement's time)."""
+    import psycopg
+    from psycopg import sql
+
+    from striatum.runtime.store import Store
+
+    workflow = write_workflow(ctx.tmp, f"ceiling-{fanout}", fanout_jobs(fanout), ["true"])
+    with fresh_database(ctx, "_ceiling") as base:
+        store = Store.connect(base)
+        try:
+            run = ready_fanout(store, str(workflow), str(new_repo(ctx, "ceiling")))
+        finally:
+            store.close()
+        source = sql.Identifier(dsn_parts(base)["dbname"])
+        copies = [f"{dsn_parts(base)['dbname']}_{i}" for i in range(reps + 1)]
+        with psycopg.connect(ctx.dsn, autocommit=True) as admin:
+            for name in copies:
+                admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), source))
+        try:
+            store = Store.connect(conninfo(base, dbname=copies[0]))
+            try:
+                role = store._conn.execute("SELECT current_user, session_user").fetchone()
+                sent = record_pairs(store, run, pairs)
+            finally:
+                store.close()
+            script = ctx.tmp / "ceiling.sql"
+            prologue = ([f"SET ROLE {role[0]}"] if role and role[0] != role[1] else [])
+            script.write_text("".join(f"{text};\n" for text in
+                                      [*prologue, *(text for _, text in sent)]))
+            out: dict[str, list[float]] = {"claim": [], "complete": []}
+            for name in copies[1:]:
+                _, text, _ = run_timed([shutil.which("pgbench") or "/usr/bin/pgbench", "-n",
+                                        "-r", "-c", "1", "-t", "1", "-f", str(script)],
+                                       env=pg_env(conninfo(base, dbname=name)))
+                after = text.split("statement latencies in milliseconds", 1)[-1]
+                ms = [float(m.group(1)) for line in after.splitlines()[1:]
+                      if (m := PGBENCH_COMMAND.match(line))][len(prologue):]
+                if len(ms) != len(sent):
+                    raise RuntimeError(f"pgbench timed {len(ms)} statements of {len(sent)}")
+                for half in out:
+                    spent = sum(t for (which, _), t in zip(sent, ms, strict=True)
+                                if which == half)
+                    out[half].append(pairs / (spent / 1000))
+            leased = jobs_in(conninfo(base, dbname=copies[-1]), run, "succeeded")
+            if leased != pairs + 1:  # the root and every replayed pair
+                raise RuntimeError(f"the replay completed {leased - 1} jobs, not {pairs}")
+        finally:
+            with psycopg.connect(ctx.dsn, autocommit=True) as admin:
+                for name in copies:
+                    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(name)))
+    out["pair"] = [2 / (1 / c + 1 / d) for c, d in zip(out["claim"], out["complete"],
+                                                          strict=True)]
+    return out
+
+
 def figure_transitions(ctx: Context) -> dict[str, Any]:
     import psycopg
 
@@ -223,6 +322,9 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
                                                     ctx.repeat)
             rates = ", ".join(f"{rate:.0f}" for rate in samples["claim"])
             ctx.say(f"  pgbench calling claim_job: {rates} tps")
+            ceiling = replay_ceiling(ctx, fanout, 200 if ctx.quick else 500, ctx.repeat)
+            ctx.say("  pgbench replaying claim -> complete: "
+                    + ", ".join(f"{rate:.0f}" for rate in ceiling["pair"]) + " transitions/s")
     rows = [row("1 writer: claim+complete transitions", "transitions/s", samples["w1"],
                 key="w1"),
             row("4 writers, 4 repositories (processes)", "transitions/s", samples["w4"],
@@ -238,8 +340,15 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
     rows.append(row("  the same INSERT from Python (psycopg, autocommit), 1 client", "tps",
                     samples["py1"], who="reference", key="py1", detail=True))
     if samples["claim"]:
-        rows.append(row("  pgbench calling striatum.claim_job (no striatum client), 1 client",
-                        "tps", samples["claim"], who="reference", key="claim", detail=True))
+        rows += [
+            row("server ceiling: pgbench replaying 1 writer's statements", "transitions/s",
+                ceiling["pair"], who="reference", key="ceiling"),
+            row("  of which the claim (striatum.claim_job, as sent)", "calls/s",
+                ceiling["claim"], who="reference", key="ceiling_claim", detail=True),
+            row("  of which the completion (its statements, BEGIN..COMMIT)", "calls/s",
+                ceiling["complete"], who="reference", key="ceiling_complete", detail=True),
+            row("  pgbench calling striatum.claim_job (no striatum client), 1 client",
+                "tps", samples["claim"], who="reference", key="claim", detail=True)]
     return {"rows": rows, "raw": raw, "notes": [
         f"fan-out of {fanout} jobs per writer; the root's claim and completion (which "
         f"readies all {fanout - 2} tasks in one transaction) are done before the clock "
@@ -254,7 +363,13 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
         "...) for a fixed number of transactions per repetition, on one fan-out run with a ready "
         "job for every call (checked after): the database's own cost of the claim statement "
         "(lease, lease row, chained event with its hash, commit) with no striatum code, the "
-        "ceiling of any client's claim rate"]}
+        "ceiling of any client's claim rate",
+        "server ceiling: one writer's claim -> complete pairs on a fan-out of the same size, "
+        "recorded once from the Python client (every statement it sent, parameters "
+        "rendered as literals, BEGIN and COMMIT included), then replayed by `pgbench -n -r "
+        "-c 1 -t 1` on fresh copies of the database as it was before them: the sum of "
+        "pgbench's per-statement times is what the server alone spends; transitions/s = "
+        "2 / (claim time + completion time)"]}
 
 
 # ======================================================= workers as subprocesses
