@@ -376,8 +376,9 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
 
 def start_workers(ctx: Context, dsn: str, run: str, count: int, concurrency: int = 1
                   ) -> list[subprocess.Popen[bytes]]:
-    argv = [*striatum_argv(), "worker", "--run", run, "--concurrency", str(concurrency),
-            "--lease-seconds", "60"]
+    """``count`` worker subprocesses, of ``run`` (of every run when it is empty)."""
+    argv = [*striatum_argv(), "worker", *(["--run", run] if run else []), "--concurrency",
+            str(concurrency), "--lease-seconds", "60"]
     env = striatum_env(dsn, ctx)
     logs = ctx.tmp / "worker-logs"
     logs.mkdir(exist_ok=True)
@@ -394,10 +395,12 @@ def wait_listening(dsn: str, count: int, procs: list[subprocess.Popen[bytes]],
     import psycopg
 
     deadline = time.monotonic() + timeout
+    # A worker's listening connection LISTENs on more than one channel (ready jobs,
+    # cancelled runs): its last statement is whichever LISTEN came last.
     with psycopg.connect(dsn, autocommit=True) as conn:
         while time.monotonic() < deadline:
             row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                               "current_database() AND query LIKE 'LISTEN striatum_ready%%'"
+                               "current_database() AND query LIKE 'LISTEN striatum_%%'"
                                ).fetchone()
             if row and row[0] >= count:
                 return
@@ -970,6 +973,17 @@ def figure_compile(ctx: Context) -> dict[str, Any]:
         "`python bench/compile_scaling.py`."]}
 
 
+def _scale(name: str) -> Any:
+    """A figure of bench/scale.py (which imports this module, so it is loaded late)."""
+    def run(ctx: Context) -> dict[str, Any]:
+        from . import scale
+
+        figure: dict[str, Any] = getattr(scale, name)(ctx)
+        return figure
+
+    return run
+
+
 FIGURES = {
     "transitions": ("1. transition throughput", figure_transitions),
     "e2e": ("2. end-to-end jobs/s", figure_e2e),
@@ -977,6 +991,10 @@ FIGURES = {
     "doctor": ("4. chain verification", figure_doctor),
     "cli": ("5. CLI latency", figure_cli),
     "compile": ("6. compile scaling", figure_compile),
+    "backlog": ("7. backlog: a claim behind 100 and 100,000 ready jobs",
+                _scale("figure_backlog")),
+    "bigrun": ("8. reading a 10,000-job run", _scale("figure_bigrun")),
+    "fleet": ("9. fleet: 1-16 workers over 4 runs", _scale("figure_fleet")),
 }
 
 __all__ = ["FIGURES", "ROOT", "transition_loop"]

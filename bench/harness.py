@@ -2,6 +2,7 @@
 
     python -m bench all [--dsn DSN] [--repeat N] [--quick] [--no-peers]
     python -m bench transitions|e2e|dispatch|doctor|cli|compile [...]
+    python -m bench backlog|bigrun|fleet [...]        # backlog and fleet scale
     python -m bench profile [--dsn DSN] [--quick]     # where the runtime's time goes
 
 One PostgreSQL (``--dsn``, default the 127.0.0.1:5432 service); each figure
@@ -33,7 +34,8 @@ NEEDS_PEERS = {"e2e", "dispatch"}
 # For a peer's (or reference's) row: which striatum row it is compared with.
 PAIRS = {"pg1": "w1", "pg4": "w4", "ceiling": "w1", "procrastinate": "e2e", "dbos": "e2e",
          "dbos_queue4": "e2e", "procrastinate_noop": "e2e", "dbos_noop": "e2e",
-         "dbos_queue4_noop": "e2e", "procrastinate_p50": "p50", "procrastinate_p99": "p99",
+         "dbos_queue4_noop": "e2e", "claim_small": "claim_big",
+         "procrastinate_p50": "p50", "procrastinate_p99": "p99",
          "loop": "doctor", "rss_small": "rss_big"}
 
 
@@ -139,6 +141,13 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"6. compile {shape}: 10,000 jobs total <= 1000 ms", big, 1000.0, False, "ms")
             add(f"6. compile {shape}: total(10k) / total(1k) <= 12",
                 big / small if big and small else None, 12.0, False, "x")
+    if "backlog" in figs:
+        add("7. per-claim time at 100,000 ready jobs (20,000 with --quick) <= 1.2 x at 100",
+            ratio("backlog", "claim_big", "claim_small"), 1.2, False, "x")
+    if "bigrun" in figs:
+        for verb in ("run.status", "run.why"):
+            add(f"8. {verb} of a 10,000-job run <= 100 ms", _median(figs["bigrun"], verb),
+                100.0, False, "ms")
     return out
 
 
