@@ -513,10 +513,14 @@ def figure_e2e(ctx: Context) -> dict[str, Any]:
         "every job then verified `succeeded`. The detail row: one such worker with "
         "`--concurrency 4` (four lane threads in one process).",
         "procrastinate: one worker, concurrency 4, listening before the clock starts; "
-        "clock = batch_defer_async of N no-op async jobs until the N-th has run.",
+        "clock = batch_defer_async of N jobs until the N-th has run; same work: each job "
+        "awaits asyncio.create_subprocess_exec('true'); no-op: each job returns at once.",
         "DBOS: launched before the clock; N workflows of one step, started with "
         "DBOS.start_workflow (its own thread pool) or enqueued on a queue with "
-        "worker_concurrency=4 (polled every 10 ms); clock until every result is back."]}
+        "worker_concurrency=4 (polled every 10 ms); clock until every result is back; "
+        "same work: the step runs subprocess.run(['true']); no-op: it returns its argument.",
+        "the targets are held against the same-work rows (every side starts one process "
+        "per job); the no-op rows show what the peers' own machinery costs."]}
 
 
 # ========================================================== 3. dispatch latency

@@ -77,7 +77,7 @@ def _na(name: str, unit: str, key: str, why: str) -> dict[str, Any]:
 
 
 # Each peer's work: the same as a striatum job (the process `true`), then a no-op.
-WORKS = (("true", "runs `true` as a subprocess", ""), ("noop", "no-op", "_noop"))
+WORKS = (("true", "same work (`true`)", ""), ("noop", "no-op", "_noop"))
 
 
 def e2e_rows(ctx: Context, n: int) -> list[dict[str, Any]]:
@@ -90,7 +90,7 @@ def e2e_rows(ctx: Context, n: int) -> list[dict[str, Any]]:
                 "--dsn", dsn, "--jobs", str(n), "--concurrency", "4",
                 "--repeat", str(ctx.repeat), "--dispatch", "0", "--work", "true,noop"])
         for work, what, suffix in WORKS:
-            rows.append(_row(f"procrastinate {got['version']}: {n} jobs, concurrency 4, {what}",
+            rows.append(_row(f"procrastinate {got['version']}, concurrency 4: {what}",
                              "jobs/s", got["jobs_per_s"][work], "procrastinate" + suffix,
                              got["version"]))
             ctx.say(f"  procrastinate ({work}): "
@@ -108,8 +108,8 @@ def e2e_rows(ctx: Context, n: int) -> list[dict[str, Any]]:
         for work, what, suffix in WORKS:
             for mode, key, how in (("start_workflow", "dbos", "start_workflow"),
                                    ("queue4", "dbos_queue4", "queue of 4")):
-                rows.append(_row(f"DBOS {got['version']}: {n} one-step workflows, {how}, "
-                                 f"{what}", "workflows/s", rates[f"{mode}:{work}"],
+                rows.append(_row(f"DBOS {got['version']}, {how}: {what}",
+                                 "workflows/s", rates[f"{mode}:{work}"],
                                  key + suffix, got["version"]))
                 ctx.say(f"  DBOS {mode} ({work}): "
                         + ", ".join(f"{x:.0f}" for x in rates[f"{mode}:{work}"]) + " /s")

@@ -163,6 +163,8 @@ def figure_bigrun(ctx: Context) -> dict[str, Any]:
                     invoke(VERBS[verb], {"run": run}, session)
                     if i:  # the first call opens the connection
                         samples[verb].append((time.perf_counter() - start) * 1000)
+            spent = {verb: _profile(lambda v=verb: invoke(VERBS[v], {"run": run}, session))
+                     for verb in ("run.status", "run.why")}
         finally:
             session.close()
         env = striatum_env(dsn, ctx)
@@ -179,11 +181,26 @@ def figure_bigrun(ctx: Context) -> dict[str, Any]:
     rows += [row(f"  `striatum {key[4:]} --json` of it (subprocess)", "ms", samples[key],
                  higher_is_better=False, key=key, detail=True)
              for key in ("cli run status", "cli why")]
-    return {"rows": rows, "raw": samples, "notes": [
+    return {"rows": rows, "raw": {"samples": samples, "profile": spent}, "notes": [
+        *(f"where one {verb} call's time goes (cProfile, own time, ms): "
+          + ", ".join(f"{name} {ms:.1f}" for name, ms in top) for verb, top in spent.items()),
         f"big run: a {n:,}-job fan-out, its root done, 100 tasks claimed and completed and "
         f"4 held, the rest ready; {calls} timed calls of each verb through "
         "server.registry.invoke (schema check, the verb, its JSON document) on one open "
         "session, after one untimed call; the CLI rows include the interpreter's start."]}
+
+
+def _profile(call: Any, top: int = 6) -> list[tuple[str, float]]:
+    """The functions that spent the most time of their own in one ``call`` (ms)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(call)
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    own = sorted(((f"{Path(path).name}:{func}", value[2] * 1000)
+                  for (path, _, func), value in stats.items()), key=lambda x: -x[1])
+    return own[:top]
 
 
 # ================================================================ fleet
@@ -335,7 +352,13 @@ def figure_fleet(ctx: Context) -> dict[str, Any]:
            "does not flatten up to 16 workers")
         + "; while it runs pg_stat_activity and pg_locks are sampled every 50 ms "
         "(a backend 'active' with no wait event is on CPU), and the CPU time of the "
-        "machine (/proc/stat), the workers and the backends (/proc/PID/stat) is taken."]}
+        "machine (/proc/stat), the workers and the backends (/proc/PID/stat) is taken.",
+        *(f"fleet, {n} workers (last repetition): machine {p[-1]['machine_busy']:.0%} busy; "
+          f"CPU-s workers {p[-1]['workers_cpu_s']:.1f}, backends {p[-1]['backends_cpu_s']:.1f} "
+          f"in {p[-1]['seconds']:.1f} s; backends active per sample "
+          f"{p[-1]['pg']['active_per_sample']:.1f}, of which waiting on: "
+          + ", ".join(f"{k} {v}" for k, v in p[-1]["pg"]["waits"].items())
+          for n, p in points.items())]}
 
 
 __all__ = ["figure_backlog", "figure_bigrun", "figure_fleet"]
