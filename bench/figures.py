@@ -190,10 +190,12 @@ def claim_statement_rate(ctx: Context, dsn: str, claims: int, reps: int) -> list
     return rates
 
 
-def record_pairs(store: Any, run: str, pairs: int) -> list[tuple[str, str]]:
-    """(half, statement) for ``pairs`` claim -> complete calls through the public
-    functions: every statement the client sent, its parameters rendered as literals
-    (psycopg's client-side binding), in order, BEGIN and COMMIT included."""
+def record_pairs(store: Any, run: str, pairs: int, warm: int) -> list[tuple[str, str]]:
+    """(half, pgbench command) for ``warm`` + ``pairs`` claim -> complete calls through
+    the public functions: every statement the client sent, its parameters rendered as
+    literals (psycopg's client-side binding), in order, BEGIN and COMMIT included; what
+    it sent in one pipeline is one command (statements joined by pgbench's ``\\;``: one
+    round trip, as the pipeline is). The first ``warm`` pairs' are marked "warm"."""
     import psycopg
 
     from striatum.runtime import leases
@@ -201,20 +203,27 @@ def record_pairs(store: Any, run: str, pairs: int) -> list[tuple[str, str]]:
     render = psycopg.ClientCursor(store._conn)
     sent: list[tuple[str, str]] = []
     half = ["claim"]
+    within = [False]
     original = psycopg.Cursor.execute
 
     def execute(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
-        sent.append((half[0], render.mogrify(query, params).strip().rstrip(";")))
+        piped = store._conn._pipeline is not None
+        text = render.mogrify(query, params).strip().rstrip(";")
+        if piped and within[0]:
+            sent[-1] = (half[0], sent[-1][1][:-1] + "\\;\n" + text + ";")
+        else:
+            sent.append((half[0], text + ";"))
+        within[0] = piped
         return original(self, query, params, **kw)
 
     psycopg.Cursor.execute = execute  # type: ignore[method-assign]
     try:
-        for _ in range(pairs):
-            half[0] = "claim"
+        for i in range(warm + pairs):
+            half[0] = "claim" if i >= warm else "warm"
             claimed = leases.claim(store, run, owner=OWNER, sweep=False)
             if claimed is None:
                 raise RuntimeError(f"run {run} ran out of ready jobs while recording")
-            half[0] = "complete"
+            half[0] = "complete" if i >= warm else "warm"
             leases.complete(store, run, claimed.job, claimed.token)
     finally:
         psycopg.Cursor.execute = original  # type: ignore[method-assign]
@@ -253,12 +262,13 @@ def replay_ceiling(ctx: Context, fanout: int, pairs: int, reps: int) -> dict[str
             store = Store.connect(conninfo(base, dbname=copies[0]))
             try:
                 role = store._conn.execute("SELECT current_user, session_user").fetchone()
-                sent = record_pairs(store, run, pairs)
+                # The copies start with cold buffers: the first pairs warm them, untimed.
+                sent = record_pairs(store, run, pairs, warm=pairs // 10)
             finally:
                 store.close()
             script = ctx.tmp / "ceiling.sql"
-            prologue = ([f"SET ROLE {role[0]}"] if role and role[0] != role[1] else [])
-            script.write_text("".join(f"{text};\n" for text in
+            prologue = ([f"SET ROLE {role[0]};"] if role and role[0] != role[1] else [])
+            script.write_text("".join(f"{text}\n" for text in
                                       [*prologue, *(text for _, text in sent)]))
             out: dict[str, list[float]] = {"claim": [], "complete": []}
             for name in copies[1:]:
@@ -275,8 +285,9 @@ def replay_ceiling(ctx: Context, fanout: int, pairs: int, reps: int) -> dict[str
                                 if which == half)
                     out[half].append(pairs / (spent / 1000))
             leased = jobs_in(conninfo(base, dbname=copies[-1]), run, "succeeded")
-            if leased != pairs + 1:  # the root and every replayed pair
-                raise RuntimeError(f"the replay completed {leased - 1} jobs, not {pairs}")
+            if leased != pairs + pairs // 10 + 1:  # the root and every replayed pair
+                raise RuntimeError(f"the replay completed {leased - 1} jobs, not "
+                                   f"{pairs + pairs // 10}")
         finally:
             with psycopg.connect(ctx.dsn, autocommit=True) as admin:
                 for name in copies:
@@ -297,6 +308,7 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
     samples: dict[str, list[float]] = {"pg1": [], "pg4": [], "w1": [], "w4": [], "py1": [],
                                        "claim": []}
     raw: list[dict[str, Any]] = []
+    ceiling: dict[str, list[float]] = {}
     with fresh_database(ctx) as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, payload text "
@@ -306,6 +318,10 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
             if exe:
                 samples["pg1"].append(pgbench(ctx, dsn, 1, seconds))
             one = run_writers(ctx, dsn, 1, seconds, fanout)
+            if exe:  # right after the writer it bounds, under the same load
+                for half, rates in replay_ceiling(ctx, fanout, 200 if ctx.quick else 500,
+                                                  1).items():
+                    ceiling.setdefault(half, []).extend(rates)
             four = run_writers(ctx, dsn, 4, seconds, fanout)
             if exe:
                 samples["pg4"].append(pgbench(ctx, dsn, 4, seconds))
@@ -322,7 +338,6 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
                                                     ctx.repeat)
             rates = ", ".join(f"{rate:.0f}" for rate in samples["claim"])
             ctx.say(f"  pgbench calling claim_job: {rates} tps")
-            ceiling = replay_ceiling(ctx, fanout, 200 if ctx.quick else 500, ctx.repeat)
             ctx.say("  pgbench replaying claim -> complete: "
                     + ", ".join(f"{rate:.0f}" for rate in ceiling["pair"]) + " transitions/s")
     rows = [row("1 writer: claim+complete transitions", "transitions/s", samples["w1"],
@@ -365,11 +380,16 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
         "(lease, lease row, chained event with its hash, commit) with no striatum code, the "
         "ceiling of any client's claim rate",
         "server ceiling: one writer's claim -> complete pairs on a fan-out of the same size, "
-        "recorded once from the Python client (every statement it sent, parameters "
-        "rendered as literals, BEGIN and COMMIT included), then replayed by `pgbench -n -r "
-        "-c 1 -t 1` on fresh copies of the database as it was before them: the sum of "
-        "pgbench's per-statement times is what the server alone spends; transitions/s = "
-        "2 / (claim time + completion time)"]}
+        "recorded from the Python client in each repetition right after the 1-writer run "
+        "(every statement it sent, parameters rendered as literals, BEGIN and COMMIT "
+        "included), then replayed by `pgbench -n -r -c 1 -t 1` on a copy of the database "
+        "as it was before them; the first tenth of the pairs warm the copy's buffers and "
+        "are not counted; the sum of pgbench's per-statement times is what the server "
+        "alone spends; transitions/s = 2 / (claim time + completion time). What the "
+        "client sent in one pipeline (a completion) pgbench sends as one query of "
+        "statements joined by `\\;` (one round trip, where the client waits twice); "
+        "pgbench sends text (parsed and planned every time), where psycopg prepares a "
+        "statement after its fifth use."]}
 
 
 # ======================================================= workers as subprocesses

@@ -109,8 +109,6 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         return x / y if x is not None and y else None
 
     if "transitions" in figs:
-        add("1. one writer's transitions/s >= 0.5 x pgbench one-row INSERT tps (1 client)",
-            ratio("transitions", "w1", "pg1"), 0.5, True, "x")
         add("1. one writer's transitions/s >= 0.7 x the server ceiling (pgbench replay)",
             ratio("transitions", "w1", "ceiling"), 0.7, True, "x")
         add("1. 4 writers on 4 repositories >= 1.6 x one writer",
