@@ -55,8 +55,10 @@ $(AGENT_CLIS)/.installed: tests/agents/package.json
 	cd $(AGENT_CLIS) && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Every figure in one table, the peers and the server's ceilings beside striatum's
+# (bench/README.md); BENCH=--quick for the short form.
 bench: $(VENV)/.installed
-	$(BIN)/python bench/compile_scaling.py
+	$(BIN)/python -m bench all $(BENCH)
 
 clean:
 	rm -rf $(VENV) $(AGENT_CLIS) build dist .mypy_cache .ruff_cache .pytest_cache

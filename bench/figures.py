@@ -28,6 +28,8 @@ from .common import (
     ROOT,
     Context,
     chain_jobs,
+    conninfo,
+    dsn_parts,
     fanout_jobs,
     fresh_database,
     new_repo,
@@ -189,6 +191,114 @@ def claim_statement_rate(ctx: Context, dsn: str, claims: int, reps: int) -> list
     return rates
 
 
+def record_pairs(store: Any, run: str, pairs: int, warm: int) -> list[tuple[str, str]]:
+    """(half, pgbench command) for ``warm`` + ``pairs`` claim -> complete calls through
+    the public functions: every statement the client sent, its parameters rendered as
+    literals (psycopg's client-side binding), in order, BEGIN and COMMIT included; what
+    it sent in one pipeline is one command (statements joined by pgbench's ``\\;``: one
+    round trip, as the pipeline is). The first ``warm`` pairs' are marked "warm"."""
+    import psycopg
+
+    from striatum.runtime import leases
+
+    render = psycopg.ClientCursor(store._conn)
+    sent: list[tuple[str, str]] = []
+    half = ["claim"]
+    within = [False]
+    original = psycopg.Cursor.execute
+
+    def execute(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
+        piped = store._conn._pipeline is not None
+        text = render.mogrify(query, params).strip().rstrip(";")
+        if piped and within[0]:
+            sent[-1] = (half[0], sent[-1][1][:-1] + "\\;\n" + text + ";")
+        else:
+            sent.append((half[0], text + ";"))
+        within[0] = piped
+        return original(self, query, params, **kw)
+
+    psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+    try:
+        for i in range(warm + pairs):
+            half[0] = "claim" if i >= warm else "warm"
+            claimed = leases.claim(store, run, owner=OWNER, sweep=False)
+            if claimed is None:
+                raise RuntimeError(f"run {run} ran out of ready jobs while recording")
+            half[0] = "complete" if i >= warm else "warm"
+            leases.complete(store, run, claimed.job, claimed.token)
+    finally:
+        psycopg.Cursor.execute = original  # type: ignore[method-assign]
+    if store.retries:  # a retried transaction would be replayed twice
+        raise RuntimeError(f"{store.retries} transactions were retried while recording")
+    return sent
+
+
+PGBENCH_COMMAND = re.compile(r"^\s+(-?[0-9.]+)\s+(?:[0-9]+\s+)?\S")
+
+
+def replay_ceiling(ctx: Context, fanout: int, pairs: int, reps: int) -> dict[str, list[float]]:
+    """The server's own ceiling for the claim and the completion: the exact statements
+    one writer's claim -> complete sends, recorded once, then replayed by pgbench (C, no
+    striatum client) on copies of the database as it was before them. Per half, the
+    calls per second the server alone allows (pgbench -r: each statement's time)."""
+    import psycopg
+    from psycopg import sql
+
+    from striatum.runtime.store import Store
+
+    workflow = write_workflow(ctx.tmp, f"ceiling-{fanout}", fanout_jobs(fanout), ["true"])
+    with fresh_database(ctx, "_ceiling") as base:
+        store = Store.connect(base)
+        try:
+            run = ready_fanout(store, str(workflow), str(new_repo(ctx, "ceiling")))
+        finally:
+            store.close()
+        source = sql.Identifier(dsn_parts(base)["dbname"])
+        copies = [f"{dsn_parts(base)['dbname']}_{i}" for i in range(reps + 1)]
+        with psycopg.connect(ctx.dsn, autocommit=True) as admin:
+            for name in copies:
+                admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), source))
+        try:
+            store = Store.connect(conninfo(base, dbname=copies[0]))
+            try:
+                role = store._conn.execute("SELECT current_user, session_user").fetchone()
+                # The copies start with cold buffers: the first pairs warm them, untimed.
+                sent = record_pairs(store, run, pairs, warm=pairs // 10)
+            finally:
+                store.close()
+            script = ctx.tmp / "ceiling.sql"
+            prologue = ([f"SET ROLE {role[0]};"] if role and role[0] != role[1] else [])
+            script.write_text("".join(f"{text}\n" for text in
+                                      [*prologue, *(text for _, text in sent)]))
+            out: dict[str, list[float]] = {"claim": [], "complete": []}
+            for name in copies[1:]:
+                _, text, _ = run_timed([shutil.which("pgbench") or "/usr/bin/pgbench", "-n",
+                                        "-r", "-c", "1", "-t", "1", "-f", str(script)],
+                                       env=pg_env(conninfo(base, dbname=name)))
+                after = text.split("statement latencies in milliseconds", 1)[-1]
+                ms = [float(m.group(1)) for line in after.splitlines()[1:]
+                      if (m := PGBENCH_COMMAND.match(line))][len(prologue):]
+                if len(ms) != len(sent):
+                    raise RuntimeError(f"pgbench timed {len(ms)} statements of {len(sent)}")
+                for half in out:
+                    spent = sum(t for (which, _), t in zip(sent, ms, strict=True)
+                                if which == half)
+                    out[half].append(pairs / (spent / 1000))
+            leased = jobs_in(conninfo(base, dbname=copies[-1]), run, "succeeded")
+            if leased != pairs + pairs // 10 + 1:  # the root and every replayed pair
+                raise RuntimeError(f"the replay completed {leased - 1} jobs, not "
+                                   f"{pairs + pairs // 10}")
+        finally:
+            with psycopg.connect(ctx.dsn, autocommit=True) as admin:
+                for name in copies:
+                    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(name)))
+    out["pair"] = [2 / (1 / c + 1 / d) for c, d in zip(out["claim"], out["complete"],
+                                                          strict=True)]
+    return out
+
+
 def figure_transitions(ctx: Context) -> dict[str, Any]:
     import psycopg
 
@@ -199,6 +309,7 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
     samples: dict[str, list[float]] = {"pg1": [], "pg4": [], "w1": [], "w4": [], "py1": [],
                                        "claim": []}
     raw: list[dict[str, Any]] = []
+    ceiling: dict[str, list[float]] = {}
     with fresh_database(ctx) as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, payload text "
@@ -208,6 +319,10 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
             if exe:
                 samples["pg1"].append(pgbench(ctx, dsn, 1, seconds))
             one = run_writers(ctx, dsn, 1, seconds, fanout)
+            if exe:  # right after the writer it bounds, under the same load
+                for half, rates in replay_ceiling(ctx, fanout, 200 if ctx.quick else 500,
+                                                  1).items():
+                    ceiling.setdefault(half, []).extend(rates)
             four = run_writers(ctx, dsn, 4, seconds, fanout)
             if exe:
                 samples["pg4"].append(pgbench(ctx, dsn, 4, seconds))
@@ -224,6 +339,8 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
                                                     ctx.repeat)
             rates = ", ".join(f"{rate:.0f}" for rate in samples["claim"])
             ctx.say(f"  pgbench calling claim_job: {rates} tps")
+            ctx.say("  pgbench replaying claim -> complete: "
+                    + ", ".join(f"{rate:.0f}" for rate in ceiling["pair"]) + " transitions/s")
     rows = [row("1 writer: claim+complete transitions", "transitions/s", samples["w1"],
                 key="w1"),
             row("4 writers, 4 repositories (processes)", "transitions/s", samples["w4"],
@@ -239,8 +356,15 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
     rows.append(row("  the same INSERT from Python (psycopg, autocommit), 1 client", "tps",
                     samples["py1"], who="reference", key="py1", detail=True))
     if samples["claim"]:
-        rows.append(row("  pgbench calling striatum.claim_job (no striatum client), 1 client",
-                        "tps", samples["claim"], who="reference", key="claim", detail=True))
+        rows += [
+            row("server ceiling: pgbench replaying 1 writer's statements", "transitions/s",
+                ceiling["pair"], who="reference", key="ceiling"),
+            row("  of which the claim (striatum.claim_job, as sent)", "calls/s",
+                ceiling["claim"], who="reference", key="ceiling_claim", detail=True),
+            row("  of which the completion (its statements, BEGIN..COMMIT)", "calls/s",
+                ceiling["complete"], who="reference", key="ceiling_complete", detail=True),
+            row("  pgbench calling striatum.claim_job (no striatum client), 1 client",
+                "tps", samples["claim"], who="reference", key="claim", detail=True)]
     return {"rows": rows, "raw": raw, "notes": [
         f"fan-out of {fanout} jobs per writer; the root's claim and completion (which "
         f"readies all {fanout - 2} tasks in one transaction) are done before the clock "
@@ -255,15 +379,27 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
         "...) for a fixed number of transactions per repetition, on one fan-out run with a ready "
         "job for every call (checked after): the database's own cost of the claim statement "
         "(lease, lease row, chained event with its hash, commit) with no striatum code, the "
-        "ceiling of any client's claim rate"]}
+        "ceiling of any client's claim rate",
+        "server ceiling: one writer's claim -> complete pairs on a fan-out of the same size, "
+        "recorded from the Python client in each repetition right after the 1-writer run "
+        "(every statement it sent, parameters rendered as literals, BEGIN and COMMIT "
+        "included), then replayed by `pgbench -n -r -c 1 -t 1` on a copy of the database "
+        "as it was before them; the first tenth of the pairs warm the copy's buffers and "
+        "are not counted; the sum of pgbench's per-statement times is what the server "
+        "alone spends; transitions/s = 2 / (claim time + completion time). What the "
+        "client sent in one pipeline (a completion) pgbench sends as one query of "
+        "statements joined by `\\;` (one round trip, where the client waits twice); "
+        "pgbench sends text (parsed and planned every time), where psycopg prepares a "
+        "statement after its fifth use."]}
 
 
 # ======================================================= workers as subprocesses
 
 def start_workers(ctx: Context, dsn: str, run: str, count: int, concurrency: int = 1
                   ) -> list[subprocess.Popen[bytes]]:
-    argv = [*striatum_argv(), "worker", "--run", run, "--concurrency", str(concurrency),
-            "--lease-seconds", "60"]
+    """``count`` worker subprocesses, of ``run`` (of every run when it is empty)."""
+    argv = [*striatum_argv(), "worker", *(["--run", run] if run else []), "--concurrency",
+            str(concurrency), "--lease-seconds", "60"]
     env = striatum_env(dsn, ctx)
     logs = ctx.tmp / "worker-logs"
     logs.mkdir(exist_ok=True)
@@ -280,10 +416,12 @@ def wait_listening(dsn: str, count: int, procs: list[subprocess.Popen[bytes]],
     import psycopg
 
     deadline = time.monotonic() + timeout
+    # A worker's listening connection LISTENs on more than one channel (ready jobs,
+    # cancelled runs): its last statement is whichever LISTEN came last.
     with psycopg.connect(dsn, autocommit=True) as conn:
         while time.monotonic() < deadline:
             row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                               "current_database() AND query LIKE 'LISTEN striatum_ready%%'"
+                               "current_database() AND query LIKE 'LISTEN striatum_%%'"
                                ).fetchone()
             if row and row[0] >= count:
                 return
@@ -396,10 +534,14 @@ def figure_e2e(ctx: Context) -> dict[str, Any]:
         "every job then verified `succeeded`. The detail row: one such worker with "
         "`--concurrency 4` (four lane threads in one process).",
         "procrastinate: one worker, concurrency 4, listening before the clock starts; "
-        "clock = batch_defer_async of N no-op async jobs until the N-th has run.",
+        "clock = batch_defer_async of N jobs until the N-th has run; same work: each job "
+        "awaits asyncio.create_subprocess_exec('true'); no-op: each job returns at once.",
         "DBOS: launched before the clock; N workflows of one step, started with "
         "DBOS.start_workflow (its own thread pool) or enqueued on a queue with "
-        "worker_concurrency=4 (polled every 10 ms); clock until every result is back."]}
+        "worker_concurrency=4 (polled every 10 ms); clock until every result is back; "
+        "same work: the step runs subprocess.run(['true']); no-op: it returns its argument.",
+        "the targets are held against the same-work rows (every side starts one process "
+        "per job); the no-op rows show what the peers' own machinery costs."]}
 
 
 # ========================================================== 3. dispatch latency
@@ -907,6 +1049,17 @@ def figure_compile(ctx: Context) -> dict[str, Any]:
         "`python bench/compile_scaling.py`."]}
 
 
+def _scale(name: str) -> Any:
+    """A figure of bench/scale.py (which imports this module, so it is loaded late)."""
+    def run(ctx: Context) -> dict[str, Any]:
+        from . import scale
+
+        figure: dict[str, Any] = getattr(scale, name)(ctx)
+        return figure
+
+    return run
+
+
 FIGURES = {
     "transitions": ("1. transition throughput", figure_transitions),
     "e2e": ("2. end-to-end jobs/s", figure_e2e),
@@ -914,7 +1067,11 @@ FIGURES = {
     "doctor": ("4. chain verification", figure_doctor),
     "cli": ("5. CLI latency", figure_cli),
     "compile": ("6. compile scaling", figure_compile),
-    "web": ("7. web UI page render (1,000 jobs, 100,000 events)", figure_web),
+    "backlog": ("7. backlog: a claim behind 100 and 100,000 ready jobs",
+                _scale("figure_backlog")),
+    "bigrun": ("8. reading a 10,000-job run", _scale("figure_bigrun")),
+    "fleet": ("9. fleet: 1-16 workers over 4 runs", _scale("figure_fleet")),
+    "web": ("10. web UI page render (1,000 jobs, 100,000 events)", figure_web),
 }
 
 __all__ = ["FIGURES", "ROOT", "transition_loop"]

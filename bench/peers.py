@@ -76,33 +76,43 @@ def _na(name: str, unit: str, key: str, why: str) -> dict[str, Any]:
     return {"name": name, "unit": unit, "who": "peer", "key": key, "na": why}
 
 
+# Each peer's work: the same as a striatum job (the process `true`), then a no-op.
+WORKS = (("true", "same work (`true`)", ""), ("noop", "no-op", "_noop"))
+
+
 def e2e_rows(ctx: Context, n: int) -> list[dict[str, Any]]:
+    """The peers' jobs/s: each job runs `true` as a subprocess (the same work as a
+    striatum job), and, a second labelled line, each job is an in-process no-op."""
     rows: list[dict[str, Any]] = []
     try:
         with fresh_database(ctx, "_procrastinate", migrate=False) as dsn:
             got = run_peer(ctx, "procrastinate_peer.py", [
                 "--dsn", dsn, "--jobs", str(n), "--concurrency", "4",
-                "--repeat", str(ctx.repeat), "--dispatch", "0"])
-        rows.append(_row(f"procrastinate {got['version']}: {n} no-op jobs, concurrency 4",
-                         "jobs/s", got["jobs_per_s"], "procrastinate", got["version"]))
-        ctx.say("  procrastinate: " + ", ".join(f"{x:.0f}" for x in got["jobs_per_s"])
-                + " jobs/s")
+                "--repeat", str(ctx.repeat), "--dispatch", "0", "--work", "true,noop"])
+        for work, what, suffix in WORKS:
+            rows.append(_row(f"procrastinate {got['version']}, concurrency 4: {what}",
+                             "jobs/s", got["jobs_per_s"][work], "procrastinate" + suffix,
+                             got["version"]))
+            ctx.say(f"  procrastinate ({work}): "
+                    + ", ".join(f"{x:.0f}" for x in got["jobs_per_s"][work]) + " jobs/s")
     except Exception as exc:  # noqa: BLE001 - a peer that fails is reported, never faked
         ctx.say(f"  procrastinate: n/a ({exc})")
-        rows.append(_na(f"procrastinate: {n} no-op jobs, concurrency 4", "jobs/s",
+        rows.append(_na(f"procrastinate: {n} jobs, concurrency 4", "jobs/s",
                         "procrastinate", str(exc)))
     try:
         with fresh_database(ctx, "_dbos", migrate=False) as dsn:
             got = run_peer(ctx, "dbos_peer.py", ["--url", sqlalchemy_url(dsn), "--workflows",
-                                                 str(n), "--repeat", str(ctx.repeat)])
+                                                 str(n), "--repeat", str(ctx.repeat),
+                                                 "--work", "true,noop"])
         rates = got["workflows_per_s"]
-        rows.append(_row(f"DBOS {got['version']}: {n} one-step workflows, start_workflow",
-                         "workflows/s", rates["start_workflow"], "dbos", got["version"]))
-        rows.append(_row(f"DBOS {got['version']}: {n} one-step workflows, queue of 4",
-                         "workflows/s", rates["queue4"], "dbos_queue4", got["version"]))
-        ctx.say("  DBOS: start_workflow " + ", ".join(f"{x:.0f}" for x in
-                                                      rates["start_workflow"])
-                + "; queue4 " + ", ".join(f"{x:.0f}" for x in rates["queue4"]) + " /s")
+        for work, what, suffix in WORKS:
+            for mode, key, how in (("start_workflow", "dbos", "start_workflow"),
+                                   ("queue4", "dbos_queue4", "queue of 4")):
+                rows.append(_row(f"DBOS {got['version']}, {how}: {what}",
+                                 "workflows/s", rates[f"{mode}:{work}"],
+                                 key + suffix, got["version"]))
+                ctx.say(f"  DBOS {mode} ({work}): "
+                        + ", ".join(f"{x:.0f}" for x in rates[f"{mode}:{work}"]) + " /s")
     except Exception as exc:  # noqa: BLE001 - a peer that fails is reported, never faked
         ctx.say(f"  DBOS: n/a ({exc})")
         rows.append(_na(f"DBOS: {n} one-step workflows", "workflows/s", "dbos", str(exc)))
@@ -113,7 +123,8 @@ def dispatch_rows(ctx: Context, n: int) -> list[dict[str, Any]]:
     try:
         with fresh_database(ctx, "_procrastinate", migrate=False) as dsn:
             got = run_peer(ctx, "procrastinate_peer.py", [
-                "--dsn", dsn, "--jobs", "0", "--repeat", "0", "--dispatch", str(n)])
+                "--dsn", dsn, "--jobs", "0", "--repeat", "0", "--dispatch", str(n),
+                "--work", ""])
         lat = got["dispatch_ms"]
         ctx.say(f"  procrastinate dispatch: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
         return [_row(f"procrastinate {got['version']}: defer -> task started, p50", "ms",
