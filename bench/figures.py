@@ -953,16 +953,9 @@ def figure_cli(ctx: Context) -> dict[str, Any]:
                 claim = json.loads(out)
                 if not claim.get("claimed"):
                     raise RuntimeError(f"job claim found nothing: {out}")
-                held = {"run": run, "job": claim["job"], "lease": claim["lease"]}
-                if way == "direct":
-                    verdict = [*cli, "job", "verdict", "accept", "--reason", "looks right"]
-                    verdict_env = {**on, "STRIATUM_RUN": run, "STRIATUM_JOB": claim["job"],
-                                   "STRIATUM_LEASE": claim["lease"]}
-                else:  # the lease alone, as a lane holds it
-                    params = {**held, "outcome": "accept", "reason": "looks right"}
-                    verdict = [*cli, "daemon", "call", "job.verdict", "--as", "none",
-                               "--params", json.dumps(params)]
-                    verdict_env = on
+                verdict = [*cli, "job", "verdict", "accept", "--reason", "looks right"]
+                verdict_env = {**on, "STRIATUM_RUN": run, "STRIATUM_JOB": claim["job"],
+                               "STRIATUM_LEASE": claim["lease"]}
                 elapsed_v, _, _ = run_timed(verdict, env=verdict_env, cwd=repo)
                 elapsed_s, _, _ = run_timed([*cli, "run", "status", run], env=on, cwd=repo)
                 if i >= warmups:
@@ -993,8 +986,8 @@ def figure_cli(ctx: Context) -> dict[str, Any]:
         "status, each round direct (STRIATUM_DIRECT=1) then through a daemon of the same "
         "database (`daemon start --foreground`), on a run of parallel reviews; median and "
         "min-max over the timed calls (not repeated per --repeat: the calls are the "
-        "samples). Through the daemon, the verdict is `striatum daemon call job.verdict "
-        "--as none` with the lease in its parameters (what a lane holds).",
+        "samples). The verdict is `striatum job verdict` with the lease in "
+        "STRIATUM_LEASE, as an operator outside a lane calls it.",
         "daemon overhead: bench/daemon_rpc.py's method, the median of a verb called "
         "in-process (registry.invoke on one open store) subtracted from its median through "
         "the socket on one kept connection (framing, JSON, a thread hop, the capability "

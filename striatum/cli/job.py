@@ -4,9 +4,10 @@ Inside a lane, STRIATUM_RUN, STRIATUM_JOB and STRIATUM_LEASE are set, so an
 agent can simply run ``striatum job verdict accept --reason "..."``. There,
 STRIATUM_SOCKET is set too and the lane holds no database login: each verb is
 one call on the worker's lane socket, with the lease as its capability (this path
-imports no psycopg). Elsewhere (an operator that claimed a job) the verbs open the
-database. Both print the same text and ``--json`` document, from the verb's result
-document (``server.results``).
+imports no psycopg). Elsewhere (an operator that claimed a job) they go as every
+other verb does (``cli.calls``): through the home's daemon when it serves this
+database, else on a connection of their own. Every way prints the same text and
+``--json`` document, from the verb's result document (``server.results``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from ..server import results
 from .calls import calls
 from .output import emit_json, json_option
 from .refs import RUN, ResolvingGroup
-from .session import store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,8 +54,8 @@ def job() -> None:
       STRIATUM_ARTIFACT_DIR  where the job's files go (its produces)
       STRIATUM_SOCKET        the worker's lane socket, which these verbs call
       STRIATUM_ACTOR         who the audit rows name (default: user@host)
-    Outside a lane (no STRIATUM_SOCKET), they open the database: --dsn or STRIATUM_DSN,
-    else the embedded server.
+    Outside a lane (no STRIATUM_SOCKET), they go through the home's daemon when it serves
+    the database, else open it: --dsn or STRIATUM_DSN, else the embedded server.
     """
 
 
@@ -134,14 +134,8 @@ def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
 @json_option
 def heartbeat(run_id: str, job_id: str, token: str, lease_seconds: int, as_json: bool) -> int:
     """Extend the lease (refused with exit 5 if it is no longer yours)."""
-    params = {"lease_seconds": lease_seconds}
-    document = _in_lane("job.heartbeat", run_id, job_id, token, params)
-    if document is None:
-        from ..runtime.leases import heartbeat as beat
-
-        with store() as opened:
-            expires = beat(opened, run_id, job_id, token, lease_seconds)
-        document = results.heartbeat(run_id, job_id, expires)
+    document = _held_call("job.heartbeat", run_id, job_id, token,
+                          {"lease_seconds": lease_seconds})
     if as_json:
         emit_json(document)
     else:
@@ -158,14 +152,8 @@ def heartbeat(run_id: str, job_id: str, token: str, lease_seconds: int, as_json:
 def publish(run_id: str, job_id: str, token: str, path: str, name: str | None,
             as_json: bool) -> int:
     """Copy an artifact into the run's folder in the repository, with its sha256."""
-    record = _in_lane("job.publish", run_id, job_id, token,
-                      {"artifact": os.path.abspath(path), "name": name})
-    if record is None:
-        from ..runtime.leases import publish as publish_artifact
-
-        with store() as opened:
-            record = results.published(run_id, job_id, publish_artifact(
-                opened, run_id, job_id, token, path, name))
+    record = _held_call("job.publish", run_id, job_id, token,
+                        {"artifact": os.path.abspath(path), "name": name})
     if as_json:
         emit_json(record)
     else:
@@ -182,16 +170,8 @@ def publish(run_id: str, job_id: str, token: str, path: str, name: str | None,
 def verdict(outcome: str, run_id: str, job_id: str, token: str, reason: str,
             as_json: bool) -> int:
     """End a review with a verdict: accept, needs_revision or reject."""
-    document = _in_lane("job.verdict", run_id, job_id, token,
-                        {"outcome": outcome, "reason": reason})
-    if document is None:
-        from ..runtime.leases import left_by_its_lane
-        from ..runtime.leases import verdict as record_verdict
-
-        with store() as opened:
-            document = results.job_outcome(record_verdict(
-                opened, run_id, job_id, token, outcome, reason,
-                files=left_by_its_lane(run_id, job_id)), job_id)
+    document = _held_call("job.verdict", run_id, job_id, token,
+                          {"outcome": outcome, "reason": reason})
     return _done(document, as_json)
 
 
@@ -200,15 +180,7 @@ def verdict(outcome: str, run_id: str, job_id: str, token: str, reason: str,
 @json_option
 def complete(run_id: str, job_id: str, token: str, as_json: bool) -> int:
     """Finish a task (its `produces` artifacts must be published)."""
-    document = _in_lane("job.complete", run_id, job_id, token, {})
-    if document is None:
-        from ..runtime.leases import complete as complete_job
-        from ..runtime.leases import left_by_its_lane
-
-        with store() as opened:
-            document = results.job_outcome(complete_job(
-                opened, run_id, job_id, token, files=left_by_its_lane(run_id, job_id)),
-                job_id)
+    document = _held_call("job.complete", run_id, job_id, token, {})
     return _done(document, as_json)
 
 
@@ -217,13 +189,7 @@ def complete(run_id: str, job_id: str, token: str, as_json: bool) -> int:
 @json_option
 def release(run_id: str, job_id: str, token: str, as_json: bool) -> int:
     """Hand the job back, unfinished, for another claim."""
-    document = _in_lane("job.release", run_id, job_id, token, {})
-    if document is None:
-        from ..runtime.leases import release as release_job
-
-        with store() as opened:
-            document = results.job_outcome(release_job(opened, run_id, job_id, token),
-                                           job_id)
+    document = _held_call("job.release", run_id, job_id, token, {})
     return _done(document, as_json)
 
 
@@ -233,13 +199,7 @@ def release(run_id: str, job_id: str, token: str, as_json: bool) -> int:
 @json_option
 def fail(run_id: str, job_id: str, token: str, reason: str, as_json: bool) -> int:
     """Report that this attempt failed (retried while attempts remain)."""
-    document = _in_lane("job.fail", run_id, job_id, token, {"reason": reason})
-    if document is None:
-        from ..runtime.leases import fail as fail_job
-
-        with store() as opened:
-            document = results.job_outcome(fail_job(opened, run_id, job_id, token, reason),
-                                           job_id)
+    document = _held_call("job.fail", run_id, job_id, token, {"reason": reason})
     return _done(document, as_json)
 
 
@@ -250,27 +210,22 @@ def fail(run_id: str, job_id: str, token: str, reason: str, as_json: bool) -> in
 @json_option
 def escalate(run_id: str, job_id: str, token: str, reason: str, as_json: bool) -> int:
     """Hand the job to a human: it waits and the run is blocked until `run resume`."""
-    document = _in_lane("job.escalate", run_id, job_id, token, {"reason": reason})
-    if document is None:
-        from ..runtime.leases import escalate as escalate_job
-        from ..runtime.leases import left_by_its_lane
-
-        with store() as opened:
-            document = results.job_outcome(escalate_job(
-                opened, run_id, job_id, token, reason,
-                files=left_by_its_lane(run_id, job_id)), job_id)
+    document = _held_call("job.escalate", run_id, job_id, token, {"reason": reason})
     return _done(document, as_json)
 
 
-def _in_lane(verb: str, run_id: str, job_id: str, token: str, params: dict[str, Any]
-             ) -> dict[str, Any] | None:
-    """Inside a lane, the verb's result document, called on the lane's socket with the
-    lease; None elsewhere (the caller opens the database)."""
+def _held_call(verb: str, run_id: str, job_id: str, token: str, params: dict[str, Any]
+               ) -> dict[str, Any]:
+    """The verb's result document, called with the lease: inside a lane on the lane's
+    socket; elsewhere as every other verb is (``cli.calls``: through the home's daemon
+    when it serves this database, else on a connection of this command's own)."""
+    arguments = {"run": run_id, "job": job_id, "lease": token, **params}
     socket_path = _lane_socket()
-    if socket_path is None:
-        return None
-    return _through_lane(socket_path, verb,
-                         {"run": run_id, "job": job_id, "lease": token, **params})
+    if socket_path is not None:
+        return _through_lane(socket_path, verb, arguments)
+    with calls() as call:
+        document: dict[str, Any] = call(verb, arguments)
+    return document
 
 
 def _done(document: dict[str, Any], as_json: bool) -> int:
