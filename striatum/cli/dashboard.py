@@ -16,15 +16,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import EXIT_OK, StriatumError, UsageError
-from .dashboard_view import KEYS, Snapshot, fingerprint, plain, view
 from .output import emit_json, json_option
 from .refs import RUN, ResolvingCommand
 from .verbs import call
+
+if TYPE_CHECKING:
+    from ..dashboard_view import Snapshot
 
 
 @click.command(cls=ResolvingCommand)
@@ -104,6 +106,8 @@ def _width() -> int:
 
 
 def _print(snapshot: Snapshot) -> None:
+    from ..dashboard_view import plain, view
+
     if sys.stdout.isatty():
         from rich.console import Console
 
@@ -114,6 +118,8 @@ def _print(snapshot: Snapshot) -> None:
 
 def _changes(board: Board, interval: float) -> int:
     """Not on a terminal: a snapshot each time its state changes, until interrupted."""
+    from ..dashboard_view import fingerprint, plain
+
     seen = None
     try:
         while True:
@@ -134,6 +140,8 @@ def _changes(board: Board, interval: float) -> int:
 def _live(board: Board, interval: float) -> int:
     from rich.console import Console
     from rich.live import Live
+
+    from ..dashboard_view import KEYS, view
 
     snapshot = board.fetch()  # a run that is not there is an error before the screen opens
     trouble = ""

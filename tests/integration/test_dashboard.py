@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from striatum.cli.dashboard_view import plain
+from striatum.dashboard_view import plain
 from striatum.errors import EXIT_NOT_FOUND, EXIT_USAGE
 from striatum.runtime import leases, runs
 from striatum.runtime.config import open_store

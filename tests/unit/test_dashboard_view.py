@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from striatum.cli.dashboard import Board, _parse
-from striatum.cli.dashboard_view import fingerprint, plain
+from striatum.dashboard_view import fingerprint, plain
 
 RUN = "20261205-054354-ecbebc"
 OLDER = "20261204-101010-abcdef"

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from ..durations import spoken
+from .durations import spoken
 
 Snapshot = dict[str, Any]
 
