@@ -344,8 +344,10 @@ def cancel_run(tx: Transition, reason: str) -> None:
     tx.run_to("cancel", {"reason": reason}, blocked_on=None)
 
 
-def revise(tx: Transition, reviewer: str, reason: str, *, granted: bool) -> None:
-    """Send the reviewer's region back to pending, one iteration on."""
+def revise(tx: Transition, reviewer: str, reason: str, *, granted: bool,
+           judged: dict[str, Any] | None = None) -> None:
+    """Send the reviewer's region back to pending, one iteration on (``judged``: what the
+    verdict asking for it judged, recorded on the reviewer's own event)."""
     region = tx.wg.ids_of(tx.wg.region_bits(reviewer))
     tx.load_all()
     row = tx.jobs[reviewer]
@@ -355,7 +357,8 @@ def revise(tx: Transition, reviewer: str, reason: str, *, granted: bool) -> None
         job = tx.jobs[member]
         if job.status == "pending":
             continue  # it had not started this pass: nothing to undo
-        tx.job(member, "reset", {"by": reviewer, "reason": reason, "granted": granted},
+        said = {"judged": judged} if judged is not None and member == reviewer else {}
+        tx.job(member, "reset", {"by": reviewer, "reason": reason, "granted": granted, **said},
                iteration=job.iteration + 1, attempt=0,
                verdict="needs_revision" if member == reviewer else None)
     advance(tx)
@@ -372,10 +375,14 @@ def missing_artifacts(tx: Transition, job_id: str) -> list[str]:
     return [p for p in produces if p not in published]
 
 
-def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str) -> None:
+def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str,
+                  judged: dict[str, Any] | None = None) -> None:
+    """``judged``: the digests of what the reviewer saw, recorded on its event."""
     row = tx.jobs[job_id]
     spec = tx.wg.jobs[job_id]
-    data = {"verdict": verdict, "reason": reason}
+    data: dict[str, Any] = {"verdict": verdict, "reason": reason}
+    if judged is not None:
+        data["judged"] = judged
     if verdict == "accept":
         tx.job(job_id, "complete", data, verdict="accept", reason=reason)
         advance(tx, [job_id])
@@ -386,7 +393,7 @@ def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str) -> Non
         raise Conflict(f"review {job_id!r} has no revise target, so it cannot ask for a "
                        "revision", hint="record accept or reject")
     elif row.revisions_used < spec.revise.max:
-        revise(tx, job_id, reason, granted=False)
+        revise(tx, job_id, reason, granted=False, judged=judged)
     elif spec.revise.on_exhausted == "accept":
         tx.job(job_id, "complete", {**data, "exhausted": True}, verdict="accept", reason=reason)
         advance(tx, [job_id])

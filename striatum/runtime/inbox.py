@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from .records import RunRow
     from .store import Store
 
-INBOX_KINDS = ("checkpoint", "escalated", "lease_stale", "lease_expired", "no_worker")
+INBOX_KINDS = ("checkpoint", "escalated", "lapsed", "lease_stale", "lease_expired",
+               "no_worker")
 
 
 def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:
