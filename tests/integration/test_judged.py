@@ -16,6 +16,7 @@ from striatum.runtime import judged, leases, runs
 from striatum.runtime.audit import Event, append_events, verb
 from striatum.runtime.doctor import doctor
 from striatum.runtime.engine import apply_verdict
+from striatum.runtime.inbox import inbox
 from striatum.runtime.records import JobRow
 from striatum.runtime.store import Store, send
 from striatum.runtime.why import explain
@@ -258,6 +259,7 @@ def test_a_lapse_with_the_budget_spent_blocks_the_run_for_a_human(
     assert said["holds"][0]["kind"] == "lapsed"
     assert "draft.md was republished" in said["summary"]
     assert said["next"] == f"striatum run resume {run_id} --decision accept|fail|revise"
+    assert [(i["kind"], i["job"]) for i in inbox(store)["items"]] == [("lapsed", "check")]
 
     # The human accepts the work as it now is: apply starts on that decision.
     runs.resume(store, run_id, "accept", "the new draft is fine")
@@ -341,11 +343,13 @@ def test_the_digests_flow_through_a_corpus_bundle_that_verifies(
     export(store, out, run=run_id)
     lines = [json.loads(line) for line in
              (out / "verdicts.jsonl").read_text(encoding="utf-8").splitlines()]
+    statement = json.loads((out / "statements.jsonl").read_text(encoding="utf-8"))
     if with_digests:
         assert lines[0]["judged"] == {"artifacts": {"draft.md": sha}}
+        assert statement["predicate"]["judged"] == lines[0]["judged"]
         verify(out)
     else:
         # The row lost what its chained event holds: the bundle says so.
-        assert "judged" not in lines[0]
+        assert "judged" not in lines[0] and "judged" not in statement["predicate"]
         with pytest.raises(Exception, match="those digests"):
             verify(out)
