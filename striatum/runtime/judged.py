@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..canonical import canonical_json
 from ..errors import LeaseLost
-from .audit import Event
+from .audit import Event, verb
 from .engine import advance
 from .prompts import scratch_dir
 from .runs import transition
@@ -160,28 +160,39 @@ def bind(store: Store, run: RunRow, row: JobRow, workflow: CompiledWorkflow) -> 
         return None  # no accept with digests: recorded before them, or decided by a human
     latest = {str(a[2]): str(a[4]) for a in store.execute("latest_artifacts", {"run": run.id})}
     tree: list[str | None] = []
-    found = {}
+    uses: dict[str, tuple[int, str]] = {}  # review -> (its pass, the digest found now)
+    lapsed: dict[str, str] = {}  # review -> what moved
     for review, iteration, text in accepted:
         judged = json.loads(text)
-        found[str(review)] = (int(iteration), judged, _now(store, run, judged, latest, tree))
-    lapsed = {review: _changed(judged, now) for review, (_, judged, now) in found.items()
-              if digest(now) != digest(judged)}
+        now = _now(store, run, judged, latest, tree)
+        uses[str(review)] = (int(iteration), digest(now))
+        if digest(now) != digest(judged):
+            lapsed[str(review)] = _changed(judged, now)
     reason = "; ".join(f"the accept of {review} lapsed: {what}"
                        for review, what in lapsed.items())
-
-    def change(tx: Transition) -> None:
-        held = tx.row(row.job_id)
-        if held is None or held.status != "leased" or held.lease_token != row.lease_token:
-            raise LeaseLost(f"the lease on {run.id}/{row.job_id} ended before its start")
-        if lapsed:
-            lapse(tx, row.job_id, lapsed, reason)
-            return
-        for review, (iteration, _, now) in found.items():
-            tx.events.append(Event(USED, run.id, row.job_id, held.state(), {
-                "review": review, "iteration": iteration, "judged": digest(now)}))
-
-    transition(store, run.id, change, [row.job_id, *reviews])
+    record_binding(store, run.id, row.job_id, row.lease_token or "", uses, lapsed, reason)
     return reason or None
+
+
+@verb("job bind")
+def record_binding(store: Store, run_id: str, job_id: str, token: str,
+                   uses: dict[str, tuple[int, str]], lapsed: dict[str, str], reason: str
+                   ) -> None:
+    """The check's outcome, in one transaction over the run while the job's lease is still
+    the claim's: a ``verdict.used`` per accept when none lapsed, else the lapse. Its own
+    verb, so the audit tells a claim's lease from what its check then recorded."""
+    def change(tx: Transition) -> None:
+        held = tx.row(job_id)
+        if held is None or held.status != "leased" or held.lease_token != token:
+            raise LeaseLost(f"the lease on {run_id}/{job_id} ended before its start")
+        if lapsed:
+            lapse(tx, job_id, lapsed, reason)
+            return
+        for review, (iteration, found) in uses.items():
+            tx.events.append(Event(USED, run_id, job_id, held.state(), {
+                "review": review, "iteration": iteration, "judged": found}))
+
+    transition(store, run_id, change, [job_id, *uses])
 
 
 def lapse(tx: Transition, job_id: str, lapsed: dict[str, str], reason: str) -> None:
@@ -264,4 +275,4 @@ def misbound(rows: Iterable[Sequence[Any]], needs: Callable[[str, str], Sequence
 
 
 __all__ = ["SEEN_FILE", "USED", "bind", "digest", "judged_paths", "judges_tree", "lapse",
-           "misbound", "of_verdict", "remember_seen", "tree_id"]
+           "misbound", "of_verdict", "record_binding", "remember_seen", "tree_id"]
