@@ -262,10 +262,12 @@ def _job_publish(session: Session, p: dict[str, Any]) -> dict[str, Any]:
 
 def _job_verdict(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import leases
+    from ..runtime.findings import finding_ids
 
     tx = leases.verdict(session.store, p["run"], p["job"], p["lease"], p["outcome"],
                         p["reason"], files=leases.left_by_its_lane(p["run"], p["job"],
-                                                                  session.lane_env))
+                                                                  session.lane_env),
+                        findings=finding_ids(p.get("findings")))
     return results.job_outcome(tx, p["job"])
 
 
@@ -499,7 +501,11 @@ _DECLARED = [
                                              "name)."))}, *s.HELD, "artifact"),
          s.PUBLISHED, "lease", True, _job_publish, paths=("artifact",)),
     Verb("job.verdict", "End a held review with a verdict: accept, needs_revision or reject.",
-         s.params({**s.HELD, "outcome": s.VERDICT, "reason": _REASON},
+         s.params({**s.HELD, "outcome": s.VERDICT, "reason": _REASON,
+                   "findings": s.optional({**s.STRINGS, "description": "The ids of the "
+                                           "findings the review names; a needs_revision "
+                                           "naming the same ids as the round before is "
+                                           "a repeat."})},
                   *s.HELD, "outcome", "reason"),
          s.JOB_OUTCOME, "lease", True, _job_verdict),
     Verb("job.complete", "Finish a held task (its produces artifacts must be published).",

@@ -133,7 +133,7 @@ RUN_WHY = document({
     "holds": {"type": "array", "items": document({
         "kind": {"enum": ["not_started", "checkpoint", "escalated", "blocked", "leased",
                           "lease_stale", "lease_expired", "ready", "no_worker", "needs",
-                          "failed", "cancelled", "completed"]},
+                          "failed", "cancelled", "completed", "findings_repeated"]},
         "job": NULLABLE_STRING, "text": STRING, "command": NULLABLE_STRING},
         "kind", "job", "text", "command")},
     "next": NULLABLE_STRING, "at": STRING})
@@ -141,7 +141,7 @@ RUN_WHY = document({
 INBOX = document({
     "items": {"type": "array", "items": document({
         "kind": {"enum": ["checkpoint", "escalated", "lease_stale", "lease_expired",
-                          "no_worker"]},
+                          "no_worker", "findings_repeated"]},
         "run": STRING, "job": STRING, "repo": STRING, "workflow": STRING,
         "run_status": STRING, "text": STRING, "command": NULLABLE_STRING, "since": STRING,
         "age_seconds": INTEGER},

@@ -537,6 +537,28 @@ def test_canonical_text() -> None:
     assert text.endswith("task apply by coder after go\ntask report by coder after go, check\n")
 
 
+def test_on_repeat_is_written_after_the_revise_and_formats_back() -> None:
+    text = ("workflow w\nlane a = operator\nlane b = operator\ntask d by a\n"
+            "review c by b after d {\n  revise d max 3 on_repeat escalate\n}\n")
+    source = parsed(text)
+    assert source.document["jobs"][1]["revise"] == {"target": "d", "max": 3,
+                                                    "on_repeat": "escalate"}
+    workflow = normalize(source.document)
+    assert workflow.jobs[1].revise == Revision("d", 3, "escalate", "escalate")
+    assert "  revise d max 3 on_repeat escalate\n" in to_dsl(workflow)
+    # The default is left out, in both syntaxes.
+    plain = normalize(parsed(text.replace(" on_repeat escalate", "")).document)
+    assert plain.jobs[1].revise == Revision("d", 3)
+    assert "on_repeat" not in to_dsl(plain)
+    assert "on_repeat" not in json.dumps(to_document(plain))
+
+
+def test_a_wrong_on_repeat_is_a_diagnostic() -> None:
+    source = parse_dsl("workflow w\nlane a = operator\ntask d by a\n"
+                       "review c by a after d { revise d max 1 on_repeat fail }\n", "w.stm")
+    assert source.diagnostics and source.diagnostics[0].line == 4
+
+
 def test_the_parsed_example_is_valid_under_the_contract() -> None:
     schema = pytest.importorskip("striatum.compiler.schema")
     assert schema.validate_document(parsed(EXAMPLE).document) == []
