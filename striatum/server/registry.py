@@ -313,6 +313,12 @@ def _inbox(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     return inbox(session.store, session.repo if p["here"] else None)
 
 
+def _stats(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime.stats import stats
+
+    return stats(session.store, session.repo if p["here"] else None)
+
+
 def _run_graph(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime.views import run_graph
 
@@ -459,6 +465,11 @@ _DECLARED = [
          "quiet or expired; each with the command that answers it.",
          s.params({"here": s.flag("Only the runs of this repository.")}), s.INBOX,
          "viewer", False, _inbox),
+    Verb("stats", "How each reviewer did, across runs: per author lane → reviewer lane "
+         "pair, its verdicts, needs_revision rate, revision depth, and time (and cost, when "
+         "known) per accepted review; each checkpoint's decisions.",
+         s.params({"here": s.flag("Only the runs of this repository.")}), s.STATS,
+         "viewer", False, _stats),
     Verb("run.graph", "A run's status with what a drawing of it needs: the plan's waves, "
          "its needs as edges, its revision loops with the passes left, its verdicts.",
          s.params({"run": s.RUN}, "run"), s.RUN_GRAPH, "viewer", False, _run_graph),

@@ -149,6 +149,20 @@ INBOX = document({
         "age_seconds")},
     "count": INTEGER, "at": STRING})
 
+NULLABLE_NUMBER = nullable({"type": "number"})
+COUNTS: Schema = {"type": "object", "additionalProperties": INTEGER}
+STATS = document({
+    "pairs": {"type": "array", "items": document({
+        "author_lane": STRING, "reviewer_lane": STRING, "runs": INTEGER, "reviews": INTEGER,
+        "verdicts": COUNTS, "needs_revision_rate": NULLABLE_NUMBER,
+        "revision_depth_mean": NULLABLE_NUMBER, "revision_depth_max": INTEGER,
+        "accepted": INTEGER, "seconds_per_accepted": NULLABLE_NUMBER,
+        "cost_per_accepted": NULLABLE_NUMBER})},
+    "checkpoints": {"type": "array", "items": document({
+        "job": STRING, "lane": STRING, "runs": INTEGER, "decided": INTEGER,
+        "waiting": INTEGER, "skipped": INTEGER, "choices": COUNTS})},
+    "cost_known": BOOLEAN, "repo": NULLABLE_STRING})
+
 RUN_GRAPH = document({
     **RUN_VIEW_FIELDS,
     "waves": {"type": "array", "items": STRINGS},
