@@ -67,7 +67,7 @@ def write_artifacts() -> None:
 
 def verdict(outcome: str, reason: str, findings: list[str] | None = None) -> None:
     if "--cli" in sys.argv:
-        CLI_VERDICT.append((outcome, reason))
+        CLI_VERDICT.append((outcome, reason, findings or []))
         return
     document: dict[str, object] = {"verdict": outcome, "reason": reason}
     if findings is not None:
@@ -75,7 +75,7 @@ def verdict(outcome: str, reason: str, findings: list[str] | None = None) -> Non
     (artifact_dir() / "verdict.json").write_text(json.dumps(document), encoding="utf-8")
 
 
-CLI_VERDICT: list[tuple[str, str]] = []
+CLI_VERDICT: list[tuple[str, str, list[str]]] = []
 
 
 def striatum(*args: str) -> None:
@@ -95,8 +95,9 @@ def end_through_the_cli() -> int:
     for name in filter(None, os.environ.get("STRIATUM_PRODUCES", "").splitlines()):
         striatum("job", "publish", "--artifact", str(out / name), "--as", name)
     if CLI_VERDICT:
-        outcome, reason = CLI_VERDICT[0]
-        striatum("job", "verdict", outcome, "--reason", reason)
+        outcome, reason, findings = CLI_VERDICT[0]
+        named = [arg for finding in findings for arg in ("--finding", finding)]
+        striatum("job", "verdict", outcome, "--reason", reason, *named)
     else:
         striatum("job", "complete")
     return 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from striatum.runtime import leases, runs
 from striatum.runtime.doctor import doctor
 from striatum.runtime.inbox import inbox
@@ -32,18 +34,20 @@ def verdict_events(store: Store, run_id: str) -> list[tuple[str, dict[str, Any]]
                                                      "job.complete")]
 
 
+@pytest.mark.parametrize("through", [(), ("--cli",)], ids=["verdict.json", "job-verdict"])
 def test_a_loop_returning_the_same_findings_escalates_instead_of_spending_its_budget(
-        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+        dsn: str, store: Store, repo: Path, tmp_path: Path, through: tuple[str, ...]) -> None:
     git_init(repo)
     lanes = {"coder": {"command": fake("work"), "timeout": 60},
-             "reviewer": {"command": fake("review", "--findings", "F2,F1"), "timeout": 60}}
+             "reviewer": {"command": fake("review", "--findings", "F2,F1", *through),
+                          "timeout": 60}}
     run_id = start_run(store, loop(tmp_path / "flow", lanes, on_repeat="escalate"), repo)
 
     outcomes = work(dsn, run_id, until_run_ends=True)
 
+    said_by = "done by the agent" if through else "needs_revision"
     assert [(o.job, o.status) for o in outcomes] == [
-        ("draft", "succeeded"), ("check", "needs_revision"),
-        ("draft", "succeeded"), ("check", "needs_revision")]
+        ("draft", "succeeded"), ("check", said_by), ("draft", "succeeded"), ("check", said_by)]
     view = runs.status(store, run_id)
     assert (view.run.status, view.run.blocked_on) == ("blocked", "check")
     check = {j.job_id: j for j in view.jobs}["check"]

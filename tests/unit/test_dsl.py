@@ -131,6 +131,7 @@ task review by lane after checkpoint, by {
   revise max max 2
 }
 checkpoint checkpoint by lane { choice choice -> after, workflow }
+task on_repeat by lane after continue
 """
     document = parsed(text).document
     assert document["name"] == "task"
@@ -138,6 +139,8 @@ checkpoint checkpoint by lane { choice choice -> after, workflow }
     assert document["jobs"][0]["needs"] == ["checkpoint", "by"]
     assert document["jobs"][0]["revise"] == {"target": "max", "max": 2}
     assert document["jobs"][1]["choices"] == {"choice": ["after", "workflow"]}
+    assert document["jobs"][2]["id"] == "on_repeat"
+    assert document["jobs"][2]["needs"] == ["continue"]
 
 
 def test_strings_decode_json_escapes() -> None:
@@ -399,7 +402,8 @@ def test_parse_bytes_dispatches_dsl_by_suffix() -> None:
 
 PIECES = ("workflow", "var", "final", "lane", "task", "review", "checkpoint", "by", "after",
           "title", "prompt", "text", "produces", "consumes", "writes", "isolation", "attempts",
-          "revise", "max", "on_exhausted", "choice", "human", "operator", "timeout", "env",
+          "revise", "max", "on_exhausted", "on_repeat", "continue", "choice", "human",
+          "operator", "timeout", "env",
           "stdin", "worktree", "none", "escalate", "true", "{", "}", "[", "]", ",", "=", "->",
           '"x"', '"a\\nb"', '"', "'", ":", "1", "-2", "0" * 5000, "w", "a-b", "é", "#c\n", "\n",
           "\t", "\\", "@", "\x00", "\r\n", '"\\u12"')
