@@ -230,6 +230,10 @@ def _summary(view: RunView, holds: list[Hold]) -> str:
                      f"({', '.join(str(h.job) for h in working)})")
     if ready:
         parts.append(f"{len(ready)} ready and unclaimed ({', '.join(str(h.job) for h in ready)})")
+    repeating = [str(h.job) for h in holds if h.kind == "findings_repeated"]
+    if repeating:
+        parts.append(f"review {', '.join(repeating)} returned the same findings as the "
+                     "round before")
     if not parts:
         return f"run {run.id} is running with nothing in flight: its next transition is due"
     return f"run {run.id} is running: " + "; ".join(parts)

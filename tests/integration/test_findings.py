@@ -102,6 +102,8 @@ def test_without_on_repeat_the_loop_goes_on_and_why_and_the_inbox_say_so(
     assert [(h["job"], h["findings"], h["command"]) for h in repeat] == [
         ("check", ["b", "c"], None)]
     assert "its revision loop is not converging" in repeat[0]["text"]
+    assert said["summary"].endswith("review check returned the same findings as the round "
+                                    "before")
     items = inbox(store)["items"]
     assert [(i["kind"], i["run"], i["job"]) for i in items] == [
         ("findings_repeated", run_id, "check")]
