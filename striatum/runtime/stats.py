@@ -99,4 +99,6 @@ def _checkpoints(jobs: dict[tuple[str, str], tuple[Any, ...]]) -> list[dict[str,
             entry["waiting"] += 1
         elif status in ("skipped", "cancelled"):
             entry["skipped"] += 1
+    for entry in by_job.values():
+        entry["choices"] = dict(sorted(entry["choices"].items()))  # not the runs' order
     return [by_job[key] for key in sorted(by_job)]
