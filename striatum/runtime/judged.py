@@ -157,7 +157,7 @@ def _changed(judged: dict[str, Any], now: dict[str, Any]) -> str:
             said.append(f"{path} was republished (sha256 {sha[:12]}... judged, "
                         f"{current[:12]}... now)")
     if "tree" in judged and now.get("tree") != judged["tree"]:
-        by = " by the reviewer itself, while it reviewed" \
+        by = " during the review (edits no one judged)" \
             if now.get("tree") == judged.get("tree_at_verdict") else ""
         said.append(f"the repository's tree moved{by} ({str(judged['tree'])[:12]}... "
                     f"judged, {str(now.get('tree'))[:12]}... now)")

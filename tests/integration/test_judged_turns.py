@@ -101,11 +101,11 @@ def test_the_tree_judged_is_the_one_the_reviewer_was_claimed_against(
     found = leases.take(store, run_id, owner="w", lanes=["coder"], lane_kinds=None,
                         lease_seconds=60, check_run=True)
     assert isinstance(found, leases.Unprepared) and found.status == "lapsed"
-    assert "by the reviewer itself" in found.reason
+    assert "during the review" in found.reason
     reset = [e for e in payloads(store, run_id, "check") if e["type"] == "job.reset"][-1]
-    assert "by the reviewer itself" in reset["data"]["lapsed"]
+    assert "during the review" in reset["data"]["lapsed"]
     hold = next(h for h in explain(store, run_id)["holds"] if h["job"] == "check")
-    assert hold["kind"] == "ready" and "by the reviewer itself" in hold["text"]
+    assert hold["kind"] == "ready" and "during the review" in hold["text"]
     again = claim(store, run_id, "check")
     assert again.iteration == 1
 
