@@ -9,11 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
+
 from striatum.runtime import judged, leases, runs
 from striatum.runtime.doctor import doctor
 from striatum.runtime.inbox import inbox
 from striatum.runtime.store import Store
 from striatum.runtime.why import explain
+from striatum.server import schemas
 
 from .helpers import owner_connection, start_run, statuses, write_workflow
 from .test_judged import claim, finish, git_repo, payloads, publish, republish, workflow
@@ -59,7 +62,10 @@ def test_two_accepts_that_lapse_at_once_each_reach_a_human_in_turn(
     assert "after" not in holds[first]
     assert holds[second]["after"] == first
     assert f"then the run blocks on {second}" in holds[second]["text"]
-    items = {i["job"]: i for i in inbox(store)["items"]}
+    queue = inbox(store)
+    for document, schema in ((said, schemas.RUN_WHY), (queue, schemas.INBOX)):
+        Draft202012Validator(schema).validate(document)
+    items = {i["job"]: i for i in queue["items"]}
     assert {job: i["kind"] for job, i in items.items()} == {"check": "lapsed",
                                                             "audit": "lapsed"}
     assert items[second]["after"] == first and "after" not in items[first]
