@@ -22,3 +22,10 @@ def default_actor() -> str:
     except (KeyError, OSError):
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
+
+
+def default_owner() -> str:
+    """Who holds a lease when the claimer names no one: user@host:pid."""
+    import socket
+
+    return f"{os.environ.get('USER', 'agent')}@{socket.gethostname()}:{os.getpid()}"
