@@ -14,7 +14,7 @@ in the loop).
 
 The table mirrors the click commands (``job``, ``run``); ``tests/unit/test_fastpath.py``
 holds the two to each other, option by option, and to the verbs' parameter schemas.
-Imports: the standard library's os, sys, socket and json (and datetime to show a claim).
+Imports: the standard library's os, sys, re, json and _socket (and datetime to show a claim).
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def routed(args: list[str]) -> int | None:
 def _connect(call: Call) -> tuple[Any, dict[str, Any]] | None:
     """A socket connected to the home's daemon, if it serves the database the command
     names, and the envelope of its calls; else None."""
-    import socket
+    import _socket  # the C module: ``socket`` itself imports enum and selectors
 
     from ..server import where
 
@@ -227,7 +227,7 @@ def _connect(call: Call) -> tuple[Any, dict[str, Any]] | None:
         token = ""
     if token:
         envelope["token"] = token
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(300.0)
     try:
         sock.connect(address)
@@ -244,12 +244,11 @@ def _ask(connected: tuple[Any, dict[str, Any]], call: Call) -> dict[str, Any]:
     from ..server.protocol import request
 
     sock, envelope = connected
-    lines = sock.makefile("rb")
 
     def ask(ident: int, verb: str, params: dict[str, Any]) -> dict[str, Any]:
         try:
             sock.sendall(request(ident, verb, params, envelope))
-            line = lines.readline()
+            line = _line(sock)
         except OSError as exc:
             from ..server.client import unanswered
 
@@ -274,6 +273,19 @@ def _ask(connected: tuple[Any, dict[str, Any]], call: Call) -> dict[str, Any]:
 
         params["owner"] = default_owner()
     return ask(2, call.verb, params)
+
+
+def _line(sock: Any) -> bytes:
+    """One answer: the bytes up to its newline (or to the end, if the daemon hung up)."""
+    chunks: list[bytes] = []
+    while True:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return b"".join(chunks)
 
 
 def _shown(call: Call, document: dict[str, Any]) -> tuple[str, str]:
