@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 # An option: (parameter, kind, environment variable, default). Kinds: "text"; "run" (a
 # run's id or a name for one, resolved by the daemon: run.resolve); "file" (made
-# absolute here, as the command does); "seconds" (a lease length, 5..86400); "flag".
+# absolute here, as the command does); "seconds" (a lease length, 5..86400); "flag";
+# "many" (repeatable: a list, left out of the call when empty, as the command does).
 # A default of REQUIRED: the command line (or the variable) must give it.
 REQUIRED = object()
 WHOLE_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # a run's whole id: nothing to resolve
@@ -60,8 +61,8 @@ COMMANDS: dict[tuple[str, str], tuple[str, tuple[tuple[str, str, tuple[str, ...]
     ("job", "publish"): ("job.publish", (), {
         **HELD, "--artifact": ("artifact", "file", None, REQUIRED),
         "--as": ("name", "text", None, None), **JSON}),
-    ("job", "verdict"): ("job.verdict", (("outcome", "text", VERDICTS),),
-                         {**HELD, **REASON, **JSON}),
+    ("job", "verdict"): ("job.verdict", (("outcome", "text", VERDICTS),), {
+        **HELD, **REASON, "--finding": ("findings", "many", None, ()), **JSON}),
     ("job", "complete"): ("job.complete", (), {**HELD, **JSON}),
     ("job", "release"): ("job.release", (), {**HELD, **JSON}),
     ("job", "fail"): ("job.fail", (), {**HELD, **REASON, **JSON}),
@@ -85,7 +86,7 @@ def parse(args: list[str], env: dict[str, str] | os._Environ[str]) -> Call | Non
         return None  # never through the daemon; in a lane, its worker's socket
     if any("\udc80" <= ch <= "\udcff" for arg in args for ch in arg):
         return None  # bytes that were not UTF-8: click's message says which
-    given: dict[str, str] = {}
+    given: dict[str, Any] = {}
     at = _options(args, 0, {name: (key, "text", None, None)
                             for name, (key, _) in GLOBAL.items()}, given)
     if at < 0 or at + 2 > len(args) or (args[at], args[at + 1]) not in COMMANDS:
@@ -101,6 +102,10 @@ def parse(args: list[str], env: dict[str, str] | os._Environ[str]) -> Call | Non
         values[key] = word
     for name, (key, kind, variable, default) in options.items():
         value = given.get(name) if name in given else _from_env(env, variable)
+        if kind == "many":
+            if value:
+                values[key] = value
+            continue
         if value is None:
             if default is REQUIRED:
                 return None
@@ -117,11 +122,12 @@ def parse(args: list[str], env: dict[str, str] | os._Environ[str]) -> Call | Non
     return Call(verb, values, repo, dsn, bool(values.pop("as_json")))
 
 
-def _options(args: list[str], at: int, options: dict[str, Option], given: dict[str, str],
+def _options(args: list[str], at: int, options: dict[str, Option], given: dict[str, Any],
              words: list[str] | None = None) -> int:
-    """Read the options from ``at`` into ``given`` (a flag as ""): with ``words``, to the
-    end, the other words into it; without, up to the first word. Returns where it
-    stopped, or -1 at an argument this path leaves to click."""
+    """Read the options from ``at`` into ``given`` (a flag as "", a repeatable option as
+    the list of its values): with ``words``, to the end, the other words into it;
+    without, up to the first word. Returns where it stopped, or -1 at an argument this
+    path leaves to click."""
     while at < len(args):
         arg = args[at]
         if not arg.startswith("-") or arg == "-":
@@ -131,7 +137,8 @@ def _options(args: list[str], at: int, options: dict[str, Option], given: dict[s
             at += 1
             continue
         name, eq, value = arg.partition("=")
-        if name not in options or name in given:
+        many = name in options and options[name][1] == "many"
+        if name not in options or name in given and not many:
             return -1  # --help, --, a short option, one given twice: click's to judge
         if options[name][1] == "flag":
             if eq:
@@ -142,7 +149,10 @@ def _options(args: list[str], at: int, options: dict[str, Option], given: dict[s
             if at == len(args) or args[at].startswith("-"):
                 return -1
             value = args[at]
-        given[name] = value
+        if many:
+            given.setdefault(name, []).append(value)
+        else:
+            given[name] = value
         at += 1
     return at
 

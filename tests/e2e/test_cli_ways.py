@@ -148,6 +148,8 @@ def agent_loop(way: Way, workflow: Path) -> None:
     way.say("job", "publish", "--artifact", "notes.md", "--json", env=held)
     way.say("job", "publish", "--artifact", "missing.md", env=held)
     way.say("job", "verdict", "accept", "--reason", "a task takes none", env=held)
+    way.say("job", "verdict", "reject", "--reason", "r", "--finding", "F1", "--finding=F2",
+            "--json", env=held)
     way.say("job", "fail", "--reason", "forged", env={**held, "STRIATUM_LEASE": "1-forged"})
     way.say("job", "complete", env=held)
     for args in (("run", "waiting", run), ("run", "waiting", run, "--json"),

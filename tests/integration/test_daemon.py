@@ -147,7 +147,7 @@ def test_the_principal_may_call_every_verb(served: Served) -> None:
         "run.cancel": {"run": run}, "run.resume": {"run": run, "decision": "accept"},
         "run.retry": {"run": run},
         "run.plan": {"run": run}, "run.waiting": {"run": run}, "run.why": {"run": run},
-        "inbox": {},
+        "inbox": {}, "stats": {},
         "run.graph": {"run": run}, "run.history": {"run": run},
         "run.artifact": {"run": run, "path": "answer.md"},
         "job.show": {"run": run, "job": "answer"},

@@ -32,6 +32,8 @@ def command(noun: str, verb: str) -> click.Command:
 
 
 def kind_of(param: click.Parameter) -> str:
+    if param.multiple:
+        return "many"
     if isinstance(param, click.Option) and param.is_flag:
         return "flag"
     if isinstance(param.type, RunRef):
@@ -62,7 +64,9 @@ def test_the_table_holds_each_option_as_the_click_command_declares_it(
         assert kind == kind_of(param), name
         assert variable == param.envvar, name
         assert (default is REQUIRED) == param.required, name
-        if not param.required:
+        if param.multiple:
+            assert default == ()  # none given: the parameter is left out of the call
+        elif not param.required:
             assert default == param.get_default(click.Context(command(*words))), name
     assert not table, f"{' '.join(words)}: the command has no {sorted(table)}"
     # Every parameter the table fills is one of the verb's (the flag --json aside).
@@ -107,6 +111,8 @@ def test_the_agent_loop_command_lines_are_read_as_click_reads_them(tmp_path: Pat
     assert parsed("job", "verdict", "--reason", "fine", "needs_revision", **HELD)[:2] == (
         "job.verdict", {"run": RUN, "job": "check", "lease": "1-abc", "outcome":
                         "needs_revision", "reason": "fine"})
+    assert parsed("job", "verdict", "accept", "--reason", "r", "--finding", "F1",
+                  "--finding=F2", **HELD)[1]["findings"] == ["F1", "F2"]
     assert parsed("job", "publish", "--artifact", "a.md", "--as", "b.md", **HELD)[1] == {
         "run": RUN, "job": "check", "lease": "1-abc", "artifact": os.path.abspath("a.md"),
         "name": "b.md"}
