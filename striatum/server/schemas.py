@@ -233,6 +233,10 @@ PLAN = document({
         "loop": STRINGS, "reruns": STRINGS})},
     "worst_case_job_executions": INTEGER, "worst_case_exact": BOOLEAN,
     "worst_case_choices": {"type": "object", "additionalProperties": STRING},
+    "worst_case_wall_seconds": NULLABLE_INTEGER, "worst_case_wall_exact": BOOLEAN,
+    "wall_unbounded_by": STRINGS,
+    "worst_case_agent_calls": {"type": "object", "additionalProperties": INTEGER},
+    "worst_case_agent_calls_exact": BOOLEAN,
     "paths": NULLABLE_INTEGER, "paths_exact": BOOLEAN,
     "walk": document({
         "status": STRING, "executions": INTEGER, "unused_verdicts": STRINGS,
