@@ -66,7 +66,8 @@ def worst_wall_time(wg: WorkflowGraph) -> WallTime:
     return _memo(wg, "wall", _worst_wall_time)
 
 
-def _worst_wall_time(wg: WorkflowGraph) -> WallTime:
+def _weights(wg: WorkflowGraph) -> tuple[dict[str, int], tuple[str, ...]]:
+    """Each timed job's longest pass, and the jobs that have no limit."""
     weight: dict[str, int] = {}
     untimed = []
     for job in wg.workflow.jobs:
@@ -75,11 +76,28 @@ def _worst_wall_time(wg: WorkflowGraph) -> WallTime:
             untimed.append(job.id)
         else:
             weight[job.id] = seconds
-    if untimed:
-        return WallTime(None, True, tuple(untimed))
-    into: dict[str, int] = {}  # the longest chain of passes that ends with the job
+    return weight, tuple(untimed)
+
+
+def _into(wg: WorkflowGraph, weight: dict[str, int]) -> dict[str, int]:
+    """The longest chain of passes that ends with each job, no revision taken."""
+    into: dict[str, int] = {}
     for job_id in wg.order:
         into[job_id] = weight[job_id] + max((into[p] for p in wg.pred[job_id]), default=0)
+    return into
+
+
+def wall_without_revisions(wg: WorkflowGraph) -> int | None:
+    """The worst wall time of a run in which no reviewer sends work back."""
+    weight, untimed = _weights(wg)
+    return None if untimed else max(_into(wg, weight).values())
+
+
+def _worst_wall_time(wg: WorkflowGraph) -> WallTime:
+    weight, untimed = _weights(wg)
+    if untimed:
+        return WallTime(None, True, untimed)
+    into = _into(wg, weight)
     onward: dict[str, int] = {}  # the longest chain that starts with it
     for job_id in reversed(wg.order):
         onward[job_id] = weight[job_id] + max((onward[s] for s in wg.succ[job_id]), default=0)
