@@ -437,18 +437,25 @@ def cancel(run_id: str, reason: str, as_json: bool) -> int:
 
 @run.command()
 @click.argument("run_id", type=RUN)
-@click.option("--decision", required=True, type=click.Choice(["accept", "fail", "revise"]),
-              help="Accept the escalated review, fail the run, or grant one more revision.")
+@click.option("--decision", type=click.Choice(["accept", "fail", "revise", "raise"]),
+              default=None, help="Accept the escalated review, fail the run, or grant one "
+                                 "more revision; raise: the limits --raise-budget gives.")
+@click.option("--raise-budget", "raised", multiple=True, metavar="LIMIT=N",
+              help="A run its budget stopped: the new limit (max_job_runs, "
+                   "max_wall_seconds or max_cost); repeatable. Implies --decision raise.")
 @click.option("--reason", default="", help="Why (recorded in the event).")
 @_working
 @json_option
-def resume(run_id: str, decision: str, reason: str, wait: bool, concurrency: int,
-           lease_seconds: int, until_human: bool, sandbox: bool, as_json: bool) -> int:
-    """Answer a run blocked by an escalation (a review whose revision budget is spent);
-    with --wait, work it on to its end here."""
-    return _moved("run.resume", {"run": run_id, "decision": decision, "reason": reason},
-                  wait and decision != "fail", concurrency, lease_seconds, until_human,
-                  sandbox, as_json)
+def resume(run_id: str, decision: str | None, raised: tuple[str, ...], reason: str, wait: bool,
+           concurrency: int, lease_seconds: int, until_human: bool, sandbox: bool,
+           as_json: bool) -> int:
+    """Answer a blocked run: an escalation (a review whose revision budget is spent), or a
+    budget that stopped it; with --wait, work it on to its end here."""
+    from ..runtime.budgets import resume_params
+
+    params = resume_params(run_id, decision, raised, reason)
+    return _moved("run.resume", params, wait and params["decision"] != "fail", concurrency,
+                  lease_seconds, until_human, sandbox, as_json)
 
 
 @run.command()

@@ -16,16 +16,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import pinned
-from .records import JobRow
+from .records import JobRow, RunRow
 from .runs import get_run
-from .why import job_hold
+from .why import Hold, budget_hold, job_hold
 
 if TYPE_CHECKING:
     from ..compiler.compiled import CompiledWorkflow
-    from .records import RunRow
     from .store import Store
 
-INBOX_KINDS = ("checkpoint", "escalated", "lease_stale", "lease_expired", "no_worker")
+INBOX_KINDS = ("checkpoint", "escalated", "over_budget", "lease_stale", "lease_expired",
+               "no_worker")
 
 
 def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:
@@ -51,8 +51,22 @@ def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:
             continue  # it moved on between the two reads
         since = job.heartbeat_at if hold.kind == "lease_stale" and job.heartbeat_at \
             else job.updated_at
-        items.append({**hold.to_json(), "run": run.id, "repo": run.repo_path,
-                      "workflow": run.workflow_name, "run_status": run.status,
-                      "since": since.isoformat(),
-                      "age_seconds": max(0, int((now - since).total_seconds()))})
+        items.append(_item(hold, run, since, now))
+    items.extend(_over_budget(store, where, now))
+    items.sort(key=lambda item: item["since"])
     return {"items": items, "count": len(items), "at": now.isoformat()}
+
+
+def _over_budget(store: Store, where: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """One item per run its budget stopped: the run waits, not one of its jobs."""
+    from .budgets import stop_reason
+
+    return [_item(budget_hold(run, stop_reason(store.execute("budget_stop", {"run": run.id}))),
+                  run, run.updated_at, now)
+            for run in store.execute("inbox_over_budget", where, RunRow)]
+
+
+def _item(hold: Hold, run: RunRow, since: datetime, now: datetime) -> dict[str, Any]:
+    return {**hold.to_json(), "run": run.id, "repo": run.repo_path,
+            "workflow": run.workflow_name, "run_status": run.status,
+            "since": since.isoformat(), "age_seconds": max(0, int((now - since).total_seconds()))}

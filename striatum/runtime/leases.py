@@ -31,7 +31,7 @@ from ..errors import (
     StoreUnavailable,
     UsageError,
 )
-from . import audit, changes, pinned
+from . import audit, budgets, changes, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
 from .engine import Transition, advance, apply_verdict, attempt_failed, missing_artifacts
@@ -156,6 +156,7 @@ def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = No
     one with nothing to do (None), at the cost of a second round trip."""
     if sweep:
         sweep_expired(store, run_id)
+        budgets.sweep(store, run_id)
     while True:
         taken = take(store, run_id, owner=owner,
                      lanes=lanes if lanes is not None else ([lane] if lane else None),
@@ -200,8 +201,13 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
     row = from_json(JobRow, found[0][0])
     run = from_json(RunRow, found[0][1])
     token = row.lease_token or ""
+    workflow = pinned.compiled_of(store, run.workflow_digest)
+    if workflow.workflow.budget is not None and budgets.hand_back(store, run.id, row.job_id,
+                                                                  token):
+        # Its run reached its budget and is blocked now: claim from the others.
+        return take(store, run_id, owner=owner, lanes=lanes, lane_kinds=lane_kinds,
+                    lease_seconds=lease_seconds, check_run=False)
     try:
-        workflow = pinned.compiled_of(store, run.workflow_digest)
         prompt_file = prepare_prompt(store, run, row, workflow)
         spec = workflow.jobs[row.job_id]
         if spec.writes and spec.isolation != "worktree":

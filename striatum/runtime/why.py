@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..durations import spoken
 from . import pinned
-from .records import JobRow
+from .budgets import stopped as budget_stopped
+from .records import JobRow, RunRow
 from .runs import RunView, status
 
 if TYPE_CHECKING:
@@ -45,9 +46,20 @@ class Hold:
                 "command": self.command, **(self.details or {})}
 
 
-HOLD_KINDS = ("not_started", "checkpoint", "escalated", "blocked", "leased", "lease_stale",
-              "lease_expired", "ready", "no_worker", "needs", "failed", "cancelled",
-              "completed")
+HOLD_KINDS = ("not_started", "checkpoint", "escalated", "blocked", "over_budget", "leased",
+              "lease_stale", "lease_expired", "ready", "no_worker", "needs", "failed",
+              "cancelled", "completed")
+
+
+def budget_hold(run: RunRow, reason: str | None) -> Hold:
+    """A run its budget stopped: nothing of it is claimed until a human answers."""
+    assert run.blocked_on is not None
+    key = run.blocked_on.removeprefix("budget:")
+    said = reason or f"{key} reached"
+    return Hold("over_budget", None, f"run {run.id} is over budget and waits for a human: "
+                f"{said}; raise the limit to go on, or fail the run",
+                f"striatum run resume {run.id} --raise-budget {key}=N",
+                {"budget": key})
 
 
 def explain(store: Store, run_id: str) -> dict[str, Any]:
@@ -90,8 +102,10 @@ def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime,
            if (hold := job_hold(rid, workflow, jobs, job, now, serving)) is not None]
     # The human's holds first: nothing else moves until they answer.
     out.sort(key=lambda h: h.kind not in ("checkpoint", "escalated"))
-    if run.status == "blocked" and not any(h.kind in ("checkpoint", "escalated")
-                                           for h in out):
+    if run.status == "blocked" and budget_stopped(run.blocked_on):
+        out.insert(0, budget_hold(run, view.reason))
+    elif run.status == "blocked" and not any(h.kind in ("checkpoint", "escalated")
+                                             for h in out):
         out.insert(0, Hold("blocked", run.blocked_on,
                            f"run {rid} is blocked on {run.blocked_on}",
                            f"striatum run resume {rid} --decision accept|fail|revise"))

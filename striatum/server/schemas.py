@@ -71,6 +71,11 @@ STRINGS: Schema = {"type": "array", "items": STRING}
 # -- parameters shared by many verbs -----------------------------------------------------------
 
 RUN = name("The run id (`run list` shows them).")
+RAISED_BUDGET: Schema = {
+    "type": "object", "minProperties": 1, "additionalProperties": False,
+    "description": "With decision 'raise': the new limits of a run its budget stopped.",
+    "properties": {key: integer(f"The new {key}.", 1)
+                   for key in ("max_job_runs", "max_wall_seconds", "max_cost")}}
 JOB = name("The job id within the run.")
 LEASE = name("The lease token the claim returned (e.g. '3-5f0c...').")
 LEASE_SECONDS = integer("Lease length in seconds; heartbeat before it runs out.", 5, 86400,
@@ -131,18 +136,18 @@ RUN_WAITING = document({"run": STRING, "waiting": WAITING})
 RUN_WHY = document({
     "run": STRING, "workflow": STRING, "status": STRING, "summary": STRING,
     "holds": {"type": "array", "items": document({
-        "kind": {"enum": ["not_started", "checkpoint", "escalated", "blocked", "leased",
-                          "lease_stale", "lease_expired", "ready", "no_worker", "needs",
-                          "failed", "cancelled", "completed"]},
+        "kind": {"enum": ["not_started", "checkpoint", "escalated", "blocked", "over_budget",
+                          "leased", "lease_stale", "lease_expired", "ready", "no_worker",
+                          "needs", "failed", "cancelled", "completed"]},
         "job": NULLABLE_STRING, "text": STRING, "command": NULLABLE_STRING},
         "kind", "job", "text", "command")},
     "next": NULLABLE_STRING, "at": STRING})
 
 INBOX = document({
     "items": {"type": "array", "items": document({
-        "kind": {"enum": ["checkpoint", "escalated", "lease_stale", "lease_expired",
-                          "no_worker"]},
-        "run": STRING, "job": STRING, "repo": STRING, "workflow": STRING,
+        "kind": {"enum": ["checkpoint", "escalated", "over_budget", "lease_stale",
+                          "lease_expired", "no_worker"]},
+        "run": STRING, "job": NULLABLE_STRING, "repo": STRING, "workflow": STRING,
         "run_status": STRING, "text": STRING, "command": NULLABLE_STRING, "since": STRING,
         "age_seconds": INTEGER},
         "kind", "run", "job", "repo", "workflow", "run_status", "text", "command", "since",
