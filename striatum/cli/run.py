@@ -217,6 +217,13 @@ def work(run_id: str, concurrency: int, lease_seconds: int, until_human: bool, s
     return _worked(run_id, dsn, concurrency, lease_seconds, until_human, sandbox, as_json)
 
 
+def resume_command(run_id: str, blocked_on: str | None) -> str:
+    """The `run resume` that answers what the run is blocked on."""
+    if blocked_on is not None and blocked_on.startswith("budget:"):
+        return f"striatum run resume {run_id} --raise-budget {blocked_on[7:]}=N"
+    return f"striatum run resume {run_id} --decision accept|fail|revise"
+
+
 def _moved(verb: str, params: dict[str, Any], wait: bool, concurrency: int,
            lease_seconds: int, until_human: bool, sandbox: bool, as_json: bool) -> int:
     """Call a verb that moves the run on (its result: the run's status); with ``wait``,
@@ -295,7 +302,7 @@ def _where_it_stands(view: dict[str, Any], waiting: list[dict[str, Any]]) -> str
                 "`striatum doctor` checks the run's record")
     if status == "blocked":
         return (f"run {run_id} is blocked on {view['blocked_on']}: a human decides with "
-                f"`striatum run resume {run_id} --decision accept|fail|revise`")
+                f"`{resume_command(run_id, view['blocked_on'])}`")
     if waiting:
         return (f"run {run_id} is {status}, waiting for {waiting[0]['kind']} "
                 f"{waiting[0]['job']}: `{waiting[0]['command']}`")

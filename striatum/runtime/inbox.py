@@ -1,9 +1,10 @@
 """The inbox: one queue of everything that waits for a human, across runs.
 
 A checkpoint waiting for its decision, a review that spent its revision budget
-and blocks its run, a lease whose worker went quiet (its last heartbeat older
-than a third of the lease) or whose lease expired unswept, and a lane of a
-running run with ready jobs that no running worker serves (``striatum.workers``). Each item is
+and blocks its run, a run its budget stopped (one item for the run, job None), a
+lease whose worker went quiet (its last heartbeat older than a third of the
+lease) or whose lease expired unswept, and a lane of a running run with ready
+jobs that no running worker serves (``striatum.workers``). Each item is
 ``why``'s answer for that job (the same text and command), with the run, its
 repository and how long the item has waited, oldest first. It is read in one
 statement plus one read per run and per pinned workflow in it, so a quiet

@@ -431,8 +431,10 @@ def check_workable(store: Store, run_id: str) -> None:
     run = get_run(store, run_id)
     hints = {
         "prepared": f"start it: `striatum run start {run_id} --wait`",
-        "blocked": f"a human answers it first: `striatum run resume {run_id} --decision "
-                   "accept|fail|revise --wait`",
+        "blocked": f"a human answers it first: `striatum run resume {run_id} "
+                   + (f"--raise-budget {(run.blocked_on or '')[7:]}=N --wait`"
+                      if budgets.stopped(run.blocked_on) else "--decision accept|fail|revise "
+                                                              "--wait`"),
         "failed": f"run it again from its failed job: `striatum run retry {run_id} --wait`",
         "completed": "it is done: `striatum run status` shows it",
         "cancelled": "a cancelled run stays cancelled: prepare a new run of its workflow",

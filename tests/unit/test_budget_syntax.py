@@ -69,3 +69,22 @@ def test_the_compiled_workflow_carries_the_budget_and_keeps_old_digests(tmp_path
                                 ""))
     plain = compile_workflow(check(str(path)))
     assert "budget" not in plain.to_document()["workflow"]
+
+
+def test_raise_budget_items_are_parsed_or_refused_with_the_limits_named() -> None:
+    import pytest
+
+    from striatum.errors import UsageError
+    from striatum.runtime.budgets import resume_params
+
+    assert resume_params("r", None, ("max_job_runs=40", "max_cost=7"), "") == {
+        "run": "r", "decision": "raise", "reason": "",
+        "budget": {"max_job_runs": 40, "max_cost": 7}}
+    assert resume_params("r", "fail", (), "no") == {"run": "r", "decision": "fail",
+                                                     "reason": "no"}
+    for bad in ("max_runs=3", "max_job_runs", "max_job_runs=0", "max_cost=-1", "max_cost=x"):
+        with pytest.raises(UsageError, match="is not LIMIT=N") as caught:
+            resume_params("r", None, (bad,), "")
+        assert "max_job_runs, max_wall_seconds, max_cost" in (caught.value.hint or "")
+    with pytest.raises(UsageError, match="--raise-budget LIMIT=N"):
+        resume_params("r", None, (), "")
