@@ -10,6 +10,7 @@ running included). The agent-call oracle walks every decision sequence of
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,3 +204,34 @@ def test_too_many_revision_states_give_an_upper_bound() -> None:
         loose = worst_wall_time(graph(doc))
     assert exact == bounds.WallTime(8, True)
     assert not loose.exact and loose.seconds is not None and loose.seconds >= 8
+
+
+def test_workflow_plan_prints_them_in_text_and_json(tmp_path: Path) -> None:
+    import io
+    import json
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from striatum.cli.main import run
+
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({"name": "w", "lanes": {**lanes(coder=100, reviewer=10),
+                                                      "boss": {"kind": "human"}}, "jobs": [
+        {"id": "d", "lane": "coder", "max_attempts": 2},
+        {"id": "c", "lane": "reviewer", "kind": "review", "needs": ["d"],
+         "revise": {"target": "d", "max": 1}}]}))
+
+    def plan(*more: str) -> str:
+        out = io.StringIO()
+        with redirect_stdout(out), redirect_stderr(io.StringIO()):
+            assert run(["workflow", "plan", str(path), *more]) == 0
+        return out.getvalue()
+
+    text = plan()
+    # Two passes of d (100 s x 2 attempts) and of c (10 s x 3 attempts).
+    assert "worst-case wall time: 460 seconds (7 min, exact)\n" in text
+    assert "worst-case agent calls per lane: coder 4, reviewer 6, boss 0 (exact)\n" in text
+    document = json.loads(plan("--json"))
+    assert (document["worst_case_wall_seconds"], document["worst_case_wall_exact"],
+            document["wall_unbounded_by"]) == (460, True, [])
+    assert document["worst_case_agent_calls"] == {"coder": 4, "reviewer": 6, "boss": 0}
+    assert document["worst_case_agent_calls_exact"] is True
