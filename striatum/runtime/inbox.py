@@ -41,7 +41,7 @@ def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:
     now: datetime = store.execute("now")[0][0]
     runs: dict[str, RunRow] = {}
     workflows: dict[str, CompiledWorkflow] = {}
-    items = []
+    items: list[tuple[datetime, dict[str, Any]]] = _over_budget(store, where, now)
     for job in sorted([*found, *unserved.values()], key=lambda j: j.updated_at):
         run = runs.get(job.run_id) or runs.setdefault(job.run_id, get_run(store, job.run_id))
         digest = run.workflow_digest
@@ -52,18 +52,20 @@ def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:
             continue  # it moved on between the two reads
         since = job.heartbeat_at if hold.kind == "lease_stale" and job.heartbeat_at \
             else job.updated_at
-        items.append(_item(hold, run, since, now))
-    items.extend(_over_budget(store, where, now))
-    items.sort(key=lambda item: item["since"])
-    return {"items": items, "count": len(items), "at": now.isoformat()}
+        items.append((job.updated_at, _item(hold, run, since, now)))
+    # Oldest first by when each changed last (stable: jobs of one instant keep their order).
+    ordered = [item for _, item in sorted(items, key=lambda pair: pair[0])]
+    return {"items": ordered, "count": len(ordered), "at": now.isoformat()}
 
 
-def _over_budget(store: Store, where: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+def _over_budget(store: Store, where: dict[str, Any], now: datetime
+                 ) -> list[tuple[datetime, dict[str, Any]]]:
     """One item per run its budget stopped: the run waits, not one of its jobs."""
     from .budgets import stop_reason
 
-    return [_item(budget_hold(run, stop_reason(store.execute("budget_stop", {"run": run.id}))),
-                  run, run.updated_at, now)
+    return [(run.updated_at,
+             _item(budget_hold(run, stop_reason(store.execute("budget_stop", {"run": run.id}))),
+                   run, run.updated_at, now))
             for run in store.execute("inbox_over_budget", where, RunRow)]
 
 
