@@ -121,7 +121,7 @@ def check(tx: Transition, *, job_runs: bool = True) -> bool:
     if budget is None or tx.run.status != "running":
         return False
     spent = _spent(tx, budget)
-    if job_runs and "max_job_runs" in spent.limits:
+    if job_runs and "max_job_runs" in spent.limits and spent.job_runs is None:
         spent.job_runs = _job_runs(tx)
     found = over(spent)
     if found is None:
@@ -133,8 +133,12 @@ def check(tx: Transition, *, job_runs: bool = True) -> bool:
 def on_pass(tx: Transition) -> None:
     """A pass was made ready: past a limit (``max_job_runs`` above all), the run stops in
     this transaction, before any worker can claim the pass."""
-    if tx.pinned.workflow.budget is not None:
-        check(tx)
+    if tx.pinned.workflow.budget is None:
+        return
+    if tx.budget is not None and tx.budget.job_runs is not None:
+        # Counted once in this transaction: each pass made ready since adds one.
+        tx.budget.job_runs += 1
+    check(tx)
 
 
 def hand_back(store: Store, run_id: str, job_id: str, token: str) -> bool:
@@ -267,9 +271,10 @@ def resume(tx: Transition, decision: str, reason: str, raised: dict[str, int] | 
     still = over(trial)
     if still is not None:
         which, limit, used = still
-        raise Conflict(f"run {tx.run.id} would stop again at once: {which} {limit} is not "
-                       f"above what it spent ({used})",
-                       hint=f"raise {which} above {used}", state=tx.run.status)
+        enough = used if which == "max_job_runs" else used + 1
+        raise Conflict(f"run {tx.run.id} would stop again at once: {which} {limit} is below "
+                       f"what it needs ({enough}, having spent {used})",
+                       hint=f"raise {which} to {enough} or more", state=tx.run.status)
     tx.run_to("resume", {"decision": "raise", "budget": raised, "reason": reason,
                          "by": "human"}, blocked_on=None)
     spent.limits = limits

@@ -88,6 +88,29 @@ def test_a_run_past_max_job_runs_is_blocked_before_the_pass_is_claimed(
     doctor_ok(dsn, repo)
 
 
+def test_a_wave_that_goes_past_max_job_runs_stops_whole_and_needs_a_limit_for_all_of_it(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    flow = write_workflow(tmp_path / "flow", {
+        "name": "fan", "budget": {"max_job_runs": 2},
+        "lanes": {"agent": {"command": fake("work"), "timeout": 60}},
+        "jobs": [{"id": "t0", "lane": "agent", "prompt": {"text": "go"}},
+                 *({"id": name, "lane": "agent", "needs": ["t0"], "prompt": {"text": "go"}}
+                   for name in ("a", "b", "c"))]})
+    run_id = start_run(store, flow, repo)
+
+    work(dsn, run_id, until_run_ends=True)
+
+    assert claimed(store, run_id) == ["t0"]
+    data = block_of(store, run_id)
+    assert (data["limit"], data["spent"]) == (2, 3)  # the first pass beyond the limit
+    with pytest.raises(Conflict, match=r"below what it needs \(4, having spent 4\)"):
+        runs.resume(store, run_id, "raise", "one more", {"max_job_runs": 3})
+    runs.resume(store, run_id, "raise", "the wave", {"max_job_runs": 4})
+    work(dsn, run_id, until_run_ends=True)
+    assert run_status(store, run_id) == "completed"
+    assert sorted(claimed(store, run_id)) == ["a", "b", "c", "t0"]
+
+
 USAGE = ["sh", "-c", "printf '{\"cost\": 40, \"tokens\": 1200}' > {artifact_dir}/usage.json"]
 
 
