@@ -565,6 +565,11 @@ def idle(store: Store, run_id: str, lane: str | None) -> Idle:
     if lane is not None and lane not in lanes:
         return said("no_such_lane", f"run {run_id} has no job on lane {lane!r}; its lanes: "
                     + (", ".join(lanes) or "none"))
+    if budgets.stopped(run.blocked_on):
+        key = (run.blocked_on or "")[len(budgets.PREFIX):]
+        return said("waiting_for_human",
+                    f"run {run_id} is over budget ({view.reason or key}) and waits for a "
+                    f"human: `striatum run resume {run_id} --raise-budget {key}=N`")
     waits = waiting(store, run_id)
     if waits:
         return said("waiting_for_human",

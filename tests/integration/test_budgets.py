@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from striatum.errors import Conflict
-from striatum.runtime import inbox, runs, why
+from striatum.runtime import inbox, leases, runs, why
 from striatum.runtime.store import Store
 
 from .worker_helpers import (
@@ -71,6 +71,9 @@ def test_a_run_past_max_job_runs_is_blocked_before_the_pass_is_claimed(
     held = why.explain(store, run_id)
     assert held["holds"][0]["kind"] == "over_budget"
     assert held["next"] == f"striatum run resume {run_id} --raise-budget max_job_runs=N"
+    idle = leases.claim_next(store, run_id, owner="operator-1", lane=None)
+    assert isinstance(idle, runs.Idle) and idle.reason == "waiting_for_human"
+    assert "--raise-budget max_job_runs=N" in idle.detail
     (item,) = inbox.inbox(store)["items"]
     assert (item["kind"], item["run"], item["job"]) == ("over_budget", run_id, None)
     assert "max_job_runs 2 reached" in item["text"]
