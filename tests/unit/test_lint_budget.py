@@ -63,3 +63,17 @@ def test_a_person_in_the_workflow_leaves_the_wall_limit_unproven(tmp_path: Path)
           "choices": {"yes": [], "no": []}}
     (d,) = lint_of(tmp_path, {"max_wall_seconds": 10**6}, extra=[go])
     assert d.message.startswith("max_wall_seconds 1000000 cannot be proven enough: go ")
+
+
+def test_only_the_loops_that_take_the_run_past_the_limit_are_named(tmp_path: Path) -> None:
+    # 4 jobs; check → draft adds 2 passes of two jobs (4), final → polish 1 pass of two (2).
+    polish = [{"id": "polish", "lane": "coder", "needs": ["check"], "max_attempts": 1},
+              {"id": "final", "lane": "reviewer", "kind": "review", "needs": ["polish"],
+               "max_attempts": 1, "revise": {"target": "polish", "max": 1}}]
+    (d,) = lint_of(tmp_path, {"max_job_runs": 5}, extra=polish)
+    assert d.message == ("max_job_runs 5 is below the plan's worst case of 10 job executions: "
+                         "the revision loop check → draft (up to 2 revisions) can take it "
+                         "there")
+    (d,) = lint_of(tmp_path, {"max_job_runs": 9}, extra=polish)
+    assert "the revision loops check → draft (up to 2 revisions), final → polish (up to 1 " \
+           "revision) can take it there" in d.message

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from ..bounds import wall_without_revisions, worst_wall_time
 from ..diagnostics import Diagnostic, diag
-from ..graph import Region
-from ..plan import worst_case
+from ..graph import Region, WorkflowGraph
+from ..plan import skipped_bits, worst_case
 
 if TYPE_CHECKING:
     from .context import LintContext
@@ -22,6 +22,24 @@ if TYPE_CHECKING:
 def _loops(regions: list[Region]) -> str:
     return ", ".join(f"{r.reviewer} → {r.target} (up to {r.max} revision"
                      f"{'s' if r.max != 1 else ''})" for r in regions)
+
+
+def _past(wg: WorkflowGraph, runs: int) -> tuple[int, list[Region]]:
+    """In the plan's worst case: how many jobs run once, and the fewest revision loops
+    (the largest first) whose extra passes take the run past ``runs``."""
+    worst = worst_case(wg)
+    skipped = skipped_bits(wg, worst.choices) if worst.choices else 0
+    jobs = len(wg.order) - skipped.bit_count()
+    adds = sorted(((r.max * (wg.region_bits(r.reviewer) & ~skipped).bit_count(), r)
+                   for r in wg.regions.values() if not skipped & wg.bit(r.reviewer)),
+                  key=lambda pair: -pair[0])
+    total, named = jobs, []
+    for extra, region in adds:
+        if total > runs:
+            break
+        total += extra
+        named.append(region)
+    return jobs, named if jobs <= runs else []
 
 
 def budget_below_worst_case(ctx: LintContext) -> list[Diagnostic]:
@@ -34,10 +52,10 @@ def budget_below_worst_case(ctx: LintContext) -> list[Diagnostic]:
     runs = budget.max_job_runs
     worst = worst_case(wg).executions
     if runs is not None and runs < worst:
-        jobs_alone = len(wg.order)
-        why = (f"its {jobs_alone} jobs alone run more than that" if jobs_alone > runs
-               else f"the revision loop{'s' if len(loops) > 1 else ''} {_loops(loops)} can "
-                    f"take it there")
+        jobs_alone, culprits = _past(wg, runs)
+        why = (f"its {jobs_alone} jobs alone run more than that" if not culprits
+               else f"the revision loop{'s' if len(culprits) > 1 else ''} {_loops(culprits)} "
+                    "can take it there")
         out.append(diag(
             "STR330", f"max_job_runs {runs} is below the plan's worst case of {worst} job "
                       f"executions: {why}",
