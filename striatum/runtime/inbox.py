@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from ..compiler.compiled import CompiledWorkflow
     from .store import Store
 
-INBOX_KINDS = ("checkpoint", "escalated", "over_budget", "lease_stale", "lease_expired",
-               "no_worker", "findings_repeated")
+INBOX_KINDS = ("checkpoint", "escalated", "lapsed", "over_budget", "lease_stale",
+               "lease_expired", "no_worker", "findings_repeated")
 
 
 def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:

@@ -136,16 +136,17 @@ RUN_WAITING = document({"run": STRING, "waiting": WAITING})
 RUN_WHY = document({
     "run": STRING, "workflow": STRING, "status": STRING, "summary": STRING,
     "holds": {"type": "array", "items": document({
-        "kind": {"enum": ["not_started", "checkpoint", "escalated", "blocked", "over_budget",
-                          "leased", "lease_stale", "lease_expired", "ready", "no_worker",
-                          "needs", "failed", "cancelled", "completed", "findings_repeated"]},
+        "kind": {"enum": ["not_started", "checkpoint", "escalated", "lapsed", "blocked",
+                          "over_budget", "leased", "lease_stale", "lease_expired", "ready",
+                          "no_worker", "needs", "failed", "cancelled", "completed",
+                          "findings_repeated"]},
         "job": NULLABLE_STRING, "text": STRING, "command": NULLABLE_STRING},
         "kind", "job", "text", "command")},
     "next": NULLABLE_STRING, "at": STRING})
 
 INBOX = document({
     "items": {"type": "array", "items": document({
-        "kind": {"enum": ["checkpoint", "escalated", "over_budget", "lease_stale",
+        "kind": {"enum": ["checkpoint", "escalated", "lapsed", "over_budget", "lease_stale",
                           "lease_expired", "no_worker", "findings_repeated"]},
         "run": STRING, "job": NULLABLE_STRING, "repo": STRING, "workflow": STRING,
         "run_status": STRING, "text": STRING, "command": NULLABLE_STRING, "since": STRING,
