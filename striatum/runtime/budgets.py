@@ -251,7 +251,7 @@ def resume_params(run_id: str, decision: str | None, raised: tuple[str, ...] | l
 def resume(tx: Transition, decision: str, reason: str, raised: dict[str, int] | None) -> None:
     """A human answers a run its budget stopped: ``raise`` the limits (the run goes on), or
     ``fail`` it."""
-    from .engine import advance, fail_run
+    from .engine import advance, block_on_waiting, fail_run
 
     assert tx.run.blocked_on is not None
     key = tx.run.blocked_on[len(PREFIX):]
@@ -279,6 +279,7 @@ def resume(tx: Transition, decision: str, reason: str, raised: dict[str, int] | 
                          "by": "human"}, blocked_on=None)
     spent.limits = limits
     advance(tx)
+    block_on_waiting(tx)  # a job handed to a human while the budget held the run
 
 
 def stop_reason(rows: list[Any]) -> str | None:
