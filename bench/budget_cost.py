@@ -46,22 +46,25 @@ def _run(ctx: Context, dsn: str, n: int, budget: dict[str, int] | None) -> str:
     return run
 
 
-def _pairs_ms(dsn: str, run: str, pairs: int) -> list[float]:
+def _pair_ms(store: Any, run: str) -> float:
+    """One claim and its completion, as a worker makes them (sweep=False)."""
     from striatum.runtime import leases
+
+    start = time.perf_counter()
+    claimed = leases.claim(store, run, owner=OWNER, sweep=False)
+    assert claimed is not None, "the run has a job for every pair"
+    leases.complete(store, run, claimed.job, claimed.token)
+    return (time.perf_counter() - start) * 1000
+
+
+def _pairs_ms(dsn: str, run: str, pairs: int) -> list[float]:
     from striatum.runtime.store import Store
 
     store = Store.connect(dsn)
-    out = []
     try:
-        for _ in range(pairs):
-            start = time.perf_counter()
-            claimed = leases.claim(store, run, owner=OWNER, sweep=False)
-            assert claimed is not None
-            leases.complete(store, run, claimed.job, claimed.token)
-            out.append((time.perf_counter() - start) * 1000)
+        return [_pair_ms(store, run) for _ in range(pairs)]
     finally:
         store.close()
-    return out
 
 
 def figure_budget(ctx: Context) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from striatum.errors import Conflict
 from striatum.runtime import budgets, inbox, leases, runs, why
 from striatum.runtime.store import Store
 
+from .helpers import owner_connection
 from .worker_helpers import (
     cli,
     cli_json,
@@ -263,3 +264,29 @@ def test_a_review_escalating_while_its_budget_stopped_the_run_waits_its_turn(
     assert [e["type"] for e in events_of(store, run_id) if e["type"].startswith("run.")] == [
         "run.prepare", "run.start", "run.block", "run.resume", "run.block", "run.resume",
         "run.complete"]
+
+
+def test_the_spent_cost_is_kept_on_the_run_row_and_doctor_checks_it_against_the_events(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    run_id = start_run(store, write_workflow(tmp_path / "flow", PAIR), repo)
+    draft = leases.claim(store, run_id, owner="t")
+    assert draft is not None
+    budgets.report_usage(store, run_id, "draft", {"cost": 20})
+    budgets.report_usage(store, run_id, "draft", {"cost": 5, "tokens": 9})
+    with owner_connection(dsn) as conn:
+        row = conn.execute("SELECT spent_cost FROM striatum.runs WHERE id = %s",
+                           (run_id,)).fetchone()
+        assert row == (25,)
+        doctor_ok(dsn, repo)
+        # The budget reads the row, not the events: a wrong sum stops the run at it.
+        conn.execute("UPDATE striatum.runs SET spent_cost = 60 WHERE id = %s", (run_id,))
+    leases.complete(store, run_id, "draft", draft.token)
+    assert runs.status(store, run_id).run.blocked_on == "budget:max_cost"
+    assert block_of(store, run_id)["spent"] == 60
+
+    done = cli(dsn, repo, "doctor", "--json")
+    assert done.returncode != 0, done.stdout
+    found = [f for f in json.loads(done.stdout)["findings"] if f["check"] == "spent"]
+    assert [(f["ok"], f["message"]) for f in found] == [
+        (False, f"run {run_id}: spent_cost says 60, its budget.usage events sum to 25; the "
+                "budget reads the row, so it stops the run at the wrong cost")]
