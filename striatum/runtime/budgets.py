@@ -66,14 +66,14 @@ def read(cur: psycopg.Cursor[Any], run_id: str, budget: Budget, now: datetime) -
     wall = 0.0
     (_, _, _, cost, _), *lifecycle = fetch(cur, "budget_spent", {"run": run_id})
     since: datetime | None = None
-    for kind, at, data, _, _ in lifecycle:
+    for kind, at, raised, _, _ in lifecycle:
         if kind in ("run.start", "run.resume", "run.retry"):
             since = at
         elif kind.startswith("run.") and since is not None:
             wall += (at - since).total_seconds()
             since = None
-        if kind == "run.resume" and isinstance(data, dict) and data.get("budget"):
-            limits.update(data["budget"])
+        if isinstance(raised, dict):
+            limits.update(raised)
     if since is not None:
         wall += (now - since).total_seconds()
     return Spent(limits, int(wall), int(cost))

@@ -1,8 +1,10 @@
--- budget_spent: what a run's budget is read from: the cost its lanes reported (kept on its row), then its lifecycle events oldest first (the clock runs while it is running; a human's raise is one), through their own index --
+-- budget_spent: what a run's budget is read from: the cost its lanes reported (kept on its row), then its lifecycle events oldest first (the clock runs while it is running), through their own index, with the limits a human raised (only a resume's payload is parsed: a start's names every job) --
 SELECT NULL::text, NULL::timestamptz, NULL::jsonb, spent_cost, -1::bigint AS seq
 FROM striatum.runs WHERE id = %(run)s
 UNION ALL
-SELECT type, created_at, payload::jsonb -> 'data', NULL, seq FROM striatum.events
+SELECT type, created_at,
+       CASE WHEN type = 'run.resume' THEN payload::jsonb -> 'data' -> 'budget' END, NULL, seq
+FROM striatum.events
 WHERE run_id = %(run)s AND starts_with(type, 'run.')
 ORDER BY seq;
 
