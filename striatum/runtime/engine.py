@@ -235,12 +235,7 @@ def _advance_from(tx: Transition, changed: Iterable[str]) -> None:
     from ..compiler.simulate import resolve
 
     wg = tx.wg
-    # Topological rank, not file position: a job is looked at only after every job it
-    # needs that this transaction could still settle (a skip cascading down a branch).
-    position: dict[str, int] | None = wg.memo.get("topological_rank")
-    if position is None:
-        position = {job: rank for rank, job in enumerate(wg.order)}
-        wg.memo["topological_rank"] = position
+    position = topological_rank(wg)
     queue: list[tuple[int, str]] = []
     seen: set[str] = set()
 
@@ -272,6 +267,17 @@ def _advance_from(tx: Transition, changed: Iterable[str]) -> None:
         _settle(tx, job_id, resolve(wg, job_id, statuses, chosen))
         if row.status == "skipped":
             push_dependents(job_id)
+
+
+def topological_rank(wg: WorkflowGraph) -> dict[str, int]:
+    """Each job's place in topological order, the order dependents are looked at in (not
+    file position): a job is looked at only after every job it needs that a transition
+    could still settle (a skip cascading down a branch)."""
+    position: dict[str, int] | None = wg.memo.get("topological_rank")
+    if position is None:
+        position = {job: rank for rank, job in enumerate(wg.order)}
+        wg.memo["topological_rank"] = position
+    return position
 
 
 def _need_set(wg: WorkflowGraph, job_id: str) -> frozenset[str]:
@@ -372,10 +378,15 @@ def missing_artifacts(tx: Transition, job_id: str) -> list[str]:
     return [p for p in produces if p not in published]
 
 
+def verdict_data(verdict: str, reason: str) -> dict[str, Any]:
+    """What a verdict's event records of it (the one-statement accept sends the same)."""
+    return {"verdict": verdict, "reason": reason}
+
+
 def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str) -> None:
     row = tx.jobs[job_id]
     spec = tx.wg.jobs[job_id]
-    data = {"verdict": verdict, "reason": reason}
+    data = verdict_data(verdict, reason)
     if verdict == "accept":
         tx.job(job_id, "complete", data, verdict="accept", reason=reason)
         advance(tx, [job_id])

@@ -34,7 +34,15 @@ from ..errors import (
 from . import audit, changes, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
-from .engine import Transition, advance, apply_verdict, attempt_failed, missing_artifacts
+from .completion import Completed, complete_in_one
+from .engine import (
+    Transition,
+    advance,
+    apply_verdict,
+    attempt_failed,
+    missing_artifacts,
+    verdict_data,
+)
 from .prompts import prepare_prompt, scratch_dir
 from .records import JobRow, RunRow, from_json
 from .runs import Idle, idle, transition
@@ -202,6 +210,7 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
     token = row.lease_token or ""
     try:
         workflow = pinned.compiled_of(store, run.workflow_digest)
+        pinned.remember_run(run.id, run.workflow_digest)  # its completion needs the graph
         prompt_file = prepare_prompt(store, run, row, workflow)
         spec = workflow.jobs[row.job_id]
         if spec.writes and spec.isolation != "worktree":
@@ -354,11 +363,16 @@ def left_by_its_lane(run_id: str, job_id: str, env: Mapping[str, str] | None = N
 
 @verb("job verdict")
 def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
-            reason: str, *, files: Iterable[Staged] = ()) -> Transition:
+            reason: str, *, files: Iterable[Staged] = ()) -> Transition | Completed:
     """Record a review's verdict (publishing ``files`` first, in the same transaction)."""
     if outcome not in VERDICTS:
         raise UsageError(f"verdict {outcome!r} is not one of {', '.join(VERDICTS)}")
     staged = tuple(files)  # a retried transaction publishes them again
+    if outcome == "accept" and not staged:
+        done = complete_in_one(store, run_id, job_id, token, verdict=outcome, reason=reason,
+                               data=verdict_data(outcome, reason))
+        if done is not None:
+            return done
 
     def change(tx: Transition) -> None:
         row = _leased(tx, job_id, token)
@@ -399,11 +413,17 @@ def _stray(tx: Transition, row: JobRow) -> None:
 
 @verb("job complete")
 def complete(store: Store, run_id: str, job_id: str, token: str, *,
-             files: Iterable[Staged] = (), check_writes: bool = True) -> Transition:
+             files: Iterable[Staged] = (), check_writes: bool = True
+             ) -> Transition | Completed:
     """Complete a task (publishing ``files`` first, in the same transaction).
     ``check_writes``: refuse changes outside its ``writes`` (a worker, which checked
     them itself against the same baseline, passes False)."""
     staged = tuple(files)  # a retried transaction publishes them again
+    if not staged:
+        done = complete_in_one(store, run_id, job_id, token, data={},
+                               check_writes=check_writes)
+        if done is not None:
+            return done
 
     def change(tx: Transition) -> None:
         row = _leased(tx, job_id, token)

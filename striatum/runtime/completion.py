@@ -1,0 +1,108 @@
+"""A completion as one statement (``striatum.complete_job``), as a claim is one.
+
+A task's completion and a review's accept are most of the transitions a run makes,
+and nearly all of them are the same change: the job's live lease ends, the job
+succeeds, the jobs that were waiting only for it become ready. The database makes
+that change in one call (one round trip, one commit), its events byte for byte
+those the engine would append (a test holds the two together). Python still says
+what varies: the event's ``data`` (built by the same code as the engine's), the
+artifacts the job must have published, and which jobs may become ready.
+
+Anything else (a lease that is not live, a missing artifact, the run's last job, a
+dependent that is a checkpoint or needs one, files to publish with the change) is
+left to the general transition (``runs.transition``): the statement then changes
+nothing, and the caller makes the change the general way, which words every refusal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..canonical import canonical_json, text_safe
+from . import audit, pinned
+from .engine import topological_rank
+from .records import JobRow, RunRow, from_json
+
+if TYPE_CHECKING:
+    from ..compiler.graph import WorkflowGraph
+    from .store import Store
+
+# Above this many needs to send, a join's readiness is the engine's to find (it counts
+# the rest of the run instead of sending every need).
+MAX_NEEDS = 256
+
+
+@dataclass
+class Completed:
+    """Where the job and its run stand after a completion made in one statement: the
+    fields a face reads of a ``Transition``."""
+
+    run: RunRow
+    jobs: dict[str, JobRow]
+    ended: bool = False  # the run's last job is never completed this way
+
+
+def dependents_document(wg: WorkflowGraph, job_id: str) -> str | None:
+    """The jobs that may become ready when ``job_id`` succeeds, each with its other
+    needs, in the order the engine looks at them (topological rank), as the JSON the
+    statement reads; None when the engine must decide: a dependent is a checkpoint
+    or needs one (a choice may skip it), or the needs are too many to send."""
+    key = f"complete_dependents:{job_id}"
+    if key in wg.memo:
+        found: str | None = wg.memo[key]
+        return found
+    rank = topological_rank(wg)
+    pairs: list[list[Any]] = []
+    sent = 0
+    document: str | None = None
+    for dependent in sorted(dict.fromkeys(wg.succ[job_id]), key=rank.__getitem__):
+        spec = wg.jobs[dependent]
+        others = [n for n in spec.needs if n != job_id]
+        sent += len(others)
+        if spec.kind == "checkpoint" or sent > MAX_NEEDS or any(
+                wg.jobs[n].kind == "checkpoint" for n in spec.needs):
+            break
+        pairs.append([dependent, others])
+    else:
+        document = json.dumps(pairs, separators=(",", ":"))
+    wg.memo[key] = document
+    return document
+
+
+def data_text(data: dict[str, Any]) -> str:
+    """An event's ``data`` as the canonical JSON its payload holds (``Event.payload``)."""
+    try:
+        return canonical_json(data).decode("utf-8")
+    except UnicodeEncodeError:
+        return canonical_json(text_safe(data)).decode("utf-8")
+
+
+def complete_in_one(store: Store, run_id: str, job_id: str, token: str, *,
+                    data: dict[str, Any], verdict: str | None = None,
+                    reason: str | None = None, check_writes: bool = False
+                    ) -> Completed | None:
+    """Complete the leased job (accept it, with ``verdict``) in one statement, inside
+    its verb; None, with nothing changed, when the general transition must make the
+    change. ``check_writes``: the caller wants the job's changes checked against its
+    ``writes``, which only the general transition does."""
+    known = pinned.known(run_id)  # the graph, when this process has seen the run
+    if known is None or job_id not in known.graph.jobs:
+        return None
+    wg = known.graph
+    spec = wg.jobs[job_id]
+    if check_writes and spec.writes and spec.isolation != "worktree":
+        return None
+    dependents = dependents_document(wg, job_id)
+    if dependents is None:
+        return None
+    found = store.call("complete_job", {
+        "run": run_id, "job": job_id, "token": token, "review": verdict is not None,
+        "verdict": verdict, "reason": reason, "data": data_text(data),
+        "produces": list(spec.produces), "dependents": dependents,
+        **audit.claim_params(store)})
+    if not found:
+        return None
+    store.audited += 1  # the statement wrote its audit row
+    return Completed(from_json(RunRow, found[0][1]), {job_id: from_json(JobRow, found[0][0])})
