@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..canonical import canonical_json, text_safe
 from . import audit, pinned
-from .engine import topological_rank
+from .engine import rest_of, topological_rank
 from .records import JobRow, RunRow, from_json
 
 if TYPE_CHECKING:
     from ..compiler.graph import WorkflowGraph
     from .store import Store
 
-# Above this many needs to send, a join's readiness is the engine's to find (it counts
-# the rest of the run instead of sending every need).
+# Above this many jobs to send for one dependent (its needs, or the rest of the run), its
+# readiness is the engine's to find.
 MAX_NEEDS = 256
 
 
@@ -45,28 +45,30 @@ class Completed:
 
 
 def dependents_document(wg: WorkflowGraph, job_id: str) -> str | None:
-    """The jobs that may become ready when ``job_id`` succeeds, each with its other
-    needs, in the order the engine looks at them (topological rank), as the JSON the
-    statement reads; None when the engine must decide: a dependent is a checkpoint
-    or needs one (a choice may skip it), or the needs are too many to send."""
+    """The jobs that may become ready when ``job_id`` succeeds, in the order the engine
+    looks at them (topological rank), as the JSON ``striatum.dependents_ready`` reads:
+    each with its other needs, or with the rest of the run when that is shorter (a
+    join's needs may be thousands). None when the engine must decide: a dependent is a
+    checkpoint or needs one (a choice may skip it), or both lists are long."""
     key = f"complete_dependents:{job_id}"
     if key in wg.memo:
         found: str | None = wg.memo[key]
         return found
     rank = topological_rank(wg)
-    pairs: list[list[Any]] = []
-    sent = 0
+    entries: list[list[Any]] = []
     document: str | None = None
     for dependent in sorted(dict.fromkeys(wg.succ[job_id]), key=rank.__getitem__):
         spec = wg.jobs[dependent]
-        others = [n for n in spec.needs if n != job_id]
-        sent += len(others)
-        if spec.kind == "checkpoint" or sent > MAX_NEEDS or any(
-                wg.jobs[n].kind == "checkpoint" for n in spec.needs):
+        rest = rest_of(wg, dependent)
+        if spec.kind == "checkpoint" or min(len(spec.needs) - 1, len(rest)) > MAX_NEEDS \
+                or any(wg.jobs[n].kind == "checkpoint" for n in spec.needs):
             break
-        pairs.append([dependent, others])
+        if len(spec.needs) - 1 <= len(rest):
+            entries.append([dependent, "needs", [n for n in spec.needs if n != job_id]])
+        else:
+            entries.append([dependent, "rest", rest])
     else:
-        document = json.dumps(pairs, separators=(",", ":"))
+        document = json.dumps(entries, separators=(",", ":"))
     wg.memo[key] = document
     return document
 

@@ -288,7 +288,7 @@ def _need_set(wg: WorkflowGraph, job_id: str) -> frozenset[str]:
     return found
 
 
-def _rest(wg: WorkflowGraph, job_id: str) -> list[str]:
+def rest_of(wg: WorkflowGraph, job_id: str) -> list[str]:
     """The run's jobs other than ``job_id`` and its needs."""
     rest: list[str] | None = wg.memo.get(f"rest:{job_id}")
     if rest is None:
@@ -306,7 +306,7 @@ def _settled_read(wg: WorkflowGraph, run_id: str, job_id: str, loaded: Collectio
     thousands)."""
     need_set = _need_set(wg, job_id)
     unloaded = len(need_set) - sum(1 for n in loaded if n in need_set)
-    rest = _rest(wg, job_id)
+    rest = rest_of(wg, job_id)
     if unloaded <= len(rest):
         return "any_unsettled", {"run": run_id,
                                  "jobs": [n for n in wg.jobs[job_id].needs if n not in loaded]}
@@ -326,7 +326,7 @@ def _all_settled(tx: Transition, job_id: str) -> bool:
     answer = tx.prefetched.pop((name, tuple(jobs)), None)
     if name == "any_unsettled":
         return not (answer if answer is not None else fetch(tx.cur, name, params))
-    in_memory = sum(1 for j in _rest(tx.wg, job_id)
+    in_memory = sum(1 for j in rest_of(tx.wg, job_id)
                     if j in tx.jobs and tx.jobs[j].status not in SETTLED)
     in_table = 0
     if jobs:

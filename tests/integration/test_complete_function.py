@@ -166,3 +166,26 @@ def test_a_completion_the_statement_refuses_is_refused_in_words_and_changes_noth
         "SELECT outcome FROM striatum.audit_log WHERE verb IN ('job complete', "
         "'job verdict') ORDER BY seq").fetchall()]
     assert outcomes == ["conflict", "lease_lost", "conflict", "ok", "ok"], outcomes
+
+
+def test_a_wide_join_is_readied_in_one_statement_by_counting_the_rest_of_the_run(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    """300 tasks and a join needing them all: too many needs to send, so each completion
+    sends the rest of the run (the root) and the run's count of unsettled jobs decides;
+    the join becomes ready with the last task, not before."""
+    tasks = [{"id": f"t{i}", "lane": "w", "prompt": {"text": "x"}, "needs": ["root"]}
+             for i in range(300)]
+    run_id = start_run(store, write_workflow(tmp_path, {
+        "name": "wide", "lanes": {"w": {"kind": "operator"}},
+        "jobs": [{"id": "root", "lane": "w", "prompt": {"text": "x"}}, *tasks,
+                 {"id": "join", "lane": "w", "prompt": {"text": "x"},
+                  "needs": [t["id"] for t in tasks]}]}), repo)
+    ended = []
+    while (claim := leases.claim(store, run_id, owner="agent")) is not None:
+        ended.append(type(leases.complete(store, run_id, claim.job, claim.token)))
+        (join,) = store._conn.execute("SELECT status FROM striatum.jobs WHERE run_id = %s "
+                                      "AND job_id = 'join'", (run_id,)).fetchone()
+        assert join == ("ready" if len(ended) == 301 else "pending" if len(ended) < 301
+                        else "succeeded"), (len(ended), join)
+    assert ended == [Completed] * 301 + [Transition]
+    assert doctor(store, str(repo), strict=True).ok

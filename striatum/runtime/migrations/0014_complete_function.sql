@@ -39,17 +39,23 @@ SELECT '{"at":"' || striatum.event_time(now()) || '","data":' || p_data
 $$;
 
 -- Readiness of successors, the database's side of striatum.runtime.engine's
--- advance: of p_dependents (a JSON array of [job, [its other needs]] pairs, in
--- the order the engine looks at them), the pending ones whose other needs are all
--- settled (succeeded or skipped), each locked. The caller passes only jobs whose
--- needs hold no checkpoint and that are no checkpoint themselves: for those,
--- settled needs one of which succeeded make the job ready, nothing else.
-CREATE FUNCTION striatum.dependents_ready(p_run text, p_dependents jsonb) RETURNS text[]
+-- advance: of p_dependents, the pending ones whose other needs are all settled
+-- (succeeded or skipped), each locked, in the order given (the engine's). Each
+-- dependent comes as [job, "needs", [its other needs]] or, when that list is the
+-- longer one, [job, "rest", [the run's jobs that are neither it nor its needs]]:
+-- then its unsettled needs are the run's unsettled jobs (p_unsettled, exact under
+-- the run's lock, the completed job among them) less the completed job, the
+-- dependent itself and the unsettled of the rest. The caller passes only jobs
+-- that are no checkpoint and need none: for those, settled needs one of which
+-- succeeded make the job ready, nothing else.
+CREATE FUNCTION striatum.dependents_ready(p_run text, p_unsettled integer,
+                                          p_dependents jsonb) RETURNS text[]
 LANGUAGE plpgsql AS $$
 DECLARE
     dependent jsonb;
     name text;
     state text;
+    unsettled integer;
     ready text[] := '{}';
 BEGIN
     FOR dependent IN SELECT value FROM jsonb_array_elements(p_dependents) LOOP
@@ -57,12 +63,15 @@ BEGIN
         SELECT jobs.status INTO state FROM striatum.jobs
          WHERE jobs.run_id = p_run AND jobs.job_id = name FOR UPDATE;
         CONTINUE WHEN state IS DISTINCT FROM 'pending';
-        -- Settled needs stay settled while the run's row lock is held: read unlocked.
-        CONTINUE WHEN EXISTS (
-            SELECT 1 FROM striatum.jobs
-             WHERE jobs.run_id = p_run
-               AND jobs.job_id IN (SELECT jsonb_array_elements_text(dependent->1))
-               AND jobs.status NOT IN ('succeeded', 'skipped'));
+        -- Settled jobs stay settled while the run's row lock is held: read unlocked.
+        SELECT count(*) INTO unsettled FROM striatum.jobs
+         WHERE jobs.run_id = p_run
+           AND jobs.job_id IN (SELECT jsonb_array_elements_text(dependent->2))
+           AND jobs.status NOT IN ('succeeded', 'skipped');
+        IF dependent->>1 = 'rest' THEN
+            unsettled := p_unsettled - 2 - unsettled;
+        END IF;
+        CONTINUE WHEN unsettled <> 0;
         ready := ready || name;
     END LOOP;
     RETURN ready;
@@ -108,7 +117,7 @@ BEGIN
                                      AND a.path = wanted.path)) THEN
         RETURN;
     END IF;
-    ready := striatum.dependents_ready(p_run, p_dependents);
+    ready := striatum.dependents_ready(p_run, r.unsettled, p_dependents);
 
     IF p_review THEN
         INSERT INTO striatum.verdicts (run_id, job_id, iteration, verdict, reason, fence)
@@ -158,7 +167,7 @@ BEGIN
         GRANT EXECUTE ON FUNCTION
             striatum.job_state_text(striatum.jobs),
             striatum.job_event_text(text, striatum.jobs, text),
-            striatum.dependents_ready(text, jsonb),
+            striatum.dependents_ready(text, integer, jsonb),
             striatum.complete_job(text, text, text, boolean, text, text, text, text[], jsonb,
                                   text, text, text)
             TO striatum_runtime;
