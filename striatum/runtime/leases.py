@@ -43,7 +43,7 @@ from .engine import (
     missing_artifacts,
     verdict_data,
 )
-from .prompts import prepare_prompt, scratch_dir
+from .prompts import prepare_prompt, scratch, scratch_of
 from .records import JobRow, RunRow, from_json
 from .runs import Idle, idle, transition
 from .store import Store, fetch, fetch_together, send
@@ -216,7 +216,7 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
         if spec.writes and spec.isolation != "worktree":
             # The repository as this pass found it, before anyone works on it: what the
             # job's end checks its changes against, whoever ends it (_stray).
-            changes.baseline(Path(run.repo_path), prompt_file.parent.parent, row.iteration)
+            changes.baseline(Path(run.repo_path), prompt_file.parent, row.iteration)
     except PromptError as exc:
         # The same template and the same run render the same way on every attempt.
         return _unprepared(store, row, token, exc.message, final=True)
@@ -232,7 +232,7 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
     spec = workflow.jobs[row.job_id]
     return Claim(run.id, row.job_id, row.kind, row.lane, token, row.fence, row.iteration,
                  row.attempt, row.lease_expires_at, str(prompt_file),
-                 str(prompt_file.parent / "out"), list(spec.produces), run, workflow)
+                 str(scratch_of(prompt_file).out), list(spec.produces), run, workflow)
 
 
 def _unprepared(store: Store, row: JobRow, token: str, reason: str, *, final: bool = False
@@ -400,7 +400,7 @@ def _stray(tx: Transition, row: JobRow) -> None:
     if not spec.writes or spec.isolation == "worktree":
         return  # a worktree's changes are its diff, which the worker takes and checks
     repo = Path(tx.run.repo_path)
-    before = changes.baseline(repo, scratch_dir(tx.run, row).parent, row.iteration)
+    before = changes.baseline(repo, scratch(tx.run, row).folder, row.iteration)
     touched = changes.changed(before, changes.snapshot(repo),
                               (".striatum", tx.run.artifact_root))
     stray = changes.outside(touched, spec.writes)
