@@ -60,8 +60,7 @@ def dependents_document(wg: WorkflowGraph, job_id: str) -> str | None:
     for dependent in sorted(dict.fromkeys(wg.succ[job_id]), key=rank.__getitem__):
         spec = wg.jobs[dependent]
         rest = rest_of(wg, dependent)
-        if spec.kind == "checkpoint" or min(len(spec.needs) - 1, len(rest)) > MAX_NEEDS \
-                or any(wg.jobs[n].kind == "checkpoint" for n in spec.needs):
+        if min(len(spec.needs) - 1, len(rest)) > MAX_NEEDS or _chooses(wg, dependent):
             break
         if len(spec.needs) - 1 <= len(rest):
             entries.append([dependent, "needs", [n for n in spec.needs if n != job_id]])
@@ -71,6 +70,18 @@ def dependents_document(wg: WorkflowGraph, job_id: str) -> str | None:
         document = json.dumps(entries, separators=(",", ":"))
     wg.memo[key] = document
     return document
+
+
+def _chooses(wg: WorkflowGraph, dependent: str) -> bool:
+    """Is the job a checkpoint, or does it need one (whose choice may skip it)? Asked once
+    per job: a join's needs may be thousands, and each of them asks."""
+    key = f"chooses:{dependent}"
+    found: bool | None = wg.memo.get(key)
+    if found is None:
+        found = wg.jobs[dependent].kind == "checkpoint" or any(
+            wg.jobs[n].kind == "checkpoint" for n in wg.jobs[dependent].needs)
+        wg.memo[key] = found
+    return found
 
 
 def data_text(data: dict[str, Any]) -> str:

@@ -218,14 +218,14 @@ def contract(run: RunRow, job: JobRow, pinned: CompiledWorkflow, out: Path) -> s
 def write_prompt(attempt: Scratch, text: str) -> Path:
     """The attempt's prompt, next to its empty artifact folder. The claim's other facts
     reach the lane as STRIATUM_* variables: every file made here is on the path from a
-    job's claim to its lane's start, so the folder is made first where it most often
-    can be (its job's folder exists after the job's first attempt)."""
-    try:
-        os.mkdir(attempt.out)
-    except FileNotFoundError:
-        attempt.out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        pass  # a claim that failed after writing it, taken again
+    job's claim to its lane's start: two ``mkdir`` calls where the run's folder exists."""
+    for folder in (attempt.folder, attempt.out):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            pass  # the job's folder after its first attempt; an attempt claimed again
+        except FileNotFoundError:
+            folder.mkdir(parents=True, exist_ok=True)  # the run's first claim here
     path = attempt.prompt
     path.write_bytes(text.encode("utf-8"))
     return path
