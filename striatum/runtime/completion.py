@@ -1,17 +1,19 @@
 """A completion as one statement (``striatum.complete_job``), as a claim is one.
 
-A task's completion and a review's accept are most of the transitions a run makes,
-and nearly all of them are the same change: the job's live lease ends, the job
-succeeds, the jobs that were waiting only for it become ready. The database makes
+A task's completion is most of the transitions a run makes, and nearly all of them
+are the same change: the job's live lease ends, the job succeeds, the jobs that were
+waiting only for it become ready. The database makes
 that change in one call (one round trip, one commit), its events byte for byte
 those the engine would append (a test holds the two together). Python still says
-what varies: the event's ``data`` (built by the same code as the engine's), the
-artifacts the job must have published, and which jobs may become ready.
+what varies: the event's ``data``, the artifacts the job must have published, and
+which jobs may become ready.
 
 Anything else (a lease that is not live, a missing artifact, the run's last job, a
 dependent that is a checkpoint or needs one, files to publish with the change) is
 left to the general transition (``runs.transition``): the statement then changes
 nothing, and the caller makes the change the general way, which words every refusal.
+A review's verdict always goes that way: it records what its reviewer judged
+(``judged``), read from the repository and the attempt's scratch.
 """
 
 from __future__ import annotations
@@ -93,13 +95,11 @@ def data_text(data: dict[str, Any]) -> str:
 
 
 def complete_in_one(store: Store, run_id: str, job_id: str, token: str, *,
-                    data: dict[str, Any], verdict: str | None = None,
-                    reason: str | None = None, check_writes: bool = False
-                    ) -> Completed | None:
-    """Complete the leased job (accept it, with ``verdict``) in one statement, inside
-    its verb; None, with nothing changed, when the general transition must make the
-    change. ``check_writes``: the caller wants the job's changes checked against its
-    ``writes``, which only the general transition does."""
+                    data: dict[str, Any], check_writes: bool = False) -> Completed | None:
+    """Complete the leased task in one statement, inside its verb; None, with nothing
+    changed, when the general transition must make the change. ``check_writes``: the
+    caller wants the job's changes checked against its ``writes``, which only the
+    general transition does."""
     known = pinned.known(run_id)  # the graph, when this process has seen the run
     if known is None or job_id not in known.graph.jobs:
         return None
@@ -111,8 +111,7 @@ def complete_in_one(store: Store, run_id: str, job_id: str, token: str, *,
     if dependents is None:
         return None
     found = store.call("complete_job", {
-        "run": run_id, "job": job_id, "token": token, "review": verdict is not None,
-        "verdict": verdict, "reason": reason, "data": data_text(data),
+        "run": run_id, "job": job_id, "token": token, "data": data_text(data),
         "produces": list(spec.produces), "dependents": dependents,
         **audit.claim_params(store)})
     if not found:

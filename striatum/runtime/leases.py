@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -31,18 +32,12 @@ from ..errors import (
     StoreUnavailable,
     UsageError,
 )
-from . import audit, changes, pinned
+from . import audit, changes, judged, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
 from .completion import Completed, complete_in_one
-from .engine import (
-    Transition,
-    advance,
-    apply_verdict,
-    attempt_failed,
-    missing_artifacts,
-    verdict_data,
-)
+from .engine import Transition, advance, apply_verdict, attempt_failed, missing_artifacts
+from .findings import finding_ids
 from .prompts import prepare_prompt, scratch, scratch_of
 from .records import JobRow, RunRow, from_json
 from .runs import Idle, idle, transition
@@ -91,12 +86,15 @@ class Unprepared:
     """A job that was leased, but whose attempt could not be prepared: the attempt was
     failed with ``reason``. ``final``: its prompt cannot render with what the run has,
     so the job failed without a retry; otherwise (its scratch folder could not be
-    written, say) the job is retried, by this claimer once it has waited or by another."""
+    written, say) the job is retried, by this claimer once it has waited or by another.
+    ``status`` "lapsed": an accept it needs lapsed, so it went back to pending unstarted
+    (``final`` then: the claimer may take another job at once)."""
 
     run: str
     job: str
     reason: str
     final: bool
+    status: str = "failed"
 
 
 def verify(row: JobRow, token: str, where: str) -> None:
@@ -211,6 +209,9 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
     try:
         workflow = pinned.compiled_of(store, run.workflow_digest)
         pinned.remember_run(run.id, run.workflow_digest)  # its completion needs the graph
+        lapsed = judged.bind(store, run, row, workflow)
+        if lapsed is not None:
+            return Unprepared(run.id, row.job_id, lapsed, final=True, status="lapsed")
         prompt_file = prepare_prompt(store, run, row, workflow)
         spec = workflow.jobs[row.job_id]
         if spec.writes and spec.isolation != "worktree":
@@ -363,16 +364,14 @@ def left_by_its_lane(run_id: str, job_id: str, env: Mapping[str, str] | None = N
 
 @verb("job verdict")
 def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
-            reason: str, *, files: Iterable[Staged] = ()) -> Transition | Completed:
-    """Record a review's verdict (publishing ``files`` first, in the same transaction)."""
+            reason: str, *, files: Iterable[Staged] = (),
+            findings: tuple[str, ...] | None = None) -> Transition:
+    """Record a review's verdict (publishing ``files`` first, in the same transaction),
+    with the ids of the findings it names, when it names them (``runtime.findings``)."""
     if outcome not in VERDICTS:
         raise UsageError(f"verdict {outcome!r} is not one of {', '.join(VERDICTS)}")
     staged = tuple(files)  # a retried transaction publishes them again
-    if outcome == "accept" and not staged:
-        done = complete_in_one(store, run_id, job_id, token, verdict=outcome, reason=reason,
-                               data=verdict_data(outcome, reason))
-        if done is not None:
-            return done
+    findings = finding_ids(findings)  # sorted, each once: a round compares as a set
 
     def change(tx: Transition) -> None:
         row = _leased(tx, job_id, token)
@@ -384,10 +383,12 @@ def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
         if missing:
             raise Conflict(f"{job_id!r} must publish {', '.join(missing)} before accepting",
                            hint="`striatum job publish --artifact FILE`")
+        seen = judged.of_verdict(tx, row)
         send(tx.cur, "insert_verdict", {"run": run_id, "job": job_id,
                                          "iteration": row.iteration, "verdict": outcome,
-                                         "reason": reason, "fence": row.fence})
-        apply_verdict(tx, job_id, outcome, reason)
+                                         "reason": reason, "fence": row.fence,
+                                         "judged": json.dumps(seen, sort_keys=True)})
+        apply_verdict(tx, job_id, outcome, reason, findings, seen)
 
     return transition(store, run_id, change, [job_id], dependents=outcome == "accept")
 

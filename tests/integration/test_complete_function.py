@@ -1,7 +1,8 @@
-"""A completion runs in the database (``striatum.complete_job``), which builds its events'
-payloads itself: held here, byte for byte, to what the engine's transition writes for
-the same change, on two identical runs worked in lockstep, one each way, over random
-graphs of tasks and reviews with reasons full of what JSON must escape."""
+"""A task's completion runs in the database (``striatum.complete_job``), which builds its
+events' payloads itself: held here, byte for byte, to what the engine's transition
+writes for the same change, on two identical runs worked in lockstep, one each way, over
+random graphs of tasks and reviews (whose verdicts, with reasons full of what JSON must
+escape, take the general way on both)."""
 
 from __future__ import annotations
 
@@ -48,10 +49,10 @@ def graphs(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 def work(store: Store, run_id: str, order: random.Random, reasons: list[str],
-         published: Path) -> list[type]:
+         published: Path) -> list[tuple[str, type]]:
     """Claim every ready job, end them in a shuffled order (accepting the reviews), until
-    the run ends; what each ending returned."""
-    returned: list[type] = []
+    the run ends; each job's kind and what its ending returned."""
+    returned: list[tuple[str, type]] = []
     turn = 0
     while True:
         held = []
@@ -71,7 +72,7 @@ def work(store: Store, run_id: str, order: random.Random, reasons: list[str],
                                                "accept", reason)
             else:
                 ended = leases.complete(store, run_id, claim.job, claim.token)
-            returned.append(type(ended))
+            returned.append((claim.kind, type(ended)))
 
 
 def record(store: Store, run_id: str) -> dict[str, Any]:
@@ -120,9 +121,12 @@ def test_the_databases_completion_writes_what_the_engine_would(
     with mock.patch.object(leases, "complete_in_one", return_value=None):
         the_engines = work(store, general, random.Random(seed), reasons, published)
     assert record(store, one) == record(store, general)
-    assert set(the_engines) == {Transition}
-    # Every ending but the run's last took the one statement.
-    assert in_one[:-1] == [Completed] * (len(in_one) - 1) and in_one[-1] is Transition
+    assert {ended for _, ended in the_engines} == {Transition}
+    # Every task's completion but the run's last took the one statement.
+    assert [ended for kind, ended in in_one[:-1] if kind == "task"] == [Completed] * sum(
+        kind == "task" for kind, _ in in_one[:-1])
+    assert {ended for kind, ended in in_one if kind == "review"} <= {Transition}
+    assert in_one[-1][1] is Transition
     report = doctor(store, str(repo), strict=True)
     assert report.ok, report.to_json()
 

@@ -1,7 +1,7 @@
--- A completion as one statement, as the claim is: a task's completion or a review's
--- accept locks the run and the job, checks the lease, ends it, readies the jobs
--- that were waiting only for this one, appends the events and the audit row, in
--- one call: one round trip and one commit. The job's event payload is built here
+-- A completion as one statement, as the claim is: a task's completion locks the run
+-- and the job, checks the lease, ends it, readies the jobs that were waiting only
+-- for this one, appends the events and the audit row, in one call: one round trip
+-- and one commit. The job's event payload is built here
 -- byte for byte as striatum.audit.Event.payload builds it (a test holds the two
 -- together); its "data" arrives from Python as canonical JSON text, so what the
 -- data holds is decided in one place, the Python that builds it.
@@ -78,12 +78,12 @@ BEGIN
 END
 $$;
 
--- Complete a leased task (p_review false) or accept a leased review (p_review true,
--- with its verdict and reason), returning the job's and its run's records as JSON;
--- no row, and nothing changed, when the change is not the common case above.
-CREATE FUNCTION striatum.complete_job(p_run text, p_job text, p_token text,
-                                      p_review boolean, p_verdict text, p_reason text,
-                                      p_data text, p_produces text[], p_dependents jsonb,
+-- Complete a leased task, returning the job's and its run's records as JSON; no row,
+-- and nothing changed, when the change is not the common case above. (A review's
+-- verdict records what its reviewer judged, read from the repository: it takes the
+-- general way.)
+CREATE FUNCTION striatum.complete_job(p_run text, p_job text, p_token text, p_data text,
+                                      p_produces text[], p_dependents jsonb,
                                       p_actor text, p_verb text, p_args_digest text)
 RETURNS TABLE (job json, run json)
 LANGUAGE plpgsql AS $$
@@ -107,7 +107,7 @@ BEGIN
      WHERE jobs.run_id = p_run AND jobs.job_id = p_job FOR UPDATE;
     IF NOT FOUND OR j.status <> 'leased' OR j.lease_token IS DISTINCT FROM p_token
        OR (j.lease_expires_at IS NOT NULL AND j.lease_expires_at <= now())
-       OR (j.kind = 'review') <> p_review THEN
+       OR j.kind <> 'task' THEN
         RETURN;
     END IF;
     IF EXISTS (SELECT 1 FROM unnest(p_produces) AS wanted(path)
@@ -119,16 +119,9 @@ BEGIN
     END IF;
     ready := striatum.dependents_ready(p_run, r.unsettled, p_dependents);
 
-    IF p_review THEN
-        INSERT INTO striatum.verdicts (run_id, job_id, iteration, verdict, reason, fence)
-        VALUES (p_run, p_job, j.iteration, p_verdict, p_reason, j.fence);
-    END IF;
     UPDATE striatum.jobs
        SET status = 'succeeded', lease_token = NULL, lease_owner = NULL,
-           lease_expires_at = NULL, heartbeat_at = NULL,
-           verdict = CASE WHEN p_review THEN p_verdict ELSE jobs.verdict END,
-           reason = CASE WHEN p_review THEN p_reason ELSE jobs.reason END,
-           updated_at = now()
+           lease_expires_at = NULL, heartbeat_at = NULL, updated_at = now()
      WHERE jobs.run_id = p_run AND jobs.job_id = p_job
     RETURNING * INTO j;
     UPDATE striatum.leases SET ended_at = now(), outcome = 'complete'
@@ -168,8 +161,7 @@ BEGIN
             striatum.job_state_text(striatum.jobs),
             striatum.job_event_text(text, striatum.jobs, text),
             striatum.dependents_ready(text, integer, jsonb),
-            striatum.complete_job(text, text, text, boolean, text, text, text, text[], jsonb,
-                                  text, text, text)
+            striatum.complete_job(text, text, text, text, text[], jsonb, text, text, text)
             TO striatum_runtime;
     END IF;
 EXCEPTION

@@ -143,11 +143,10 @@ SELECT job, run
 FROM striatum.claim_job(%(run)s, %(lanes)s, %(lane_kinds)s, %(owner)s, %(secret)s,
                         %(lease_seconds)s, %(actor)s, %(verb)s, %(args_digest)s);
 
--- complete_job: complete a leased task or accept a leased review, ready the jobs waiting only for it, append the events and the audit row, in one statement; the job's and its run's records as JSON, or no row (nothing changed) when the change is not that common case --
+-- complete_job: complete a leased task, ready the jobs waiting only for it, append the events and the audit row, in one statement; the job's and its run's records as JSON, or no row (nothing changed) when the change is not that common case --
 SELECT job, run
-FROM striatum.complete_job(%(run)s, %(job)s, %(token)s, %(review)s, %(verdict)s, %(reason)s,
-                           %(data)s, %(produces)s, %(dependents)s::jsonb, %(actor)s,
-                           %(verb)s, %(args_digest)s);
+FROM striatum.complete_job(%(run)s, %(job)s, %(token)s, %(data)s, %(produces)s,
+                           %(dependents)s::jsonb, %(actor)s, %(verb)s, %(args_digest)s);
 
 -- lock_job: one job, locked (the lease verbs lock no run row) --
 SELECT * FROM striatum.job_records WHERE run_id = %(run)s AND job_id = %(job)s FOR UPDATE;
@@ -195,9 +194,18 @@ SELECT DISTINCT ON (path) job_id, iteration, path, stored_at, sha256, bytes
 FROM striatum.artifacts WHERE run_id = %(run)s
 ORDER BY path, iteration DESC;
 
--- insert_verdict: a reviewer's verdict for one iteration --
-INSERT INTO striatum.verdicts (run_id, job_id, iteration, verdict, reason, fence)
-VALUES (%(run)s, %(job)s, %(iteration)s, %(verdict)s, %(reason)s, %(fence)s);
+-- insert_verdict: a reviewer's verdict for one iteration, with the digests of what it judged --
+INSERT INTO striatum.verdicts (run_id, job_id, iteration, verdict, reason, fence, judged)
+VALUES (%(run)s, %(job)s, %(iteration)s, %(verdict)s, %(reason)s, %(fence)s,
+        %(judged)s::jsonb);
+
+-- accepted_judged: the standing accepts (with digests) of some reviews, as the jobs that need them find them --
+SELECT v.job_id, v.iteration, v.judged::text FROM striatum.verdicts v
+JOIN striatum.jobs j ON j.run_id = v.run_id AND j.job_id = v.job_id
+    AND j.iteration = v.iteration
+WHERE v.run_id = %(run)s AND v.job_id = ANY(%(jobs)s) AND v.verdict = 'accept'
+  AND v.judged IS NOT NULL AND j.status = 'succeeded'
+ORDER BY v.job_id;
 
 -- last_verdict: the reviewer's reason from its latest needs_revision --
 SELECT reason FROM striatum.verdicts
