@@ -9,8 +9,9 @@ head's lock is the final lock taken and is held only until commit.
 
 Transitions run pipelined (``Store.transaction(..., pipelined=True)``): reads
 wait for their answer, writes are queued and reach the server with the
-COMMIT, so a completion is two round trips whatever the size of the run (a
-claim is one statement of its own, ``striatum.claim_job``).
+COMMIT, so a transition is two round trips whatever the size of the run (a
+claim is one statement of its own, ``striatum.claim_job``, and so is a task's
+common completion, ``striatum.complete_job``: ``completion.py``).
 """
 
 from __future__ import annotations
