@@ -16,6 +16,7 @@ from ..errors import (
 )
 from ..runtime.machine import RUN_TERMINAL
 from ..server import results
+from . import render
 from .calls import calls
 from .output import emit_json, json_option
 from .refs import RUN, ResolvingGroup
@@ -67,43 +68,8 @@ def _show(doc: dict[str, Any], as_json: bool) -> int:
     if as_json:
         emit_json(doc)
     else:
-        click.echo(_summary(doc))
+        click.echo(render.run_status(doc))
     return EXIT_OK
-
-
-def _summary(doc: dict[str, Any]) -> str:
-    """A run's status document (``run.status``), as lines to read."""
-    granted = (f" (+{doc['granted']} granted by a human)" if doc["granted"] else "")
-    lines = [f"run {doc['run']} ({doc['workflow']}): {doc['status']}"
-             + (f", blocked on {doc['blocked_on']}" if doc["blocked_on"] else "")
-             + (f": {doc['reason']}" if doc["reason"] else ""),
-             f"  executions {doc['executions']} of at most {doc['worst_case']}{granted}"]
-    for job in doc["jobs"]:
-        extra = []
-        if job["iteration"]:
-            extra.append(f"pass {job['iteration'] + 1}")
-        if job["attempt"]:
-            extra.append(f"attempt {job['attempt'] + 1}")
-        if job["lease_owner"]:
-            until = job["lease_expires_at"]
-            extra.append(f"held by {job['lease_owner']}"
-                         + (f" until {until[11:19]} UTC" if until else ""))
-        if job["chosen"]:
-            extra.append(f"chose {job['chosen']}")
-        if job["verdict"]:
-            extra.append(job["verdict"])
-        detail = f" ({', '.join(extra)})" if extra else ""
-        lines.append(f"  {job['job']:<24} {job['status']:<18} {job['lane']}{detail}")
-        if job["status"] == "failed" and job["reason"]:
-            lines.append(f"    why: {job['reason']}")
-        if job["status"] in ("failed", "leased") and job["log"]:
-            lines.append(f"    log: {job['log']}")
-        if "choices" in job:
-            lines.append(f"    asks: {job['title'] or job['job']}; choices: "
-                         + ", ".join(job["choices"]))
-            lines.append(f"    answer: striatum checkpoint decide {doc['run']} {job['job']} "
-                         + "|".join(job["choices"]))
-    return "\n".join(lines)
 
 
 @run.command()
@@ -217,6 +183,13 @@ def work(run_id: str, concurrency: int, lease_seconds: int, until_human: bool, s
     return _worked(run_id, dsn, concurrency, lease_seconds, until_human, sandbox, as_json)
 
 
+def resume_command(run_id: str, blocked_on: str | None) -> str:
+    """The `run resume` that answers what the run is blocked on."""
+    if blocked_on is not None and blocked_on.startswith("budget:"):
+        return f"striatum run resume {run_id} --raise-budget {blocked_on[7:]}=N"
+    return f"striatum run resume {run_id} --decision accept|fail|revise"
+
+
 def _moved(verb: str, params: dict[str, Any], wait: bool, concurrency: int,
            lease_seconds: int, until_human: bool, sandbox: bool, as_json: bool) -> int:
     """Call a verb that moves the run on (its result: the run's status); with ``wait``,
@@ -253,7 +226,7 @@ def _stands(view: dict[str, Any], waiting: list[dict[str, Any]], as_json: bool, 
     if as_json:
         emit_json(view)
     else:
-        click.echo(_summary(view))
+        click.echo(render.run_status(view))
         if waited:
             click.echo(_after_waiting(view, waiting, interrupted))
         elif view["status"] not in RUN_TERMINAL:
@@ -295,7 +268,7 @@ def _where_it_stands(view: dict[str, Any], waiting: list[dict[str, Any]]) -> str
                 "`striatum doctor` checks the run's record")
     if status == "blocked":
         return (f"run {run_id} is blocked on {view['blocked_on']}: a human decides with "
-                f"`striatum run resume {run_id} --decision accept|fail|revise`")
+                f"`{resume_command(run_id, view['blocked_on'])}`")
     if waiting:
         return (f"run {run_id} is {status}, waiting for {waiting[0]['kind']} "
                 f"{waiting[0]['job']}: `{waiting[0]['command']}`")
@@ -437,18 +410,25 @@ def cancel(run_id: str, reason: str, as_json: bool) -> int:
 
 @run.command()
 @click.argument("run_id", type=RUN)
-@click.option("--decision", required=True, type=click.Choice(["accept", "fail", "revise"]),
-              help="Accept the escalated review, fail the run, or grant one more revision.")
+@click.option("--decision", type=click.Choice(["accept", "fail", "revise", "raise"]),
+              default=None, help="Accept the escalated review, fail the run, or grant one "
+                                 "more revision; raise: the limits --raise-budget gives.")
+@click.option("--raise-budget", "raised", multiple=True, metavar="LIMIT=N",
+              help="A run its budget stopped: the new limit (max_job_runs, "
+                   "max_wall_seconds or max_cost); repeatable. Implies --decision raise.")
 @click.option("--reason", default="", help="Why (recorded in the event).")
 @_working
 @json_option
-def resume(run_id: str, decision: str, reason: str, wait: bool, concurrency: int,
-           lease_seconds: int, until_human: bool, sandbox: bool, as_json: bool) -> int:
-    """Answer a run blocked by an escalation (a review whose revision budget is spent);
-    with --wait, work it on to its end here."""
-    return _moved("run.resume", {"run": run_id, "decision": decision, "reason": reason},
-                  wait and decision != "fail", concurrency, lease_seconds, until_human,
-                  sandbox, as_json)
+def resume(run_id: str, decision: str | None, raised: tuple[str, ...], reason: str, wait: bool,
+           concurrency: int, lease_seconds: int, until_human: bool, sandbox: bool,
+           as_json: bool) -> int:
+    """Answer a blocked run: an escalation (a review whose revision budget is spent), or a
+    budget that stopped it; with --wait, work it on to its end here."""
+    from ..runtime.budgets import resume_params
+
+    params = resume_params(run_id, decision, raised, reason)
+    return _moved("run.resume", params, wait and params["decision"] != "fail", concurrency,
+                  lease_seconds, until_human, sandbox, as_json)
 
 
 @run.command()

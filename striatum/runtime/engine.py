@@ -73,6 +73,7 @@ class Transition:
     head: tuple[int, str] | None = None
     # Reads sent with the locks because a dependent's readiness will ask them.
     prefetched: dict[tuple[str, tuple[str, ...]], list[Any]] = field(default_factory=dict)
+    budget: Any = None  # budgets.Spent: read once, by the first check of a run with a budget
 
     @property
     def wg(self) -> WorkflowGraph:
@@ -218,6 +219,10 @@ def _settle(tx: Transition, job_id: str, outcome: str | None) -> None:
         tx.job(job_id, "ready", executions=row.executions + 1, attempt=0)
         if row.kind == "checkpoint":
             tx.job(job_id, "await_decision")
+        if tx.pinned.workflow.budget is not None:
+            from .budgets import on_pass
+
+            on_pass(tx)
 
 
 def _advance_all(tx: Transition) -> None:
@@ -421,6 +426,20 @@ def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str,
         tx.job(job_id, "escalate", {**data, "exhausted": True}, verdict="needs_revision",
                reason=reason)
         tx.run_to("block", {"job": job_id, "reason": reason}, blocked_on=job_id)
+
+
+def block_on_waiting(tx: Transition) -> None:
+    """Block a running run on the next job that waits for ``run resume`` (a review or a
+    task handed to a human), if one does: several can wait at once (accepts that lapsed
+    together), and each must be reachable once the one before it is answered."""
+    if tx.run.status != "running":
+        return
+    waiting = [row for row in tx.load_all().values()
+               if row.status == "awaiting_decision" and row.kind != "checkpoint"]
+    if waiting:
+        row = waiting[0]
+        tx.run_to("block", {"job": row.job_id, "reason": row.reason or ""},
+                  blocked_on=row.job_id)
 
 
 def attempt_failed(tx: Transition, job_id: str, trigger: str, reason: str, *,

@@ -182,6 +182,12 @@ def _run_status(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     return runs.status(session.store, p["run"]).to_json()
 
 
+def _run_resolve(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime import runs
+
+    return {"run": runs.resolve_run(session.store, p["run"], session.repo)}
+
+
 def _run_list(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
@@ -211,7 +217,7 @@ def _run_resume(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
     runs.resume(session.store, p["run"], p["decision"],
-                p["reason"] or f"human decided {p['decision']}")
+                p["reason"] or f"human decided {p['decision']}", p.get("budget"))
     return runs.status(session.store, p["run"]).to_json()
 
 
@@ -420,6 +426,11 @@ _DECLARED = [
          s.RUN_VIEW, "principal", True, _run_start),
     Verb("run.status", "Show a run and each of its jobs.",
          s.params({"run": s.RUN}, "run"), s.RUN_VIEW, "viewer", False, _run_status),
+    Verb("run.resolve", "The run a name stands for: latest (the repository's newest run), "
+         "or the one run whose id begins or ends with it (the time it started, or its "
+         "random tail).",
+         s.params({"run": s.name("The run's id, a unique part of it, or latest.")}, "run"),
+         s.document({"run": s.STRING}), "viewer", False, _run_resolve),
     Verb("run.list", "List the newest runs of the repository (with all, of every one; "
          "with status, only those in it).",
          s.params({"all": s.flag("Runs of every repository."),
@@ -437,10 +448,13 @@ _DECLARED = [
                   "run"),
          s.RUN_VIEW, "principal", True, _run_cancel, human=True),
     Verb("run.resume", "Answer a run blocked by an escalation (a review whose revision "
-         "budget is spent): accept, fail, or grant one more revision.",
+         "budget is spent): accept, fail, or grant one more revision; or a run its budget "
+         "stopped: raise the limits, or fail it.",
          s.params({"run": s.RUN,
-                   "decision": s.one_of("The decision.", ["accept", "fail", "revise"]),
-                   "reason": s.text("Why (default: 'human decided DECISION').", default="")},
+                   "decision": s.one_of("The decision.",
+                                        ["accept", "fail", "revise", "raise"]),
+                   "reason": s.text("Why (default: 'human decided DECISION').", default=""),
+                   "budget": s.optional(s.RAISED_BUDGET)},
                   "run", "decision"),
          s.RUN_VIEW, "principal", True, _run_resume, human=True),
     Verb("run.retry", "Run a failed run again from its failed job, with a fresh attempt "
