@@ -52,9 +52,10 @@ HOLD_KINDS = ("not_started", "checkpoint", "escalated", "lapsed", "blocked", "le
 HUMAN_HOLDS = ("checkpoint", "escalated", "lapsed")  # nothing else moves until they answer
 
 
-def explain(store: Store, run_id: str) -> dict[str, Any]:
-    """The ``why`` document of a run: its state, what holds it, and the next command."""
-    view = status(store, run_id)
+def explain(store: Store, run_id: str, view: RunView | None = None) -> dict[str, Any]:
+    """The ``why`` document of a run: its state, what holds it, and the next command.
+    ``view``: the run's status, when the caller read it already."""
+    view = status(store, run_id) if view is None else view
     now: datetime = store.execute("now")[0][0]
     workflow = pinned.compiled_of(store, view.run.workflow_digest)
     serving = [(str(name), lanes) for name, lanes in
