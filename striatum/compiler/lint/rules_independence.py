@@ -68,17 +68,16 @@ def review_chain_same_judge(ctx: LintContext) -> list[Diagnostic]:
     for job in reviews:
         review_bits |= graph.bit(job.id)
     # The reviews that give a final acceptance: no review follows them.
-    last = {job.id for job in reviews
-            if not graph.reach[job.id] & review_bits & ~graph.bit(job.id)}
+    last_bits = 0
+    for job in reviews:
+        if not graph.reach[job.id] & review_bits & ~graph.bit(job.id):
+            last_bits |= graph.bit(job.id)
     out: list[Diagnostic] = []
     found: dict[str, list[tuple[str, str]]] = {}
     for driver in reviews:
         if driver.revise is None:
             continue
-        downstream = graph.reach[driver.id] & review_bits & ~graph.bit(driver.id)
-        for final in graph.ids_of(downstream):
-            if final not in last:
-                continue
+        for final in graph.ids_of(graph.reach[driver.id] & last_bits & ~graph.bit(driver.id)):
             how = _same_judge(ctx, driver.lane, ctx.jobs[final].lane)
             if how is not None:
                 found.setdefault(final, []).append((driver.id, how))
