@@ -61,14 +61,13 @@ def statement(verdict: dict[str, Any], artifacts: list[dict[str, Any]],
     subjects = _subjects(verdict, artifacts, set((job or {}).get("consumes") or []))
     if not subjects:
         return None
-    return {
-        "_type": STATEMENT_TYPE,
-        "subject": subjects,
-        "predicateType": PREDICATE_TYPE,
-        "predicate": {
-            "run": verdict["run_id"], "job": verdict["job_id"],
-            "iteration": verdict["iteration"], "verdict": verdict["verdict"],
-            "reason": verdict["reason"], "fence": verdict["fence"],
-            "reviewer": _reviewer((job or {}).get("lane"), lane, started),
-        },
+    predicate: dict[str, Any] = {
+        "run": verdict["run_id"], "job": verdict["job_id"],
+        "iteration": verdict["iteration"], "verdict": verdict["verdict"],
+        "reason": verdict["reason"], "fence": verdict["fence"],
+        "reviewer": _reviewer((job or {}).get("lane"), lane, started),
     }
+    if "judged" in verdict:  # the digests the reviewer saw (verdicts recorded since)
+        predicate["judged"] = verdict["judged"]
+    return {"_type": STATEMENT_TYPE, "subject": subjects, "predicateType": PREDICATE_TYPE,
+            "predicate": predicate}
