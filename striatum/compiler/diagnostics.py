@@ -78,6 +78,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "STR318": (Severity.WARNING, "agent-lane-will-not-start"),
     "STR319": (Severity.WARNING, "reviewer-same-family"),
     "STR320": (Severity.WARNING, "review-chain-same-judge"),
+    "STR330": (Severity.WARNING, "budget-below-worst-case"),
 }
 
 

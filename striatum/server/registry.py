@@ -217,7 +217,7 @@ def _run_resume(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
     runs.resume(session.store, p["run"], p["decision"],
-                p["reason"] or f"human decided {p['decision']}")
+                p["reason"] or f"human decided {p['decision']}", p.get("budget"))
     return runs.status(session.store, p["run"]).to_json()
 
 
@@ -448,10 +448,13 @@ _DECLARED = [
                   "run"),
          s.RUN_VIEW, "principal", True, _run_cancel, human=True),
     Verb("run.resume", "Answer a run blocked by an escalation (a review whose revision "
-         "budget is spent): accept, fail, or grant one more revision.",
+         "budget is spent): accept, fail, or grant one more revision; or a run its budget "
+         "stopped: raise the limits, or fail it.",
          s.params({"run": s.RUN,
-                   "decision": s.one_of("The decision.", ["accept", "fail", "revise"]),
-                   "reason": s.text("Why (default: 'human decided DECISION').", default="")},
+                   "decision": s.one_of("The decision.",
+                                        ["accept", "fail", "revise", "raise"]),
+                   "reason": s.text("Why (default: 'human decided DECISION').", default=""),
+                   "budget": s.optional(s.RAISED_BUDGET)},
                   "run", "decision"),
          s.RUN_VIEW, "principal", True, _run_resume, human=True),
     Verb("run.retry", "Run a failed run again from its failed job, with a fresh attempt "

@@ -30,6 +30,7 @@ from .rules_agents import (
     lane_cannot_write_produces,
     reviewer_cannot_record_verdict,
 )
+from .rules_budget import budget_below_worst_case
 from .rules_files import (
     MAX_OVERLAP_REPORTS,
     artifact_unused,
@@ -64,6 +65,7 @@ __all__ = [
     "_overlapping_patterns",
     "agent_of",
     "artifact_unused",
+    "budget_below_worst_case",
     "checkpoint_single_choice",
     "checkpoint_successor_never_chosen",
     "dead_end",
@@ -117,4 +119,5 @@ RULES: dict[str, Rule] = {
     "STR318": agent_lane_will_not_start,
     "STR319": reviewer_same_family,
     "STR320": review_chain_same_judge,
+    "STR330": budget_below_worst_case,
 }
