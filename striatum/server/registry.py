@@ -328,7 +328,7 @@ def _stats(session: Session, p: dict[str, Any]) -> dict[str, Any]:
 def _run_graph(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime.views import run_graph
 
-    return run_graph(session.store, p["run"])
+    return run_graph(session.store, p["run"], why=p["why"])
 
 
 def _run_history(session: Session, p: dict[str, Any]) -> dict[str, Any]:
@@ -486,7 +486,10 @@ _DECLARED = [
          "viewer", False, _stats),
     Verb("run.graph", "A run's status with what a drawing of it needs: the plan's waves, "
          "its needs as edges, its revision loops with the passes left, its verdicts.",
-         s.params({"run": s.RUN}, "run"), s.RUN_GRAPH, "viewer", False, _run_graph),
+         s.params({"run": s.RUN,
+                   "why": s.flag("Also what holds the run (run.why's document, as `why`), "
+                                 "from the same read of its status.")}, "run"),
+         s.RUN_GRAPH, "viewer", False, _run_graph),
     Verb("run.history", "A page of a run's events, newest first, before seq `before`, "
          "each row's hash and its link to the row before checked.",
          s.params({"run": s.RUN,

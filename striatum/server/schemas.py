@@ -170,7 +170,7 @@ STATS = document({
         "waiting": INTEGER, "skipped": INTEGER, "choices": COUNTS})},
     "cost_known": BOOLEAN, "repo": NULLABLE_STRING})
 
-RUN_GRAPH = document({
+RUN_GRAPH_FIELDS: dict[str, Schema] = {
     **RUN_VIEW_FIELDS,
     "waves": {"type": "array", "items": STRINGS},
     "edges": {"type": "array", "items": document({"from": STRING, "to": STRING})},
@@ -179,7 +179,8 @@ RUN_GRAPH = document({
         "from": STRING, "to": STRING, "max": INTEGER, "left": INTEGER})},
     "verdicts": {"type": "array", "items": document({
         "job": STRING, "iteration": INTEGER, "verdict": STRING, "reason": STRING,
-        "at": STRING})}})
+        "at": STRING})}}
+RUN_GRAPH = document({**RUN_GRAPH_FIELDS, "why": RUN_WHY}, *RUN_GRAPH_FIELDS)  # why: asked for
 
 RUN_HISTORY = document({
     "run": STRING,
