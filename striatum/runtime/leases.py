@@ -35,6 +35,7 @@ from ..errors import (
 from . import audit, budgets, changes, judged, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
+from .completion import Completed, complete_in_one
 from .engine import (
     Transition,
     advance,
@@ -44,7 +45,7 @@ from .engine import (
     missing_artifacts,
 )
 from .findings import finding_ids
-from .prompts import prepare_prompt, scratch_dir
+from .prompts import prepare_prompt, scratch, scratch_of
 from .records import JobRow, RunRow, from_json
 from .runs import Idle, idle, transition
 from .store import Store, fetch, fetch_together, send
@@ -220,6 +221,7 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
         return take(store, run_id, owner=owner, lanes=lanes, lane_kinds=lane_kinds,
                     lease_seconds=lease_seconds, check_run=False)
     try:
+        pinned.remember_run(run.id, run.workflow_digest)  # its completion needs the graph
         lapsed = judged.bind(store, run, row, workflow)
         if lapsed is not None:
             return Unprepared(run.id, row.job_id, lapsed, final=True, status="lapsed")
@@ -228,7 +230,7 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
         if spec.writes and spec.isolation != "worktree":
             # The repository as this pass found it, before anyone works on it: what the
             # job's end checks its changes against, whoever ends it (_stray).
-            changes.baseline(Path(run.repo_path), prompt_file.parent.parent, row.iteration)
+            changes.baseline(Path(run.repo_path), prompt_file.parent, row.iteration)
     except PromptError as exc:
         # The same template and the same run render the same way on every attempt.
         return _unprepared(store, row, token, exc.message, final=True)
@@ -244,7 +246,7 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
     spec = workflow.jobs[row.job_id]
     return Claim(run.id, row.job_id, row.kind, row.lane, token, row.fence, row.iteration,
                  row.attempt, row.lease_expires_at, str(prompt_file),
-                 str(prompt_file.parent / "out"), list(spec.produces), run, workflow)
+                 str(scratch_of(prompt_file).out), list(spec.produces), run, workflow)
 
 
 def _unprepared(store: Store, row: JobRow, token: str, reason: str, *, final: bool = False
@@ -281,24 +283,31 @@ def publish(store: Store, run_id: str, job_id: str, token: str, source: str,
             name: str | None = None) -> dict[str, Any]:
     """Publish one file while the job is held (the lease verbs lock no run row)."""
     staged = stage(source, name)
-    where = f"{run_id}/{job_id}"
 
     def work(cur: psycopg.Cursor[Any]) -> dict[str, Any]:
-        # The job (locked), its run and the clock in one round trip; the record, the
-        # event and the audit row travel with the COMMIT.
-        jobs, found, clock = fetch_together(
-            cur, ("lock_job", {"run": run_id, "job": job_id}, JobRow),
-            ("run_record", {"run": run_id}, RunRow), ("now", {}))
-        if not jobs or not found:
-            raise NotFound(f"no job {where}")
-        row, run = jobs[0], found[0]
-        verify(row, token, where)
+        row, run, at = held(cur, run_id, job_id, token)
         artifact, event = store_artifact(cur, run, row, staged)
-        append_events(cur, run.repo_id, [event], clock[0][0])
+        append_events(cur, run.repo_id, [event], at)
         audit.record(cur, store)
         return artifact
 
     return store.transaction(work, pipelined=True)
+
+
+def held(cur: psycopg.Cursor[Any], run_id: str, job_id: str, token: str
+         ) -> tuple[JobRow, RunRow, datetime]:
+    """The held job (locked: its lease is checked), its run and the database clock, in one
+    round trip; what the caller then writes (a record, an event, the audit row) travels
+    with the COMMIT."""
+    where = f"{run_id}/{job_id}"
+    jobs, found, clock = fetch_together(
+        cur, ("lock_job", {"run": run_id, "job": job_id}, JobRow),
+        ("run_record", {"run": run_id}, RunRow), ("now", {}))
+    if not jobs or not found:
+        raise NotFound(f"no job {where}")
+    verify(jobs[0], token, where)
+    at: datetime = clock[0][0]
+    return jobs[0], found[0], at
 
 
 @verb("job publish log")
@@ -412,7 +421,7 @@ def _stray(tx: Transition, row: JobRow) -> None:
     if not spec.writes or spec.isolation == "worktree":
         return  # a worktree's changes are its diff, which the worker takes and checks
     repo = Path(tx.run.repo_path)
-    before = changes.baseline(repo, scratch_dir(tx.run, row).parent, row.iteration)
+    before = changes.baseline(repo, scratch(tx.run, row).folder, row.iteration)
     touched = changes.changed(before, changes.snapshot(repo),
                               (".striatum", tx.run.artifact_root))
     stray = changes.outside(touched, spec.writes)
@@ -425,11 +434,17 @@ def _stray(tx: Transition, row: JobRow) -> None:
 
 @verb("job complete")
 def complete(store: Store, run_id: str, job_id: str, token: str, *,
-             files: Iterable[Staged] = (), check_writes: bool = True) -> Transition:
+             files: Iterable[Staged] = (), check_writes: bool = True
+             ) -> Transition | Completed:
     """Complete a task (publishing ``files`` first, in the same transaction).
     ``check_writes``: refuse changes outside its ``writes`` (a worker, which checked
     them itself against the same baseline, passes False)."""
     staged = tuple(files)  # a retried transaction publishes them again
+    if not staged:
+        done = complete_in_one(store, run_id, job_id, token, data={},
+                               check_writes=check_writes)
+        if done is not None:
+            return done
 
     def change(tx: Transition) -> None:
         row = _leased(tx, job_id, token)

@@ -20,7 +20,7 @@ from ..errors import NotFound
 from . import pinned
 from .artifacts import read_artifact
 from .audit import row_hash
-from .prompts import current_prompt, scratch_dir
+from .prompts import current_prompt, scratch
 from .records import JobRow, RunRow
 from .runs import get_run, status
 
@@ -32,10 +32,11 @@ LOG_TAIL = 16 * 1024  # the end of a lane log a job page shows
 LEASES_SHOWN = 20
 
 
-def run_graph(store: Store, run_id: str) -> dict[str, Any]:
+def run_graph(store: Store, run_id: str, *, why: bool = False) -> dict[str, Any]:
     """The run's status (``run.status``'s document) and what a drawing of it needs: the
     plan's waves, its needs as edges, its revision loops with the passes each has left,
-    and its verdicts."""
+    and its verdicts; with ``why``, what holds it (``run.why``'s document) from the same
+    read of the status."""
     view = status(store, run_id)
     workflow = pinned.compiled_of(store, view.run.workflow_digest)
     used = {j.job_id: j.revisions_used for j in view.jobs}
@@ -47,14 +48,20 @@ def run_graph(store: Store, run_id: str) -> dict[str, Any]:
     verdicts = [{"job": r[0], "iteration": r[1], "verdict": r[2], "reason": r[3],
                  "at": r[4].isoformat()}
                 for r in store.execute("run_verdicts", {"run": run_id})]
-    return {**view.to_json(), "waves": [list(wave) for wave in workflow.waves],
-            "edges": edges, "revisions": revisions, "verdicts": verdicts}
+    found = {**view.to_json(), "waves": [list(wave) for wave in workflow.waves],
+             "edges": edges, "revisions": revisions, "verdicts": verdicts}
+    if why:
+        from .why import explain
+
+        found["why"] = explain(store, run_id, view)
+    return found
 
 
 def job_detail(store: Store, run_id: str, job_id: str) -> dict[str, Any]:
     """One job: its row, the prompt of its current attempt, the tail of its newest lane
     log, what it published (every pass, with sha256), its verdicts, and its leases with
-    heartbeat age and expiry measured by the database clock."""
+    heartbeat age and expiry measured by the database clock, each with the executable
+    and model its attempt's start chained (None when it chained none: an operator's)."""
     view = status(store, run_id)
     rows = {j.job_id: j for j in view.jobs}
     if job_id not in rows:
@@ -76,7 +83,8 @@ def job_detail(store: Store, run_id: str, job_id: str) -> dict[str, Any]:
     now: datetime | None = found[0][7] if found else None
     leases = [{"fence": r[0], "owner": r[1], "iteration": r[2], "attempt": r[3],
                "acquired_at": r[4].isoformat(),
-               "ended_at": r[5].isoformat() if r[5] else None, "outcome": r[6]}
+               "ended_at": r[5].isoformat() if r[5] else None, "outcome": r[6],
+               "executable": r[8], "model": r[9]}
               for r in found]
     live = None
     if row.status == "leased" and row.lease_expires_at is not None and now is not None:
@@ -145,7 +153,7 @@ def _log(run: RunRow, row: JobRow, artifacts: list[dict[str, Any]]
     """Where the job's log is and its tail: while leased, the lane log its attempt is
     writing now (in the scratch folder); else the newest one published."""
     if row.status == "leased":
-        live = scratch_dir(run, row) / "lane.log"
+        live = scratch(run, row).log
         if live.is_file():
             return str(live.relative_to(run.repo_path)), _tail(live, LOG_TAIL)
     name = f"logs/{row.job_id}.log"

@@ -64,9 +64,10 @@ def budget_hold(run: RunRow, reason: str | None) -> Hold:
                 {"budget": key})
 
 
-def explain(store: Store, run_id: str) -> dict[str, Any]:
-    """The ``why`` document of a run: its state, what holds it, and the next command."""
-    view = status(store, run_id)
+def explain(store: Store, run_id: str, view: RunView | None = None) -> dict[str, Any]:
+    """The ``why`` document of a run: its state, what holds it, and the next command.
+    ``view``: the run's status, when the caller read it already."""
+    view = status(store, run_id) if view is None else view
     now: datetime = store.execute("now")[0][0]
     workflow = pinned.compiled_of(store, view.run.workflow_digest)
     serving = [(str(name), lanes) for name, lanes in

@@ -328,7 +328,7 @@ def _stats(session: Session, p: dict[str, Any]) -> dict[str, Any]:
 def _run_graph(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime.views import run_graph
 
-    return run_graph(session.store, p["run"])
+    return run_graph(session.store, p["run"], why=p["why"])
 
 
 def _run_history(session: Session, p: dict[str, Any]) -> dict[str, Any]:
@@ -486,7 +486,10 @@ _DECLARED = [
          "viewer", False, _stats),
     Verb("run.graph", "A run's status with what a drawing of it needs: the plan's waves, "
          "its needs as edges, its revision loops with the passes left, its verdicts.",
-         s.params({"run": s.RUN}, "run"), s.RUN_GRAPH, "viewer", False, _run_graph),
+         s.params({"run": s.RUN,
+                   "why": s.flag("Also what holds the run (run.why's document, as `why`), "
+                                 "from the same read of its status.")}, "run"),
+         s.RUN_GRAPH, "viewer", False, _run_graph),
     Verb("run.history", "A page of a run's events, newest first, before seq `before`, "
          "each row's hash and its link to the row before checked.",
          s.params({"run": s.RUN,
@@ -503,7 +506,8 @@ _DECLARED = [
          s.RUN_ARTIFACT, "viewer", False, _run_artifact),
     Verb("job.show", "One job in full: its state, the prompt of its current attempt, the "
          "tail of its lane log, its artifacts with sha256, its verdicts, and its leases "
-         "(holder, heartbeat age, expiry by the database clock).",
+         "(holder, heartbeat age, expiry by the database clock, and the executable and "
+         "model each attempt's chained start records).",
          s.params({"run": s.RUN, "job": s.JOB}, "run", "job"),
          s.JOB_SHOW, "viewer", False, _job_show),
     Verb("job.claim", "Lease the next ready job of a run; returns its prompt file, artifact "

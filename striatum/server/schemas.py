@@ -170,7 +170,7 @@ STATS = document({
         "waiting": INTEGER, "skipped": INTEGER, "choices": COUNTS})},
     "cost_known": BOOLEAN, "repo": NULLABLE_STRING})
 
-RUN_GRAPH = document({
+RUN_GRAPH_FIELDS: dict[str, Schema] = {
     **RUN_VIEW_FIELDS,
     "waves": {"type": "array", "items": STRINGS},
     "edges": {"type": "array", "items": document({"from": STRING, "to": STRING})},
@@ -179,7 +179,8 @@ RUN_GRAPH = document({
         "from": STRING, "to": STRING, "max": INTEGER, "left": INTEGER})},
     "verdicts": {"type": "array", "items": document({
         "job": STRING, "iteration": INTEGER, "verdict": STRING, "reason": STRING,
-        "at": STRING})}})
+        "at": STRING})}}
+RUN_GRAPH = document({**RUN_GRAPH_FIELDS, "why": RUN_WHY}, *RUN_GRAPH_FIELDS)  # why: asked for
 
 RUN_HISTORY = document({
     "run": STRING,
@@ -206,7 +207,8 @@ JOB_SHOW = document({
         "iteration": INTEGER, "verdict": STRING, "reason": STRING, "at": STRING})},
     "leases": {"type": "array", "items": document({
         "fence": INTEGER, "owner": STRING, "iteration": INTEGER, "attempt": INTEGER,
-        "acquired_at": STRING, "ended_at": NULLABLE_STRING, "outcome": NULLABLE_STRING})},
+        "acquired_at": STRING, "ended_at": NULLABLE_STRING, "outcome": NULLABLE_STRING,
+        "executable": NULLABLE_STRING, "model": NULLABLE_STRING})},
     "lease": nullable(document({
         "owner": NULLABLE_STRING, "expires_at": STRING, "expires_in_seconds": INTEGER,
         "heartbeat_age_seconds": NULLABLE_INTEGER, "expired": BOOLEAN})),
