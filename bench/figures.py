@@ -1147,6 +1147,12 @@ def _scale(name: str) -> Any:
     return run
 
 
+def _budget(ctx: Context) -> dict[str, Any]:
+    from .budget_cost import figure_budget
+
+    return figure_budget(ctx)
+
+
 FIGURES = {
     "transitions": ("1. transition throughput", figure_transitions),
     "e2e": ("2. end-to-end jobs/s", figure_e2e),
@@ -1159,6 +1165,7 @@ FIGURES = {
     "bigrun": ("8. reading a 10,000-job run", _scale("figure_bigrun")),
     "fleet": ("9. fleet: 1-16 workers over 4 runs", _scale("figure_fleet")),
     "web": ("10. web UI page render (1,000 jobs, 100,000 events)", figure_web),
+    "budget": ("11. claim + complete with and without a budget", _budget),
 }
 
 __all__ = ["FIGURES", "ROOT", "transition_loop"]

@@ -15,8 +15,8 @@ from .verbs import show
 @json_option
 def stats(here: bool, as_json: bool) -> int:
     """Per author lane → reviewer lane: verdicts, needs_revision rate, revision depth, and
-    time per accepted review; each checkpoint's decisions. Cost is not recorded, so it is
-    shown as unknown."""
+    time and cost per accepted review; each checkpoint's decisions. Cost is what the lanes
+    reported in usage.json, unknown where none did."""
     return show("stats", {"here": here}, as_json, render)
 
 

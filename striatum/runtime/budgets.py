@@ -2,15 +2,17 @@
 
 The limits are the workflow's ``budget`` (pinned with the run), raised by a
 human's ``run resume --raise-budget``; what the run has spent is read from
-its record, so it survives any restart without a table of its own:
+its record, so it survives any restart, in one read however long the run:
 
 * **job runs**: the passes its jobs started (``executions``, as plan counts
   them). The transition that makes a pass ready past ``max_job_runs`` blocks
   the run in the same commit, so no worker can claim it.
 * **wall seconds**: the time the run spent running, from its ``run.*``
-  events (time blocked for a human does not count).
+  events (time blocked for a human does not count), read through their own
+  index: a few rows, not the run's every event.
 * **cost**: the sum of what its lanes reported in ``usage.json``, each report
-  a ``budget.usage`` event.
+  a ``budget.usage`` event that adds to the run's ``spent_cost`` in the same
+  transaction (doctor checks the sum against the events).
 
 A run that reaches a limit is blocked (``run.block``, ``blocked_on`` naming
 the limit, with the limit, the amount spent and the reason); nothing of it is
@@ -33,7 +35,7 @@ from ..compiler.ir import BUDGET_KEYS, Budget, budget_document
 from ..errors import Conflict, UsageError
 from . import pinned
 from .audit import Event, verb
-from .store import fetch, fetch_one
+from .store import fetch, fetch_one, send
 
 if TYPE_CHECKING:
     import psycopg
@@ -62,21 +64,19 @@ def stopped(blocked_on: str | None) -> bool:
 def read(cur: psycopg.Cursor[Any], run_id: str, budget: Budget, now: datetime) -> Spent:
     limits = budget_document(budget)
     wall = 0.0
-    cost = 0
+    (_, _, _, cost, _), *lifecycle = fetch(cur, "budget_spent", {"run": run_id})
     since: datetime | None = None
-    for kind, at, data in fetch(cur, "budget_events", {"run": run_id}):
+    for kind, at, raised, _, _ in lifecycle:
         if kind in ("run.start", "run.resume", "run.retry"):
             since = at
         elif kind.startswith("run.") and since is not None:
             wall += (at - since).total_seconds()
             since = None
-        if kind == "run.resume" and isinstance(data, dict) and data.get("budget"):
-            limits.update(data["budget"])
-        elif kind == "budget.usage" and isinstance(data, dict):
-            cost += int(data.get("cost") or 0)
+        if isinstance(raised, dict):
+            limits.update(raised)
     if since is not None:
         wall += (now - since).total_seconds()
-    return Spent(limits, int(wall), cost)
+    return Spent(limits, int(wall), int(cost))
 
 
 def _spent(tx: Transition, budget: Budget) -> Spent:
@@ -216,6 +216,8 @@ def report_usage(store: Store, run_id: str, job_id: str, usage: dict[str, int]) 
         if budget is not None:
             _spent(tx, budget).cost += usage["cost"]
             check(tx, job_runs=False)
+        # After the read above: the row's sum is what the run had spent before this report.
+        send(tx.cur, "budget_add_cost", {"run": tx.run.id, "cost": usage["cost"]})
 
     transition(store, run_id, change, [job_id])
 
@@ -251,7 +253,7 @@ def resume_params(run_id: str, decision: str | None, raised: tuple[str, ...] | l
 def resume(tx: Transition, decision: str, reason: str, raised: dict[str, int] | None) -> None:
     """A human answers a run its budget stopped: ``raise`` the limits (the run goes on), or
     ``fail`` it."""
-    from .engine import advance, fail_run
+    from .engine import advance, block_on_waiting, fail_run
 
     assert tx.run.blocked_on is not None
     key = tx.run.blocked_on[len(PREFIX):]
@@ -279,6 +281,7 @@ def resume(tx: Transition, decision: str, reason: str, raised: dict[str, int] | 
                          "by": "human"}, blocked_on=None)
     spent.limits = limits
     advance(tx)
+    block_on_waiting(tx)  # a job handed to a human while the budget held the run
 
 
 def stop_reason(rows: list[Any]) -> str | None:

@@ -8,9 +8,9 @@ those the engine would append (a test holds the two together). Python still says
 what varies: the event's ``data``, the artifacts the job must have published, and
 which jobs may become ready.
 
-Anything else (a lease that is not live, a missing artifact, the run's last job, a
-dependent that is a checkpoint or needs one, files to publish with the change) is
-left to the general transition (``runs.transition``): the statement then changes
+Anything else (a run with a budget, a lease that is not live, a missing artifact, the
+run's last job, a dependent that is a checkpoint or needs one, files to publish with
+the change) is left to the general transition (``runs.transition``): the statement then changes
 nothing, and the caller makes the change the general way, which words every refusal.
 A review's verdict always goes that way: it records what its reviewer judged
 (``judged``), read from the repository and the attempt's scratch.
@@ -102,6 +102,10 @@ def complete_in_one(store: Store, run_id: str, job_id: str, token: str, *,
     general transition does."""
     known = pinned.known(run_id)  # the graph, when this process has seen the run
     if known is None or job_id not in known.graph.jobs:
+        return None
+    if known.workflow.budget is not None:
+        # A pass it makes ready may take the run past its budget, which stops the run in
+        # the same commit (budgets.on_pass): the engine's to do.
         return None
     wg = known.graph
     spec = wg.jobs[job_id]

@@ -366,6 +366,20 @@ def check_projections(replay: _Replay, report: Report) -> None:
         report.add("replay", "the events reproduce every job and run", ok=True)
 
 
+def _parsed_rows(store: Store, report: Report, check: str, name: str,
+                 params: dict[str, Any]) -> list[Any] | None:
+    """The rows of a check's query over event payloads, or None (said in the report) when
+    a payload does not parse: the chain check names that one."""
+    try:
+        return store.rows(name, params)
+    except StoreError as exc:
+        if not _unparsable(exc):
+            raise
+        report.add(check, "not checked: an event's payload does not parse (the chain check "
+                          "names it)", table="events")
+        return None
+
+
 def check_verdicts(store: Store, report: Report) -> None:
     """Every job that needs an accepted review ran on the digests the verdict names
     (``runtime.judged``); verdicts recorded before digests were are not checked."""
@@ -377,13 +391,9 @@ def check_verdicts(store: Store, report: Report) -> None:
         report.add("verdicts", "no verdict records digests: nothing to check", ok=True)
         return
     graphs = {str(run): pinned.compiled_of(store, str(digest)).graph for run, digest in found}
-    try:
-        rows = store.rows("doctor_verdict_uses", {"runs": list(graphs)})
-    except StoreError as exc:
-        if not _unparsable(exc):
-            raise
-        report.add("verdicts", "not checked: an event's payload does not parse (the chain "
-                               "check names it)", table="events")
+    rows = _parsed_rows(store, report, "verdicts", "doctor_verdict_uses",
+                        {"runs": list(graphs)})
+    if rows is None:
         return
     bound, problems = misbound(rows, lambda run, job: graphs[run].jobs[job].needs)
     for problem in problems:
@@ -391,6 +401,22 @@ def check_verdicts(store: Store, report: Report) -> None:
     if not problems:
         report.add("verdicts", f"{bound} job start(s) ran on the digests their accepts name",
                    ok=True)
+
+
+def check_spent(store: Store, report: Report) -> None:
+    """Each run's ``spent_cost`` (what a budget check reads) is the sum of the cost its
+    ``budget.usage`` events recorded."""
+    wrong = _parsed_rows(store, report, "spent", "doctor_spent_cost", {})
+    if wrong is None:
+        return
+    for run, kept, recorded, _ in wrong:
+        report.add("spent", f"run {run}: spent_cost says {kept}, its budget.usage events sum "
+                            f"to {recorded}; the budget reads the row, so it stops the run "
+                            "at the wrong cost", table="runs")
+    if wrong and int(wrong[0][3]) > len(wrong):
+        report.add("spent", f"{int(wrong[0][3]) - len(wrong)} more run(s) alike", table="runs")
+    if not wrong:
+        report.add("spent", "every run's spent cost is the sum of its usage events", ok=True)
 
 
 def check_guards(store: Store, report: Report) -> None:
@@ -616,6 +642,7 @@ def doctor(store: Store, repo: str | None = None, *, strict: bool = False) -> Re
         check_projections(replay, report)
         check_rpc(store, report)
         check_verdicts(store, report)
+        check_spent(store, report)
         check_guards(store, report)
         audit_anchor = 0
         if repo is not None:

@@ -410,9 +410,8 @@ def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str,
                        "revision", hint="record accept or reject")
     elif repeated and spec.revise.on_repeat == "escalate":
         tx.job(job_id, "escalate", data, verdict="needs_revision", reason=reason)
-        tx.run_to("block", {"job": job_id, "reason": "it returned the same findings as the "
-                            f"round before ({', '.join(findings or ())}): {reason}"},
-                  blocked_on=job_id)
+        block_on(tx, job_id, "it returned the same findings as the round before "
+                 f"({', '.join(findings or ())}): {reason}")
     elif row.revisions_used < spec.revise.max:
         revise(tx, job_id, reason, granted=False, said=said)
     elif spec.revise.on_exhausted == "accept":
@@ -425,7 +424,16 @@ def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str,
     else:
         tx.job(job_id, "escalate", {**data, "exhausted": True}, verdict="needs_revision",
                reason=reason)
-        tx.run_to("block", {"job": job_id, "reason": reason}, blocked_on=job_id)
+        block_on(tx, job_id, reason)
+
+
+def block_on(tx: Transition, job_id: str, reason: str, data: dict[str, Any] | None = None
+             ) -> None:
+    """Block the run on ``job_id``, just handed to a human. A run its budget already
+    stopped stays blocked on the budget: the job waits awaiting its decision, and the run
+    blocks on it once a human raises the limit (``block_on_waiting``)."""
+    if tx.run.status == "running":
+        tx.run_to("block", data or {"job": job_id, "reason": reason}, blocked_on=job_id)
 
 
 def block_on_waiting(tx: Transition) -> None:

@@ -36,7 +36,14 @@ from . import audit, budgets, changes, judged, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
 from .completion import Completed, complete_in_one
-from .engine import Transition, advance, apply_verdict, attempt_failed, missing_artifacts
+from .engine import (
+    Transition,
+    advance,
+    apply_verdict,
+    attempt_failed,
+    block_on,
+    missing_artifacts,
+)
 from .findings import finding_ids
 from .prompts import prepare_prompt, scratch, scratch_of
 from .records import JobRow, RunRow, from_json
@@ -468,14 +475,14 @@ def escalate(store: Store, run_id: str, job_id: str, token: str, reason: str, *,
     def change(tx: Transition) -> None:
         row = _leased(tx, job_id, token)
         _publish_in(tx, row, staged)
-        if tx.run.status != "running":
+        if tx.run.status != "running" and not budgets.stopped(tx.run.blocked_on):
             raise Conflict(f"run {run_id} is {tx.run.status} (on {tx.run.blocked_on}): it "
                            "already waits for a human, who answers one escalation at a time",
                            hint="say what needs a human in an artifact and `job release` the "
                                 "job, or `job fail` it", state=tx.run.status)
         data = {"reason": reason, "by": "agent"}
         tx.job(job_id, "escalate", data, reason=reason)
-        tx.run_to("block", {"job": job_id, **data}, blocked_on=job_id)
+        block_on(tx, job_id, reason, {"job": job_id, **data})
 
     return transition(store, run_id, change, [job_id])
 

@@ -4,9 +4,10 @@ For each author lane → reviewer lane pair (the author being the lane of the jo
 a review revises, or of each job it needs when it revises none): the verdicts
 the reviewer gave, how often it asked for a revision, how deep its loops went,
 and the time from the author's first claim to the accept, per accepted review.
-Checkpoints are counted by their decisions. Cost is not in the record: every
-figure here comes from verdicts, jobs and leases, so ``cost_per_accepted`` is
-null and ``cost_known`` false.
+Checkpoints are counted by their decisions. Cost is what the lanes reported in
+``usage.json`` (``budget.usage`` events): an accepted review cost what its own
+passes and its author's reported in its run, and a pair's cost is known once any
+of them reported.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class _Pair:
     verdicts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERDICTS, 0))
     depths: list[int] = field(default_factory=list)  # needs_revision rounds per review
     accepted_seconds: list[float] = field(default_factory=list)
+    accepted_costs: list[int] = field(default_factory=list)
+    cost_known: bool = False
     runs: set[str] = field(default_factory=set)
 
     def to_json(self, author: str, reviewer: str) -> dict[str, Any]:
@@ -42,7 +45,9 @@ class _Pair:
             "revision_depth_max": max(self.depths, default=0),
             "accepted": accepted,
             "seconds_per_accepted": _ratio(sum(self.accepted_seconds), accepted),
-            "cost_per_accepted": None}
+            "cost_per_accepted": _ratio(sum(self.accepted_costs),
+                                        len(self.accepted_costs))
+            if self.cost_known else None, "cost_known": self.cost_known}
 
 
 def _ratio(part: float, whole: int) -> float | None:
@@ -60,6 +65,7 @@ def stats(store: Store, repo: str | None = None) -> dict[str, Any]:
     for run, job, _, digest, verdict, at in store.execute("stats_verdicts", where):
         rounds[(run, job)].append((verdict, at))
         digests[run] = digest
+    spent = {(run, job): int(cost) for run, job, cost in store.execute("stats_usage", where)}
     pairs: dict[tuple[str, str], _Pair] = defaultdict(_Pair)
     for (run, job), given in rounds.items():
         workflow = pinned.compiled_of(store, digests[run]).jobs
@@ -73,13 +79,21 @@ def stats(store: Store, repo: str | None = None) -> dict[str, Any]:
             for verdict, _ in given:
                 pair.verdicts[verdict] += 1
             pair.depths.append(sum(v == "needs_revision" for v, _ in given))
+            # The review's passes and its author's on this lane, every revision included.
+            paid = [spent[key] for key in [(run, job), *((run, a) for a in authors
+                                                         if workflow[a].lane == author_lane)]
+                    if key in spent]
+            pair.cost_known = pair.cost_known or bool(paid)
+            if accepted_at is not None:
+                pair.accepted_costs.append(sum(paid))
             # From the author's first claim: the whole loop, every revision included.
             began = min((jobs[(run, a)][4] for a in authors
                          if (run, a) in jobs and jobs[(run, a)][4] is not None), default=None)
             if accepted_at is not None and began is not None:
                 pair.accepted_seconds.append((accepted_at - began).total_seconds())
     return {"pairs": [pair.to_json(a, r) for (a, r), pair in sorted(pairs.items())],
-            "checkpoints": _checkpoints(jobs), "cost_known": False,
+            "checkpoints": _checkpoints(jobs),
+            "cost_known": any(pair.cost_known for pair in pairs.values()),
             "repo": where["repo"]}
 
 

@@ -128,6 +128,10 @@ def in_turn(hold: Hold, blocked_on: str | None) -> Hold:
     on this one."""
     if hold.kind not in ("lapsed", "escalated") or blocked_on in (None, hold.job):
         return hold
+    if budget_stopped(blocked_on):
+        return replace(hold, text=f"{hold.text} (after the run's budget: raise the budget "
+                       f"first, then the run blocks on {hold.job})",
+                       details={**(hold.details or {}), "after": blocked_on})
     return replace(hold, text=f"{hold.text} (after {blocked_on}: `run resume` answers "
                    f"{blocked_on} first, then the run blocks on {hold.job})",
                    details={**(hold.details or {}), "after": blocked_on})

@@ -164,7 +164,7 @@ STATS = document({
         "verdicts": COUNTS, "needs_revision_rate": NULLABLE_NUMBER,
         "revision_depth_mean": NULLABLE_NUMBER, "revision_depth_max": INTEGER,
         "accepted": INTEGER, "seconds_per_accepted": NULLABLE_NUMBER,
-        "cost_per_accepted": NULLABLE_NUMBER})},
+        "cost_per_accepted": NULLABLE_NUMBER, "cost_known": BOOLEAN})},
     "checkpoints": {"type": "array", "items": document({
         "job": STRING, "lane": STRING, "runs": INTEGER, "decided": INTEGER,
         "waiting": INTEGER, "skipped": INTEGER, "choices": COUNTS})},

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from striatum.errors import Conflict
-from striatum.runtime import inbox, leases, runs, why
+from striatum.runtime import budgets, inbox, leases, runs, why
 from striatum.runtime.store import Store
 
+from .helpers import owner_connection
 from .worker_helpers import (
     cli,
     cli_json,
@@ -210,3 +211,82 @@ def test_the_block_survives_a_sigkilled_worker_and_a_resume_and_the_cli_lifts_it
     inbox_now = json.loads(cli(dsn, repo, "inbox", "--json").stdout)
     assert inbox_now["items"] == []
     doctor_ok(dsn, repo)
+
+
+PAIR = {
+    "name": "pair", "budget": {"max_cost": 50},
+    "lanes": {"coder": {"kind": "operator"}, "reviewer": {"kind": "operator"}},
+    "jobs": [{"id": "draft", "lane": "coder", "prompt": {"text": "Write it."}},
+             {"id": "check", "lane": "reviewer", "kind": "review", "needs": ["draft"],
+              "prompt": {"text": "Review it."},
+              "revise": {"target": "draft", "max": 1, "on_exhausted": "escalate"}}]}
+
+
+def test_a_review_escalating_while_its_budget_stopped_the_run_waits_its_turn(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    run_id = start_run(store, write_workflow(tmp_path / "flow", PAIR), repo)
+    for _ in range(2):  # one revision, then the revision budget is spent
+        draft = leases.claim(store, run_id, owner="t")
+        assert draft is not None and draft.job == "draft"
+        leases.complete(store, run_id, "draft", draft.token)
+        check = leases.claim(store, run_id, owner="t")
+        assert check is not None and check.job == "check"
+        if not runs.status(store, run_id).jobs[1].iteration:
+            leases.verdict(store, run_id, "check", check.token, "needs_revision", "wrong")
+    # The reviewer's lane reports what it spent before its verdict lands: the run stops.
+    budgets.report_usage(store, run_id, "check", {"cost": 50})
+    assert runs.status(store, run_id).run.blocked_on == "budget:max_cost"
+
+    leases.verdict(store, run_id, "check", check.token, "needs_revision", "still wrong")
+
+    view = runs.status(store, run_id)
+    assert (view.run.status, view.run.blocked_on) == ("blocked", "budget:max_cost")
+    assert {j.job_id: j.status for j in view.jobs}["check"] == "awaiting_decision"
+    held = why.explain(store, run_id)
+    assert [(h["kind"], h["job"]) for h in held["holds"]] == [("over_budget", None),
+                                                              ("escalated", "check")]
+    assert held["holds"][1]["after"] == "budget:max_cost"
+    assert "raise the budget first" in held["holds"][1]["text"]
+    assert held["next"] == f"striatum run resume {run_id} --raise-budget max_cost=N"
+    items = inbox.inbox(store)["items"]
+    assert sorted((i["kind"], i["job"]) for i in items) == [("escalated", "check"),
+                                                             ("over_budget", None)]
+
+    runs.resume(store, run_id, "raise", "worth it", {"max_cost": 100})
+
+    view = runs.status(store, run_id)
+    assert (view.run.status, view.run.blocked_on) == ("blocked", "check")
+    held = why.explain(store, run_id)
+    assert [(h["kind"], h["job"]) for h in held["holds"]] == [("escalated", "check")]
+    assert "after" not in held["holds"][0]
+    runs.resume(store, run_id, "accept", "good enough")
+    assert run_status(store, run_id) == "completed"
+    assert [e["type"] for e in events_of(store, run_id) if e["type"].startswith("run.")] == [
+        "run.prepare", "run.start", "run.block", "run.resume", "run.block", "run.resume",
+        "run.complete"]
+
+
+def test_the_spent_cost_is_kept_on_the_run_row_and_doctor_checks_it_against_the_events(
+        dsn: str, store: Store, repo: Path, tmp_path: Path) -> None:
+    run_id = start_run(store, write_workflow(tmp_path / "flow", PAIR), repo)
+    draft = leases.claim(store, run_id, owner="t")
+    assert draft is not None
+    budgets.report_usage(store, run_id, "draft", {"cost": 20})
+    budgets.report_usage(store, run_id, "draft", {"cost": 5, "tokens": 9})
+    with owner_connection(dsn) as conn:
+        row = conn.execute("SELECT spent_cost FROM striatum.runs WHERE id = %s",
+                           (run_id,)).fetchone()
+        assert row == (25,)
+        doctor_ok(dsn, repo)
+        # The budget reads the row, not the events: a wrong sum stops the run at it.
+        conn.execute("UPDATE striatum.runs SET spent_cost = 60 WHERE id = %s", (run_id,))
+    leases.complete(store, run_id, "draft", draft.token)
+    assert runs.status(store, run_id).run.blocked_on == "budget:max_cost"
+    assert block_of(store, run_id)["spent"] == 60
+
+    done = cli(dsn, repo, "doctor", "--json")
+    assert done.returncode != 0, done.stdout
+    found = [f for f in json.loads(done.stdout)["findings"] if f["check"] == "spent"]
+    assert [(f["ok"], f["message"]) for f in found] == [
+        (False, f"run {run_id}: spent_cost says 60, its budget.usage events sum to 25; the "
+                "budget reads the row, so it stops the run at the wrong cost")]

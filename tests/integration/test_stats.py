@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from striatum.runtime import leases, runs
+from striatum.runtime import budgets, leases, runs
 from striatum.runtime.stats import stats
 from striatum.runtime.store import Store
 
@@ -28,14 +28,20 @@ FLOW = {
 
 
 def one_run(store: Store, workflow: str, repo: Path, verdicts: list[str],
-            choice: str | None, accepted_after: int | None, dsn: str) -> str:
+            choice: str | None, accepted_after: int | None, dsn: str,
+            costs: tuple[int, int] | None = None) -> str:
+    """``costs``: what each pass of the draft and of the check report spending."""
     run_id = start_run(store, workflow, repo)
     for outcome in verdicts:
         draft = leases.claim(store, run_id, owner="t")
         assert draft is not None and draft.job == "draft"
+        if costs is not None:
+            budgets.report_usage(store, run_id, "draft", {"cost": costs[0], "tokens": 7})
         leases.complete(store, run_id, "draft", draft.token)
         check = leases.claim(store, run_id, owner="t")
         assert check is not None and check.job == "check"
+        if costs is not None:
+            budgets.report_usage(store, run_id, "check", {"cost": costs[1]})
         leases.verdict(store, run_id, "check", check.token, outcome, f"said {outcome}")
     if choice is not None:
         runs.decide(store, run_id, "gate", choice)
@@ -63,7 +69,8 @@ def test_stats_counts_each_pair_and_checkpoint_exactly(store: Store, dsn: str, r
         "author_lane": "coder", "reviewer_lane": "reviewer", "runs": 3, "reviews": 3,
         "verdicts": {"accept": 2, "needs_revision": 1, "reject": 1},
         "needs_revision_rate": 0.25, "revision_depth_mean": 0.3333, "revision_depth_max": 1,
-        "accepted": 2, "seconds_per_accepted": 45.0, "cost_per_accepted": None}]
+        "accepted": 2, "seconds_per_accepted": 45.0, "cost_per_accepted": None,
+        "cost_known": False}]
     assert found["checkpoints"] == [{
         "job": "gate", "lane": "me", "runs": 3, "decided": 2, "waiting": 0, "skipped": 1,
         "choices": {"go": 1, "stop": 1}}]
@@ -83,3 +90,27 @@ def test_stats_counts_each_pair_and_checkpoint_exactly(store: Store, dsn: str, r
                                         "accept 2, needs_revision 1, reject 1")
     assert "45 s per accepted, cost -" in text.out
     assert "checkpoint gate (me): 3 run(s), 2 decided (go 1, stop 1)" in text.out
+
+
+def test_stats_cost_per_accepted_is_what_the_review_and_its_author_reported(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    workflow = write_workflow(tmp_path / "flow", FLOW)
+    # Two passes of each at 30 + 10: the accepted review cost 80 in all.
+    first = one_run(store, workflow, repo, ["needs_revision", "accept"], "go", 60, dsn,
+                    (30, 10))
+    apply = leases.claim(store, first, owner="t")
+    assert apply is not None and apply.job == "apply"
+    # The coder's later job is not the work the review judged: not counted.
+    budgets.report_usage(store, first, "apply", {"cost": 1000})
+    one_run(store, workflow, repo, ["accept"], "stop", 30, dsn, (20, 5))
+    one_run(store, workflow, repo, ["reject"], None, None, dsn, (100, 100))  # not accepted
+    one_run(store, workflow, repo, ["accept"], "stop", 30, dsn)  # reported nothing: 0
+
+    found = stats(store)
+    (pair,) = found["pairs"]
+    assert (pair["accepted"], pair["cost_known"]) == (3, True)
+    assert pair["cost_per_accepted"] == round((80 + 25 + 0) / 3, 4) == 35.0
+    assert found["cost_known"] is True
+    text = cli("--dsn", dsn, "--repo", str(repo), "stats")
+    assert text.code == 0, text.err
+    assert "per accepted, cost 35" in text.out and "cost: unknown" not in text.err

@@ -1,7 +1,15 @@
--- budget_events: what a run's budget is read from, oldest first: its lifecycle (the clock runs while it is running), the limits a human raised, and the cost its lanes reported --
-SELECT type, created_at, payload::jsonb -> 'data' FROM striatum.events
-WHERE run_id = %(run)s AND (starts_with(type, 'run.') OR type = 'budget.usage')
+-- budget_spent: what a run's budget is read from: the cost its lanes reported (kept on its row), then its lifecycle events oldest first (the clock runs while it is running), through their own index, with the limits a human raised (only a resume's payload is parsed: a start's names every job) --
+SELECT NULL::text, NULL::timestamptz, NULL::jsonb, spent_cost, -1::bigint AS seq
+FROM striatum.runs WHERE id = %(run)s
+UNION ALL
+SELECT type, created_at,
+       CASE WHEN type = 'run.resume' THEN payload::jsonb -> 'data' -> 'budget' END, NULL, seq
+FROM striatum.events
+WHERE run_id = %(run)s AND starts_with(type, 'run.')
 ORDER BY seq;
+
+-- budget_add_cost: add what a lane reported to its run's spent cost, with the budget.usage event that records it --
+UPDATE striatum.runs SET spent_cost = spent_cost + %(cost)s WHERE id = %(run)s;
 
 -- budget_job_runs: the passes started by a run's jobs other than those named (a transition holds those in memory) --
 SELECT coalesce(sum(executions), 0) FROM striatum.jobs

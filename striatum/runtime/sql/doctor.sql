@@ -260,3 +260,12 @@ WHERE e.run_id = ANY(%(runs)s) AND e.job_id IS NOT NULL
   AND e.type IN ('job.complete', 'job.reset', 'job.decide', 'job.claim', 'verdict.used',
                  'job.escalate')
 ORDER BY e.repo_id, e.seq;
+
+-- doctor_spent_cost: the runs whose spent_cost is not the sum of the cost of their budget.usage events (the first few), and how many there are --
+SELECT r.id, r.spent_cost, coalesce(u.cost, 0), count(*) OVER ()
+FROM striatum.runs r
+LEFT JOIN (SELECT run_id, sum(((payload::jsonb -> 'data') ->> 'cost')::bigint) AS cost
+           FROM striatum.events WHERE type = 'budget.usage' GROUP BY run_id) u
+       ON u.run_id = r.id
+WHERE r.spent_cost <> coalesce(u.cost, 0)
+ORDER BY r.id LIMIT 10;

@@ -16,3 +16,10 @@ WHERE (%(repo)s::text IS NULL OR r.repo_path = %(repo)s)
   AND EXISTS (SELECT 1 FROM striatum.jobs k
               WHERE k.run_id = j.run_id AND k.kind IN ('review', 'checkpoint'))
 ORDER BY j.run_id, j.position;
+
+-- stats_usage: what each job of the runs (of one repository when given) reported it spent, over all its passes and attempts (its budget.usage events) --
+SELECT e.run_id, e.job_id, sum(((e.payload::jsonb -> 'data') ->> 'cost')::bigint)
+FROM striatum.events e
+JOIN striatum.run_records r ON r.id = e.run_id
+WHERE e.type = 'budget.usage' AND (%(repo)s::text IS NULL OR r.repo_path = %(repo)s)
+GROUP BY e.run_id, e.job_id;
