@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg import sql
 
 from striatum.runtime import batches, leases, runs
 from striatum.runtime.doctor import doctor
@@ -102,3 +103,22 @@ def test_a_batch_larger_than_one_statement_is_split_and_chained(
     assert sum(status == "cancelled" for _, _, status, *_ in jobs) == 2 * WIDE // 3
     report = doctor(store, str(repo))
     assert report.ok, [f.to_json() for f in report.findings if not f.ok]
+
+
+def test_records_are_built_by_name_whatever_the_order_of_the_columns(
+        store: Store, tmp_path: Path) -> None:
+    from striatum.runtime.records import JobRow, record_row
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run_id = work(store, wide_workflow(tmp_path / "wf"), repo)
+    in_order = runs.status(store, run_id).jobs
+    names = [field for field in JobRow.__dataclass_fields__][::-1]
+    statement = sql.SQL("SELECT {} FROM striatum.job_records WHERE run_id = %s "
+                        "ORDER BY position").format(sql.SQL(", ").join(map(sql.Identifier,
+                                                                           names)))
+    with store._conn.cursor(row_factory=record_row(JobRow)) as cur:
+        cur.execute(statement, (run_id,), binary=True)
+        reversed_columns = cur.fetchall()
+    assert reversed_columns == in_order
+    assert {job.status for job in in_order} == {"succeeded", "cancelled"}
