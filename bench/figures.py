@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import peers
+from . import doctor_cost, peers
 from .common import (
     ROOT,
     Context,
@@ -815,12 +815,7 @@ def sql_hash_pass(dsn: str) -> tuple[float, int]:
 
     start = time.perf_counter()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        count, bad = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE row_hash <> encode(sha256(convert_to("
-            "previous_hash || payload, 'UTF8')), 'hex') OR previous_hash <> before) "
-            "FROM (SELECT payload, previous_hash, row_hash, coalesce(lag(row_hash) OVER "
-            "(ORDER BY seq), repeat('0', 64)) AS before FROM striatum.events) e"
-        ).fetchone()  # type: ignore[misc]
+        count, bad = conn.execute(doctor_cost.FLOOR).fetchone()  # type: ignore[misc]
     elapsed = time.perf_counter() - start
     if bad:
         raise RuntimeError(f"{bad} rows did not hash to their stored hash")
@@ -881,14 +876,19 @@ def figure_doctor(ctx: Context) -> dict[str, Any]:
         raw["big"] = {"events": n, "jobs": jobs, "rss_mib": rss_big, "rates": rates,
                       "loop_rates": loop_rates, "streamed": streamed, "in_sql": in_sql}
         del payloads, hashes
+        ctx.say("  doctor: server CPU per event, each query alone on one backend ...")
+        raw["cpu_us_per_event"] = cost = doctor_cost.breakdown(dsn, repeat=1)
+        for label, micros in (cost or {}).items():
+            if label != "events":
+                ctx.say(f"    {micros:6.2f} us  {label}")
     rows = [row(f"doctor over {n:,} events (CLI, whole process)", "events/s", rates,
                 key="doctor"),
+            row("the floor: one SQL pass, sha256 and link per row, same run", "events/s",
+                in_sql, who="reference", key="in_sql"),
             row(f"pure-Python sha256 chain loop, same {n:,} rows", "events/s", loop_rates,
                 who="reference", key="loop"),
             row("  the rows streamed from PostgreSQL by COPY, hashed in Python", "events/s",
                 streamed, who="reference", key="streamed", detail=True),
-            row("  one SQL pass: sha256 and link per row, nothing else", "events/s", in_sql,
-                who="reference", key="in_sql", detail=True),
             row(f"doctor peak RSS, {n:,} events / {jobs:,} jobs", "MiB", rss_big,
                 higher_is_better=False, key="rss_big"),
             row(f"doctor peak RSS, {n_small:,} events / {jobs_small:,} jobs", "MiB",
@@ -909,7 +909,11 @@ def figure_doctor(ctx: Context) -> dict[str, Any]:
         "the two floors under doctor: the same rows streamed out of PostgreSQL by COPY and "
         "hashed in the Python loop (any client-side check pays this), and one SQL pass "
         "that only recomputes each row's sha256 and its link (any server-side check pays "
-        "this); doctor also parses every payload and replays every job and run."]}
+        "this); doctor also parses every payload and replays every job and run.",
+        "server CPU per event (raw cpu_us_per_event, printed while the figure runs): "
+        "doctor's queries and the pieces of its pass, each alone on one backend with no "
+        "parallel workers, CPU seconds of that backend from /proc (a server on this "
+        "machine only; left out otherwise)."]}
 
 
 # ================================================================= 5. CLI latency

@@ -36,7 +36,8 @@ PAIRS = {"pg1": "w1", "pg4": "w4", "ceiling": "w1", "procrastinate": "e2e", "dbo
          "dbos_queue4": "e2e", "procrastinate_noop": "e2e", "dbos_noop": "e2e",
          "dbos_queue4_noop": "e2e", "claim_small": "claim_big",
          "procrastinate_p50": "p50", "procrastinate_p99": "p99",
-         "loop": "doctor", "rss_small": "rss_big"}
+         "loop": "doctor", "in_sql": "doctor", "streamed": "doctor",
+         "rss_small": "rss_big"}
 
 
 def _fmt(value: float) -> str:
@@ -124,8 +125,8 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         add("3. dispatch p50 <= 5 ms", _median(figs["dispatch"], "p50"), 5.0, False, "ms")
         add("3. dispatch p99 <= 20 ms", _median(figs["dispatch"], "p99"), 20.0, False, "ms")
     if "doctor" in figs:
-        add("4. doctor events/s >= 0.75 x Python hashing loop",
-            ratio("doctor", "doctor", "loop"), 0.75, True, "x")
+        add("4. doctor events/s >= 0.8 x the hash-only SQL pass (same run)",
+            ratio("doctor", "doctor", "in_sql"), 0.8, True, "x")
         add("4. doctor memory flat: peak RSS(10x events) <= 1.25 x RSS(1x)",
             ratio("doctor", "rss_big", "rss_small"), 1.25, False, "x")
     if "cli" in figs:

@@ -9,6 +9,9 @@ artifact directory, and (for a review) leaves verdict.json there. Behaviours:
     fake_agent.py review [--revise-once]   as work, then accept (or, on the first
                                        pass of a review that can revise, needs_revision)
     fake_agent.py reject               a review that rejects
+    fake_agent.py review --findings A,B    as review, but every pass of a review that can
+                                       revise asks for a revision naming findings A and B
+                                       (the same ids each round: a loop that never converges)
     fake_agent.py fail                 exit 3 without writing anything
     fake_agent.py crash-once           fail on the first attempt, then work
     fake_agent.py hang                 never finish (for timeouts)
@@ -62,15 +65,17 @@ def write_artifacts() -> None:
                           encoding="utf-8")
 
 
-def verdict(outcome: str, reason: str) -> None:
+def verdict(outcome: str, reason: str, findings: list[str] | None = None) -> None:
     if "--cli" in sys.argv:
-        CLI_VERDICT.append((outcome, reason))
+        CLI_VERDICT.append((outcome, reason, findings or []))
         return
-    (artifact_dir() / "verdict.json").write_text(
-        json.dumps({"verdict": outcome, "reason": reason}), encoding="utf-8")
+    document: dict[str, object] = {"verdict": outcome, "reason": reason}
+    if findings is not None:
+        document["findings"] = [{"id": f, "title": f"finding {f}"} for f in findings]
+    (artifact_dir() / "verdict.json").write_text(json.dumps(document), encoding="utf-8")
 
 
-CLI_VERDICT: list[tuple[str, str]] = []
+CLI_VERDICT: list[tuple[str, str, list[str]]] = []
 
 
 def striatum(*args: str) -> None:
@@ -90,8 +95,9 @@ def end_through_the_cli() -> int:
     for name in filter(None, os.environ.get("STRIATUM_PRODUCES", "").splitlines()):
         striatum("job", "publish", "--artifact", str(out / name), "--as", name)
     if CLI_VERDICT:
-        outcome, reason = CLI_VERDICT[0]
-        striatum("job", "verdict", outcome, "--reason", reason)
+        outcome, reason, findings = CLI_VERDICT[0]
+        named = [arg for finding in findings for arg in ("--finding", finding)]
+        striatum("job", "verdict", outcome, "--reason", reason, *named)
     else:
         striatum("job", "complete")
     return 0
@@ -140,6 +146,9 @@ def main() -> int:
                                                                 "reject-slowly"):
         if mode in ("reject", "reject-slowly"):
             verdict("reject", "the fake reviewer rejects this")
+        elif "--findings" in sys.argv and os.environ.get("STRIATUM_CAN_REVISE") == "1":
+            named = sys.argv[sys.argv.index("--findings") + 1].split(",")
+            verdict("needs_revision", f"still wrong: {', '.join(named)}", named)
         elif ("--revise-once" in sys.argv and first_pass
               and os.environ.get("STRIATUM_CAN_REVISE") == "1"):
             verdict("needs_revision", "the fake reviewer asks for one more pass")

@@ -166,12 +166,15 @@ def publish(run_id: str, job_id: str, token: str, path: str, name: str | None,
 @click.argument("outcome", type=click.Choice(VERDICTS))
 @held
 @click.option("--reason", required=True, help="Why: the reviewer's words, kept in the record.")
+@click.option("--finding", "findings", multiple=True,
+              help="The id of a finding the review names (repeatable).")
 @json_option
 def verdict(outcome: str, run_id: str, job_id: str, token: str, reason: str,
-            as_json: bool) -> int:
+            findings: tuple[str, ...], as_json: bool) -> int:
     """End a review with a verdict: accept, needs_revision or reject."""
     document = _held_call("job.verdict", run_id, job_id, token,
-                          {"outcome": outcome, "reason": reason})
+                          {"outcome": outcome, "reason": reason,
+                           **({"findings": list(findings)} if findings else {})})
     return _done(document, as_json)
 
 

@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "checkpoint": ("checkpoint", "checkpoint", "Checkpoints: decide."),
     "inbox": ("inbox", "inbox", "Everything that waits for a human, across runs."),
     "why": ("why", "why", "What holds a run, exactly, and the command that moves it."),
+    "stats": ("stats", "stats", "How each reviewer did, across runs: verdicts, revision "
+              "depth, time per accepted review."),
     "dashboard": ("dashboard", "dashboard", "A live terminal view of the runs, their jobs by "
                   "wave, what holds them, and the inbox."),
     "lane": ("lane", "lane", "Lanes: preset (a lane that runs claude, codex or gemini)."),

@@ -20,6 +20,8 @@ from typing import Any, Literal
 LaneKind = Literal["command", "operator", "human"]
 JobKind = Literal["task", "review", "checkpoint"]
 OnExhausted = Literal["escalate", "fail", "accept"]
+# What a revision round that returns the previous round's finding ids does.
+OnRepeat = Literal["continue", "escalate"]
 Isolation = Literal["none", "worktree"]
 Scalar = str | int | bool
 
@@ -55,6 +57,7 @@ class Revision:
     target: str
     max: int
     on_exhausted: OnExhausted = "escalate"
+    on_repeat: OnRepeat = "continue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,8 @@ def _prompt_document(prompt: Prompt) -> Any:
 
 
 def _revision(raw: dict[str, Any]) -> Revision:
-    return Revision(raw["target"], _int(raw["max"]), raw.get("on_exhausted", "escalate"))
+    return Revision(raw["target"], _int(raw["max"]), raw.get("on_exhausted", "escalate"),
+                    raw.get("on_repeat", "continue"))
 
 
 # How a field crosses from a document to the IR and back, where that is not the value

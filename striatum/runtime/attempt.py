@@ -25,6 +25,7 @@ from ..errors import Conflict, LeaseLost, StoreUnavailable, StriatumError
 from . import changes, embedded, leases, sandbox
 from .artifacts import Staged, stage
 from .connections import Heartbeats, LaneStores
+from .findings import finding_ids
 from .lanes import DEFAULT_TIMEOUT, fill, lane_environment, run_lane
 from .leases import Claim
 from .records import JobRow
@@ -271,10 +272,11 @@ class _Attempt:
         if found is None:
             return self._fail("the review recorded no verdict: run `striatum job verdict ...` "
                               f"or leave {VERDICT_FILE} in the artifact dir", files)
-        outcome, why = found
+        outcome, why, findings = found
         claim = self.claim
         return self._finish(lambda store: leases.verdict(
-            store, claim.run, claim.job, claim.token, outcome, why, files=files),
+            store, claim.run, claim.job, claim.token, outcome, why, files=files,
+            findings=findings),
             files, outcome, why)
 
     def _finish(self, end: Callable[[Store], object], files: list[Staged], status: str,
@@ -368,11 +370,12 @@ def _still_mine(store: Store, claim: Claim) -> bool:
     return row is not None and row.status == "leased" and row.lease_token == claim.token
 
 
-def _read_verdict(path: Path) -> tuple[str, str] | None:
+def _read_verdict(path: Path) -> tuple[str, str, tuple[str, ...] | None] | None:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(document, dict) or document.get("verdict") not in VERDICTS:
         return None
-    return str(document["verdict"]), str(document.get("reason") or "(no reason given)")
+    return (str(document["verdict"]), str(document.get("reason") or "(no reason given)"),
+            finding_ids(document.get("findings")))

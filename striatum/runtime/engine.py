@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Conflict, NotFound
 from . import batches, pinned
 from .audit import Event, append_events
+from .findings import repeats_last_round, verdict_data
 from .machine import RUN_TERMINAL, check_job, check_run
 from .records import JobRow, RunRow
 from .store import Read, fetch, fetch_records, fetch_together, send
@@ -359,8 +360,10 @@ def cancel_run(tx: Transition, reason: str) -> None:
     tx.run_to("cancel", {"reason": reason}, blocked_on=None)
 
 
-def revise(tx: Transition, reviewer: str, reason: str, *, granted: bool) -> None:
-    """Send the reviewer's region back to pending, one iteration on."""
+def revise(tx: Transition, reviewer: str, reason: str, *, granted: bool,
+           said: dict[str, Any] | None = None) -> None:
+    """Send the reviewer's region back to pending, one iteration on (``said``: what the
+    reviewer's own event adds, its findings)."""
     region = tx.wg.ids_of(tx.wg.region_bits(reviewer))
     tx.load_all()
     row = tx.jobs[reviewer]
@@ -370,7 +373,8 @@ def revise(tx: Transition, reviewer: str, reason: str, *, granted: bool) -> None
         job = tx.jobs[member]
         if job.status == "pending":
             continue  # it had not started this pass: nothing to undo
-        tx.job(member, "reset", {"by": reviewer, "reason": reason, "granted": granted},
+        data = {"by": reviewer, "reason": reason, "granted": granted}
+        tx.job(member, "reset", {**data, **(said or {})} if member == reviewer else data,
                iteration=job.iteration + 1, attempt=0,
                verdict="needs_revision" if member == reviewer else None)
     advance(tx)
@@ -387,10 +391,13 @@ def missing_artifacts(tx: Transition, job_id: str) -> list[str]:
     return [p for p in produces if p not in published]
 
 
-def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str) -> None:
+def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str,
+                  findings: tuple[str, ...] | None = None) -> None:
     row = tx.jobs[job_id]
     spec = tx.wg.jobs[job_id]
-    data = {"verdict": verdict, "reason": reason}
+    repeated = verdict == "needs_revision" and repeats_last_round(tx, job_id, findings)
+    said = verdict_data(findings, repeated)
+    data = {"verdict": verdict, "reason": reason, **said}
     if verdict == "accept":
         tx.job(job_id, "complete", data, verdict="accept", reason=reason)
         advance(tx, [job_id])
@@ -400,8 +407,13 @@ def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str) -> Non
     elif spec.revise is None:
         raise Conflict(f"review {job_id!r} has no revise target, so it cannot ask for a "
                        "revision", hint="record accept or reject")
+    elif repeated and spec.revise.on_repeat == "escalate":
+        tx.job(job_id, "escalate", data, verdict="needs_revision", reason=reason)
+        tx.run_to("block", {"job": job_id, "reason": "it returned the same findings as the "
+                            f"round before ({', '.join(findings or ())}): {reason}"},
+                  blocked_on=job_id)
     elif row.revisions_used < spec.revise.max:
-        revise(tx, job_id, reason, granted=False)
+        revise(tx, job_id, reason, granted=False, said=said)
     elif spec.revise.on_exhausted == "accept":
         tx.job(job_id, "complete", {**data, "exhausted": True}, verdict="accept", reason=reason)
         advance(tx, [job_id])

@@ -2,12 +2,14 @@
 
 A checkpoint waiting for its decision, a review that spent its revision budget
 and blocks its run, a lease whose worker went quiet (its last heartbeat older
-than a third of the lease) or whose lease expired unswept, and a lane of a
-running run with ready jobs that no running worker serves (``striatum.workers``). Each item is
+than a third of the lease) or whose lease expired unswept, a lane of a
+running run with ready jobs that no running worker serves (``striatum.workers``), and
+a review whose last round named the same findings as the round before
+(``findings``). Each item is
 ``why``'s answer for that job (the same text and command), with the run, its
-repository and how long the item has waited, oldest first. It is read in one
-statement plus one read per run and per pinned workflow in it, so a quiet
-database answers in one round trip.
+repository and how long the item has waited, oldest first. It is read in four
+statements (the jobs, the unserved lanes, the repeats, the clock) plus one read
+per run and per pinned workflow in it.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 from . import pinned
 from .records import JobRow
 from .runs import get_run
-from .why import job_hold
+from .why import Hold, job_hold, repeat_hold
 
 if TYPE_CHECKING:
     from ..compiler.compiled import CompiledWorkflow
     from .records import RunRow
     from .store import Store
 
-INBOX_KINDS = ("checkpoint", "escalated", "lease_stale", "lease_expired", "no_worker")
+INBOX_KINDS = ("checkpoint", "escalated", "lease_stale", "lease_expired", "no_worker",
+               "findings_repeated")
 
 
 def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:
@@ -37,22 +40,40 @@ def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:
     # One item per run and lane nobody serves, however many of its jobs are ready.
     unserved = {(job.run_id, job.lane): job
                 for job in reversed(store.execute("inbox_unserved", where, JobRow))}
+    # Reviews whose latest round named the same findings as the one before: an escalated
+    # one says so in its item; one whose loop goes on is an item of its own.
+    repeats: dict[str, dict[str, list[str]]] = {}
+    going_on = []
+    for run_id, job_id, kind, data, at in store.execute("live_repeats", where):
+        repeats.setdefault(run_id, {})[job_id] = list(data.get("findings") or [])
+        if kind != "job.escalate":
+            going_on.append((run_id, job_id, at))
     now: datetime = store.execute("now")[0][0]
     runs: dict[str, RunRow] = {}
     workflows: dict[str, CompiledWorkflow] = {}
-    items = []
+    items: list[tuple[datetime, dict[str, Any]]] = []
     for job in sorted([*found, *unserved.values()], key=lambda j: j.updated_at):
         run = runs.get(job.run_id) or runs.setdefault(job.run_id, get_run(store, job.run_id))
         digest = run.workflow_digest
         workflow = workflows.get(digest) or workflows.setdefault(
             digest, pinned.compiled_of(store, digest))
-        hold = job_hold(run.id, workflow, {}, job, now, [] if job.status == "ready" else None)
+        hold = job_hold(run.id, workflow, {}, job, now, [] if job.status == "ready" else None,
+                        repeats.get(run.id))
         if hold is None or hold.kind not in INBOX_KINDS:
             continue  # it moved on between the two reads
         since = job.heartbeat_at if hold.kind == "lease_stale" and job.heartbeat_at \
             else job.updated_at
-        items.append({**hold.to_json(), "run": run.id, "repo": run.repo_path,
-                      "workflow": run.workflow_name, "run_status": run.status,
-                      "since": since.isoformat(),
-                      "age_seconds": max(0, int((now - since).total_seconds()))})
-    return {"items": items, "count": len(items), "at": now.isoformat()}
+        items.append((job.updated_at, _item(hold, run, since, now)))
+    for run_id, job_id, at in going_on:
+        run = runs.get(run_id) or runs.setdefault(run_id, get_run(store, run_id))
+        items.append((at, _item(repeat_hold(run_id, job_id, repeats[run_id][job_id]), run,
+                                at, now)))
+    items.sort(key=lambda keyed: keyed[0])
+    ordered = [item for _, item in items]
+    return {"items": ordered, "count": len(ordered), "at": now.isoformat()}
+
+
+def _item(hold: Hold, run: RunRow, since: datetime, now: datetime) -> dict[str, Any]:
+    return {**hold.to_json(), "run": run.id, "repo": run.repo_path,
+            "workflow": run.workflow_name, "run_status": run.status,
+            "since": since.isoformat(), "age_seconds": max(0, int((now - since).total_seconds()))}

@@ -35,6 +35,7 @@ from . import audit, changes, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
 from .engine import Transition, advance, apply_verdict, attempt_failed, missing_artifacts
+from .findings import finding_ids
 from .prompts import prepare_prompt, scratch_dir
 from .records import JobRow, RunRow, from_json
 from .runs import Idle, idle, transition
@@ -354,11 +355,14 @@ def left_by_its_lane(run_id: str, job_id: str, env: Mapping[str, str] | None = N
 
 @verb("job verdict")
 def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
-            reason: str, *, files: Iterable[Staged] = ()) -> Transition:
-    """Record a review's verdict (publishing ``files`` first, in the same transaction)."""
+            reason: str, *, files: Iterable[Staged] = (),
+            findings: tuple[str, ...] | None = None) -> Transition:
+    """Record a review's verdict (publishing ``files`` first, in the same transaction),
+    with the ids of the findings it names, when it names them (``runtime.findings``)."""
     if outcome not in VERDICTS:
         raise UsageError(f"verdict {outcome!r} is not one of {', '.join(VERDICTS)}")
     staged = tuple(files)  # a retried transaction publishes them again
+    findings = finding_ids(findings)  # sorted, each once: a round compares as a set
 
     def change(tx: Transition) -> None:
         row = _leased(tx, job_id, token)
@@ -373,7 +377,7 @@ def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
         send(tx.cur, "insert_verdict", {"run": run_id, "job": job_id,
                                          "iteration": row.iteration, "verdict": outcome,
                                          "reason": reason, "fence": row.fence})
-        apply_verdict(tx, job_id, outcome, reason)
+        apply_verdict(tx, job_id, outcome, reason, findings)
 
     return transition(store, run_id, change, [job_id], dependents=outcome == "accept")
 

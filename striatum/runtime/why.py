@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..durations import spoken
 from . import collector, pinned
+from .findings import run_repeats
 from .records import JobRow
 from .runs import RunView, status
 
@@ -47,7 +48,7 @@ class Hold:
 
 HOLD_KINDS = ("not_started", "checkpoint", "escalated", "blocked", "leased", "lease_stale",
               "lease_expired", "ready", "no_worker", "needs", "failed", "cancelled",
-              "completed")
+              "completed", "findings_repeated")
 
 
 def explain(store: Store, run_id: str) -> dict[str, Any]:
@@ -62,7 +63,8 @@ def _explain(store: Store, run_id: str) -> dict[str, Any]:
     workflow = pinned.compiled_of(store, view.run.workflow_digest)
     serving = [(str(name), lanes) for name, lanes in
                store.execute("serving_workers", {"run": run_id})]
-    holds = _holds(view, workflow, now, serving)
+    reviews = [j.job_id for j in view.jobs if j.kind == "review"]
+    holds = _holds(view, workflow, now, serving, run_repeats(store, run_id, reviews))
     moving = next((h.command for h in holds if h.command), None)
     return {"run": run_id, "workflow": view.run.workflow_name, "status": view.run.status,
             "summary": _summary(view, holds), "holds": [h.to_json() for h in holds],
@@ -70,7 +72,8 @@ def _explain(store: Store, run_id: str) -> dict[str, Any]:
 
 
 def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime,
-           serving: list[tuple[str, list[str] | None]]) -> list[Hold]:
+           serving: list[tuple[str, list[str] | None]], repeats: dict[str, list[str]]
+           ) -> list[Hold]:
     run = view.run
     rid = run.id
     if run.status == "prepared":
@@ -92,7 +95,10 @@ def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime,
                      "with a fresh attempt", f"striatum run retry {rid}")]
     jobs = {j.job_id: j for j in view.jobs}
     out = [hold for job in view.jobs
-           if (hold := job_hold(rid, workflow, jobs, job, now, serving)) is not None]
+           if (hold := job_hold(rid, workflow, jobs, job, now, serving, repeats)) is not None]
+    # A loop that goes on revising though its last round changed nothing: said, not held.
+    out += [repeat_hold(rid, job.job_id, repeats[job.job_id]) for job in view.jobs
+            if job.job_id in repeats and job.status != "awaiting_decision"]
     # The human's holds first: nothing else moves until they answer.
     out.sort(key=lambda h: h.kind not in ("checkpoint", "escalated"))
     if run.status == "blocked" and not any(h.kind in ("checkpoint", "escalated")
@@ -103,12 +109,23 @@ def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime,
     return out
 
 
+def repeat_hold(rid: str, jid: str, findings: list[str]) -> Hold:
+    """A review whose last round named the same findings as the round before, its loop
+    still revising (``on_repeat: continue``)."""
+    return Hold("findings_repeated", jid, f"review {jid} returned the same findings as the "
+                f"round before ({', '.join(findings)}): its revision loop is not converging "
+                "and goes on spending its budget; cancel the run to stop it, or set "
+                "`on_repeat: escalate` on the revise to hand such a round to a human",
+                None, {"findings": findings})
+
+
 def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job: JobRow,
-             now: datetime, serving: list[tuple[str, list[str] | None]] | None = None
-             ) -> Hold | None:
+             now: datetime, serving: list[tuple[str, list[str] | None]] | None = None,
+             repeats: dict[str, list[str]] | None = None) -> Hold | None:
     """What ``job`` of run ``rid`` holds the run with, if anything (``jobs``: the run's
     jobs by id, for the needs a pending job waits on; ``serving``: the live workers that
-    serve the run and their lanes, None when not asked)."""
+    serve the run and their lanes, None when not asked; ``repeats``: the reviews whose
+    latest round repeated the one before, with its finding ids)."""
     jid = job.job_id
     passes = f" (pass {job.iteration + 1})" if job.iteration else ""
     status = job.status
@@ -132,6 +149,14 @@ def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job:
                         "the run, or grant it another attempt",
                         f"striatum run resume {rid} --decision accept|fail|revise",
                         {"by": "agent"})
+        repeated = (repeats or {}).get(jid)
+        if repeated is not None:
+            return Hold("escalated", jid, f"review {jid}{passes} returned the same findings "
+                        f"as the round before ({', '.join(repeated)}) and waits for a human "
+                        "instead of another revision: accept the work as it is, fail the "
+                        "run, or grant one more revision",
+                        f"striatum run resume {rid} --decision accept|fail|revise",
+                        {"by": "repeat", "findings": repeated})
         budget = spec.revise.max if spec.revise else 0
         return Hold("escalated", jid, f"review {jid}{passes} spent its revision budget "
                     f"({budget}) and waits for a human: accept the work as it is, fail the "
@@ -215,6 +240,10 @@ def _summary(view: RunView, holds: list[Hold]) -> str:
                      f"({', '.join(str(h.job) for h in working)})")
     if ready:
         parts.append(f"{len(ready)} ready and unclaimed ({', '.join(str(h.job) for h in ready)})")
+    repeating = [str(h.job) for h in holds if h.kind == "findings_repeated"]
+    if repeating:
+        parts.append(f"review {', '.join(repeating)} returned the same findings as the "
+                     "round before")
     if not parts:
         return f"run {run.id} is running with nothing in flight: its next transition is due"
     return f"run {run.id} is running: " + "; ".join(parts)

@@ -262,10 +262,12 @@ def _job_publish(session: Session, p: dict[str, Any]) -> dict[str, Any]:
 
 def _job_verdict(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import leases
+    from ..runtime.findings import finding_ids
 
     tx = leases.verdict(session.store, p["run"], p["job"], p["lease"], p["outcome"],
                         p["reason"], files=leases.left_by_its_lane(p["run"], p["job"],
-                                                                  session.lane_env))
+                                                                  session.lane_env),
+                        findings=finding_ids(p.get("findings")))
     return results.job_outcome(tx, p["job"])
 
 
@@ -309,6 +311,12 @@ def _inbox(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime.inbox import inbox
 
     return inbox(session.store, session.repo if p["here"] else None)
+
+
+def _stats(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime.stats import stats
+
+    return stats(session.store, session.repo if p["here"] else None)
 
 
 def _run_graph(session: Session, p: dict[str, Any]) -> dict[str, Any]:
@@ -457,6 +465,11 @@ _DECLARED = [
          "quiet or expired; each with the command that answers it.",
          s.params({"here": s.flag("Only the runs of this repository.")}), s.INBOX,
          "viewer", False, _inbox),
+    Verb("stats", "How each reviewer did, across runs: per author lane → reviewer lane "
+         "pair, its verdicts, needs_revision rate, revision depth, and time (and cost, when "
+         "known) per accepted review; each checkpoint's decisions.",
+         s.params({"here": s.flag("Only the runs of this repository.")}), s.STATS,
+         "viewer", False, _stats),
     Verb("run.graph", "A run's status with what a drawing of it needs: the plan's waves, "
          "its needs as edges, its revision loops with the passes left, its verdicts.",
          s.params({"run": s.RUN}, "run"), s.RUN_GRAPH, "viewer", False, _run_graph),
@@ -499,7 +512,11 @@ _DECLARED = [
                                              "name)."))}, *s.HELD, "artifact"),
          s.PUBLISHED, "lease", True, _job_publish, paths=("artifact",)),
     Verb("job.verdict", "End a held review with a verdict: accept, needs_revision or reject.",
-         s.params({**s.HELD, "outcome": s.VERDICT, "reason": _REASON},
+         s.params({**s.HELD, "outcome": s.VERDICT, "reason": _REASON,
+                   "findings": s.optional({**s.STRINGS, "description": "The ids of the "
+                                           "findings the review names; a needs_revision "
+                                           "naming the same ids as the round before is "
+                                           "a repeat."})},
                   *s.HELD, "outcome", "reason"),
          s.JOB_OUTCOME, "lease", True, _job_verdict),
     Verb("job.complete", "Finish a held task (its produces artifacts must be published).",

@@ -133,7 +133,7 @@ RUN_WHY = document({
     "holds": {"type": "array", "items": document({
         "kind": {"enum": ["not_started", "checkpoint", "escalated", "blocked", "leased",
                           "lease_stale", "lease_expired", "ready", "no_worker", "needs",
-                          "failed", "cancelled", "completed"]},
+                          "failed", "cancelled", "completed", "findings_repeated"]},
         "job": NULLABLE_STRING, "text": STRING, "command": NULLABLE_STRING},
         "kind", "job", "text", "command")},
     "next": NULLABLE_STRING, "at": STRING})
@@ -141,13 +141,27 @@ RUN_WHY = document({
 INBOX = document({
     "items": {"type": "array", "items": document({
         "kind": {"enum": ["checkpoint", "escalated", "lease_stale", "lease_expired",
-                          "no_worker"]},
+                          "no_worker", "findings_repeated"]},
         "run": STRING, "job": STRING, "repo": STRING, "workflow": STRING,
         "run_status": STRING, "text": STRING, "command": NULLABLE_STRING, "since": STRING,
         "age_seconds": INTEGER},
         "kind", "run", "job", "repo", "workflow", "run_status", "text", "command", "since",
         "age_seconds")},
     "count": INTEGER, "at": STRING})
+
+NULLABLE_NUMBER = nullable({"type": "number"})
+COUNTS: Schema = {"type": "object", "additionalProperties": INTEGER}
+STATS = document({
+    "pairs": {"type": "array", "items": document({
+        "author_lane": STRING, "reviewer_lane": STRING, "runs": INTEGER, "reviews": INTEGER,
+        "verdicts": COUNTS, "needs_revision_rate": NULLABLE_NUMBER,
+        "revision_depth_mean": NULLABLE_NUMBER, "revision_depth_max": INTEGER,
+        "accepted": INTEGER, "seconds_per_accepted": NULLABLE_NUMBER,
+        "cost_per_accepted": NULLABLE_NUMBER})},
+    "checkpoints": {"type": "array", "items": document({
+        "job": STRING, "lane": STRING, "runs": INTEGER, "decided": INTEGER,
+        "waiting": INTEGER, "skipped": INTEGER, "choices": COUNTS})},
+    "cost_known": BOOLEAN, "repo": NULLABLE_STRING})
 
 RUN_GRAPH = document({
     **RUN_VIEW_FIELDS,

@@ -33,3 +33,25 @@ def test_the_ceiling_replays_exactly_what_the_client_sent(admin_dsn: str, tmp_pa
     got = replay_ceiling(ctx, fanout=40, pairs=20, reps=1)
     assert set(got) == {"claim", "complete", "pair"}
     assert all(len(rates) == 1 and rates[0] > 0 for rates in got.values())
+
+
+def test_the_doctor_breakdown_runs_doctors_own_queries_over_the_record(dsn: str) -> None:
+    # The breakdown times doctor's queries as doctor binds them: a parameter added to
+    # them, or a query renamed, must break it here rather than print a figure of
+    # nothing. The generated record is one doctor passes, and the floor finds it whole.
+    import psycopg
+
+    from bench.doctor_cost import FLOOR, breakdown
+    from bench.figures import generate_record
+
+    _, _, events, _ = generate_record(dsn, 1000)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(FLOOR).fetchone() == (events, 0)
+    cost = breakdown(dsn, repeat=1)
+    if cost is None:
+        pytest.skip("the server's backend is not on this machine: its CPU cannot be read")
+    assert cost["events"] == events
+    assert {label for label in cost if label.startswith("doctor's")} == {
+        "doctor's one pass (doctor_event_contents: hash, columns, replay)",
+        "doctor's link pass (doctor_event_links)"}
+    assert all(micros >= 0 for micros in cost.values())

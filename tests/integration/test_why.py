@@ -15,6 +15,7 @@ from striatum.runtime.why import HOLD_KINDS, explain
 
 from ..unit.test_cli import invoke as cli
 from .helpers import Agent, example, owner_connection, scripted, start_run, to_checkpoint
+from .test_findings import loop
 from .worker_helpers import rows, wait_for, worker_thread, write_workflow
 
 SEEN_RUN_STATES: set[str] = set()
@@ -177,6 +178,26 @@ def test_the_cli_prints_the_answer_and_the_same_document_as_the_registry(
     assert document["run"] == run_id and document["holds"][0]["kind"] == "not_started"
     missing = cli("--dsn", dsn, "--repo", str(repo), "why", "20990101-000000-abcdef")
     assert missing.code == 3 and "no run" in missing.err
+
+
+def test_a_review_repeating_its_findings_is_said_with_its_ids(store: Store, repo: Path,
+                                                               tmp_path: Path) -> None:
+    lanes = {"coder": {"kind": "operator"}, "reviewer": {"kind": "operator"}}
+    run_id = start_run(store, loop(tmp_path / "flow", lanes), repo)
+    (tmp_path / "draft.md").write_text("a draft\n", encoding="utf-8")
+    for _ in range(2):
+        draft = leases.claim(store, run_id, owner="t")
+        assert draft is not None
+        leases.publish(store, run_id, "draft", draft.token, str(tmp_path / "draft.md"))
+        leases.complete(store, run_id, "draft", draft.token)
+        check = leases.claim(store, run_id, owner="t")
+        assert check is not None
+        leases.verdict(store, run_id, "check", check.token, "needs_revision", "same",
+                       findings=("x1",))
+    said = why(store, run_id)
+    assert ("findings_repeated", "check") in kinds(said)
+    assert any("returned the same findings as the round before (x1)" in h["text"]
+               for h in said["holds"])
 
 
 def test_zz_every_run_state_and_every_hold_kind_was_answered() -> None:

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 LANES: dict[str, Any] = {"a": {"command": ["x"]}, "b": {"command": ["y"]}}
 CHOICE_NAMES = ("go", "stop", "retry", "hold")
 ON_EXHAUSTED = (None, "escalate", "fail", "accept")  # None: leave the default (escalate)
+ON_REPEAT = (None, "continue", "escalate")  # None: leave the default (continue)
 
 
 def descendants(children: Mapping[int, Iterable[int]] | Sequence[Iterable[int]],
@@ -89,6 +90,9 @@ def valid_workflows(draw: st.DrawFn, *, max_jobs: int = 7, max_reviews: int = 3,
             on_exhausted = draw(st.sampled_from(ON_EXHAUSTED))
             if on_exhausted is not None:
                 spec["on_exhausted"] = on_exhausted
+            on_repeat = draw(st.sampled_from(ON_REPEAT))
+            if on_repeat is not None:
+                spec["on_repeat"] = on_repeat
             revise[r] = spec
         return reviewers, revise
 
@@ -165,7 +169,7 @@ RAW_TOKENS = (
 )
 
 KEYS = ("name", "lanes", "jobs", "id", "lane", "kind", "needs", "revise", "target", "max",
-        "on_exhausted", "choices", "prompt", "text", "produces", "consumes", "writes",
+        "on_exhausted", "on_repeat", "choices", "prompt", "text", "produces", "consumes", "writes",
         "final", "vars", "title", "version", "timeout", "env", "command", "isolation",
         "max_attempts", "$schema", "__proto__", "", "0")
 

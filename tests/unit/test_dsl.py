@@ -131,6 +131,7 @@ task review by lane after checkpoint, by {
   revise max max 2
 }
 checkpoint checkpoint by lane { choice choice -> after, workflow }
+task on_repeat by lane after continue
 """
     document = parsed(text).document
     assert document["name"] == "task"
@@ -138,6 +139,8 @@ checkpoint checkpoint by lane { choice choice -> after, workflow }
     assert document["jobs"][0]["needs"] == ["checkpoint", "by"]
     assert document["jobs"][0]["revise"] == {"target": "max", "max": 2}
     assert document["jobs"][1]["choices"] == {"choice": ["after", "workflow"]}
+    assert document["jobs"][2]["id"] == "on_repeat"
+    assert document["jobs"][2]["needs"] == ["continue"]
 
 
 def test_strings_decode_json_escapes() -> None:
@@ -399,7 +402,8 @@ def test_parse_bytes_dispatches_dsl_by_suffix() -> None:
 
 PIECES = ("workflow", "var", "final", "lane", "task", "review", "checkpoint", "by", "after",
           "title", "prompt", "text", "produces", "consumes", "writes", "isolation", "attempts",
-          "revise", "max", "on_exhausted", "choice", "human", "operator", "timeout", "env",
+          "revise", "max", "on_exhausted", "on_repeat", "continue", "choice", "human",
+          "operator", "timeout", "env",
           "stdin", "worktree", "none", "escalate", "true", "{", "}", "[", "]", ",", "=", "->",
           '"x"', '"a\\nb"', '"', "'", ":", "1", "-2", "0" * 5000, "w", "a-b", "é", "#c\n", "\n",
           "\t", "\\", "@", "\x00", "\r\n", '"\\u12"')
@@ -535,6 +539,28 @@ def test_canonical_text() -> None:
            '  prompt text "Review {{ artifacts[\'draft.md\'] }}"\n' \
            "  revise draft max 1\n}\n" in text  # the default on_exhausted is left out
     assert text.endswith("task apply by coder after go\ntask report by coder after go, check\n")
+
+
+def test_on_repeat_is_written_after_the_revise_and_formats_back() -> None:
+    text = ("workflow w\nlane a = operator\nlane b = operator\ntask d by a\n"
+            "review c by b after d {\n  revise d max 3 on_repeat escalate\n}\n")
+    source = parsed(text)
+    assert source.document["jobs"][1]["revise"] == {"target": "d", "max": 3,
+                                                    "on_repeat": "escalate"}
+    workflow = normalize(source.document)
+    assert workflow.jobs[1].revise == Revision("d", 3, "escalate", "escalate")
+    assert "  revise d max 3 on_repeat escalate\n" in to_dsl(workflow)
+    # The default is left out, in both syntaxes.
+    plain = normalize(parsed(text.replace(" on_repeat escalate", "")).document)
+    assert plain.jobs[1].revise == Revision("d", 3)
+    assert "on_repeat" not in to_dsl(plain)
+    assert "on_repeat" not in json.dumps(to_document(plain))
+
+
+def test_a_wrong_on_repeat_is_a_diagnostic() -> None:
+    source = parse_dsl("workflow w\nlane a = operator\ntask d by a\n"
+                       "review c by a after d { revise d max 1 on_repeat fail }\n", "w.stm")
+    assert source.diagnostics and source.diagnostics[0].line == 4
 
 
 def test_the_parsed_example_is_valid_under_the_contract() -> None:

@@ -278,6 +278,12 @@ class ToNodes(Transformer[Token, Any]):
     def exhausted_mode(self, children: list[Any]) -> Scalar:
         return _name(children[0])
 
+    def on_repeat(self, children: list[Any]) -> Entry:
+        return _keyed("on_repeat", children, children[1])
+
+    def repeat_mode(self, children: list[Any]) -> Scalar:
+        return _name(children[0])
+
     def choice(self, children: list[Any]) -> Entry:
         name, *successors = _of(children, "ID")
         option = Entry(str(name), Array(_names(successors), _pos(children[0])), _pos(name))

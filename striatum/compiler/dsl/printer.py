@@ -102,6 +102,8 @@ def _body(job: Job) -> list[str]:
         revise = f"revise {_name(job.revise.target)} max {job.revise.max}"
         if job.revise.on_exhausted != "escalate":
             revise += f" on_exhausted {job.revise.on_exhausted}"
+        if job.revise.on_repeat != "continue":
+            revise += f" on_repeat {job.revise.on_repeat}"
         items.append(revise)
     for choice, successors in job.choices:
         items.append(f"choice {_name(choice)}" + (f" -> {_names(successors)}" if successors

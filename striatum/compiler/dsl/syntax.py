@@ -46,6 +46,7 @@ _BODY_HINTS = {
     "choices": "write one line per choice: `choice NAME -> A, B`",
     "max": "`max` follows a revise: `revise JOB max N`",
     "on_exhausted": "`on_exhausted` follows a revise: `revise JOB max N on_exhausted fail`",
+    "on_repeat": "`on_repeat` follows a revise: `revise JOB max N on_repeat escalate`",
     "text": "inline prompt text is written `prompt text \"...\"`",
 }
 
