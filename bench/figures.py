@@ -920,7 +920,8 @@ def figure_doctor(ctx: Context) -> dict[str, Any]:
 
 def figure_cli(ctx: Context) -> dict[str, Any]:
     """The agent loop's verbs as whole ``striatum`` processes, direct and through the
-    daemon, in one run; then the daemon's own cost per call."""
+    daemon (its fast path, and click's path to it), in one run; then the daemon's own
+    cost per call."""
     from striatum.runtime import leases, runs
     from striatum.runtime.store import Store
 
@@ -928,16 +929,19 @@ def figure_cli(ctx: Context) -> dict[str, Any]:
 
     timed = 8 if ctx.quick else 20
     warmups = 2
-    ways = ("direct", "daemon")
-    samples: dict[str, list[float]] = {f"{verb}{'' if way == 'direct' else ' daemon'}": []
-                                       for way in ways
-                                       for verb in ("job claim", "job verdict", "run status")}
+    # A trailing "--" is a command line click reads as the same one and the fast path
+    # leaves to click: the same call through the daemon, with click's start-up.
+    ways = {"direct": ("", []), "daemon": (" daemon", []), "click": (" daemon click", ["--"])}
+    verbs = ("job claim", "job verdict", "run status")
+    samples: dict[str, list[float]] = {f"{verb}{tail}": [] for tail, _ in ways.values()
+                                       for verb in verbs}
+    cpu: dict[str, list[float]] = {key: [] for key in samples}
     home = ctx.tmp / "cli-home"  # short: the socket's path must fit in sun_path
     home.mkdir()
     with fresh_database(ctx) as dsn, daemon_rpc.daemon(dsn, home) as place:
         store = Store.connect(dsn)
         workflow = write_workflow(ctx.tmp, "reviews",
-                                  reviews_jobs(2 * (timed + warmups) + 2), ["true"])
+                                  reviews_jobs(len(ways) * (timed + warmups) + 2), ["true"])
         repo = new_repo(ctx, "cli")
         run = runs.prepare(store, str(workflow), str(repo), overrides={}, lanes=TRUE_LANE)
         runs.start(store, run)
@@ -948,54 +952,82 @@ def figure_cli(ctx: Context) -> dict[str, Any]:
         env = {**striatum_env(dsn, ctx), "STRIATUM_HOME": str(home)}
         for i in range(warmups + timed):
             # Round robin, as an agent's loop calls them: claim, verdict, status; one
-            # round direct, then the same through the daemon.
-            for way in ways:
+            # round each way in turn.
+            for way, (tail, after) in ways.items():
                 on = {**env, "STRIATUM_DIRECT": "1"} if way == "direct" else env
-                tail = "" if way == "direct" else " daemon"
-                elapsed, out, _ = run_timed([*cli, "job", "claim", "--run", run, "--json"],
-                                            env=on, cwd=repo)
+                claim_argv = [*cli, "job", "claim", "--run", run, "--json", *after]
+                elapsed, used, out = _cpu_timed(claim_argv, on, repo)
                 claim = json.loads(out)
                 if not claim.get("claimed"):
                     raise RuntimeError(f"job claim found nothing: {out}")
-                verdict = [*cli, "job", "verdict", "accept", "--reason", "looks right"]
+                verdict = [*cli, "job", "verdict", "accept", "--reason", "looks right", *after]
                 verdict_env = {**on, "STRIATUM_RUN": run, "STRIATUM_JOB": claim["job"],
                                "STRIATUM_LEASE": claim["lease"]}
-                elapsed_v, _, _ = run_timed(verdict, env=verdict_env, cwd=repo)
-                elapsed_s, _, _ = run_timed([*cli, "run", "status", run], env=on, cwd=repo)
+                elapsed_v, used_v, _ = _cpu_timed(verdict, verdict_env, repo)
+                elapsed_s, used_s, _ = _cpu_timed([*cli, "run", "status", run, *after], on,
+                                                  repo)
                 if i >= warmups:
-                    samples[f"job claim{tail}"].append(elapsed * 1000)
-                    samples[f"job verdict{tail}"].append(elapsed_v * 1000)
-                    samples[f"run status{tail}"].append(elapsed_s * 1000)
+                    for verb, wall, spent in (("job claim", elapsed, used),
+                                              ("job verdict", elapsed_v, used_v),
+                                              ("run status", elapsed_s, used_s)):
+                        samples[f"{verb}{tail}"].append(wall * 1000)
+                        cpu[f"{verb}{tail}"].append(spent * 1000)
         overhead = _daemon_overhead(store, place, run, repo, 200 if ctx.quick else 1000)
         store.close()
-    floor = []
+    floor, floor_cpu = [], []
     for _ in range(timed):
-        elapsed, _, _ = run_timed([sys.executable, "-c", "pass"],
-                                  env=striatum_env("", ctx))
+        elapsed, used, _ = _cpu_timed([sys.executable, "-c", "pass"], striatum_env("", ctx),
+                                      None)
         floor.append(elapsed * 1000)
-    rows = [row(f"striatum {key.replace(' daemon', '')} "
-                f"({'through the daemon' if key.endswith('daemon') else 'direct'}, "
-                f"median of {timed})", "ms", values, higher_is_better=False, key=key)
-            for key, values in samples.items()]
+        floor_cpu.append(used * 1000)
+    named = {"": "direct", " daemon": "through the daemon",
+             " daemon click": "through the daemon, click's path"}
+    rows = []
+    for key, values in samples.items():
+        verb = next(v for v in verbs if key.startswith(v))
+        way = named[key[len(verb):]]
+        rows.append(row(f"striatum {verb} ({way}, median of {timed})", "ms", values,
+                        higher_is_better=False, key=key))
+        rows.append(row("  its CPU time (user + system)", "ms", cpu[key],
+                        higher_is_better=False, key=f"{key} cpu", detail=True))
     rows.append(row("python -c pass (floor)", "ms", floor, who="reference",
                     higher_is_better=False, key="floor"))
+    rows.append(row("  its CPU time (user + system)", "ms", floor_cpu, who="reference",
+                    higher_is_better=False, key="floor cpu", detail=True))
     rows += [row(f"daemon overhead per call, {verb} (socket - in-process, medians)", "ms",
                  [value], higher_is_better=False, key=f"overhead {verb}")
              for verb, value in overhead.items()]
-    return {"rows": rows, "raw": {"samples": samples, "overhead": overhead}, "notes": [
+    return {"rows": rows, "raw": {"samples": samples, "cpu": cpu, "overhead": overhead},
+            "notes": [
         f"each verb as a subprocess of the console script ({' '.join(cli)}) with "
         f"STRIATUM_DSN set and PYTHONPATH = this checkout, run from bytecode as an "
         f"installed wheel is (a private pycache filled by the warm-ups); {warmups} "
         f"untimed rounds then {timed} timed rounds of claim -> verdict accept -> run "
-        "status, each round direct (STRIATUM_DIRECT=1) then through a daemon of the same "
-        "database (`daemon start --foreground`), on a run of parallel reviews; median and "
-        "min-max over the timed calls (not repeated per --repeat: the calls are the "
+        "status, each round direct (STRIATUM_DIRECT=1), then through a daemon of the same "
+        "database (`daemon start --foreground`) as an agent calls it (the fast path: no "
+        "click), then the same command lines ended by `--`, which the fast path leaves "
+        "to click (click's path to the daemon); on a run of parallel reviews; median "
+        "and min-max over the timed calls (not repeated per --repeat: the calls are the "
         "samples). The verdict is `striatum job verdict` with the lease in "
-        "STRIATUM_LEASE, as an operator outside a lane calls it.",
+        "STRIATUM_LEASE, as an operator outside a lane calls it. CPU time: the process's "
+        "user + system time (getrusage of the children), which a loaded machine "
+        "inflates far less than wall time.",
         "daemon overhead: bench/daemon_rpc.py's method, the median of a verb called "
         "in-process (registry.invoke on one open store) subtracted from its median through "
         "the socket on one kept connection (framing, JSON, a thread hop, the capability "
         "check and the call's audit row)."]}
+
+
+def _cpu_timed(argv: list[str], env: dict[str, str], cwd: Path | None
+               ) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the process, stdout)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    elapsed, out, _ = run_timed(argv, env=env, cwd=cwd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, spent, out
 
 
 def _daemon_overhead(store: Any, place: Any, run: str, repo: Path, calls: int

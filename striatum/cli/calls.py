@@ -86,18 +86,12 @@ def calls(*, direct: bool = False) -> Iterator[Caller]:
 def daemon_client(repo: str, dsn: str | None) -> Client | None:
     """A client connected to the home's daemon, if it serves the database ``dsn`` names
     (None: the home's default), else None."""
-    from ..server.place import dsn_digest, runtime_dir
+    from ..server.place import runtime_dir
+    from ..server.where import serves
 
     place = runtime_dir()
-    if not place.socket.exists():
+    if not serves(str(place.path), dsn):
         return None
-    if dsn:
-        try:
-            served = place.dsn_digest.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError):
-            return None
-        if served != dsn_digest(dsn):
-            return None
     from ..runtime.actor import default_actor
     from ..server.client import Client
 

@@ -10,10 +10,17 @@ run for long (a worker, the daemon, ``--wait``) collect as usual.
 from __future__ import annotations
 
 import gc
+import sys
 
 
 def main() -> None:
     gc.disable()
+    from .fastpath import routed
+
+    # The agent loop's verbs, when the home's daemon serves them: without click.
+    code = routed(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
     from .main import main as run
 
     run()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +22,7 @@ import click
 from ..compiler.ir import VERDICTS
 from ..errors import EXIT_OK
 from ..server import results
+from . import render
 from .calls import calls
 from .output import emit_json, json_option
 from .refs import RUN, ResolvingGroup
@@ -112,19 +112,9 @@ def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
                                    "lease_seconds": lease_seconds})
     if as_json:
         emit_json(found)
-    elif not found["claimed"]:
-        click.echo(f"not claimed ({found['reason']}): {found['detail']}", err=True)
     else:
-        run, job_id, token = found["run"], found["job"], found["lease"]
-        expires = datetime.fromisoformat(found["expires_at"])
-        click.echo(f"claimed {job_id} ({found['kind']}, lane {found['lane']}) in run {run}")
-        click.echo(f"prompt:       {found['prompt_file']}")
-        click.echo(f"artifact dir: {found['artifact_dir']}")
-        if found["produces"]:
-            click.echo(f"produces:     {', '.join(found['produces'])} (write them to the "
-                       "artifact dir, then publish each)")
-        click.echo(f"lease:        {token} (expires {expires:%H:%M:%S})")
-        click.echo(f"export STRIATUM_RUN={run} STRIATUM_JOB={job_id} STRIATUM_LEASE={token}")
+        out, err = render.claimed(found)
+        click.echo(out or err, err=not out)
     return EXIT_OK
 
 
@@ -139,7 +129,7 @@ def heartbeat(run_id: str, job_id: str, token: str, lease_seconds: int, as_json:
     if as_json:
         emit_json(document)
     else:
-        click.echo(f"lease extended to {datetime.fromisoformat(document['expires_at']):%H:%M:%S}")
+        click.echo(render.heartbeat(document))
     return EXIT_OK
 
 
@@ -157,8 +147,7 @@ def publish(run_id: str, job_id: str, token: str, path: str, name: str | None,
     if as_json:
         emit_json(record)
     else:
-        click.echo(f"published {record['path']} → {record['stored_at']} "
-                   f"sha256:{record['sha256']}")
+        click.echo(render.published(record))
     return EXIT_OK
 
 
@@ -236,7 +225,5 @@ def _done(document: dict[str, Any], as_json: bool) -> int:
     if as_json:
         emit_json(document)
     else:
-        blocked = document.get("blocked_on")
-        click.echo(f"{document['job']}: {document['status']}; run {document['run']}: "
-                   f"{document['run_status']}" + (f" (blocked on {blocked})" if blocked else ""))
+        click.echo(render.outcome(document))
     return EXIT_OK

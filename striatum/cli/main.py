@@ -156,30 +156,35 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except click.exceptions.Abort:
         return _interrupted("aborted", invocation.json or unparsed_json)
-    except StriatumError as exc:
-        if not invocation.json:
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the last line of defence
+        return failed(exc, invocation.json, invocation.json or unparsed_json)
+    return int(result) if isinstance(result, int) else 0
+
+
+def failed(exc: BaseException, as_json: bool, json_in_args: bool) -> int:
+    """What a command that raised ``exc`` says, and its exit code: ``as_json``, the
+    command's --json was parsed; ``json_in_args``, --json is among its arguments."""
+    if isinstance(exc, StriatumError):
+        if not as_json:
             # An invalid workflow met by a verb other than validate (run prepare): its
             # diagnostics, as validate prints them, rather than a pointer to validate.
             for found in exc.details.get("diagnostics") or []:
                 click.echo(diagnostic_line(found), err=True)
             for found in exc.details.get("preflight") or []:
                 click.echo(f"{found['severity']}: {found['message']}", err=True)
-        write_error(exc.message, exc.hint, exc.to_json(), as_json=invocation.json)
+        write_error(exc.message, exc.hint, exc.to_json(), as_json=as_json)
         return exc.exit_code
-    except KeyboardInterrupt:
-        return _interrupted("interrupted", invocation.json or unparsed_json)
-    except BrokenPipeError:
+    if isinstance(exc, KeyboardInterrupt):
+        return _interrupted("interrupted", json_in_args)
+    if isinstance(exc, BrokenPipeError):
         # The reader went away (e.g. `| head`); nothing left to tell it.
         sys.stderr.close()
         return 0
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
-        if os.environ.get("STRIATUM_DEBUG"):
-            import traceback
+    if os.environ.get("STRIATUM_DEBUG"):
+        import traceback
 
-            traceback.print_exc()
-        write_error(f"internal error: {type(exc).__name__}: {exc}",
-                    "this is a bug in striatum; rerun with STRIATUM_DEBUG=1 and report the "
-                    "traceback", {"error": "internal", "message": str(exc)},
-                    as_json=invocation.json)
-        return EXIT_INTERNAL
-    return int(result) if isinstance(result, int) else 0
+        traceback.print_exception(exc)
+    write_error(f"internal error: {type(exc).__name__}: {exc}",
+                "this is a bug in striatum; rerun with STRIATUM_DEBUG=1 and report the "
+                "traceback", {"error": "internal", "message": str(exc)}, as_json=as_json)
+    return EXIT_INTERNAL

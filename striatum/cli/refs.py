@@ -2,19 +2,20 @@
 ``latest``. A whole id goes through untouched (no database read), so the agent loop's
 verbs, which always pass whole ids, pay nothing for the shorthand. Any other name is
 resolved once every argument has been checked (``ResolvingCommand``): a bad option
-is a usage error before a database is looked for."""
+is a usage error before a database is looked for. The ``run.resolve`` verb resolves
+it, through the daemon when it serves the database (``calls``), as the command's own
+verb goes."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from .fastpath import WHOLE_ID
+
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
-
-WHOLE_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 
 
 class RunRef(click.ParamType[str]):
@@ -63,12 +64,12 @@ class ResolvingCommand(click.Command):
         pending = {key: value for key, value in ctx.params.items()
                    if isinstance(value, PendingRun)}
         if pending:
-            from ..runtime.runs import resolve_run
-            from .session import settings, store
+            from .calls import calls
 
-            with store() as opened:
+            # As the command's verb goes: through the daemon when it serves this database.
+            with calls() as call:
                 for key, value in pending.items():
-                    ctx.params[key] = resolve_run(opened, str(value), settings()[0])
+                    ctx.params[key] = call("run.resolve", {"run": str(value)})["run"]
         return super().invoke(ctx)
 
 

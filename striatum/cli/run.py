@@ -16,6 +16,7 @@ from ..errors import (
 )
 from ..runtime.machine import RUN_TERMINAL
 from ..server import results
+from . import render
 from .calls import calls
 from .output import emit_json, json_option
 from .refs import RUN, ResolvingGroup
@@ -67,43 +68,8 @@ def _show(doc: dict[str, Any], as_json: bool) -> int:
     if as_json:
         emit_json(doc)
     else:
-        click.echo(_summary(doc))
+        click.echo(render.run_status(doc))
     return EXIT_OK
-
-
-def _summary(doc: dict[str, Any]) -> str:
-    """A run's status document (``run.status``), as lines to read."""
-    granted = (f" (+{doc['granted']} granted by a human)" if doc["granted"] else "")
-    lines = [f"run {doc['run']} ({doc['workflow']}): {doc['status']}"
-             + (f", blocked on {doc['blocked_on']}" if doc["blocked_on"] else "")
-             + (f": {doc['reason']}" if doc["reason"] else ""),
-             f"  executions {doc['executions']} of at most {doc['worst_case']}{granted}"]
-    for job in doc["jobs"]:
-        extra = []
-        if job["iteration"]:
-            extra.append(f"pass {job['iteration'] + 1}")
-        if job["attempt"]:
-            extra.append(f"attempt {job['attempt'] + 1}")
-        if job["lease_owner"]:
-            until = job["lease_expires_at"]
-            extra.append(f"held by {job['lease_owner']}"
-                         + (f" until {until[11:19]} UTC" if until else ""))
-        if job["chosen"]:
-            extra.append(f"chose {job['chosen']}")
-        if job["verdict"]:
-            extra.append(job["verdict"])
-        detail = f" ({', '.join(extra)})" if extra else ""
-        lines.append(f"  {job['job']:<24} {job['status']:<18} {job['lane']}{detail}")
-        if job["status"] == "failed" and job["reason"]:
-            lines.append(f"    why: {job['reason']}")
-        if job["status"] in ("failed", "leased") and job["log"]:
-            lines.append(f"    log: {job['log']}")
-        if "choices" in job:
-            lines.append(f"    asks: {job['title'] or job['job']}; choices: "
-                         + ", ".join(job["choices"]))
-            lines.append(f"    answer: striatum checkpoint decide {doc['run']} {job['job']} "
-                         + "|".join(job["choices"]))
-    return "\n".join(lines)
 
 
 @run.command()
@@ -253,7 +219,7 @@ def _stands(view: dict[str, Any], waiting: list[dict[str, Any]], as_json: bool, 
     if as_json:
         emit_json(view)
     else:
-        click.echo(_summary(view))
+        click.echo(render.run_status(view))
         if waited:
             click.echo(_after_waiting(view, waiting, interrupted))
         elif view["status"] not in RUN_TERMINAL:

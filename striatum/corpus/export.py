@@ -217,10 +217,12 @@ class _Export:
     def verdicts_file(self) -> list[dict[str, Any]]:
         out = self.open(bundle.VERDICTS)
         kept = []
-        for run_id, job_id, iteration, verdict, reason, fence in self.rows(
+        for run_id, job_id, iteration, verdict, reason, fence, judged in self.rows(
                 "corpus_verdicts", {"runs": self.scope.runs}):
             row = {"run_id": run_id, "job_id": job_id, "iteration": iteration,
                    "verdict": verdict, "reason": reason, "fence": fence}
+            if judged is not None:  # verdicts recorded before digests keep their old line
+                row["judged"] = json.loads(judged)
             redacted, found = self.redactor(self.run_repo.get(run_id)).document(row)
             if found:
                 redacted["redactions"] = found

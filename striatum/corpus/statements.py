@@ -56,17 +56,16 @@ def statement(verdict: dict[str, Any], artifacts: list[dict[str, Any]],
     if not subjects:
         return None
     lane_name = (job or {}).get("lane")
-    return {
-        "_type": STATEMENT_TYPE,
-        "subject": subjects,
-        "predicateType": PREDICATE_TYPE,
-        "predicate": {
-            "run": verdict["run_id"], "job": verdict["job_id"],
-            "iteration": verdict["iteration"], "verdict": verdict["verdict"],
-            "reason": verdict["reason"], "fence": verdict["fence"],
-            "reviewer": {"lane": lane_name,
-                         "kind": (lane or {}).get("kind"),
-                         "executable": ((lane or {}).get("command") or [None])[0],
-                         "model": model_of((lane or {}).get("command"))},
-        },
+    predicate: dict[str, Any] = {
+        "run": verdict["run_id"], "job": verdict["job_id"],
+        "iteration": verdict["iteration"], "verdict": verdict["verdict"],
+        "reason": verdict["reason"], "fence": verdict["fence"],
+        "reviewer": {"lane": lane_name,
+                     "kind": (lane or {}).get("kind"),
+                     "executable": ((lane or {}).get("command") or [None])[0],
+                     "model": model_of((lane or {}).get("command"))},
     }
+    if "judged" in verdict:  # the digests the reviewer saw (verdicts recorded since)
+        predicate["judged"] = verdict["judged"]
+    return {"_type": STATEMENT_TYPE, "subject": subjects, "predicateType": PREDICATE_TYPE,
+            "predicate": predicate}

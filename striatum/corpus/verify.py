@@ -116,7 +116,7 @@ class _Check:
         self.artifacts: set[tuple[str, str, str]] = set()
         self.checked: set[str] = set()
         # (run, job, verdict, reason, fence) of every chained event that records a verdict
-        self.verdicts: set[tuple[str, str, str, str, Any]] = set()
+        self.verdicts: set[tuple[str, str, str, str, Any, str | None]] = set()
 
     def _manifest(self) -> dict[str, Any]:
         path = self.folder / bundle.MANIFEST
@@ -260,7 +260,7 @@ class _Check:
                                               and payload.get("type") == "job.reset" else None)
             if verdict is not None:
                 self.verdicts.add((str(run), str(job), str(verdict), str(data.get("reason")),
-                                   state.get("fence")))
+                                   state.get("fence"), _judged(data.get("judged"))))
         if payload.get("type") == "artifact.publish" and isinstance(data, dict):
             key = (str(run), str(job), int(data.get("iteration", -1)), str(data.get("path")))
             self.publishes[key] = (number, str(data.get("sha256")))
@@ -305,11 +305,11 @@ class _Check:
     def verdicts_file(self) -> None:
         for number, row in self.lines(bundle.VERDICTS):
             key = (str(row.get("run_id")), str(row.get("job_id")), str(row.get("verdict")),
-                   str(row.get("reason")), row.get("fence"))
+                   str(row.get("reason")), row.get("fence"), _judged(row.get("judged")))
             if key not in self.verdicts:
                 raise fail(bundle.VERDICTS, number, f"verdict {key[2]} of {key[1]} (fence "
                                                     f"{key[4]}) is in no chained event with "
-                                                    "that reason")
+                                                    "that reason and those digests")
         self.digest(bundle.VERDICTS)
 
     def artifacts_file(self) -> None:
@@ -372,6 +372,11 @@ def verify(folder: Path, anchors: Sequence[Path] = ()) -> Verified:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # A field missing or of the wrong type: the bundle was not written by an export.
         raise fail(*check.where, f"malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _judged(found: Any) -> str | None:
+    """What a verdict judged, as text to compare (None: recorded before digests were)."""
+    return None if found is None else json.dumps(found, sort_keys=True)
 
 
 def _verify(check: _Check) -> Verified:

@@ -14,11 +14,31 @@ def default_actor() -> str:
     configured = os.environ.get("STRIATUM_ACTOR")
     if configured:
         return configured
-    import getpass
-    import socket
+    return f"{_user()}@{_host()}"
 
+
+def default_owner() -> str:
+    """Who holds a lease when the claimer names no one: user@host:pid."""
+    return f"{os.environ.get('USER', 'agent')}@{_host()}:{os.getpid()}"
+
+
+def _user() -> str:
+    # getpass.getuser's own lookup, without importing getpass (and contextlib with it:
+    # ~3 ms of a routed command's start).
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        found = os.environ.get(name)
+        if found:
+            return found
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+        import pwd
+
+        return pwd.getpwuid(os.getuid())[0]
+    except (ImportError, KeyError, OSError):
+        return "unknown"
+
+
+def _host() -> str:
+    # The C module's: ``socket`` itself imports enum and selectors.
+    from _socket import gethostname
+
+    return gethostname()

@@ -366,6 +366,33 @@ def check_projections(replay: _Replay, report: Report) -> None:
         report.add("replay", "the events reproduce every job and run", ok=True)
 
 
+def check_verdicts(store: Store, report: Report) -> None:
+    """Every job that needs an accepted review ran on the digests the verdict names
+    (``runtime.judged``); verdicts recorded before digests were are not checked."""
+    from . import pinned
+    from .judged import misbound
+
+    found = store.execute("doctor_verdict_runs")
+    if not found:
+        report.add("verdicts", "no verdict records digests: nothing to check", ok=True)
+        return
+    graphs = {str(run): pinned.compiled_of(store, str(digest)).graph for run, digest in found}
+    try:
+        rows = store.rows("doctor_verdict_uses", {"runs": list(graphs)})
+    except StoreError as exc:
+        if not _unparsable(exc):
+            raise
+        report.add("verdicts", "not checked: an event's payload does not parse (the chain "
+                               "check names it)", table="events")
+        return
+    bound, problems = misbound(rows, lambda run, job: graphs[run].jobs[job].needs)
+    for problem in problems:
+        report.add("verdicts", problem, table="events")
+    if not problems:
+        report.add("verdicts", f"{bound} job start(s) ran on the digests their accepts name",
+                   ok=True)
+
+
 def check_guards(store: Store, report: Report) -> None:
     triggers, role, role_can_change = store.execute("guards")[0]
     if triggers != 4:
@@ -588,6 +615,7 @@ def doctor(store: Store, repo: str | None = None, *, strict: bool = False) -> Re
         audit_rows = check_audit(store, report, strict)
         check_projections(replay, report)
         check_rpc(store, report)
+        check_verdicts(store, report)
         check_guards(store, report)
         audit_anchor = 0
         if repo is not None:

@@ -392,11 +392,15 @@ def missing_artifacts(tx: Transition, job_id: str) -> list[str]:
 
 
 def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str,
-                  findings: tuple[str, ...] | None = None) -> None:
+                  findings: tuple[str, ...] | None = None,
+                  judged: dict[str, Any] | None = None) -> None:
+    """``judged``: the digests of what the reviewer saw, recorded on its event."""
     row = tx.jobs[job_id]
     spec = tx.wg.jobs[job_id]
     repeated = verdict == "needs_revision" and repeats_last_round(tx, job_id, findings)
     said = verdict_data(findings, repeated)
+    if judged is not None:
+        said = {**said, "judged": judged}
     data = {"verdict": verdict, "reason": reason, **said}
     if verdict == "accept":
         tx.job(job_id, "complete", data, verdict="accept", reason=reason)

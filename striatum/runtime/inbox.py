@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from .records import RunRow
     from .store import Store
 
-INBOX_KINDS = ("checkpoint", "escalated", "lease_stale", "lease_expired", "no_worker",
-               "findings_repeated")
+INBOX_KINDS = ("checkpoint", "escalated", "lapsed", "lease_stale", "lease_expired",
+               "no_worker", "findings_repeated")
 
 
 def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -31,7 +32,7 @@ from ..errors import (
     StoreUnavailable,
     UsageError,
 )
-from . import audit, changes, pinned
+from . import audit, changes, judged, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
 from .engine import Transition, advance, apply_verdict, attempt_failed, missing_artifacts
@@ -84,12 +85,15 @@ class Unprepared:
     """A job that was leased, but whose attempt could not be prepared: the attempt was
     failed with ``reason``. ``final``: its prompt cannot render with what the run has,
     so the job failed without a retry; otherwise (its scratch folder could not be
-    written, say) the job is retried, by this claimer once it has waited or by another."""
+    written, say) the job is retried, by this claimer once it has waited or by another.
+    ``status`` "lapsed": an accept it needs lapsed, so it went back to pending unstarted
+    (``final`` then: the claimer may take another job at once)."""
 
     run: str
     job: str
     reason: str
     final: bool
+    status: str = "failed"
 
 
 def verify(row: JobRow, token: str, where: str) -> None:
@@ -203,6 +207,9 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
     token = row.lease_token or ""
     try:
         workflow = pinned.compiled_of(store, run.workflow_digest)
+        lapsed = judged.bind(store, run, row, workflow)
+        if lapsed is not None:
+            return Unprepared(run.id, row.job_id, lapsed, final=True, status="lapsed")
         prompt_file = prepare_prompt(store, run, row, workflow)
         spec = workflow.jobs[row.job_id]
         if spec.writes and spec.isolation != "worktree":
@@ -374,10 +381,12 @@ def verdict(store: Store, run_id: str, job_id: str, token: str, outcome: str,
         if missing:
             raise Conflict(f"{job_id!r} must publish {', '.join(missing)} before accepting",
                            hint="`striatum job publish --artifact FILE`")
+        seen = judged.of_verdict(tx, row)
         send(tx.cur, "insert_verdict", {"run": run_id, "job": job_id,
                                          "iteration": row.iteration, "verdict": outcome,
-                                         "reason": reason, "fence": row.fence})
-        apply_verdict(tx, job_id, outcome, reason, findings)
+                                         "reason": reason, "fence": row.fence,
+                                         "judged": json.dumps(seen, sort_keys=True)})
+        apply_verdict(tx, job_id, outcome, reason, findings, seen)
 
     return transition(store, run_id, change, [job_id], dependents=outcome == "accept")
 

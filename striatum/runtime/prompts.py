@@ -128,10 +128,9 @@ def prepare_prompt(store: Store, run: RunRow, job: JobRow, pinned: CompiledWorkf
     """Render the attempt's prompt and write it; its path. The artifacts and the last
     verdict are read only when the prompt can use them."""
     spec = pinned.jobs[job.job_id]
-    stored: list[tuple[str, str]] = []
-    if spec.consumes:
-        stored = [(a[2], a[3]) for a in store.execute("latest_artifacts", {"run": run.id})
-                  if a[2] in spec.consumes]
+    latest = store.execute("latest_artifacts", {"run": run.id}) \
+        if spec.consumes or spec.kind == "review" else []
+    stored = [(a[2], a[3]) for a in latest if a[2] in spec.consumes]
     feedback = None
     if job.iteration > 0:
         reviewers = [j.id for j in pinned.workflow.jobs if j.revise]
@@ -140,6 +139,10 @@ def prepare_prompt(store: Store, run: RunRow, job: JobRow, pinned: CompiledWorkf
     text = render(run, job, pinned, artifacts=read_artifacts(run.repo_path, stored),
                   feedback=feedback)
     directory = scratch_dir(run, job)
+    if spec.kind == "review":
+        from .judged import remember_seen  # judged needs this module: imported when used
+
+        remember_seen(directory, pinned.graph, job.job_id, latest)
     return write_prompt(directory, text + contract(run, job, pinned, directory / "out"))
 
 

@@ -46,9 +46,10 @@ class Hold:
                 "command": self.command, **(self.details or {})}
 
 
-HOLD_KINDS = ("not_started", "checkpoint", "escalated", "blocked", "leased", "lease_stale",
-              "lease_expired", "ready", "no_worker", "needs", "failed", "cancelled",
-              "completed", "findings_repeated")
+HOLD_KINDS = ("not_started", "checkpoint", "escalated", "lapsed", "blocked", "leased",
+              "lease_stale", "lease_expired", "ready", "no_worker", "needs", "failed",
+              "cancelled", "completed", "findings_repeated")
+HUMAN_HOLDS = ("checkpoint", "escalated", "lapsed")  # nothing else moves until they answer
 
 
 def explain(store: Store, run_id: str) -> dict[str, Any]:
@@ -100,9 +101,8 @@ def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime,
     out += [repeat_hold(rid, job.job_id, repeats[job.job_id]) for job in view.jobs
             if job.job_id in repeats and job.status != "awaiting_decision"]
     # The human's holds first: nothing else moves until they answer.
-    out.sort(key=lambda h: h.kind not in ("checkpoint", "escalated"))
-    if run.status == "blocked" and not any(h.kind in ("checkpoint", "escalated")
-                                           for h in out):
+    out.sort(key=lambda h: h.kind not in HUMAN_HOLDS)
+    if run.status == "blocked" and not any(h.kind in HUMAN_HOLDS for h in out):
         out.insert(0, Hold("blocked", run.blocked_on,
                            f"run {rid} is blocked on {run.blocked_on}",
                            f"striatum run resume {rid} --decision accept|fail|revise"))
@@ -143,6 +143,14 @@ def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job:
                         f"choose {' or '.join(choices)}",
                         f"striatum checkpoint decide {rid} {jid} {'|'.join(choices)}",
                         {"choices": choices})
+        if job.kind == "review" and job.verdict == "lapsed":
+            budget = spec.revise.max if spec.revise else 0
+            return Hold("lapsed", jid, f"review {jid}{passes}: {job.reason}; its revision "
+                        f"budget ({budget}) is spent, or a job already started on the accept, "
+                        "so it waits for a human: accept the work as it now is, fail the run, "
+                        "or grant one more pass",
+                        f"striatum run resume {rid} --decision accept|fail|revise",
+                        {"by": "lapse", "lapsed": job.reason})
         if job.kind != "review" or job.verdict != "needs_revision":
             return Hold("escalated", jid, f"{jid}{passes} was handed to a human by its agent: "
                         f"{job.reason or '(no reason given)'}; accept it as it stands, fail "
@@ -181,6 +189,10 @@ def _ready_hold(rid: str, job: JobRow, passes: str, now: datetime,
     waited = int((now - job.updated_at).total_seconds())
     details = {"lane": lane, "ready_seconds": waited, "workers": None}
     ready = f"{jid}{passes} is ready on lane {lane} since {spoken(waited)} ago"
+    if job.verdict == "lapsed":
+        # A review run again because what it accepted changed: say so, whoever claims it.
+        ready = f"{ready} to review again ({job.reason})"
+        details["lapsed"] = job.reason
     if job.lane_kind == "operator":
         return Hold("ready", jid, f"{ready}, for an operator to claim (an agent driving the "
                     "run, not a worker)", f"striatum job claim --run {rid} --lane {lane}",
@@ -224,7 +236,7 @@ def _summary(view: RunView, holds: list[Hold]) -> str:
     run = view.run
     if run.status != "running" and run.status != "blocked":
         return holds[0].text
-    human = [h for h in holds if h.kind in ("checkpoint", "escalated", "blocked")]
+    human = [h for h in holds if h.kind in (*HUMAN_HOLDS, "blocked")]
     if human:
         return f"run {run.id} waits for a human: " + "; ".join(h.text for h in human)
     working = [h for h in holds if h.kind in ("leased", "lease_stale", "lease_expired")]

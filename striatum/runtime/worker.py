@@ -220,7 +220,7 @@ class Worker:
             if taken is None:
                 return
             if isinstance(taken, Unprepared):
-                outcome = Outcome(taken.run, taken.job, "failed", taken.reason)
+                outcome = Outcome(taken.run, taken.job, taken.status, taken.reason)
                 self.outcomes.append(outcome)
                 self._say(outcome.line())
                 if not taken.final:

@@ -122,24 +122,32 @@ class Client:
             line = self._lines.readline()  # an answer may be longer than a request may
         except OSError as exc:
             self.close()
-            raise DaemonUnavailable(f"the daemon did not answer {method}: {exc}",
-                                    hint="a call that got no answer may have been applied: "
-                                         "look (e.g. `run status`) before trying again",
-                                    ) from exc
+            raise unanswered(method, exc) from exc
         if not line:
             self.close()
-            raise DaemonUnavailable(f"the daemon closed the connection before answering "
-                                    f"{method} (it stopped, or was killed)",
-                                    hint="a call that got no answer may have been applied: "
-                                         "look (e.g. `run status`) before trying again")
+            raise unanswered(method)
         answer = json.loads(line)
         if "error" in answer:
-            error = answer["error"]
-            data = error.get("data") or {"message": error.get("message", "")}
             if answer.get("id") is None:  # the daemon could not read the request: it hung up
                 self.close()
-            raise RemoteError(data, int(error.get("code", protocol.INTERNAL_ERROR)))
+            raise refusal(answer)
         return answer["result"]
+
+
+def unanswered(method: str, exc: OSError | None = None) -> DaemonUnavailable:
+    """The error of a call the daemon did not answer: it went away (``exc``: how)."""
+    said = (f"the daemon did not answer {method}: {exc}" if exc is not None else
+            f"the daemon closed the connection before answering {method} (it stopped, or "
+            "was killed)")
+    return DaemonUnavailable(said, hint="a call that got no answer may have been applied: "
+                                        "look (e.g. `run status`) before trying again")
+
+
+def refusal(answer: dict[str, Any]) -> RemoteError:
+    """The striatum error an error answer carries."""
+    error = answer["error"]
+    data = error.get("data") or {"message": error.get("message", "")}
+    return RemoteError(data, int(error.get("code", protocol.INTERNAL_ERROR)))
 
 
 def call(method: str, params: dict[str, Any] | None = None, *,

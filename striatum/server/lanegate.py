@@ -11,13 +11,18 @@ worker's own DSN (a small pool); a lane is handed the socket's path
 
 The socket is ``worker.sock`` in a folder of its own (mode 0700, made with
 ``tempfile.mkdtemp`` under the temporary folder, so its path stays well inside the 107
-bytes a socket address holds), removed with the folder when the worker stops.
+bytes a socket address holds), removed with the folder when the worker stops. The
+folder's name holds the worker's pid (``striatum-lanes-PID-XXXXXXXX``): a worker killed
+with no time to clean up (SIGKILL) leaves its folder behind, and the next lane socket
+opened on the machine removes the folders of the user's workers that are gone
+(``sweep``).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -34,6 +39,34 @@ from .gate import Gate, Pool
 from .place import check_socket_path
 
 SOCKET_NAME = "worker.sock"
+PREFIX = "striatum-lanes-"
+
+
+def sweep(parent: Path | None = None) -> list[Path]:
+    """Remove the lane socket folders under ``parent`` (default: the temporary folder)
+    whose worker is gone: this user's, named for a pid no process has. Returns them."""
+    removed = []
+    for found in (parent or Path(tempfile.gettempdir())).glob(PREFIX + "*"):
+        pid, sep, _ = found.name[len(PREFIX):].partition("-")
+        try:
+            held = found.lstat()
+        except OSError:
+            continue
+        if (sep and pid.isdigit() and stat.S_ISDIR(held.st_mode)
+                and held.st_uid == os.geteuid() and not _alive(int(pid))):
+            shutil.rmtree(found, ignore_errors=True)
+            removed.append(found)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: not a worker of this user's, alive
+        return True
+    return True
 
 
 class LaneLeases:
@@ -69,7 +102,8 @@ class LaneGate(Server):
         self.dsn = dsn
         self.connections = connections
         self.leases = LaneLeases()
-        self.folder = Path(tempfile.mkdtemp(prefix="striatum-lanes-"))  # mode 0700
+        sweep()
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))  # mode 0700
         self.socket = self.folder / SOCKET_NAME
         self._home = home
         self._pool: Pool | None = None

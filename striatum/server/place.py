@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
+from . import where
+from .where import dsn_digest
+
+__all__ = ["RuntimeDir", "dsn_digest", "prepare", "running", "runtime_dir", "take_lock",
+           "write_secret"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class RuntimeDir:
 
     @property
     def socket(self) -> Path:
-        return self.path / "daemon.sock"
+        return self.path / where.SOCKET
 
     @property
     def pidfile(self) -> Path:
@@ -37,33 +42,17 @@ class RuntimeDir:
 
     @property
     def client_token(self) -> Path:
-        return self.path / "client-token"
+        return self.path / where.CLIENT_TOKEN
 
     @property
     def viewer_token(self) -> Path:
-        return self.path / "viewer-token"
+        return self.path / where.VIEWER_TOKEN
 
     @property
     def dsn_digest(self) -> Path:
         """The sha256 of the DSN the daemon was started with (of "" for none): a CLI given
         a DSN uses the daemon only when it serves that one, and reads no DSN to know."""
-        return self.path / "dsn-sha256"
-
-
-def dsn_digest(dsn: str | None) -> str:
-    # CPython's own sha256 where it has one: OpenSSL's, which hashlib loads, costs a
-    # routed command a few milliseconds of its start for one short hash.
-    import importlib
-
-    for name in ("_sha2", "_sha256"):  # 3.12 and later; 3.11
-        try:
-            sha256 = importlib.import_module(name).sha256
-            break
-        except (ImportError, AttributeError):
-            continue
-    else:
-        from hashlib import sha256
-    return str(sha256((dsn or "").encode("utf-8", "surrogatepass")).hexdigest())
+        return self.path / where.DSN_DIGEST
 
 
 def runtime_dir(home: Path | None = None) -> RuntimeDir:
@@ -71,7 +60,7 @@ def runtime_dir(home: Path | None = None) -> RuntimeDir:
         from ..runtime.embedded import home as striatum_home
 
         home = striatum_home()
-    return RuntimeDir(home / "run")
+    return RuntimeDir(home / where.RUNTIME_DIR)
 
 
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes on Linux, its last a NUL

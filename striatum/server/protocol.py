@@ -13,7 +13,10 @@ Standard library only: a client imports neither psycopg nor the registry.
 from __future__ import annotations
 
 import json
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself is a few milliseconds of a routed command's start
+if TYPE_CHECKING:
+    from typing import Any
 
 PROTOCOL = 1
 MAX_FRAME = 1 << 20  # bytes in one line, its newline included

@@ -182,6 +182,12 @@ def _run_status(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     return runs.status_document(session.store, p["run"])
 
 
+def _run_resolve(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    from ..runtime import runs
+
+    return {"run": runs.resolve_run(session.store, p["run"], session.repo)}
+
+
 def _run_list(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
@@ -420,6 +426,11 @@ _DECLARED = [
          s.RUN_VIEW, "principal", True, _run_start),
     Verb("run.status", "Show a run and each of its jobs.",
          s.params({"run": s.RUN}, "run"), s.RUN_VIEW, "viewer", False, _run_status),
+    Verb("run.resolve", "The run a name stands for: latest (the repository's newest run), "
+         "or the one run whose id begins or ends with it (the time it started, or its "
+         "random tail).",
+         s.params({"run": s.name("The run's id, a unique part of it, or latest.")}, "run"),
+         s.document({"run": s.STRING}), "viewer", False, _run_resolve),
     Verb("run.list", "List the newest runs of the repository (with all, of every one; "
          "with status, only those in it).",
          s.params({"all": s.flag("Runs of every repository."),

@@ -8,9 +8,10 @@ this module.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from ..runtime.actor import default_owner as default_owner  # where the CLI took it from
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -35,13 +36,6 @@ def summary(diagnostics: Iterable[Any]) -> str:
         counts[d.severity.value] += 1
     parts = [count(n, name) for name, n in counts.items() if n]
     return ", ".join(parts) or "no problems"
-
-
-def default_owner() -> str:
-    """Who holds a lease when the claimer names no one: user@host:pid."""
-    import socket
-
-    return f"{os.environ.get('USER', 'agent')}@{socket.gethostname()}:{os.getpid()}"
 
 
 # -- runs --------------------------------------------------------------------------------------

@@ -131,7 +131,7 @@ RUN_WAITING = document({"run": STRING, "waiting": WAITING})
 RUN_WHY = document({
     "run": STRING, "workflow": STRING, "status": STRING, "summary": STRING,
     "holds": {"type": "array", "items": document({
-        "kind": {"enum": ["not_started", "checkpoint", "escalated", "blocked", "leased",
+        "kind": {"enum": ["not_started", "checkpoint", "escalated", "lapsed", "blocked", "leased",
                           "lease_stale", "lease_expired", "ready", "no_worker", "needs",
                           "failed", "cancelled", "completed", "findings_repeated"]},
         "job": NULLABLE_STRING, "text": STRING, "command": NULLABLE_STRING},
@@ -140,8 +140,8 @@ RUN_WHY = document({
 
 INBOX = document({
     "items": {"type": "array", "items": document({
-        "kind": {"enum": ["checkpoint", "escalated", "lease_stale", "lease_expired",
-                          "no_worker", "findings_repeated"]},
+        "kind": {"enum": ["checkpoint", "escalated", "lapsed", "lease_stale",
+                          "lease_expired", "no_worker", "findings_repeated"]},
         "run": STRING, "job": STRING, "repo": STRING, "workflow": STRING,
         "run_status": STRING, "text": STRING, "command": NULLABLE_STRING, "since": STRING,
         "age_seconds": INTEGER},

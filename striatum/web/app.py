@@ -185,9 +185,11 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
         return page(request, "runs.html", runs=shown, state=state, repo=repo,
                     states=RUN_STATES)
 
-    def live_context(run_id: str) -> dict[str, Any]:
-        # run.graph is run.status and the drawing's data: one read of the jobs, not two.
-        view = face.read("run.graph", {"run": run_id})
+    def live_context(run_id: str, view: dict[str, Any] | None = None) -> dict[str, Any]:
+        # run.graph is run.status and the drawing's data: one read of the jobs, not two
+        # (``view``: that read, made already).
+        if view is None:
+            view = face.read("run.graph", {"run": run_id})
         return {"run": view, "graph": view, "svg": graph.render(view),
                 "why": face.read("run.why", {"run": run_id}),
                 "waiting": [j for j in view["jobs"] if j["status"] == "awaiting_decision"],
@@ -262,13 +264,14 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
         csrf = csrf_token(face.secret, session_of(request))
 
         def look() -> Look:
-            view = face.read("run.status", {"run": run_id})
-            mark = run_mark(view)
+            # The read that marks where the run stands is the one the update is drawn from.
+            view = face.read("run.graph", {"run": run_id})
 
             def render() -> str:
                 return env.get_template("_live.html").render(
-                    mutations=face.mutations, csrf=csrf, ended=ENDED, **live_context(run_id))
-            return mark, render, view["status"] in ENDED
+                    mutations=face.mutations, csrf=csrf, ended=ENDED,
+                    **live_context(run_id, view))
+            return run_mark(view), render, view["status"] in ENDED
 
         return stream(request, look)
 

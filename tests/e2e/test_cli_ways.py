@@ -113,10 +113,28 @@ def agent_loop(way: Way, workflow: Path) -> None:
     way.say("run", "cancel", unstarted, "--reason", "not this one")
     run = way.say("run", "prepare", "--workflow", str(workflow), "--start").stdout.strip()
     way.names[run] = "RUN2"
+    way.names[run[-6:]] = "TAIL2"  # after the whole id, which holds it
     for args in (("run", "status", run), ("run", "status", run, "--json"),
-                 ("run", "waiting", run), ("run", "waiting", run, "--json")):
+                 ("run", "waiting", run), ("run", "waiting", run, "--json"),
+                 # names for a run, resolved by the daemon the routed way
+                 ("run", "status", "latest"), ("run", "status", run[-6:], "--json"),
+                 ("run", "status", "nosuch"), ("run", "status", "2099", "--json"),
+                 ("--repo", ".", "run", "status", "latest", "--json"),
+                 # command lines the fast path leaves to click: its messages, both ways
+                 ("run", "status"), ("run", "status", run, "extra"),
+                 ("run", "status", "--json=yes", run), ("run", "status", run, "-h"),
+                 ("job", "claim", "--run", run, "--lease-seconds", "3"),
+                 ("job", "claim", "--run", run, "--lease-seconds", "+3"),
+                 ("job", "claim", "--run", run, "--lane", "a", "--lane", "b"),
+                 ("job", "claim", "--run", run, "--bogus"),
+                 ("job", "verdict", "maybe", "--reason", "r", "--run", run, "--job", "draft",
+                  "--lease", "1-x"),
+                 ("job", "verdict", "accept", "--run", run, "--job", "draft",
+                  "--lease", "1-x"),
+                 ("--repo", "../workflow.json", "run", "status", run),
+                 ("--direct", "run", "status", run)):
         way.say(*args)
-    claim = json.loads(way.say("job", "claim", "--run", run, "--owner", "me",
+    claim = json.loads(way.say("job", "claim", "--run=latest", "--owner", "me",
                                "--json").stdout)
     way.names[claim["lease"]] = "LEASE1"
     way.say("job", "claim", "--run", run, "--owner", "me")  # nothing ready: exit 0
@@ -124,10 +142,14 @@ def agent_loop(way: Way, workflow: Path) -> None:
     held = {"STRIATUM_RUN": run, "STRIATUM_JOB": "draft", "STRIATUM_LEASE": claim["lease"]}
     # The held verbs, as an operator outside a lane calls them (no STRIATUM_SOCKET).
     way.say("job", "heartbeat", "--lease-seconds", "600", env=held)
+    way.say("job", "heartbeat", "--lease-seconds=600", "--json", env=held)
+    way.say("job", "heartbeat", "--lease-seconds", "600", env={**held, "STRIATUM_RUN": ""})
     (way.repo / "notes.md").write_text("notes\n")
     way.say("job", "publish", "--artifact", "notes.md", "--json", env=held)
     way.say("job", "publish", "--artifact", "missing.md", env=held)
     way.say("job", "verdict", "accept", "--reason", "a task takes none", env=held)
+    way.say("job", "verdict", "reject", "--reason", "r", "--finding", "F1", "--finding=F2",
+            "--json", env=held)
     way.say("job", "fail", "--reason", "forged", env={**held, "STRIATUM_LEASE": "1-forged"})
     way.say("job", "complete", env=held)
     for args in (("run", "waiting", run), ("run", "waiting", run, "--json"),
@@ -182,6 +204,7 @@ def test_a_routed_verb_imports_no_psycopg(daemon: Path, tmp_path: Path, way: str
     heavy = ("psycopg", "jsonschema", "networkx", "lark")
     for args in (("run", "list"), ("run", "status", "20991231-000000-abcdef"),
                  ("job", "claim", "--run", "20991231-000000-abcdef"), ("doctor",),
+                 ("run", "status", "latest"), ("job", "claim", "--run", "latest"),
                  ("why", "20991231-000000-abcdef"), ("inbox",),
                  ("job", "heartbeat", "--run", "20991231-000000-abcdef", "--job", "draft",
                   "--lease", "1-forged")):
@@ -193,6 +216,41 @@ def test_a_routed_verb_imports_no_psycopg(daemon: Path, tmp_path: Path, way: str
             assert not imported & set(heavy), (args, imported & set(heavy))
         else:
             assert "psycopg" in imported, args
+
+
+def test_the_loop_verbs_routed_import_no_click(daemon: Path, tmp_path: Path) -> None:
+    """job claim, job verdict and run status through the daemon, each as a whole process
+    under ``-X importtime``: done, as the agent loop calls them, by the fast path."""
+    import sys
+
+    runner = Way("daemon", new_repo(tmp_path, "daemon"))
+    review = tmp_path / "review.json"
+    review.write_text(json.dumps({
+        "name": "loop", "lanes": {"agent": {"kind": "operator"}},
+        "jobs": [{"id": "check", "lane": "agent", "kind": "review",
+                  "prompt": {"text": "Check it."}}]}), encoding="utf-8")
+    run = runner("run", "prepare", "--workflow", str(review), "--start").stdout.strip()
+    heavy = {"click", "psycopg", "jsonschema", "networkx", "lark"}
+
+    def imports(*args: str, env: dict[str, str] | None = None) -> tuple[str, set[str]]:
+        done = runner(*args, env=env, python=[sys.executable, "-X", "importtime"])
+        assert done.returncode == 0, (args, done.stderr[-2000:])
+        imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                    for line in done.stderr.splitlines() if line.startswith("import time:")}
+        return done.stdout, imported & heavy
+
+    out, found = imports("job", "claim", "--run", run, "--json")
+    assert not found
+    lease = json.loads(out)["lease"]
+    out, found = imports("job", "verdict", "accept", "--reason", "fine",
+                         env={"STRIATUM_RUN": run, "STRIATUM_JOB": "check",
+                              "STRIATUM_LEASE": lease})
+    assert not found
+    assert out == f"check: succeeded; run {run}: completed\n"
+    for args in (("run", "status", run), ("run", "status", "latest", "--json")):
+        out, found = imports(*args)
+        assert not found, (args, found)
+    assert json.loads(out)["status"] == "completed"
 
 
 def test_the_daemon_says_which_database_it_serves(daemon: Path) -> None:

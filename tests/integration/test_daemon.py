@@ -142,11 +142,12 @@ def test_the_principal_may_call_every_verb(served: Served) -> None:
     wf = example("minimal")
     params: dict[str, dict[str, Any]] = {
         "run.prepare": {"workflow": wf}, "run.start": {"run": run},
-        "run.status": {"run": run}, "run.list": {}, "run.events": {"run": run},
+        "run.status": {"run": run}, "run.resolve": {"run": run[-6:]}, "run.list": {},
+        "run.events": {"run": run},
         "run.cancel": {"run": run}, "run.resume": {"run": run, "decision": "accept"},
         "run.retry": {"run": run},
         "run.plan": {"run": run}, "run.waiting": {"run": run}, "run.why": {"run": run},
-        "inbox": {},
+        "inbox": {}, "stats": {},
         "run.graph": {"run": run}, "run.history": {"run": run},
         "run.artifact": {"run": run, "path": "answer.md"},
         "job.show": {"run": run, "job": "answer"},

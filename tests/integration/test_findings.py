@@ -56,8 +56,10 @@ def test_a_loop_returning_the_same_findings_escalates_instead_of_spending_its_bu
     said = verdict_events(store, run_id)
     assert [kind for kind, _ in said] == ["job.reset", "job.escalate"]
     assert said[0][1]["findings"] == ["F1", "F2"] and "repeated" not in said[0][1]
+    # With the digests of what the reviewer saw (it consumes no artifact here).
     assert said[1][1] == {"verdict": "needs_revision", "reason": "still wrong: F2, F1",
-                          "findings": ["F1", "F2"], "repeated": True}
+                          "findings": ["F1", "F2"], "repeated": True,
+                          "judged": {"artifacts": {}}}
 
     hold = explain(store, run_id)["holds"][0]
     assert (hold["kind"], hold["job"], hold["by"], hold["findings"]) == (

@@ -82,6 +82,40 @@ def audit(dsn: str) -> list[tuple[str, str, str]]:
             "WHERE actor LIKE 'tester %%' ORDER BY seq")]
 
 
+def test_a_killed_workers_folder_is_removed_by_the_next_lane_socket(
+        dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL leaves a worker no time to remove its folder; the next lane socket opened
+    removes it, and leaves alone a live worker's and what it cannot tell is a worker's."""
+    import subprocess
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    code = ("import time; from striatum.server.lanegate import LaneGate; "
+            "print(LaneGate('').folder, flush=True); time.sleep(120)")
+    workers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                text=True, env={**os.environ, "TMPDIR": str(tmp_path)})
+               for _ in range(2)]
+    try:
+        killed, alive = (Path(w.stdout.readline().strip()) for w in workers)  # type: ignore[union-attr]
+        assert killed.parent == tmp_path and f"-{workers[0].pid}-" in killed.name
+        workers[0].kill()
+        workers[0].wait()
+        assert killed.is_dir()
+        unknown = [tmp_path / "striatum-lanes-x1y2z3w4", tmp_path / "striatum-lanes-1-abc"]
+        for folder in unknown:  # an older name, and pid 1's (alive: not this user's worker)
+            folder.mkdir()
+        gate = LaneGate(dsn)
+        try:
+            assert not killed.exists()
+            assert alive.is_dir() and all(folder.is_dir() for folder in unknown)
+        finally:
+            gate.close()
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.communicate()
+
+
 def test_the_socket_is_0600_in_a_0700_folder_of_its_own_and_gone_after_close(
         dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRIATUM_HOME", str(tmp_path / "home"))

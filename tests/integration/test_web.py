@@ -318,6 +318,21 @@ def test_the_live_streams_send_a_stale_page_its_new_part_and_end_when_done(
     assert missing.startswith("event: failed") and "not_found" in missing
 
 
+def test_a_live_update_of_a_run_reads_its_status_once(
+        web: TestClient, store: Store, repo: Path, tmp_path: Path, dsn: str) -> None:
+    """The read that tells the stream the run moved is the one the update is drawn from
+    (run.graph holds run.status's document); run.why says what holds it."""
+    run_id = start_run(store, example("minimal"), repo)
+    Agent(store, run_id, tmp_path).drive()
+    before = audit_head(dsn)
+    update = web.get(f"/runs/{run_id}/live?since=0:running").text
+    assert update.startswith("event: update") and "s-succeeded" in update
+    assert [verb for _, verb, _ in audit(dsn, before)] == ["run.graph", "run.why"]
+    before = audit_head(dsn)
+    assert "s-succeeded" in web.get(f"/runs/{run_id}").text
+    assert [verb for _, verb, _ in audit(dsn, before)] == ["run.graph", "run.why"]
+
+
 def test_with_a_daemon_running_the_csrf_key_is_its_principal_token(
         dsn: str, place: RuntimeDir) -> None:
     from .test_daemon import serve as serve_daemon

@@ -16,6 +16,7 @@ from striatum.runtime.why import HOLD_KINDS, explain
 from ..unit.test_cli import invoke as cli
 from .helpers import Agent, example, owner_connection, scripted, start_run, to_checkpoint
 from .test_findings import loop
+from .test_judged import lapsed_run
 from .worker_helpers import rows, wait_for, worker_thread, write_workflow
 
 SEEN_RUN_STATES: set[str] = set()
@@ -178,6 +179,16 @@ def test_the_cli_prints_the_answer_and_the_same_document_as_the_registry(
     assert document["run"] == run_id and document["holds"][0]["kind"] == "not_started"
     missing = cli("--dsn", dsn, "--repo", str(repo), "why", "20990101-000000-abcdef")
     assert missing.code == 3 and "no run" in missing.err
+
+
+def test_a_lapsed_accept_with_its_budget_spent_waits_for_a_human_and_says_what_moved(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    run_id = lapsed_run(store, dsn, repo, tmp_path, revise_max=None)
+    assert leases.claim(store, run_id, owner="agent") is None
+    document = why(store, run_id)
+    assert kinds(document) == [("lapsed", "check"), ("needs", "apply")]
+    assert "draft.md was republished" in document["holds"][0]["lapsed"]
+    assert document["next"] == f"striatum run resume {run_id} --decision accept|fail|revise"
 
 
 def test_a_review_repeating_its_findings_is_said_with_its_ids(store: Store, repo: Path,

@@ -320,7 +320,11 @@ def test_a_worker_reuses_its_connections_and_heartbeats_on_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Four jobs, each outliving its lease, two at a time: the worker opens its claim
     connection, one per lane thread and one for every heartbeat, whatever the number of
-    jobs, and every lease is kept alive to its end."""
+    jobs, and every lease is kept alive to its end.
+
+    A job ends once its lease was extended three times (a heartbeat every third of the
+    lease, so past the lease it was claimed with), not after a fixed sleep: how long a
+    loaded machine takes to start a lane cannot end a job before its lease ran out."""
     opened: list[str] = []
     connect = Store.connect.__func__  # type: ignore[attr-defined]
 
@@ -328,19 +332,39 @@ def test_a_worker_reuses_its_connections_and_heartbeats_on_one(
         opened.append(threading.current_thread().name)
         return connect(cls, dsn, **kwargs)  # type: ignore[no-any-return]
 
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    beats: Counter[str] = Counter()
+    heartbeat = leases.heartbeat
+
+    def beating(store: Store, run: str, job: str, token: str, seconds: int) -> Any:
+        extended = heartbeat(store, run, job, token, seconds)
+        beats[job] += 1
+        if beats[job] == 3:
+            (gates / job).touch()  # the lane may end now
+        return extended
+
+    waiting = ("import pathlib, sys, time\n"
+               "gate, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])\n"
+               "while not gate.exists(): time.sleep(0.02)\n"
+               "(out / (gate.name + '.md')).write_text('done\\n')\n")
     workflow = write_workflow(tmp_path / "flow", {
         "name": "long-jobs",
-        "lanes": {"agent": {"command": fake("slow", "--seconds", "2.5"), "timeout": 60}},
+        "lanes": {"agent": {"command": [sys.executable, "-c", waiting,
+                                        f"{gates}/{{job}}", "{artifact_dir}"],
+                            "timeout": 60}},
         "jobs": [{"id": f"t{i}", "lane": "agent", "prompt": {"text": "wait"},
                   "produces": [f"t{i}.md"], "max_attempts": 1} for i in range(4)]})
     run_id = start_run(store, workflow, repo)
     monkeypatch.setattr(Store, "connect", classmethod(counting))
+    monkeypatch.setattr(leases, "heartbeat", beating)
 
     outcomes = work(dsn, run_id, timeout=90, until_run_ends=True, concurrency=2,
-                    lease_seconds=2)
+                    lease_seconds=3)
     monkeypatch.undo()
 
     assert sorted(o.status for o in outcomes) == ["succeeded"] * 4, outcomes
+    assert all(beats[f"t{i}"] >= 3 for i in range(4)), beats
     assert not events_of(store, run_id, kind="job.expire"), "a lease lapsed mid-job"
     assert len(opened) <= 4, f"connections opened for 4 jobs: {opened}"
     assert sum(name.startswith("striatum-lane") for name in opened) <= 2, opened

@@ -34,8 +34,9 @@ NO_STORE = Session(str(REPO), no_store)
 
 def test_the_table_holds_each_verb_once_in_the_order_faces_list_them() -> None:
     assert list(VERBS) == [
-        "run.prepare", "run.start", "run.status", "run.list", "run.events", "run.cancel",
-        "run.resume", "run.retry", "run.plan", "run.waiting", "run.why", "inbox", "stats",
+        "run.prepare", "run.start", "run.status", "run.resolve", "run.list", "run.events",
+        "run.cancel", "run.resume", "run.retry", "run.plan", "run.waiting", "run.why", "inbox",
+        "stats",
         "run.graph", "run.history", "run.artifact", "job.show",
         "job.claim", "job.heartbeat", "job.publish", "job.verdict", "job.complete",
         "job.release", "job.fail", "job.escalate", "checkpoint.decide", "job.unlease",

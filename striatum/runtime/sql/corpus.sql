@@ -52,7 +52,7 @@ SELECT seq, payload, previous_hash, row_hash FROM striatum.audit_log
 WHERE seq BETWEEN %(first)s AND %(last)s ORDER BY seq;
 
 -- corpus_verdicts: the exported runs' verdicts --
-SELECT run_id, job_id, iteration, verdict, reason, fence FROM striatum.verdicts
+SELECT run_id, job_id, iteration, verdict, reason, fence, judged::text FROM striatum.verdicts
 WHERE run_id = ANY(%(runs)s) ORDER BY run_id, job_id, iteration;
 
 -- corpus_artifacts: the exported runs' artifacts, every iteration, with the repository each is in --

@@ -247,3 +247,16 @@ WHERE e.created_at >= (SELECT min(created_at) FROM striatum.audit_log
   AND NOT EXISTS (SELECT 1 FROM striatum.audit_log a
                   WHERE a.created_at = e.created_at AND a.outcome = 'ok')
 ORDER BY e.created_at, e.repo_id, e.seq LIMIT 1;
+
+-- doctor_verdict_runs: the runs with a verdict that records digests, and their workflows --
+SELECT DISTINCT r.id, r.workflow_digest FROM striatum.runs r
+JOIN striatum.verdicts v ON v.run_id = r.id WHERE v.judged IS NOT NULL ORDER BY r.id;
+
+-- doctor_verdict_uses: of some runs, the events that tie a job's start to the verdicts it needs (accepts, resets, decisions, claims, uses, completions) --
+SELECT e.run_id, e.job_id, e.type, e.seq, (e.payload::jsonb -> 'data')::text,
+       (e.payload::jsonb -> 'state' ->> 'fence')::bigint
+FROM striatum.events e
+WHERE e.run_id = ANY(%(runs)s) AND e.job_id IS NOT NULL
+  AND e.type IN ('job.complete', 'job.reset', 'job.decide', 'job.claim', 'verdict.used',
+                 'job.escalate')
+ORDER BY e.repo_id, e.seq;

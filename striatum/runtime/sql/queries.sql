@@ -208,9 +208,18 @@ SELECT DISTINCT ON (path) job_id, iteration, path, stored_at, sha256, bytes
 FROM striatum.artifacts WHERE run_id = %(run)s
 ORDER BY path, iteration DESC;
 
--- insert_verdict: a reviewer's verdict for one iteration --
-INSERT INTO striatum.verdicts (run_id, job_id, iteration, verdict, reason, fence)
-VALUES (%(run)s, %(job)s, %(iteration)s, %(verdict)s, %(reason)s, %(fence)s);
+-- insert_verdict: a reviewer's verdict for one iteration, with the digests of what it judged --
+INSERT INTO striatum.verdicts (run_id, job_id, iteration, verdict, reason, fence, judged)
+VALUES (%(run)s, %(job)s, %(iteration)s, %(verdict)s, %(reason)s, %(fence)s,
+        %(judged)s::jsonb);
+
+-- accepted_judged: the standing accepts (with digests) of some reviews, as the jobs that need them find them --
+SELECT v.job_id, v.iteration, v.judged::text FROM striatum.verdicts v
+JOIN striatum.jobs j ON j.run_id = v.run_id AND j.job_id = v.job_id
+    AND j.iteration = v.iteration
+WHERE v.run_id = %(run)s AND v.job_id = ANY(%(jobs)s) AND v.verdict = 'accept'
+  AND v.judged IS NOT NULL AND j.status = 'succeeded'
+ORDER BY v.job_id;
 
 -- last_verdict: the reviewer's reason from its latest needs_revision --
 SELECT reason FROM striatum.verdicts
