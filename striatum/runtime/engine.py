@@ -431,6 +431,20 @@ def apply_verdict(tx: Transition, job_id: str, verdict: str, reason: str,
         tx.run_to("block", {"job": job_id, "reason": reason}, blocked_on=job_id)
 
 
+def block_on_waiting(tx: Transition) -> None:
+    """Block a running run on the next job that waits for ``run resume`` (a review or a
+    task handed to a human), if one does: several can wait at once (accepts that lapsed
+    together), and each must be reachable once the one before it is answered."""
+    if tx.run.status != "running":
+        return
+    waiting = [row for row in tx.load_all().values()
+               if row.status == "awaiting_decision" and row.kind != "checkpoint"]
+    if waiting:
+        row = waiting[0]
+        tx.run_to("block", {"job": row.job_id, "reason": row.reason or ""},
+                  blocked_on=row.job_id)
+
+
 def attempt_failed(tx: Transition, job_id: str, trigger: str, reason: str, *,
                    final: bool = False) -> None:
     """An attempt crashed, timed out or gave up: retry while attempts remain (unless

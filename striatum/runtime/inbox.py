@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import pinned
 from .records import JobRow
 from .runs import get_run
-from .why import Hold, job_hold, repeat_hold
+from .why import Hold, in_turn, job_hold, repeat_hold
 
 if TYPE_CHECKING:
     from ..compiler.compiled import CompiledWorkflow
@@ -61,6 +61,8 @@ def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:
                         repeats.get(run.id))
         if hold is None or hold.kind not in INBOX_KINDS:
             continue  # it moved on between the two reads
+        if run.status == "blocked":
+            hold = in_turn(hold, run.blocked_on)
         since = job.heartbeat_at if hold.kind == "lease_stale" and job.heartbeat_at \
             else job.updated_at
         items.append((job.updated_at, _item(hold, run, since, now)))

@@ -3,7 +3,8 @@
 A verdict records the digests of what its reviewer saw: the sha256 of each
 artifact it consumed, as published when its prompt was rendered (with the diff of
 each upstream job that worked in a worktree), and, when upstream jobs change the
-shared working tree, the git tree id of that tree when the verdict was recorded.
+shared working tree, the git tree id of that tree when the reviewer was claimed (the
+tree it was asked to judge; a reviewer that changed it is recorded as having done so).
 
 A job that needs an accepted review checks those digests when it is claimed,
 before its lane starts. If they hold, an event (``verdict.used``) records the
@@ -45,8 +46,10 @@ USED = "verdict.used"
 
 
 def digest(judged: dict[str, Any]) -> str:
-    """The one digest that names a whole judgement (sha256 of its canonical JSON)."""
-    return hashlib.sha256(canonical_json(judged)).hexdigest()
+    """The one digest that names a whole judgement (sha256 of the canonical JSON of its
+    artifacts and tree: what the reviewer judged, not the tree it left behind)."""
+    return hashlib.sha256(canonical_json(
+        {key: judged[key] for key in ("artifacts", "tree") if key in judged})).hexdigest()
 
 
 def judged_paths(wg: WorkflowGraph, review: str) -> list[str]:
@@ -66,12 +69,15 @@ def judges_tree(wg: WorkflowGraph, review: str) -> bool:
                for job in upstream)
 
 
-def remember_seen(directory: Path, wg: WorkflowGraph, review: str,
+def remember_seen(directory: Path, wg: WorkflowGraph, run: RunRow, review: str,
                   latest: list[Any]) -> None:
     """Write what the review's prompt was rendered with (``latest``: the run's
-    latest_artifacts rows), for its verdict to record."""
+    latest_artifacts rows) and the tree it runs against, for its verdict to record."""
     wanted = set(judged_paths(wg, review))
-    seen = {str(row[2]): str(row[4]) for row in latest if row[2] in wanted}
+    seen: dict[str, Any] = {"artifacts": {str(row[2]): str(row[4]) for row in latest
+                                          if row[2] in wanted}}
+    if judges_tree(wg, review):
+        seen["tree"] = tree_id(Path(run.repo_path), run.artifact_root)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / SEEN_FILE).write_text(json.dumps(seen, sort_keys=True), encoding="utf-8")
 
@@ -101,20 +107,30 @@ def tree_id(repo: Path, artifact_root: str) -> str | None:
     return tree.stdout.strip() or None
 
 
-def of_verdict(tx: Transition, row: JobRow) -> dict[str, Any]:
-    """What the review holding ``row`` judged: the artifacts its prompt was rendered with
-    (as published now, for a prompt rendered before this was recorded), and the tree."""
-    wg = tx.wg
+def _seen(tx: Transition, row: JobRow) -> dict[str, Any]:
+    """What the review's prompt was rendered with, as ``remember_seen`` wrote it (an
+    older file holds the artifacts alone; none: the artifacts as published now)."""
     try:
-        seen: dict[str, str] = json.loads(
-            (scratch_dir(tx.run, row) / SEEN_FILE).read_text(encoding="utf-8"))
+        seen = json.loads((scratch_dir(tx.run, row) / SEEN_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        wanted = set(judged_paths(wg, row.job_id))
-        seen = {str(a[2]): str(a[4]) for a in fetch(tx.cur, "latest_artifacts",
-                                                    {"run": tx.run.id}) if a[2] in wanted}
-    judged: dict[str, Any] = {"artifacts": seen}
-    if judges_tree(wg, row.job_id):
-        judged["tree"] = tree_id(Path(tx.run.repo_path), tx.run.artifact_root)
+        wanted = set(judged_paths(tx.wg, row.job_id))
+        return {"artifacts": {str(a[2]): str(a[4]) for a in fetch(
+            tx.cur, "latest_artifacts", {"run": tx.run.id}) if a[2] in wanted}}
+    return seen if isinstance(seen.get("artifacts"), dict) else {"artifacts": seen}
+
+
+def of_verdict(tx: Transition, row: JobRow) -> dict[str, Any]:
+    """What the review holding ``row`` judged: the artifacts its prompt was rendered with,
+    and the tree it was claimed against. A reviewer that changed that tree judged its
+    own edits no more than anyone did: the tree it left is recorded beside
+    (``tree_at_verdict``), and the accept lapses when the job after it is claimed."""
+    seen = _seen(tx, row)
+    judged: dict[str, Any] = {"artifacts": seen["artifacts"]}
+    if judges_tree(tx.wg, row.job_id):
+        now = tree_id(Path(tx.run.repo_path), tx.run.artifact_root)
+        judged["tree"] = seen.get("tree", now)  # claimed before trees were kept
+        if now != judged["tree"]:
+            judged["tree_at_verdict"] = now
     return judged
 
 
@@ -141,8 +157,10 @@ def _changed(judged: dict[str, Any], now: dict[str, Any]) -> str:
             said.append(f"{path} was republished (sha256 {sha[:12]}... judged, "
                         f"{current[:12]}... now)")
     if "tree" in judged and now.get("tree") != judged["tree"]:
-        said.append(f"the repository's tree moved ({str(judged['tree'])[:12]}... judged, "
-                    f"{str(now.get('tree'))[:12]}... now)")
+        by = " during the review (edits no one judged)" \
+            if now.get("tree") == judged.get("tree_at_verdict") else ""
+        said.append(f"the repository's tree moved{by} ({str(judged['tree'])[:12]}... "
+                    f"judged, {str(now.get('tree'))[:12]}... now)")
     return "; ".join(said)
 
 
@@ -266,8 +284,9 @@ def misbound(rows: Iterable[Sequence[Any]], needs: Callable[[str, str], Sequence
             if left and kind in ("job.complete", "job.escalate"):
                 problems.append(f"{where} ran on the accept of {', '.join(sorted(left))} "
                                 "without checking its digests")
-            if (kind == "job.complete" and data.get("verdict") == "accept"
-                    and isinstance(data.get("judged"), dict) and not data.get("exhausted")):
+            # An accept binds, and so does a needs_revision accepted by on_exhausted.
+            if (kind == "job.complete" and isinstance(data.get("judged"), dict)
+                    and (data.get("verdict") == "accept" or data.get("exhausted"))):
                 accepted[(held[0], held[1])] = digest(data["judged"])
             else:
                 accepted.pop((held[0], held[1]), None)

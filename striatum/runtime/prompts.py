@@ -142,7 +142,7 @@ def prepare_prompt(store: Store, run: RunRow, job: JobRow, pinned: CompiledWorkf
     if spec.kind == "review":
         from .judged import remember_seen  # judged needs this module: imported when used
 
-        remember_seen(directory, pinned.graph, job.job_id, latest)
+        remember_seen(directory, pinned.graph, run, job.job_id, latest)
     return write_prompt(directory, text + contract(run, job, pinned, directory / "out"))
 
 

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
 from . import audit, batches, collector, pinned
 from .audit import Event, append_events, repo_chain, verb
-from .engine import Transition, advance, cancel_run, fail_run, missing_artifacts, revise
+from .engine import (
+    Transition,
+    advance,
+    block_on_waiting,
+    cancel_run,
+    fail_run,
+    missing_artifacts,
+    revise,
+)
 from .manifest import prepare_manifest, promote, run_artifacts
 from .preflight import Finding, preflight
 from .records import JobRow, RunRow, initial_job_state
@@ -376,6 +384,7 @@ def resume(store: Store, run_id: str, decision: str, reason: str) -> Transition:
             tx.job(job_id, "reset", {**data, "granted": True}, attempt=0, reason=None,
                    verdict=None)
             advance(tx)
+        block_on_waiting(tx)  # another job handed to a human waits its turn
 
     return transition(store, run_id, change)
 

@@ -11,7 +11,7 @@ claimed yet, a pending job waiting on named needs). Times are the database's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -100,13 +100,27 @@ def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime,
     # A loop that goes on revising though its last round changed nothing: said, not held.
     out += [repeat_hold(rid, job.job_id, repeats[job.job_id]) for job in view.jobs
             if job.job_id in repeats and job.status != "awaiting_decision"]
-    # The human's holds first: nothing else moves until they answer.
-    out.sort(key=lambda h: h.kind not in HUMAN_HOLDS)
+    if run.status == "blocked":
+        out = [in_turn(hold, run.blocked_on) for hold in out]
+    # The human's holds first, the one the run is blocked on before those after it:
+    # nothing else moves until they answer.
+    out.sort(key=lambda h: (h.kind not in HUMAN_HOLDS, "after" in (h.details or {})))
     if run.status == "blocked" and not any(h.kind in HUMAN_HOLDS for h in out):
         out.insert(0, Hold("blocked", run.blocked_on,
                            f"run {rid} is blocked on {run.blocked_on}",
                            f"striatum run resume {rid} --decision accept|fail|revise"))
     return out
+
+
+def in_turn(hold: Hold, blocked_on: str | None) -> Hold:
+    """A job handed to a human while the run is blocked on another (accepts that lapsed
+    together): ``run resume`` answers the one the run is blocked on, then the run blocks
+    on this one."""
+    if hold.kind not in ("lapsed", "escalated") or blocked_on in (None, hold.job):
+        return hold
+    return replace(hold, text=f"{hold.text} (after {blocked_on}: `run resume` answers "
+                   f"{blocked_on} first, then the run blocks on {hold.job})",
+                   details={**(hold.details or {}), "after": blocked_on})
 
 
 def repeat_hold(rid: str, jid: str, findings: list[str]) -> Hold:

@@ -134,7 +134,8 @@ RUN_WHY = document({
         "kind": {"enum": ["not_started", "checkpoint", "escalated", "lapsed", "blocked", "leased",
                           "lease_stale", "lease_expired", "ready", "no_worker", "needs",
                           "failed", "cancelled", "completed", "findings_repeated"]},
-        "job": NULLABLE_STRING, "text": STRING, "command": NULLABLE_STRING},
+        "job": NULLABLE_STRING, "text": STRING, "command": NULLABLE_STRING,
+        "after": STRING},
         "kind", "job", "text", "command")},
     "next": NULLABLE_STRING, "at": STRING})
 
@@ -144,7 +145,7 @@ INBOX = document({
                           "lease_expired", "no_worker", "findings_repeated"]},
         "run": STRING, "job": STRING, "repo": STRING, "workflow": STRING,
         "run_status": STRING, "text": STRING, "command": NULLABLE_STRING, "since": STRING,
-        "age_seconds": INTEGER},
+        "age_seconds": INTEGER, "after": STRING},
         "kind", "run", "job", "repo", "workflow", "run_status", "text", "command", "since",
         "age_seconds")},
     "count": INTEGER, "at": STRING})

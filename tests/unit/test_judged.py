@@ -51,12 +51,25 @@ def test_a_completion_without_the_check_is_named_and_a_lapse_is_not() -> None:
     assert lapsed == (0, [])
 
 
-def test_accepts_without_digests_or_at_exhaustion_bind_nothing() -> None:
+def test_an_accept_without_digests_binds_nothing() -> None:
     old = row("check", "job.complete", 1, {"verdict": "accept", "reason": "ok"})
-    exhausted = accept(1, exhausted=True)
-    for first in (old, exhausted):
-        assert check([first, row("apply", "job.claim", 2),
-                      row("apply", "job.complete", 3)]) == (0, [])
+    assert check([old, row("apply", "job.claim", 2), row("apply", "job.complete", 3)]) == (0, [])
+
+
+def test_a_needs_revision_accepted_at_exhaustion_binds_as_an_accept() -> None:
+    exhausted = accept(1, verdict="needs_revision", exhausted=True)
+    assert check([exhausted, row("apply", "job.claim", 2),
+                  row("apply", USED, 3, {"review": "check", "judged": digest(JUDGED)}),
+                  row("apply", "job.complete", 4)]) == (1, [])
+    unchecked = check([exhausted, row("apply", "job.claim", 2),
+                       row("apply", "job.complete", 3)])
+    assert unchecked[1] == ["run r1: event seq 3: apply (fence 1) ran on the accept of check "
+                            "without checking its digests"]
+
+
+def test_the_tree_a_reviewer_left_is_not_part_of_what_it_judged() -> None:
+    assert digest({**JUDGED, "tree": "t" * 40, "tree_at_verdict": "u" * 40}) == \
+        digest({**JUDGED, "tree": "t" * 40})
 
 
 def test_a_use_no_accept_stood_for_is_named() -> None:

@@ -213,12 +213,16 @@ INSERT INTO striatum.verdicts (run_id, job_id, iteration, verdict, reason, fence
 VALUES (%(run)s, %(job)s, %(iteration)s, %(verdict)s, %(reason)s, %(fence)s,
         %(judged)s::jsonb);
 
--- accepted_judged: the standing accepts (with digests) of some reviews, as the jobs that need them find them --
+-- accepted_judged: the standing accepts (with digests) of some reviews, as the jobs that need them find them: the reviewer's accept, or its needs_revision accepted by on_exhausted (its pass ended by job.complete, not by a human's job.decide) --
 SELECT v.job_id, v.iteration, v.judged::text FROM striatum.verdicts v
 JOIN striatum.jobs j ON j.run_id = v.run_id AND j.job_id = v.job_id
     AND j.iteration = v.iteration
-WHERE v.run_id = %(run)s AND v.job_id = ANY(%(jobs)s) AND v.verdict = 'accept'
+WHERE v.run_id = %(run)s AND v.job_id = ANY(%(jobs)s) AND j.verdict = 'accept'
   AND v.judged IS NOT NULL AND j.status = 'succeeded'
+  AND (v.verdict = 'accept' OR (SELECT e.type FROM striatum.events e
+                                WHERE e.run_id = v.run_id AND e.job_id = v.job_id
+                                  AND e.type IN ('job.complete', 'job.decide')
+                                ORDER BY e.seq DESC LIMIT 1) = 'job.complete')
 ORDER BY v.job_id;
 
 -- last_verdict: the reviewer's reason from its latest needs_revision --

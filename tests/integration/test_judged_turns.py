@@ -1,0 +1,183 @@
+"""Verdicts bound to what was judged, at their edges, on a real PostgreSQL: two accepts
+that lapse at once and each wait their turn for a human, the tree a reviewer was claimed
+against (not the one it left), and a needs_revision accepted by ``on_exhausted: accept``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from striatum.runtime import judged, leases, runs
+from striatum.runtime.doctor import doctor
+from striatum.runtime.inbox import inbox
+from striatum.runtime.store import Store
+from striatum.runtime.why import explain
+from striatum.server import schemas
+
+from .helpers import owner_connection, start_run, statuses, write_workflow
+from .test_judged import claim, finish, git_repo, payloads, publish, republish, workflow
+
+
+def two_reviews(directory: Path) -> str:
+    """draft -> check and audit (reviews of draft.md, no revise) -> apply."""
+    def review(name: str) -> dict[str, Any]:
+        return {"id": name, "lane": "reviewer", "kind": "review", "needs": ["draft"],
+                "prompt": {"text": "judge {{ artifacts['draft.md'] }}"},
+                "consumes": ["draft.md"]}
+    return write_workflow(directory, {
+        "name": "two-reviews",
+        "lanes": {"coder": {"kind": "operator"}, "reviewer": {"kind": "operator"}},
+        "jobs": [{"id": "draft", "lane": "coder", "prompt": {"text": "draft"},
+                  "produces": ["draft.md"]}, review("check"), review("audit"),
+                 {"id": "apply", "lane": "coder", "needs": ["check", "audit"],
+                  "prompt": {"text": "apply"}, "consumes": ["draft.md"]}]})
+
+
+def test_two_accepts_that_lapse_at_once_each_reach_a_human_in_turn(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    run_id = start_run(store, two_reviews(tmp_path / "wf"), repo)
+    taken = claim(store, run_id, "draft")
+    publish(store, tmp_path, taken, "draft.md", "the draft\n")
+    leases.complete(store, run_id, "draft", taken.token)
+    for name in ("check", "audit"):
+        review = claim(store, run_id, name)
+        leases.verdict(store, run_id, name, review.token, "accept", "fine")
+    republish(dsn, repo, run_id, "republished after both accepts\n")
+
+    assert leases.claim(store, run_id, owner="agent") is None  # apply lapses, unstarted
+    view = runs.status(store, run_id)
+    first = view.run.blocked_on
+    assert view.run.status == "blocked" and first in ("check", "audit")
+    second = "audit" if first == "check" else "check"
+    assert statuses(view)[second] == "awaiting_decision"
+    # Both are named, each with what answers it: the second after the first.
+    said = explain(store, run_id)
+    assert [(h["kind"], h["job"]) for h in said["holds"]] == [
+        ("lapsed", first), ("lapsed", second), ("needs", "apply")]
+    holds = {h["job"]: h for h in said["holds"]}
+    assert "after" not in holds[first]
+    assert holds[second]["after"] == first
+    assert f"then the run blocks on {second}" in holds[second]["text"]
+    queue = inbox(store)
+    for document, schema in ((said, schemas.RUN_WHY), (queue, schemas.INBOX)):
+        Draft202012Validator(schema).validate(document)
+    items = {i["job"]: i for i in queue["items"]}
+    assert {job: i["kind"] for job, i in items.items()} == {"check": "lapsed",
+                                                            "audit": "lapsed"}
+    assert items[second]["after"] == first and "after" not in items[first]
+
+    # Answering the first blocks the run on the second, which `run resume` then reaches.
+    runs.resume(store, run_id, "accept", "the new draft is fine")
+    view = runs.status(store, run_id)
+    assert (view.run.status, view.run.blocked_on) == ("blocked", second)
+    assert statuses(view)[first] == "succeeded"
+    assert [h["kind"] for h in explain(store, run_id)["holds"]][:1] == ["lapsed"]
+    assert leases.claim(store, run_id, owner="agent") is None
+    runs.resume(store, run_id, "accept", "the new draft is fine")
+    finish(store, run_id, repo)
+
+
+def test_the_tree_judged_is_the_one_the_reviewer_was_claimed_against(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    git_repo(repo)
+    run_id = start_run(store, workflow(tmp_path / "wf", writes=True), repo)
+    taken = claim(store, run_id, "draft")
+    publish(store, tmp_path, taken, "draft.md", "the draft\n")
+    (repo / "src" / "app.py").write_text("print('v1')\n", encoding="utf-8")
+    leases.complete(store, run_id, "draft", taken.token)
+    review = claim(store, run_id, "check")
+    root = runs.get_run(store, run_id).artifact_root
+    claimed = judged.tree_id(repo, root)
+    # The reviewer edits what it reviews, then accepts.
+    (repo / "src" / "app.py").write_text("print('the reviewer's own')\n", encoding="utf-8")
+    left = judged.tree_id(repo, root)
+    leases.verdict(store, run_id, "check", review.token, "accept", "looks right")
+    accept = [e for e in payloads(store, run_id, "check") if e["type"] == "job.complete"][0]
+    assert accept["data"]["judged"]["tree"] == claimed != left
+    assert accept["data"]["judged"]["tree_at_verdict"] == left
+    row = store._conn.execute("SELECT judged FROM striatum.verdicts WHERE run_id = %s",
+                              (run_id,)).fetchone()
+    assert row is not None and row[0] == accept["data"]["judged"]
+
+    # Its edits were judged by no one: apply does not start, the reviewer runs again.
+    found = leases.take(store, run_id, owner="w", lanes=["coder"], lane_kinds=None,
+                        lease_seconds=60, check_run=True)
+    assert isinstance(found, leases.Unprepared) and found.status == "lapsed"
+    assert "during the review" in found.reason
+    reset = [e for e in payloads(store, run_id, "check") if e["type"] == "job.reset"][-1]
+    assert "during the review" in reset["data"]["lapsed"]
+    hold = next(h for h in explain(store, run_id)["holds"] if h["job"] == "check")
+    assert hold["kind"] == "ready" and "during the review" in hold["text"]
+    again = claim(store, run_id, "check")
+    assert again.iteration == 1
+
+    # Judged as it now is (the reviewer's edit included), and left alone, it holds.
+    leases.verdict(store, run_id, "check", again.token, "accept", "still right")
+    second = [e for e in payloads(store, run_id, "check") if e["type"] == "job.complete"][-1]
+    assert second["data"]["judged"]["tree"] == left
+    assert "tree_at_verdict" not in second["data"]["judged"]
+    finish(store, run_id, repo)
+
+
+def republish_all(dsn: str, repo: Path, run_id: str, text: str) -> None:
+    """Every publication of draft.md now names other bytes (the newest is what counts)."""
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    with owner_connection(dsn) as conn:
+        for (stored,) in conn.execute("SELECT stored_at FROM striatum.artifacts WHERE "
+                                      "run_id = %s AND path = 'draft.md'", (run_id,)):
+            (repo / stored).write_text(text, encoding="utf-8")
+        conn.execute("UPDATE striatum.artifacts SET sha256 = %s WHERE run_id = %s "
+                     "AND path = 'draft.md'", (sha, run_id))
+
+
+def exhausted_accept(store: Store, repo: Path, tmp_path: Path) -> str:
+    """A run whose check asked twice for a revision, the second time with its budget
+    (1) spent, so ``on_exhausted: accept`` accepted the draft."""
+    source = Path(workflow(tmp_path / "wf"))
+    document = json.loads(source.read_text(encoding="utf-8"))
+    document["jobs"][1]["revise"]["on_exhausted"] = "accept"
+    source.write_text(json.dumps(document), encoding="utf-8")
+    run_id = start_run(store, str(source), repo)
+    for _ in range(2):
+        taken = claim(store, run_id, "draft")
+        publish(store, tmp_path, taken, "draft.md", f"draft at fence {taken.fence}\n")
+        leases.complete(store, run_id, "draft", taken.token)
+        review = claim(store, run_id, "check")
+        leases.verdict(store, run_id, "check", review.token, "needs_revision", "shorter")
+    done = [e for e in payloads(store, run_id, "check") if e["type"] == "job.complete"][-1]
+    assert done["data"]["exhausted"] is True and done["state"]["verdict"] == "accept"
+    return run_id
+
+
+def test_an_exhausted_accept_binds_the_job_after_it_and_doctor_checks_it(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    run_id = exhausted_accept(store, repo, tmp_path)
+    taken = claim(store, run_id, "apply")
+    done = [e for e in payloads(store, run_id, "check") if e["type"] == "job.complete"][-1]
+    used = [e for e in payloads(store, run_id, "apply") if e["type"] == judged.USED]
+    assert [(u["data"]["review"], u["data"]["judged"], u["state"]["fence"]) for u in used] == [
+        ("check", judged.digest(done["data"]["judged"]), taken.fence)]
+    leases.complete(store, run_id, "apply", taken.token)
+    report = doctor(store, str(repo))
+    assert report.ok, [f.to_json() for f in report.findings if not f.ok]
+    assert [f.message for f in report.findings if f.check == "verdicts"] == [
+        "1 job start(s) ran on the digests their accepts name"]
+
+
+def test_an_exhausted_accept_lapses_when_what_it_judged_changes(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    run_id = exhausted_accept(store, repo, tmp_path)
+    republish_all(dsn, repo, run_id, "republished after the exhausted accept\n")
+    assert leases.claim(store, run_id, owner="agent") is None  # apply does not start
+    view = runs.status(store, run_id)
+    # The budget is spent: a human decides on the work as it now is.
+    assert (view.run.status, view.run.blocked_on) == ("blocked", "check")
+    assert statuses(view) == {"draft": "succeeded", "check": "awaiting_decision",
+                              "apply": "pending"}
+    assert "apply" not in {e["job"] for e in payloads(store, run_id) if e["type"] == judged.USED}
+    runs.resume(store, run_id, "accept", "the new draft is fine")
+    finish(store, run_id, repo)
