@@ -1,16 +1,20 @@
-"""The routed fast path: the agent loop's verbs through the home's daemon, without click.
+"""The routed fast path: the agent loop's verbs through the home's daemon, or a lane's
+socket, without click.
 
 A verb routed through the daemon spends most of its life starting Python and importing
 click. When the command line is one of ``COMMANDS``, written exactly as the click
 command accepts it, and the home's daemon serves the database the command would use,
 the entry point parses it here from the table below, calls the verb on the daemon's
 socket, prints the result document as the click command does (``render``; ``--json``:
-the document) and exits with the same code. Anything else falls through to click
-(``main``), unparsed here: an option this table does not hold, ``--help``, a value
-click would refuse, ``--direct``, a lane's socket, no daemon answering; so every
-message about a command line is click's own. A refusal from the daemon is reported by
-``main.failed``, as the click path reports it (that path imports click: errors are rare
-in the loop).
+the document) and exits with the same code. Inside a lane (``STRIATUM_SOCKET``), the
+lease verbs go the same way to the lane's socket, the worker's, as the click command
+sends them there (the lease is the capability; no token, no repository). Anything else
+falls through to click (``main``), unparsed here: an option this table does not hold,
+``--help``, a value click would refuse, ``--direct``, in a lane a verb other than a
+lease verb or a run named by other than its whole id, no daemon or lane socket
+answering; so every message about a command line is click's own. A refusal from the
+daemon is reported by ``main.failed``, as the click path reports it (that path imports
+click: errors are rare in the loop).
 
 The table mirrors the click commands (``job``, ``run``); ``tests/unit/test_fastpath.py``
 holds the two to each other, option by option, and to the verbs' parameter schemas.
@@ -72,18 +76,20 @@ GLOBAL = {"--repo": ("repo", "STRIATUM_REPO"), "--dsn": ("dsn", "STRIATUM_DSN")}
 
 
 class Call:
-    """A command line this path serves: the verb, its parameters, where and how."""
+    """A command line this path serves: the verb, its parameters, where and how; in a
+    lane, ``lane`` is its socket's path."""
 
     def __init__(self, verb: str, params: dict[str, Any], repo: str, dsn: str | None,
-                 as_json: bool) -> None:
+                 as_json: bool, lane: str | None = None) -> None:
         self.verb, self.params, self.repo, self.dsn = verb, params, repo, dsn
-        self.as_json = as_json
+        self.as_json, self.lane = as_json, lane
 
 
 def parse(args: list[str], env: dict[str, str] | os._Environ[str]) -> Call | None:
     """The call ``args`` asks for, or None: not a command line this path serves exactly."""
-    if env.get("STRIATUM_DIRECT") or env.get("STRIATUM_SOCKET"):
-        return None  # never through the daemon; in a lane, its worker's socket
+    if env.get("STRIATUM_DIRECT"):
+        return None  # never through the daemon
+    lane = env.get("STRIATUM_SOCKET") or None
     if any("\udc80" <= ch <= "\udcff" for arg in args for ch in arg):
         return None  # bytes that were not UTF-8: click's message says which
     given: dict[str, Any] = {}
@@ -93,6 +99,8 @@ def parse(args: list[str], env: dict[str, str] | os._Environ[str]) -> Call | Non
         return None
     verb, positional, options = COMMANDS[args[at], args[at + 1]]
     words: list[str] = []
+    if lane is not None and "--lease" not in options:
+        return None  # a lane's socket serves the lease verbs alone: click's refusal
     if _options(args, at + 2, options, given, words) < 0 or len(words) != len(positional):
         return None
     values: dict[str, Any] = {}
@@ -118,8 +126,10 @@ def parse(args: list[str], env: dict[str, str] | os._Environ[str]) -> Call | Non
     repo = given.get("--repo") or _from_env(env, "STRIATUM_REPO") or "."
     if "--repo" in given and not given["--repo"] or not _readable(repo, dirs_only=True):
         return None
+    if lane is not None and not WHOLE_ID.fullmatch(values["run"]):
+        return None  # a lane's worker resolves no run names
     dsn = given.get("--dsn") or _from_env(env, "STRIATUM_DSN")
-    return Call(verb, values, repo, dsn, bool(values.pop("as_json")))
+    return Call(verb, values, repo, dsn, bool(values.pop("as_json")), lane)
 
 
 def _options(args: list[str], at: int, options: dict[str, Option], given: dict[str, Any],
@@ -196,7 +206,7 @@ def routed(args: list[str]) -> int | None:
         return None
     connected = _connect(call)
     if connected is None:
-        return None  # no daemon answers: click's path goes direct
+        return None  # no daemon answers: click's path goes direct (a lane's: says so)
     try:
         document = _ask(connected, call)
         out, err = _shown(call, document)
@@ -215,28 +225,33 @@ def routed(args: list[str]) -> int | None:
 
 
 def _connect(call: Call) -> tuple[Any, dict[str, Any]] | None:
-    """A socket connected to the home's daemon, if it serves the database the command
-    names, and the envelope of its calls; else None."""
+    """A socket connected to the lane's socket, or to the home's daemon if it serves the
+    database the command names, and the envelope of its calls; else None."""
     import _socket  # the C module: ``socket`` itself imports enum and selectors
 
-    from ..server import where
-
-    place = os.path.join(where.home_dir(), where.RUNTIME_DIR)
-    address = os.path.join(place, where.SOCKET)
-    # A path too long for a socket address is the click path's to explain.
-    if len(address.encode()) > 107 or not where.serves(place, call.dsn):
-        return None
     from ..runtime.actor import default_actor
 
-    envelope: dict[str, Any] = {"cwd": os.getcwd(), "actor": default_actor(),
-                                "repo": os.path.abspath(call.repo)}
-    try:
-        with open(os.path.join(place, where.CLIENT_TOKEN), encoding="ascii") as found:
-            token = found.read().strip()
-    except (OSError, UnicodeDecodeError):
-        token = ""
-    if token:
-        envelope["token"] = token
+    envelope: dict[str, Any] = {"cwd": os.getcwd(), "actor": default_actor()}
+    if call.lane is not None:
+        address = call.lane  # the lease is the capability: no token, as ``job`` sends
+    else:
+        from ..server import where
+
+        place = os.path.join(where.home_dir(), where.RUNTIME_DIR)
+        address = os.path.join(place, where.SOCKET)
+        if not where.serves(place, call.dsn):
+            return None
+        envelope["repo"] = os.path.abspath(call.repo)
+        try:
+            with open(os.path.join(place, where.CLIENT_TOKEN), encoding="ascii") as found:
+                token = found.read().strip()
+        except (OSError, UnicodeDecodeError):
+            token = ""
+        if token:
+            envelope["token"] = token
+    # A path too long for a socket address is the click path's to explain.
+    if len(address.encode()) > 107:
+        return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(300.0)
     try:
@@ -260,13 +275,9 @@ def _ask(connected: tuple[Any, dict[str, Any]], call: Call) -> dict[str, Any]:
             sock.sendall(request(ident, verb, params, envelope))
             line = _line(sock)
         except OSError as exc:
-            from ..server.client import unanswered
-
-            raise unanswered(verb, exc) from exc
+            raise _unanswered(call, verb, exc) from exc
         if not line:
-            from ..server.client import unanswered
-
-            raise unanswered(verb)
+            raise _unanswered(call, verb, None)
         answer = json.loads(line)
         if "error" in answer:
             from ..server.client import refusal
@@ -283,6 +294,13 @@ def _ask(connected: tuple[Any, dict[str, Any]], call: Call) -> dict[str, Any]:
 
         params["owner"] = default_owner()
     return ask(2, call.verb, params)
+
+
+def _unanswered(call: Call, verb: str, exc: OSError | None) -> Exception:
+    from ..server.client import in_lane, unanswered
+
+    said = unanswered(verb, exc)
+    return said if call.lane is None else in_lane(said)
 
 
 def _line(sock: Any) -> bytes:

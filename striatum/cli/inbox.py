@@ -18,8 +18,9 @@ def inbox(here: bool, as_json: bool) -> int:
     """List everything that waits for a human, across runs, oldest first.
 
     Checkpoints waiting for a decision, reviews that spent their revision budget (the run
-    is blocked), and leases whose worker went quiet (no heartbeat for a third of the
-    lease) or expired; each with the command that answers it."""
+    is blocked), runs their budget stopped (over_budget), and leases whose worker went
+    quiet (no heartbeat for a third of the lease) or expired; each with the command that
+    answers it."""
     return show("inbox", {"here": here}, as_json, render)
 
 
@@ -29,7 +30,7 @@ def render(document: dict[str, Any]) -> None:
         click.echo("nothing waits for a human", err=True)
         return
     for item in items:
-        click.echo(f"{item['kind']:<13} {item['run']} {item['job']} "
+        click.echo(f"{item['kind']:<13} {item['run']} {item['job'] or '(the run)'} "
                    f"({spoken(item['age_seconds'])}, {item['workflow']} in {item['repo']})")
         click.echo(f"{'':<13} {item['text']}")
         if item["command"]:

@@ -68,17 +68,14 @@ def _through_lane(socket_path: str, verb: str, params: dict[str, Any]) -> dict[s
     code and exit code."""
     from ..errors import DaemonUnavailable
     from ..runtime.audit import default_actor
-    from ..server.client import Client
+    from ..server.client import Client, in_lane
 
     try:
         with Client(holding="none", socket_path=Path(socket_path),
                     actor=default_actor()) as client:
             document: dict[str, Any] = client.call(verb, params)
     except DaemonUnavailable as exc:
-        raise DaemonUnavailable(
-            f"{exc.message} (the lane's socket, $STRIATUM_SOCKET)",
-            hint="the worker that started this lane serves it: it stopped, or this is not "
-                 "its lane; a call that got no answer may have been applied") from exc
+        raise in_lane(exc) from exc
     return document
 
 

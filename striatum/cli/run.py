@@ -183,6 +183,13 @@ def work(run_id: str, concurrency: int, lease_seconds: int, until_human: bool, s
     return _worked(run_id, dsn, concurrency, lease_seconds, until_human, sandbox, as_json)
 
 
+def resume_command(run_id: str, blocked_on: str | None) -> str:
+    """The `run resume` that answers what the run is blocked on."""
+    if blocked_on is not None and blocked_on.startswith("budget:"):
+        return f"striatum run resume {run_id} --raise-budget {blocked_on[7:]}=N"
+    return f"striatum run resume {run_id} --decision accept|fail|revise"
+
+
 def _moved(verb: str, params: dict[str, Any], wait: bool, concurrency: int,
            lease_seconds: int, until_human: bool, sandbox: bool, as_json: bool) -> int:
     """Call a verb that moves the run on (its result: the run's status); with ``wait``,
@@ -261,7 +268,7 @@ def _where_it_stands(view: dict[str, Any], waiting: list[dict[str, Any]]) -> str
                 "`striatum doctor` checks the run's record")
     if status == "blocked":
         return (f"run {run_id} is blocked on {view['blocked_on']}: a human decides with "
-                f"`striatum run resume {run_id} --decision accept|fail|revise`")
+                f"`{resume_command(run_id, view['blocked_on'])}`")
     if waiting:
         return (f"run {run_id} is {status}, waiting for {waiting[0]['kind']} "
                 f"{waiting[0]['job']}: `{waiting[0]['command']}`")
@@ -403,18 +410,25 @@ def cancel(run_id: str, reason: str, as_json: bool) -> int:
 
 @run.command()
 @click.argument("run_id", type=RUN)
-@click.option("--decision", required=True, type=click.Choice(["accept", "fail", "revise"]),
-              help="Accept the escalated review, fail the run, or grant one more revision.")
+@click.option("--decision", type=click.Choice(["accept", "fail", "revise", "raise"]),
+              default=None, help="Accept the escalated review, fail the run, or grant one "
+                                 "more revision; raise: the limits --raise-budget gives.")
+@click.option("--raise-budget", "raised", multiple=True, metavar="LIMIT=N",
+              help="A run its budget stopped: the new limit (max_job_runs, "
+                   "max_wall_seconds or max_cost); repeatable. Implies --decision raise.")
 @click.option("--reason", default="", help="Why (recorded in the event).")
 @_working
 @json_option
-def resume(run_id: str, decision: str, reason: str, wait: bool, concurrency: int,
-           lease_seconds: int, until_human: bool, sandbox: bool, as_json: bool) -> int:
-    """Answer a run blocked by an escalation (a review whose revision budget is spent);
-    with --wait, work it on to its end here."""
-    return _moved("run.resume", {"run": run_id, "decision": decision, "reason": reason},
-                  wait and decision != "fail", concurrency, lease_seconds, until_human,
-                  sandbox, as_json)
+def resume(run_id: str, decision: str | None, raised: tuple[str, ...], reason: str, wait: bool,
+           concurrency: int, lease_seconds: int, until_human: bool, sandbox: bool,
+           as_json: bool) -> int:
+    """Answer a blocked run: an escalation (a review whose revision budget is spent), or a
+    budget that stopped it; with --wait, work it on to its end here."""
+    from ..runtime.budgets import resume_params
+
+    params = resume_params(run_id, decision, raised, reason)
+    return _moved("run.resume", params, wait and params["decision"] != "fail", concurrency,
+                  lease_seconds, until_human, sandbox, as_json)
 
 
 @run.command()

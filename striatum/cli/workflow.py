@@ -179,6 +179,21 @@ def plan(file: str, syntax: str | None, verdicts: str | None, as_json: bool) -> 
     return EXIT_OK
 
 
+def _bounds_text(doc: dict[str, Any]) -> list[str]:
+    from ..durations import spoken
+
+    seconds = doc["worst_case_wall_seconds"]
+    if seconds is None:
+        wall = ("no bound: " + ", ".join(doc["wall_unbounded_by"])
+                + " wait(s) for a person or an operator with no time limit")
+    else:
+        exact = "exact" if doc["worst_case_wall_exact"] else "upper bound"
+        wall = f"{count(seconds, 'second')} ({spoken(seconds)}, {exact})"
+    exact = "exact" if doc["worst_case_agent_calls_exact"] else "upper bound"
+    calls = ", ".join(f"{lane} {n}" for lane, n in doc["worst_case_agent_calls"].items())
+    return [f"worst-case wall time: {wall}", f"worst-case agent calls per lane: {calls} ({exact})"]
+
+
 def _plan_text(doc: dict[str, Any]) -> str:
     lines = [f"plan for {doc['workflow']}: {count(doc['jobs'], 'job')} in "
              f"{count(len(doc['waves']), 'wave')}"]
@@ -196,6 +211,7 @@ def _plan_text(doc: dict[str, Any]) -> str:
     if doc["worst_case_choices"]:
         chosen = ", ".join(f"{k}={v}" for k, v in doc["worst_case_choices"].items())
         lines.append(f"  reached with checkpoint choices {chosen}")
+    lines.extend(_bounds_text(doc))
     paths = doc["paths"]
     lines.append("paths: " + (count(paths, "distinct verdict/choice outcome")
                               if paths is not None else "too many to count"))

@@ -17,7 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..canonical import canonical_json, sha256_hex
-from .ir import Job, Lane, Prompt, Workflow, document, read_job, read_lane
+from .ir import (
+    Job,
+    Lane,
+    Prompt,
+    Workflow,
+    budget_document,
+    document,
+    read_budget,
+    read_job,
+    read_lane,
+)
 
 if TYPE_CHECKING:
     from .graph import WorkflowGraph
@@ -102,6 +112,8 @@ class CompiledWorkflow:
                 "final": list(self.final),
                 "lanes": {lane.name: document(lane, defaults=True) for lane in w.lanes},
                 "jobs": [_job_document(job, self.prompts.get(job.id)) for job in w.jobs],
+                # Written only when declared: a workflow without one keeps its digest.
+                **({} if w.budget is None else {"budget": budget_document(w.budget)}),
             },
             "plan": {"order": list(self.order), "waves": [list(wave) for wave in self.waves],
                      "worst_case_job_executions": self.worst_case,
@@ -117,7 +129,8 @@ class CompiledWorkflow:
                                            raw["prompt"].get("sha256"))
                    for raw in w["jobs"] if raw["prompt"] is not None}
         workflow = Workflow(name=w["name"], lanes=lanes, jobs=jobs, title=w["title"],
-                            vars=tuple(w["vars"].items()), final=tuple(w["final"]))
+                            vars=tuple(w["vars"].items()), final=tuple(w["final"]),
+                            budget=read_budget(w.get("budget")))
         return cls(workflow, prompts, tuple(w["final"]), tuple(plan["order"]),
                    tuple(tuple(wave) for wave in plan["waves"]),
                    plan["worst_case_job_executions"], plan["worst_case_exact"])

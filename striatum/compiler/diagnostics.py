@@ -76,6 +76,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "STR316": (Severity.WARNING, "reviewer-cannot-record-verdict"),
     "STR317": (Severity.WARNING, "lane-cannot-write-produces"),
     "STR318": (Severity.WARNING, "agent-lane-will-not-start"),
+    "STR330": (Severity.WARNING, "budget-below-worst-case"),
 }
 
 

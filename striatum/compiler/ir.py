@@ -26,6 +26,7 @@ Isolation = Literal["none", "worktree"]
 Scalar = str | int | bool
 
 DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_LANE_TIMEOUT = 3600  # seconds: what a worker gives a command lane without `timeout`
 # What a review ends with; ``needs_revision`` only when it has a ``revise``.
 VERDICTS = ("accept", "needs_revision", "reject")
 _WITHOUT_REVISE = tuple(v for v in VERDICTS if v != "needs_revision")
@@ -89,6 +90,18 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """What a run may spend before it stops for a human; None: no limit of that kind."""
+
+    max_job_runs: int | None = None
+    max_wall_seconds: int | None = None
+    max_cost: int | None = None  # in the unit the lanes report in usage.json
+
+
+BUDGET_KEYS = ("max_job_runs", "max_wall_seconds", "max_cost")
+
+
+@dataclass(frozen=True, slots=True)
 class Workflow:
     name: str
     lanes: tuple[Lane, ...]
@@ -96,6 +109,7 @@ class Workflow:
     title: str | None = None
     vars: tuple[tuple[str, Scalar], ...] = ()
     final: tuple[str, ...] = ()
+    budget: Budget | None = None
 
     def lane(self, name: str) -> Lane | None:
         for lane in self.lanes:
@@ -133,6 +147,17 @@ def _prompt(raw: Any) -> Prompt | None:
 
 def _prompt_document(prompt: Prompt) -> Any:
     return prompt.value if prompt.source == "file" else {"text": prompt.value}
+
+
+def read_budget(raw: dict[str, Any] | None) -> Budget | None:
+    if raw is None:
+        return None
+    return Budget(**{key: _int(raw[key]) for key in BUDGET_KEYS if raw.get(key) is not None})
+
+
+def budget_document(budget: Budget) -> dict[str, int]:
+    """The limits that are set, in a fixed order (the authoring and the compiled form)."""
+    return {key: value for key in BUDGET_KEYS if (value := getattr(budget, key)) is not None}
 
 
 def _revision(raw: dict[str, Any]) -> Revision:
@@ -199,7 +224,8 @@ def normalize(document: dict[str, Any]) -> Workflow:
     jobs = tuple(read_job(raw, i) for i, raw in enumerate(document["jobs"]))
     return Workflow(name=document["name"], lanes=lanes, jobs=jobs, title=document.get("title"),
                     vars=tuple((k, _scalar(v)) for k, v in document.get("vars", {}).items()),
-                    final=tuple(document.get("final", ())))
+                    final=tuple(document.get("final", ())),
+                    budget=read_budget(document.get("budget")))
 
 
 def read_lane(name: str, raw: dict[str, Any]) -> Lane:
@@ -221,6 +247,8 @@ def to_document(workflow: Workflow) -> dict[str, Any]:
         doc["vars"] = dict(workflow.vars)
     if workflow.final:
         doc["final"] = list(workflow.final)
+    if workflow.budget is not None:
+        doc["budget"] = budget_document(workflow.budget)
     doc["lanes"] = {lane.name: document(lane, defaults=False) for lane in workflow.lanes}
     doc["jobs"] = [document(job, defaults=False) for job in workflow.jobs]
     return doc

@@ -158,7 +158,11 @@ def walk(wg: WorkflowGraph, script: dict[str, deque[str]]) -> tuple[Outcome, lis
 
 
 def plan_document(wg: WorkflowGraph, *, paths_limit: int | None = None) -> dict[str, Any]:
+    from .bounds import worst_agent_calls, worst_wall_time
+
     worst = worst_case(wg)
+    wall = worst_wall_time(wg)
+    calls = worst_agent_calls(wg)
     paths = count_paths(wg, paths_limit)
     return {
         "workflow": wg.workflow.name,
@@ -172,6 +176,11 @@ def plan_document(wg: WorkflowGraph, *, paths_limit: int | None = None) -> dict[
         "worst_case_job_executions": worst.executions,
         "worst_case_exact": worst.exact,
         "worst_case_choices": worst.choices,
+        "worst_case_wall_seconds": wall.seconds,
+        "worst_case_wall_exact": wall.exact,
+        "wall_unbounded_by": list(wall.untimed),
+        "worst_case_agent_calls": calls.per_lane,
+        "worst_case_agent_calls_exact": calls.exact,
         "paths": paths,
         "paths_exact": paths is not None,
     }

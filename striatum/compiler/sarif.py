@@ -70,6 +70,7 @@ SUMMARIES: dict[str, str] = {
     "STR316": "A review's agent can record no verdict.",
     "STR317": "A job's agent may not write the files the job produces.",
     "STR318": "A lane's agent CLI will not start headless.",
+    "STR330": "A declared budget is below the plan's worst case.",
 }
 
 

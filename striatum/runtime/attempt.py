@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..compiler.ir import VERDICTS
 from ..errors import Conflict, LeaseLost, StoreUnavailable, StriatumError
-from . import changes, embedded, leases, sandbox
+from . import budgets, changes, embedded, leases, sandbox
 from .artifacts import Staged, stage
 from .connections import Heartbeats, LaneStores
 from .findings import finding_ids
@@ -205,6 +205,7 @@ class _Attempt:
         self.attempts.lanes.hold(claim.token, job_env)
         log = self.scratch / "lane.log"
         timeout = lane.timeout or DEFAULT_TIMEOUT
+        budgets.clear_usage(str(out))
         try:
             result = run_lane(argv, cwd=workdir, env=env, stdin=stdin, timeout=timeout,
                               log_path=log, log_cap=self.attempts.log_cap, tag=claim.token,
@@ -212,6 +213,9 @@ class _Attempt:
         finally:
             self.attempts.lanes.drop(claim.token)
             self.attempts.beats.release(claim)
+        usage = budgets.read_usage(str(out))
+        if usage is not None:
+            budgets.report_usage(self.store(), claim.run, claim.job, usage)
         if not self._read(lambda store: _still_mine(store, claim)):
             if log.is_file():
                 # The agent ended the attempt itself (its verdict, say): the log is still

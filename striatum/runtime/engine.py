@@ -84,6 +84,7 @@ class Transition:
     head: tuple[int, str] | None = None
     # Reads sent with the locks because a dependent's readiness will ask them.
     prefetched: dict[tuple[str, tuple[str, ...]], list[Any]] = field(default_factory=dict)
+    budget: Any = None  # budgets.Spent: read once, by the first check of a run with a budget
 
     @property
     def wg(self) -> WorkflowGraph:
@@ -232,6 +233,10 @@ def _settle(tx: Transition, job_id: str, outcome: str | None) -> None:
         tx.job(job_id, "ready", executions=row.executions + 1, attempt=0)
         if row.kind == "checkpoint":
             tx.job(job_id, "await_decision")
+        if tx.pinned.workflow.budget is not None:
+            from .budgets import on_pass
+
+            on_pass(tx)
 
 
 def _advance_all(tx: Transition) -> None:

@@ -1,11 +1,11 @@
 """The inbox: one queue of everything that waits for a human, across runs.
 
 A checkpoint waiting for its decision, a review that spent its revision budget
-and blocks its run, a lease whose worker went quiet (its last heartbeat older
-than a third of the lease) or whose lease expired unswept, a lane of a
-running run with ready jobs that no running worker serves (``striatum.workers``), and
-a review whose last round named the same findings as the round before
-(``findings``). Each item is
+and blocks its run, a run its budget stopped (one item for the run, job None), a
+lease whose worker went quiet (its last heartbeat older than a third of the
+lease) or whose lease expired unswept, a lane of a running run with ready jobs
+that no running worker serves (``striatum.workers``), and a review whose last
+round named the same findings as the round before (``findings``). Each item is
 ``why``'s answer for that job (the same text and command), with the run, its
 repository and how long the item has waited, oldest first. It is read in four
 statements (the jobs, the unserved lanes, the repeats, the clock) plus one read
@@ -18,17 +18,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import pinned
-from .records import JobRow
+from .records import JobRow, RunRow
 from .runs import get_run
-from .why import Hold, in_turn, job_hold, repeat_hold
+from .why import Hold, budget_hold, in_turn, job_hold, repeat_hold
 
 if TYPE_CHECKING:
     from ..compiler.compiled import CompiledWorkflow
-    from .records import RunRow
     from .store import Store
 
-INBOX_KINDS = ("checkpoint", "escalated", "lapsed", "lease_stale", "lease_expired",
-               "no_worker", "findings_repeated")
+INBOX_KINDS = ("checkpoint", "escalated", "lapsed", "over_budget", "lease_stale",
+               "lease_expired", "no_worker", "findings_repeated")
 
 
 def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:
@@ -51,7 +50,7 @@ def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:
     now: datetime = store.execute("now")[0][0]
     runs: dict[str, RunRow] = {}
     workflows: dict[str, CompiledWorkflow] = {}
-    items: list[tuple[datetime, dict[str, Any]]] = []
+    items: list[tuple[datetime, dict[str, Any]]] = _over_budget(store, where, now)
     for job in sorted([*found, *unserved.values()], key=lambda j: j.updated_at):
         run = runs.get(job.run_id) or runs.setdefault(job.run_id, get_run(store, job.run_id))
         digest = run.workflow_digest
@@ -70,9 +69,21 @@ def inbox(store: Store, repo: str | None = None) -> dict[str, Any]:
         run = runs.get(run_id) or runs.setdefault(run_id, get_run(store, run_id))
         items.append((at, _item(repeat_hold(run_id, job_id, repeats[run_id][job_id]), run,
                                 at, now)))
+    # Oldest first by when each changed last (stable: jobs of one instant keep their order).
     items.sort(key=lambda keyed: keyed[0])
     ordered = [item for _, item in items]
     return {"items": ordered, "count": len(ordered), "at": now.isoformat()}
+
+
+def _over_budget(store: Store, where: dict[str, Any], now: datetime
+                 ) -> list[tuple[datetime, dict[str, Any]]]:
+    """One item per run its budget stopped: the run waits, not one of its jobs."""
+    from .budgets import stop_reason
+
+    return [(run.updated_at,
+             _item(budget_hold(run, stop_reason(store.execute("budget_stop", {"run": run.id}))),
+                   run, run.updated_at, now))
+            for run in store.execute("inbox_over_budget", where, RunRow)]
 
 
 def _item(hold: Hold, run: RunRow, since: datetime, now: datetime) -> dict[str, Any]:

@@ -37,9 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ..compiler.ir import DEFAULT_LANE_TIMEOUT
+
 ALLOWED_ENV = ("PATH", "HOME", "LANG", "TERM")
 PLACEHOLDERS = ("prompt_file", "artifact_dir", "job", "run")
-DEFAULT_TIMEOUT = 3600
+DEFAULT_TIMEOUT = DEFAULT_LANE_TIMEOUT
 DEFAULT_LOG_CAP = 8 * 1024 * 1024
 GRACE_SECONDS = 3.0
 # Run by path in isolated mode (-I): it needs only the standard library and psutil.

@@ -32,7 +32,7 @@ from ..errors import (
     StoreUnavailable,
     UsageError,
 )
-from . import audit, changes, judged, pinned
+from . import audit, budgets, changes, judged, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
 from .engine import Transition, advance, apply_verdict, attempt_failed, missing_artifacts
@@ -161,6 +161,7 @@ def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = No
     one with nothing to do (None), at the cost of a second round trip."""
     if sweep:
         sweep_expired(store, run_id)
+        budgets.sweep(store, run_id)
     while True:
         taken = take(store, run_id, owner=owner,
                      lanes=lanes if lanes is not None else ([lane] if lane else None),
@@ -205,8 +206,13 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
     row = from_json(JobRow, found[0][0])
     run = from_json(RunRow, found[0][1])
     token = row.lease_token or ""
+    workflow = pinned.compiled_of(store, run.workflow_digest)
+    if workflow.workflow.budget is not None and budgets.hand_back(store, run.id, row.job_id,
+                                                                  token):
+        # Its run reached its budget and is blocked now: claim from the others.
+        return take(store, run_id, owner=owner, lanes=lanes, lane_kinds=lane_kinds,
+                    lease_seconds=lease_seconds, check_run=False)
     try:
-        workflow = pinned.compiled_of(store, run.workflow_digest)
         lapsed = judged.bind(store, run, row, workflow)
         if lapsed is not None:
             return Unprepared(run.id, row.job_id, lapsed, final=True, status="lapsed")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
-from . import audit, batches, collector, pinned
+from . import audit, batches, budgets, collector, pinned
 from .audit import Event, append_events, repo_chain, verb
 from .engine import (
     Transition,
@@ -349,11 +349,21 @@ def decide(store: Store, run_id: str, job_id: str, choice: str) -> Transition:
 
 
 @verb("run resume")
-def resume(store: Store, run_id: str, decision: str, reason: str) -> Transition:
+def resume(store: Store, run_id: str, decision: str, reason: str,
+           raised: dict[str, int] | None = None) -> Transition:
+    """Answer a blocked run: an escalated job (accept, fail, revise), or a budget that
+    stopped it (``raise`` with the ``raised`` limits, or fail)."""
     def change(tx: Transition) -> None:
         if tx.run.status != "blocked" or tx.run.blocked_on is None:
             raise Conflict(f"run {run_id} is {tx.run.status!r}, not blocked",
-                           hint="only a run blocked by an escalation can be resumed",
+                           hint="only a run blocked by an escalation or by its budget can "
+                                "be resumed", state=tx.run.status)
+        if budgets.stopped(tx.run.blocked_on):
+            budgets.resume(tx, decision, reason, raised)
+            return
+        if decision == "raise" or raised:
+            raise Conflict(f"run {run_id} is blocked on {tx.run.blocked_on}, not by its budget",
+                           hint=f"`striatum run resume {run_id} --decision accept|fail|revise`",
                            state=tx.run.status)
         job_id = tx.run.blocked_on
         tx.load([job_id])
@@ -433,8 +443,10 @@ def check_workable(store: Store, run_id: str) -> None:
     run = get_run(store, run_id)
     hints = {
         "prepared": f"start it: `striatum run start {run_id} --wait`",
-        "blocked": f"a human answers it first: `striatum run resume {run_id} --decision "
-                   "accept|fail|revise --wait`",
+        "blocked": f"a human answers it first: `striatum run resume {run_id} "
+                   + (f"--raise-budget {(run.blocked_on or '')[7:]}=N --wait`"
+                      if budgets.stopped(run.blocked_on) else "--decision accept|fail|revise "
+                                                              "--wait`"),
         "failed": f"run it again from its failed job: `striatum run retry {run_id} --wait`",
         "completed": "it is done: `striatum run status` shows it",
         "cancelled": "a cancelled run stays cancelled: prepare a new run of its workflow",
@@ -565,6 +577,11 @@ def idle(store: Store, run_id: str, lane: str | None) -> Idle:
     if lane is not None and lane not in lanes:
         return said("no_such_lane", f"run {run_id} has no job on lane {lane!r}; its lanes: "
                     + (", ".join(lanes) or "none"))
+    if budgets.stopped(run.blocked_on):
+        key = (run.blocked_on or "")[len(budgets.PREFIX):]
+        return said("waiting_for_human",
+                    f"run {run_id} is over budget ({view.reason or key}) and waits for a "
+                    f"human: `striatum run resume {run_id} --raise-budget {key}=N`")
     waits = waiting(store, run_id)
     if waits:
         return said("waiting_for_human",
@@ -607,6 +624,8 @@ def _status(store: Store, run_id: str) -> RunView:
         if run.status in ("failed", "cancelled"):
             ending = fetch_one(cur, "run_ending", {"run": run_id})
             view.reason = str(ending[1]) if ending and ending[1] else None
+        elif budgets.stopped(run.blocked_on):
+            view.reason = budgets.stop_reason(fetch(cur, "budget_stop", {"run": run_id}))
         if any(job.status in ("failed", "leased") or job.attempt for job in jobs):
             view.logs = {str(r[0]): str(r[1]) for r in fetch(cur, "run_logs", {"run": run_id})}
         return view

@@ -32,10 +32,11 @@ LOG_TAIL = 16 * 1024  # the end of a lane log a job page shows
 LEASES_SHOWN = 20
 
 
-def run_graph(store: Store, run_id: str) -> dict[str, Any]:
+def run_graph(store: Store, run_id: str, *, why: bool = False) -> dict[str, Any]:
     """The run's status (``run.status``'s document) and what a drawing of it needs: the
     plan's waves, its needs as edges, its revision loops with the passes each has left,
-    and its verdicts."""
+    and its verdicts; with ``why``, what holds it (``run.why``'s document) from the same
+    read of the status."""
     view = status(store, run_id)
     workflow = pinned.compiled_of(store, view.run.workflow_digest)
     used = {j.job_id: j.revisions_used for j in view.jobs}
@@ -47,8 +48,13 @@ def run_graph(store: Store, run_id: str) -> dict[str, Any]:
     verdicts = [{"job": r[0], "iteration": r[1], "verdict": r[2], "reason": r[3],
                  "at": r[4].isoformat()}
                 for r in store.execute("run_verdicts", {"run": run_id})]
-    return {**view.to_json(), "waves": [list(wave) for wave in workflow.waves],
-            "edges": edges, "revisions": revisions, "verdicts": verdicts}
+    found = {**view.to_json(), "waves": [list(wave) for wave in workflow.waves],
+             "edges": edges, "revisions": revisions, "verdicts": verdicts}
+    if why:
+        from .why import explain
+
+        found["why"] = explain(store, run_id, view)
+    return found
 
 
 def job_detail(store: Store, run_id: str, job_id: str) -> dict[str, Any]:

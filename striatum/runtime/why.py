@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..durations import spoken
 from . import collector, pinned
+from .budgets import stopped as budget_stopped
 from .findings import run_repeats
-from .records import JobRow
+from .records import JobRow, RunRow
 from .runs import RunView, status
 
 if TYPE_CHECKING:
@@ -46,20 +47,32 @@ class Hold:
                 "command": self.command, **(self.details or {})}
 
 
-HOLD_KINDS = ("not_started", "checkpoint", "escalated", "lapsed", "blocked", "leased",
-              "lease_stale", "lease_expired", "ready", "no_worker", "needs", "failed",
-              "cancelled", "completed", "findings_repeated")
+HOLD_KINDS = ("not_started", "checkpoint", "escalated", "lapsed", "blocked", "over_budget",
+              "leased", "lease_stale", "lease_expired", "ready", "no_worker", "needs",
+              "failed", "cancelled", "completed", "findings_repeated")
 HUMAN_HOLDS = ("checkpoint", "escalated", "lapsed")  # nothing else moves until they answer
 
 
-def explain(store: Store, run_id: str) -> dict[str, Any]:
-    """The ``why`` document of a run: its state, what holds it, and the next command."""
+def budget_hold(run: RunRow, reason: str | None) -> Hold:
+    """A run its budget stopped: nothing of it is claimed until a human answers."""
+    assert run.blocked_on is not None
+    key = run.blocked_on.removeprefix("budget:")
+    said = reason or f"{key} reached"
+    return Hold("over_budget", None, f"run {run.id} is over budget and waits for a human: "
+                f"{said}; raise the limit to go on, or fail the run",
+                f"striatum run resume {run.id} --raise-budget {key}=N",
+                {"budget": key})
+
+
+def explain(store: Store, run_id: str, view: RunView | None = None) -> dict[str, Any]:
+    """The ``why`` document of a run: its state, what holds it, and the next command.
+    ``view``: the run's status, when the caller read it already."""
     with collector.paused():
-        return _explain(store, run_id)
+        return _explain(store, run_id, view)
 
 
-def _explain(store: Store, run_id: str) -> dict[str, Any]:
-    view = status(store, run_id)
+def _explain(store: Store, run_id: str, view: RunView | None) -> dict[str, Any]:
+    view = status(store, run_id) if view is None else view
     now: datetime = store.execute("now")[0][0]
     workflow = pinned.compiled_of(store, view.run.workflow_digest)
     serving = [(str(name), lanes) for name, lanes in
@@ -105,7 +118,9 @@ def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime,
     # The human's holds first, the one the run is blocked on before those after it:
     # nothing else moves until they answer.
     out.sort(key=lambda h: (h.kind not in HUMAN_HOLDS, "after" in (h.details or {})))
-    if run.status == "blocked" and not any(h.kind in HUMAN_HOLDS for h in out):
+    if run.status == "blocked" and budget_stopped(run.blocked_on):
+        out.insert(0, budget_hold(run, view.reason))
+    elif run.status == "blocked" and not any(h.kind in HUMAN_HOLDS for h in out):
         out.insert(0, Hold("blocked", run.blocked_on,
                            f"run {rid} is blocked on {run.blocked_on}",
                            f"striatum run resume {rid} --decision accept|fail|revise"))

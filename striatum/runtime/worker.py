@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from ..errors import NotFound, StoreUnavailable, StriatumError
 from ..server.lanegate import LaneGate
-from . import leases, runs
+from . import budgets, leases, runs
 from .attempt import Attempts, Outcome, describe
 from .audit import default_actor
 from .connections import Heartbeats, LaneStores, Link, Progress, Wakeup
@@ -141,6 +141,7 @@ class Worker:
                     if time.monotonic() - last_sweep > max(1.0, options.lease_seconds / 3):
                         self._present(link)
                         leases.sweep_expired(link.store(), options.run)
+                        budgets.sweep(link.store(), options.run)
                         if notifier is not None:
                             notifier.check(link.store())
                         # A worker killed between ending a run and writing its manifest.

@@ -143,6 +143,14 @@ def unanswered(method: str, exc: OSError | None = None) -> DaemonUnavailable:
                                         "look (e.g. `run status`) before trying again")
 
 
+def in_lane(exc: DaemonUnavailable) -> DaemonUnavailable:
+    """``exc`` as a lane's call says it: the socket is its worker's, not the daemon's."""
+    return DaemonUnavailable(
+        f"{exc.message} (the lane's socket, $STRIATUM_SOCKET)",
+        hint="the worker that started this lane serves it: it stopped, or this is not its "
+             "lane; a call that got no answer may have been applied")
+
+
 def refusal(answer: dict[str, Any]) -> RemoteError:
     """The striatum error an error answer carries."""
     error = answer["error"]

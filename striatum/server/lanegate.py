@@ -10,12 +10,12 @@ worker's own DSN (a small pool); a lane is handed the socket's path
 (``STRIATUM_SOCKET``) and its lease, never the DSN.
 
 The socket is ``worker.sock`` in a folder of its own (mode 0700, made with
-``tempfile.mkdtemp`` under the temporary folder, so its path stays well inside the 107
-bytes a socket address holds), removed with the folder when the worker stops. The
-folder's name holds the worker's pid (``striatum-lanes-PID-XXXXXXXX``): a worker killed
-with no time to clean up (SIGKILL) leaves its folder behind, and the next lane socket
-opened on the machine removes the folders of the user's workers that are gone
-(``sweep``).
+``tempfile.mkdtemp`` under the temporary folder, or under ``/tmp`` when a deep
+``TMPDIR`` would take the socket's path past the 107 bytes a socket address holds),
+removed with the folder when the worker stops. The folder's name holds the worker's
+pid (``striatum-lanes-PID-XXXXXXXX``): a worker killed with no time to clean up
+(SIGKILL) leaves its folder behind, and the next lane socket opened on the machine
+removes the folders of the user's workers that are gone (``sweep``).
 """
 
 from __future__ import annotations
@@ -36,10 +36,18 @@ from .. import __version__
 from ..errors import UsageError
 from .daemon import Server
 from .gate import Gate, Pool
-from .place import check_socket_path
+from .place import SOCKET_PATH_MAX, check_socket_path
 
 SOCKET_NAME = "worker.sock"
 PREFIX = "striatum-lanes-"
+
+
+def folder_parent() -> Path:
+    """Where a lane socket's folder goes: the temporary folder, unless its path is so long
+    (a deep ``TMPDIR``) that the socket's address would not fit; then ``/tmp``."""
+    parent = Path(tempfile.gettempdir())
+    longest = parent / f"{PREFIX}{os.getpid()}-{'x' * 8}" / SOCKET_NAME
+    return parent if len(os.fsencode(longest)) <= SOCKET_PATH_MAX else Path("/tmp")
 
 
 def sweep(parent: Path | None = None) -> list[Path]:
@@ -102,8 +110,10 @@ class LaneGate(Server):
         self.dsn = dsn
         self.connections = connections
         self.leases = LaneLeases()
-        sweep()
-        self.folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))  # mode 0700
+        parent = folder_parent()
+        sweep(parent)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-",
+                                            dir=parent))  # mode 0700
         self.socket = self.folder / SOCKET_NAME
         self._home = home
         self._pool: Pool | None = None

@@ -217,8 +217,8 @@ def _run_resume(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
     runs.resume(session.store, p["run"], p["decision"],
-                p["reason"] or f"human decided {p['decision']}")
-    return runs.status_document(session.store, p["run"])
+                p["reason"] or f"human decided {p['decision']}", p.get("budget"))
+    return runs.status(session.store, p["run"]).to_json()
 
 
 def _run_retry(session: Session, p: dict[str, Any]) -> dict[str, Any]:
@@ -328,7 +328,7 @@ def _stats(session: Session, p: dict[str, Any]) -> dict[str, Any]:
 def _run_graph(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime.views import run_graph
 
-    return run_graph(session.store, p["run"])
+    return run_graph(session.store, p["run"], why=p["why"])
 
 
 def _run_history(session: Session, p: dict[str, Any]) -> dict[str, Any]:
@@ -448,10 +448,13 @@ _DECLARED = [
                   "run"),
          s.RUN_VIEW, "principal", True, _run_cancel, human=True),
     Verb("run.resume", "Answer a run blocked by an escalation (a review whose revision "
-         "budget is spent): accept, fail, or grant one more revision.",
+         "budget is spent): accept, fail, or grant one more revision; or a run its budget "
+         "stopped: raise the limits, or fail it.",
          s.params({"run": s.RUN,
-                   "decision": s.one_of("The decision.", ["accept", "fail", "revise"]),
-                   "reason": s.text("Why (default: 'human decided DECISION').", default="")},
+                   "decision": s.one_of("The decision.",
+                                        ["accept", "fail", "revise", "raise"]),
+                   "reason": s.text("Why (default: 'human decided DECISION').", default=""),
+                   "budget": s.optional(s.RAISED_BUDGET)},
                   "run", "decision"),
          s.RUN_VIEW, "principal", True, _run_resume, human=True),
     Verb("run.retry", "Run a failed run again from its failed job, with a fresh attempt "
@@ -483,7 +486,10 @@ _DECLARED = [
          "viewer", False, _stats),
     Verb("run.graph", "A run's status with what a drawing of it needs: the plan's waves, "
          "its needs as edges, its revision loops with the passes left, its verdicts.",
-         s.params({"run": s.RUN}, "run"), s.RUN_GRAPH, "viewer", False, _run_graph),
+         s.params({"run": s.RUN,
+                   "why": s.flag("Also what holds the run (run.why's document, as `why`), "
+                                 "from the same read of its status.")}, "run"),
+         s.RUN_GRAPH, "viewer", False, _run_graph),
     Verb("run.history", "A page of a run's events, newest first, before seq `before`, "
          "each row's hash and its link to the row before checked.",
          s.params({"run": s.RUN,

@@ -71,6 +71,11 @@ STRINGS: Schema = {"type": "array", "items": STRING}
 # -- parameters shared by many verbs -----------------------------------------------------------
 
 RUN = name("The run id (`run list` shows them).")
+RAISED_BUDGET: Schema = {
+    "type": "object", "minProperties": 1, "additionalProperties": False,
+    "description": "With decision 'raise': the new limits of a run its budget stopped.",
+    "properties": {key: integer(f"The new {key}.", 1)
+                   for key in ("max_job_runs", "max_wall_seconds", "max_cost")}}
 JOB = name("The job id within the run.")
 LEASE = name("The lease token the claim returned (e.g. '3-5f0c...').")
 LEASE_SECONDS = integer("Lease length in seconds; heartbeat before it runs out.", 5, 86400,
@@ -131,9 +136,10 @@ RUN_WAITING = document({"run": STRING, "waiting": WAITING})
 RUN_WHY = document({
     "run": STRING, "workflow": STRING, "status": STRING, "summary": STRING,
     "holds": {"type": "array", "items": document({
-        "kind": {"enum": ["not_started", "checkpoint", "escalated", "lapsed", "blocked", "leased",
-                          "lease_stale", "lease_expired", "ready", "no_worker", "needs",
-                          "failed", "cancelled", "completed", "findings_repeated"]},
+        "kind": {"enum": ["not_started", "checkpoint", "escalated", "lapsed", "blocked",
+                          "over_budget", "leased", "lease_stale", "lease_expired", "ready",
+                          "no_worker", "needs", "failed", "cancelled", "completed",
+                          "findings_repeated"]},
         "job": NULLABLE_STRING, "text": STRING, "command": NULLABLE_STRING,
         "after": STRING},
         "kind", "job", "text", "command")},
@@ -141,9 +147,9 @@ RUN_WHY = document({
 
 INBOX = document({
     "items": {"type": "array", "items": document({
-        "kind": {"enum": ["checkpoint", "escalated", "lapsed", "lease_stale",
+        "kind": {"enum": ["checkpoint", "escalated", "lapsed", "over_budget", "lease_stale",
                           "lease_expired", "no_worker", "findings_repeated"]},
-        "run": STRING, "job": STRING, "repo": STRING, "workflow": STRING,
+        "run": STRING, "job": NULLABLE_STRING, "repo": STRING, "workflow": STRING,
         "run_status": STRING, "text": STRING, "command": NULLABLE_STRING, "since": STRING,
         "age_seconds": INTEGER, "after": STRING},
         "kind", "run", "job", "repo", "workflow", "run_status", "text", "command", "since",
@@ -164,7 +170,7 @@ STATS = document({
         "waiting": INTEGER, "skipped": INTEGER, "choices": COUNTS})},
     "cost_known": BOOLEAN, "repo": NULLABLE_STRING})
 
-RUN_GRAPH = document({
+RUN_GRAPH_FIELDS: dict[str, Schema] = {
     **RUN_VIEW_FIELDS,
     "waves": {"type": "array", "items": STRINGS},
     "edges": {"type": "array", "items": document({"from": STRING, "to": STRING})},
@@ -173,7 +179,8 @@ RUN_GRAPH = document({
         "from": STRING, "to": STRING, "max": INTEGER, "left": INTEGER})},
     "verdicts": {"type": "array", "items": document({
         "job": STRING, "iteration": INTEGER, "verdict": STRING, "reason": STRING,
-        "at": STRING})}})
+        "at": STRING})}}
+RUN_GRAPH = document({**RUN_GRAPH_FIELDS, "why": RUN_WHY}, *RUN_GRAPH_FIELDS)  # why: asked for
 
 RUN_HISTORY = document({
     "run": STRING,
@@ -248,6 +255,10 @@ PLAN = document({
         "loop": STRINGS, "reruns": STRINGS})},
     "worst_case_job_executions": INTEGER, "worst_case_exact": BOOLEAN,
     "worst_case_choices": {"type": "object", "additionalProperties": STRING},
+    "worst_case_wall_seconds": NULLABLE_INTEGER, "worst_case_wall_exact": BOOLEAN,
+    "wall_unbounded_by": STRINGS,
+    "worst_case_agent_calls": {"type": "object", "additionalProperties": INTEGER},
+    "worst_case_agent_calls_exact": BOOLEAN,
     "paths": NULLABLE_INTEGER, "paths_exact": BOOLEAN,
     "walk": document({
         "status": STRING, "executions": INTEGER, "unused_verdicts": STRINGS,

@@ -186,12 +186,11 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
                     states=RUN_STATES)
 
     def live_context(run_id: str, view: dict[str, Any] | None = None) -> dict[str, Any]:
-        # run.graph is run.status and the drawing's data: one read of the jobs, not two
-        # (``view``: that read, made already).
+        # run.graph is run.status, the drawing's data and run.why's document: one read of
+        # the run's status, not two (``view``: that read, made already).
         if view is None:
-            view = face.read("run.graph", {"run": run_id})
-        return {"run": view, "graph": view, "svg": graph.render(view),
-                "why": face.read("run.why", {"run": run_id}),
+            view = face.read("run.graph", {"run": run_id, "why": True})
+        return {"run": view, "graph": view, "svg": graph.render(view), "why": view["why"],
                 "waiting": [j for j in view["jobs"] if j["status"] == "awaiting_decision"],
                 "leased": [j for j in view["jobs"] if j["status"] == "leased"]}
 
@@ -265,7 +264,7 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
 
         def look() -> Look:
             # The read that marks where the run stands is the one the update is drawn from.
-            view = face.read("run.graph", {"run": run_id})
+            view = face.read("run.graph", {"run": run_id, "why": True})
 
             def render() -> str:
                 return env.get_template("_live.html").render(

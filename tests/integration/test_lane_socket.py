@@ -261,3 +261,90 @@ def test_a_lane_hands_its_job_to_a_human_through_the_socket(
         done = client.call("job.escalate", {**as_lane(gate, draft), "reason": "which file?"})
     assert (done["status"], done["run_status"]) == ("awaiting_decision", "blocked"), done
     assert audit(dsn) == [("lane:lease", "job escalate", "ok")]
+
+
+def lane_says(gate: LaneGate, claim: Claim, cwd: Path, *args: str, fast: bool,
+              held: Claim | None = None) -> tuple[int, str, str, set[str]]:
+    """``striatum job ...`` in ``claim``'s lane environment (``held``: that lease named
+    instead), each way: the fast path (under ``-X importtime``, so what it imported is
+    seen), or click's (``--`` ends the command line: the fast path leaves it to click).
+    Returns the exit code, stdout, stderr and the heavy packages imported."""
+    import subprocess
+
+    named = held or claim
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "STRIATUM_DSN", "STRIATUM_DIRECT", "STRIATUM_DEBUG")}
+    env.update(STRIATUM_SOCKET=str(gate.socket), STRIATUM_RUN=named.run,
+               STRIATUM_JOB=named.job, STRIATUM_LEASE=named.token)
+    argv = ([sys.executable, "-X", "importtime", "-m", "striatum", "job", *args] if fast
+            else [STRIATUM, "job", *args, "--"])
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    timing = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in timing}
+    err = "".join(line + "\n" for line in done.stderr.splitlines()
+                  if not line.startswith("import time:"))
+    return done.returncode, done.stdout, err, imported & {"click", "psycopg"}
+
+
+def test_the_lease_verbs_in_a_lane_say_the_same_without_click(
+        gate: LaneGate, store: Store, repo: Path, tmp_path: Path) -> None:
+    """Every lease verb in a lane, with its refusals, by the fast path and by click: the
+    same text, --json and exit codes; what the fast path served imported no click or
+    psycopg."""
+    import re
+    from dataclasses import replace
+
+    heard = {}
+    for fast in (True, False):
+        way = tmp_path / ("fast" if fast else "click")
+        mine_run = start_run(store, review_flow(way / "a"), repo)
+        theirs_run = start_run(store, review_flow(way / "b"), repo)
+        mine, theirs = claimed(store, mine_run), claimed(store, theirs_run)
+        as_lane(gate, mine)
+        (repo / "draft.md").write_text("mine\n")
+        said: list[tuple[Any, ...]] = []
+
+        def say(claim: Claim, *args: str, held: Claim | None = None,
+                fast: bool = fast, said: list[tuple[Any, ...]] = said) -> None:
+            code, out, err, heavy = lane_says(gate, claim, repo, *args, fast=fast, held=held)
+            assert "Traceback" not in out + err, err
+            if fast and code == 0:
+                assert not heavy, (args, heavy)
+            said.append((args, code, out, err))
+
+        forged = replace(mine, token=mine.token.split("-", 1)[0] + "-" + "0" * 32)
+        say(mine, "heartbeat")
+        say(mine, "heartbeat", "--lease-seconds", "600", "--json")
+        say(mine, "publish", "--artifact", "draft.md")
+        say(mine, "publish", "--artifact", "draft.md", "--as", "draft.md", "--json")
+        say(mine, "complete", held=theirs)  # a live lease, not one of this worker's lanes
+        say(mine, "complete", "--json", held=theirs)
+        say(mine, "heartbeat", held=forged)
+        say(mine, "heartbeat", "--json", held=forged)
+        say(mine, "fail", "--reason", "first try")
+        mine = claimed(store, mine_run)
+        as_lane(gate, mine)
+        say(mine, "release", "--json")
+        mine = claimed(store, mine_run)
+        as_lane(gate, mine)
+        say(mine, "publish", "--artifact", "draft.md")
+        say(mine, "complete")
+        check = claimed(store, mine_run)
+        as_lane(gate, check)
+        Path(check.artifact_dir).mkdir(parents=True, exist_ok=True)
+        Path(check.artifact_dir, "review.md").write_text("fine\n")
+        say(check, "verdict", "accept", "--reason", "it reads well", "--finding", "F1")
+        say(check, "verdict", "reject", "--reason", "no", "--json")  # it ended: lease lost
+        as_lane(gate, theirs)
+        say(theirs, "escalate", "--reason", "which file?")
+        say(theirs, "heartbeat")  # awaiting a human: the lease is gone
+        text = json.dumps(said)
+        for value, name in ((mine_run, "RUN"), (theirs_run, "THEIRS"), (str(way), "WAY")):
+            text = text.replace(value, name)
+        text = re.sub(r"\b\d+-[0-9a-f]{32}\b", "LEASE", text)
+        text = re.sub(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?", "TIME",
+                      text)
+        heard[fast] = json.loads(re.sub(r"\b\d\d:\d\d:\d\d\b", "HH:MM:SS", text))
+    assert heard[True] == heard[False]
+    codes = [code for _, code, _, _ in heard[True]]
+    assert codes == [0, 0, 0, 0, 9, 9, 5, 5, 0, 0, 0, 0, 0, 5, 0, 5], heard[True]

@@ -319,18 +319,43 @@ def test_the_live_streams_send_a_stale_page_its_new_part_and_end_when_done(
 
 
 def test_a_live_update_of_a_run_reads_its_status_once(
-        web: TestClient, store: Store, repo: Path, tmp_path: Path, dsn: str) -> None:
+        web: TestClient, store: Store, repo: Path, tmp_path: Path, dsn: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The read that tells the stream the run moved is the one the update is drawn from
-    (run.graph holds run.status's document); run.why says what holds it."""
+    (run.graph holds run.status's document and, asked, run.why's, from that one read of
+    the status); so is the page's first render."""
+    from striatum.runtime import runs, views, why
+
+    reads: list[str] = []
+
+    def status(store: Store, run_id: str) -> runs.RunView:
+        reads.append(run_id)
+        return runs.status(store, run_id)
+
+    monkeypatch.setattr(views, "status", status)
+    monkeypatch.setattr(why, "status", status)
     run_id = start_run(store, example("minimal"), repo)
     Agent(store, run_id, tmp_path).drive()
     before = audit_head(dsn)
     update = web.get(f"/runs/{run_id}/live?since=0:running").text
     assert update.startswith("event: update") and "s-succeeded" in update
-    assert [verb for _, verb, _ in audit(dsn, before)] == ["run.graph", "run.why"]
+    assert f"run {run_id} is done" in update  # run.why's summary
+    assert [verb for _, verb, _ in audit(dsn, before)] == ["run.graph"]
+    assert reads == [run_id]
     before = audit_head(dsn)
-    assert "s-succeeded" in web.get(f"/runs/{run_id}").text
-    assert [verb for _, verb, _ in audit(dsn, before)] == ["run.graph", "run.why"]
+    page = web.get(f"/runs/{run_id}").text
+    assert "s-succeeded" in page and f"run {run_id} is done" in page
+    assert [verb for _, verb, _ in audit(dsn, before)] == ["run.graph"]
+    assert reads == [run_id, run_id]
+    # run.why's document, within run.graph's as its schema says.
+    import jsonschema
+
+    from striatum.server.registry import VERBS
+
+    drawn = views.run_graph(store, run_id, why=True)
+    jsonschema.validate(drawn, VERBS["run.graph"].result)
+    assert {**drawn["why"], "at": ""} == {**why.explain(store, run_id), "at": ""}
+    assert "why" not in views.run_graph(store, run_id)
 
 
 def test_with_a_daemon_running_the_csrf_key_is_its_principal_token(

@@ -181,6 +181,30 @@ def test_the_cli_prints_the_answer_and_the_same_document_as_the_registry(
     assert missing.code == 3 and "no run" in missing.err
 
 
+def test_a_run_its_budget_stopped_says_which_limit_and_how_to_raise_it(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    flow = write_workflow(tmp_path / "flow", {
+        "name": "capped", "budget": {"max_job_runs": 1},
+        "lanes": {"bot": {"kind": "operator"}},
+        "jobs": [{"id": "first", "lane": "bot", "prompt": {"text": "one"}},
+                 {"id": "second", "lane": "bot", "needs": ["first"],
+                  "prompt": {"text": "two"}}]})
+    run_id = start_run(store, flow, repo)
+    claim = leases.claim(store, run_id, owner="operator-1", lease_seconds=300)
+    assert claim is not None and claim.job == "first"
+    leases.complete(store, run_id, "first", claim.token)
+
+    stopped = why(store, run_id)
+    assert stopped["status"] == "blocked"
+    assert kinds(stopped)[0] == ("over_budget", None)
+    hold = stopped["holds"][0]
+    assert hold["budget"] == "max_job_runs"
+    assert "max_job_runs 1 reached" in hold["text"]
+    assert stopped["next"] == f"striatum run resume {run_id} --raise-budget max_job_runs=N"
+    text = cli("--dsn", dsn, "--repo", str(repo), "why", run_id)
+    assert text.code == 0 and "over budget and waits for a human" in text.out, text.err
+
+
 def test_a_lapsed_accept_with_its_budget_spent_waits_for_a_human_and_says_what_moved(
         store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
     run_id = lapsed_run(store, dsn, repo, tmp_path, revise_max=None)

@@ -13,7 +13,17 @@ from hypothesis import strategies as st
 from striatum import resources
 from striatum.compiler.dsl import loader, parse_dsl
 from striatum.compiler.dsl.printer import to_dsl
-from striatum.compiler.ir import Job, Lane, Prompt, Revision, Workflow, normalize, to_document
+from striatum.compiler.ir import (
+    BUDGET_KEYS,
+    Budget,
+    Job,
+    Lane,
+    Prompt,
+    Revision,
+    Workflow,
+    normalize,
+    to_document,
+)
 from striatum.compiler.load import Source, parse_bytes
 from striatum.compiler.text import line_starts
 
@@ -494,7 +504,12 @@ def workflows(draw: st.DrawFn) -> Workflow:
         lanes=tuple(draw(lanes(name)) for name in lane_names),
         jobs=tuple(draw(jobs(job_id, i)) for i, job_id in enumerate(job_ids)),
         title=draw(st.none() | texts), vars=tuple(variables),
-        final=draw(id_lists))
+        final=draw(id_lists), budget=draw(st.none() | budgets))
+
+
+limits = st.none() | st.integers(1, 10**9)
+budgets = st.builds(Budget, limits, limits, limits).filter(
+    lambda b: any(getattr(b, key) is not None for key in BUDGET_KEYS))
 
 
 def round_trip(workflow: Workflow) -> str:

@@ -120,6 +120,16 @@ def test_the_agent_loop_command_lines_are_read_as_click_reads_them(tmp_path: Pat
     assert parsed("job", "complete", "--run", "other", **HELD)[1]["run"] == "other"
 
 
+def test_in_a_lane_the_lease_verbs_go_to_its_socket() -> None:
+    lane = {**HELD, "STRIATUM_SOCKET": "/tmp/lane/worker.sock"}
+    found = parse(["job", "verdict", "accept", "--reason", "fine", "--json"], lane)
+    assert found is not None and found.lane == "/tmp/lane/worker.sock"
+    assert (found.verb, found.params, found.as_json) == ("job.verdict", {
+        "run": RUN, "job": "check", "lease": "1-abc", "outcome": "accept",
+        "reason": "fine"}, True)
+    assert parse(["job", "heartbeat"], HELD).lane is None  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("args,env", [
     (["run", "status", RUN, "--help"], {}),
     (["run", "status", RUN, "-h"], {}),
@@ -139,7 +149,12 @@ def test_the_agent_loop_command_lines_are_read_as_click_reads_them(tmp_path: Pat
     (["--repo", "pyproject.toml", "run", "status", RUN], {}),
     (["--repo", "", "run", "status", RUN], {}),
     (["run", "status", "caf\udce9"], {}),
-    (["job", "verdict", "accept", "--reason", "r"], {**HELD, "STRIATUM_SOCKET": "/tmp/s"}),
+    (["job", "claim", "--run", RUN], {"STRIATUM_SOCKET": "/tmp/s"}),
+    (["run", "status", RUN], {"STRIATUM_SOCKET": "/tmp/s"}),
+    (["job", "verdict", "accept", "--reason", "r", "--run", "latest"],
+     {**HELD, "STRIATUM_SOCKET": "/tmp/s"}),
+    (["job", "complete", "--"], {**HELD, "STRIATUM_SOCKET": "/tmp/s"}),
+    (["job", "complete"], {**HELD, "STRIATUM_SOCKET": "/tmp/s", "STRIATUM_DIRECT": "1"}),
     (["job", "verdict", "maybe", "--reason", "r"], HELD),
     (["job", "verdict", "accept"], HELD),
     (["job", "verdict", "accept", "--reason"], HELD),
@@ -170,3 +185,10 @@ def test_without_a_daemon_the_command_line_is_left_to_click(
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "daemon.sock").touch()  # a socket file nobody listens on
     assert fastpath.routed(["run", "status", RUN]) is None
+    # A lane whose worker does not answer: click's path says so.
+    for key, value in HELD.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("STRIATUM_SOCKET", str(tmp_path / "gone.sock"))
+    assert fastpath.routed(["job", "heartbeat"]) is None
+    monkeypatch.setenv("STRIATUM_SOCKET", str(tmp_path / "run" / "daemon.sock"))
+    assert fastpath.routed(["job", "heartbeat"]) is None

@@ -182,6 +182,20 @@ class ToNodes(Transformer[Token, Any]):
     def final(self, children: list[Any]) -> _Placed:
         return _Placed("", _list("final", children, _names(children)), _pos(children[0]))
 
+    def budget(self, children: list[Any]) -> _Placed:
+        limits = Object(tuple(_nodes(children)), _pos(children[0]),
+                        "`{}` is given twice in the budget")
+        return _Placed("", _keyed("budget", children, limits), _pos(children[0]))
+
+    def max_job_runs(self, children: list[Any]) -> Entry:
+        return _keyed("max_job_runs", children, _integer(children[1]))
+
+    def max_wall_seconds(self, children: list[Any]) -> Entry:
+        return _keyed("max_wall_seconds", children, _integer(children[1]))
+
+    def max_cost(self, children: list[Any]) -> Entry:
+        return _keyed("max_cost", children, _integer(children[1]))
+
     def lane(self, children: list[Any]) -> _Placed:
         keyword, name, _, entries = children
         spec = Object(tuple(entries), _pos(keyword),

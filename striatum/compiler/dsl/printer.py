@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from ..ir import DEFAULT_MAX_ATTEMPTS, Job, Lane, Scalar, Workflow
+from ..ir import DEFAULT_MAX_ATTEMPTS, Job, Lane, Scalar, Workflow, budget_document
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _INDENT = "  "
@@ -18,8 +18,8 @@ _INDENT = "  "
 
 def to_dsl(workflow: Workflow) -> str:
     """The workflow as DSL text; raises ValueError for a name no DSL can spell."""
-    sections = [_header(workflow), _vars(workflow), _final(workflow), _lanes(workflow),
-                _jobs(workflow)]
+    sections = [_header(workflow), _vars(workflow), _final(workflow), _budget(workflow),
+                _lanes(workflow), _jobs(workflow)]
     return "\n\n".join(section for section in sections if section) + "\n"
 
 
@@ -34,6 +34,13 @@ def _vars(workflow: Workflow) -> str:
 
 def _final(workflow: Workflow) -> str:
     return f"final {_names(workflow.final)}" if workflow.final else ""
+
+
+def _budget(workflow: Workflow) -> str:
+    if workflow.budget is None:
+        return ""
+    limits = budget_document(workflow.budget)
+    return "budget " + " ".join(f"{key} {value}" for key, value in limits.items())
 
 
 def _lanes(workflow: Workflow) -> str:

@@ -16,11 +16,11 @@ from ..suggest import closest
 from ..text import clip, position
 from .nodes import parser, placed
 
-STATEMENTS = ("var", "final", "lane", "task", "review", "checkpoint")
+STATEMENTS = ("var", "final", "budget", "lane", "task", "review", "checkpoint")
 BODY_ITEMS = ("title", "prompt", "produces", "consumes", "writes", "isolation", "attempts",
               "revise", "choice")
 _BODY_GROUP = "a job body item (title, prompt, produces, consumes, writes, ...)"
-_STATEMENT_GROUP = "a statement (var, final, lane, task, review, checkpoint)"
+_STATEMENT_GROUP = "a statement (var, final, budget, lane, task, review, checkpoint)"
 
 # After these words a name is due; what kind of name, in the author's terms.
 _NAME_AFTER = {

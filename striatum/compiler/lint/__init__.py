@@ -29,6 +29,7 @@ from .rules_agents import (
     lane_cannot_write_produces,
     reviewer_cannot_record_verdict,
 )
+from .rules_budget import budget_below_worst_case
 from .rules_files import (
     MAX_OVERLAP_REPORTS,
     artifact_unused,
@@ -62,6 +63,7 @@ __all__ = [
     "_overlapping_patterns",
     "agent_of",
     "artifact_unused",
+    "budget_below_worst_case",
     "checkpoint_single_choice",
     "checkpoint_successor_never_chosen",
     "dead_end",
@@ -111,4 +113,5 @@ RULES: dict[str, Rule] = {
     "STR316": reviewer_cannot_record_verdict,
     "STR317": lane_cannot_write_produces,
     "STR318": agent_lane_will_not_start,
+    "STR330": budget_below_worst_case,
 }
