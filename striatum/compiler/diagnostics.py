@@ -76,6 +76,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "STR316": (Severity.WARNING, "reviewer-cannot-record-verdict"),
     "STR317": (Severity.WARNING, "lane-cannot-write-produces"),
     "STR318": (Severity.WARNING, "agent-lane-will-not-start"),
+    "STR319": (Severity.WARNING, "reviewer-same-family"),
+    "STR320": (Severity.WARNING, "review-chain-same-judge"),
     "STR330": (Severity.WARNING, "budget-below-worst-case"),
 }
 

@@ -70,6 +70,8 @@ SUMMARIES: dict[str, str] = {
     "STR316": "A review's agent can record no verdict.",
     "STR317": "A job's agent may not write the files the job produces.",
     "STR318": "A lane's agent CLI will not start headless.",
+    "STR319": "A reviewer runs a model of the same family as the work it reviews.",
+    "STR320": "The reviewer that drove the revisions gives the final acceptance.",
     "STR330": "A declared budget is below the plan's worst case.",
 }
 

@@ -21,6 +21,7 @@ from typing import Any
 from ..canonical import canonical_json, sha256_hex
 from ..errors import NotFound, UsageError
 from ..runtime.audit import repo_chain
+from ..runtime.starts import START
 from ..runtime.store import Store
 from . import bundle
 from .redact import Redactor
@@ -112,6 +113,8 @@ class _Export:
         self.run_repo: dict[str, int] = {}
         self.run_workflow: dict[str, str] = {}
         self.workflows: dict[str, dict[str, Any]] = {}
+        # (run, job, fence) -> the data of that attempt's chained start
+        self.starts: dict[tuple[str, str, Any], dict[str, Any]] = {}
 
     def redactor(self, repo_id: int | None) -> Redactor:
         return self.redactors.get(repo_id, self.plain) if repo_id is not None else self.plain
@@ -194,11 +197,20 @@ class _Export:
                     "corpus_events", {"repo": repo_id, "first": first, "last": last,
                                       "runs": self.scope.runs}):
                 # Another run's event is carried as its link alone, not its content.
-                segment.add(seq, previous, row_hash, payload if included else None,
-                            {"run": run_id, "job": job_id, "type": kind})
+                written = segment.add(seq, previous, row_hash, payload if included else None,
+                                      {"run": run_id, "job": job_id, "type": kind})
+                if kind == START and written is not None:
+                    self._started(written)
             self.chains.append(segment.summary)
         self.close(out)
         return since, until
+
+    def _started(self, payload: dict[str, Any]) -> None:
+        """Keep who ran an attempt (as the bundle carries it, redacted) for the statements."""
+        state, data = payload.get("state"), payload.get("data")
+        if isinstance(state, dict) and isinstance(data, dict):
+            self.starts[(str(payload.get("run")), str(payload.get("job")),
+                         state.get("fence"))] = data
 
     def audit_file(self, since: Any, until: Any) -> None:
         out = self.open(bundle.AUDIT)
@@ -278,7 +290,8 @@ class _Export:
             job = next((j for j in workflow.get("jobs", [])
                         if j.get("id") == verdict["job_id"]), None)
             lane = workflow.get("lanes", {}).get((job or {}).get("lane"))
-            found = statement(verdict, artifacts, job, lane)
+            found = statement(verdict, artifacts, job, lane, self.starts.get(
+                (verdict["run_id"], verdict["job_id"], verdict["fence"])))
             if found is not None:
                 out.write(found)
         self.close(out)
@@ -300,11 +313,13 @@ class _Segment:
                                         "events": 0, "elided": 0, "redacted": 0}
 
     def add(self, seq: int, previous: str, row_hash: str, payload: str | None,
-            columns: dict[str, Any]) -> None:
+            columns: dict[str, Any]) -> dict[str, Any] | None:
+        """Write one row; the payload as the bundle carries it (redacted), if any."""
         if seq == self.first:
             self.summary["previous_hash"] = previous
         doc: dict[str, Any] = {"chain": self.chain, "seq": seq, "previous_hash": previous,
                                "row_hash": row_hash}
+        redacted: dict[str, Any] | None = None
         if payload is None:
             doc["elided"] = True
             self.summary["elided"] += 1
@@ -320,6 +335,7 @@ class _Segment:
         self.summary["events"] += 1
         self.summary["last_hash"] = row_hash
         self.out.write(doc)
+        return redacted
 
 
 def _write(store: Store, folder: Path, scope: Scope, paths: bool,

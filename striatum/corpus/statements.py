@@ -3,27 +3,21 @@
 The subjects are the artifacts the reviewer consumed, at the newest iteration
 published up to the accepted pass (for a review that consumes none, what it
 published itself), named by their sha256 (the digest the record chained when
-they were published); the predicate holds the verdict, the reviewer's
-lane and, when its command says so (``--model``/``-m``), the model.
+they were published); the predicate holds the verdict and the reviewer: its
+lane, and the executable and model its accepting attempt chained when it started
+(``attempt.start``; ``"from": "attempt"``), or, for an attempt that chained none
+(an operator's claim, a run recorded before attempts chained it), the program and
+model the lane's command names (``"from": "workflow"``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..runtime.starts import model_of
+
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "urn:striatum:verdict:v1"
-
-
-def model_of(command: list[str] | None) -> str | None:
-    """The model a lane's command names (``--model M``, ``--model=M``, ``-m M``)."""
-    args = list(command or [])
-    for index, arg in enumerate(args):
-        if arg in ("--model", "-m") and index + 1 < len(args):
-            return args[index + 1]
-        if arg.startswith("--model="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 def _subjects(verdict: dict[str, Any], artifacts: list[dict[str, Any]],
@@ -47,23 +41,31 @@ def _subjects(verdict: dict[str, Any], artifacts: list[dict[str, Any]],
             for _, a in sorted(newest.items())]
 
 
+def _reviewer(lane_name: Any, lane: dict[str, Any] | None,
+              started: dict[str, Any] | None) -> dict[str, Any]:
+    if started is not None:
+        return {"lane": started.get("lane", lane_name), "kind": (lane or {}).get("kind"),
+                "executable": started.get("executable"), "model": started.get("model"),
+                "from": "attempt"}
+    return {"lane": lane_name, "kind": (lane or {}).get("kind"),
+            "executable": ((lane or {}).get("command") or [None])[0],
+            "model": model_of((lane or {}).get("command")), "from": "workflow"}
+
+
 def statement(verdict: dict[str, Any], artifacts: list[dict[str, Any]],
-              job: dict[str, Any] | None = None, lane: dict[str, Any] | None = None
-              ) -> dict[str, Any] | None:
+              job: dict[str, Any] | None = None, lane: dict[str, Any] | None = None,
+              started: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The statement of an accepted review, or None when it names no artifact (in-toto
-    requires a subject)."""
+    requires a subject). ``started``: the data of the ``attempt.start`` event of the
+    attempt that gave the verdict, when one was chained."""
     subjects = _subjects(verdict, artifacts, set((job or {}).get("consumes") or []))
     if not subjects:
         return None
-    lane_name = (job or {}).get("lane")
     predicate: dict[str, Any] = {
         "run": verdict["run_id"], "job": verdict["job_id"],
         "iteration": verdict["iteration"], "verdict": verdict["verdict"],
         "reason": verdict["reason"], "fence": verdict["fence"],
-        "reviewer": {"lane": lane_name,
-                     "kind": (lane or {}).get("kind"),
-                     "executable": ((lane or {}).get("command") or [None])[0],
-                     "model": model_of((lane or {}).get("command"))},
+        "reviewer": _reviewer((job or {}).get("lane"), lane, started),
     }
     if "judged" in verdict:  # the digests the reviewer saw (verdicts recorded since)
         predicate["judged"] = verdict["judged"]

@@ -16,7 +16,9 @@ What it recomputes, file by file (docs/provenance.md says what this proves):
 - each verdict is recorded by a chained event of its reviewer (same reason, same
   fence); each artifact's sha256 is the one its last chained ``artifact.publish`` event
   recorded, and a file carried unredacted still has it; each statement's subjects
-  are artifacts of its run with those digests.
+  are artifacts of its run with those digests, and a reviewer it says comes from
+  its attempt (``"from": "attempt"``) is the lane, executable and model that
+  attempt's chained ``attempt.start`` records.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 from ..errors import BundleInvalid, NotFound, UsageError
 from ..runtime.audit import GENESIS, row_hash
 from ..runtime.records import REPLAYED_JOB_COLUMNS, REPLAYED_RUN_COLUMNS
+from ..runtime.starts import START
 from . import bundle
 
 Key = tuple[str, str, int, str]
@@ -117,6 +120,8 @@ class _Check:
         self.checked: set[str] = set()
         # (run, job, verdict, reason, fence) of every chained event that records a verdict
         self.verdicts: set[tuple[str, str, str, str, Any, str | None]] = set()
+        # (run, job, fence) -> (lane, executable, model) each chained attempt start records
+        self.starts: dict[tuple[str, str, Any], tuple[Any, Any, Any]] = {}
 
     def _manifest(self) -> dict[str, Any]:
         path = self.folder / bundle.MANIFEST
@@ -261,6 +266,9 @@ class _Check:
             if verdict is not None:
                 self.verdicts.add((str(run), str(job), str(verdict), str(data.get("reason")),
                                    state.get("fence"), _judged(data.get("judged"))))
+        if payload.get("type") == START and isinstance(data, dict) and isinstance(state, dict):
+            self.starts[(str(run), str(job), state.get("fence"))] = (
+                data.get("lane"), data.get("executable"), data.get("model"))
         if payload.get("type") == "artifact.publish" and isinstance(data, dict):
             key = (str(run), str(job), int(data.get("iteration", -1)), str(data.get("path")))
             self.publishes[key] = (number, str(data.get("sha256")))
@@ -349,8 +357,22 @@ class _Check:
                     raise fail(bundle.STATEMENTS, number, f"subject {subject.get('name')} "
                                                           f"sha256 {sha} is no artifact of run "
                                                           f"{run}")
+            self._reviewer(number, row.get("predicate") or {})
             self.report.statements += 1
         self.digest(bundle.STATEMENTS)
+
+    def _reviewer(self, number: int, predicate: dict[str, Any]) -> None:
+        """A reviewer said to come from its attempt is what that attempt's start chained."""
+        reviewer = predicate.get("reviewer")
+        if not isinstance(reviewer, dict) or reviewer.get("from") != "attempt":
+            return
+        key = (str(predicate.get("run")), str(predicate.get("job")), predicate.get("fence"))
+        chained = self.starts.get(key)
+        said = (reviewer.get("lane"), reviewer.get("executable"), reviewer.get("model"))
+        if chained != said:
+            raise fail(bundle.STATEMENTS, number,
+                       f"reviewer {said} of {key[0]}/{key[1]} at fence {key[2]} is not what "
+                       f"its chained {START} event records ({chained})")
 
     def unlisted(self) -> None:
         for root, _, names in os.walk(self.folder):

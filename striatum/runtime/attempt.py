@@ -29,6 +29,7 @@ from .findings import finding_ids
 from .lanes import DEFAULT_TIMEOUT, fill, lane_environment, run_lane
 from .leases import Claim
 from .records import JobRow
+from .starts import record_start, start_data
 from .store import Store
 from .worktrees import add_worktree, checkout, diff_paths, remove_worktree, worktree_diff
 
@@ -198,6 +199,9 @@ class _Attempt:
         job_env = {**_job_env(claim, self.attempts.socket), "STRIATUM_KIND": claim.kind,
                    "STRIATUM_CAN_REVISE": "1" if spec.revise else "0"}
         env = lane_environment(dict(lane.env), job_env)
+        # Chained before the lane starts: who ran this attempt, as this machine resolves it.
+        record_start(self.store(), claim.run, claim.job, claim.token,
+                     start_data(spec.lane, argv, env, workdir))
         if lane.sandbox or self.attempts.sandbox:
             argv = self._sandboxed(argv, workdir, env)
         lost = threading.Event()

@@ -321,7 +321,7 @@ def rpc_vocabulary() -> dict[str, list[str]]:
     may call."""
     from .. import errors
     from ..server import registry
-    from . import leases, runs  # noqa: F401 - their verbs declare themselves on import
+    from . import leases, runs, starts  # noqa: F401 - their verbs declare themselves on import
     from .audit import DECLARED
 
     codes = {value.code for value in vars(errors).values()

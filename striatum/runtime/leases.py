@@ -274,24 +274,31 @@ def publish(store: Store, run_id: str, job_id: str, token: str, source: str,
             name: str | None = None) -> dict[str, Any]:
     """Publish one file while the job is held (the lease verbs lock no run row)."""
     staged = stage(source, name)
-    where = f"{run_id}/{job_id}"
 
     def work(cur: psycopg.Cursor[Any]) -> dict[str, Any]:
-        # The job (locked), its run and the clock in one round trip; the record, the
-        # event and the audit row travel with the COMMIT.
-        jobs, found, clock = fetch_together(
-            cur, ("lock_job", {"run": run_id, "job": job_id}, JobRow),
-            ("run_record", {"run": run_id}, RunRow), ("now", {}))
-        if not jobs or not found:
-            raise NotFound(f"no job {where}")
-        row, run = jobs[0], found[0]
-        verify(row, token, where)
+        row, run, at = held(cur, run_id, job_id, token)
         artifact, event = store_artifact(cur, run, row, staged)
-        append_events(cur, run.repo_id, [event], clock[0][0])
+        append_events(cur, run.repo_id, [event], at)
         audit.record(cur, store)
         return artifact
 
     return store.transaction(work, pipelined=True)
+
+
+def held(cur: psycopg.Cursor[Any], run_id: str, job_id: str, token: str
+         ) -> tuple[JobRow, RunRow, datetime]:
+    """The held job (locked: its lease is checked), its run and the database clock, in one
+    round trip; what the caller then writes (a record, an event, the audit row) travels
+    with the COMMIT."""
+    where = f"{run_id}/{job_id}"
+    jobs, found, clock = fetch_together(
+        cur, ("lock_job", {"run": run_id, "job": job_id}, JobRow),
+        ("run_record", {"run": run_id}, RunRow), ("now", {}))
+    if not jobs or not found:
+        raise NotFound(f"no job {where}")
+    verify(jobs[0], token, where)
+    at: datetime = clock[0][0]
+    return jobs[0], found[0], at
 
 
 @verb("job publish log")

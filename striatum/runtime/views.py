@@ -60,7 +60,8 @@ def run_graph(store: Store, run_id: str, *, why: bool = False) -> dict[str, Any]
 def job_detail(store: Store, run_id: str, job_id: str) -> dict[str, Any]:
     """One job: its row, the prompt of its current attempt, the tail of its newest lane
     log, what it published (every pass, with sha256), its verdicts, and its leases with
-    heartbeat age and expiry measured by the database clock."""
+    heartbeat age and expiry measured by the database clock, each with the executable
+    and model its attempt's start chained (None when it chained none: an operator's)."""
     view = status(store, run_id)
     rows = {j.job_id: j for j in view.jobs}
     if job_id not in rows:
@@ -82,7 +83,8 @@ def job_detail(store: Store, run_id: str, job_id: str) -> dict[str, Any]:
     now: datetime | None = found[0][7] if found else None
     leases = [{"fence": r[0], "owner": r[1], "iteration": r[2], "attempt": r[3],
                "acquired_at": r[4].isoformat(),
-               "ended_at": r[5].isoformat() if r[5] else None, "outcome": r[6]}
+               "ended_at": r[5].isoformat() if r[5] else None, "outcome": r[6],
+               "executable": r[8], "model": r[9]}
               for r in found]
     live = None
     if row.status == "leased" and row.lease_expires_at is not None and now is not None:

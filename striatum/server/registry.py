@@ -506,7 +506,8 @@ _DECLARED = [
          s.RUN_ARTIFACT, "viewer", False, _run_artifact),
     Verb("job.show", "One job in full: its state, the prompt of its current attempt, the "
          "tail of its lane log, its artifacts with sha256, its verdicts, and its leases "
-         "(holder, heartbeat age, expiry by the database clock).",
+         "(holder, heartbeat age, expiry by the database clock, and the executable and "
+         "model each attempt's chained start records).",
          s.params({"run": s.RUN, "job": s.JOB}, "run", "job"),
          s.JOB_SHOW, "viewer", False, _job_show),
     Verb("job.claim", "Lease the next ready job of a run; returns its prompt file, artifact "

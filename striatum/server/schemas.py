@@ -207,7 +207,8 @@ JOB_SHOW = document({
         "iteration": INTEGER, "verdict": STRING, "reason": STRING, "at": STRING})},
     "leases": {"type": "array", "items": document({
         "fence": INTEGER, "owner": STRING, "iteration": INTEGER, "attempt": INTEGER,
-        "acquired_at": STRING, "ended_at": NULLABLE_STRING, "outcome": NULLABLE_STRING})},
+        "acquired_at": STRING, "ended_at": NULLABLE_STRING, "outcome": NULLABLE_STRING,
+        "executable": NULLABLE_STRING, "model": NULLABLE_STRING})},
     "lease": nullable(document({
         "owner": NULLABLE_STRING, "expires_at": STRING, "expires_in_seconds": INTEGER,
         "heartbeat_age_seconds": NULLABLE_INTEGER, "expired": BOOLEAN})),

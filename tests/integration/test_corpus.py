@@ -372,3 +372,39 @@ def test_an_export_reads_one_snapshot_whatever_is_appended_meanwhile(
     after = tmp_path / "after"
     export(history.store, after)
     assert tree(after) != tree(before)
+
+
+def test_an_edited_manifest_digest_is_named_at_the_file_it_lists(exported: Path) -> None:
+    manifest = json.loads((exported / bundle.MANIFEST).read_bytes())
+    entry = next(f for f in manifest["files"] if f["path"] == bundle.EVENTS)
+    entry["sha256"] = "0" * 64
+    (exported / bundle.MANIFEST).write_bytes(bundle.line(manifest))
+    error = refused(exported)
+    assert error.details["file"] == bundle.EVENTS and error.details["line"] is None
+    assert error.message.endswith(f"is not the {'0' * 64} bundle.json lists")
+
+
+def test_an_edited_chain_head_in_the_manifest_is_named(exported: Path) -> None:
+    manifest = json.loads((exported / bundle.MANIFEST).read_bytes())
+    manifest["chains"][0]["last_hash"] = "f" * 64
+    (exported / bundle.MANIFEST).write_bytes(bundle.line(manifest))
+    error = refused(exported)
+    assert error.details["file"] == bundle.EVENTS
+    assert "the last row's hash is not the one bundle.json lists" in error.message
+
+
+def test_a_broken_chain_link_is_named_even_when_the_row_hashes_again(exported: Path) -> None:
+    """A forger who points a row at another predecessor and rehashes it: the row alone is
+    consistent, and its link to the row before is what names it."""
+    lines = (exported / bundle.EVENTS).read_bytes().splitlines(keepends=True)
+    index = next(i for i, raw in enumerate(lines) if i > 3 and "payload" in json.loads(raw))
+    row = json.loads(lines[index])
+    row["previous_hash"] = "1" * 64
+    row["row_hash"] = hashlib.sha256((row["previous_hash"] + row["payload"]).encode()
+                                     ).hexdigest()
+    lines[index] = bundle.line(row)
+    (exported / bundle.EVENTS).write_bytes(b"".join(lines))
+    relist(exported)
+    error = refused(exported)
+    assert (error.details["file"], error.details["line"]) == (bundle.EVENTS, index + 1)
+    assert f"seq {row['seq']}: previous_hash does not match the row before" in error.message

@@ -28,7 +28,20 @@ def test_the_subjects_are_the_consumed_artifacts_as_the_accepted_pass_saw_them()
     assert found["subject"] == [{"name": "draft.md", "digest": {"sha256": "b" * 64},
                                  "annotations": {"job": "draft", "iteration": 1}}]
     assert found["predicate"]["reviewer"] == {"lane": "rev", "kind": "command",
-                                              "executable": "claude", "model": "opus"}
+                                              "executable": "claude", "model": "opus",
+                                              "from": "workflow"}
+
+
+def test_the_reviewer_is_who_the_accepting_attempt_chained_it_ran_when_it_did() -> None:
+    started = {"lane": "rev", "executable": "/usr/local/bin/claude", "model": "opus-4"}
+    found = statement(VERDICT, ARTIFACTS, {"id": "check", "lane": "rev",
+                                           "consumes": ["draft.md"]},
+                      {"kind": "command", "command": ["claude", "--model", "sonnet", "-p"]},
+                      started)
+    assert found is not None
+    assert found["predicate"]["reviewer"] == {"lane": "rev", "kind": "command",
+                                              "executable": "/usr/local/bin/claude",
+                                              "model": "opus-4", "from": "attempt"}
 
 
 def test_a_review_that_consumes_nothing_names_what_it_published_or_makes_no_statement() -> None:

@@ -11,8 +11,9 @@ unlocated diagnostics; the caller locates them (``Compilation.add``).
 
 The package: ``context`` (LintContext), ``globs`` (which `writes` globs overlap),
 ``prompts`` (templates and the names they read), ``vendors`` (which agent a
-lane runs), ``words`` (message phrasing), and the rules by theme in
-``rules_graph``, ``rules_review`` and ``rules_files``.
+lane runs), ``families`` (which model family it runs), ``words`` (message
+phrasing), and the rules by theme in ``rules_graph``, ``rules_review``,
+``rules_independence`` and ``rules_files``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from .rules_graph import (
     revision_budget_large,
     unreachable_job,
 )
+from .rules_independence import review_chain_same_judge, reviewer_same_family
 from .rules_review import reviewer_same_lane, reviewer_same_vendor
 from .vendors import Agent, agent_of
 
@@ -74,7 +76,9 @@ __all__ = [
     "plan_bound_not_exact",
     "prompt_file_missing",
     "read_prompt",
+    "review_chain_same_judge",
     "revision_budget_large",
+    "reviewer_same_family",
     "reviewer_same_lane",
     "reviewer_same_vendor",
     "template_syntax",
@@ -113,5 +117,7 @@ RULES: dict[str, Rule] = {
     "STR316": reviewer_cannot_record_verdict,
     "STR317": lane_cannot_write_produces,
     "STR318": agent_lane_will_not_start,
+    "STR319": reviewer_same_family,
+    "STR320": review_chain_same_judge,
     "STR330": budget_below_worst_case,
 }

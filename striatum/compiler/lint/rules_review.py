@@ -3,7 +3,7 @@ as the work it reviews."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ..diagnostics import Diagnostic, diag
@@ -70,17 +70,24 @@ def _models_phrase(ctx: LintContext, lanes: list[str]) -> str:
     return f", and nothing says their models differ (no --model on {noun} {_quoted(unset)})"
 
 
-def reviewer_same_vendor(ctx: LintContext) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
+def _alike_on_other_lanes(ctx: LintContext, alike: Callable[[Agent, str], bool]
+                          ) -> Iterator[tuple[Job, Agent, list[Job], list[str]]]:
+    """Each review on a command lane, with the jobs it reviews on other lanes that
+    ``alike(its agent, their lane)`` finds alike, and those lanes; reviews with none
+    are left out."""
     for review, reviewed in _reviews(ctx):
         mine = _lane_agent(ctx, review.lane)
         if mine is None:
             continue
-        same = [job for job in reviewed if job.lane != review.lane
-                and _same_agent(mine, _lane_agent(ctx, job.lane))]
-        if not same:
-            continue
-        lanes = list(dict.fromkeys(job.lane for job in same))
+        same = [job for job in reviewed if job.lane != review.lane and alike(mine, job.lane)]
+        if same:
+            yield review, mine, same, list(dict.fromkeys(job.lane for job in same))
+
+
+def reviewer_same_vendor(ctx: LintContext) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for review, mine, same, lanes in _alike_on_other_lanes(
+            ctx, lambda mine, lane: _same_agent(mine, _lane_agent(ctx, lane))):
         out.append(diag(
             "STR304", f"review {review.id!r} (lane {review.lane!r}) and "
                       f"{_jobs_phrase([job.id for job in same])} it reviews (lane "

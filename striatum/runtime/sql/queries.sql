@@ -413,10 +413,17 @@ SELECT name, lanes FROM striatum.workers
 WHERE expires_at > now() AND (run_id IS NULL OR run_id = %(run)s)
 ORDER BY started_at;
 
--- job_leases: the newest leases a job was given (holder, pass, attempt, how each ended), with the database clock --
-SELECT fence, owner, iteration, attempt, acquired_at, ended_at, outcome, now()
-FROM striatum.leases WHERE run_id = %(run)s AND job_id = %(job)s
-ORDER BY fence DESC LIMIT %(limit)s;
+-- job_leases: the newest leases a job was given (holder, pass, attempt, how each ended, the executable and model its attempt's start chained), with the database clock --
+SELECT l.fence, l.owner, l.iteration, l.attempt, l.acquired_at, l.ended_at, l.outcome, now(),
+       s.data->>'executable', s.data->>'model'
+FROM striatum.leases l
+LEFT JOIN LATERAL (
+    SELECT e.payload::jsonb->'data' AS data FROM striatum.events e
+    WHERE e.run_id = l.run_id AND e.job_id = l.job_id AND e.type = 'attempt.start'
+      AND e.payload::jsonb->'state'->'fence' = to_jsonb(l.fence)
+    ORDER BY e.seq LIMIT 1) s ON true
+WHERE l.run_id = %(run)s AND l.job_id = %(job)s
+ORDER BY l.fence DESC LIMIT %(limit)s;
 
 -- job_artifacts_every: what a job published, every pass, newest pass first --
 SELECT iteration, path, stored_at, sha256, bytes FROM striatum.artifacts

@@ -1,0 +1,76 @@
+"""Who an attempt's lane ran: the executable its program resolved to and the model its
+command names, chained as the attempt's ``attempt.start`` event before the lane starts.
+
+A later reader (``job show``, ``run events``, a corpus bundle and its in-toto
+statements) can then check who judged what from the record itself, not from a
+workflow whose lanes a run may have replaced, on a machine whose PATH it cannot
+see. The event changes no state: doctor and ``corpus verify`` chain it like any
+other, and runs recorded before it existed verify as they did.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import audit
+from .audit import Event, append_events, verb
+from .leases import held
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from .store import Store
+
+START = "attempt.start"
+
+
+def model_of(command: Sequence[str] | None) -> str | None:
+    """The model a lane's command names (``--model M``, ``--model=M``, ``-m M``), as written."""
+    args = list(command or [])
+    for index, arg in enumerate(args):
+        if arg in ("--model", "-m") and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith("--model="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def executable_of(program: str, env: Mapping[str, str], cwd: Path) -> str | None:
+    """The absolute path the lane's program runs from, found as the lane finds it: a
+    name through the lane's PATH, a path relative to the lane's working folder; None
+    when there is none (the lane then cannot start, and its attempt fails)."""
+    if os.sep in program or (os.altsep and os.altsep in program):
+        candidate = cwd / program
+        found = str(candidate) if os.access(candidate, os.X_OK) and candidate.is_file() \
+            else None
+    else:
+        # The lane's PATH as its exec reads it, from the lane's folder: a relative (or
+        # empty) entry names a folder below it.
+        entries = env.get("PATH", os.defpath).split(os.pathsep)
+        found = shutil.which(program, path=os.pathsep.join(str(cwd / e) for e in entries))
+    return os.path.normpath(cwd / found) if found else None
+
+
+def start_data(lane: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path
+               ) -> dict[str, Any]:
+    return {"lane": lane, "executable": executable_of(argv[0], env, cwd) if argv else None,
+            "model": model_of(argv)}
+
+
+@verb("attempt start")
+def record_start(store: Store, run_id: str, job_id: str, token: str,
+                 data: dict[str, Any]) -> None:
+    """Chain who the held attempt's lane runs (``start_data``); refused with LeaseLost
+    when the lease is no longer the caller's."""
+
+    def work(cur: psycopg.Cursor[Any]) -> None:
+        row, run, at = held(cur, run_id, job_id, token)
+        append_events(cur, run.repo_id, [Event(START, run.id, row.job_id, row.state(), data)],
+                      at)
+        audit.record(cur, store)
+
+    store.transaction(work, pipelined=True)

@@ -1,0 +1,129 @@
+"""Each attempt a worker runs chains who ran it before its lane starts: the lane, the
+absolute path its program resolved to on the worker's machine, and the model its command
+names. ``job.show`` and the run's events show it, doctor verifies it, and a corpus bundle's
+in-toto statement names the accepting attempt's executable and model, which ``corpus
+verify`` holds to that chained event; a history recorded without such events (an
+operator's attempts) still verifies."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from striatum.corpus import bundle
+from striatum.corpus.export import export
+from striatum.corpus.verify import verify
+from striatum.errors import BundleInvalid
+from striatum.runtime.doctor import doctor
+from striatum.runtime.store import Store
+from striatum.runtime.views import job_detail
+
+from .helpers import Agent, example, start_run
+from .worker_helpers import FAKE_AGENT, events_of, fake, work, write_workflow
+from .worker_helpers import start_run as start_with_lanes
+
+CODER_MODEL = "gpt-5"
+REVIEWER_MODEL = "claude-opus-4-1"
+
+
+def _on_path(folder: Path, name: str) -> Path:
+    """A program ``name`` in ``folder`` that runs the fake agent with its arguments."""
+    folder.mkdir(parents=True, exist_ok=True)
+    program = folder / name
+    program.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_AGENT}" "$@"\n',
+                       encoding="utf-8")
+    program.chmod(0o755)
+    return program
+
+
+@pytest.fixture
+def worked(store: Store, dsn: str, repo: Path, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A draft revised once by a review, worked by a worker: the coder's program found
+    through PATH by name, the reviewer's named by its absolute path."""
+    coder = _on_path(tmp_path / "bin", "fake-coder")
+    monkeypatch.setenv("PATH", f"{coder.parent}{os.pathsep}{os.environ['PATH']}")
+    workflow = write_workflow(tmp_path / "flow", {
+        "name": "starts",
+        "lanes": {"coder": {"command": ["fake-coder", "work", "-m", CODER_MODEL]},
+                  "reviewer": {"command": fake("review", "--revise-once",
+                                               "--model", REVIEWER_MODEL)}},
+        "jobs": [{"id": "draft", "lane": "coder", "prompt": {"text": "Write draft.md."},
+                  "produces": ["draft.md"]},
+                 {"id": "check", "lane": "reviewer", "kind": "review", "needs": ["draft"],
+                  "prompt": {"text": "Review draft.md."}, "consumes": ["draft.md"],
+                  "revise": {"target": "draft", "max": 1}}]})
+    run_id = start_with_lanes(store, workflow, repo)
+    outcomes = work(dsn, run_id, until_run_ends=True)
+    assert [(o.job, o.status) for o in outcomes] == [
+        ("draft", "succeeded"), ("check", "needs_revision"), ("draft", "succeeded"),
+        ("check", "accept")]
+    return run_id, coder
+
+
+def test_every_attempt_chains_its_executable_and_model_before_its_lane_runs(
+        store: Store, repo: Path, worked: tuple[str, Path]) -> None:
+    run_id, coder = worked
+    expected = {"draft": {"lane": "coder", "executable": str(coder), "model": CODER_MODEL},
+                "check": {"lane": "reviewer", "executable": sys.executable,
+                          "model": REVIEWER_MODEL}}
+    claims = events_of(store, run_id, kind="job.claim")
+    starts = events_of(store, run_id, kind="attempt.start")
+    assert len(claims) == len(starts) == 4
+    for claim, start in zip(claims, starts, strict=True):
+        # Each start follows its claim, at the same fence, the job still leased.
+        assert start["seq"] > claim["seq"] and start["job"] == claim["job"]
+        assert start["payload"]["state"] == claim["payload"]["state"]
+        assert start["payload"]["data"] == expected[claim["job"]]
+    assert Path(expected["draft"]["executable"]).is_absolute()
+    report = doctor(store, str(repo), strict=True)
+    assert report.ok, report.to_json()
+    shown = job_detail(store, run_id, "check")["leases"]
+    assert [(lease["executable"], lease["model"]) for lease in shown] == [
+        (sys.executable, REVIEWER_MODEL)] * 2
+
+
+def test_the_statement_names_the_accepting_attempt_and_verify_holds_it_to_the_record(
+        store: Store, worked: tuple[str, Path], tmp_path: Path) -> None:
+    run_id, _ = worked
+    export(store, tmp_path / "redacted", run=run_id)  # paths made relative: still verifies
+    assert verify(tmp_path / "redacted").statements == 1
+    out = tmp_path / "bundle"
+    export(store, out, run=run_id, paths=False)
+    assert verify(out).statements == 1
+    lines = (out / bundle.STATEMENTS).read_bytes().splitlines(keepends=True)
+    (only,) = [json.loads(line) for line in lines]
+    assert only["predicate"]["reviewer"] == {
+        "lane": "reviewer", "kind": "command", "executable": sys.executable,
+        "model": REVIEWER_MODEL, "from": "attempt"}
+    only["predicate"]["reviewer"]["model"] = "gpt-5"  # a statement made to say another judge
+    (out / bundle.STATEMENTS).write_bytes(bundle.line(only))
+    _relist(out)
+    with pytest.raises(BundleInvalid) as caught:
+        verify(out)
+    assert (caught.value.details["file"], caught.value.details["line"]) == (
+        bundle.STATEMENTS, 1)
+    assert "is not what its chained attempt.start event records" in caught.value.message
+
+
+def test_a_history_without_attempt_starts_still_verifies_and_says_where_its_reviewer_is_from(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    run_id = start_run(store, example("review"), repo)
+    Agent(store, run_id, tmp_path).drive()  # an operator: no attempt chains a start
+    assert events_of(store, run_id, kind="attempt.start") == []
+    assert doctor(store, str(repo), strict=True).ok
+    out = tmp_path / "bundle"
+    export(store, out, run=run_id)
+    assert verify(out).statements >= 1
+    for line in (out / bundle.STATEMENTS).read_bytes().splitlines():
+        assert json.loads(line)["predicate"]["reviewer"]["from"] == "workflow"
+
+
+def _relist(folder: Path) -> None:
+    from .test_corpus import relist
+
+    relist(folder)
