@@ -191,6 +191,52 @@ def claim_statement_rate(ctx: Context, dsn: str, claims: int, reps: int) -> list
     return rates
 
 
+def complete_statement_rate(ctx: Context, dsn: str, pairs: int, reps: int) -> list[float]:
+    """pgbench (no striatum code) claiming with striatum.claim_job and completing with
+    striatum.complete_job, each pair one script: what the database itself spends on the
+    completion statement (the lease ended, the job settled, the join's readiness counted,
+    chained event, audit row, commit), from pgbench's per-statement latency (-r). The
+    dependents' document is the one the Python client sends for a task of the fan-out."""
+    from striatum.runtime import pinned
+    from striatum.runtime.completion import dependents_document
+    from striatum.runtime.store import Store
+
+    workflow = write_workflow(ctx.tmp, "completes", fanout_jobs(pairs * reps + 2), ["true"])
+    store = Store.connect(dsn)
+    try:
+        run = ready_fanout(store, str(workflow), str(new_repo(ctx, "completes")))
+        known = pinned.known(run)
+        assert known is not None, "ready_fanout completed the root in this process"
+        dependents = dependents_document(known.graph, "t1")
+    finally:
+        store.close()
+    if dependents is None:
+        raise RuntimeError("a fan-out task's completion would not be one statement")
+    script = ctx.tmp / "complete.sql"
+    script.write_text(
+        "SELECT quote_literal(job->>'job_id') AS j, quote_literal(job->>'lease_token') AS t "
+        "FROM striatum.claim_job(:run, NULL, NULL, 'pgbench', 'secret', 60, 'pgbench', "
+        "'job claim', 'digest') \\gset\n"
+        "SELECT job FROM striatum.complete_job(:run, :j, :t, '{}', '{}', :dependents, "
+        "'pgbench', 'job complete', 'digest');\n")
+    rates = []
+    for _ in range(reps):
+        _, text, _ = run_timed([shutil.which("pgbench") or "/usr/bin/pgbench", "-n", "-r",
+                                "-c", "1", "-t", str(pairs), "-D", f"run='{run}'",
+                                "-D", f"dependents='{dependents}'", "-f", str(script)],
+                               env=pg_env(dsn))
+        after = text.split("statement latencies in milliseconds", 1)[-1]
+        ms = [float(m.group(1)) for line in after.splitlines()[1:]
+              if (m := PGBENCH_COMMAND.match(line))]
+        if len(ms) != 2:
+            raise RuntimeError(f"pgbench timed {len(ms)} statements of 2: {text[-500:]}")
+        rates.append(1000 / ms[1])
+    done = jobs_in(dsn, run, "succeeded")
+    if done != pairs * reps + 1:  # a completion that changed nothing is cheaper: it would flatter
+        raise RuntimeError(f"pgbench completed {done - 1} jobs, not {pairs * reps}")
+    return rates
+
+
 def record_pairs(store: Any, run: str, pairs: int, warm: int) -> list[tuple[str, str]]:
     """(half, pgbench command) for ``warm`` + ``pairs`` claim -> complete calls through
     the public functions: every statement the client sent, its parameters rendered as
@@ -307,7 +353,7 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
     exe = shutil.which("pgbench") or ("/usr/bin/pgbench" if Path("/usr/bin/pgbench").exists()
                                       else None)
     samples: dict[str, list[float]] = {"pg1": [], "pg4": [], "w1": [], "w4": [], "py1": [],
-                                       "claim": []}
+                                       "claim": [], "complete": []}
     raw: list[dict[str, Any]] = []
     ceiling: dict[str, list[float]] = {}
     with fresh_database(ctx) as dsn:
@@ -339,6 +385,10 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
                                                     ctx.repeat)
             rates = ", ".join(f"{rate:.0f}" for rate in samples["claim"])
             ctx.say(f"  pgbench calling claim_job: {rates} tps")
+            samples["complete"] = complete_statement_rate(
+                ctx, dsn, 1000 if ctx.quick else 5000, ctx.repeat)
+            rates = ", ".join(f"{rate:.0f}" for rate in samples["complete"])
+            ctx.say(f"  pgbench calling complete_job: {rates} calls/s")
             ctx.say("  pgbench replaying claim -> complete: "
                     + ", ".join(f"{rate:.0f}" for rate in ceiling["pair"]) + " transitions/s")
     rows = [row("1 writer: claim+complete transitions", "transitions/s", samples["w1"],
@@ -361,10 +411,13 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
                 ceiling["pair"], who="reference", key="ceiling"),
             row("  of which the claim (striatum.claim_job, as sent)", "calls/s",
                 ceiling["claim"], who="reference", key="ceiling_claim", detail=True),
-            row("  of which the completion (its statements, BEGIN..COMMIT)", "calls/s",
+            row("  of which the completion (striatum.complete_job, as sent)", "calls/s",
                 ceiling["complete"], who="reference", key="ceiling_complete", detail=True),
             row("  pgbench calling striatum.claim_job (no striatum client), 1 client",
-                "tps", samples["claim"], who="reference", key="claim", detail=True)]
+                "tps", samples["claim"], who="reference", key="claim", detail=True),
+            row("  pgbench calling striatum.complete_job after each claim, 1 client",
+                "calls/s", samples["complete"], who="reference", key="complete",
+                detail=True)]
     return {"rows": rows, "raw": raw, "notes": [
         f"fan-out of {fanout} jobs per writer; the root's claim and completion (which "
         f"readies all {fanout - 2} tasks in one transaction) are done before the clock "
@@ -380,14 +433,19 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
         "job for every call (checked after): the database's own cost of the claim statement "
         "(lease, lease row, chained event with its hash, commit) with no striatum code, the "
         "ceiling of any client's claim rate",
+        "the complete_job row: pgbench, 1 client, a script of claim_job then complete_job "
+        "of the job it leased (the dependents' document a fan-out task's completion "
+        "sends: the join, counted from the rest of the run), -r: the completion "
+        "statement's own latency; every call checked to have completed its job",
         "server ceiling: one writer's claim -> complete pairs on a fan-out of the same size, "
         "recorded from the Python client in each repetition right after the 1-writer run "
         "(every statement it sent, parameters rendered as literals, BEGIN and COMMIT "
         "included), then replayed by `pgbench -n -r -c 1 -t 1` on a copy of the database "
         "as it was before them; the first tenth of the pairs warm the copy's buffers and "
         "are not counted; the sum of pgbench's per-statement times is what the server "
-        "alone spends; transitions/s = 2 / (claim time + completion time). What the "
-        "client sent in one pipeline (a completion) pgbench sends as one query of "
+        "alone spends; transitions/s = 2 / (claim time + completion time). A "
+        "completion is one statement (striatum.complete_job), but for the few that take "
+        "the general transition, whose pipeline pgbench sends as one query of "
         "statements joined by `\\;` (one round trip, where the client waits twice); "
         "pgbench sends text (parsed and planned every time), where psycopg prepares a "
         "statement after its fifth use."]}

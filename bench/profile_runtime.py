@@ -154,6 +154,7 @@ def cprofile_loop(ctx: Context, dsn: str, fanout: int, pairs: int) -> dict[str, 
     store.close()
     return {"wall_s": wall, "pairs": pairs, **summarize_profile(profiler, wall, {
         "waiting on PostgreSQL (Connection.wait)": ("psycopg/connection.py", "wait"),
+        "complete_in_one (the completion statement)": ("completion.py", "complete_in_one"),
         "Transition.open (lock the run, the job and its dependents)": ("engine.py", "open"),
         "advance (settle the dependents)": ("engine.py", "advance"),
         "Transition.flush (write projections + events)": ("engine.py", "flush"),

@@ -28,6 +28,7 @@ from .connections import Heartbeats, LaneStores
 from .findings import finding_ids
 from .lanes import DEFAULT_TIMEOUT, fill, lane_environment, run_lane
 from .leases import Claim
+from .prompts import scratch_of
 from .records import JobRow
 from .starts import record_start, start_data
 from .store import Store
@@ -165,7 +166,7 @@ class _Attempt:
         self.attempts = attempts
         self.claim = claim
         self.repo = Path(claim.run_row.repo_path)
-        self.scratch = Path(claim.prompt_file).parent
+        self.scratch = scratch_of(Path(claim.prompt_file))
         self.worktree: Path | None = None  # the root of the attempt's worktree, if any
         self.ticket: int | None = None  # from attempts.told, once the attempt is ending
 
@@ -187,10 +188,11 @@ class _Attempt:
         out.mkdir(parents=True, exist_ok=True)
         workdir = self.repo
         if spec.isolation == "worktree":
-            self.worktree, workdir = add_worktree(self.repo, run.base_commit, self.scratch)
+            self.worktree, workdir = add_worktree(self.repo, run.base_commit,
+                                                  self.scratch.worktree)
         watch = (bool(spec.writes) and self.worktree is None
                  and checkout(str(self.repo)) is not None)
-        before = changes.baseline(self.repo, self.scratch.parent, claim.iteration) \
+        before = changes.baseline(self.repo, self.scratch.folder, claim.iteration) \
             if watch else {}
         values = {"prompt_file": claim.prompt_file, "artifact_dir": str(out),
                   "job": claim.job, "run": claim.run}
@@ -207,7 +209,7 @@ class _Attempt:
         lost = threading.Event()
         self.attempts.beats.hold(claim, lost)
         self.attempts.lanes.hold(claim.token, job_env)
-        log = self.scratch / "lane.log"
+        log = self.scratch.log
         timeout = lane.timeout or DEFAULT_TIMEOUT
         budgets.clear_usage(str(out))
         try:
@@ -232,7 +234,7 @@ class _Attempt:
         # same transaction: one commit per job instead of one per file.
         files = [stage(str(log), f"logs/{claim.job}.log")] if log.is_file() else []
         if self.worktree is not None:
-            diff = worktree_diff(self.worktree, run.base_commit, self.scratch)
+            diff = worktree_diff(self.worktree, run.base_commit, self.scratch.diff)
             files.append(stage(str(diff), f"changes/{claim.job}.diff"))
             touched = diff_paths(self.worktree, run.base_commit, self.repo)
         else:
@@ -310,9 +312,9 @@ class _Attempt:
         mine = [path for path in touched if not changes.outside([path], writes)]
         if not mine:
             return ""
-        keep = self.scratch / "left"
+        keep = self.scratch.left
         try:
-            restored, left = changes.set_aside(self.repo, self.scratch.parent,
+            restored, left = changes.set_aside(self.repo, self.scratch.folder,
                                                self.claim.iteration, mine, keep)
         except (OSError, subprocess.SubprocessError) as exc:
             return f"; its changes could not be set aside ({exc}): the retry starts on them"

@@ -9,8 +9,9 @@ head's lock is the final lock taken and is held only until commit.
 
 Transitions run pipelined (``Store.transaction(..., pipelined=True)``): reads
 wait for their answer, writes are queued and reach the server with the
-COMMIT, so a completion is two round trips whatever the size of the run (a
-claim is one statement of its own, ``striatum.claim_job``).
+COMMIT, so a transition is two round trips whatever the size of the run (a
+claim is one statement of its own, ``striatum.claim_job``, and so is a task's
+common completion, ``striatum.complete_job``: ``completion.py``).
 """
 
 from __future__ import annotations
@@ -256,12 +257,7 @@ def _advance_from(tx: Transition, changed: Iterable[str]) -> None:
     from ..compiler.simulate import resolve
 
     wg = tx.wg
-    # Topological rank, not file position: a job is looked at only after every job it
-    # needs that this transaction could still settle (a skip cascading down a branch).
-    position: dict[str, int] | None = wg.memo.get("topological_rank")
-    if position is None:
-        position = {job: rank for rank, job in enumerate(wg.order)}
-        wg.memo["topological_rank"] = position
+    position = topological_rank(wg)
     queue: list[tuple[int, str]] = []
     seen: set[str] = set()
 
@@ -295,6 +291,17 @@ def _advance_from(tx: Transition, changed: Iterable[str]) -> None:
             push_dependents(job_id)
 
 
+def topological_rank(wg: WorkflowGraph) -> dict[str, int]:
+    """Each job's place in topological order, the order dependents are looked at in (not
+    file position): a job is looked at only after every job it needs that a transition
+    could still settle (a skip cascading down a branch)."""
+    position: dict[str, int] | None = wg.memo.get("topological_rank")
+    if position is None:
+        position = {job: rank for rank, job in enumerate(wg.order)}
+        wg.memo["topological_rank"] = position
+    return position
+
+
 def _need_set(wg: WorkflowGraph, job_id: str) -> frozenset[str]:
     found: frozenset[str] | None = wg.memo.get(f"needs:{job_id}")
     if found is None:
@@ -303,7 +310,7 @@ def _need_set(wg: WorkflowGraph, job_id: str) -> frozenset[str]:
     return found
 
 
-def _rest(wg: WorkflowGraph, job_id: str) -> list[str]:
+def rest_of(wg: WorkflowGraph, job_id: str) -> list[str]:
     """The run's jobs other than ``job_id`` and its needs."""
     rest: list[str] | None = wg.memo.get(f"rest:{job_id}")
     if rest is None:
@@ -321,7 +328,7 @@ def _settled_read(wg: WorkflowGraph, run_id: str, job_id: str, loaded: Collectio
     thousands)."""
     need_set = _need_set(wg, job_id)
     unloaded = len(need_set) - sum(1 for n in loaded if n in need_set)
-    rest = _rest(wg, job_id)
+    rest = rest_of(wg, job_id)
     if unloaded <= len(rest):
         return "any_unsettled", {"run": run_id,
                                  "jobs": [n for n in wg.jobs[job_id].needs if n not in loaded]}
@@ -341,7 +348,7 @@ def _all_settled(tx: Transition, job_id: str) -> bool:
     answer = tx.prefetched.pop((name, tuple(jobs)), None)
     if name == "any_unsettled":
         return not (answer if answer is not None else fetch(tx.cur, name, params))
-    in_memory = sum(1 for j in _rest(tx.wg, job_id)
+    in_memory = sum(1 for j in rest_of(tx.wg, job_id)
                     if j in tx.jobs and tx.jobs[j].status not in SETTLED)
     in_table = 0
     if jobs:

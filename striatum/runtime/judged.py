@@ -29,7 +29,7 @@ from ..canonical import canonical_json
 from ..errors import LeaseLost
 from .audit import Event, verb
 from .engine import advance
-from .prompts import scratch_dir
+from .prompts import scratch
 from .runs import transition
 from .store import fetch
 from .worktrees import checkout
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from .records import JobRow, RunRow
     from .store import Store
 
-SEEN_FILE = "seen.json"  # beside the review's prompt: the artifacts it was rendered with
 USED = "verdict.used"
 
 
@@ -69,17 +68,18 @@ def judges_tree(wg: WorkflowGraph, review: str) -> bool:
                for job in upstream)
 
 
-def remember_seen(directory: Path, wg: WorkflowGraph, run: RunRow, review: str,
+def remember_seen(path: Path, wg: WorkflowGraph, run: RunRow, review: str,
                   latest: list[Any]) -> None:
     """Write what the review's prompt was rendered with (``latest``: the run's
-    latest_artifacts rows) and the tree it runs against, for its verdict to record."""
+    latest_artifacts rows) and the tree it runs against at ``path``, beside the prompt,
+    for its verdict to record."""
     wanted = set(judged_paths(wg, review))
     seen: dict[str, Any] = {"artifacts": {str(row[2]): str(row[4]) for row in latest
                                           if row[2] in wanted}}
     if judges_tree(wg, review):
         seen["tree"] = tree_id(Path(run.repo_path), run.artifact_root)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / SEEN_FILE).write_text(json.dumps(seen, sort_keys=True), encoding="utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(seen, sort_keys=True), encoding="utf-8")
 
 
 def tree_id(repo: Path, artifact_root: str) -> str | None:
@@ -111,7 +111,7 @@ def _seen(tx: Transition, row: JobRow) -> dict[str, Any]:
     """What the review's prompt was rendered with, as ``remember_seen`` wrote it (an
     older file holds the artifacts alone; none: the artifacts as published now)."""
     try:
-        seen = json.loads((scratch_dir(tx.run, row) / SEEN_FILE).read_text(encoding="utf-8"))
+        seen = json.loads(scratch(tx.run, row).seen.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         wanted = set(judged_paths(tx.wg, row.job_id))
         return {"artifacts": {str(a[2]): str(a[4]) for a in fetch(
@@ -293,5 +293,5 @@ def misbound(rows: Iterable[Sequence[Any]], needs: Callable[[str, str], Sequence
     return bound, problems
 
 
-__all__ = ["SEEN_FILE", "USED", "bind", "digest", "judged_paths", "judges_tree", "lapse",
+__all__ = ["USED", "bind", "digest", "judged_paths", "judges_tree", "lapse",
            "misbound", "of_verdict", "record_binding", "remember_seen", "tree_id"]

@@ -35,9 +35,10 @@ from ..errors import (
 from . import audit, budgets, changes, judged, pinned
 from .artifacts import Staged, stage, store_artifact
 from .audit import append_events, verb
+from .completion import Completed, complete_in_one
 from .engine import Transition, advance, apply_verdict, attempt_failed, missing_artifacts
 from .findings import finding_ids
-from .prompts import prepare_prompt, scratch_dir
+from .prompts import prepare_prompt, scratch, scratch_of
 from .records import JobRow, RunRow, from_json
 from .runs import Idle, idle, transition
 from .store import Store, fetch, fetch_together, send
@@ -213,6 +214,7 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
         return take(store, run_id, owner=owner, lanes=lanes, lane_kinds=lane_kinds,
                     lease_seconds=lease_seconds, check_run=False)
     try:
+        pinned.remember_run(run.id, run.workflow_digest)  # its completion needs the graph
         lapsed = judged.bind(store, run, row, workflow)
         if lapsed is not None:
             return Unprepared(run.id, row.job_id, lapsed, final=True, status="lapsed")
@@ -221,7 +223,7 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
         if spec.writes and spec.isolation != "worktree":
             # The repository as this pass found it, before anyone works on it: what the
             # job's end checks its changes against, whoever ends it (_stray).
-            changes.baseline(Path(run.repo_path), prompt_file.parent.parent, row.iteration)
+            changes.baseline(Path(run.repo_path), prompt_file.parent, row.iteration)
     except PromptError as exc:
         # The same template and the same run render the same way on every attempt.
         return _unprepared(store, row, token, exc.message, final=True)
@@ -237,7 +239,7 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
     spec = workflow.jobs[row.job_id]
     return Claim(run.id, row.job_id, row.kind, row.lane, token, row.fence, row.iteration,
                  row.attempt, row.lease_expires_at, str(prompt_file),
-                 str(prompt_file.parent / "out"), list(spec.produces), run, workflow)
+                 str(scratch_of(prompt_file).out), list(spec.produces), run, workflow)
 
 
 def _unprepared(store: Store, row: JobRow, token: str, reason: str, *, final: bool = False
@@ -412,7 +414,7 @@ def _stray(tx: Transition, row: JobRow) -> None:
     if not spec.writes or spec.isolation == "worktree":
         return  # a worktree's changes are its diff, which the worker takes and checks
     repo = Path(tx.run.repo_path)
-    before = changes.baseline(repo, scratch_dir(tx.run, row).parent, row.iteration)
+    before = changes.baseline(repo, scratch(tx.run, row).folder, row.iteration)
     touched = changes.changed(before, changes.snapshot(repo),
                               (".striatum", tx.run.artifact_root))
     stray = changes.outside(touched, spec.writes)
@@ -425,11 +427,17 @@ def _stray(tx: Transition, row: JobRow) -> None:
 
 @verb("job complete")
 def complete(store: Store, run_id: str, job_id: str, token: str, *,
-             files: Iterable[Staged] = (), check_writes: bool = True) -> Transition:
+             files: Iterable[Staged] = (), check_writes: bool = True
+             ) -> Transition | Completed:
     """Complete a task (publishing ``files`` first, in the same transaction).
     ``check_writes``: refuse changes outside its ``writes`` (a worker, which checked
     them itself against the same baseline, passes False)."""
     staged = tuple(files)  # a retried transaction publishes them again
+    if not staged:
+        done = complete_in_one(store, run_id, job_id, token, data={},
+                               check_writes=check_writes)
+        if done is not None:
+            return done
 
     def change(tx: Transition) -> None:
         row = _leased(tx, job_id, token)

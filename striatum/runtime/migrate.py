@@ -23,7 +23,7 @@ from .store import open_connection, wrap_errors
 if TYPE_CHECKING:
     import psycopg
 
-LATEST = len(migrations())
+LATEST = migrations()[-1][0]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ turning CRLF and CR line ends into LF, which ``_as_rendered`` repeats.
 
 from __future__ import annotations
 
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +32,57 @@ TEMPLATE_MARKS = ("{{", "{%", "{#")
 _NEWLINE = re.compile(r"\r\n?")
 
 
-def scratch_dir(run: RunRow, job: JobRow) -> Path:
-    """Scratch space next to the work, never the record: .striatum/ in the repository."""
-    return (Path(run.repo_path) / ".striatum" / "runs" / run.id / job.job_id
-            / f"i{job.iteration}a{job.attempt}")
+@dataclass(frozen=True)
+class Scratch:
+    """An attempt's files in scratch space next to the work, never the record: one folder
+    per job in .striatum/ in the repository, holding each pass's baseline and, named for
+    the attempt (``iNaM``), its prompt, its artifact folder, its lane's log, what a failure
+    set aside and its worktree. Flat, so a claim makes one folder (two for a job's first
+    attempt) and writes one file."""
+
+    folder: Path  # the job's
+    name: str  # the attempt's: i<iteration>a<attempt>
+
+    @property
+    def prompt(self) -> Path:
+        return self.folder / f"{self.name}.md"
+
+    @property
+    def out(self) -> Path:
+        """The artifact folder: what the job produces, and a review's verdict.json."""
+        return self.folder / self.name
+
+    @property
+    def log(self) -> Path:
+        return self.folder / f"{self.name}.log"
+
+    @property
+    def left(self) -> Path:
+        return self.folder / f"{self.name}.left"
+
+    @property
+    def worktree(self) -> Path:
+        return self.folder / f"{self.name}.worktree"
+
+    @property
+    def diff(self) -> Path:
+        return self.folder / f"{self.name}.diff"
+
+    @property
+    def seen(self) -> Path:
+        """What a review's prompt was rendered with (``judged``)."""
+        return self.folder / f"{self.name}.seen.json"
+
+
+def scratch(run: RunRow, job: JobRow) -> Scratch:
+    """The scratch of the job's current attempt."""
+    return Scratch(Path(run.repo_path) / ".striatum" / "runs" / run.id / job.job_id,
+                   f"i{job.iteration}a{job.attempt}")
+
+
+def scratch_of(prompt_file: Path) -> Scratch:
+    """The scratch of the attempt whose prompt this is."""
+    return Scratch(prompt_file.parent, prompt_file.stem)
 
 
 def current_prompt(store: Store, run_id: str, job_id: str) -> Path:
@@ -46,7 +95,7 @@ def current_prompt(store: Store, run_id: str, job_id: str) -> Path:
     if job is None:
         raise NotFound(f"run {run_id} has no job {job_id!r}",
                        hint=f"`striatum run status {run_id}` lists its jobs")
-    path = scratch_dir(run, job) / "prompt.md"
+    path = scratch(run, job).prompt
     if not path.is_file():
         raise NotFound(f"job {job_id} of run {run_id} has no prompt for its current attempt "
                        f"(iteration {job.iteration}, attempt {job.attempt}): it is {job.status}",
@@ -138,12 +187,12 @@ def prepare_prompt(store: Store, run: RunRow, job: JobRow, pinned: CompiledWorkf
         feedback = str(last[0][0]) if last else None
     text = render(run, job, pinned, artifacts=read_artifacts(run.repo_path, stored),
                   feedback=feedback)
-    directory = scratch_dir(run, job)
+    attempt = scratch(run, job)
     if spec.kind == "review":
         from .judged import remember_seen  # judged needs this module: imported when used
 
-        remember_seen(directory, pinned.graph, run, job.job_id, latest)
-    return write_prompt(directory, text + contract(run, job, pinned, directory / "out"))
+        remember_seen(attempt.seen, pinned.graph, run, job.job_id, latest)
+    return write_prompt(attempt, text + contract(run, job, pinned, attempt.out))
 
 
 def contract(run: RunRow, job: JobRow, pinned: CompiledWorkflow, out: Path) -> str:
@@ -174,11 +223,17 @@ def contract(run: RunRow, job: JobRow, pinned: CompiledWorkflow, out: Path) -> s
     return "\n".join(lines) + "\n"
 
 
-def write_prompt(directory: Path, text: str) -> Path:
-    """The attempt's prompt.md, next to its empty out/. The claim's other facts reach the
-    lane as STRIATUM_* variables: every file made here is on the path from a job's
-    claim to its lane's start."""
-    (directory / "out").mkdir(parents=True, exist_ok=True)
-    path = directory / "prompt.md"
+def write_prompt(attempt: Scratch, text: str) -> Path:
+    """The attempt's prompt, next to its empty artifact folder. The claim's other facts
+    reach the lane as STRIATUM_* variables: every file made here is on the path from a
+    job's claim to its lane's start: two ``mkdir`` calls where the run's folder exists."""
+    for folder in (attempt.folder, attempt.out):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            pass  # the job's folder after its first attempt; an attempt claimed again
+        except FileNotFoundError:
+            folder.mkdir(parents=True, exist_ok=True)  # the run's first claim here
+    path = attempt.prompt
     path.write_bytes(text.encode("utf-8"))
     return path

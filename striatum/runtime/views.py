@@ -20,7 +20,7 @@ from ..errors import NotFound
 from . import pinned
 from .artifacts import read_artifact
 from .audit import row_hash
-from .prompts import current_prompt, scratch_dir
+from .prompts import current_prompt, scratch
 from .records import JobRow, RunRow
 from .runs import get_run, status
 
@@ -153,7 +153,7 @@ def _log(run: RunRow, row: JobRow, artifacts: list[dict[str, Any]]
     """Where the job's log is and its tail: while leased, the lane log its attempt is
     writing now (in the scratch folder); else the newest one published."""
     if row.status == "leased":
-        live = scratch_dir(run, row) / "lane.log"
+        live = scratch(run, row).log
         if live.is_file():
             return str(live.relative_to(run.repo_path)), _tail(live, LOG_TAIL)
     name = f"logs/{row.job_id}.log"

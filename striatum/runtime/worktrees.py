@@ -58,26 +58,25 @@ def git(folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
                           check=True)
 
 
-def add_worktree(repo: Path, base_commit: str | None, scratch: Path) -> tuple[Path, Path]:
-    """A detached worktree of ``base_commit`` in the attempt's scratch folder: its root,
-    and the target folder inside it (where the lane runs)."""
+def add_worktree(repo: Path, base_commit: str | None, root: Path) -> tuple[Path, Path]:
+    """A detached worktree of ``base_commit`` at ``root`` (in the attempt's scratch): its
+    root, and the target folder inside it (where the lane runs)."""
     found = checkout(str(repo))
     if not base_commit or found is None:
         raise Conflict("isolation: worktree needs the target to be a git repository with a "
                        "commit when the run is prepared",
                        hint="commit in the repository, then prepare a new run")
-    root = scratch / "worktree"
     if root.exists():
         remove_worktree(repo, root)
     git(repo, "worktree", "add", "--detach", str(root), base_commit)
     return root, root / found.prefix if found.prefix else root
 
 
-def worktree_diff(root: Path, base: str | None, scratch: Path) -> Path:
-    """Everything the attempt changed in its worktree, as a binary-safe diff file."""
+def worktree_diff(root: Path, base: str | None, path: Path) -> Path:
+    """Everything the attempt changed in its worktree, as a binary-safe diff file at
+    ``path``."""
     git(root, "add", "-A")
     diff = git(root, "diff", "--cached", "--binary", base or "HEAD").stdout
-    path = scratch / "changes.diff"
     path.write_bytes(diff)
     return path
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from ..compiler.compile import Compilation
     from ..compiler.compiled import CompiledWorkflow
+    from ..runtime.completion import Completed
     from ..runtime.engine import Transition
     from ..runtime.leases import Claim
     from ..runtime.records import RunRow
@@ -92,7 +93,7 @@ def published(run_id: str, job_id: str, record: dict[str, Any]) -> dict[str, Any
     return {"run": run_id, "job": job_id, **record}
 
 
-def job_outcome(tx: Transition, job_id: str) -> dict[str, Any]:
+def job_outcome(tx: Transition | Completed, job_id: str) -> dict[str, Any]:
     """Where a job and its run stand after verdict, complete, release or fail."""
     row = tx.jobs[job_id]
     return {"run": tx.run.id, "job": job_id, "status": row.status, "iteration": row.iteration,

@@ -33,9 +33,9 @@ def test_without_permission_flags_the_write_is_refused(bench: Bench, tmp_path: P
     assert outcome.status == "failed", outcome.explain()
     report = outcome.job("report")
     assert report.status == "failed" and "report.md" in (report.reason or ""), report.reason
-    scratch = outcome.repo / ".striatum" / "runs" / run_id / "report" / "i0a0"
-    assert not (scratch / "out" / "report.md").exists()
-    assert "I could not write the report." in (scratch / "lane.log").read_text()
+    job = outcome.repo / ".striatum" / "runs" / run_id / "report"
+    assert not (job / "i0a0" / "report.md").exists()
+    assert "I could not write the report." in (job / "i0a0.log").read_text()
     results = outcome.record.results("report")
     assert results and all(r.error for r in results), outcome.explain()
     assert refusals(results) == results

@@ -48,6 +48,6 @@ def test_the_agent_records_its_verdict_with_its_shell_tool(bench: Bench, tmp_pat
     assert f"check: succeeded; run {run_id}: completed" in result.output, result
     # Through the command, not a verdict.json left behind; and the lane's output is still
     # published as the job's log though its agent ended the job first.
-    scratch = outcome.repo / ".striatum" / "runs" / run_id / "check" / "i0a0"
-    assert not (scratch / "out" / "verdict.json").exists()
+    out = outcome.repo / ".striatum" / "runs" / run_id / "check" / "i0a0"
+    assert not (out / "verdict.json").exists()
     assert "Verdict recorded." in bench.artifacts(outcome, "check")["logs/check.log"]

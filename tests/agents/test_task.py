@@ -60,7 +60,7 @@ def test_the_agent_writes_its_artifact_with_its_file_tool(bench: Bench, tmp_path
     assert result.tool == FILE_TOOL[vendor]
     assert refusals([result]) == [], result
     assert record.prompt("report").rstrip().endswith(
-        f"{outcome.repo}/.striatum/runs/{run_id}/report/i0a0/out/report.md")
+        f"{outcome.repo}/.striatum/runs/{run_id}/report/i0a0/report.md")
 
 
 # codex's workspace-write sandbox runs the system bwrap, which maps uid 0 into a new user

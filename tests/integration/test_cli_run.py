@@ -711,7 +711,7 @@ def test_a_retry_starts_from_where_the_pass_started_not_on_the_failed_attempts_e
     assert (repo / "src" / "kept.py").read_text() == "an earlier job's work\n"
     assert (repo / "src" / "tracked.py").read_text() == "committed\n"
     # Nothing is lost: the failed attempt's files are kept in its scratch folder.
-    left = repo / ".striatum" / "runs" / run_id / "change" / "i0a0" / "left" / "src"
+    left = repo / ".striatum" / "runs" / run_id / "change" / "i0a0.left" / "src"
     assert (left / "half.py").read_text() == "half done"
     assert (left / "kept.py").read_text() == "mangled by the failed attempt"
     retried = next(e for e in cli.json("run", "events", run_id)["events"]

@@ -286,18 +286,18 @@ def test_the_secret_the_server_makes_is_private_and_gone_when_it_stops(
 
 def test_a_leased_jobs_page_tails_the_log_its_attempt_is_writing(
         web: TestClient, store: Store, repo: Path) -> None:
-    from striatum.runtime.prompts import scratch_dir
+    from striatum.runtime.prompts import scratch
     from striatum.runtime.records import JobRow
 
     run_id = start_run(store, example("minimal"), repo)
     assert leases.claim(store, run_id, owner="worker-3", lease_seconds=300) is not None
     row = store.read(JobRow, "job_record", {"run": run_id, "job": "answer"})
     assert row is not None
-    log = scratch_dir(runs.get_run(store, run_id), row) / "lane.log"
+    log = scratch(runs.get_run(store, run_id), row).log
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("x" * 20_000 + "\nthinking <about> it\n")
     page = web.get(f"/runs/{run_id}/jobs/answer").text
-    assert "thinking &lt;about&gt; it" in page and "lane.log" in page
+    assert "thinking &lt;about&gt; it" in page and "i0a0.log" in page
     assert "x" * 17_000 not in page  # a tail, not the whole log
     assert 'data-stream="/runs/' in page and "/jobs/answer/live?since=" in page
 

@@ -80,7 +80,7 @@ def test_an_error_inside_an_attempt_fails_that_attempt_and_cleans_up(
     reason = retried[0]["payload"]["data"]["reason"]
     assert "worktree" in reason and "git" in reason, reason
     assert "worktree" in report["jobs"][0]["detail"], report
-    worktrees = list((repo / ".striatum").rglob("worktree"))
+    worktrees = list((repo / ".striatum").rglob("*.worktree"))
     assert worktrees == [], worktrees
 
 
@@ -181,7 +181,7 @@ def test_writes_are_checked_in_a_repository_below_the_top_of_its_work_tree(
         # What it wrote within its writes is taken back, and kept in its scratch folder.
         assert "its changes to 1 file(s) were taken back" in outcomes[0].detail
         job = next(iter((repo / ".striatum" / "runs" / run_id).iterdir()))
-        assert (job / "i0a0" / "left" / "src" / "new.py").read_text() == "x = 1\n"
+        assert (job / "i0a0.left" / "src" / "new.py").read_text() == "x = 1\n"
     assert (repo / "src" / "new.py").is_file() == succeeds
     assert git(top, "status", "--porcelain")  # the check read the real work tree
 
@@ -455,7 +455,7 @@ def test_the_ticket_that_orders_progress_lines_is_given_back_whatever_ends_an_at
                                        "/nonexistent/worker.sock", LaneLeases())
     claim = types.SimpleNamespace(run="r", job="j", token="1-x", iteration=0, attempt=0,
                                   run_row=types.SimpleNamespace(repo_path="/nonexistent"),
-                                  prompt_file="/nonexistent/i0a0/prompt.md")
+                                  prompt_file="/nonexistent/j/i0a0.md")
 
     outcome = attempts.run(claim)  # type: ignore[arg-type]
 

@@ -212,7 +212,7 @@ def test_code_change_goes_through_exactly_one_revision(dsn: str, store: Store,
 
 
 def _prompt_of(repo: Path, run_id: str, job_id: str, iteration: int) -> Path:
-    return repo / ".striatum" / "runs" / run_id / job_id / f"i{iteration}a0" / "prompt.md"
+    return repo / ".striatum" / "runs" / run_id / job_id / f"i{iteration}a0.md"
 
 
 # -- 4. a worker SIGKILLed mid-job -----------------------------------------------------------

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -184,7 +185,10 @@ def test_soak_rescue_vs_completion_race(dsn: str, store: Store, repo: Path, tmp_
 def interleave(dsn: str, store: Store, run_id: str) -> tuple[str, int, list[str]]:
     """The holder's transaction reads the job while its lease is live and holds the run;
     then the lease expires; the reclaimer reads the expired lease (it is still leased);
-    then the completion commits; then the reclaimer's transition runs."""
+    then the completion commits; then the reclaimer's transition runs. The completion
+    takes the general transition, whose steps can be paused between: the one-statement
+    completion locks the run and checks the lease in one statement, with nothing
+    between them (the races above run it against the sweep)."""
     claim = leases.claim(store, run_id, owner="holder", sweep=False)
     assert claim is not None
     holding, reclaimer_read = threading.Event(), threading.Event()
@@ -219,7 +223,8 @@ def interleave(dsn: str, store: Store, run_id: str) -> tuple[str, int, list[str]
         with ThreadPoolExecutor(max_workers=2) as pool:
             def complete() -> str:
                 try:
-                    leases.complete(holder, run_id, claim.job, claim.token)
+                    with mock.patch.object(leases, "complete_in_one", return_value=None):
+                        leases.complete(holder, run_id, claim.job, claim.token)
                 except leases.LeaseLost:
                     return "refused"
                 return "completed"

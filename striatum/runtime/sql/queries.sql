@@ -162,6 +162,11 @@ SELECT job, run
 FROM striatum.claim_job(%(run)s, %(lanes)s, %(lane_kinds)s, %(owner)s, %(secret)s,
                         %(lease_seconds)s, %(actor)s, %(verb)s, %(args_digest)s);
 
+-- complete_job: complete a leased task, ready the jobs waiting only for it, append the events and the audit row, in one statement; the job's and its run's records as JSON, or no row (nothing changed) when the change is not that common case --
+SELECT job, run
+FROM striatum.complete_job(%(run)s, %(job)s, %(token)s, %(data)s, %(produces)s,
+                           %(dependents)s::jsonb, %(actor)s, %(verb)s, %(args_digest)s);
+
 -- lock_job: one job, locked (the lease verbs lock no run row) --
 SELECT * FROM striatum.job_records WHERE run_id = %(run)s AND job_id = %(job)s FOR UPDATE;
 
