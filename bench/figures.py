@@ -1114,7 +1114,7 @@ def figure_compile(ctx: Context) -> dict[str, Any]:
 
     from . import compile_scaling as cs
 
-    sizes = (1000, 10000)
+    sizes = (1000, 10000, 100_000)
     rows = []
     raw: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="striatum-bench-") as tmp:

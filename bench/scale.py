@@ -1,7 +1,7 @@
 """Backlog and fleet scale: what a claim costs behind a long queue, what reading a big run
 costs, and how many workers the server takes before the rate flattens.
 
-    python -m bench backlog [--quick]   # per-claim time, 100 ready jobs vs 100,000 (20,000)
+    python -m bench backlog [--quick]   # per-claim time, 100 ready jobs vs 100,000
     python -m bench bigrun [--quick]    # run.status and run.why of a 10,000-job run
     python -m bench fleet [--quick]     # 1, 2, 4, 8, 16 workers over 4 runs
 
@@ -51,21 +51,23 @@ def _flat_jobs(n: int) -> list[dict[str, Any]]:
     return [{"id": f"j{i}", "lane": LANE, "prompt": {"text": f"Do j{i}."}} for i in range(n)]
 
 
-def _ready_run(ctx: Context, dsn: str, n: int) -> tuple[str, float]:
-    """A started run with ``n`` ready jobs; (run, seconds it took to build)."""
+def _ready_run(ctx: Context, dsn: str, n: int) -> tuple[str, dict[str, float]]:
+    """A started run with ``n`` ready jobs; (run, seconds its prepare and its start took)."""
     from striatum.runtime import runs
     from striatum.runtime.store import Store
 
-    start = time.perf_counter()
     workflow = write_workflow(ctx.tmp, f"backlog-{n}", _flat_jobs(n), ["true"])
     store = Store.connect(dsn)
     try:
+        start = time.perf_counter()
         run = runs.prepare(store, str(workflow), str(new_repo(ctx, f"backlog-{n}")),
                            overrides={}, lanes=TRUE_LANE)
+        prepared = time.perf_counter()
         runs.start(store, run)
+        started = time.perf_counter()
     finally:
         store.close()
-    return run, time.perf_counter() - start
+    return run, {"prepare": prepared - start, "start": started - prepared}
 
 
 def _claim_ms(dsn: str, run: str, claims: int) -> list[float]:
@@ -89,17 +91,18 @@ def _claim_ms(dsn: str, run: str, claims: int) -> list[float]:
 
 
 def figure_backlog(ctx: Context) -> dict[str, Any]:
-    # Starting a 100,000-job run takes minutes here (runs.start readies each job with
-    # its own statements); --quick stops at 20,000 so that it ends within a minute.
-    sizes = (100, 20_000 if ctx.quick else 100_000)
+    # Preparing and starting a 100,000-job run takes 15-20 s here (its jobs and events
+    # written in batches), so --quick keeps the size and takes fewer claims.
+    sizes = (100, 100_000)
     claims = 40 if ctx.quick else 200
     per: dict[int, dict[str, list[float]]] = {n: {"client": [], "server": []} for n in sizes}
-    built: dict[int, float] = {}
+    built: dict[int, dict[str, float]] = {}
     with fresh_database(ctx) as dsn:
         runs_of = {}
         for n in sizes:
             runs_of[n], built[n] = _ready_run(ctx, dsn, n + claims * ctx.repeat * 2)
-            ctx.say(f"  backlog: {n:,} ready jobs built in {built[n]:.1f} s")
+            ctx.say(f"  backlog: {n:,} ready jobs prepared in {built[n]['prepare']:.1f} s, "
+                    f"started in {built[n]['start']:.1f} s")
         for i in range(ctx.repeat):
             for n in sizes:  # interleaved: drifting load hits both sizes alike
                 per[n]["client"].append(statistics.median(_claim_ms(dsn, runs_of[n], claims)))
@@ -121,13 +124,17 @@ def figure_backlog(ctx: Context) -> dict[str, Any]:
                  row(f"  claim_job alone from pgbench, {n:,} ready jobs", "ms",
                      per[n]["server"], who="reference", higher_is_better=False,
                      key=f"claim_sql_{n}", detail=True)]
+    rows += [row(f"  {verb} of the run of {big + claims * ctx.repeat * 2:,} jobs (once)", "s",
+                 [built[big][verb]], higher_is_better=False,
+                 key=f"{verb}_big", detail=True) for verb in ("prepare", "start")]
     return {"rows": rows, "raw": {"built_s": built, "per": per}, "notes": [
         f"backlog: one run per size whose jobs have no needs (all ready at start, plus "
         f"the jobs the claims take, so the backlog stays at its size); {claims} claims per "
         "repetition, each timed alone (leases.claim(sweep=False), the job completed after, "
         "untimed), the median reported; the detail row: pgbench -t N calling "
-        "striatum.claim_job on the same run (the server's part). Runs were built in "
-        + ", ".join(f"{built[n]:.1f} s ({n:,})" for n in sizes) + "."]}
+        "striatum.claim_job on the same run (the server's part). Runs were prepared and "
+        "started in " + ", ".join(f"{built[n]['prepare']:.1f} + {built[n]['start']:.1f} s "
+                                  f"({n:,})" for n in sizes) + "."]}
 
 
 # ================================================================ a big run
@@ -344,7 +351,9 @@ def figure_fleet(ctx: Context) -> dict[str, Any]:
     rows += [row(f"  lock waits per 50 ms sample, {n} workers", "waits",
                  [p["pg"]["lock_waits_per_sample"] for p in points[n]], who="reference",
                  higher_is_better=False, key=f"locks_{n}", detail=True) for n in counts]
-    return {"rows": rows, "raw": points, "flattens_at": flat, "notes": [
+    bound = _fleet_bound(points, flat or counts[-1])
+    return {"rows": rows, "raw": points, "flattens_at": flat, "bound": bound, "notes": [
+        f"fleet: what bounds the curve where it flattens: {bound}",
         f"fleet: N `striatum worker` subprocesses (every run, --concurrency 1, lane `true`), "
         f"listening before the clock; clock from starting {runs_n} prepared fan-outs of "
         f"{per_run} jobs until all four are completed; the curve "
@@ -359,6 +368,26 @@ def figure_fleet(ctx: Context) -> dict[str, Any]:
           f"{p[-1]['pg']['active_per_sample']:.1f}, of which waiting on: "
           + ", ".join(f"{k} {v}" for k, v in p[-1]["pg"]["waits"].items())
           for n, p in points.items())]}
+
+
+def _fleet_bound(points: dict[int, list[dict[str, Any]]], at: int) -> str:
+    """CPU or locks, from the samples at ``at`` workers: the machine busy >= 90 % is CPU;
+    else locks when most active backends wait on one."""
+    busy = statistics.median(p["machine_busy"] for p in points[at])
+    waits: Counter[str] = Counter()
+    active = 0.0
+    for p in points[at]:
+        waits.update(p["pg"]["waits"])
+        active += p["pg"]["active_per_sample"] * p["pg"]["samples"]
+    locked = sum(v for k, v in waits.items() if k.startswith("Lock:"))
+    share = locked / active if active else 0.0
+    said = (f"the machine {busy:.0%} busy, {share:.0%} of the active backends' samples "
+            f"waiting on a lock, at {at} workers")
+    if busy >= 0.9:
+        return f"CPU ({said})"
+    if share >= 0.5:
+        return f"locks ({said})"
+    return f"neither alone ({said})"
 
 
 __all__ = ["figure_backlog", "figure_bigrun", "figure_fleet"]

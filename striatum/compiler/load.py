@@ -20,7 +20,8 @@ from .text import echo, position
 if TYPE_CHECKING:
     from .jsonpos import JsonLocator
 
-MAX_BYTES = 16 * 1024 * 1024
+# Room for a generated workflow of 100,000 jobs (20-30 MB), well short of a data dump.
+MAX_BYTES = 48 * 1024 * 1024
 JSON_SUFFIXES = (".json",)
 DSL_SUFFIXES = (".stm", ".striatum")
 
@@ -74,7 +75,7 @@ def read_source(path: str, *, fmt: str | None = None) -> Source:
     if stat.st_size > MAX_BYTES:
         return _fail(path, guess, diag(
             "STR005", f"file is {stat.st_size:,} bytes; the limit is {MAX_BYTES:,}",
-            hint="a workflow of 10,000 jobs is about 2 MB; is this the right file?"))
+            hint="a workflow of 100,000 jobs is 20-30 MB; is this the right file?"))
     try:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)

@@ -26,7 +26,7 @@ SUMMARIES: dict[str, str] = {
     "STR002": "The path names a directory, not a workflow file.",
     "STR003": "The file is not UTF-8 text.",
     "STR004": "The file is empty.",
-    "STR005": "The file is larger than the 16 MiB limit.",
+    "STR005": "The file is larger than the 48 MiB limit.",
     "STR006": "The format is neither json nor dsl.",
     "STR007": "The file cannot be read.",
     "STR010": "The file is not valid JSON.",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ..canonical import canonical_json, text_safe
 from ..errors import StoreError, StoreUnavailable, StriatumError
+from . import batches
 from .actor import default_actor as default_actor  # callers import it from here too
-from .store import send
+from .store import fetch_one, send
 
 if TYPE_CHECKING:
     import psycopg
@@ -75,15 +76,47 @@ class Event:
             return canonical_json(text_safe(body)).decode("utf-8")
 
 
-def append_events(cur: psycopg.Cursor[Any], repo_id: int, events: Iterable[Event],
+def append_events(cur: psycopg.Cursor[Any], repo_id: int, events: Sequence[Event],
                   at: datetime) -> None:
-    """Append in order. Pipelined, the appends do not wait: they reach the server with
-    the COMMIT, so the chain head's lock is held for the shortest time."""
+    """Append in order; the last statement sent returns the chain's new head. Pipelined,
+    a few appends do not wait: they reach the server with the COMMIT, so the chain
+    head's lock is held for the shortest time. Many (``batches.MANY``) are hashed here
+    under the head's lock and inserted in batches: appended one by one, each would
+    update the same head row again in one transaction, and every update walks the
+    versions the ones before it left, so the time grew with the square of the count."""
     chain = repo_chain(repo_id)
+    if len(events) >= batches.MANY:
+        _append_many(cur, repo_id, chain, events, at)
+        return
     for event in events:
         send(cur, "append_event", {
             "chain": chain, "repo": repo_id, "run": event.run, "job": event.job,
             "type": event.type, "payload": event.payload(at)})
+
+
+def _append_many(cur: psycopg.Cursor[Any], repo_id: int, chain: str,
+                 events: Sequence[Event], at: datetime) -> None:
+    """The same rows ``append_event`` would write, hashed by ``row_hash`` (doctor's)."""
+    head = fetch_one(cur, "lock_chain_head", {"chain": chain})
+    if head is None:
+        raise StoreError(f"no chain {chain}", sqlstate="P0002")  # append_event's refusal
+    seq, previous = int(head[0]), str(head[1])
+    rows = []
+    for event in events:
+        payload = event.payload(at)
+        hashed = row_hash(previous, payload)
+        seq += 1
+        rows.append({"seq": seq, "run": event.run, "job": event.job, "type": event.type,
+                     "payload": payload, "previous_hash": previous, "row_hash": hashed})
+        previous = hashed
+    for batch in batches.slices(rows):
+        send(cur, "insert_events", {"repo": repo_id,
+                                     **batches.columns(batch, _EVENT_COLUMNS)})
+    send(cur, "move_chain_head", {"chain": chain, "seq": seq, "hash": previous,
+                                  "previous": rows[-1]["previous_hash"]})
+
+
+_EVENT_COLUMNS = ("seq", "run", "job", "type", "payload", "previous_hash", "row_hash")
 
 
 # -- the audit of verbs ------------------------------------------------------------------------

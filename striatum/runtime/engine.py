@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound
-from . import pinned
+from . import batches, pinned
 from .audit import Event, append_events
 from .findings import repeats_last_round, verdict_data
 from .machine import RUN_TERMINAL, check_job, check_run
@@ -49,6 +49,18 @@ def save_job(cur: psycopg.Cursor[Any], row: JobRow, lease_seconds: int | None = 
         "lease_token": row.lease_token, "lease_owner": row.lease_owner,
         "lease_seconds": lease_seconds, "chosen": row.chosen, "verdict": row.verdict,
         "reason": row.reason})
+
+
+_SAVED = ("status", "iteration", "attempt", "executions", "revisions_used", "fence",
+          "lease_token", "lease_owner", "chosen", "verdict", "reason")
+
+
+def save_jobs(cur: psycopg.Cursor[Any], run_id: str, rows: list[JobRow]) -> None:
+    """``save_job`` for many jobs of one run (no lease starting), a batch per statement."""
+    for batch in batches.slices(rows):
+        send(cur, "update_jobs", {"run": run_id, "job": [row.job_id for row in batch],
+                                  **{name: [getattr(row, name) for row in batch]
+                                     for name in _SAVED}})
 
 
 @dataclass
@@ -166,8 +178,11 @@ class Transition:
 
     def flush(self) -> None:
         """Queue every write; in a pipelined transaction they travel with the COMMIT."""
-        for job_id in self.dirty:
-            save_job(self.cur, self.jobs[job_id])
+        if len(self.dirty) >= batches.MANY:
+            save_jobs(self.cur, self.run.id, [self.jobs[job_id] for job_id in self.dirty])
+        else:
+            for job_id in self.dirty:
+                save_job(self.cur, self.jobs[job_id])
         for job_id, fence, outcome in self.ended_leases:
             send(self.cur, "end_lease", {"run": self.run.id, "job": job_id, "fence": fence,
                                          "outcome": outcome})

@@ -13,7 +13,12 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, TypeVar, cast, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, cast, get_type_hints
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import psycopg
 
 R = TypeVar("R")
 
@@ -96,3 +101,24 @@ def from_json(cls: type[R], document: dict[str, Any]) -> R:
     stamps = _timestamps(cast(Any, cls))
     return cls(**{name: (datetime.fromisoformat(value) if name in stamps and value is not None
                          else value) for name, value in document.items()})
+
+
+@cache
+def _fields(cls: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def record_row(cls: type[R]) -> Callable[[psycopg.Cursor[Any]], Callable[[Sequence[Any]], R]]:
+    """A psycopg row factory: each row a ``cls``, its fields taken by column name. When
+    the columns come in the record's field order (the views list them so), the record is
+    built by position: a read of a 10,000-job run then makes no dict a row."""
+
+    def for_result(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], R]:
+        result = cursor.pgresult
+        count = result.nfields if result is not None else 0
+        names = tuple(cast(Any, result).fname(i).decode() for i in range(count))
+        if names == _fields(cast(Any, cls)):
+            return lambda values: cls(*values)
+        return lambda values: cls(**dict(zip(names, values, strict=True)))
+
+    return for_result

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
-from . import audit, budgets, pinned
+from . import audit, batches, budgets, collector, pinned
 from .audit import Event, append_events, repo_chain, verb
 from .engine import (
     Transition,
@@ -25,8 +25,7 @@ from .engine import (
 from .manifest import prepare_manifest, promote, run_artifacts
 from .preflight import Finding, preflight
 from .records import JobRow, RunRow, initial_job_state
-from .sql import query
-from .store import Store, fetch, fetch_one, fetch_records
+from .store import Store, fetch, fetch_one, fetch_records, send
 
 if TYPE_CHECKING:
     import psycopg
@@ -191,7 +190,8 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
                  "lane": job.lane, "lane_kind": compiled.lanes[job.lane].kind,
                  "max_attempts": job.max_attempts}
                 for position, job in enumerate(workflow.jobs)]
-        cur.executemany(query("insert_job"), rows)
+        for batch in batches.slices(rows):
+            send(cur, "insert_jobs", {"run": run_id, **batches.columns(batch, _JOB_COLUMNS)})
         now = fetch_one(cur, "now")[0]
         initial = initial_job_state()
         state = {"status": "prepared", "blocked_on": None}
@@ -204,6 +204,9 @@ def prepare(store: Store, workflow_file: str, repo: str, *, overrides: dict[str,
 
     store.transaction(work)
     return run_id
+
+
+_JOB_COLUMNS = ("job", "position", "kind", "lane", "lane_kind", "max_attempts")
 
 
 @verb("repo adopt")
@@ -597,6 +600,17 @@ def get_run(store: Store, run_id: str) -> RunRow:
 
 
 def status(store: Store, run_id: str) -> RunView:
+    with collector.paused():
+        return _status(store, run_id)
+
+
+def status_document(store: Store, run_id: str) -> dict[str, Any]:
+    """``run status --json``: the run's view as JSON, made with the collector paused too."""
+    with collector.paused():
+        return _status(store, run_id).to_json()
+
+
+def _status(store: Store, run_id: str) -> RunView:
     def work(cur: psycopg.Cursor[Any]) -> RunView:
         found = fetch_records(cur, RunRow, "run_record", {"run": run_id})
         if not found:

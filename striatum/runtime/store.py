@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import RetriesExhausted, StoreError, StoreUnavailable
+from .records import record_row
 from .sql import query
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ class Store:
         """One query outside any explicit transaction (autocommit); rows as ``record``s
         (by column name) when given."""
         with wrap_errors(), self._cursor(record) as cur:
-            cur.execute(query(name), params or {})
+            cur.execute(query(name), params or {}, binary=record is not None)
             return cur.fetchall() if _rows_came(cur) else []
 
     def read(self, record: type[T], name: str, params: dict[str, Any]) -> T | None:
@@ -199,9 +200,7 @@ class Store:
     def _cursor(self, record: type[Any] | None) -> psycopg.Cursor[Any]:
         if record is None:
             return self._conn.cursor()
-        from psycopg.rows import class_row
-
-        return self._conn.cursor(row_factory=class_row(record))
+        return self._conn.cursor(row_factory=record_row(record))
 
     @contextmanager
     def snapshot(self, *settings: str) -> Iterator[None]:
@@ -283,16 +282,16 @@ def fetch_together(cur: psycopg.Cursor[Any], *statements: Read) -> list[list[Any
     """The rows of several reads. Pipelined, they travel in one round trip: all are sent
     before any is read. Each starts after the one before it has finished, so a read
     placed after a lock sees what committed meanwhile."""
-    from psycopg.rows import class_row
-
     cursors = []
     try:
         for statement in statements:
             record = statement[2] if len(statement) == 3 else None
-            each = cur.connection.cursor(row_factory=class_row(record)) if record else \
+            each = cur.connection.cursor(row_factory=record_row(record)) if record else \
                 cur.connection.cursor()
             cursors.append(each)
-            each.execute(query(statement[0]), statement[1])
+            # Records come in binary: a timestamp is then a number to convert, not text
+            # to parse (a 10,000-job run's read took a third of the time).
+            each.execute(query(statement[0]), statement[1], binary=record is not None)
         return [each.fetchall() for each in cursors]
     finally:
         for each in cursors:

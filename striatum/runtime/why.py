@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..durations import spoken
-from . import pinned
+from . import collector, pinned
 from .budgets import stopped as budget_stopped
 from .findings import run_repeats
 from .records import JobRow, RunRow
@@ -67,6 +67,11 @@ def budget_hold(run: RunRow, reason: str | None) -> Hold:
 def explain(store: Store, run_id: str, view: RunView | None = None) -> dict[str, Any]:
     """The ``why`` document of a run: its state, what holds it, and the next command.
     ``view``: the run's status, when the caller read it already."""
+    with collector.paused():
+        return _explain(store, run_id, view)
+
+
+def _explain(store: Store, run_id: str, view: RunView | None) -> dict[str, Any]:
     view = status(store, run_id) if view is None else view
     now: datetime = store.execute("now")[0][0]
     workflow = pinned.compiled_of(store, view.run.workflow_digest)
@@ -155,9 +160,15 @@ def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job:
     serve the run and their lanes, None when not asked; ``repeats``: the reviews whose
     latest round repeated the one before, with its finding ids)."""
     jid = job.job_id
-    spec = workflow.jobs[jid]
     passes = f" (pass {job.iteration + 1})" if job.iteration else ""
-    if job.status == "awaiting_decision":
+    status = job.status
+    # Most jobs of a big run are ready or settled: those two are answered first.
+    if status == "ready":
+        return _ready_hold(rid, job, passes, now, serving)
+    if status in SETTLED:
+        return None
+    spec = workflow.jobs[jid]
+    if status == "awaiting_decision":
         if job.kind == "checkpoint":
             choices = [name for name, _ in spec.choices]
             title = f" {spec.title!r}" if spec.title else ""
@@ -192,11 +203,9 @@ def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job:
                     f"({budget}) and waits for a human: accept the work as it is, fail the "
                     "run, or grant one more revision",
                     f"striatum run resume {rid} --decision accept|fail|revise", {"by": "budget"})
-    if job.status == "leased":
+    if status == "leased":
         return _lease_hold(rid, job, passes, now)
-    if job.status == "ready":
-        return _ready_hold(rid, job, passes, now, serving)
-    if job.status == "pending":
+    if status == "pending":
         waiting = [(need, jobs[need].status) for need in spec.needs
                    if need in jobs and jobs[need].status not in SETTLED]
         if not waiting:
@@ -210,8 +219,9 @@ def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job:
 def _ready_hold(rid: str, job: JobRow, passes: str, now: datetime,
                 serving: list[tuple[str, list[str] | None]] | None) -> Hold:
     jid, lane = job.job_id, job.lane
-    details = {"lane": lane, "ready_seconds": _seconds(now, job.updated_at), "workers": None}
-    ready = f"{jid}{passes} is ready on lane {lane} since {_age(now, job.updated_at)} ago"
+    waited = int((now - job.updated_at).total_seconds())
+    details = {"lane": lane, "ready_seconds": waited, "workers": None}
+    ready = f"{jid}{passes} is ready on lane {lane} since {spoken(waited)} ago"
     if job.verdict == "lapsed":
         # A review run again because what it accepted changed: say so, whoever claims it.
         ready = f"{ready} to review again ({job.reason})"

@@ -173,13 +173,13 @@ def _run_start(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
     runs.start(session.store, p["run"], allow_dirty=p["allow_dirty"])
-    return runs.status(session.store, p["run"]).to_json()
+    return runs.status_document(session.store, p["run"])
 
 
 def _run_status(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
-    return runs.status(session.store, p["run"]).to_json()
+    return runs.status_document(session.store, p["run"])
 
 
 def _run_resolve(session: Session, p: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +210,7 @@ def _run_cancel(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
     runs.cancel(session.store, p["run"], p["reason"])
-    return runs.status(session.store, p["run"]).to_json()
+    return runs.status_document(session.store, p["run"])
 
 
 def _run_resume(session: Session, p: dict[str, Any]) -> dict[str, Any]:
@@ -225,7 +225,7 @@ def _run_retry(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
     runs.retry(session.store, p["run"], p["job"], p["reason"] or "retried by a human")
-    return runs.status(session.store, p["run"]).to_json()
+    return runs.status_document(session.store, p["run"])
 
 
 def _run_plan(session: Session, p: dict[str, Any]) -> dict[str, Any]:

@@ -49,6 +49,8 @@ def parallel_writes_overlap(ctx: LintContext) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     untold, last = 0, None
     for job in ctx.workflow.jobs:
+        if not job.writes:
+            continue  # the bitset below costs a word per job of the run: only for writers
         # Earlier jobs that are neither upstream nor downstream: each pair is
         # reported once, on the later job.
         parallel = (wg.bit(job.id) - 1) & ~(wg.reach[job.id] | wg.ancestors_bits[job.id])

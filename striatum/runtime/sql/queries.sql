@@ -69,11 +69,13 @@ INSERT INTO striatum.runs (id, repo_id, workflow_digest, workflow_name, status, 
 VALUES (%(id)s, %(repo)s, %(digest)s, %(name)s, 'prepared', %(vars)s, %(artifact_root)s,
         %(base_commit)s, %(worst_case)s, %(unsettled)s);
 
--- insert_job: one job of a new run, pending --
+-- insert_jobs: a batch of a new run's jobs, pending, in one statement --
 INSERT INTO striatum.jobs (run_id, job_id, position, kind, lane, lane_kind, status,
                            max_attempts)
-VALUES (%(run)s, %(job)s, %(position)s, %(kind)s, %(lane)s, %(lane_kind)s, 'pending',
-        %(max_attempts)s);
+SELECT %(run)s, j.job_id, j.position, j.kind, j.lane, j.lane_kind, 'pending', j.max_attempts
+FROM unnest(%(job)b::text[], %(position)b::integer[], %(kind)b::text[], %(lane)b::text[],
+            %(lane_kind)b::text[], %(max_attempts)b::integer[])
+     AS j(job_id, position, kind, lane, lane_kind, max_attempts);
 
 -- lock_run: lock a run's row for a transition (always before its jobs); the clock --
 SELECT now() FROM striatum.runs WHERE id = %(run)s FOR UPDATE;
@@ -132,6 +134,23 @@ UPDATE striatum.jobs
                            ELSE now() END,
        chosen = %(chosen)s, verdict = %(verdict)s, reason = %(reason)s, updated_at = now()
  WHERE run_id = %(run)s AND job_id = %(job)s;
+
+-- update_jobs: write a batch of jobs' projections after a transition (update_job's columns as arrays; no lease starts here, so a kept lease keeps its clock) --
+UPDATE striatum.jobs AS j
+   SET status = u.status, iteration = u.iteration, attempt = u.attempt,
+       executions = u.executions, revisions_used = u.revisions_used, fence = u.fence,
+       lease_token = u.lease_token, lease_owner = u.lease_owner,
+       lease_expires_at = CASE WHEN u.lease_token IS NULL THEN NULL ELSE j.lease_expires_at END,
+       heartbeat_at = CASE WHEN u.lease_token IS NULL THEN NULL ELSE j.heartbeat_at END,
+       chosen = u.chosen, verdict = u.verdict, reason = u.reason, updated_at = now()
+  FROM unnest(%(job)b::text[], %(status)b::text[], %(iteration)b::integer[],
+              %(attempt)b::integer[], %(executions)b::integer[],
+              %(revisions_used)b::integer[], %(fence)b::bigint[], %(lease_token)b::text[],
+              %(lease_owner)b::text[], %(chosen)b::text[], %(verdict)b::text[],
+              %(reason)b::text[])
+       AS u(job_id, status, iteration, attempt, executions, revisions_used, fence,
+            lease_token, lease_owner, chosen, verdict, reason)
+ WHERE j.run_id = %(run)s AND j.job_id = u.job_id;
 
 -- update_run: write a run's projection after a transition --
 UPDATE striatum.runs SET status = %(status)s, blocked_on = %(blocked_on)s,
@@ -219,6 +238,22 @@ ORDER BY created_at DESC LIMIT 1;
 -- append_event: add one event to a chain (the function holds the chain rule); the new head --
 SELECT seq, row_hash
 FROM striatum.append_event(%(chain)s, %(repo)s, %(run)s, %(job)s, %(type)s, %(payload)s);
+
+-- lock_chain_head: a chain's head, locked to the end of the transaction (a batch of events is hashed under it) --
+SELECT seq, hash FROM striatum.chain_heads WHERE chain = %(chain)s FOR UPDATE;
+
+-- insert_events: a batch of events hashed under the chain head's lock, in chain order --
+INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, previous_hash,
+                             row_hash)
+SELECT %(repo)s, e.seq, e.run_id, e.job_id, e.type, e.payload, e.previous_hash, e.row_hash
+FROM unnest(%(seq)b::bigint[], %(run)b::text[], %(job)b::text[], %(type)b::text[],
+            %(payload)b::text[], %(previous_hash)b::text[], %(row_hash)b::text[])
+     AS e(seq, run_id, job_id, type, payload, previous_hash, row_hash);
+
+-- move_chain_head: a chain's head after a batch of events (its lock is held); the new head --
+UPDATE striatum.chain_heads SET seq = %(seq)s, hash = %(hash)s, previous = %(previous)s
+WHERE chain = %(chain)s
+RETURNING seq, hash;
 
 -- append_audit: add one row to the global audit chain (the function builds its payload); the new head --
 SELECT seq, row_hash
