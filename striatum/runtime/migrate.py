@@ -23,7 +23,7 @@ from .store import open_connection, wrap_errors
 if TYPE_CHECKING:
     import psycopg
 
-LATEST = migrations()[-1][0]
+LATEST = len(migrations())
 
 
 @dataclass(frozen=True)

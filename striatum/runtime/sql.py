@@ -44,9 +44,6 @@ def migrations() -> list[tuple[int, str, str]]:
         version = int(path.name[:4])
         out.append((version, path.stem[5:], path.read_text(encoding="utf-8")))
     versions = [v for v, _, _ in out]
-    # Numbers are handed out ahead of the migrations that take them: a number not yet
-    # taken is a gap, never a reuse.
-    if versions[:1] != [1] or len(set(versions)) != len(versions):
-        raise RuntimeError(f"migrations must be numbered from 1, each number once, found "
-                           f"{versions}")
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"migrations must be numbered 1..n without gaps, found {versions}")
     return out
