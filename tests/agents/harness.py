@@ -389,3 +389,15 @@ def write_workflow(folder: Path, document: dict[str, Any]) -> Path:
     path = folder / "workflow.json"
     path.write_text(json.dumps(document, indent=2))
     return path
+
+
+def verdict_said(data: dict[str, Any]) -> dict[str, Any]:
+    """A verdict event's data without ``judged``, after checking that part's shape: the
+    sha256 of each artifact the reviewer saw, and the tree it ran against (or null)."""
+    said = dict(data)
+    judged = said.pop("judged", None)
+    if judged is not None:
+        assert set(judged) <= {"artifacts", "tree", "tree_at_verdict"}, judged
+        assert all(len(sha) == 64 and int(sha, 16) >= 0
+                   for sha in judged.get("artifacts", {}).values()), judged
+    return said

@@ -33,7 +33,7 @@ from striatum.compiler.starters import STYLES
 from striatum.runtime import runs
 from tests.integration.conftest import scratch_database
 
-from .harness import REPO_ROOT, Bench, Outcome, refusals
+from .harness import REPO_ROOT, Bench, Outcome, refusals, verdict_said
 from .lanes import ROLES, VENDORS, agent_findings, relane, which
 from .script import ByContract, Contract, Script, Shell, Write
 
@@ -174,7 +174,7 @@ def check_verdicts(bench: Bench, outcome: Outcome, flow: Workflow,
             assert any(e["payload"]["data"]["reason"] == own[0][2] for e in resets), job.id
         else:
             assert said == ["accept"], (job.id, own)
-        accepted = outcome.of("job.complete", job=job.id)[-1]["payload"]["data"]
+        accepted = verdict_said(outcome.of("job.complete", job=job.id)[-1]["payload"]["data"])
         assert accepted == {"verdict": "accept", "reason": own[-1][2]}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Bench, Ran, adopt, mcp_document, mcp_failed, write_workflow
+from .harness import Bench, Ran, adopt, mcp_document, mcp_failed, verdict_said, write_workflow
 from .lanes import OPERATOR, PROFILE, VENDORS
 from .script import Mcp, Script, Write, calls, say
 from .test_code_change import git_repo
@@ -116,7 +116,8 @@ def test_an_agent_drives_a_run_over_mcp(bench: Bench, repo: Path, vendor: str) -
     assert [(e["type"], e["job"]) for e in events if e["type"] in (
         "artifact.publish", "job.complete")] == [
         ("artifact.publish", "report"), ("job.complete", "report"), ("job.complete", "check")]
-    assert [e["payload"]["data"] for e in events if e["type"] == "job.complete"][-1] == {
+    assert verdict_said([e["payload"]["data"] for e in events
+                         if e["type"] == "job.complete"][-1]) == {
         "verdict": "accept", "reason": REASON}
     audited = bench.audited(f"{ACTOR} mcp")
     assert [verb for verb, said in audited if said != "ok"] == ["job complete"], audited

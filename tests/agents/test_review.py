@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Bench, refusals, write_workflow
+from .harness import Bench, refusals, verdict_said, write_workflow
 from .lanes import VENDORS, lane
 from .script import Script, Verdict, calls, say
 
@@ -35,7 +35,7 @@ def test_the_agent_records_its_verdict_with_its_shell_tool(bench: Bench, tmp_pat
     check = outcome.job("check")
     assert (check.status, check.verdict, check.reason) == ("succeeded", "accept", reason)
     (verdict,) = outcome.of("job.complete", job="check")
-    assert verdict["payload"]["data"] == {"verdict": "accept", "reason": reason}
+    assert verdict_said(verdict["payload"]["data"]) == {"verdict": "accept", "reason": reason}
 
     record = outcome.record
     assert record.errors() == []
