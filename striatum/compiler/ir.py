@@ -218,19 +218,28 @@ def document(record: Any, *, defaults: bool) -> dict[str, Any]:
     """A record of the IR as a document, in field order; with ``defaults`` every field,
     else only those that differ from their default (the authoring form)."""
     out: dict[str, Any] = {}
-    for f in _fields(type(record)):
-        if f.name in _NOT_WRITTEN:
+    for name, default, write in _written(type(record)):
+        value = getattr(record, name)
+        if not defaults and value == default:
             continue
-        value = getattr(record, f.name)
-        if not defaults and value == f.default:
-            continue
-        if f.name in _WRITE:
-            out[f.name] = _WRITE[f.name](value)
+        if write is not None:
+            out[name] = write(value)
         elif _is_record(type(value)):
-            out[f.name] = document(value, defaults=defaults)
+            out[name] = document(value, defaults=defaults)
         else:
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+            out[name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+_WRITTEN: dict[type, tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]] = {}
+
+
+def _written(cls: type) -> tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]:
+    """The fields ``document`` writes, in order: name, default and writer, found once."""
+    if cls not in _WRITTEN:
+        _WRITTEN[cls] = tuple((f.name, f.default, _WRITE.get(f.name)) for f in _fields(cls)
+                              if f.name not in _NOT_WRITTEN)
+    return _WRITTEN[cls]
 
 
 _NOT_WRITTEN = frozenset({"index", "name"})  # a job's place in the list; a lane's map key
