@@ -105,31 +105,33 @@ def _worst_wall_time(wg: WorkflowGraph) -> WallTime:
     loops = [r for r in wg.regions.values() if r.max > 0]
     if not loops:
         return WallTime(plain, True)
-    spans = {r.target: _spans_from(wg, r.target, weight) for r in loops}
-    # step[i][j]: from a restart of loop i's target to loop j's reviewer (None: no way).
-    step = [[spans[a.target].get(b.reviewer) for b in loops] for a in loops]
     final = [onward[r.target] for r in loops]
     budgets = [r.max for r in loops]
     states = 1
     for m in budgets:
         states *= m + 1
-    if states * len(loops) ** 2 > MAX_WALL_STATES:
-        # Each restart of a target is followed by at most its longest segment.
-        widest = [max([final[i], *(s for s in step[i] if s is not None)])
-                  for i in range(len(loops))]
-        first = max([plain, *(into[r.reviewer] for r in loops)])
-        return WallTime(first + sum(m * w for m, w in zip(budgets, widest, strict=True)), False)
+        if states * len(loops) ** 2 > MAX_WALL_STATES:
+            # Each restart of a target is followed by at most its longest segment,
+            # which is ``onward`` of the target: every span from it is a prefix of one.
+            first = max([plain, *(into[r.reviewer] for r in loops)])
+            return WallTime(first + sum(m * w for m, w in zip(budgets, final, strict=True)),
+                            False)
+    rank = {job_id: i for i, job_id in enumerate(wg.order)}
+    spans = {r.target: _spans_from(wg, r.target, weight, rank) for r in loops}
+    # step[i][j]: from a restart of loop i's target to loop j's reviewer (None: no way).
+    step = [[spans[a.target].get(b.reviewer) for b in loops] for a in loops]
     starts = [into[r.reviewer] for r in loops]
     return WallTime(_longest_walk(budgets, step, final, starts, plain), True)
 
 
-def _spans_from(wg: WorkflowGraph, start: str, weight: dict[str, int]) -> dict[str, int]:
-    """The longest chain of passes from ``start`` to each job below it, both included."""
-    below = wg.reach[start]
+def _spans_from(wg: WorkflowGraph, start: str, weight: dict[str, int],
+                rank: dict[str, int]) -> dict[str, int]:
+    """The longest chain of passes from ``start`` to each job below it, both included.
+
+    A job after ``start`` in topological order is below it exactly when one of
+    its needs is, so one pass over the rest of the order finds them all."""
     span = {start: weight[start]}
-    for job_id in wg.order:
-        if job_id == start or not below & wg.bit(job_id):
-            continue
+    for job_id in itertools.islice(wg.order, rank[start] + 1, None):
         best = max((span[p] for p in wg.pred[job_id] if p in span), default=None)
         if best is not None:
             span[job_id] = best + weight[job_id]

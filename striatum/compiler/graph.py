@@ -12,9 +12,10 @@ workflow with a thousand review loops in milliseconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .diagnostics import Diagnostic, diag
 from .ir import Job, Workflow
@@ -99,7 +100,35 @@ class WorkflowGraph:
         return tuple(out)
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        return ancestor != descendant and bool(self.reach[ancestor] & self.bit(descendant))
+        # Searched upward from ``descendant``, never past ``ancestor``'s place in
+        # the topological order: whole-graph bitsets would cost n²/2 bits on a chain.
+        if ancestor == descendant:
+            return False
+        rank = self.rank
+        floor = rank[ancestor]
+        if rank[descendant] < floor:
+            return False
+        if ancestor in self.needs_of[descendant]:
+            return True
+        seen = {descendant}
+        stack = [descendant]
+        while stack:
+            for parent in self.pred[stack.pop()]:
+                if parent == ancestor:
+                    return True
+                if parent not in seen and rank[parent] > floor:
+                    seen.add(parent)
+                    stack.append(parent)
+        return False
+
+    @cached_property
+    def rank(self) -> dict[str, int]:
+        """job -> its position in ``order``."""
+        return {job_id: i for i, job_id in enumerate(self.order)}
+
+    @cached_property
+    def needs_of(self) -> dict[str, frozenset[str]]:
+        return {job_id: frozenset(needs) for job_id, needs in self.pred.items()}
 
     @cached_property
     def ancestors_bits(self) -> dict[str, int]:
@@ -112,6 +141,58 @@ class WorkflowGraph:
             anc[node] = bits
         return anc
 
+    def reach_within(self, targets: list[str]) -> dict[str, int]:
+        """job -> which of ``targets`` are it or downstream of it, as bits numbered by
+        position in ``targets``: the closure over a few jobs, not over all of them."""
+        number = {job_id: 1 << k for k, job_id in enumerate(targets)}
+        out: dict[str, int] = {}
+        succ = self.succ
+        for node in reversed(self.order):
+            bits = number.get(node, 0)
+            for child in succ[node]:
+                bits |= out[child]
+            out[node] = bits
+        return out
+
+    def _loop_and_reruns(self, target: str, reviewer: str) -> tuple[list[str], list[str]]:
+        """Jobs on a path from ``target`` to ``reviewer``, and jobs below ``target``
+        but not strictly below ``reviewer``; both in topological order."""
+        rank, pred = self.rank, self.pred
+        floor = rank[target]
+        upstream = {reviewer}  # the reviewer and its ancestors not above the target
+        stack = [reviewer]
+        while stack:
+            for parent in pred[stack.pop()]:
+                if parent not in upstream and rank[parent] >= floor:
+                    upstream.add(parent)
+                    stack.append(parent)
+        loop = self._below(target, lambda job: job in upstream)
+        top = rank[reviewer]
+        # Whatever is strictly below the reviewer has all its descendants there too,
+        # so the walk stops at the first such job on every path.
+        reruns = self._below(target, lambda job: rank[job] <= top
+                             or not self.is_ancestor(reviewer, job))
+        return loop, reruns
+
+    def _below(self, start: str, keep: Callable[[str], bool]) -> list[str]:
+        """``start`` and the jobs reached from it through jobs that ``keep`` accepts."""
+        found = [start]
+        seen = {start}
+        stack = [start]
+        succ = self.succ
+        while stack:
+            for child in succ[stack.pop()]:
+                if child not in seen:
+                    seen.add(child)
+                    if keep(child):
+                        found.append(child)
+                        stack.append(child)
+        return found
+
+    def _in_file_order(self, job_ids: list[str]) -> tuple[str, ...]:
+        index = self.index
+        return tuple(sorted(job_ids, key=index.__getitem__))
+
     @cached_property
     def regions(self) -> dict[str, Region]:
         regions = {}
@@ -119,18 +200,24 @@ class WorkflowGraph:
             if job.revise is None:
                 continue
             target, reviewer = job.revise.target, job.id
-            below_target = self.reach[target]
-            after_reviewer = self.reach[reviewer] & ~self.bit(reviewer)
-            loop = below_target & self.ancestors_bits[reviewer]
+            loop, reruns = self._loop_and_reruns(target, reviewer)
             regions[reviewer] = Region(
                 reviewer=reviewer, target=target, max=job.revise.max,
-                on_exhausted=job.revise.on_exhausted, loop=self.ids_of(loop),
-                reruns=self.ids_of(below_target & ~after_reviewer))
+                on_exhausted=job.revise.on_exhausted, loop=self._in_file_order(loop),
+                reruns=self._in_file_order(reruns))
         return regions
 
     def region_bits(self, reviewer: str) -> int:
-        return self.reach[self.regions[reviewer].target] & ~(
-            self.reach[reviewer] & ~self.bit(reviewer))
+        """The bitset of ``regions[reviewer].reruns``."""
+        memo = self.memo.setdefault("region_bits", {})
+        if reviewer not in memo:
+            positions = [self.index[job_id] for job_id in self.regions[reviewer].reruns]
+            low = positions[0]
+            bits = 0
+            for position in positions:
+                bits |= 1 << (position - low)
+            memo[reviewer] = bits << low
+        return cast(int, memo[reviewer])
 
     @cached_property
     def sinks(self) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ value needs a line in ``_READ`` / ``_WRITE``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import Field, dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 LaneKind = Literal["command", "operator", "human"]
@@ -185,11 +185,29 @@ _WRITE: dict[str, Callable[[Any], Any]] = {
 def _read(cls: Any, raw: dict[str, Any], **extra: Any) -> Any:
     """A record of the IR from its document, field by field (absent: the default)."""
     values = {}
-    for f in fields(cls):
+    for f in _fields(cls):
         if f.name in raw:
             value = raw[f.name]
             values[f.name] = _READ[f.name](value) if f.name in _READ else _plain(value)
     return cls(**values, **extra)
+
+
+_FIELDS: dict[type, tuple[Field[Any], ...]] = {}
+_RECORDS: dict[type, bool] = {}
+
+
+def _fields(cls: type) -> tuple[Field[Any], ...]:
+    # ``dataclasses.fields`` rebuilds its tuple on every call: a workflow of
+    # 100,000 jobs asks it hundreds of thousands of times.
+    if cls not in _FIELDS:
+        _FIELDS[cls] = fields(cls)
+    return _FIELDS[cls]
+
+
+def _is_record(cls: type) -> bool:
+    if cls not in _RECORDS:
+        _RECORDS[cls] = is_dataclass(cls)
+    return _RECORDS[cls]
 
 
 def _plain(value: Any) -> Any:
@@ -200,19 +218,28 @@ def document(record: Any, *, defaults: bool) -> dict[str, Any]:
     """A record of the IR as a document, in field order; with ``defaults`` every field,
     else only those that differ from their default (the authoring form)."""
     out: dict[str, Any] = {}
-    for f in fields(record):
-        if f.name in _NOT_WRITTEN:
+    for name, default, write in _written(type(record)):
+        value = getattr(record, name)
+        if not defaults and value == default:
             continue
-        value = getattr(record, f.name)
-        if not defaults and value == f.default:
-            continue
-        if f.name in _WRITE:
-            out[f.name] = _WRITE[f.name](value)
-        elif is_dataclass(value):
-            out[f.name] = document(value, defaults=defaults)
+        if write is not None:
+            out[name] = write(value)
+        elif _is_record(type(value)):
+            out[name] = document(value, defaults=defaults)
         else:
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+            out[name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+_WRITTEN: dict[type, tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]] = {}
+
+
+def _written(cls: type) -> tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]:
+    """The fields ``document`` writes, in order: name, default and writer, found once."""
+    if cls not in _WRITTEN:
+        _WRITTEN[cls] = tuple((f.name, f.default, _WRITE.get(f.name)) for f in _fields(cls)
+                              if f.name not in _NOT_WRITTEN)
+    return _WRITTEN[cls]
 
 
 _NOT_WRITTEN = frozenset({"index", "name"})  # a job's place in the list; a lane's map key

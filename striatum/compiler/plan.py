@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
+from .gcpause import no_gc_pauses
 from .graph import WorkflowGraph
 from .simulate import Outcome, count_paths, run
 from .text import echo
@@ -158,6 +159,11 @@ def walk(wg: WorkflowGraph, script: dict[str, deque[str]]) -> tuple[Outcome, lis
 
 
 def plan_document(wg: WorkflowGraph, *, paths_limit: int | None = None) -> dict[str, Any]:
+    with no_gc_pauses():
+        return _plan_document(wg, paths_limit)
+
+
+def _plan_document(wg: WorkflowGraph, paths_limit: int | None) -> dict[str, Any]:
     from .bounds import worst_agent_calls, worst_wall_time
 
     worst = worst_case(wg)

@@ -181,7 +181,9 @@ def count_paths(wg: WorkflowGraph, limit: int | None = None) -> int | None:
                 sim.apply(job_id, None)
                 continue
             for option in reversed(options):
-                branch = _copy(sim)
+                # Counting never reads ``runs``: the branches share one dict
+                # (a copy per branch was a third of the count's time).
+                branch = _copy(sim, share_runs=True)
                 ended, _ = branch.apply(job_id, option)
                 if ended is not None:
                     count += 1
@@ -191,13 +193,13 @@ def count_paths(wg: WorkflowGraph, limit: int | None = None) -> int | None:
     return count
 
 
-def _copy(sim: Simulation) -> Simulation:
+def _copy(sim: Simulation, *, share_runs: bool = False) -> Simulation:
     new = Simulation.__new__(Simulation)
     new.wg = sim.wg
     new.status = dict(sim.status)
     new.chosen = dict(sim.chosen)
     new.used = dict(sim.used)
-    new.runs = dict(sim.runs)
+    new.runs = sim.runs if share_runs else dict(sim.runs)
     new.position = sim.position
     new.cursor = sim.cursor
     return new

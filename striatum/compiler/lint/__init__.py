@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..diagnostics import Diagnostic
+from ..gcpause import no_gc_pauses
 from .context import LintContext, Rule, _always_skipped_cheaply
 from .globs import _overlapping_patterns, globs_overlap
 from .prompts import read_prompt
@@ -93,8 +94,9 @@ def lint(comp: Compilation) -> list[Diagnostic]:
         return []
     ctx = LintContext(comp.workflow, comp.graph, comp.source.directory)
     out: list[Diagnostic] = []
-    for rule in RULES.values():
-        out.extend(rule(ctx))
+    with no_gc_pauses():
+        for rule in RULES.values():
+            out.extend(rule(ctx))
     return out
 
 

@@ -61,13 +61,13 @@ def checkpoint_successor_never_chosen(ctx: LintContext) -> list[Diagnostic]:
 def dead_end(ctx: LintContext) -> list[Diagnostic]:
     wg, final = ctx.graph, ctx.workflow.final
     if final:
-        final_bits, finals = sum(wg.bit(job_id) for job_id in final), _quoted(final)
+        leads, finals = wg.reach_within(list(final)), _quoted(final)
         return [diag("STR302", f"job {job.id!r} does not lead to any final job "
                                f"({finals}): its work is never used",
                      ("jobs", job.index),
                      hint=f"make a final job need {job.id!r} (directly or through others), "
                           "or add it to `final`")
-                for job in ctx.workflow.jobs if not wg.reach[job.id] & final_bits]
+                for job in ctx.workflow.jobs if not leads[job.id]]
     sinks = wg.sinks
     if len(sinks) < 2:
         return []

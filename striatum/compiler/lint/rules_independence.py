@@ -64,20 +64,18 @@ def _same_judge(ctx: LintContext, first: str, second: str) -> str | None:
 def review_chain_same_judge(ctx: LintContext) -> list[Diagnostic]:
     graph = ctx.graph
     reviews = [job for job in ctx.workflow.jobs if job.kind == "review"]
-    review_bits = 0
-    for job in reviews:
-        review_bits |= graph.bit(job.id)
     # The reviews that give a final acceptance: no review follows them.
-    last_bits = 0
-    for job in reviews:
-        if not graph.reach[job.id] & review_bits & ~graph.bit(job.id):
-            last_bits |= graph.bit(job.id)
+    below = graph.reach_within([job.id for job in reviews])
+    last = [job.id for k, job in enumerate(reviews) if below[job.id] == 1 << k]
+    below_last = graph.reach_within(last)
+    number = {job_id: 1 << k for k, job_id in enumerate(last)}
     out: list[Diagnostic] = []
     found: dict[str, list[tuple[str, str]]] = {}
     for driver in reviews:
         if driver.revise is None:
             continue
-        for final in graph.ids_of(graph.reach[driver.id] & last_bits & ~graph.bit(driver.id)):
+        bits = below_last[driver.id] & ~number.get(driver.id, 0)
+        for final in (job_id for job_id in last if bits & number[job_id]):
             how = _same_judge(ctx, driver.lane, ctx.jobs[final].lane)
             if how is not None:
                 found.setdefault(final, []).append((driver.id, how))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ def program_and_args(command: tuple[str, ...]) -> tuple[str, list[str]] | None:
     return _program_name(rest[0]), rest[1:]
 
 
+@lru_cache(maxsize=1024)  # asked once per review and reviewed job; lanes are few
 def agent_of(command: tuple[str, ...]) -> Agent | None:
     """The program a lane's argv runs and its model."""
     found = program_and_args(command)
