@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..collector import paused
 from .diagnostics import Diagnostic, has_errors, locate
-from .gcpause import no_gc_pauses
 from .graph import WorkflowGraph, build_graph, check_cycles, check_references, check_structure
 from .ir import Workflow, normalize
 from .load import Source, read_source
@@ -38,7 +38,7 @@ class Compilation:
 
 
 def check(path: str, *, fmt: str | None = None) -> Compilation:
-    with no_gc_pauses():
+    with paused():
         return check_source(read_source(path, fmt=fmt))
 
 
@@ -95,6 +95,6 @@ def compiled_document(comp: Compilation) -> dict[str, Any]:
 
 def compile_bytes(comp: Compilation) -> tuple[bytes, str]:
     """The canonical compiled JSON and its sha256: the same input gives the same bytes."""
-    with no_gc_pauses():
+    with paused():
         compiled = compile_workflow(comp)
         return compiled.data, compiled.digest

@@ -14,8 +14,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from ..collector import paused
 from ..errors import UsageError
-from .gcpause import no_gc_pauses
 from .graph import WorkflowGraph
 from .simulate import Outcome, count_paths, run
 from .text import echo
@@ -159,7 +159,7 @@ def walk(wg: WorkflowGraph, script: dict[str, deque[str]]) -> tuple[Outcome, lis
 
 
 def plan_document(wg: WorkflowGraph, *, paths_limit: int | None = None) -> dict[str, Any]:
-    with no_gc_pauses():
+    with paused():
         return _plan_document(wg, paths_limit)
 
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .. import collector
 from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
-from . import audit, batches, budgets, collector, pinned
+from . import audit, batches, budgets, pinned
 from .audit import Event, append_events, repo_chain, verb
 from .engine import (
     Transition,

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import collector
 from ..durations import spoken
-from . import collector, pinned
+from . import pinned
 from .budgets import stopped as budget_stopped
 from .findings import run_repeats
 from .records import JobRow, RunRow

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from striatum.runtime import collector
+from striatum import collector
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ...collector import paused
 from ..diagnostics import Diagnostic
-from ..gcpause import no_gc_pauses
 from .context import LintContext, Rule, _always_skipped_cheaply
 from .globs import _overlapping_patterns, globs_overlap
 from .prompts import read_prompt
@@ -94,7 +94,7 @@ def lint(comp: Compilation) -> list[Diagnostic]:
         return []
     ctx = LintContext(comp.workflow, comp.graph, comp.source.directory)
     out: list[Diagnostic] = []
-    with no_gc_pauses():
+    with paused():
         for rule in RULES.values():
             out.extend(rule(ctx))
     return out
