@@ -74,6 +74,12 @@ class Conflict(StriatumError):
     code = "conflict"
 
 
+class NotWaiting(Conflict):
+    """A job named to be answered (``run resume --job``) does not wait for that answer."""
+
+    code = "not_waiting"
+
+
 class PromptError(Conflict):
     """A job's prompt cannot be rendered with what its run has."""
 

@@ -47,7 +47,9 @@ MCP_ARGS = ["mcp", "serve", "--stdio"]
 # only by name (it starts one with a few variables of its own, HOME and PATH among them):
 # without them the server would answer from another database than the session's; in a
 # lane, without STRIATUM_SOCKET it would look for a database the lane holds no login to.
-PASSED = ["STRIATUM_DSN", "STRIATUM_HOME", "STRIATUM_ACTOR", "STRIATUM_SOCKET"]
+# STRIATUM_MODEL: the model the session states, recorded on the jobs it claims.
+PASSED = ["STRIATUM_DSN", "STRIATUM_HOME", "STRIATUM_ACTOR", "STRIATUM_SOCKET",
+          "STRIATUM_MODEL"]
 # The server's tools an agent may call, and those a human decides, from the registry.
 AGENT_TOOLS = [tool_name(verb) for verb in VERBS.values() if not verb.human]
 HUMAN_TOOLS = [tool_name(verb) for verb in VERBS.values() if verb.human]

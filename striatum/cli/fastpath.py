@@ -60,6 +60,7 @@ COMMANDS: dict[tuple[str, str], tuple[str, tuple[tuple[str, str, tuple[str, ...]
         "--run": ("run", "run", "STRIATUM_RUN", REQUIRED),
         "--lane": ("lane", "text", None, None),
         "--owner": ("owner", "text", None, None),
+        "--model": ("model", "text", "STRIATUM_MODEL", None),
         **LEASE_SECONDS, **JSON}),
     ("job", "heartbeat"): ("job.heartbeat", (), {**HELD, **LEASE_SECONDS, **JSON}),
     ("job", "publish"): ("job.publish", (), {

@@ -54,6 +54,7 @@ def job() -> None:
       STRIATUM_ARTIFACT_DIR  where the job's files go (its produces)
       STRIATUM_SOCKET        the worker's lane socket, which these verbs call
       STRIATUM_ACTOR         who the audit rows name (default: user@host)
+      STRIATUM_MODEL         the model `job claim` records (unset: recorded as unknown)
     Outside a lane (no STRIATUM_SOCKET), they go through the home's daemon when it serves
     the database, else open it: --dsn or STRIATUM_DSN, else the embedded server.
     """
@@ -86,9 +87,12 @@ def _through_lane(socket_path: str, verb: str, params: dict[str, Any]) -> dict[s
 @click.option("--owner", default=None, help="Who holds the lease (default: user@host:pid).")
 @click.option("--lease-seconds", default=300, show_default=True, type=click.IntRange(5, 86400),
               help="Lease length; heartbeat before it runs out.")
+@click.option("--model", default=None, envvar="STRIATUM_MODEL",
+              help="The model doing the work, recorded on the attempt (default: "
+                   "$STRIATUM_MODEL; neither: recorded as unknown).")
 @json_option
 def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
-          as_json: bool) -> int:
+          model: str | None, as_json: bool) -> int:
     """Lease the next ready job; prints its prompt file and lease token.
 
     When there is none it says why (exit 0): the run ended (stop), is not started, has
@@ -100,13 +104,14 @@ def claim(run_id: str, lane: str | None, owner: str | None, lease_seconds: int,
         # A lane's socket serves no claim (it is refused, and audited); were it served,
         # its document is what there is to show.
         emit_json(_through_lane(socket_path, "job.claim", {
-            "run": run_id, "lane": lane, "owner": owner, "lease_seconds": lease_seconds}))
+            "run": run_id, "lane": lane, "owner": owner, "lease_seconds": lease_seconds,
+            "model": model or None}))
         return EXIT_OK
     # The owner is named here: through the daemon, its default would name the daemon.
     with calls() as call:
         found = call("job.claim", {"run": run_id, "lane": lane,
                                    "owner": owner or results.default_owner(),
-                                   "lease_seconds": lease_seconds})
+                                   "lease_seconds": lease_seconds, "model": model or None})
     if as_json:
         emit_json(found)
     else:

@@ -183,13 +183,6 @@ def work(run_id: str, concurrency: int, lease_seconds: int, until_human: bool, s
     return _worked(run_id, dsn, concurrency, lease_seconds, until_human, sandbox, as_json)
 
 
-def resume_command(run_id: str, blocked_on: str | None) -> str:
-    """The `run resume` that answers what the run is blocked on."""
-    if blocked_on is not None and blocked_on.startswith("budget:"):
-        return f"striatum run resume {run_id} --raise-budget {blocked_on[7:]}=N"
-    return f"striatum run resume {run_id} --decision accept|fail|revise"
-
-
 def _moved(verb: str, params: dict[str, Any], wait: bool, concurrency: int,
            lease_seconds: int, until_human: bool, sandbox: bool, as_json: bool) -> int:
     """Call a verb that moves the run on (its result: the run's status); with ``wait``,
@@ -254,6 +247,7 @@ def _after_waiting(view: dict[str, Any], waiting: list[dict[str, Any]],
 def _where_it_stands(view: dict[str, Any], waiting: list[dict[str, Any]]) -> str:
     from pathlib import Path
 
+    from ..runtime import runs
     from ..runtime.manifest import MANIFEST
 
     run_id, status = view["run"], view["status"]
@@ -268,7 +262,7 @@ def _where_it_stands(view: dict[str, Any], waiting: list[dict[str, Any]]) -> str
                 "`striatum doctor` checks the run's record")
     if status == "blocked":
         return (f"run {run_id} is blocked on {view['blocked_on']}: a human decides with "
-                f"`{resume_command(run_id, view['blocked_on'])}`")
+                f"`{runs.resume_command(run_id, view['blocked_on'])}`")
     if waiting:
         return (f"run {run_id} is {status}, waiting for {waiting[0]['kind']} "
                 f"{waiting[0]['job']}: `{waiting[0]['command']}`")
@@ -416,17 +410,20 @@ def cancel(run_id: str, reason: str, as_json: bool) -> int:
 @click.option("--raise-budget", "raised", multiple=True, metavar="LIMIT=N",
               help="A run its budget stopped: the new limit (max_job_runs, "
                    "max_wall_seconds or max_cost); repeatable. Implies --decision raise.")
+@click.option("--job", "job_id", default=None, metavar="JOB",
+              help="The waiting job to answer, when several wait (default: the one the "
+                   "run is blocked on); `striatum why` names each.")
 @click.option("--reason", default="", help="Why (recorded in the event).")
 @_working
 @json_option
-def resume(run_id: str, decision: str | None, raised: tuple[str, ...], reason: str, wait: bool,
-           concurrency: int, lease_seconds: int, until_human: bool, sandbox: bool,
-           as_json: bool) -> int:
+def resume(run_id: str, decision: str | None, raised: tuple[str, ...], job_id: str | None,
+           reason: str, wait: bool, concurrency: int, lease_seconds: int, until_human: bool,
+           sandbox: bool, as_json: bool) -> int:
     """Answer a blocked run: an escalation (a review whose revision budget is spent), or a
     budget that stopped it; with --wait, work it on to its end here."""
     from ..runtime.budgets import resume_params
 
-    params = resume_params(run_id, decision, raised, reason)
+    params = resume_params(run_id, decision, raised, reason, job_id)
     return _moved("run.resume", params, wait and params["decision"] != "fail", concurrency,
                   lease_seconds, until_human, sandbox, as_json)
 

@@ -5,9 +5,10 @@ published up to the accepted pass (for a review that consumes none, what it
 published itself), named by their sha256 (the digest the record chained when
 they were published); the predicate holds the verdict and the reviewer: its
 lane, and the executable and model its accepting attempt chained when it started
-(``attempt.start``; ``"from": "attempt"``), or, for an attempt that chained none
-(an operator's claim, a run recorded before attempts chained it), the program and
-model the lane's command names (``"from": "workflow"``).
+(``attempt.start``; ``"from": "attempt"``; an operator's claim adds ``"by":
+"operator"`` and the lease's owner, its model null unless the operator stated it), or,
+for an attempt that chained none (a run recorded before attempts chained it), the
+program and model the lane's command names (``"from": "workflow"``).
 """
 
 from __future__ import annotations
@@ -44,9 +45,13 @@ def _subjects(verdict: dict[str, Any], artifacts: list[dict[str, Any]],
 def _reviewer(lane_name: Any, lane: dict[str, Any] | None,
               started: dict[str, Any] | None) -> dict[str, Any]:
     if started is not None:
+        # An operator's own claim: no program striatum started, the lease's owner, and a
+        # model only as the operator stated it (null: unknown).
+        operator = {"by": "operator", "owner": started.get("owner")} \
+            if started.get("by") == "operator" else {}
         return {"lane": started.get("lane", lane_name), "kind": (lane or {}).get("kind"),
                 "executable": started.get("executable"), "model": started.get("model"),
-                "from": "attempt"}
+                "from": "attempt", **operator}
     return {"lane": lane_name, "kind": (lane or {}).get("kind"),
             "executable": ((lane or {}).get("command") or [None])[0],
             "model": model_of((lane or {}).get("command")), "from": "workflow"}

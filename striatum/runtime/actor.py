@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 
+# The variable an operator's session sets to state its model (``job claim --model``'s
+# default, and the MCP server's for ``job_claim``): striatum never guesses a model.
+MODEL_VARIABLE = "STRIATUM_MODEL"
+
 
 def default_actor() -> str:
     """Who is calling: STRIATUM_ACTOR when set, else user@host."""

@@ -238,15 +238,21 @@ def parse_raise(items: tuple[str, ...] | list[str]) -> dict[str, int]:
 
 
 def resume_params(run_id: str, decision: str | None, raised: tuple[str, ...] | list[str],
-                  reason: str) -> dict[str, Any]:
+                  reason: str, job: str | None = None) -> dict[str, Any]:
     """The ``run resume`` verb's parameters from its command line."""
     if decision is None and not raised:
         raise UsageError("say how to answer the run: --decision accept|fail|revise, or "
                          "--raise-budget LIMIT=N for a run its budget stopped",
                          hint=f"`striatum why {run_id}` says which it waits for")
+    if job is not None and raised:
+        raise UsageError("--job names a waiting job to answer; --raise-budget answers the "
+                         "run's budget: give one of them",
+                         hint=f"`striatum why {run_id}` gives the command for each")
     params: dict[str, Any] = {"run": run_id, "decision": decision or "raise", "reason": reason}
     if raised:
         params["budget"] = parse_raise(raised)
+    if job is not None:
+        params["job"] = job
     return params
 
 

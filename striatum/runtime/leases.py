@@ -186,11 +186,20 @@ def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = No
 
 
 def claim_next(store: Store, run_id: str, *, owner: str, lane: str | None,
-               lease_seconds: int = DEFAULT_LEASE_SECONDS) -> Claim | Idle:
+               lease_seconds: int = DEFAULT_LEASE_SECONDS, model: str | None = None
+               ) -> Claim | Idle:
     """An operator's claim: the job leased, or why there is none (the run ended, waits
-    for a human, ...), read after the claim so that a sweep it made is seen."""
+    for a human, ...), read after the claim so that a sweep it made is seen. The attempt
+    chains who works it (``starts.operator_start_data``; ``model``: as the operator
+    stated it), as a worker's attempt chains its lane's program."""
+    from .starts import operator_start_data, record_start
+
     found = claim(store, run_id, owner=owner, lane=lane, lease_seconds=lease_seconds)
-    return found if found is not None else idle(store, run_id, lane)
+    if found is None:
+        return idle(store, run_id, lane)
+    record_start(store, found.run, found.job, found.token,
+                 operator_start_data(found.lane, owner, model))
+    return found
 
 
 @verb("job claim")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import collector
-from ..errors import Conflict, NotFound, UsageError, WorkflowInvalid
+from ..errors import Conflict, NotFound, NotWaiting, UsageError, WorkflowInvalid
 from . import audit, batches, budgets, pinned
 from .audit import Event, append_events, repo_chain, verb
 from .engine import (
@@ -351,53 +351,105 @@ def decide(store: Store, run_id: str, job_id: str, choice: str) -> Transition:
 
 @verb("run resume")
 def resume(store: Store, run_id: str, decision: str, reason: str,
-           raised: dict[str, int] | None = None) -> Transition:
+           raised: dict[str, int] | None = None, job_id: str | None = None) -> Transition:
     """Answer a blocked run: an escalated job (accept, fail, revise), or a budget that
-    stopped it (``raise`` with the ``raised`` limits, or fail)."""
+    stopped it (``raise`` with the ``raised`` limits, or fail). ``job_id`` names which of
+    the jobs waiting for ``run resume`` to answer (default: the one the run is blocked
+    on); the others go on waiting, the run blocked on the first of them."""
     def change(tx: Transition) -> None:
         if tx.run.status != "blocked" or tx.run.blocked_on is None:
             raise Conflict(f"run {run_id} is {tx.run.status!r}, not blocked",
                            hint="only a run blocked by an escalation or by its budget can "
                                 "be resumed", state=tx.run.status)
+        if job_id is not None:
+            _check_waits(tx, job_id)
         if budgets.stopped(tx.run.blocked_on):
+            if job_id is not None:
+                key = tx.run.blocked_on[len(budgets.PREFIX):]
+                raise Conflict(f"run {run_id} is stopped by its budget ({key}): no job of it "
+                               f"can be answered until the limit is raised",
+                               hint=f"`striatum run resume {run_id} --raise-budget {key}=N` "
+                                    f"first, then `{resume_job(run_id, job_id)}`",
+                               state=tx.run.status)
             budgets.resume(tx, decision, reason, raised)
             return
         if decision == "raise" or raised:
             raise Conflict(f"run {run_id} is blocked on {tx.run.blocked_on}, not by its budget",
-                           hint=f"`striatum run resume {run_id} --decision accept|fail|revise`",
+                           hint=f"`{resume_job(run_id, tx.run.blocked_on)}`",
                            state=tx.run.status)
-        job_id = tx.run.blocked_on
-        tx.load([job_id])
-        data = {"decision": decision, "reason": reason, "by": "human"}
-        if decision == "fail":
-            tx.job(job_id, "fail", data, reason=reason)
-            fail_run(tx, f"a human failed the run at {job_id}: {reason}")
-            return
-        missing = missing_artifacts(tx, job_id) if tx.wg.jobs[job_id].kind == "task" else []
-        if decision == "accept" and missing:
-            raise Conflict(f"{job_id!r} was escalated before it published "
-                           f"{', '.join(missing)}, which the jobs after it consume: it cannot "
-                           "be accepted as it stands",
-                           hint="grant it another attempt (--decision revise) or fail the run",
-                           missing=missing)
-        tx.run_to("resume", data, blocked_on=None)
-        if decision == "accept":
-            tx.job(job_id, "decide", data, verdict="accept", reason=reason)
-            # Every pending job, not only the review's dependents: a checkpoint decided
-            # while the run was blocked has successors to release too.
-            advance(tx)
-        elif tx.wg.jobs[job_id].kind == "review":
-            # One more pass beyond the budget: a human's call, outside plan's bound.
-            revise(tx, job_id, reason, granted=True)
-        else:
-            # A task its agent escalated: run it again with a fresh attempt budget, a
-            # pass beyond the plan granted as a revision is.
-            tx.job(job_id, "reset", {**data, "granted": True}, attempt=0, reason=None,
-                   verdict=None)
-            advance(tx)
-        block_on_waiting(tx)  # another job handed to a human waits its turn
+        answered = tx.run.blocked_on if job_id is None else job_id
+        answer(tx, answered, decision, reason)
 
     return transition(store, run_id, change)
+
+
+def resume_job(run_id: str, job_id: str) -> str:
+    """The `run resume` that answers ``job_id`` of the run, whichever the run is blocked on."""
+    return f"striatum run resume {run_id} --job {job_id} --decision accept|fail|revise"
+
+
+def resume_command(run_id: str, blocked_on: str | None) -> str:
+    """The `run resume` that answers what the run is blocked on (a job, or its budget)."""
+    if blocked_on is not None and budgets.stopped(blocked_on):
+        return f"striatum run resume {run_id} --raise-budget {blocked_on[len(budgets.PREFIX):]}=N"
+    if blocked_on is None:
+        return f"striatum run resume {run_id} --decision accept|fail|revise"
+    return resume_job(run_id, blocked_on)
+
+
+def _check_waits(tx: Transition, job_id: str) -> None:
+    """Refuse to answer ``job_id`` unless it waits for ``run resume``, naming what does."""
+    tx.load_all()
+    row = tx.row(job_id)
+    waits = [j for j in tx.wg.workflow.job_ids if tx.jobs[j].status == "awaiting_decision"
+             and tx.jobs[j].kind != "checkpoint"]
+    could = ("waiting for `run resume`: " + ", ".join(waits) if waits
+             else "no job of it waits for `run resume`")
+    if row is None:
+        raise NotFound(f"run {tx.run.id} has no job {job_id!r}",
+                       hint=f"{could}; `striatum why {tx.run.id}` gives each one's command")
+    if row.status == "awaiting_decision" and row.kind == "checkpoint":
+        raise NotWaiting(f"{job_id!r} is a checkpoint: a choice answers it, not `run resume`",
+                         hint=f"`striatum why {tx.run.id}` gives its `checkpoint decide` "
+                              "command", job=job_id, state=row.status, waiting=waits)
+    if row.status != "awaiting_decision":
+        raise NotWaiting(f"job {job_id!r} of run {tx.run.id} is {row.status!r}: it does not "
+                         "wait for a human", hint=f"{could}; `striatum why {tx.run.id}` gives "
+                         "each one's command", job=job_id, state=row.status, waiting=waits)
+
+
+def answer(tx: Transition, job_id: str, decision: str, reason: str) -> None:
+    """A human's decision on ``job_id``, waiting for ``run resume`` in the blocked run."""
+    tx.load([job_id])
+    data = {"decision": decision, "reason": reason, "by": "human"}
+    if decision == "fail":
+        tx.job(job_id, "fail", data, reason=reason)
+        fail_run(tx, f"a human failed the run at {job_id}: {reason}")
+        return
+    missing = missing_artifacts(tx, job_id) if tx.wg.jobs[job_id].kind == "task" else []
+    if decision == "accept" and missing:
+        raise Conflict(f"{job_id!r} was escalated before it published "
+                       f"{', '.join(missing)}, which the jobs after it consume: it cannot "
+                       "be accepted as it stands",
+                       hint="grant it another attempt (--decision revise) or fail the run",
+                       missing=missing)
+    # Which job it answered: several may wait, and any of them can be answered first.
+    tx.run_to("resume", {**data, "job": job_id}, blocked_on=None)
+    if decision == "accept":
+        tx.job(job_id, "decide", data, verdict="accept", reason=reason)
+        # Every pending job, not only the review's dependents: a checkpoint decided
+        # while the run was blocked has successors to release too.
+        advance(tx)
+    elif tx.wg.jobs[job_id].kind == "review":
+        # One more pass beyond the budget: a human's call, outside plan's bound.
+        revise(tx, job_id, reason, granted=True)
+    else:
+        # A task its agent escalated: run it again with a fresh attempt budget, a
+        # pass beyond the plan granted as a revision is.
+        tx.job(job_id, "reset", {**data, "granted": True}, attempt=0, reason=None,
+               verdict=None)
+        advance(tx)
+    block_on_waiting(tx)  # another job handed to a human waits its turn
 
 
 @verb("run retry")
@@ -444,10 +496,8 @@ def check_workable(store: Store, run_id: str) -> None:
     run = get_run(store, run_id)
     hints = {
         "prepared": f"start it: `striatum run start {run_id} --wait`",
-        "blocked": f"a human answers it first: `striatum run resume {run_id} "
-                   + (f"--raise-budget {(run.blocked_on or '')[7:]}=N --wait`"
-                      if budgets.stopped(run.blocked_on) else "--decision accept|fail|revise "
-                                                              "--wait`"),
+        "blocked": f"a human answers it first: `{resume_command(run_id, run.blocked_on)} "
+                   "--wait`",
         "failed": f"run it again from its failed job: `striatum run retry {run_id} --wait`",
         "completed": "it is done: `striatum run status` shows it",
         "cancelled": "a cancelled run stays cancelled: prepare a new run of its workflow",
@@ -530,8 +580,7 @@ def waiting(store: Store, run_id: str) -> list[Waiting]:
                                f"striatum checkpoint decide {run_id} {job_id} {choices}"))
         else:
             out.append(Waiting(job_id, iteration, "review" if spec.kind == "review"
-                               else "escalation",
-                               f"striatum run resume {run_id} --decision accept|fail|revise"))
+                               else "escalation", resume_job(run_id, job_id)))
     return out
 
 

@@ -61,7 +61,9 @@ def job_detail(store: Store, run_id: str, job_id: str) -> dict[str, Any]:
     """One job: its row, the prompt of its current attempt, the tail of its newest lane
     log, what it published (every pass, with sha256), its verdicts, and its leases with
     heartbeat age and expiry measured by the database clock, each with the executable
-    and model its attempt's start chained (None when it chained none: an operator's)."""
+    and model its attempt's start chained and who started it (``started_by``: worker, or
+    operator for a claim through ``job claim``, whose model is None unless stated; all
+    None for an attempt that chained no start, recorded before they were chained)."""
     view = status(store, run_id)
     rows = {j.job_id: j for j in view.jobs}
     if job_id not in rows:
@@ -84,7 +86,7 @@ def job_detail(store: Store, run_id: str, job_id: str) -> dict[str, Any]:
     leases = [{"fence": r[0], "owner": r[1], "iteration": r[2], "attempt": r[3],
                "acquired_at": r[4].isoformat(),
                "ended_at": r[5].isoformat() if r[5] else None, "outcome": r[6],
-               "executable": r[8], "model": r[9]}
+               "executable": r[8], "model": r[9], "started_by": r[10]}
               for r in found]
     live = None
     if row.status == "leased" and row.lease_expires_at is not None and now is not None:

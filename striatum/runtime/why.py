@@ -21,7 +21,7 @@ from . import pinned
 from .budgets import stopped as budget_stopped
 from .findings import run_repeats
 from .records import JobRow, RunRow
-from .runs import RunView, status
+from .runs import RunView, resume_command, resume_job, status
 
 if TYPE_CHECKING:
     from ..compiler.compiled import CompiledWorkflow
@@ -124,13 +124,14 @@ def _holds(view: RunView, workflow: CompiledWorkflow, now: datetime,
     elif run.status == "blocked" and not any(h.kind in HUMAN_HOLDS for h in out):
         out.insert(0, Hold("blocked", run.blocked_on,
                            f"run {rid} is blocked on {run.blocked_on}",
-                           f"striatum run resume {rid} --decision accept|fail|revise"))
+                           resume_command(rid, run.blocked_on)))
     return out
 
 
 def in_turn(hold: Hold, blocked_on: str | None) -> Hold:
     """A job handed to a human while the run is blocked on another (accepts that lapsed
-    together): ``run resume`` answers the one the run is blocked on, then the run blocks
+    together): its own command (``run resume --job``) answers it first, or a ``run
+    resume`` that names no job answers the one the run is blocked on, then the run blocks
     on this one."""
     if hold.kind not in ("lapsed", "escalated") or blocked_on in (None, hold.job):
         return hold
@@ -138,8 +139,9 @@ def in_turn(hold: Hold, blocked_on: str | None) -> Hold:
         return replace(hold, text=f"{hold.text} (after the run's budget: raise the budget "
                        f"first, then the run blocks on {hold.job})",
                        details={**(hold.details or {}), "after": blocked_on})
-    return replace(hold, text=f"{hold.text} (after {blocked_on}: `run resume` answers "
-                   f"{blocked_on} first, then the run blocks on {hold.job})",
+    return replace(hold, text=f"{hold.text} (the run is blocked on {blocked_on}: this "
+                   f"command answers {hold.job} first; answering {blocked_on} first blocks "
+                   f"the run on {hold.job} next)",
                    details={**(hold.details or {}), "after": blocked_on})
 
 
@@ -183,13 +185,13 @@ def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job:
                         f"budget ({budget}) is spent, or a job already started on the accept, "
                         "so it waits for a human: accept the work as it now is, fail the run, "
                         "or grant one more pass",
-                        f"striatum run resume {rid} --decision accept|fail|revise",
+                        resume_job(rid, jid),
                         {"by": "lapse", "lapsed": job.reason})
         if job.kind != "review" or job.verdict != "needs_revision":
             return Hold("escalated", jid, f"{jid}{passes} was handed to a human by its agent: "
                         f"{job.reason or '(no reason given)'}; accept it as it stands, fail "
                         "the run, or grant it another attempt",
-                        f"striatum run resume {rid} --decision accept|fail|revise",
+                        resume_job(rid, jid),
                         {"by": "agent"})
         repeated = (repeats or {}).get(jid)
         if repeated is not None:
@@ -197,13 +199,13 @@ def job_hold(rid: str, workflow: CompiledWorkflow, jobs: dict[str, JobRow], job:
                         f"as the round before ({', '.join(repeated)}) and waits for a human "
                         "instead of another revision: accept the work as it is, fail the "
                         "run, or grant one more revision",
-                        f"striatum run resume {rid} --decision accept|fail|revise",
+                        resume_job(rid, jid),
                         {"by": "repeat", "findings": repeated})
         budget = spec.revise.max if spec.revise else 0
         return Hold("escalated", jid, f"review {jid}{passes} spent its revision budget "
                     f"({budget}) and waits for a human: accept the work as it is, fail the "
                     "run, or grant one more revision",
-                    f"striatum run resume {rid} --decision accept|fail|revise", {"by": "budget"})
+                    resume_job(rid, jid), {"by": "budget"})
     if status == "leased":
         return _lease_hold(rid, job, passes, now)
     if status == "pending":

@@ -85,6 +85,14 @@ def tool(verb: Verb) -> Tool:
                 _meta={"striatum/verb": verb.name, "striatum/capability": verb.capability})
 
 
+def stated(verb: Verb, arguments: dict[str, Any]) -> dict[str, Any]:
+    """``arguments`` with what this session's environment states for the parameters the
+    call leaves out (``Verb.environ``): this server runs in the agent's session."""
+    said = {key: os.environ[variable] for key, variable in verb.environ
+            if arguments.get(key) is None and os.environ.get(variable)}
+    return {**arguments, **said}
+
+
 def failure(document: dict[str, Any]) -> CallToolResult:
     """An error result: a line saying it, then the error's JSON document. The line comes
     first because Gemini CLI takes a result's first text, when it parses as JSON, for the
@@ -173,7 +181,7 @@ class StriatumMCP(MCPServer[Any]):
             else:
                 document = await anyio.to_thread.run_sync(
                     self._run, lambda session, args: registry.invoke(verb, args, session),
-                    arguments)
+                    stated(verb, arguments))
         except StriatumError as exc:
             return failure(exc.to_json())
         except Exception as exc:  # a bug: logged, and the caller gets an error result

@@ -25,6 +25,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import UsageError
+from ..runtime.actor import MODEL_VARIABLE
 from . import results
 from . import schemas as s
 from .schemas import Schema
@@ -104,6 +105,11 @@ class Verb:
     # a retry, a cancel): the agent configs ``striatum adopt`` writes withhold it from
     # the agent, whatever else they allow (docs/agents.md).
     human: bool = False
+    # Parameters the caller's session states in its environment (parameter, variable): a
+    # face that runs in that session (the MCP server an agent CLI starts) fills one the
+    # call leaves out; the CLI reads the same variable as its option's default. A face
+    # serving other processes (the daemon) never does: its environment is not theirs.
+    environ: tuple[tuple[str, str], ...] = ()
 
     def permitted(self, held: Capability) -> bool:
         return self.capability in COVERS[held]
@@ -217,7 +223,8 @@ def _run_resume(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     from ..runtime import runs
 
     runs.resume(session.store, p["run"], p["decision"],
-                p["reason"] or f"human decided {p['decision']}", p.get("budget"))
+                p["reason"] or f"human decided {p['decision']}", p.get("budget"),
+                p.get("job"))
     return runs.status(session.store, p["run"]).to_json()
 
 
@@ -247,7 +254,7 @@ def _job_claim(session: Session, p: dict[str, Any]) -> dict[str, Any]:
 
     return results.claimed(leases.claim_next(
         session.store, p["run"], owner=p["owner"] or results.default_owner(), lane=p["lane"],
-        lease_seconds=p["lease_seconds"]))
+        lease_seconds=p["lease_seconds"], model=p["model"]))
 
 
 def _job_heartbeat(session: Session, p: dict[str, Any]) -> dict[str, Any]:
@@ -449,12 +456,15 @@ _DECLARED = [
          s.RUN_VIEW, "principal", True, _run_cancel, human=True),
     Verb("run.resume", "Answer a run blocked by an escalation (a review whose revision "
          "budget is spent): accept, fail, or grant one more revision; or a run its budget "
-         "stopped: raise the limits, or fail it.",
+         "stopped: raise the limits, or fail it. With `job`, answer that waiting job, "
+         "whichever the run is blocked on.",
          s.params({"run": s.RUN,
                    "decision": s.one_of("The decision.",
                                         ["accept", "fail", "revise", "raise"]),
                    "reason": s.text("Why (default: 'human decided DECISION').", default=""),
-                   "budget": s.optional(s.RAISED_BUDGET)},
+                   "budget": s.optional(s.RAISED_BUDGET),
+                   "job": s.optional(s.name("The waiting job to answer (default: the one "
+                                            "the run is blocked on)."))},
                   "run", "decision"),
          s.RUN_VIEW, "principal", True, _run_resume, human=True),
     Verb("run.retry", "Run a failed run again from its failed job, with a fresh attempt "
@@ -516,8 +526,9 @@ _DECLARED = [
                    "lane": s.optional(s.name("Only a job of this lane.")),
                    "owner": s.optional(s.name("Who holds the lease (default: "
                                               "user@host:pid).")),
-                   "lease_seconds": s.LEASE_SECONDS}, "run"),
-         s.CLAIMED, "principal", True, _job_claim),
+                   "lease_seconds": s.LEASE_SECONDS,
+                   "model": s.optional(s.MODEL)}, "run"),
+         s.CLAIMED, "principal", True, _job_claim, environ=(("model", MODEL_VARIABLE),)),
     Verb("job.heartbeat", "Extend a held lease.",
          s.params({**s.HELD, "lease_seconds": s.LEASE_SECONDS}, *s.HELD),
          s.HEARTBEAT, "lease", True, _job_heartbeat),

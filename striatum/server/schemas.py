@@ -78,6 +78,9 @@ RAISED_BUDGET: Schema = {
                    for key in ("max_job_runs", "max_wall_seconds", "max_cost")}}
 JOB = name("The job id within the run.")
 LEASE = name("The lease token the claim returned (e.g. '3-5f0c...').")
+MODEL = text("The model doing the work, as the operator states it (default: "
+             "$STRIATUM_MODEL); left out, the record says it is unknown.", minLength=1,
+             maxLength=200)
 LEASE_SECONDS = integer("Lease length in seconds; heartbeat before it runs out.", 5, 86400,
                         default=300)
 FILE = name("The workflow file (workflow.json or a .stm DSL file), relative to the server's "
@@ -208,7 +211,8 @@ JOB_SHOW = document({
     "leases": {"type": "array", "items": document({
         "fence": INTEGER, "owner": STRING, "iteration": INTEGER, "attempt": INTEGER,
         "acquired_at": STRING, "ended_at": NULLABLE_STRING, "outcome": NULLABLE_STRING,
-        "executable": NULLABLE_STRING, "model": NULLABLE_STRING})},
+        "executable": NULLABLE_STRING, "model": NULLABLE_STRING,
+        "started_by": {"enum": ["worker", "operator", None]}})},
     "lease": nullable(document({
         "owner": NULLABLE_STRING, "expires_at": STRING, "expires_in_seconds": INTEGER,
         "heartbeat_age_seconds": NULLABLE_INTEGER, "expired": BOOLEAN})),

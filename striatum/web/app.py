@@ -299,8 +299,9 @@ def create_app(face: Face, allowed_hosts: frozenset[str]) -> ASGIApp:
     async def act(request: Request, verb: str, params: dict[str, Any], back: str) -> Response:
         form = await request.form()
         presented = form.get("csrf") or request.headers.get("x-csrf-token")
-        for key in ("choice", "decision", "reason"):
-            if key in form and (form[key] or key != "reason"):
+        for key in ("choice", "decision", "reason", "job"):
+            # The path names the job a decide or unlease acts on: a form field cannot.
+            if key in form and key not in params and (form[key] or key != "reason"):
                 params[key] = str(form[key])
         allowed = face.mutations and csrf_ok(face.secret, session_of(request),
                                              presented if isinstance(presented, str) else None)

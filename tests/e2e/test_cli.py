@@ -233,6 +233,6 @@ def test_compile_redirected_to_a_file_hashes_to_the_printed_digest(tmp_path: Pat
 def test_the_agent_verbs_help_names_the_variables_they_read(cli: Cli) -> None:
     said = cli("job", "--help").stdout
     for name in ("STRIATUM_RUN", "STRIATUM_JOB", "STRIATUM_LEASE", "STRIATUM_ARTIFACT_DIR",
-                 "STRIATUM_ACTOR", "STRIATUM_DSN"):
+                 "STRIATUM_ACTOR", "STRIATUM_MODEL", "STRIATUM_DSN"):
         assert name in said, name
     assert "$STRIATUM_LEASE" in cli("job", "complete", "--help").stdout

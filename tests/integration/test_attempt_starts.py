@@ -3,7 +3,8 @@ absolute path its program resolved to on the worker's machine, and the model its
 names. ``job.show`` and the run's events show it, doctor verifies it, and a corpus bundle's
 in-toto statement names the accepting attempt's executable and model, which ``corpus
 verify`` holds to that chained event; a history recorded without such events (an
-operator's attempts) still verifies."""
+operator's attempts before they chained one) still verifies. An operator's own claim
+chains one too: who claimed it, and a model only as the operator stated it."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from striatum.corpus import bundle
 from striatum.corpus.export import export
 from striatum.corpus.verify import verify
 from striatum.errors import BundleInvalid
+from striatum.runtime import leases, runs
+from striatum.runtime.config import open_store
 from striatum.runtime.doctor import doctor
 from striatum.runtime.store import Store
 from striatum.runtime.views import job_detail
+from striatum.server.registry import VERBS, Session, invoke
 
 from .helpers import Agent, example, start_run
 from .worker_helpers import FAKE_AGENT, events_of, fake, work, write_workflow
@@ -127,3 +131,63 @@ def _relist(folder: Path) -> None:
     from .test_corpus import relist
 
     relist(folder)
+
+
+def operator_review(directory: Path) -> str:
+    """draft by one operator lane, reviewed by another: no worker runs either."""
+    return write_workflow(directory, {
+        "name": "operators",
+        "lanes": {"coder": {"kind": "operator"}, "reviewer": {"kind": "operator"}},
+        "jobs": [{"id": "draft", "lane": "coder", "prompt": {"text": "Write draft.md."},
+                  "produces": ["draft.md"]},
+                 {"id": "check", "lane": "reviewer", "kind": "review", "needs": ["draft"],
+                  "prompt": {"text": "Review draft.md."}, "consumes": ["draft.md"]}]})
+
+
+def test_an_operators_claim_chains_who_claimed_it_and_a_model_only_as_stated(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    run_id = start_with_lanes(store, operator_review(tmp_path / "flow"), repo)
+    agent = Agent(store, run_id, tmp_path)
+    # The coder states its model through the registry's verb (the CLI's and MCP's face).
+    session = Session(str(repo), lambda: open_store(dsn))
+    try:
+        document = invoke(VERBS["job.claim"], {"run": run_id, "owner": "codex-session",
+                                                "model": CODER_MODEL}, session)
+    finally:
+        session.close()
+    assert document["job"] == "draft"
+    written = tmp_path / "draft.md"
+    written.write_text("# the draft\n", encoding="utf-8")
+    leases.publish(store, run_id, "draft", document["lease"], str(written), "draft.md")
+    leases.complete(store, run_id, "draft", document["lease"])
+    # The reviewer states none: its model is unknown, and the record says so.
+    taken = leases.claim_next(store, run_id, owner="claude-session", lane=None)
+    assert isinstance(taken, leases.Claim) and taken.job == "check"
+    agent.act(taken)
+    assert runs.status(store, run_id).run.status == "completed"
+
+    claims = events_of(store, run_id, kind="job.claim")
+    starts = events_of(store, run_id, kind="attempt.start")
+    assert [s["job"] for s in starts] == [c["job"] for c in claims] == ["draft", "check"]
+    for claim, start in zip(claims, starts, strict=True):
+        assert start["seq"] > claim["seq"]
+        assert start["payload"]["state"] == claim["payload"]["state"]
+    assert [s["payload"]["data"] for s in starts] == [
+        {"lane": "coder", "executable": None, "model": CODER_MODEL, "by": "operator",
+         "owner": "codex-session"},
+        {"lane": "reviewer", "executable": None, "model": None, "by": "operator",
+         "owner": "claude-session"}]
+    shown = {job: job_detail(store, run_id, job)["leases"] for job in ("draft", "check")}
+    assert [(lease["started_by"], lease["owner"], lease["model"], lease["executable"])
+            for job in ("draft", "check") for lease in shown[job]] == [
+        ("operator", "codex-session", CODER_MODEL, None),
+        ("operator", "claude-session", None, None)]
+    assert doctor(store, str(repo), strict=True).ok
+
+    out = tmp_path / "bundle"
+    export(store, out, run=run_id)
+    assert verify(out).statements == 1
+    (only,) = [json.loads(line) for line in (out / bundle.STATEMENTS).read_bytes().splitlines()]
+    assert only["predicate"]["reviewer"] == {
+        "lane": "reviewer", "kind": "operator", "executable": None, "model": None,
+        "from": "attempt", "by": "operator", "owner": "claude-session"}

@@ -284,7 +284,7 @@ def test_escalation_is_resumed_through_the_cli(cli: Cli, tmp_path: Path) -> None
     idle = cli.json("job", "claim", "--run", run_id)
     assert (idle["reason"], idle["run_status"]) == ("waiting_for_human", "blocked")
     assert idle["waiting"][0]["command"] == \
-        f"striatum run resume {run_id} --decision accept|fail|revise"
+        f"striatum run resume {run_id} --job check --decision accept|fail|revise"
     resumed = cli.json("run", "resume", run_id, "--decision", "accept", "--reason", "ship it")
     assert (resumed["status"], resumed["blocked_on"]) == ("running", None)
     cli.json("run", "resume", run_id, "--decision", "accept", expect=4)
@@ -378,7 +378,7 @@ def test_wait_on_a_blocked_run_says_how_to_resume_it_not_where_a_manifest_is(
     done = cli.run("run", "start", run_id, "--wait", expect=7)
     assert_waits(cli, done, run_id, "blocked",
                  f"run {run_id} is blocked on check: a human decides with "
-                 f"`striatum run resume {run_id} --decision accept|fail|revise`")
+                 f"`striatum run resume {run_id} --job check --decision accept|fail|revise`")
 
 
 def interrupted_wait(cli: Cli, tmp_path: Path, run_id: str, job: str,

@@ -38,7 +38,7 @@ def test_an_escalated_job_blocks_its_run_and_every_face_says_why(store: Store,
     said = explain(store, run_id)
     assert said["holds"][0]["kind"] == "escalated" and said["holds"][0]["by"] == "agent"
     assert "handed to a human by its agent: the spec contradicts itself" in said["summary"]
-    assert said["next"] == f"striatum run resume {run_id} --decision accept|fail|revise"
+    assert said["next"] == f"striatum run resume {run_id} --job draft --decision accept|fail|revise"
     assert [(w.job, w.kind) for w in runs.waiting(store, run_id)] == [("draft", "escalation")]
     assert [(i["kind"], i["job"]) for i in inbox(store)["items"]] == [("escalated", "draft")]
     events = runs.events(store, run_id)

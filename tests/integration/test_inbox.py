@@ -46,7 +46,7 @@ def test_the_inbox_gathers_checkpoints_escalations_and_quiet_leases_of_every_rep
     assert by_kind["checkpoint"]["repo"] == str(first.resolve())
     assert by_kind["escalated"]["run_status"] == "blocked"
     assert by_kind["escalated"]["command"] == \
-        f"striatum run resume {blocked} --decision accept|fail|revise"
+        f"striatum run resume {blocked} --job check --decision accept|fail|revise"
     assert by_kind["lease_stale"]["age_seconds"] >= 200
     assert "worker-9" in by_kind["lease_stale"]["text"]
 

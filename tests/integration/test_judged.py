@@ -258,7 +258,7 @@ def test_a_lapse_with_the_budget_spent_blocks_the_run_for_a_human(
     said = explain(store, run_id)
     assert said["holds"][0]["kind"] == "lapsed"
     assert "draft.md was republished" in said["summary"]
-    assert said["next"] == f"striatum run resume {run_id} --decision accept|fail|revise"
+    assert said["next"] == f"striatum run resume {run_id} --job check --decision accept|fail|revise"
     assert [(i["kind"], i["job"]) for i in inbox(store)["items"]] == [("lapsed", "check")]
 
     # The human accepts the work as it now is: apply starts on that decision.

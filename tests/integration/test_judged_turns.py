@@ -9,8 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jsonschema import Draft202012Validator
 
+from striatum.errors import NotFound, NotWaiting
 from striatum.runtime import judged, leases, runs
 from striatum.runtime.doctor import doctor
 from striatum.runtime.inbox import inbox
@@ -37,8 +39,9 @@ def two_reviews(directory: Path) -> str:
                   "prompt": {"text": "apply"}, "consumes": ["draft.md"]}]})
 
 
-def test_two_accepts_that_lapse_at_once_each_reach_a_human_in_turn(
-        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+def two_lapsed(store: Store, dsn: str, repo: Path, tmp_path: Path) -> tuple[str, str, str]:
+    """A run of ``two_reviews`` whose two accepts lapsed at once: the run, the review it
+    is blocked on, and the other one, waiting too."""
     run_id = start_run(store, two_reviews(tmp_path / "wf"), repo)
     taken = claim(store, run_id, "draft")
     publish(store, tmp_path, taken, "draft.md", "the draft\n")
@@ -47,12 +50,17 @@ def test_two_accepts_that_lapse_at_once_each_reach_a_human_in_turn(
         review = claim(store, run_id, name)
         leases.verdict(store, run_id, name, review.token, "accept", "fine")
     republish(dsn, repo, run_id, "republished after both accepts\n")
-
     assert leases.claim(store, run_id, owner="agent") is None  # apply lapses, unstarted
+    first = runs.status(store, run_id).run.blocked_on
+    assert first in ("check", "audit")
+    return run_id, first, "audit" if first == "check" else "check"
+
+
+def test_two_accepts_that_lapse_at_once_each_reach_a_human_in_turn(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    run_id, first, second = two_lapsed(store, dsn, repo, tmp_path)
     view = runs.status(store, run_id)
-    first = view.run.blocked_on
-    assert view.run.status == "blocked" and first in ("check", "audit")
-    second = "audit" if first == "check" else "check"
+    assert view.run.status == "blocked"
     assert statuses(view)[second] == "awaiting_decision"
     # Both are named, each with what answers it: the second after the first.
     said = explain(store, run_id)
@@ -61,7 +69,7 @@ def test_two_accepts_that_lapse_at_once_each_reach_a_human_in_turn(
     holds = {h["job"]: h for h in said["holds"]}
     assert "after" not in holds[first]
     assert holds[second]["after"] == first
-    assert f"then the run blocks on {second}" in holds[second]["text"]
+    assert f"blocks the run on {second} next" in holds[second]["text"]
     queue = inbox(store)
     for document, schema in ((said, schemas.RUN_WHY), (queue, schemas.INBOX)):
         Draft202012Validator(schema).validate(document)
@@ -181,3 +189,64 @@ def test_an_exhausted_accept_lapses_when_what_it_judged_changes(
     assert "apply" not in {e["job"] for e in payloads(store, run_id) if e["type"] == judged.USED}
     runs.resume(store, run_id, "accept", "the new draft is fine")
     finish(store, run_id, repo)
+
+
+def test_the_second_of_two_waiting_jobs_is_answered_first_by_name(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    run_id, first, second = two_lapsed(store, dsn, repo, tmp_path)
+    # Each waiting job has the command that answers it by name, in why and the inbox.
+    commands = {h["job"]: h["command"] for h in explain(store, run_id)["holds"]
+                if h["kind"] == "lapsed"}
+    assert commands == {job: f"striatum run resume {run_id} --job {job} "
+                             "--decision accept|fail|revise" for job in (first, second)}
+    assert {i["job"]: i["command"] for i in inbox(store)["items"]} == commands
+    assert [(w.job, w.command) for w in runs.waiting(store, run_id)] == sorted(
+        commands.items(), key=lambda kv: ["check", "audit"].index(kv[0]))
+    before = len(payloads(store, run_id))
+
+    runs.resume(store, run_id, "accept", "the second is fine", job_id=second)
+    view = runs.status(store, run_id)
+    assert (view.run.status, view.run.blocked_on) == ("blocked", first)
+    assert statuses(view) == {"draft": "succeeded", first: "awaiting_decision",
+                              second: "succeeded", "apply": "pending"}
+    added = [(e["type"], e["job"], e["data"]) for e in payloads(store, run_id)[before:]]
+    said = {"decision": "accept", "reason": "the second is fine", "by": "human"}
+    assert added[0] == ("run.resume", None, {**said, "job": second})
+    assert added[1][:2] == ("job.decide", second) and added[1][2]["decision"] == "accept"
+    assert added[-1][:2] == ("run.block", None) and added[-1][2]["job"] == first
+    assert [kind for kind, job, _ in added[2:-1] if job == first] == []  # it still waits
+    report = doctor(store, str(repo))
+    assert report.ok, [f.to_json() for f in report.findings if not f.ok]
+    assert [h["job"] for h in explain(store, run_id)["holds"] if h["kind"] == "lapsed"] == [
+        first]
+    assert leases.claim(store, run_id, owner="agent") is None  # still blocked: nothing runs
+
+    # A job that no longer waits, one that never did, one not in the run: refused, the
+    # run untouched, the refusal naming what does wait.
+    for job, error in ((second, NotWaiting), ("draft", NotWaiting), ("nope", NotFound)):
+        with pytest.raises(error) as refused:
+            runs.resume(store, run_id, "accept", "again", job_id=job)
+        assert refused.value.hint is not None and f"run resume`: {first}" in refused.value.hint
+    assert refused.value.exit_code == 3 and refused.value.code == "not_found"
+    assert len(payloads(store, run_id)) == before + len(added)
+
+    runs.resume(store, run_id, "accept", "the first is fine too", job_id=first)
+    finish(store, run_id, repo)
+
+
+def test_a_job_is_not_answered_by_name_while_the_budget_holds_the_run(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    source = Path(two_reviews(tmp_path / "wf"))
+    document = json.loads(source.read_text(encoding="utf-8"))
+    document["budget"] = {"max_job_runs": 1}
+    source.write_text(json.dumps(document), encoding="utf-8")
+    run_id = start_run(store, str(source), repo)
+    taken = claim(store, run_id, "draft")
+    publish(store, tmp_path, taken, "draft.md", "the draft\n")
+    leases.complete(store, run_id, "draft", taken.token)
+    assert leases.claim(store, run_id, owner="agent") is None
+    assert runs.status(store, run_id).run.blocked_on == "budget:max_job_runs"
+    with pytest.raises(NotWaiting):
+        runs.resume(store, run_id, "accept", "go", job_id="check")  # ready, not waiting
+    with pytest.raises(NotFound):
+        runs.resume(store, run_id, "accept", "go", job_id="nope")

@@ -232,6 +232,22 @@ def test_each_action_is_a_registry_verb_audited_with_the_web_actor(
                        for verb in ("job unlease", "run cancel", "run resume")]
 
 
+def test_each_waiting_jobs_form_answers_that_job_not_the_one_the_run_is_blocked_on(
+        web: TestClient, store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    from .test_judged_turns import two_lapsed
+
+    run_id, first, second = two_lapsed(store, dsn, repo, tmp_path)
+    page = web.get(f"/runs/{run_id}").text
+    for job in (first, second):
+        assert f'<input type="hidden" name="job" value="{job}">' in page
+    assert web.post(f"/runs/{run_id}/resume",
+                    data={"csrf": csrf_of(page), "job": second, "decision": "accept"},
+                    follow_redirects=False).status_code == 303
+    view = runs.status(store, run_id)
+    assert (view.run.status, view.run.blocked_on) == ("blocked", first)
+    assert {j.job_id: j.status for j in view.jobs}[second] == "succeeded"
+
+
 def test_a_refused_action_that_the_core_refuses_shows_its_error(
         web: TestClient, store: Store, repo: Path) -> None:
     run_id = start_run(store, example("minimal"), repo)

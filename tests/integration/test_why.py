@@ -145,7 +145,8 @@ def test_an_exhausted_review_blocks_the_run_and_says_how_to_resume_it(
     assert blocked["status"] == "blocked"
     assert kinds(blocked)[0] == ("escalated", "check")
     assert "spent its revision budget (1)" in blocked["holds"][0]["text"]
-    assert blocked["next"] == f"striatum run resume {run_id} --decision accept|fail|revise"
+    assert blocked["next"] == \
+        f"striatum run resume {run_id} --job check --decision accept|fail|revise"
 
 
 def test_a_failed_run_says_retry_and_a_cancelled_one_says_it_stays_so(
@@ -212,7 +213,8 @@ def test_a_lapsed_accept_with_its_budget_spent_waits_for_a_human_and_says_what_m
     document = why(store, run_id)
     assert kinds(document) == [("lapsed", "check"), ("needs", "apply")]
     assert "draft.md was republished" in document["holds"][0]["lapsed"]
-    assert document["next"] == f"striatum run resume {run_id} --decision accept|fail|revise"
+    assert document["next"] == \
+        f"striatum run resume {run_id} --job check --decision accept|fail|revise"
 
 
 def test_a_review_repeating_its_findings_is_said_with_its_ids(store: Store, repo: Path,

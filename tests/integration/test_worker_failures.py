@@ -217,7 +217,8 @@ def test_an_idle_worker_names_how_to_answer_an_escalated_review(
         running.join(30)
     named = [line for line in said if "final-check: waiting" in line]
     assert len(named) == 1, said
-    assert f"striatum run resume {run_id} --decision accept|fail|revise" in named[0], named
+    answer = f"striatum run resume {run_id} --job final-check --decision accept|fail|revise"
+    assert answer in named[0], named
     assert "checkpoint decide" not in named[0], named
 
 

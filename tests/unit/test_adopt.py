@@ -48,7 +48,8 @@ def test_adopt_for_every_cli_writes_what_each_reads(tmp_path: Path) -> None:
     # server without STRIATUM_DSN unless told to pass it.
     assert codex["mcp_servers"]["striatum"] == {
         "command": "striatum", "args": ["mcp", "serve", "--stdio"],
-        "env_vars": ["STRIATUM_DSN", "STRIATUM_HOME", "STRIATUM_ACTOR", "STRIATUM_SOCKET"],
+        "env_vars": ["STRIATUM_DSN", "STRIATUM_HOME", "STRIATUM_ACTOR", "STRIATUM_SOCKET",
+                     "STRIATUM_MODEL"],
         "default_tools_approval_mode": "approve", "enabled_tools": adopt.AGENT_TOOLS,
         "disabled_tools": adopt.HUMAN_TOOLS}
     assert ".striatum/" in (tmp_path / ".gitignore").read_text(encoding="utf-8").splitlines()

@@ -104,10 +104,16 @@ def test_the_agent_loop_command_lines_are_read_as_click_reads_them(tmp_path: Pat
                                 True)
     assert parsed("job", "claim", STRIATUM_RUN=RUN, STRIATUM_DSN="dbname=y",
                   STRIATUM_REPO=str(tmp_path)) == (
-        "job.claim", {"run": RUN, "lane": None, "owner": None, "lease_seconds": 300},
+        "job.claim", {"run": RUN, "lane": None, "owner": None, "model": None,
+                      "lease_seconds": 300},
         str(tmp_path), "dbname=y", False)
     assert parsed("job", "claim", "--run", "x", "--lease-seconds=0600", "--lane", "l")[1] == {
-        "run": "x", "lane": "l", "owner": None, "lease_seconds": 600}
+        "run": "x", "lane": "l", "owner": None, "model": None, "lease_seconds": 600}
+    # The model as the operator states it: the option, else its session's variable.
+    assert parsed("job", "claim", "--run", "x", STRIATUM_MODEL="gpt-5")[1]["model"] == "gpt-5"
+    assert parsed("job", "claim", "--run", "x", "--model", "o3",
+                  STRIATUM_MODEL="gpt-5")[1]["model"] == "o3"
+    assert parsed("job", "claim", "--run", "x", STRIATUM_MODEL="")[1]["model"] is None
     assert parsed("job", "verdict", "--reason", "fine", "needs_revision", **HELD)[:2] == (
         "job.verdict", {"run": RUN, "job": "check", "lease": "1-abc", "outcome":
                         "needs_revision", "reason": "fine"})

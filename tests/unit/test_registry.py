@@ -101,7 +101,7 @@ def test_arguments_that_break_the_schema_are_a_usage_error_before_the_core_runs(
 
 def test_defaults_come_from_the_schema_and_null_leaves_a_parameter_to_its_default() -> None:
     assert bind(VERBS["job.claim"], {"run": "r"}) == {
-        "run": "r", "lane": None, "owner": None, "lease_seconds": 300}
+        "run": "r", "lane": None, "owner": None, "lease_seconds": 300, "model": None}
     assert bind(VERBS["workflow.plan"], {"file": "w.json", "syntax": None})["verdicts"] is None
     first = bind(VERBS["run.prepare"], {"workflow": "w.json"})
     first["vars"]["changed"] = "by a caller"
@@ -169,3 +169,17 @@ def test_the_claim_schema_names_every_reason_a_claim_can_give() -> None:
     from striatum.server import schemas
 
     assert schemas.CLAIMED["properties"]["reason"]["enum"] == list(IDLE_REASONS)
+
+
+def test_the_mcp_server_fills_a_model_the_call_leaves_out_from_its_sessions_variable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from striatum.server.mcp import stated
+
+    claim = VERBS["job.claim"]
+    monkeypatch.delenv("STRIATUM_MODEL", raising=False)
+    assert stated(claim, {"run": "r"}) == {"run": "r"}  # unknown: nothing is guessed
+    monkeypatch.setenv("STRIATUM_MODEL", "gemini-2.5-pro")
+    assert stated(claim, {"run": "r"})["model"] == "gemini-2.5-pro"
+    assert stated(claim, {"run": "r", "model": None})["model"] == "gemini-2.5-pro"
+    assert stated(claim, {"run": "r", "model": "o3"})["model"] == "o3"  # the call's own
+    assert "model" not in stated(VERBS["run.status"], {"run": "r"})  # no such parameter

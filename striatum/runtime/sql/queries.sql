@@ -418,9 +418,10 @@ SELECT name, lanes FROM striatum.workers
 WHERE expires_at > now() AND (run_id IS NULL OR run_id = %(run)s)
 ORDER BY started_at;
 
--- job_leases: the newest leases a job was given (holder, pass, attempt, how each ended, the executable and model its attempt's start chained), with the database clock --
+-- job_leases: the newest leases a job was given (holder, pass, attempt, how each ended, the executable and model its attempt's start chained, and who started it: an operator's claim says so, a worker's names no one), with the database clock --
 SELECT l.fence, l.owner, l.iteration, l.attempt, l.acquired_at, l.ended_at, l.outcome, now(),
-       s.data->>'executable', s.data->>'model'
+       s.data->>'executable', s.data->>'model',
+       CASE WHEN s.data IS NULL THEN NULL ELSE coalesce(s.data->>'by', 'worker') END
 FROM striatum.leases l
 LEFT JOIN LATERAL (
     SELECT e.payload::jsonb->'data' AS data FROM striatum.events e
