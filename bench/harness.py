@@ -2,15 +2,18 @@
 
     python -m bench all [--dsn DSN] [--repeat N] [--quick] [--no-peers]
     python -m bench transitions|e2e|dispatch|doctor|cli|compile|web [...]
-    python -m bench backlog|bigrun|fleet [...]        # backlog and fleet scale
+    python -m bench backlog|bigrun|fleet|budget [...] # backlog and fleet scale
+    python -m bench mcp|startup [...]                 # MCP tool calls; --help, embedded server
     python -m bench profile [--dsn DSN] [--quick]     # where the runtime's time goes
+    python -m bench report bench/results/FILE.json    # a saved run as the docs' Markdown
 
 One PostgreSQL (``--dsn``, default the 127.0.0.1:5432 service); each figure
 gets a fresh database ``striatum_bench_<pid>`` (the peers ``..._dbos``,
 ``..._procrastinate``), dropped afterwards. Each figure runs ``--repeat``
 times; the table shows medians and min-max and the ratio of striatum to each
-peer measured in the same run; the targets follow, met or MISSED.
-Raw results go to bench/results/ as JSON. Nothing asserts on a time.
+peer measured in the same run; the targets follow, met or MISSED and by how
+much. Raw results go to bench/results/ as JSON (bench/report.py renders one as
+Markdown). Nothing asserts on a time.
 """
 
 from __future__ import annotations
