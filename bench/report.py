@@ -3,7 +3,7 @@ docs/performance.md — the run's line (command, times, machine, server, load av
 start and end), the targets table (target, measured, met or MISSED, by how much) and the
 full table — so that every figure on that page comes from one run.
 
-    python -m bench report bench/results/<UTC time>-all.json [--output FILE]
+    python -m bench report bench/results/<UTC time>-all.json [--output FILE] [--no-notes]
 
 It reads the JSON alone: no database, no timing.
 """
@@ -156,13 +156,14 @@ def notes(results: dict[str, Any], titles: dict[str, str]) -> list[str]:
     return lines
 
 
-def render(results: dict[str, Any], titles: dict[str, str]) -> str:
+def render(results: dict[str, Any], titles: dict[str, str], *, with_notes: bool = True
+           ) -> str:
     parts = [*run_lines(results), "", "### Targets", "", *targets_table(results), "",
              "### The table", "",
              "The last column divides striatum's median by the row's: for rates, above 1 "
              "means striatum is faster; for ms and MiB, above 1 means striatum takes more.",
              "", *full_table(results, titles)]
-    method = notes(results, titles)
+    method = notes(results, titles) if with_notes else []
     if method:
         parts += ["", "### How each figure was taken", "", *method]
     # Paths of the checkout the run was made in say nothing to a reader of the page.
@@ -174,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="a JSON file of bench/results/")
     parser.add_argument("--output", type=Path, help="write the Markdown here, not stdout")
+    parser.add_argument("--no-notes", action="store_true",
+                        help="leave out each figure's method notes (the docs say them)")
     args = parser.parse_args(argv)
     try:
         results = json.loads(args.results.read_text(encoding="utf-8"))
@@ -185,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.results} is not a result of `python -m bench`")
     from .figures import FIGURES
 
-    text = render(results, {name: title for name, (title, _) in FIGURES.items()})
+    text = render(results, {name: title for name, (title, _) in FIGURES.items()},
+                  with_notes=not args.no_notes)
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     else:

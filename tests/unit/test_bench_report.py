@@ -143,6 +143,8 @@ def test_the_full_table_has_each_row_its_ratio_and_what_could_not_be_measured() 
     assert "| MCP run_status | n/a | | ms | the server \\| did not start |" in lines
     assert "| n/a: RuntimeError: no server | | | | |" in lines
     assert "- 1. a note on the method" in lines
+    results = saved_run()
+    assert "a note on the method" not in render(results, TITLES, with_notes=False)
 
 
 def test_report_renders_a_saved_file_and_refuses_what_is_not_one(
