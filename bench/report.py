@@ -158,14 +158,14 @@ def notes(results: dict[str, Any], titles: dict[str, str]) -> list[str]:
 
 def render(results: dict[str, Any], titles: dict[str, str], *, with_notes: bool = True
            ) -> str:
-    parts = [*run_lines(results), "", "### Targets", "", *targets_table(results), "",
-             "### The table", "",
+    parts = ["## Targets", "", "All from one run:", "", *run_lines(results), "",
+             *targets_table(results), "", "## The table", "",
              "The last column divides striatum's median by the row's: for rates, above 1 "
              "means striatum is faster; for ms and MiB, above 1 means striatum takes more.",
              "", *full_table(results, titles)]
     method = notes(results, titles) if with_notes else []
     if method:
-        parts += ["", "### How each figure was taken", "", *method]
+        parts += ["", "## How each figure was taken", "", *method]
     # Paths of the checkout the run was made in say nothing to a reader of the page.
     return "\n".join(parts).replace(f"{ROOT}/", "") + "\n"
 

@@ -129,7 +129,8 @@ def test_the_report_has_every_target_with_its_status_and_margin() -> None:
     assert row.endswith("| 0.32x | MISSED | 60 % short (0.40 of the target) |")
     row = next(line for line in lines if line.startswith("| 12. MCP tool call run_status"))
     assert row.endswith("| not measured | n/a |  |")
-    targets = lines[lines.index("### Targets") + 4:lines.index("### The table") - 1]
+    first = next(i for i, line in enumerate(lines) if line.startswith("| target |"))
+    targets = lines[first + 2:lines.index("## The table") - 1]
     assert len(targets) == len(evaluate_targets(saved_run()))
 
 
@@ -155,7 +156,8 @@ def test_report_renders_a_saved_file_and_refuses_what_is_not_one(
     saved.write_text(json.dumps(results), encoding="utf-8")
     out = tmp_path / "run.md"
     assert main([str(saved), "--output", str(out)]) == 0
-    assert out.read_text(encoding="utf-8").startswith("- run: `python -m bench all --quick`")
+    assert out.read_text(encoding="utf-8").startswith(
+        "## Targets\n\nAll from one run:\n\n- run: `python -m bench all --quick`")
     for content, said in (("{", "is not JSON"), ('{"rows": []}', "is not a result of")):
         saved.write_text(content, encoding="utf-8")
         with pytest.raises(SystemExit) as refused:
