@@ -87,3 +87,22 @@ def test_the_mcp_figure_times_tool_calls_that_did_their_work(dsn: str, tmp_path:
     # The last task and the join it readies, then nothing: the third round is refused.
     with pytest.raises(RuntimeError, match="job_claim found nothing"):
         anyio.run(_over_stdio, striatum_argv(), striatum_env(dsn, ctx), str(repo), run, 3, 0)
+
+
+def test_the_startup_figure_stops_the_embedded_server_it_starts_and_removes_its_home(
+        ) -> None:
+    # Each repetition starts a server in a fresh home: one left running would hold its
+    # port folder and memory after the run, and a later repetition would time a reuse.
+    import os
+
+    from bench.startup import _probe, embedded_home
+
+    with embedded_home() as env:
+        home = Path(env["STRIATUM_HOME"])
+        assert "STRIATUM_DSN" not in env
+        assert _probe(env) > 0
+        pid = int((home / "pg" / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 0)  # running
+    assert not home.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
