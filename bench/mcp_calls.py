@@ -25,6 +25,8 @@ from .common import (
 
 OWNER = "bench-mcp"
 VERBS = ("run.status", "job.claim", "job.complete")
+OPERATOR_CLAIM = "operator claim"  # leases.claim_next: the claim and its attempt.start
+BARE_CLAIM = "claim alone"  # leases.claim: the same claim without the attempt.start
 
 
 async def _over_stdio(argv: list[str], env: dict[str, str], cwd: str, run: str,
@@ -70,13 +72,15 @@ async def _over_stdio(argv: list[str], env: dict[str, str], cwd: str, run: str,
     return ready, times
 
 
-def _in_process(store: Any, repo: str, run: str, calls: int, warmups: int
+def _in_process(store: Any, repo: str, run: str, other: str, calls: int, warmups: int
                 ) -> dict[str, list[float]]:
+    from striatum.runtime import leases
     from striatum.server.registry import VERBS as REGISTRY
     from striatum.server.registry import Session, invoke
 
     session = Session(repo, lambda: store, lambda: {"face": "bench"})
-    times: dict[str, list[float]] = {verb: [] for verb in VERBS}
+    times: dict[str, list[float]] = {verb: [] for verb in (*VERBS, OPERATOR_CLAIM,
+                                                           BARE_CLAIM)}
 
     def call(i: int, verb: str, **arguments: Any) -> dict[str, Any]:
         began = time.perf_counter()
@@ -91,6 +95,17 @@ def _in_process(store: Any, repo: str, run: str, calls: int, warmups: int
         if not claim.get("claimed"):
             raise RuntimeError(f"job.claim found nothing: {claim}")
         call(i, "job.complete", run=run, job=claim["job"], lease=claim["lease"])
+        # The operator's claim as job.claim's core makes it (claim_next: the claim, then
+        # its attempt.start), and the claim alone, without that record.
+        for kind in (OPERATOR_CLAIM, BARE_CLAIM):
+            began = time.perf_counter()
+            taken = leases.claim_next(store, other, owner=OWNER, lane=None) \
+                if kind == OPERATOR_CLAIM else leases.claim(store, other, owner=OWNER)
+            if i >= warmups:
+                times[kind].append(time.perf_counter() - began)
+            if not isinstance(taken, leases.Claim):
+                raise RuntimeError(f"{kind} found nothing")
+            leases.complete(store, other, taken.job, taken.token)
     return times
 
 
@@ -105,7 +120,8 @@ def figure_mcp(ctx: Context) -> dict[str, Any]:
     warmups = 3
     ready: list[float] = []
     stdio: dict[str, list[float]] = {verb: [] for verb in VERBS}
-    local: dict[str, list[float]] = {verb: [] for verb in VERBS}
+    local: dict[str, list[float]] = {verb: [] for verb in (*VERBS, OPERATOR_CLAIM,
+                                                           BARE_CLAIM)}
     jobs = 2 * ctx.repeat * (calls + warmups) + 2
     with fresh_database(ctx) as dsn:
         store = Store.connect(dsn)
@@ -113,6 +129,9 @@ def figure_mcp(ctx: Context) -> dict[str, Any]:
             repo = new_repo(ctx, "mcp")
             workflow = write_workflow(ctx.tmp, "mcp-fanout", fanout_jobs(jobs), ["true"])
             run = ready_fanout(store, str(workflow), str(repo))
+            # A run of their own for the two claims compared below: the first run keeps
+            # its size, which run_status reads whole.
+            other = ready_fanout(store, str(workflow), str(repo))
             env = striatum_env(dsn, ctx)
             for _ in range(ctx.repeat):
                 # Interleaved, so that drifting load hits both ways alike.
@@ -121,7 +140,7 @@ def figure_mcp(ctx: Context) -> dict[str, Any]:
                 ready.append(seconds * 1000)
                 for verb, spent in times.items():
                     stdio[verb].append(statistics.median(spent) * 1000)
-                for verb, spent in _in_process(store, str(repo), run, calls,
+                for verb, spent in _in_process(store, str(repo), run, other, calls,
                                                warmups).items():
                     local[verb].append(statistics.median(spent) * 1000)
         finally:
@@ -134,6 +153,12 @@ def figure_mcp(ctx: Context) -> dict[str, Any]:
         rows.append(row(f"  {verb} in process (registry.invoke, open store)", "ms",
                         local[verb], who="reference", higher_is_better=False,
                         key=f"local {verb}"))
+    rows.append(row("an operator's claim in process, with its attempt.start "
+                    "(leases.claim_next)", "ms", local[OPERATOR_CLAIM], higher_is_better=False,
+                    key="local operator claim", detail=True))
+    rows.append(row("  the same claim without the attempt.start (leases.claim)", "ms",
+                    local[BARE_CLAIM], who="reference", higher_is_better=False,
+                    key="local claim alone"))
     overhead = [statistics.mean(stdio[verb][i] - local[verb][i] for verb in VERBS)
                 for i in range(ctx.repeat)]
     rows.append(row("the MCP face's cost per call (stdio - in process, mean of the three)",
