@@ -357,12 +357,12 @@ def resume(store: Store, run_id: str, decision: str, reason: str,
     the jobs waiting for ``run resume`` to answer (default: the one the run is blocked
     on); the others go on waiting, the run blocked on the first of them."""
     def change(tx: Transition) -> None:
+        if job_id is not None:
+            _check_waits(tx, job_id)  # first: what the named job waits for, if anything
         if tx.run.status != "blocked" or tx.run.blocked_on is None:
             raise Conflict(f"run {run_id} is {tx.run.status!r}, not blocked",
                            hint="only a run blocked by an escalation or by its budget can "
                                 "be resumed", state=tx.run.status)
-        if job_id is not None:
-            _check_waits(tx, job_id)
         if budgets.stopped(tx.run.blocked_on):
             if job_id is not None:
                 key = tx.run.blocked_on[len(budgets.PREFIX):]

@@ -20,7 +20,7 @@ from striatum.runtime.store import Store
 from striatum.runtime.why import explain
 from striatum.server import schemas
 
-from .helpers import owner_connection, start_run, statuses, write_workflow
+from .helpers import owner_connection, start_run, statuses, to_checkpoint, write_workflow
 from .test_judged import claim, finish, git_repo, payloads, publish, republish, workflow
 
 
@@ -250,3 +250,13 @@ def test_a_job_is_not_answered_by_name_while_the_budget_holds_the_run(
         runs.resume(store, run_id, "accept", "go", job_id="check")  # ready, not waiting
     with pytest.raises(NotFound):
         runs.resume(store, run_id, "accept", "go", job_id="nope")
+
+
+def test_a_checkpoint_named_to_run_resume_is_pointed_to_checkpoint_decide(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    run_id = to_checkpoint(store, repo, tmp_path)  # running: a checkpoint blocks nothing
+    with pytest.raises(NotWaiting) as refused:
+        runs.resume(store, run_id, "accept", "go", job_id="decide")
+    assert "is a checkpoint" in refused.value.message
+    assert refused.value.hint is not None and "checkpoint decide" in refused.value.hint
+    assert runs.status(store, run_id).run.status == "running"
