@@ -155,11 +155,13 @@ def test_after_adopt_the_agent_may_claim_but_not_answer_a_checkpoint(
         assert refused.output.startswith("Script failed"), explain
         assert "mcp__striatum__checkpoint_decide" in refused.output, explain
 
-    # The record: the claim is there, the checkpoint untouched, nothing of it audited.
+    # The record: the claim (and who made it) is there, the checkpoint untouched, nothing
+    # of it audited.
     assert gate(bench, run_id) == ("awaiting_decision", None)
     after = bench.events(run_id)[before:]
-    assert [(e["type"], e["job"]) for e in after] == [("job.claim", "report")], after
-    assert bench.audited(f"{ACTOR} mcp") == [("job claim", "ok")]
+    assert [(e["type"], e["job"]) for e in after] == [
+        ("job.claim", "report"), ("attempt.start", "report")], after
+    assert bench.audited(f"{ACTOR} mcp") == [("job claim", "ok"), ("attempt start", "ok")]
 
 
 def test_a_users_broad_allow_does_not_hand_claude_the_humans_verbs(
