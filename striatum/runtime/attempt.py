@@ -30,7 +30,7 @@ from .lanes import DEFAULT_TIMEOUT, fill, lane_environment, run_lane
 from .leases import Claim
 from .prompts import scratch_of
 from .records import JobRow
-from .starts import record_start, start_data
+from .starts import record_start, start_data, start_text
 from .store import Store
 from .worktrees import add_worktree, checkout, diff_paths, remove_worktree, worktree_diff
 
@@ -68,14 +68,17 @@ class Told:
     on each other. An attempt takes a ticket just before the transition that ends it and
     gives it back once its line is said; a job claimed meanwhile says it started only
     after the lines of the tickets out when it was claimed (the verdict that released it
-    is among them), and never waits for attempts that end later."""
+    is among them), and never waits for attempts that end later. Its lane does not wait
+    for that line: the line is said by whoever gives the last of those tickets back, at
+    the latest when the attempt says its next line, or after ``WAIT``."""
 
     WAIT = 10.0  # the longest a line waits for another (its attempt may be stuck)
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
+        self._changed = threading.Lock()
         self._out: set[int] = set()
         self._next = 0
+        self._held: list[_Line] = []
 
     def take(self) -> int:
         with self._changed:
@@ -86,15 +89,49 @@ class Told:
     def give_back(self, ticket: int) -> None:
         with self._changed:
             self._out.discard(ticket)
-            self._changed.notify_all()
+            free = [line for line in self._held if not line.after & self._out]
+            for line in free:
+                self._held.remove(line)
+                line.say()
 
     def out(self) -> frozenset[int]:
         with self._changed:
             return frozenset(self._out)
 
-    def wait_for(self, tickets: frozenset[int]) -> None:
+    def say_after(self, after: frozenset[int], say: Callable[[], None]) -> Callable[[], None]:
+        """Say a line once none of ``after`` is out (now, when none is); the function
+        returned says it now if it is still held (before the attempt's next line)."""
+        line = _Line(after, say)
         with self._changed:
-            self._changed.wait_for(lambda: not tickets & self._out, self.WAIT)
+            if not after & self._out:
+                say()
+                return _nothing
+            self._held.append(line)
+        timer = threading.Timer(self.WAIT, self._release, (line,))
+        timer.daemon = True
+        timer.start()
+
+        def due() -> None:
+            timer.cancel()
+            self._release(line)
+
+        return due
+
+    def _release(self, line: _Line) -> None:
+        with self._changed:
+            if line in self._held:
+                self._held.remove(line)
+                line.say()
+
+
+@dataclass(eq=False)  # held lines are told apart by identity
+class _Line:
+    after: frozenset[int]
+    say: Callable[[], None]
+
+
+def _nothing() -> None:
+    pass
 
 
 @dataclass
@@ -116,10 +153,10 @@ class Attempts:
         attempts that were ending when the job was claimed)."""
         started = time.monotonic()
         attempt = _Attempt(self, claim)
+        started_line = (f"{claim.job}: started (run {claim.run}, pass {claim.iteration + 1}, "
+                        f"attempt {claim.attempt + 1})")
         try:
-            self.told.wait_for(after)
-            self.say(f"{claim.job}: started (run {claim.run}, pass {claim.iteration + 1}, "
-                     f"attempt {claim.attempt + 1})")
+            said = self.told.say_after(after, lambda: self.say(started_line))
             try:
                 status, detail = attempt.execute()
             except LeaseLost as exc:
@@ -130,6 +167,7 @@ class Attempts:
                 attempt.clean_up()
                 self.stores.check()
             outcome = Outcome(claim.run, claim.job, status, detail, time.monotonic() - started)
+            said()
             self.say(outcome.line())
             return outcome
         finally:
@@ -202,8 +240,12 @@ class _Attempt:
                    "STRIATUM_CAN_REVISE": "1" if spec.revise else "0"}
         env = lane_environment(dict(lane.env), job_env)
         # Chained before the lane starts: who ran this attempt, as this machine resolves it.
-        record_start(self.store(), claim.run, claim.job, claim.token,
-                     start_data(spec.lane, argv, env, workdir))
+        # Most often the claim chained it already; resolved otherwise now (its program
+        # installed meanwhile, say), it is chained again, and the later event is the one
+        # that holds.
+        data = start_data(spec.lane, argv, env, workdir)
+        if claim.started is None or claim.started != start_text(data):
+            record_start(self.store(), claim.run, claim.job, claim.token, data)
         if lane.sandbox or self.attempts.sandbox:
             argv = self._sandboxed(argv, workdir, env)
         lost = threading.Event()

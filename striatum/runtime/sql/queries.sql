@@ -162,6 +162,36 @@ SELECT job, run
 FROM striatum.claim_job(%(run)s, %(lanes)s, %(lane_kinds)s, %(owner)s, %(secret)s,
                         %(lease_seconds)s, %(actor)s, %(verb)s, %(args_digest)s);
 
+-- claim_job_started: claim_job, and when the leased job's lane is a key of %(starts)s (a lane's name -> the canonical JSON of its attempt.start data, resolved by the worker before the claim), that attempt's start chained right after the claim's event, in the same statement and transaction; the job's and its run's records as JSON and how many starts were chained (0 or 1), or no row --
+WITH claimed AS MATERIALIZED (
+    SELECT job, run
+    FROM striatum.claim_job(%(run)s, %(lanes)s, %(lane_kinds)s, %(owner)s, %(secret)s,
+                            %(lease_seconds)s, %(actor)s, %(verb)s, %(args_digest)s)
+), started AS MATERIALIZED (
+    -- The payload as striatum.audit.Event.payload writes it (keys sorted), at the claim's
+    -- time and in the state the claim left the job in.
+    SELECT striatum.append_event(
+        'repo:' || (c.run ->> 'repo_id'), (c.run ->> 'repo_id')::bigint,
+        c.job ->> 'run_id', c.job ->> 'job_id', 'attempt.start',
+        '{"at":"' || striatum.event_time(now())
+        || '","data":' || (%(starts)s::jsonb ->> (c.job ->> 'lane'))
+        || ',"job":' || striatum.json_text(c.job ->> 'job_id')
+        || ',"run":' || striatum.json_text(c.job ->> 'run_id')
+        || ',"state":{"attempt":' || (c.job ->> 'attempt')
+        || ',"chosen":' || striatum.json_text(c.job ->> 'chosen')
+        || ',"executions":' || (c.job ->> 'executions')
+        || ',"fence":' || (c.job ->> 'fence')
+        || ',"iteration":' || (c.job ->> 'iteration')
+        || ',"lease_owner":' || striatum.json_text(c.job ->> 'lease_owner')
+        || ',"revisions_used":' || (c.job ->> 'revisions_used')
+        || ',"status":' || striatum.json_text(c.job ->> 'status')
+        || ',"verdict":' || striatum.json_text(c.job ->> 'verdict')
+        || '},"type":"attempt.start"}') AS appended
+    FROM claimed c
+    WHERE %(starts)s::jsonb ? (c.job ->> 'lane')
+)
+SELECT c.job, c.run, (SELECT count(*) FROM started) AS started FROM claimed c;
+
 -- complete_job: complete a leased task, ready the jobs waiting only for it, append the events and the audit row, in one statement; the job's and its run's records as JSON, or no row (nothing changed) when the change is not that common case --
 SELECT job, run
 FROM striatum.complete_job(%(run)s, %(job)s, %(token)s, %(data)s, %(produces)s,
