@@ -264,50 +264,79 @@ class _Attempt:
         usage = budgets.read_usage(str(out))
         if usage is not None:
             budgets.report_usage(self.store(), claim.run, claim.job, usage)
-        if not self._read(lambda store: _still_mine(store, claim)):
-            if log.is_file():
-                # The agent ended the attempt itself (its verdict, say): the log is still
-                # the attempt's. Refused when the lease was lost instead: nothing to add.
-                with contextlib.suppress(LeaseLost):
-                    leases.publish_log(self.store(), claim.run, claim.job, claim.token,
-                                       str(log))
-            return "done by the agent", "it finished the job through the CLI, or lost the lease"
-        # What the attempt leaves is published by the transition that ends it, in the
-        # same transaction: one commit per job instead of one per file.
-        files = [stage(str(log), f"logs/{claim.job}.log")] if log.is_file() else []
-        if self.worktree is not None:
-            diff = worktree_diff(self.worktree, run.base_commit, self.scratch.diff)
-            files.append(stage(str(diff), f"changes/{claim.job}.diff"))
-            touched = diff_paths(self.worktree, run.base_commit, self.repo)
-        else:
-            touched = changes.changed(before, changes.snapshot(self.repo),
-                                      (".striatum", run.artifact_root)) if watch else []
-        if not result.ok:
-            final = result.exit_code in NEVER_RUNS
-            if result.timed_out:
-                reason = f"timed out after {timeout}s"
-            elif result.exit_code is None:
-                reason = "its supervisor (the worker's lane guardian) died; it was killed"
-            elif final:
-                reason = (f"exited with code {result.exit_code}: `{argv[0]}` could not be run "
-                          "(not found, or not executable)")
+
+        def end() -> tuple[str, str]:
+            # What the attempt leaves is published by the transition that ends it, in the
+            # same transaction: one commit per job instead of one per file.
+            files = [stage(str(log), f"logs/{claim.job}.log")] if log.is_file() else []
+            if self.worktree is not None:
+                diff = worktree_diff(self.worktree, run.base_commit, self.scratch.diff)
+                files.append(stage(str(diff), f"changes/{claim.job}.diff"))
+                touched = diff_paths(self.worktree, run.base_commit, self.repo)
             else:
-                reason = f"exited with code {result.exit_code}"
-            reason += self._set_aside(touched if watch else [], spec.writes)
-            return self._fail(reason + f"; see logs/{claim.job}.log", files, reason,
-                              final=final)
-        files += [stage(str(out / name), name) for name in claim.produces
-                  if (out / name).is_file()]
-        stray = changes.outside(touched, spec.writes) if spec.writes else []
-        if stray:
-            return self._fail("changed files outside its writes globs: "
-                              + ", ".join(stray[:20])
-                              + self._set_aside(touched if watch else [], spec.writes), files)
-        if claim.kind == "review":
-            return self._review(out, files)
-        return self._finish(lambda store: leases.complete(
-            store, claim.run, claim.job, claim.token, files=files, check_writes=False),
-            files, "succeeded", "")
+                touched = changes.changed(before, changes.snapshot(self.repo),
+                                          (".striatum", run.artifact_root)) if watch else []
+            if not result.ok:
+                final = result.exit_code in NEVER_RUNS
+                if result.timed_out:
+                    reason = f"timed out after {timeout}s"
+                elif result.exit_code is None:
+                    reason = "its supervisor (the worker's lane guardian) died; it was killed"
+                elif final:
+                    reason = (f"exited with code {result.exit_code}: `{argv[0]}` could not "
+                              "be run (not found, or not executable)")
+                else:
+                    reason = f"exited with code {result.exit_code}"
+                reason += self._set_aside(touched if watch else [], spec.writes)
+                return self._fail(reason + f"; see logs/{claim.job}.log", files, reason,
+                                  final=final)
+            files += [stage(str(out / name), name) for name in claim.produces
+                      if (out / name).is_file()]
+            stray = changes.outside(touched, spec.writes) if spec.writes else []
+            if stray:
+                return self._fail("changed files outside its writes globs: "
+                                  + ", ".join(stray[:20])
+                                  + self._set_aside(touched if watch else [], spec.writes),
+                                  files)
+            if claim.kind == "review":
+                return self._review(out, files)
+            return self._finish(lambda store: leases.complete(
+                store, claim.run, claim.job, claim.token, files=files, check_writes=False),
+                files, "succeeded", "")
+
+        def mine(store: Store) -> bool:
+            return _still_mine(store, claim)
+
+        # A worktree or a watched tree is looked at (and set aside) before the end: only
+        # while the job is still this attempt's. Otherwise the ending's own lease check
+        # tells a job the agent ended itself, and no read a job asks it first.
+        if self.worktree is not None or watch:
+            if not self._read(mine):
+                return self._not_mine(log)
+            return end()
+        try:
+            return end()
+        except LeaseLost:
+            if self._read(mine):
+                raise  # still leased to it, but expired: the lease is lost
+            return self._not_mine(log)
+        except StoreUnavailable:
+            # Its kept connection died while the lane ran (a server restart): once more on
+            # a new one, as the read did. Had the end committed as the connection broke,
+            # the read finds the job no longer leased, and the record stands as it is.
+            self.attempts.stores.drop()
+            if not self._read(mine):
+                return self._not_mine(log)
+            return end()
+
+    def _not_mine(self, log: Path) -> tuple[str, str]:
+        claim = self.claim
+        if log.is_file():
+            # The agent ended the attempt itself (its verdict, say): the log is still the
+            # attempt's. Refused when the lease was lost instead: nothing to add.
+            with contextlib.suppress(LeaseLost):
+                leases.publish_log(self.store(), claim.run, claim.job, claim.token, str(log))
+        return "done by the agent", "it finished the job through the CLI, or lost the lease"
 
     def _sandboxed(self, argv: list[str], workdir: Path, env: dict[str, str]) -> list[str]:
         """``argv`` under bwrap, or SandboxUnavailable (the attempt fails, finally): a lane
