@@ -69,8 +69,8 @@ def breakdown(dsn: str, repeat: int = 2) -> dict[str, Any] | None:
              query("doctor_event_columns"), params),
             ("doctor's chain pass: links and hashes (doctor_event_links)",
              query("doctor_event_links"), params),
-            ("--strict, or no proof: the one pass parsing every payload "
-             "(doctor_event_contents: hash, columns, replay)",
+            ("doctor's pass with --strict or without the proof (doctor_event_contents: "
+             "parse, hash, columns, replay)",
              query("doctor_event_contents"), params),
             *((label, text, {}) for label, text in PIECES)]
         out: dict[str, Any] = {"events": events}
