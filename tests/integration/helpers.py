@@ -209,6 +209,22 @@ def owner_connection(dsn: str) -> Iterator[psycopg.Connection[Any]]:
         conn.close()
 
 
+def counted_slices(monkeypatch: Any) -> list[int]:
+    """Record the size of every batch ``runtime.batches`` writes (a pytest monkeypatch
+    undoes it after the test)."""
+    from striatum.runtime import batches
+
+    sliced: list[int] = []
+    slices = batches.slices
+
+    def counted(items: Any, size: int = batches.BATCH) -> Any:
+        sliced.append(len(items))
+        return slices(items, size)
+
+    monkeypatch.setattr(batches, "slices", counted)
+    return sliced
+
+
 @contextmanager
 def unproven(conn: psycopg.Connection[Any]) -> Iterator[None]:
     """Lift the constraint that refuses events whose columns disagree with their payload,

@@ -13,12 +13,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from striatum.runtime import batches, leases, runs
+from striatum.runtime import leases, runs
 from striatum.runtime.completion import Completed
 from striatum.runtime.doctor import Report, columns_proven, doctor
 from striatum.runtime.store import Store
 
-from .helpers import owner_connection, unproven
+from .helpers import counted_slices, owner_connection, unproven
 from .test_batches import WIDE, wide_workflow
 
 STATE = ("status", "iteration", "attempt", "executions", "revisions_used", "fence",
@@ -44,14 +44,7 @@ def test_every_write_path_fills_the_state_columns_from_the_payload(
         store: Store, dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    batched: list[int] = []
-    slices = batches.slices
-
-    def counted(items: Any, size: int = batches.BATCH) -> Any:
-        batched.append(len(items))
-        return slices(items, size)
-
-    monkeypatch.setattr(batches, "slices", counted)
+    batched = counted_slices(monkeypatch)
     run_id = runs.prepare(store, wide_workflow(tmp_path / "wf"), str(repo), overrides={})
     runs.start(store, run_id)  # readies 70 jobs: their events go in batches
     ended = []
