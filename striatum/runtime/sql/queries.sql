@@ -272,13 +272,21 @@ FROM striatum.append_event(%(chain)s, %(repo)s, %(run)s, %(job)s, %(type)s, %(pa
 -- lock_chain_head: a chain's head, locked to the end of the transaction (a batch of events is hashed under it) --
 SELECT seq, hash FROM striatum.chain_heads WHERE chain = %(chain)s FOR UPDATE;
 
--- insert_events: a batch of events hashed under the chain head's lock, in chain order --
+-- insert_events: a batch of events hashed under the chain head's lock, in chain order, with the state columns read from each payload (as append_event reads them) --
 INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, previous_hash,
-                             row_hash)
-SELECT %(repo)s, e.seq, e.run_id, e.job_id, e.type, e.payload, e.previous_hash, e.row_hash
+                             row_hash, status, iteration, attempt, executions,
+                             revisions_used, fence, lease_owner, chosen, verdict, blocked_on)
+SELECT %(repo)s, e.seq, e.run_id, e.job_id, e.type, e.payload, e.previous_hash, e.row_hash,
+       s.status, s.iteration, s.attempt, s.executions, s.revisions_used, s.fence,
+       s.lease_owner, s.chosen, s.verdict, s.blocked_on
 FROM unnest(%(seq)b::bigint[], %(run)b::text[], %(job)b::text[], %(type)b::text[],
             %(payload)b::text[], %(previous_hash)b::text[], %(row_hash)b::text[])
-     AS e(seq, run_id, job_id, type, payload, previous_hash, row_hash);
+     AS e(seq, run_id, job_id, type, payload, previous_hash, row_hash)
+CROSS JOIN LATERAL (SELECT e.payload::jsonb -> 'state' AS state) p
+LEFT JOIN LATERAL jsonb_to_record(CASE WHEN p.state <> 'null' THEN p.state END)
+     AS s(status text, iteration integer, attempt integer, executions integer,
+          revisions_used integer, fence bigint, lease_owner text, chosen text,
+          verdict text, blocked_on text) ON true;
 
 -- move_chain_head: a chain's head after a batch of events (its lock is held); the new head --
 UPDATE striatum.chain_heads SET seq = %(seq)s, hash = %(hash)s, previous = %(previous)s
