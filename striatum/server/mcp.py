@@ -104,7 +104,9 @@ def failure(document: dict[str, Any]) -> CallToolResult:
 
 
 def _json(document: Any) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False)
+    # On one line: json's C encoder, not its Python one that indenting takes (5 ms against
+    # 1 ms for a 320-job run_status), and a third fewer bytes in the model's context.
+    return json.dumps(document, ensure_ascii=False)
 
 
 class StriatumMCP(MCPServer[Any]):
