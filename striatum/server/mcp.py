@@ -147,13 +147,12 @@ class StriatumMCP(MCPServer[Any]):
         it is behind), as the daemon does at its start."""
         with self._opening:
             if self._pool is None:
-                from ..runtime.config import open_store
+                from ..runtime.config import checked
                 from .gate import Pool
 
-                checked = open_store(self.dsn, actor=self.caller)
-                checked.close()
-                self._pool = Pool(checked.dsn, CONNECTIONS, name="striatum mcp",
-                                  embedded=not self.dsn)
+                database = checked(self.dsn)
+                self._pool = Pool(database.dsn, CONNECTIONS, name="striatum mcp",
+                                  embedded=database.embedded)
             return self._pool
 
     def _run(self, call: Any, *args: Any) -> Any:
