@@ -12,6 +12,7 @@ import gc
 import hashlib
 import json
 import multiprocessing
+import os
 import re
 import shutil
 import signal
@@ -25,13 +26,16 @@ from typing import Any
 
 from . import doctor_cost, peers
 from .common import (
+    BENCH,
     ROOT,
     Context,
+    Sampler,
     chain_jobs,
     conninfo,
     dsn_parts,
     fanout_jobs,
     fresh_database,
+    machine_ticks,
     new_repo,
     percentile,
     pg_env,
@@ -83,22 +87,25 @@ def _writer(dsn: str, workflow: str, repo: str, seconds: float, barrier: Any,
     store = Store.connect(dsn)
     run = ready_fanout(store, workflow, repo)
     barrier.wait()
+    cpu = time.process_time()
     count, elapsed = transition_loop(store, run, seconds)
-    results.put({"transitions": count, "seconds": elapsed, "retries": store.retries})
+    results.put({"transitions": count, "seconds": elapsed, "retries": store.retries,
+                 "cpu": time.process_time() - cpu})
     store.close()
 
 
 def transition_loop(store: Any, run: str, seconds: float) -> tuple[int, float]:
     """claim -> complete through the public functions, until the deadline or no job is left.
 
-    sweep=False is what a worker does (it sweeps expired leases on its own timer)."""
+    sweep=False and artifact_folder=False are what a worker does (it sweeps expired leases
+    on its own timer, and makes the attempt's artifact folder as the lane starts)."""
     from striatum.runtime import leases
 
     count = 0
     start = time.perf_counter()
     deadline = start + seconds
     while time.perf_counter() < deadline:
-        claimed = leases.claim(store, run, owner=OWNER, sweep=False)
+        claimed = leases.claim(store, run, owner=OWNER, sweep=False, artifact_folder=False)
         if claimed is None:
             break
         count += 1
@@ -109,6 +116,8 @@ def transition_loop(store: Any, run: str, seconds: float) -> tuple[int, float]:
 
 def run_writers(ctx: Context, dsn: str, writers: int, seconds: float, fanout: int
                 ) -> dict[str, Any]:
+    """``writers`` processes on their own repositories, while the database's backends are
+    sampled: what they wait on, and the CPU the writers and their backends spend."""
     mp = multiprocessing.get_context("spawn")
     barrier = mp.Barrier(writers + 1)
     results = mp.Queue()
@@ -121,13 +130,50 @@ def run_writers(ctx: Context, dsn: str, writers: int, seconds: float, fanout: in
         proc.start()
         procs.append(proc)
     barrier.wait(timeout=300)
+    sampler = Sampler(dsn)
+    sampler.start()
+    busy0, all0 = machine_ticks()
     got = [results.get(timeout=seconds + 300) for _ in procs]
+    busy1, all1 = machine_ticks()
+    sampled = sampler.stop()
     for proc in procs:
         proc.join(timeout=60)
     total = sum(r["transitions"] for r in got)
     window = max(r["seconds"] for r in got)
+    tick = os.sysconf("SC_CLK_TCK")
     return {"writers": writers, "transitions": total, "seconds": window,
-            "per_s": total / window, "each": got}
+            "per_s": total / window, "each": got, "sampled": sampled,
+            "client_ms": 1000 * sum(r["cpu"] for r in got) / max(1, total),
+            "backend_ms": 1000 * sampled["backend_ticks"] / tick / max(1, total),
+            "machine_busy": (busy1 - busy0) / max(1, all1 - all0)}
+
+
+def audit_split(dsn: str) -> None:
+    """A what-if, never a shipped mode: the audit rows of each backend chained apart
+    (bench/audit_split.sql), so that 4 writers share no row but their own repositories'."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute((BENCH / "audit_split.sql").read_text(encoding="utf-8").encode())
+
+
+def bound_rows(raw: list[dict[str, Any]], which: str, label: str) -> list[dict[str, Any]]:
+    """What bounds a writers' run: the CPU its clients and its backends spend a
+    transition, the machine's CPU in use, and what the active backends wait on."""
+    runs = [r[which] for r in raw]
+    shares = [r["sampled"]["shares"] for r in runs]
+    out = [row(f"  {label}: client CPU a transition", "ms", [r["client_ms"] for r in runs],
+               higher_is_better=False, detail=True),
+           row(f"  {label}: backend CPU a transition", "ms", [r["backend_ms"] for r in runs],
+               who="reference", higher_is_better=False, detail=True),
+           row(f"  {label}: machine CPU in use (all processes)", "%",
+               [100 * r["machine_busy"] for r in runs], who="reference", detail=True)]
+    for key, what in (("lock", "waiting for a lock (another's COMMIT)"),
+                      ("wal", "writing or flushing WAL"), ("cpu", "on CPU")):
+        out.append(row(f"  {label}: active backends {what}", "%",
+                       [100 * s[key] for s in shares], who="reference", detail=True,
+                       key=f"{which}_{key}"))
+    return out
 
 
 PGBENCH_TPS = re.compile(r"tps = ([0-9.]+) \(without initial connection time\)")
@@ -353,10 +399,11 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
     exe = shutil.which("pgbench") or ("/usr/bin/pgbench" if Path("/usr/bin/pgbench").exists()
                                       else None)
     samples: dict[str, list[float]] = {"pg1": [], "pg4": [], "w1": [], "w4": [], "py1": [],
-                                       "claim": [], "complete": []}
+                                       "claim": [], "complete": [], "w4_split": []}
     raw: list[dict[str, Any]] = []
     ceiling: dict[str, list[float]] = {}
-    with fresh_database(ctx) as dsn:
+    with fresh_database(ctx) as dsn, fresh_database(ctx, "_split") as split_dsn:
+        audit_split(split_dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, payload text "
                          "NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
@@ -370,14 +417,18 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
                                                   1).items():
                     ceiling.setdefault(half, []).extend(rates)
             four = run_writers(ctx, dsn, 4, seconds, fanout)
+            split = run_writers(ctx, split_dsn, 4, seconds, fanout)
+            samples["w4_split"].append(split["per_s"])
             if exe:
                 samples["pg4"].append(pgbench(ctx, dsn, 4, seconds))
             samples["py1"].append(psycopg_insert_rate(dsn, seconds))
             samples["w1"].append(one["per_s"])
             samples["w4"].append(four["per_s"])
-            raw.append({"one": one, "four": four})
+            raw.append({"one": one, "four": four, "split": split})
             ctx.say(f"  transitions rep {i + 1}: 1 writer {one['per_s']:.0f}/s, "
-                    f"4 writers {four['per_s']:.0f}/s"
+                    f"4 writers {four['per_s']:.0f}/s (audit chain split: "
+                    f"{split['per_s']:.0f}/s; 4 writers' backends waiting for a lock "
+                    f"{100 * four['sampled']['shares']['lock']:.0f} %)"
                     + (f", pgbench {samples['pg1'][-1]:.0f} / {samples['pg4'][-1]:.0f} tps"
                        if exe else ""))
         if exe:
@@ -394,7 +445,11 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
     rows = [row("1 writer: claim+complete transitions", "transitions/s", samples["w1"],
                 key="w1"),
             row("4 writers, 4 repositories (processes)", "transitions/s", samples["w4"],
-                key="w4")]
+                key="w4"),
+            row("  4 writers, the audit chain split per writer (what-if, not shipped)",
+                "transitions/s", samples["w4_split"], who="reference", key="w4_split",
+                detail=True),
+            *bound_rows(raw, "one", "1 writer"), *bound_rows(raw, "four", "4 writers")]
     if exe:
         rows += [row("pgbench one-row INSERT, 1 client", "tps", samples["pg1"],
                      who="reference", key="pg1"),
@@ -422,7 +477,18 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
         f"fan-out of {fanout} jobs per writer; the root's claim and completion (which "
         f"readies all {fanout - 2} tasks in one transaction) are done before the clock "
         f"starts; each writer then loops claim -> complete for {seconds} s "
-        "(leases.claim(sweep=False), leases.complete), every call one transaction.",
+        "(leases.claim(sweep=False, artifact_folder=False), as a worker claims, "
+        "leases.complete), every call one transaction.",
+        "what bounds the writers: while they run, pg_stat_activity is sampled every 50 ms "
+        "(the active backends' wait events: Lock:* is a row lock held by another "
+        "transaction to its COMMIT, IO:WAL*/LWLock:WAL* the WAL's write and flush, none "
+        "the CPU); client CPU is the writer processes' own, backend CPU their backends' "
+        "(/proc), each divided by the transitions made. Every transition appends to the "
+        "one global audit chain, whose head row each holds locked to its COMMIT (the "
+        "WAL flush included): writers on different repositories still commit one at a "
+        "time. The what-if row applies bench/audit_split.sql to a second database (each "
+        "backend's audit rows chained apart, a record doctor would refuse) to show what "
+        "that shared head costs.",
         f"pgbench -n -c C -j min(C,2) -T {seconds} -f insert.sql, the script being "  # noqa: S608 - prose
         "INSERT INTO bench_insert (payload) VALUES ('x') on a bigserial-keyed table in "
         "the same database; the Python row sends that INSERT in a psycopg loop "
