@@ -23,9 +23,6 @@ CREATE TABLE IF NOT EXISTS striatum.migrations (
     applied_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- migrations_table_exists: has this database been migrated at all --
-SELECT to_regclass('striatum.migrations') IS NOT NULL;
-
 -- schema_version: the highest applied migration --
 SELECT max(version) FROM striatum.migrations;
 
