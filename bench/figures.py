@@ -555,18 +555,83 @@ def wait_listening(dsn: str, count: int, procs: list[subprocess.Popen[bytes]],
     raise RuntimeError(f"{count} workers did not start listening in {timeout:.0f} s")
 
 
-def wait_run_end(dsn: str, run: str, timeout: float, poll: float = 0.02) -> str:
+def wait_run_end(dsn: str, run: str, timeout: float, poll: float = 0.02,
+                 polls: list[int] | None = None) -> str:
+    """The run's final status; ``polls`` gets how many queries (commits) it took."""
     import psycopg
 
     deadline = time.monotonic() + timeout
+    asked = 0
     with psycopg.connect(dsn, autocommit=True) as conn:
         while time.monotonic() < deadline:
+            asked += 1
             row = conn.execute("SELECT status FROM striatum.runs WHERE id = %s", [run]
                                ).fetchone()
             if row and row[0] in ("completed", "failed", "cancelled", "blocked"):
+                if polls is not None:
+                    polls.append(asked)
                 return str(row[0])
             time.sleep(poll)
     raise RuntimeError(f"run {run} did not end in {timeout:.0f} s")
+
+
+def _cpu(process: Any, *, reaped: bool = False) -> float:
+    """A process's CPU seconds; ``reaped``: with its children that ended and were waited
+    for (a lane guardian's lanes)."""
+    import psutil
+
+    try:
+        t = process.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return t.user + t.system + ((t.children_user + t.children_system) if reaped else 0.0)
+
+
+def cpu_snapshot(dsn: str, procs: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+    """Where a worked run's CPU goes: the worker processes, their lane guardians with the
+    lanes they reaped, each server backend of the database (by pid), the machine."""
+    import psutil
+    import psycopg
+
+    workers = [psutil.Process(p.pid) for p in procs if p.poll() is None]
+    guardians = [child for w in workers for child in w.children()]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        pids = [int(r[0]) for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()").fetchall()]
+    machine = psutil.cpu_times()
+    return {"workers": sum(_cpu(w) for w in workers),
+            "guardians": sum(_cpu(g, reaped=True) for g in guardians),
+            "backends": {pid: _cpu(psutil.Process(pid)) for pid in pids
+                         if psutil.pid_exists(pid)},
+            "busy": machine.user + machine.system + machine.nice + machine.irq
+            + machine.softirq, "idle": machine.idle + machine.iowait,
+            "at": time.perf_counter()}
+
+
+def commits(dsn: str) -> int:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT xact_commit FROM pg_stat_database "
+                           "WHERE datname = current_database()").fetchone()
+    return int(row[0]) if row else 0
+
+
+def job_costs(before: dict[str, Any], after: dict[str, Any], jobs: int,
+              commits_made: int) -> dict[str, float]:
+    """Per job, between two ``cpu_snapshot``s: CPU ms of each side, commits, and how busy
+    the machine was (every process on it, other sessions' included)."""
+    backends = sum(cpu - before["backends"].get(pid, 0.0)
+                   for pid, cpu in after["backends"].items())
+    busy = after["busy"] - before["busy"]
+    idle = after["idle"] - before["idle"]
+    return {"worker_ms": (after["workers"] - before["workers"]) * 1000 / jobs,
+            "lane_ms": (after["guardians"] - before["guardians"]) * 1000 / jobs,
+            "server_ms": backends * 1000 / jobs,
+            "machine_ms": busy * 1000 / jobs,
+            "busy_pct": 100 * busy / (busy + idle) if busy + idle else 0.0,
+            "commits": commits_made / jobs}
 
 
 def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -593,8 +658,10 @@ def jobs_in(dsn: str, run: str, status: str) -> int:
 
 def worked_run(ctx: Context, dsn: str, jobs: list[dict[str, Any]], command: list[str],
                name: str, *, workers: int = 4, concurrency: int = 1, on_start: Any = None,
-               timeout: float = 1800) -> dict[str, Any]:
-    """Prepare a run, let ``workers`` worker subprocesses (already idle) work it to its end."""
+               timeout: float = 1800, measure: bool = False) -> dict[str, Any]:
+    """Prepare a run, let ``workers`` worker subprocesses (already idle) work it to its end.
+    ``measure``: also where its CPU went and how many commits it made, per job (``costs``),
+    from ``runs.start`` until the run ended."""
     from striatum.runtime import runs
     from striatum.runtime.store import Store
 
@@ -607,22 +674,34 @@ def worked_run(ctx: Context, dsn: str, jobs: list[dict[str, Any]], command: list
                            lanes={"l": {"command": command}})
         prepare_s = time.perf_counter() - t0
         procs = start_workers(ctx, dsn, run, workers, concurrency)
+        costs: dict[str, float] = {}
         try:
             wait_listening(dsn, workers, procs)
             if on_start is not None:
                 on_start(run)
+            before = cpu_snapshot(dsn, procs) if measure else None
+            committed = commits(dsn) if measure else 0
+            polls: list[int] = []
             t1 = time.perf_counter()
             runs.start(store, run)
-            status = wait_run_end(dsn, run, timeout)
+            status = wait_run_end(dsn, run, timeout, polls=polls)
             run_s = time.perf_counter() - t1
+            if before is not None:
+                after = cpu_snapshot(dsn, procs)
         finally:
             stop_workers(procs)
+        if before is not None:
+            # The workers' backends report their commits as they exit. Not the jobs': the
+            # start's commit, the poller's queries, the two counting queries' own.
+            time.sleep(0.2)
+            made = commits(dsn) - committed - 3 - sum(polls)
+            costs = job_costs(before, after, len(jobs), made)
         done = jobs_in(dsn, run, "succeeded")
         if status != "completed" or done != len(jobs):
             raise RuntimeError(f"run {run} ended {status} with {done}/{len(jobs)} jobs "
                                f"succeeded (worker logs in {ctx.tmp / 'worker-logs'})")
         return {"run": run, "repo": str(repo), "prepare_s": prepare_s, "run_s": run_s,
-                "total_s": prepare_s + run_s, "jobs": len(jobs)}
+                "total_s": prepare_s + run_s, "jobs": len(jobs), "costs": costs}
     finally:
         store.close()
 
@@ -633,11 +712,14 @@ def figure_e2e(ctx: Context) -> dict[str, Any]:
     n = 200 if ctx.quick else 1000
     samples: list[float] = []
     one_process: list[float] = []
+    costs: dict[str, list[float]] = {}
     raw = []
     with fresh_database(ctx) as dsn:
         for i in range(ctx.repeat):
-            got = worked_run(ctx, dsn, fanout_jobs(n), ["true"], f"e2e-{n}")
+            got = worked_run(ctx, dsn, fanout_jobs(n), ["true"], f"e2e-{n}", measure=True)
             samples.append(n / got["total_s"])
+            for name, value in got["costs"].items():
+                costs.setdefault(name, []).append(value)
             raw.append(got)
             single = worked_run(ctx, dsn, fanout_jobs(n), ["true"], f"e2e-{n}-c4", workers=1,
                                 concurrency=4)
@@ -649,6 +731,16 @@ def figure_e2e(ctx: Context) -> dict[str, Any]:
     rows = [row(f"{n}-job fan-out, 4 workers (subprocesses)", "jobs/s", samples, key="e2e"),
             row("  the same, one worker with --concurrency 4", "jobs/s", one_process,
                 key="e2e_c4", detail=True)]
+    if costs:
+        # What bounds the first row: where each job's CPU goes, and the commits it makes.
+        rows += [row(f"  of which, a job: {what}", unit, costs[name], higher_is_better=False,
+                     key=f"e2e_{name}", detail=True) for name, what, unit in (
+            ("worker_ms", "CPU of the worker processes", "ms"),
+            ("lane_ms", "CPU of the lane guardians and lanes (`true`)", "ms"),
+            ("server_ms", "CPU of the database's server backends", "ms"),
+            ("machine_ms", "CPU of the whole machine (other sessions too)", "ms"),
+            ("commits", "commits (claim, completion, liveness, reads)", "commits"),
+            ("busy_pct", "the machine's CPU busy meanwhile (2 cores)", "%"))]
     rows += peers.e2e_rows(ctx, n)
     return {"rows": rows, "raw": {"striatum": raw}, "notes": [
         f"striatum: `striatum worker --run R --concurrency 1` x 4 subprocesses, started and "
@@ -665,7 +757,13 @@ def figure_e2e(ctx: Context) -> dict[str, Any]:
         "worker_concurrency=4 (polled every 10 ms); clock until every result is back; "
         "same work: the step runs subprocess.run(['true']); no-op: it returns its argument.",
         "the targets are held against the same-work rows (every side starts one process "
-        "per job); the no-op rows show what the peers' own machinery costs."]}
+        "per job); the no-op rows show what the peers' own machinery costs.",
+        "the 'of which' rows: the first row's runs, from `runs.start` until the run ended, "
+        "divided by the jobs: CPU seconds (psutil) of the 4 worker processes, of their lane "
+        "guardians with the lanes they reaped, of the server backends connected to the "
+        "bench database, and of the whole machine (every process, other sessions' too); "
+        "commits from pg_stat_database (the worker's own: claims, completions, reads, "
+        "liveness rows), less the harness's own queries."]}
 
 
 # ========================================================== 3. dispatch latency
@@ -833,6 +931,11 @@ def _event_payloads(run: str, jobs: int, at: datetime, repo: str
     return out
 
 
+# The typed columns of an event's state (migration 0013), in the order they are copied.
+STATE_COLUMNS = ("status", "iteration", "attempt", "executions", "revisions_used", "fence",
+                 "lease_owner", "chosen", "verdict", "blocked_on")
+
+
 def generate_record(dsn: str, events: int, jobs_per_run: int = 100
                     ) -> tuple[list[str], list[str], int, int]:
     """Write ~``events`` events of completed runs (and the matching projections) as the
@@ -868,14 +971,20 @@ def generate_record(dsn: str, events: int, jobs_per_run: int = 100
                                         3, 1, 1))
             previous, seq = GENESIS, 0
             with cur.copy("COPY striatum.events (repo_id, seq, run_id, job_id, type, "
-                          "payload, previous_hash, row_hash, created_at) FROM STDIN") as copy:
+                          "payload, previous_hash, row_hash, created_at, status, iteration, "
+                          "attempt, executions, revisions_used, fence, lease_owner, chosen, "
+                          "verdict, blocked_on) FROM STDIN") as copy:
                 for run in run_ids:
                     for run_id, job, kind, payload, moment in _event_payloads(
                             run, jobs_per_run, at, "/bench/doctor"):
                         seq += 1
                         digest = row_hash(previous, payload)
+                        # The state columns as the runtime writes them (read from the
+                        # payload): the table's constraint refuses the row otherwise.
+                        state = json.loads(payload)["state"]
                         copy.write_row((repo_id, seq, run_id, job, kind, payload, previous,
-                                        digest, moment))
+                                        digest, moment,
+                                        *(state.get(c) for c in STATE_COLUMNS)))
                         payloads.append(payload)
                         hashes.append(digest)
                         previous = digest
@@ -1033,7 +1142,9 @@ def figure_doctor(ctx: Context) -> dict[str, Any]:
         "the two floors under doctor: the same rows streamed out of PostgreSQL by COPY and "
         "hashed in the Python loop (any client-side check pays this), and one SQL pass "
         "that only recomputes each row's sha256 and its link (any server-side check pays "
-        "this); doctor also parses every payload and replays every job and run.",
+        "this); doctor also replays every job and run, over the state columns the "
+        "database proved against each payload as it wrote them (--strict parses every "
+        "payload instead).",
         "server CPU per event (raw cpu_us_per_event, printed while the figure runs): "
         "doctor's queries and the pieces of its pass, each alone on one backend with no "
         "parallel workers, CPU seconds of that backend from /proc (a server on this "

@@ -78,6 +78,9 @@ class Claim:
     # What a worker needs to start the lane, so it reads nothing more (not in the JSON).
     run_row: RunRow = field(repr=False)
     pinned: CompiledWorkflow = field(repr=False)
+    # The attempt.start data the claim's statement chained with it (``starts.known_starts``),
+    # or None: the worker chains the start itself before the lane runs.
+    started: str | None = field(default=None, repr=False)
     claimed: ClassVar[bool] = True  # an Idle is the other answer to a claim
 
     def to_json(self) -> dict[str, Any]:
@@ -209,17 +212,23 @@ def claim_next(store: Store, run_id: str, *, owner: str, lane: str | None,
 @verb("job claim")
 def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | None,
          lane_kinds: list[str] | None, lease_seconds: int, check_run: bool,
-         artifact_folder: bool = False) -> Claim | Unprepared | None:
+         artifact_folder: bool = False, starts: Mapping[str, str] | None = None
+         ) -> Claim | Unprepared | None:
     """One claim statement and the attempt's preparation (the claim loop's step): a Claim,
     an Unprepared job (already failed), or None when nothing is ready. The attempt's
     artifact folder is made only when ``artifact_folder`` (``claim``'s): a worker makes it
-    as the lane starts."""
+    as the lane starts. ``starts``: the attempt.start data of lanes known before the
+    claim (lane -> its canonical JSON); a job on one of them has its start chained by
+    the claim's statement."""
     # One statement (a function in the database) finds, locks and leases the job,
     # records the lease, appends the event and the audit row: one round trip.
-    found = store.call("claim_job", {
-        "run": run_id, "lanes": lanes, "lane_kinds": lane_kinds, "owner": owner,
-        "secret": secrets.token_hex(16), "lease_seconds": lease_seconds,
-        **audit.claim_params(store)})
+    params = {"run": run_id, "lanes": lanes, "lane_kinds": lane_kinds, "owner": owner,
+              "secret": secrets.token_hex(16), "lease_seconds": lease_seconds,
+              **audit.claim_params(store)}
+    if starts:
+        found = store.call("claim_job_started", {**params, "starts": json.dumps(starts)})
+    else:
+        found = store.call("claim_job", params)
     if not found:
         if check_run and run_id is not None and not store.execute("run_record",
                                                                    {"run": run_id}):
@@ -235,7 +244,7 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
         # Its run reached its budget and is blocked now: claim from the others.
         return take(store, run_id, owner=owner, lanes=lanes, lane_kinds=lane_kinds,
                     lease_seconds=lease_seconds, check_run=False,
-                    artifact_folder=artifact_folder)
+                    artifact_folder=artifact_folder, starts=starts)
     try:
         pinned.remember_run(run.id, run.workflow_digest)  # its completion needs the graph
         lapsed = judged.bind(store, run, row, workflow)
@@ -264,7 +273,8 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
     spec = workflow.jobs[row.job_id]
     return Claim(run.id, row.job_id, row.kind, row.lane, token, row.fence, row.iteration,
                  row.attempt, row.lease_expires_at, str(prompt_file),
-                 str(scratch_of(prompt_file).out), list(spec.produces), run, workflow)
+                 str(scratch_of(prompt_file).out), list(spec.produces), run, workflow,
+                 started=starts[row.lane] if starts and found[0][2] else None)
 
 
 def _unprepared(store: Store, row: JobRow, token: str, reason: str, *, final: bool = False

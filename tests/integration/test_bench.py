@@ -52,8 +52,10 @@ def test_the_doctor_breakdown_runs_doctors_own_queries_over_the_record(dsn: str)
         pytest.skip("the server's backend is not on this machine: its CPU cannot be read")
     assert cost["events"] == events
     assert {label for label in cost if label.startswith("doctor's")} == {
-        "doctor's one pass (doctor_event_contents: hash, columns, replay)",
-        "doctor's link pass (doctor_event_links)"}
+        "doctor's replay over the typed columns (doctor_event_columns)",
+        "doctor's chain pass: links and hashes (doctor_event_links)",
+        "doctor's pass with --strict or without the proof (doctor_event_contents: parse, "
+        "hash, columns, replay)"}
     assert all(micros >= 0 for micros in cost.values())
 
 
