@@ -154,6 +154,28 @@ class WorkflowGraph:
             out[node] = bits
         return out
 
+    def unrelated(self, members: list[str], *, both_ways: bool = True) -> dict[str, int]:
+        """member -> the other members neither upstream nor downstream of it (with
+        ``both_ways=False``: only those before it in ``order``), as bits numbered by
+        the members' positions in ``order``.
+
+        Built from the complement of the closure: what comes earlier in the order
+        and is not an ancestor, through each need, is what was earlier and not an
+        ancestor of that need, plus the members between the need and the job. On a
+        line it is always empty, so the cost follows the answer's size, not n² bits
+        (``reach`` and ``ancestors_bits``)."""
+        wanted = set(members)
+        after: dict[str, int] = {}  # job -> members at or before it in ``order``
+        count = 0
+        for node in self.order:
+            count += node in wanted
+            after[node] = count
+        earlier = _unrelated_pass(self.order, self.pred, after, wanted, forward=True)
+        if not both_ways:
+            return {m: earlier[m] for m in members}
+        later = _unrelated_pass(self.order[::-1], self.succ, after, wanted, forward=False)
+        return {m: earlier[m] | later[m] for m in members}
+
     def _loop_and_reruns(self, target: str, reviewer: str) -> tuple[list[str], list[str]]:
         """Jobs on a path from ``target`` to ``reviewer``, and jobs below ``target``
         but not strictly below ``reviewer``; both in topological order."""
@@ -222,6 +244,46 @@ class WorkflowGraph:
     @cached_property
     def sinks(self) -> tuple[str, ...]:
         return tuple(j.id for j in self.workflow.jobs if not self.succ[j.id])
+
+
+def _span(lo: int, hi: int) -> int:
+    return ((1 << (hi - lo)) - 1) << lo if hi > lo else 0
+
+
+def _unrelated_pass(order: list[str], links: dict[str, list[str]], after: dict[str, int],
+                    wanted: set[str], *, forward: bool) -> dict[str, int]:
+    """job -> the members on its side of it in ``order`` (before it when ``forward``,
+    after it otherwise) that ``links`` (needs, or successors) do not connect it to.
+    Positions: ``after[job]`` members are at or before ``job``."""
+    total = len(wanted)
+    found: dict[str, int] = {}
+    for node in order:
+        # The members strictly between ``node`` and a linked job ``other`` are
+        # positions [start(other), end) going forward, [start, end(other)) back.
+        if forward:
+            end = after[node] - (node in wanted)
+            bounds = {other: (after[other], end) for other in links[node]}
+            nearest = max(bounds, key=lambda o: bounds[o][0], default=None)
+            everything = (0, end)
+        else:
+            start = after[node]
+            bounds = {other: (start, after[other] - (other in wanted))
+                      for other in links[node]}
+            nearest = min(bounds, key=lambda o: bounds[o][1], default=None)
+            everything = (start, total)
+        if nearest is None:
+            found[node] = _span(*everything)
+            continue
+        bits = found[nearest] | _span(*bounds[nearest])
+        for other, (lo, hi) in bounds.items():
+            if not bits:
+                break
+            if other != nearest:
+                # keep the bits ``other`` leaves unrelated, and those between it and node
+                between = (bits >> lo << lo) if forward else bits ^ (bits >> hi << hi)
+                bits = (bits & found[other]) | between
+        found[node] = bits
+    return found
 
 
 def check_references(workflow: Workflow) -> list[Diagnostic]:
