@@ -176,6 +176,15 @@ class WorkflowGraph:
         later = _unrelated_pass(self.order[::-1], self.succ, after, wanted, forward=False)
         return {m: earlier[m] | later[m] for m in members}
 
+    def followed_by(self, members: set[str]) -> dict[str, bool]:
+        """job -> whether one of ``members`` is strictly downstream of it (a flag a
+        job, where ``reach_within`` would hold a bit per member)."""
+        out: dict[str, bool] = {}
+        succ = self.succ
+        for node in reversed(self.order):
+            out[node] = any(child in members or out[child] for child in succ[node])
+        return out
+
     def _loop_and_reruns(self, target: str, reviewer: str) -> tuple[list[str], list[str]]:
         """Jobs on a path from ``target`` to ``reviewer``, and jobs below ``target``
         but not strictly below ``reviewer``; both in topological order."""
@@ -240,6 +249,18 @@ class WorkflowGraph:
                 bits |= 1 << (position - low)
             memo[reviewer] = bits << low
         return cast(int, memo[reviewer])
+
+    def reruns_left(self, reviewer: str, skipped: int) -> tuple[str, ...]:
+        """``regions[reviewer].reruns`` less the jobs in ``skipped``, in file order."""
+        if not skipped:
+            # The region's bitset is as long as the file up to it: with nothing
+            # skipped, thousands of reviewers would each build and scan one.
+            return self.regions[reviewer].reruns
+        return self.ids_of(self.region_bits(reviewer) & ~skipped)
+
+    def among(self, job_id: str, bits: int) -> bool:
+        """Whether ``job_id``'s bit is set in ``bits``."""
+        return bool(bits) and bool(bits >> self.index[job_id] & 1)
 
     @cached_property
     def sinks(self) -> tuple[str, ...]:
@@ -442,8 +463,10 @@ def _not_upstream(wg: WorkflowGraph, review: Job, target: str) -> Diagnostic:
 def _check_checkpoints_outside_loops(wg: WorkflowGraph) -> list[Diagnostic]:
     # A checkpoint that a revision sends back would be decided again: the
     # worst case could no longer be bounded by one choice per checkpoint.
-    out = []
+    out: list[Diagnostic] = []
     checkpoints = [j for j in wg.workflow.jobs if j.kind == "checkpoint"]
+    if not checkpoints:
+        return out
     for reviewer in wg.regions:
         bits = wg.region_bits(reviewer)
         for cp in checkpoints:

@@ -69,8 +69,8 @@ def skipped_bits(wg: WorkflowGraph, chosen: dict[str, str]) -> int:
 def _total(wg: WorkflowGraph, skipped: int) -> int:
     total = len(wg.order) - skipped.bit_count()
     for reviewer, region in wg.regions.items():
-        if not skipped & wg.bit(reviewer):
-            total += region.max * (wg.region_bits(reviewer) & ~skipped).bit_count()
+        if not wg.among(reviewer, skipped):
+            total += region.max * len(wg.reruns_left(reviewer, skipped))
     return total
 
 

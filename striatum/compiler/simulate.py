@@ -117,7 +117,7 @@ class Simulation:
         region = self.wg.regions[job_id]
         if self.used[job_id] < region.max:
             self.used[job_id] += 1
-            for member in self.wg.ids_of(self.wg.region_bits(job_id)):
+            for member in region.reruns:
                 self.status[member] = PENDING
                 self.cursor = min(self.cursor, self.position[member])
             return None, f"revision {self.used[job_id]} of {region.max}: back to {region.target}"
