@@ -47,7 +47,8 @@ def _waves(wg: WorkflowGraph) -> list[list[str]]:
         if level == len(out):
             out.append([])
         out[level].append(job_id)
-    return [sorted(wave, key=wg.index.__getitem__) for wave in out]
+    index = wg.index
+    return [sorted(wave, key=index.__getitem__) if len(wave) > 1 else wave for wave in out]
 
 
 def skipped_bits(wg: WorkflowGraph, chosen: dict[str, str]) -> int:
