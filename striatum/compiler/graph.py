@@ -279,6 +279,15 @@ def _unrelated_pass(order: list[str], links: dict[str, list[str]], after: dict[s
     total = len(wanted)
     found: dict[str, int] = {}
     for node in order:
+        linked = links[node]
+        if len(linked) == 1:  # most jobs: one need, or one job that needs them
+            other = linked[0]
+            if forward:
+                found[node] = found[other] | _span(after[other], after[node] - (node in wanted))
+            else:
+                found[node] = found[other] | _span(after[node],
+                                                   after[other] - (other in wanted))
+            continue
         # The members strictly between ``node`` and a linked job ``other`` are
         # positions [start(other), end) going forward, [start, end(other)) back.
         if forward:

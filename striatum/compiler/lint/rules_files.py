@@ -3,6 +3,7 @@ and prompts: unusable files (STR307), undefined names (STR308), Jinja2 syntax (S
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import os
@@ -63,7 +64,9 @@ def parallel_writes_overlap(ctx: LintContext) -> list[Diagnostic]:
     in_file_order = all(a.index < b.index for a, b in
                         itertools.pairwise(ctx.jobs[job_id] for job_id in ranked))
     unrelated = wg.unrelated(ranked, both_ways=not in_file_order)
-    writers = {pattern: _bits(position[job.id] for job in jobs if job.id in position)
+    # glob -> the members that write it, by position: a bitset each would be as
+    # long as the file up to its last writer (100,000 globs of a folder each).
+    writers = {pattern: sorted(position[job.id] for job in jobs if job.id in position)
                for pattern, jobs in writing.items()}
     out: list[Diagnostic] = []
     untold, last = 0, None
@@ -76,10 +79,14 @@ def parallel_writes_overlap(ctx: LintContext) -> list[Diagnostic]:
             seen |= 1 << position[job.id]
         if not parallel:
             continue
+        # Bits from the lowest unrelated member on: a diamond's are side by side.
+        base = (parallel & -parallel).bit_length() - 1
+        parallel >>= base
+        top = base + parallel.bit_length()
         reported = 0
         for k, mine in enumerate(job.writes):
             for theirs in overlaps[mine]:
-                hits = writers[theirs] & parallel & ~reported
+                hits = _window(writers[theirs], base, top) & parallel & ~reported
                 if not hits:
                     continue
                 reported |= hits
@@ -89,7 +96,7 @@ def parallel_writes_overlap(ctx: LintContext) -> list[Diagnostic]:
                     # A fan-out of n jobs writing `**` has n²/2 pairs: count them, don't list.
                     untold += count - max(room, 0)
                     last = ("jobs", job.index, "writes", k)
-                others = _in_file_order(ctx, ranked, hits, room) if room > 0 else []
+                others = _in_file_order(ctx, ranked, hits, base, room) if room > 0 else []
                 out.extend(_overlap_diag(job, k, mine, other, theirs) for other in others)
     if untold and last is not None:
         out.append(diag("STR305", f"... and {untold:,} more pairs of parallel jobs whose "
@@ -97,8 +104,14 @@ def parallel_writes_overlap(ctx: LintContext) -> list[Diagnostic]:
     return out
 
 
+def _window(positions: list[int], low: int, high: int) -> int:
+    """The bitset of the ``positions`` in [low, high), shifted down by ``low``."""
+    start, end = bisect.bisect_left(positions, low), bisect.bisect_left(positions, high)
+    return _bits(position - low for position in positions[start:end])
+
+
 def _bits(positions: Iterable[int]) -> int:
-    # One bytearray, not one ever-longer int per job: n writers of `src/**` stay linear.
+    # One bytearray, not one ever-longer int per position: n writers stay linear.
     found = bytearray()
     for position in positions:
         byte = position >> 3
@@ -108,10 +121,12 @@ def _bits(positions: Iterable[int]) -> int:
     return int.from_bytes(found, "little")
 
 
-def _in_file_order(ctx: LintContext, ranked: list[str], bits: int, count: int) -> list[Job]:
-    """The first ``count`` jobs in the file among those whose positions are in ``bits``."""
+def _in_file_order(ctx: LintContext, ranked: list[str], bits: int, base: int, count: int
+                   ) -> list[Job]:
+    """The first ``count`` jobs in the file among those whose positions less ``base``
+    are in ``bits``."""
     # Read through its binary digits: peeling the lowest bit off a long int n times is n².
-    found = [ctx.jobs[ranked[k]] for k, digit in enumerate(reversed(bin(bits)[2:]))
+    found = [ctx.jobs[ranked[base + k]] for k, digit in enumerate(reversed(bin(bits)[2:]))
              if digit == "1"]
     return sorted(found, key=lambda job: job.index)[:count]
 
