@@ -1153,6 +1153,18 @@ def _budget(ctx: Context) -> dict[str, Any]:
     return figure_budget(ctx)
 
 
+def _mcp(ctx: Context) -> dict[str, Any]:
+    from .mcp_calls import figure_mcp
+
+    return figure_mcp(ctx)
+
+
+def _startup(ctx: Context) -> dict[str, Any]:
+    from .startup import figure_startup
+
+    return figure_startup(ctx)
+
+
 FIGURES = {
     "transitions": ("1. transition throughput", figure_transitions),
     "e2e": ("2. end-to-end jobs/s", figure_e2e),
@@ -1166,6 +1178,8 @@ FIGURES = {
     "fleet": ("9. fleet: 1-16 workers over 4 runs", _scale("figure_fleet")),
     "web": ("10. web UI page render (1,000 jobs, 100,000 events)", figure_web),
     "budget": ("11. claim + complete with and without a budget", _budget),
+    "mcp": ("12. MCP tool calls (stdio, the SDK's client)", _mcp),
+    "startup": ("13. start-up: `striatum --help`, the embedded PostgreSQL", _startup),
 }
 
 __all__ = ["FIGURES", "ROOT", "transition_loop"]

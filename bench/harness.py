@@ -2,15 +2,18 @@
 
     python -m bench all [--dsn DSN] [--repeat N] [--quick] [--no-peers]
     python -m bench transitions|e2e|dispatch|doctor|cli|compile|web [...]
-    python -m bench backlog|bigrun|fleet [...]        # backlog and fleet scale
+    python -m bench backlog|bigrun|fleet|budget [...] # backlog and fleet scale
+    python -m bench mcp|startup [...]                 # MCP tool calls; --help, embedded server
     python -m bench profile [--dsn DSN] [--quick]     # where the runtime's time goes
+    python -m bench report bench/results/FILE.json    # a saved run as the docs' Markdown
 
 One PostgreSQL (``--dsn``, default the 127.0.0.1:5432 service); each figure
 gets a fresh database ``striatum_bench_<pid>`` (the peers ``..._dbos``,
 ``..._procrastinate``), dropped afterwards. Each figure runs ``--repeat``
 times; the table shows medians and min-max and the ratio of striatum to each
-peer measured in the same run; the targets follow, met or MISSED.
-Raw results go to bench/results/ as JSON. Nothing asserts on a time.
+peer measured in the same run; the targets follow, met or MISSED and by how
+much. Raw results go to bench/results/ as JSON (bench/report.py renders one as
+Markdown). Nothing asserts on a time.
 """
 
 from __future__ import annotations
@@ -27,37 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from .common import BENCH, DEFAULT_DSN, Context, machine
+from .report import by_how_much, fmt, keyed_rows, measured, pair_ratio, status
 
 RESULTS = BENCH / "results"
 NEEDS_PEERS = {"e2e", "dispatch"}
 
-# For a peer's (or reference's) row: which striatum row it is compared with.
-PAIRS = {"pg1": "w1", "pg4": "w4", "ceiling": "w1", "procrastinate": "e2e", "dbos": "e2e",
-         "dbos_queue4": "e2e", "procrastinate_noop": "e2e", "dbos_noop": "e2e",
-         "dbos_queue4_noop": "e2e", "claim_small": "claim_big",
-         "procrastinate_p50": "p50", "procrastinate_p99": "p99",
-         "loop": "doctor", "in_sql": "doctor", "streamed": "doctor",
-         "rss_small": "rss_big"}
-
-
-def _fmt(value: float) -> str:
-    if value >= 1000:
-        return f"{value:,.0f}"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def _rows_by_key(figure: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {r["key"]: r for r in figure.get("rows", []) if "key" in r}
-
-
 def _median(figure: dict[str, Any] | None, key: str) -> float | None:
     if not figure:
         return None
-    found = _rows_by_key(figure).get(key)
+    found = keyed_rows(figure).get(key)
     if not found or "summary" not in found:
         return None
     return float(found["summary"]["median"])
@@ -75,7 +56,7 @@ def print_table(results: dict[str, Any]) -> None:
         if "error" in figure:
             print(f"  n/a: {figure['error']}")
             continue
-        keyed = _rows_by_key(figure)
+        keyed = keyed_rows(figure)
         for r in figure["rows"]:
             label = r["name"] + ("" if r["who"] == "striatum" else f" [{r['who']}]")
             if "na" in r:
@@ -83,13 +64,9 @@ def print_table(results: dict[str, Any]) -> None:
                 print(f"      ({r['na'][:150]})")
                 continue
             s = r["summary"]
-            spread = f"[{_fmt(s['min'])}-{_fmt(s['max'])}]"
-            ratio = ""
-            other = keyed.get(PAIRS.get(r.get("key", ""), ""))
-            if other and "summary" in other and s["median"]:
-                ratio = f"{other['summary']['median'] / s['median']:.3f}x"
-            print(f"  {label:<60}{_fmt(s['median']):>10}  {spread:<21}{r['unit']:<14}"
-                  f"{ratio:>15}")
+            spread = f"[{fmt(s['min'])}-{fmt(s['max'])}]"
+            print(f"  {label:<60}{fmt(s['median']):>10}  {spread:<21}{r['unit']:<14}"
+                  f"{pair_ratio(r, keyed):>15}")
 
 
 def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -99,11 +76,13 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     def add(text: str, value: float | None, limit: float, at_least: bool,
             unit: str = "") -> None:
         if value is None:
-            out.append({"target": text, "value": None, "limit": limit, "met": None})
+            out.append({"target": text, "value": None, "limit": limit, "met": None,
+                        "at_least": at_least, "unit": unit})
             return
         met = value >= limit if at_least else value <= limit
         out.append({"target": text, "value": value, "limit": limit, "met": met,
-                    "of_limit": value / limit if limit else None, "unit": unit})
+                    "at_least": at_least, "of_limit": value / limit if limit else None,
+                    "unit": unit})
 
     def ratio(fig: str, a: str, b: str) -> float | None:
         x, y = _median(figs.get(fig), a), _median(figs.get(fig), b)
@@ -160,19 +139,29 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for page in ("runs", "run", "job", "events", "events-old", "inbox"):
             add(f"9. web page {page} median <= 300 ms", _median(figs["web"], f"web-{page}"),
                 300.0, False, "ms")
+    if "mcp" in figs:
+        for verb in ("job.claim", "job.complete", "run.status"):
+            add(f"12. MCP tool call {verb.replace('.', '_')} (stdio) median <= 60 ms",
+                _median(figs["mcp"], f"mcp {verb}"), 60.0, False, "ms")
+    if "startup" in figs:
+        add("13. `striatum --help` <= 1.3 x `python -c \"import click\"` (same rounds)",
+            ratio("startup", "help", "click"), 1.3, False, "x")
+        add("13. `striatum --help` imports none of the heavy modules",
+            _median(figs["startup"], "heavy"), 0.0, False, "modules")
+        add("13. `striatum workflow validate` of an example <= 400 ms",
+            _median(figs["startup"], "validate"), 400.0, False, "ms")
+        add("13. embedded PostgreSQL first start (fresh home) <= 1000 ms",
+            _median(figs["startup"], "embedded first"), 1000.0, False, "ms")
+        add("13. embedded PostgreSQL reuse of the running server <= 5 ms",
+            _median(figs["startup"], "embedded reuse"), 5.0, False, "ms")
     return out
 
 
 def print_targets(targets: list[dict[str, Any]]) -> None:
     print("\ntargets, from the medians above:")
     for t in targets:
-        if t["met"] is None:
-            print(f"  [n/a   ] {t['target']}: not measured")
-            continue
-        mark = "met" if t["met"] else "MISSED"
-        value = f"{t['value']:.3g}{t['unit']}" if t["unit"] == "x" else \
-            f"{t['value']:.1f} {t['unit']}"
-        print(f"  [{mark:<6}] {t['target']}: {value} ({t['of_limit']:.2f} of the target)")
+        print(f"  [{status(t):<6}] {t['target']}: {measured(t)}"
+              + (f" ({by_how_much(t)})" if t["met"] is not None else ""))
 
 
 def print_notes(results: dict[str, Any]) -> None:

@@ -55,3 +55,54 @@ def test_the_doctor_breakdown_runs_doctors_own_queries_over_the_record(dsn: str)
         "doctor's one pass (doctor_event_contents: hash, columns, replay)",
         "doctor's link pass (doctor_event_links)"}
     assert all(micros >= 0 for micros in cost.values())
+
+
+def test_the_mcp_figure_times_tool_calls_that_did_their_work(dsn: str, tmp_path: Path
+                                                             ) -> None:
+    # A tool call that returned an error result is as quick as one that worked: the figure
+    # must refuse it, and every timed claim must have completed its job.
+    import anyio
+
+    from bench.common import fanout_jobs, new_repo, striatum_argv, striatum_env, write_workflow
+    from bench.figures import ready_fanout
+    from bench.mcp_calls import VERBS, _over_stdio
+    from striatum.runtime.store import Store
+
+    ctx = Context(dsn=dsn, repeat=1, quick=True, tmp=tmp_path)
+    store = Store.connect(dsn)
+    try:
+        repo = new_repo(ctx, "mcp")
+        run = ready_fanout(store, str(write_workflow(tmp_path, "f", fanout_jobs(6), ["true"])),
+                           str(repo))
+        ready, times = anyio.run(_over_stdio, striatum_argv(), striatum_env(dsn, ctx),
+                                 str(repo), run, 2, 1)
+        status = store._conn.execute(
+            "SELECT count(*) FROM striatum.jobs WHERE run_id = %s AND status = 'succeeded'",
+            (run,)).fetchone()
+    finally:
+        store.close()
+    assert ready > 0 and {verb: len(spent) for verb, spent in times.items()} == {
+        verb: 2 for verb in VERBS}
+    assert status == (1 + 3,)  # the root, then one job in each of the three rounds
+    # The last task and the join it readies, then nothing: the third round is refused.
+    with pytest.raises(RuntimeError, match="job_claim found nothing"):
+        anyio.run(_over_stdio, striatum_argv(), striatum_env(dsn, ctx), str(repo), run, 3, 0)
+
+
+def test_the_startup_figure_stops_the_embedded_server_it_starts_and_removes_its_home(
+        ) -> None:
+    # Each repetition starts a server in a fresh home: one left running would hold its
+    # port folder and memory after the run, and a later repetition would time a reuse.
+    import os
+
+    from bench.startup import _probe, embedded_home
+
+    with embedded_home() as env:
+        home = Path(env["STRIATUM_HOME"])
+        assert "STRIATUM_DSN" not in env
+        assert _probe(env) > 0
+        pid = int((home / "pg" / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 0)  # running
+    assert not home.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
