@@ -1,6 +1,6 @@
 """Whether a change to the compiler kept its answers: the same bytes before and after.
 
-    python bench/compile_same.py [--base main] [--sizes 100,1000,10000,100000]
+    python bench/compile_same.py [--base main] [--sizes 100,1000,10000] [--shapes ...]
 
 For every example (examples/*/workflow.json and .stm) and every shape of
 ``compile_scaling.py`` at each size, this checkout and the base revision (taken
@@ -50,13 +50,14 @@ def answers(paths: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
-def inputs(directory: Path, sizes: list[int]) -> list[str]:
+def inputs(directory: Path, sizes: list[int], shapes: list[str] | None = None) -> list[str]:
     sys.path.insert(0, str(ROOT / "bench"))
     import compile_scaling as cs
 
+    shapes = list(cs.SHAPES) if shapes is None else shapes
     found = sorted(str(p) for p in ROOT.glob("examples/*/workflow.*"))
-    found += [str(cs.write_workflow(directory, shape, n)) for shape in cs.SHAPES for n in sizes]
-    for n in sizes:
+    found += [str(cs.write_workflow(directory, shape, n)) for shape in shapes for n in sizes]
+    for n in sizes if "writes" in shapes else ():
         # Parallel writers that overlap (STR305 findings, past its 50 listed), and the
         # same jobs listed out of dependency order.
         jobs = cs.writes(n, shared=3)
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default="main", help="the git revision to compare with")
     parser.add_argument("--sizes", default="100,1000,10000",
                         help="comma-separated job counts of the generated shapes")
+    parser.add_argument("--shapes", default="chain,fanout,nested,writes",
+                        help="the generated shapes (writes adds two variants of its own)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     with tempfile.TemporaryDirectory(prefix="striatum-same-") as tmp:
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.base, "striatum",
                                   "schemas", "grammar"], check=True, capture_output=True)
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
-        paths = inputs(Path(tmp) / "workflows", sizes)
+        paths = inputs(Path(tmp) / "workflows", sizes, args.shapes.split(","))
         before, after = _run(base, paths), _run(ROOT, paths)
     differ = 0
     for path in paths:
