@@ -10,7 +10,9 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +42,89 @@ class Context:
     def say(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
         self.log.append(text)
+
+
+# ------------------------------------------------------- CPU and wait sampling
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks (0 when it is gone or unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of every CPU since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+class Sampler(threading.Thread):
+    """Every 50 ms: what the database's backends wait on (pg_stat_activity), how many
+    locks are waited for (pg_locks), and each backend's pid (for its CPU time)."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(daemon=True)
+        import psycopg
+
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        self.halt = threading.Event()
+        self.samples = 0
+        self.active = 0
+        self.waits: Counter[str] = Counter()
+        self.lock_waits = 0
+        self.pids: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            found = self.conn.execute(
+                "SELECT pid, state, coalesce(wait_event_type || ':' || wait_event, 'CPU') "
+                "FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()").fetchall()
+            waiting = self.conn.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                "WHERE NOT l.granted AND a.datname = current_database()").fetchone()
+            self.samples += 1
+            self.lock_waits += int(waiting[0]) if waiting else 0
+            for pid, state, wait in found:
+                ticks = cpu_ticks(pid)
+                self.pids.setdefault(pid, ticks)
+                if ticks:  # the last reading while it lived: a backend gone reads 0
+                    self.last[pid] = ticks
+                if state == "active":
+                    self.active += 1
+                    self.waits[wait] += 1
+            self.halt.wait(0.05)
+
+    def stop(self) -> dict[str, Any]:
+        for pid in self.pids:
+            self.last[pid] = cpu_ticks(pid) or self.last.get(pid, 0)
+        backend_ticks = sum(max(0, self.last.get(pid, 0) - first)
+                            for pid, first in self.pids.items())
+        self.halt.set()
+        self.join(timeout=5)
+        self.conn.close()
+        return {"samples": self.samples, "active_per_sample": self.active / max(1, self.samples),
+                "waits": dict(self.waits.most_common(8)),
+                "lock_waits_per_sample": self.lock_waits / max(1, self.samples),
+                "backend_ticks": backend_ticks, "shares": wait_shares(self.waits)}
+
+
+def wait_shares(waits: Counter[str]) -> dict[str, float]:
+    """Of the active backends' samples, the share on CPU, waiting for a row or object
+    lock (another transaction's commit), for the WAL (its write or its flush at COMMIT),
+    and anything else (the client, a buffer, ...)."""
+    total = sum(waits.values()) or 1
+    lock = sum(n for w, n in waits.items() if w.startswith("Lock:"))
+    wal = sum(n for w, n in waits.items() if w.startswith(("IO:WAL", "LWLock:WAL")))
+    cpu = waits.get("CPU", 0)
+    return {"cpu": cpu / total, "lock": lock / total, "wal": wal / total,
+            "other": (total - cpu - lock - wal) / total}
+
 
 
 # ---------------------------------------------------------------------- databases

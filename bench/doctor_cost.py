@@ -62,11 +62,16 @@ def breakdown(dsn: str, repeat: int = 2) -> dict[str, Any] | None:
             return None
         repo, events = conn.execute(  # type: ignore[misc]
             "SELECT min(repo_id), count(*) FROM striatum.events").fetchone()
-        params = {"repo": repo, "cut": None, "genesis": GENESIS, **legal_transitions()}
+        params = {"repo": repo, "cut": None, "genesis": GENESIS, "hashes": True,
+                  **legal_transitions()}
         timed: list[tuple[str, Any, dict[str, Any]]] = [
-            ("doctor's one pass (doctor_event_contents: hash, columns, replay)",
+            ("doctor's replay over the typed columns (doctor_event_columns)",
+             query("doctor_event_columns"), params),
+            ("doctor's chain pass: links and hashes (doctor_event_links)",
+             query("doctor_event_links"), params),
+            ("doctor's pass with --strict or without the proof (doctor_event_contents: "
+             "parse, hash, columns, replay)",
              query("doctor_event_contents"), params),
-            ("doctor's link pass (doctor_event_links)", query("doctor_event_links"), params),
             *((label, text, {}) for label, text in PIECES)]
         out: dict[str, Any] = {"events": events}
         for label, text, bound in timed:

@@ -12,6 +12,7 @@ import gc
 import hashlib
 import json
 import multiprocessing
+import os
 import re
 import shutil
 import signal
@@ -25,13 +26,16 @@ from typing import Any
 
 from . import doctor_cost, peers
 from .common import (
+    BENCH,
     ROOT,
     Context,
+    Sampler,
     chain_jobs,
     conninfo,
     dsn_parts,
     fanout_jobs,
     fresh_database,
+    machine_ticks,
     new_repo,
     percentile,
     pg_env,
@@ -83,22 +87,25 @@ def _writer(dsn: str, workflow: str, repo: str, seconds: float, barrier: Any,
     store = Store.connect(dsn)
     run = ready_fanout(store, workflow, repo)
     barrier.wait()
+    cpu = time.process_time()
     count, elapsed = transition_loop(store, run, seconds)
-    results.put({"transitions": count, "seconds": elapsed, "retries": store.retries})
+    results.put({"transitions": count, "seconds": elapsed, "retries": store.retries,
+                 "cpu": time.process_time() - cpu})
     store.close()
 
 
 def transition_loop(store: Any, run: str, seconds: float) -> tuple[int, float]:
     """claim -> complete through the public functions, until the deadline or no job is left.
 
-    sweep=False is what a worker does (it sweeps expired leases on its own timer)."""
+    sweep=False and artifact_folder=False are what a worker does (it sweeps expired leases
+    on its own timer, and makes the attempt's artifact folder as the lane starts)."""
     from striatum.runtime import leases
 
     count = 0
     start = time.perf_counter()
     deadline = start + seconds
     while time.perf_counter() < deadline:
-        claimed = leases.claim(store, run, owner=OWNER, sweep=False)
+        claimed = leases.claim(store, run, owner=OWNER, sweep=False, artifact_folder=False)
         if claimed is None:
             break
         count += 1
@@ -109,6 +116,8 @@ def transition_loop(store: Any, run: str, seconds: float) -> tuple[int, float]:
 
 def run_writers(ctx: Context, dsn: str, writers: int, seconds: float, fanout: int
                 ) -> dict[str, Any]:
+    """``writers`` processes on their own repositories, while the database's backends are
+    sampled: what they wait on, and the CPU the writers and their backends spend."""
     mp = multiprocessing.get_context("spawn")
     barrier = mp.Barrier(writers + 1)
     results = mp.Queue()
@@ -121,13 +130,50 @@ def run_writers(ctx: Context, dsn: str, writers: int, seconds: float, fanout: in
         proc.start()
         procs.append(proc)
     barrier.wait(timeout=300)
+    sampler = Sampler(dsn)
+    sampler.start()
+    busy0, all0 = machine_ticks()
     got = [results.get(timeout=seconds + 300) for _ in procs]
+    busy1, all1 = machine_ticks()
+    sampled = sampler.stop()
     for proc in procs:
         proc.join(timeout=60)
     total = sum(r["transitions"] for r in got)
     window = max(r["seconds"] for r in got)
+    tick = os.sysconf("SC_CLK_TCK")
     return {"writers": writers, "transitions": total, "seconds": window,
-            "per_s": total / window, "each": got}
+            "per_s": total / window, "each": got, "sampled": sampled,
+            "client_ms": 1000 * sum(r["cpu"] for r in got) / max(1, total),
+            "backend_ms": 1000 * sampled["backend_ticks"] / tick / max(1, total),
+            "machine_busy": (busy1 - busy0) / max(1, all1 - all0)}
+
+
+def audit_split(dsn: str) -> None:
+    """A what-if, never a shipped mode: the audit rows of each backend chained apart
+    (bench/audit_split.sql), so that 4 writers share no row but their own repositories'."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute((BENCH / "audit_split.sql").read_text(encoding="utf-8").encode())
+
+
+def bound_rows(raw: list[dict[str, Any]], which: str, label: str) -> list[dict[str, Any]]:
+    """What bounds a writers' run: the CPU its clients and its backends spend a
+    transition, the machine's CPU in use, and what the active backends wait on."""
+    runs = [r[which] for r in raw]
+    shares = [r["sampled"]["shares"] for r in runs]
+    out = [row(f"  {label}: client CPU a transition", "ms", [r["client_ms"] for r in runs],
+               higher_is_better=False, detail=True),
+           row(f"  {label}: backend CPU a transition", "ms", [r["backend_ms"] for r in runs],
+               who="reference", higher_is_better=False, detail=True),
+           row(f"  {label}: machine CPU in use (all processes)", "%",
+               [100 * r["machine_busy"] for r in runs], who="reference", detail=True)]
+    for key, what in (("lock", "waiting for a lock (another's COMMIT)"),
+                      ("wal", "writing or flushing WAL"), ("cpu", "on CPU")):
+        out.append(row(f"  {label}: active backends {what}", "%",
+                       [100 * s[key] for s in shares], who="reference", detail=True,
+                       key=f"{which}_{key}"))
+    return out
 
 
 PGBENCH_TPS = re.compile(r"tps = ([0-9.]+) \(without initial connection time\)")
@@ -353,10 +399,11 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
     exe = shutil.which("pgbench") or ("/usr/bin/pgbench" if Path("/usr/bin/pgbench").exists()
                                       else None)
     samples: dict[str, list[float]] = {"pg1": [], "pg4": [], "w1": [], "w4": [], "py1": [],
-                                       "claim": [], "complete": []}
+                                       "claim": [], "complete": [], "w4_split": []}
     raw: list[dict[str, Any]] = []
     ceiling: dict[str, list[float]] = {}
-    with fresh_database(ctx) as dsn:
+    with fresh_database(ctx) as dsn, fresh_database(ctx, "_split") as split_dsn:
+        audit_split(split_dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, payload text "
                          "NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
@@ -370,14 +417,18 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
                                                   1).items():
                     ceiling.setdefault(half, []).extend(rates)
             four = run_writers(ctx, dsn, 4, seconds, fanout)
+            split = run_writers(ctx, split_dsn, 4, seconds, fanout)
+            samples["w4_split"].append(split["per_s"])
             if exe:
                 samples["pg4"].append(pgbench(ctx, dsn, 4, seconds))
             samples["py1"].append(psycopg_insert_rate(dsn, seconds))
             samples["w1"].append(one["per_s"])
             samples["w4"].append(four["per_s"])
-            raw.append({"one": one, "four": four})
+            raw.append({"one": one, "four": four, "split": split})
             ctx.say(f"  transitions rep {i + 1}: 1 writer {one['per_s']:.0f}/s, "
-                    f"4 writers {four['per_s']:.0f}/s"
+                    f"4 writers {four['per_s']:.0f}/s (audit chain split: "
+                    f"{split['per_s']:.0f}/s; 4 writers' backends waiting for a lock "
+                    f"{100 * four['sampled']['shares']['lock']:.0f} %)"
                     + (f", pgbench {samples['pg1'][-1]:.0f} / {samples['pg4'][-1]:.0f} tps"
                        if exe else ""))
         if exe:
@@ -394,7 +445,11 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
     rows = [row("1 writer: claim+complete transitions", "transitions/s", samples["w1"],
                 key="w1"),
             row("4 writers, 4 repositories (processes)", "transitions/s", samples["w4"],
-                key="w4")]
+                key="w4"),
+            row("  4 writers, the audit chain split per writer (what-if, not shipped)",
+                "transitions/s", samples["w4_split"], who="reference", key="w4_split",
+                detail=True),
+            *bound_rows(raw, "one", "1 writer"), *bound_rows(raw, "four", "4 writers")]
     if exe:
         rows += [row("pgbench one-row INSERT, 1 client", "tps", samples["pg1"],
                      who="reference", key="pg1"),
@@ -422,7 +477,18 @@ def figure_transitions(ctx: Context) -> dict[str, Any]:
         f"fan-out of {fanout} jobs per writer; the root's claim and completion (which "
         f"readies all {fanout - 2} tasks in one transaction) are done before the clock "
         f"starts; each writer then loops claim -> complete for {seconds} s "
-        "(leases.claim(sweep=False), leases.complete), every call one transaction.",
+        "(leases.claim(sweep=False, artifact_folder=False), as a worker claims, "
+        "leases.complete), every call one transaction.",
+        "what bounds the writers: while they run, pg_stat_activity is sampled every 50 ms "
+        "(the active backends' wait events: Lock:* is a row lock held by another "
+        "transaction to its COMMIT, IO:WAL*/LWLock:WAL* the WAL's write and flush, none "
+        "the CPU); client CPU is the writer processes' own, backend CPU their backends' "
+        "(/proc), each divided by the transitions made. Every transition appends to the "
+        "one global audit chain, whose head row each holds locked to its COMMIT (the "
+        "WAL flush included): writers on different repositories still commit one at a "
+        "time. The what-if row applies bench/audit_split.sql to a second database (each "
+        "backend's audit rows chained apart, a record doctor would refuse) to show what "
+        "that shared head costs.",
         f"pgbench -n -c C -j min(C,2) -T {seconds} -f insert.sql, the script being "  # noqa: S608 - prose
         "INSERT INTO bench_insert (payload) VALUES ('x') on a bigserial-keyed table in "
         "the same database; the Python row sends that INSERT in a psycopg loop "
@@ -489,18 +555,83 @@ def wait_listening(dsn: str, count: int, procs: list[subprocess.Popen[bytes]],
     raise RuntimeError(f"{count} workers did not start listening in {timeout:.0f} s")
 
 
-def wait_run_end(dsn: str, run: str, timeout: float, poll: float = 0.02) -> str:
+def wait_run_end(dsn: str, run: str, timeout: float, poll: float = 0.02,
+                 polls: list[int] | None = None) -> str:
+    """The run's final status; ``polls`` gets how many queries (commits) it took."""
     import psycopg
 
     deadline = time.monotonic() + timeout
+    asked = 0
     with psycopg.connect(dsn, autocommit=True) as conn:
         while time.monotonic() < deadline:
+            asked += 1
             row = conn.execute("SELECT status FROM striatum.runs WHERE id = %s", [run]
                                ).fetchone()
             if row and row[0] in ("completed", "failed", "cancelled", "blocked"):
+                if polls is not None:
+                    polls.append(asked)
                 return str(row[0])
             time.sleep(poll)
     raise RuntimeError(f"run {run} did not end in {timeout:.0f} s")
+
+
+def _cpu(process: Any, *, reaped: bool = False) -> float:
+    """A process's CPU seconds; ``reaped``: with its children that ended and were waited
+    for (a lane guardian's lanes)."""
+    import psutil
+
+    try:
+        t = process.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return t.user + t.system + ((t.children_user + t.children_system) if reaped else 0.0)
+
+
+def cpu_snapshot(dsn: str, procs: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+    """Where a worked run's CPU goes: the worker processes, their lane guardians with the
+    lanes they reaped, each server backend of the database (by pid), the machine."""
+    import psutil
+    import psycopg
+
+    workers = [psutil.Process(p.pid) for p in procs if p.poll() is None]
+    guardians = [child for w in workers for child in w.children()]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        pids = [int(r[0]) for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()").fetchall()]
+    machine = psutil.cpu_times()
+    return {"workers": sum(_cpu(w) for w in workers),
+            "guardians": sum(_cpu(g, reaped=True) for g in guardians),
+            "backends": {pid: _cpu(psutil.Process(pid)) for pid in pids
+                         if psutil.pid_exists(pid)},
+            "busy": machine.user + machine.system + machine.nice + machine.irq
+            + machine.softirq, "idle": machine.idle + machine.iowait,
+            "at": time.perf_counter()}
+
+
+def commits(dsn: str) -> int:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT xact_commit FROM pg_stat_database "
+                           "WHERE datname = current_database()").fetchone()
+    return int(row[0]) if row else 0
+
+
+def job_costs(before: dict[str, Any], after: dict[str, Any], jobs: int,
+              commits_made: int) -> dict[str, float]:
+    """Per job, between two ``cpu_snapshot``s: CPU ms of each side, commits, and how busy
+    the machine was (every process on it, other sessions' included)."""
+    backends = sum(cpu - before["backends"].get(pid, 0.0)
+                   for pid, cpu in after["backends"].items())
+    busy = after["busy"] - before["busy"]
+    idle = after["idle"] - before["idle"]
+    return {"worker_ms": (after["workers"] - before["workers"]) * 1000 / jobs,
+            "lane_ms": (after["guardians"] - before["guardians"]) * 1000 / jobs,
+            "server_ms": backends * 1000 / jobs,
+            "machine_ms": busy * 1000 / jobs,
+            "busy_pct": 100 * busy / (busy + idle) if busy + idle else 0.0,
+            "commits": commits_made / jobs}
 
 
 def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -527,8 +658,10 @@ def jobs_in(dsn: str, run: str, status: str) -> int:
 
 def worked_run(ctx: Context, dsn: str, jobs: list[dict[str, Any]], command: list[str],
                name: str, *, workers: int = 4, concurrency: int = 1, on_start: Any = None,
-               timeout: float = 1800) -> dict[str, Any]:
-    """Prepare a run, let ``workers`` worker subprocesses (already idle) work it to its end."""
+               timeout: float = 1800, measure: bool = False) -> dict[str, Any]:
+    """Prepare a run, let ``workers`` worker subprocesses (already idle) work it to its end.
+    ``measure``: also where its CPU went and how many commits it made, per job (``costs``),
+    from ``runs.start`` until the run ended."""
     from striatum.runtime import runs
     from striatum.runtime.store import Store
 
@@ -541,22 +674,34 @@ def worked_run(ctx: Context, dsn: str, jobs: list[dict[str, Any]], command: list
                            lanes={"l": {"command": command}})
         prepare_s = time.perf_counter() - t0
         procs = start_workers(ctx, dsn, run, workers, concurrency)
+        costs: dict[str, float] = {}
         try:
             wait_listening(dsn, workers, procs)
             if on_start is not None:
                 on_start(run)
+            before = cpu_snapshot(dsn, procs) if measure else None
+            committed = commits(dsn) if measure else 0
+            polls: list[int] = []
             t1 = time.perf_counter()
             runs.start(store, run)
-            status = wait_run_end(dsn, run, timeout)
+            status = wait_run_end(dsn, run, timeout, polls=polls)
             run_s = time.perf_counter() - t1
+            if before is not None:
+                after = cpu_snapshot(dsn, procs)
         finally:
             stop_workers(procs)
+        if before is not None:
+            # The workers' backends report their commits as they exit. Not the jobs': the
+            # start's commit, the poller's queries, the two counting queries' own.
+            time.sleep(0.2)
+            made = commits(dsn) - committed - 3 - sum(polls)
+            costs = job_costs(before, after, len(jobs), made)
         done = jobs_in(dsn, run, "succeeded")
         if status != "completed" or done != len(jobs):
             raise RuntimeError(f"run {run} ended {status} with {done}/{len(jobs)} jobs "
                                f"succeeded (worker logs in {ctx.tmp / 'worker-logs'})")
         return {"run": run, "repo": str(repo), "prepare_s": prepare_s, "run_s": run_s,
-                "total_s": prepare_s + run_s, "jobs": len(jobs)}
+                "total_s": prepare_s + run_s, "jobs": len(jobs), "costs": costs}
     finally:
         store.close()
 
@@ -567,11 +712,14 @@ def figure_e2e(ctx: Context) -> dict[str, Any]:
     n = 200 if ctx.quick else 1000
     samples: list[float] = []
     one_process: list[float] = []
+    costs: dict[str, list[float]] = {}
     raw = []
     with fresh_database(ctx) as dsn:
         for i in range(ctx.repeat):
-            got = worked_run(ctx, dsn, fanout_jobs(n), ["true"], f"e2e-{n}")
+            got = worked_run(ctx, dsn, fanout_jobs(n), ["true"], f"e2e-{n}", measure=True)
             samples.append(n / got["total_s"])
+            for name, value in got["costs"].items():
+                costs.setdefault(name, []).append(value)
             raw.append(got)
             single = worked_run(ctx, dsn, fanout_jobs(n), ["true"], f"e2e-{n}-c4", workers=1,
                                 concurrency=4)
@@ -583,6 +731,16 @@ def figure_e2e(ctx: Context) -> dict[str, Any]:
     rows = [row(f"{n}-job fan-out, 4 workers (subprocesses)", "jobs/s", samples, key="e2e"),
             row("  the same, one worker with --concurrency 4", "jobs/s", one_process,
                 key="e2e_c4", detail=True)]
+    if costs:
+        # What bounds the first row: where each job's CPU goes, and the commits it makes.
+        rows += [row(f"  of which, a job: {what}", unit, costs[name], higher_is_better=False,
+                     key=f"e2e_{name}", detail=True) for name, what, unit in (
+            ("worker_ms", "CPU of the worker processes", "ms"),
+            ("lane_ms", "CPU of the lane guardians and lanes (`true`)", "ms"),
+            ("server_ms", "CPU of the database's server backends", "ms"),
+            ("machine_ms", "CPU of the whole machine (other sessions too)", "ms"),
+            ("commits", "commits (claim, completion, liveness, reads)", "commits"),
+            ("busy_pct", "the machine's CPU busy meanwhile (2 cores)", "%"))]
     rows += peers.e2e_rows(ctx, n)
     return {"rows": rows, "raw": {"striatum": raw}, "notes": [
         f"striatum: `striatum worker --run R --concurrency 1` x 4 subprocesses, started and "
@@ -599,7 +757,13 @@ def figure_e2e(ctx: Context) -> dict[str, Any]:
         "worker_concurrency=4 (polled every 10 ms); clock until every result is back; "
         "same work: the step runs subprocess.run(['true']); no-op: it returns its argument.",
         "the targets are held against the same-work rows (every side starts one process "
-        "per job); the no-op rows show what the peers' own machinery costs."]}
+        "per job); the no-op rows show what the peers' own machinery costs.",
+        "the 'of which' rows: the first row's runs, from `runs.start` until the run ended, "
+        "divided by the jobs: CPU seconds (psutil) of the 4 worker processes, of their lane "
+        "guardians with the lanes they reaped, of the server backends connected to the "
+        "bench database, and of the whole machine (every process, other sessions' too); "
+        "commits from pg_stat_database (the worker's own: claims, completions, reads, "
+        "liveness rows), less the harness's own queries."]}
 
 
 # ========================================================== 3. dispatch latency
@@ -767,6 +931,11 @@ def _event_payloads(run: str, jobs: int, at: datetime, repo: str
     return out
 
 
+# The typed columns of an event's state (migration 0013), in the order they are copied.
+STATE_COLUMNS = ("status", "iteration", "attempt", "executions", "revisions_used", "fence",
+                 "lease_owner", "chosen", "verdict", "blocked_on")
+
+
 def generate_record(dsn: str, events: int, jobs_per_run: int = 100
                     ) -> tuple[list[str], list[str], int, int]:
     """Write ~``events`` events of completed runs (and the matching projections) as the
@@ -802,14 +971,20 @@ def generate_record(dsn: str, events: int, jobs_per_run: int = 100
                                         3, 1, 1))
             previous, seq = GENESIS, 0
             with cur.copy("COPY striatum.events (repo_id, seq, run_id, job_id, type, "
-                          "payload, previous_hash, row_hash, created_at) FROM STDIN") as copy:
+                          "payload, previous_hash, row_hash, created_at, status, iteration, "
+                          "attempt, executions, revisions_used, fence, lease_owner, chosen, "
+                          "verdict, blocked_on) FROM STDIN") as copy:
                 for run in run_ids:
                     for run_id, job, kind, payload, moment in _event_payloads(
                             run, jobs_per_run, at, "/bench/doctor"):
                         seq += 1
                         digest = row_hash(previous, payload)
+                        # The state columns as the runtime writes them (read from the
+                        # payload): the table's constraint refuses the row otherwise.
+                        state = json.loads(payload)["state"]
                         copy.write_row((repo_id, seq, run_id, job, kind, payload, previous,
-                                        digest, moment))
+                                        digest, moment,
+                                        *(state.get(c) for c in STATE_COLUMNS)))
                         payloads.append(payload)
                         hashes.append(digest)
                         previous = digest
@@ -967,7 +1142,9 @@ def figure_doctor(ctx: Context) -> dict[str, Any]:
         "the two floors under doctor: the same rows streamed out of PostgreSQL by COPY and "
         "hashed in the Python loop (any client-side check pays this), and one SQL pass "
         "that only recomputes each row's sha256 and its link (any server-side check pays "
-        "this); doctor also parses every payload and replays every job and run.",
+        "this); doctor also replays every job and run, over the state columns the "
+        "database proved against each payload as it wrote them (--strict parses every "
+        "payload instead).",
         "server CPU per event (raw cpu_us_per_event, printed while the figure runs): "
         "doctor's queries and the pieces of its pass, each alone on one backend with no "
         "parallel workers, CPU seconds of that backend from /proc (a server on this "

@@ -19,7 +19,8 @@ from typing import Any
 from .common import ROOT
 
 # For a peer's (or reference's) row: which striatum row it is compared with.
-PAIRS = {"pg1": "w1", "pg4": "w4", "ceiling": "w1", "procrastinate": "e2e", "dbos": "e2e",
+PAIRS = {"pg1": "w1", "pg4": "w4", "ceiling": "w1", "w4_split": "w4",
+         "procrastinate": "e2e", "dbos": "e2e",
          "dbos_queue4": "e2e", "procrastinate_noop": "e2e", "dbos_noop": "e2e",
          "dbos_queue4_noop": "e2e", "claim_small": "claim_big",
          "procrastinate_p50": "p50", "procrastinate_p99": "p99",

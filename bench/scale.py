@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,8 +22,11 @@ from typing import Any
 from .common import (
     LANE,
     Context,
+    Sampler,
+    cpu_ticks,
     fanout_jobs,
     fresh_database,
+    machine_ticks,
     new_repo,
     run_timed,
     striatum_argv,
@@ -212,67 +214,6 @@ def _profile(call: Any, top: int = 6) -> list[tuple[str, float]]:
 
 # ================================================================ fleet
 
-def _cpu_ticks(pid: int) -> int:
-    """utime + stime of a process, in clock ticks (0 when it is gone or unreadable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
-
-
-def _machine_ticks() -> tuple[int, int]:
-    """(busy, total) clock ticks of every CPU since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-class _Sampler(threading.Thread):
-    """Every 50 ms: what the database's backends wait on (pg_stat_activity), how many
-    locks are waited for (pg_locks), and each backend's pid (for its CPU time)."""
-
-    def __init__(self, dsn: str) -> None:
-        super().__init__(daemon=True)
-        import psycopg
-
-        self.conn = psycopg.connect(dsn, autocommit=True)
-        self.halt = threading.Event()
-        self.samples = 0
-        self.active = 0
-        self.waits: Counter[str] = Counter()
-        self.lock_waits = 0
-        self.pids: dict[int, int] = {}
-
-    def run(self) -> None:
-        while not self.halt.is_set():
-            found = self.conn.execute(
-                "SELECT pid, state, coalesce(wait_event_type || ':' || wait_event, 'CPU') "
-                "FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()").fetchall()
-            waiting = self.conn.execute(
-                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                "WHERE NOT l.granted AND a.datname = current_database()").fetchone()
-            self.samples += 1
-            self.lock_waits += int(waiting[0]) if waiting else 0
-            for pid, state, wait in found:
-                self.pids.setdefault(pid, _cpu_ticks(pid))
-                if state == "active":
-                    self.active += 1
-                    self.waits[wait] += 1
-            self.halt.wait(0.05)
-
-    def stop(self) -> dict[str, Any]:
-        backend_ticks = sum(max(0, _cpu_ticks(pid) - first) for pid, first in self.pids.items())
-        self.halt.set()
-        self.join(timeout=5)
-        self.conn.close()
-        return {"samples": self.samples, "active_per_sample": self.active / max(1, self.samples),
-                "waits": dict(self.waits.most_common(8)),
-                "lock_waits_per_sample": self.lock_waits / max(1, self.samples),
-                "backend_ticks": backend_ticks}
-
-
 def fleet_point(ctx: Context, dsn: str, workers: int, runs_n: int, per_run: int
                 ) -> dict[str, Any]:
     """``workers`` `striatum worker` subprocesses (every run) working ``runs_n`` fan-outs."""
@@ -290,10 +231,10 @@ def fleet_point(ctx: Context, dsn: str, workers: int, runs_n: int, per_run: int
         procs = start_workers(ctx, dsn, "", workers)
         try:
             wait_listening(dsn, workers, procs)
-            sampler = _Sampler(dsn)
+            sampler = Sampler(dsn)
             sampler.start()
-            worker_ticks = {p.pid: _cpu_ticks(p.pid) for p in procs}
-            busy0, total0 = _machine_ticks()
+            worker_ticks = {p.pid: cpu_ticks(p.pid) for p in procs}
+            busy0, total0 = machine_ticks()
             start = time.perf_counter()
             for run in ids:
                 runs.start(store, run)
@@ -302,8 +243,8 @@ def fleet_point(ctx: Context, dsn: str, workers: int, runs_n: int, per_run: int
                 if status != "completed":
                     raise RuntimeError(f"fleet run {run} ended {status}")
             elapsed = time.perf_counter() - start
-            busy1, total1 = _machine_ticks()
-            ticks = sum(max(0, _cpu_ticks(p.pid) - t) for p, t in
+            busy1, total1 = machine_ticks()
+            ticks = sum(max(0, cpu_ticks(p.pid) - t) for p, t in
                         zip(procs, worker_ticks.values(), strict=True))
             pg = sampler.stop()
         finally:

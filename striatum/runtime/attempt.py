@@ -30,7 +30,7 @@ from .lanes import DEFAULT_TIMEOUT, fill, lane_environment, run_lane
 from .leases import Claim
 from .prompts import scratch_of
 from .records import JobRow
-from .starts import record_start, start_data
+from .starts import record_start, start_data, start_text
 from .store import Store
 from .worktrees import add_worktree, checkout, diff_paths, remove_worktree, worktree_diff
 
@@ -68,14 +68,17 @@ class Told:
     on each other. An attempt takes a ticket just before the transition that ends it and
     gives it back once its line is said; a job claimed meanwhile says it started only
     after the lines of the tickets out when it was claimed (the verdict that released it
-    is among them), and never waits for attempts that end later."""
+    is among them), and never waits for attempts that end later. Its lane does not wait
+    for that line: the line is said by whoever gives the last of those tickets back, at
+    the latest when the attempt says its next line, or after ``WAIT``."""
 
     WAIT = 10.0  # the longest a line waits for another (its attempt may be stuck)
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
+        self._changed = threading.Lock()
         self._out: set[int] = set()
         self._next = 0
+        self._held: list[_Line] = []
 
     def take(self) -> int:
         with self._changed:
@@ -86,15 +89,49 @@ class Told:
     def give_back(self, ticket: int) -> None:
         with self._changed:
             self._out.discard(ticket)
-            self._changed.notify_all()
+            free = [line for line in self._held if not line.after & self._out]
+            for line in free:
+                self._held.remove(line)
+                line.say()
 
     def out(self) -> frozenset[int]:
         with self._changed:
             return frozenset(self._out)
 
-    def wait_for(self, tickets: frozenset[int]) -> None:
+    def say_after(self, after: frozenset[int], say: Callable[[], None]) -> Callable[[], None]:
+        """Say a line once none of ``after`` is out (now, when none is); the function
+        returned says it now if it is still held (before the attempt's next line)."""
+        line = _Line(after, say)
         with self._changed:
-            self._changed.wait_for(lambda: not tickets & self._out, self.WAIT)
+            if not after & self._out:
+                say()
+                return _nothing
+            self._held.append(line)
+        timer = threading.Timer(self.WAIT, self._release, (line,))
+        timer.daemon = True
+        timer.start()
+
+        def due() -> None:
+            timer.cancel()
+            self._release(line)
+
+        return due
+
+    def _release(self, line: _Line) -> None:
+        with self._changed:
+            if line in self._held:
+                self._held.remove(line)
+                line.say()
+
+
+@dataclass(eq=False)  # held lines are told apart by identity
+class _Line:
+    after: frozenset[int]
+    say: Callable[[], None]
+
+
+def _nothing() -> None:
+    pass
 
 
 @dataclass
@@ -116,10 +153,10 @@ class Attempts:
         attempts that were ending when the job was claimed)."""
         started = time.monotonic()
         attempt = _Attempt(self, claim)
+        started_line = (f"{claim.job}: started (run {claim.run}, pass {claim.iteration + 1}, "
+                        f"attempt {claim.attempt + 1})")
         try:
-            self.told.wait_for(after)
-            self.say(f"{claim.job}: started (run {claim.run}, pass {claim.iteration + 1}, "
-                     f"attempt {claim.attempt + 1})")
+            said = self.told.say_after(after, lambda: self.say(started_line))
             try:
                 status, detail = attempt.execute()
             except LeaseLost as exc:
@@ -130,6 +167,7 @@ class Attempts:
                 attempt.clean_up()
                 self.stores.check()
             outcome = Outcome(claim.run, claim.job, status, detail, time.monotonic() - started)
+            said()
             self.say(outcome.line())
             return outcome
         finally:
@@ -202,8 +240,12 @@ class _Attempt:
                    "STRIATUM_CAN_REVISE": "1" if spec.revise else "0"}
         env = lane_environment(dict(lane.env), job_env)
         # Chained before the lane starts: who ran this attempt, as this machine resolves it.
-        record_start(self.store(), claim.run, claim.job, claim.token,
-                     start_data(spec.lane, argv, env, workdir))
+        # Most often the claim chained it already; resolved otherwise now (its program
+        # installed meanwhile, say), it is chained again, and the later event is the one
+        # that holds.
+        data = start_data(spec.lane, argv, env, workdir)
+        if claim.started is None or claim.started != start_text(data):
+            record_start(self.store(), claim.run, claim.job, claim.token, data)
         if lane.sandbox or self.attempts.sandbox:
             argv = self._sandboxed(argv, workdir, env)
         lost = threading.Event()
@@ -222,50 +264,79 @@ class _Attempt:
         usage = budgets.read_usage(str(out))
         if usage is not None:
             budgets.report_usage(self.store(), claim.run, claim.job, usage)
-        if not self._read(lambda store: _still_mine(store, claim)):
-            if log.is_file():
-                # The agent ended the attempt itself (its verdict, say): the log is still
-                # the attempt's. Refused when the lease was lost instead: nothing to add.
-                with contextlib.suppress(LeaseLost):
-                    leases.publish_log(self.store(), claim.run, claim.job, claim.token,
-                                       str(log))
-            return "done by the agent", "it finished the job through the CLI, or lost the lease"
-        # What the attempt leaves is published by the transition that ends it, in the
-        # same transaction: one commit per job instead of one per file.
-        files = [stage(str(log), f"logs/{claim.job}.log")] if log.is_file() else []
-        if self.worktree is not None:
-            diff = worktree_diff(self.worktree, run.base_commit, self.scratch.diff)
-            files.append(stage(str(diff), f"changes/{claim.job}.diff"))
-            touched = diff_paths(self.worktree, run.base_commit, self.repo)
-        else:
-            touched = changes.changed(before, changes.snapshot(self.repo),
-                                      (".striatum", run.artifact_root)) if watch else []
-        if not result.ok:
-            final = result.exit_code in NEVER_RUNS
-            if result.timed_out:
-                reason = f"timed out after {timeout}s"
-            elif result.exit_code is None:
-                reason = "its supervisor (the worker's lane guardian) died; it was killed"
-            elif final:
-                reason = (f"exited with code {result.exit_code}: `{argv[0]}` could not be run "
-                          "(not found, or not executable)")
+
+        def end() -> tuple[str, str]:
+            # What the attempt leaves is published by the transition that ends it, in the
+            # same transaction: one commit per job instead of one per file.
+            files = [stage(str(log), f"logs/{claim.job}.log")] if log.is_file() else []
+            if self.worktree is not None:
+                diff = worktree_diff(self.worktree, run.base_commit, self.scratch.diff)
+                files.append(stage(str(diff), f"changes/{claim.job}.diff"))
+                touched = diff_paths(self.worktree, run.base_commit, self.repo)
             else:
-                reason = f"exited with code {result.exit_code}"
-            reason += self._set_aside(touched if watch else [], spec.writes)
-            return self._fail(reason + f"; see logs/{claim.job}.log", files, reason,
-                              final=final)
-        files += [stage(str(out / name), name) for name in claim.produces
-                  if (out / name).is_file()]
-        stray = changes.outside(touched, spec.writes) if spec.writes else []
-        if stray:
-            return self._fail("changed files outside its writes globs: "
-                              + ", ".join(stray[:20])
-                              + self._set_aside(touched if watch else [], spec.writes), files)
-        if claim.kind == "review":
-            return self._review(out, files)
-        return self._finish(lambda store: leases.complete(
-            store, claim.run, claim.job, claim.token, files=files, check_writes=False),
-            files, "succeeded", "")
+                touched = changes.changed(before, changes.snapshot(self.repo),
+                                          (".striatum", run.artifact_root)) if watch else []
+            if not result.ok:
+                final = result.exit_code in NEVER_RUNS
+                if result.timed_out:
+                    reason = f"timed out after {timeout}s"
+                elif result.exit_code is None:
+                    reason = "its supervisor (the worker's lane guardian) died; it was killed"
+                elif final:
+                    reason = (f"exited with code {result.exit_code}: `{argv[0]}` could not "
+                              "be run (not found, or not executable)")
+                else:
+                    reason = f"exited with code {result.exit_code}"
+                reason += self._set_aside(touched if watch else [], spec.writes)
+                return self._fail(reason + f"; see logs/{claim.job}.log", files, reason,
+                                  final=final)
+            files += [stage(str(out / name), name) for name in claim.produces
+                      if (out / name).is_file()]
+            stray = changes.outside(touched, spec.writes) if spec.writes else []
+            if stray:
+                return self._fail("changed files outside its writes globs: "
+                                  + ", ".join(stray[:20])
+                                  + self._set_aside(touched if watch else [], spec.writes),
+                                  files)
+            if claim.kind == "review":
+                return self._review(out, files)
+            return self._finish(lambda store: leases.complete(
+                store, claim.run, claim.job, claim.token, files=files, check_writes=False),
+                files, "succeeded", "")
+
+        def mine(store: Store) -> bool:
+            return _still_mine(store, claim)
+
+        # A worktree or a watched tree is looked at (and set aside) before the end: only
+        # while the job is still this attempt's. Otherwise the ending's own lease check
+        # tells a job the agent ended itself, and no read a job asks it first.
+        if self.worktree is not None or watch:
+            if not self._read(mine):
+                return self._not_mine(log)
+            return end()
+        try:
+            return end()
+        except LeaseLost:
+            if self._read(mine):
+                raise  # still leased to it, but expired: the lease is lost
+            return self._not_mine(log)
+        except StoreUnavailable:
+            # Its kept connection died while the lane ran (a server restart): once more on
+            # a new one, as the read did. Had the end committed as the connection broke,
+            # the read finds the job no longer leased, and the record stands as it is.
+            self.attempts.stores.drop()
+            if not self._read(mine):
+                return self._not_mine(log)
+            return end()
+
+    def _not_mine(self, log: Path) -> tuple[str, str]:
+        claim = self.claim
+        if log.is_file():
+            # The agent ended the attempt itself (its verdict, say): the log is still the
+            # attempt's. Refused when the lease was lost instead: nothing to add.
+            with contextlib.suppress(LeaseLost):
+                leases.publish_log(self.store(), claim.run, claim.job, claim.token, str(log))
+        return "done by the agent", "it finished the job through the CLI, or lost the lease"
 
     def _sandboxed(self, argv: list[str], workdir: Path, env: dict[str, str]) -> list[str]:
         """``argv`` under bwrap, or SandboxUnavailable (the attempt fails, finally): a lane

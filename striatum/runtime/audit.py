@@ -153,6 +153,44 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _binder(signature: inspect.Signature
+            ) -> Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]:
+    """Every parameter of a call by name, defaults filled in, as ``Signature.bind`` and
+    ``apply_defaults`` give them, which cost a third of a short verb's own time: done here
+    by a dict, and by ``bind`` itself (whose TypeError words a bad call) for anything but
+    a well-formed call. A verb's parameters must all be nameable (no ``/``, ``*args`` or
+    ``**kwargs``): it is called by name."""
+    params = list(signature.parameters.values())
+    by_name = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if not all(p.kind in by_name for p in params):
+        raise TypeError(f"a verb's parameters are passed by name: {signature} has some that "
+                        "cannot be")
+    positional = tuple(p.name for p in params
+                       if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    order = tuple(p.name for p in params)
+    names = frozenset(order)
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+
+    def by_signature(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if len(args) > len(positional) or not names.issuperset(kwargs):
+            return by_signature(args, kwargs)
+        given = dict(zip(positional, args, strict=False))
+        if not given.keys().isdisjoint(kwargs):
+            return by_signature(args, kwargs)
+        given.update(kwargs)
+        try:
+            return {name: given[name] if name in given else defaults[name] for name in order}
+        except KeyError:  # a required argument missing
+            return by_signature(args, kwargs)
+
+    return bind
+
+
 def verb(name: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
     """Declare a core function that changes the record, called as ``f(store, ...)``.
 
@@ -163,23 +201,23 @@ def verb(name: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
     DECLARED.add(name)
 
     def declare(func: Callable[P, T]) -> Callable[P, T]:
-        signature = inspect.signature(func)
+        bind = _binder(inspect.signature(func))
+        by_name: Callable[..., T] = func  # every argument goes by name (``_binder``)
 
         @functools.wraps(func)
         def audited(*args: P.args, **kwargs: P.kwargs) -> T:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            store: Store = bound.arguments["store"]
+            arguments = bind(args, kwargs)
+            store: Store = arguments["store"]
             # Text enters the record only as text UTF-8 can hold (a reason naming a file
             # whose name is not UTF-8 would fail the transition that records it).
-            for key, value in bound.arguments.items():
+            for key, value in arguments.items():
                 if key != "store":
-                    bound.arguments[key] = text_safe(value)
-            call = Call(name, {key: _plain(value) for key, value in bound.arguments.items()
+                    arguments[key] = text_safe(value)
+            call = Call(name, {key: _plain(value) for key, value in arguments.items()
                                if key != "store" and key not in SECRETS})
             store.calls.append(call)
             try:
-                return func(*bound.args, **bound.kwargs)
+                return by_name(**arguments)
             except (StoreError, StoreUnavailable):
                 raise  # the database failed the call: no more to tell it, nor any use
             except StriatumError as exc:

@@ -90,6 +90,16 @@ def open_store(dsn: str | None, *, actor: str = "") -> Store:
     return Store.adopt(database, conn, actor=actor)
 
 
+def checked(dsn: str | None) -> Database:
+    """The database a face that keeps connections (the daemon, the web UI, the MCP
+    server) opens its pool on: the schema checked, and migrated if it is behind, and the
+    embedded server started if it is the one and is not running, all by one login,
+    whose DSN the pool then uses."""
+    opened = open_store(dsn)
+    opened.close()
+    return Database(opened.dsn, embedded=not dsn)
+
+
 def _connect(dsn: str | None) -> tuple[str, psycopg.Connection[Any]]:
     if dsn:
         _check_dsn(dsn)

@@ -23,6 +23,13 @@
    still be in the database — a deleted or rewritten tail is found this way.
    A chain no manifest anchors is reported as "unanchored", never as "ok".
 
+The replay reads the state each event left (typed columns written with it, migration
+0013) rather than parsing every payload: the constraint ``events_columns_hashed``
+refuses any row whose columns (run, job, type, time, state) disagree with its hashed
+payload, and once validated it holds for every row. Doctor verifies that it is in force
+(present, validated, its function as the migration wrote it); when it is not, or with
+``strict``, doctor parses every payload and checks each row's columns itself.
+
 ``strict`` also re-encodes every payload in Python and requires it to be
 canonical JSON. It is off by default: the hash binds the exact bytes, and the
 manifests anchor the hashes, so a payload that is not canonical was written so
@@ -34,17 +41,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 from ..canonical import canonical_json
 from ..errors import StoreError
 from .audit import GENESIS, repo_chain
 from .machine import JOB_TRANSITIONS, RUN_TERMINAL, RUN_TRANSITIONS
 from .records import REPLAYED_JOB_COLUMNS, REPLAYED_RUN_COLUMNS
+from .sql import migrations
 from .store import Store, sqlstate
 
 BATCH = 5000
@@ -184,6 +193,32 @@ def legal_transitions() -> dict[str, list[str]]:
             "legal_to": [r[2] for r in rows]}
 
 
+# The constraint that proves every event's columns against its payload, as PostgreSQL
+# prints it; the function it calls is bound by the md5 of its source in migration 0013.
+PROOF = "events_columns_hashed"
+PROOF_DEFINITION: LiteralString = (
+    "CHECK (striatum.event_agrees(payload, run_id, job_id, type, created_at, status, "
+    "iteration, attempt, executions, revisions_used, fence, lease_owner, chosen, verdict, "
+    "blocked_on))")
+
+
+@cache
+def _proof_source_md5() -> str:
+    text = next(sql for version, _, sql in migrations() if version == 13)
+    found = re.search(r"CREATE FUNCTION striatum\.event_agrees\(.*?\bAS \$\$(.*?)\$\$", text,
+                      re.DOTALL)
+    assert found is not None, "migration 0013 defines striatum.event_agrees"
+    return hashlib.md5(found.group(1).encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def columns_proven(store: Store) -> bool:
+    """True when the database itself guarantees that every event's columns say what its
+    hashed payload says (``events_columns_hashed`` in force and validated)."""
+    rows = store.execute("doctor_columns_proven", {"definition": PROOF_DEFINITION,
+                                                   "source_md5": _proof_source_md5()})
+    return bool(rows[0][0])
+
+
 def _unparsable(exc: StoreError) -> bool:
     # Class 22 (data exception): invalid JSON text, a \u0000 jsonb refuses, an array or
     # a scalar where an object must be.
@@ -243,8 +278,8 @@ def _verify(store: Store, chain: _Chain, report: Report, strict: bool, tail: tup
     problems: list[tuple[int, int, str]] = []
     links = store.execute(f"{chain.prefix}_links", {**chain.params, "genesis": GENESIS})
     if links:
-        seq, expected, _ = links[0]
-        code = "seq" if seq != expected else "previous"
+        seq, expected, linked = links[0]
+        code = "seq" if seq != expected else "hash" if linked else "previous"
         problems.append((int(seq), RANK[code], PROBLEMS[code].format(expected=expected)))
     for seq, code in contents:
         problems.append((seq, RANK[code], PROBLEMS[code].format(columns=chain.columns)))
@@ -277,13 +312,19 @@ def _check_head(store: Store, chain: str, last_seq: int, last_hash: str, report:
 
 
 def check_chain(store: Store, repo_id: int, report: Report, replay: _Replay,
-                strict: bool = False) -> None:
-    chain = _Chain(repo_chain(repo_id), "events", "event", "doctor_event", "run/job/type ",
-                   {"repo": repo_id, **legal_transitions()})
+                strict: bool = False, proven: bool = False) -> None:
+    """``proven``: the columns are proven against the payloads (``columns_proven``), so
+    the replay reads them and no payload is parsed but the few it needs the data of."""
+    columns = proven and not strict
+    chain = _Chain(repo_chain(repo_id), "events", "event", "doctor_event",
+                   "run/job/type/state ",
+                   {"repo": repo_id, "hashes": columns, **legal_transitions()})
     tail = store.execute("doctor_event_tail", chain.params)[0]
     report.events += int(tail[0])
     contents: list[tuple[int, str]] = []
-    for kind, seq, run, job, facts in _checked(store, chain, int(tail[1]), int(tail[2])):
+    found = (store.rows("doctor_event_columns", chain.params) if columns
+             else _checked(store, chain, int(tail[1]), int(tail[2])))
+    for kind, seq, run, job, facts in found:
         if kind == "payload":
             contents.append((int(seq), str(facts["problem"])))
         else:
@@ -419,13 +460,21 @@ def check_spent(store: Store, report: Report) -> None:
         report.add("spent", "every run's spent cost is the sum of its usage events", ok=True)
 
 
-def check_guards(store: Store, report: Report) -> None:
+def check_guards(store: Store, report: Report, proven: bool) -> None:
     triggers, role, role_can_change = store.execute("guards")[0]
     if triggers != 4:
         report.add("guards", f"append-only triggers: {triggers} of 4 present and enabled",
                    table="events")
     else:
         report.add("guards", "append-only triggers present and enabled", ok=True)
+    if proven:
+        report.add("guards", f"{PROOF} refuses events whose columns disagree with their "
+                             "payload", ok=True)
+    else:
+        report.add("guards", f"{PROOF} is not in force (dropped, not validated, or its "
+                             "function changed): an event whose columns disagree with its "
+                             "payload could be appended; doctor checked each row itself",
+                   table="events")
     if not role:
         report.add("guards", "no striatum_runtime role: only the triggers guard the record "
                              "(the database refused to create roles)", ok=True)
@@ -636,14 +685,15 @@ def doctor(store: Store, repo: str | None = None, *, strict: bool = False) -> Re
     report = Report()
     replay = _Replay()
     with store.snapshot("doctor_snapshot", "doctor_no_jit", "doctor_leader_merges"):
+        proven = columns_proven(store)
         for repo_id, _path in store.execute("all_repos"):
-            check_chain(store, int(repo_id), report, replay, strict)
+            check_chain(store, int(repo_id), report, replay, strict, proven)
         audit_rows = check_audit(store, report, strict)
         check_projections(replay, report)
         check_rpc(store, report)
         check_verdicts(store, report)
         check_spent(store, report)
-        check_guards(store, report)
+        check_guards(store, report, proven)
         audit_anchor = 0
         if repo is not None:
             found = _repo_of(store, repo)

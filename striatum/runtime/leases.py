@@ -45,7 +45,7 @@ from .engine import (
     missing_artifacts,
 )
 from .findings import finding_ids
-from .prompts import prepare_prompt, scratch, scratch_of
+from .prompts import make_out, prepare_prompt, scratch, scratch_of
 from .records import JobRow, RunRow, from_json
 from .runs import Idle, idle, transition
 from .store import Store, fetch, fetch_together, send
@@ -78,6 +78,9 @@ class Claim:
     # What a worker needs to start the lane, so it reads nothing more (not in the JSON).
     run_row: RunRow = field(repr=False)
     pinned: CompiledWorkflow = field(repr=False)
+    # The attempt.start data the claim's statement chained with it (``starts.known_starts``),
+    # or None: the worker chains the start itself before the lane runs.
+    started: str | None = field(default=None, repr=False)
     claimed: ClassVar[bool] = True  # an Idle is the other answer to a claim
 
     def to_json(self) -> dict[str, Any]:
@@ -160,20 +163,24 @@ def sweep_expired(store: Store, run_id: str | None = None) -> int:
 def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = None,
           lanes: list[str] | None = None, lane_kinds: list[str] | None = None,
           lease_seconds: int = DEFAULT_LEASE_SECONDS, sweep: bool = True,
-          check_run: bool = True) -> Claim | None:
+          check_run: bool = True, artifact_folder: bool = True) -> Claim | None:
     """Lease the first ready job of ``run_id`` (of any running run when None) whose
     attempt can be prepared; a job whose attempt cannot is failed with the reason and
     the claim moves on.
 
     ``check_run``: when nothing is ready, tell a run that does not exist (NotFound) from
-    one with nothing to do (None), at the cost of a second round trip."""
+    one with nothing to do (None), at the cost of a second round trip.
+    ``artifact_folder``: make the attempt's artifact folder before answering, as an agent
+    told of it needs; False for a caller that makes it itself when the lane starts (a
+    worker), which saves the claim a ``mkdir``."""
     if sweep:
         sweep_expired(store, run_id)
         budgets.sweep(store, run_id)
     while True:
         taken = take(store, run_id, owner=owner,
                      lanes=lanes if lanes is not None else ([lane] if lane else None),
-                     lane_kinds=lane_kinds, lease_seconds=lease_seconds, check_run=check_run)
+                     lane_kinds=lane_kinds, lease_seconds=lease_seconds, check_run=check_run,
+                     artifact_folder=artifact_folder)
         if not isinstance(taken, Unprepared):
             return taken
         if not taken.final:
@@ -195,16 +202,24 @@ def claim_next(store: Store, run_id: str, *, owner: str, lane: str | None,
 
 @verb("job claim")
 def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | None,
-         lane_kinds: list[str] | None, lease_seconds: int, check_run: bool
+         lane_kinds: list[str] | None, lease_seconds: int, check_run: bool,
+         artifact_folder: bool = False, starts: Mapping[str, str] | None = None
          ) -> Claim | Unprepared | None:
     """One claim statement and the attempt's preparation (the claim loop's step): a Claim,
-    an Unprepared job (already failed), or None when nothing is ready."""
+    an Unprepared job (already failed), or None when nothing is ready. The attempt's
+    artifact folder is made only when ``artifact_folder`` (``claim``'s): a worker makes it
+    as the lane starts. ``starts``: the attempt.start data of lanes known before the
+    claim (lane -> its canonical JSON); a job on one of them has its start chained by
+    the claim's statement."""
     # One statement (a function in the database) finds, locks and leases the job,
     # records the lease, appends the event and the audit row: one round trip.
-    found = store.call("claim_job", {
-        "run": run_id, "lanes": lanes, "lane_kinds": lane_kinds, "owner": owner,
-        "secret": secrets.token_hex(16), "lease_seconds": lease_seconds,
-        **audit.claim_params(store)})
+    params = {"run": run_id, "lanes": lanes, "lane_kinds": lane_kinds, "owner": owner,
+              "secret": secrets.token_hex(16), "lease_seconds": lease_seconds,
+              **audit.claim_params(store)}
+    if starts:
+        found = store.call("claim_job_started", {**params, "starts": json.dumps(starts)})
+    else:
+        found = store.call("claim_job", params)
     if not found:
         if check_run and run_id is not None and not store.execute("run_record",
                                                                    {"run": run_id}):
@@ -219,13 +234,16 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
                                                                   token):
         # Its run reached its budget and is blocked now: claim from the others.
         return take(store, run_id, owner=owner, lanes=lanes, lane_kinds=lane_kinds,
-                    lease_seconds=lease_seconds, check_run=False)
+                    lease_seconds=lease_seconds, check_run=False,
+                    artifact_folder=artifact_folder, starts=starts)
     try:
         pinned.remember_run(run.id, run.workflow_digest)  # its completion needs the graph
         lapsed = judged.bind(store, run, row, workflow)
         if lapsed is not None:
             return Unprepared(run.id, row.job_id, lapsed, final=True, status="lapsed")
         prompt_file = prepare_prompt(store, run, row, workflow)
+        if artifact_folder:
+            make_out(str(scratch_of(prompt_file).out))
         spec = workflow.jobs[row.job_id]
         if spec.writes and spec.isolation != "worktree":
             # The repository as this pass found it, before anyone works on it: what the
@@ -246,7 +264,8 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
     spec = workflow.jobs[row.job_id]
     return Claim(run.id, row.job_id, row.kind, row.lane, token, row.fence, row.iteration,
                  row.attempt, row.lease_expires_at, str(prompt_file),
-                 str(scratch_of(prompt_file).out), list(spec.produces), run, workflow)
+                 str(scratch_of(prompt_file).out), list(spec.produces), run, workflow,
+                 started=starts[row.lane] if starts and found[0][2] else None)
 
 
 def _unprepared(store: Store, row: JobRow, token: str, reason: str, *, final: bool = False

@@ -38,10 +38,15 @@ def schema_version(dsn: str) -> int:
 
 
 def _schema_version(conn: psycopg.Connection[Any]) -> int:
-    exists = conn.execute(query("migrations_table_exists")).fetchone()
-    if not exists or not exists[0]:
+    """0 for a database never migrated. Asked in one round trip, the table's absence
+    told by the error (on an autocommit connection, which it leaves usable): every
+    command asks, and a new session's first look at a table costs more than a query."""
+    import psycopg
+
+    try:
+        row = conn.execute(query("schema_version")).fetchone()
+    except psycopg.errors.UndefinedTable:
         return 0
-    row = conn.execute(query("schema_version")).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 

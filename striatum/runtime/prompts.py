@@ -37,8 +37,10 @@ class Scratch:
     """An attempt's files in scratch space next to the work, never the record: one folder
     per job in .striatum/ in the repository, holding each pass's baseline and, named for
     the attempt (``iNaM``), its prompt, its artifact folder, its lane's log, what a failure
-    set aside and its worktree. Flat, so a claim makes one folder (two for a job's first
-    attempt) and writes one file."""
+    set aside and its worktree. Flat, so a claim makes one folder (a job's first attempt)
+    and writes one file: the artifact folder is made by whoever hands the attempt to its
+    agent (``make_out``), a worker as its lane starts, an operator's claim before it
+    answers."""
 
     folder: Path  # the job's
     name: str  # the attempt's: i<iteration>a<attempt>
@@ -224,16 +226,29 @@ def contract(run: RunRow, job: JobRow, pinned: CompiledWorkflow, out: Path) -> s
 
 
 def write_prompt(attempt: Scratch, text: str) -> Path:
-    """The attempt's prompt, next to its empty artifact folder. The claim's other facts
-    reach the lane as STRIATUM_* variables: every file made here is on the path from a
-    job's claim to its lane's start: two ``mkdir`` calls where the run's folder exists."""
-    for folder in (attempt.folder, attempt.out):
-        try:
-            os.mkdir(folder)
-        except FileExistsError:
-            pass  # the job's folder after its first attempt; an attempt claimed again
-        except FileNotFoundError:
-            folder.mkdir(parents=True, exist_ok=True)  # the run's first claim here
+    """The attempt's prompt, in its job's folder. The claim's other facts reach the lane as
+    STRIATUM_* variables: every file made here is on the path from a job's claim to its
+    lane's start: one ``mkdir`` (none after a job's first attempt) and one write, each a
+    system call of a few hundred microseconds on a journalled file system."""
+    folder = attempt.folder
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        pass  # the job's folder after its first attempt
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)  # the run's first claim here
     path = attempt.prompt
-    path.write_bytes(text.encode("utf-8"))
+    left = memoryview(text.encode("utf-8"))
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        while left:  # one write, but for a prompt of megabytes
+            left = left[os.write(descriptor, left):]
+    finally:
+        os.close(descriptor)
     return path
+
+
+def make_out(artifact_dir: str) -> None:
+    """The attempt's artifact folder, made (empty) before its agent is told of it; made
+    again without harm."""
+    os.makedirs(artifact_dir, exist_ok=True)

@@ -16,13 +16,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..canonical import canonical_json, text_safe
 from . import audit
 from .audit import Event, append_events, verb
+from .lanes import lane_environment
 from .leases import held
 
 if TYPE_CHECKING:
     import psycopg
 
+    from ..compiler.ir import Lane
     from .store import Store
 
 START = "attempt.start"
@@ -50,15 +53,64 @@ def executable_of(program: str, env: Mapping[str, str], cwd: Path) -> str | None
     else:
         # The lane's PATH as its exec reads it, from the lane's folder: a relative (or
         # empty) entry names a folder below it.
+        # os.path, not pathlib: resolved at every claim, ~10 entries each time.
         entries = env.get("PATH", os.defpath).split(os.pathsep)
-        found = shutil.which(program, path=os.pathsep.join(str(cwd / e) for e in entries))
-    return os.path.normpath(cwd / found) if found else None
+        found = shutil.which(program,
+                             path=os.pathsep.join(os.path.join(cwd, e) for e in entries))
+    return os.path.normpath(os.path.join(cwd, found)) if found else None
 
 
 def start_data(lane: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path
                ) -> dict[str, Any]:
     return {"lane": lane, "executable": executable_of(argv[0], env, cwd) if argv else None,
             "model": model_of(argv)}
+
+
+def start_text(data: Mapping[str, Any]) -> str:
+    """``data`` as the event's payload holds it (canonical JSON)."""
+    return canonical_json(text_safe(dict(data))).decode("utf-8")
+
+
+# A placeholder fills to an absolute path (prompt_file, artifact_dir) or to an id that
+# starts with a letter: only an argument that begins with one of these can become a
+# flag once filled.
+_MAY_BECOME_FLAG = ("-", "{job}", "{run}")
+
+
+def _same_for_every_job(lane: Lane) -> bool:
+    """Whether any attempt on ``lane`` resolves to the same start data, whichever job it
+    runs and in whichever folder (the repository, or a worktree of it): its program
+    names no placeholder and is found the same way from any folder, and no placeholder
+    can change the model its command names."""
+    command = lane.command
+    if not command or "{" in command[0]:
+        return False
+    program = command[0]
+    if not os.path.isabs(program):
+        if os.sep in program or (os.altsep and os.altsep in program):
+            return False  # relative to the attempt's folder
+        path = lane_environment(dict(lane.env), {}).get("PATH", os.defpath)
+        if not all(os.path.isabs(entry) for entry in path.split(os.pathsep)):
+            return False
+    for index, arg in enumerate(command[1:], start=1):
+        if "{" in arg and (arg.startswith(_MAY_BECOME_FLAG)
+                           or command[index - 1] in ("--model", "-m")):
+            return False
+    return True
+
+
+def known_starts(lanes: Mapping[str, Lane], repo: Path) -> dict[str, str]:
+    """The start data of each of a run's command lanes (``lanes``, run in ``repo``) that
+    needs no job to resolve (``start_text``), by lane: a worker that knows its run sends
+    them with its claim, so the attempt's start is chained in the claim's own statement
+    and costs no transaction of its own. Resolved at each claim, as the lane's start
+    would resolve it."""
+    found = {}
+    for name, lane in lanes.items():
+        if lane.kind == "command" and _same_for_every_job(lane):
+            env = lane_environment(dict(lane.env), {})
+            found[name] = start_text(start_data(name, lane.command, env, repo))
+    return found
 
 
 @verb("attempt start")

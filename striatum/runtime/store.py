@@ -235,7 +235,13 @@ class Store:
 
 
 def use_runtime_role(conn: psycopg.Connection[Any]) -> bool:
-    """Switch the session to the runtime role when the server has it; whether it did."""
+    """Switch the session to the runtime role when the server has it; whether it did.
+    A session that logged in as that role (the embedded server's) is one already: no
+    question to ask it."""
+    from .embedded import RUNTIME_ROLE
+
+    if conn.info.user == RUNTIME_ROLE:
+        return True
     with wrap_errors():
         row = conn.execute(query("runtime_role_usable")).fetchone()
         if row and row[0]:

@@ -24,6 +24,8 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import NotFound, StoreUnavailable, StriatumError
 from ..server.lanegate import LaneGate
@@ -37,6 +39,10 @@ from .machine import RUN_TERMINAL
 from .manifest import backfill as backfill_manifests
 from .notify import Notifier
 from .records import RunRow
+from .starts import known_starts
+
+if TYPE_CHECKING:
+    from ..compiler.ir import Lane
 
 __all__ = ["Outcome", "Worker", "WorkerOptions", "identity"]
 
@@ -76,6 +82,9 @@ class Worker:
     _told: set[tuple[str, int]] = field(default_factory=set)  # (job, pass) announced
     _announced_at: float = field(default=float("-inf"), repr=False, compare=False)
     _run_known: bool = field(default=False, repr=False, compare=False)
+    # The run's workflow and repository once a claim has said them (a worker of one run).
+    _lanes_of: tuple[dict[str, Lane], Path] | None = field(default=None, repr=False,
+                                                            compare=False)
     _wake: Wakeup = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -216,7 +225,8 @@ class Worker:
             taken = leases.take(link.store(), options.run, owner=self.name,
                                 lanes=options.lanes, lane_kinds=["command"],
                                 lease_seconds=options.lease_seconds,
-                                check_run=not self._run_known)
+                                check_run=not self._run_known,
+                                starts=self._known_starts())
             self._run_known = True
             if taken is None:
                 return
@@ -227,7 +237,16 @@ class Worker:
                 if not taken.final:
                     return  # claiming again now would take the same job into the same trouble
                 continue
+            if self._lanes_of is None and taken.run == options.run:
+                self._lanes_of = (taken.pinned.lanes, Path(taken.run_row.repo_path))
             self._start(taken, attempts, pool, running)
+
+    def _known_starts(self) -> dict[str, str] | None:
+        """The start data the claim can chain itself (``starts.known_starts``): for a
+        worker of one run, once a claim has told it the run's lanes."""
+        if self._lanes_of is None:
+            return None
+        return known_starts(*self._lanes_of)
 
     def _start(self, claim: Claim, attempts: Attempts, pool: ThreadPoolExecutor,
                running: dict[Future[Outcome], Claim]) -> None:

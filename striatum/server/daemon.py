@@ -214,12 +214,11 @@ class Daemon(Server):
             return False
         pool = None
         try:
-            from ..runtime.config import describe, open_store, resolve
+            from ..runtime.config import checked, describe
 
             # Migrates a schema that is behind (on the embedded server, as its owner), and
             # starts the embedded server when it is the one and is not running.
-            open_store(self.dsn).close()
-            database = resolve(self.dsn)  # the runtime role's login
+            database = checked(self.dsn)  # the runtime role's login
             self.database = describe(database.dsn)
             self._fit_open_files()
             pool = Pool(database.dsn, self.connections, embedded=database.embedded)

@@ -24,11 +24,10 @@ def web_face(dsn: str | None, place: RuntimeDir, *, mutations: bool,
              describe: dict[str, Any] | None = None) -> Iterator[Face]:
     """The face the pages call, open for the block: its pool closed and the secret this
     server made (if it made one) removed when the block ends."""
+    from ..runtime.config import checked
     from ..runtime.config import describe as where
-    from ..runtime.config import open_store, resolve
 
-    open_store(dsn).close()  # migrates a schema that is behind, starts the embedded server
-    database = resolve(dsn)
+    database = checked(dsn)  # migrates a schema that is behind, starts the embedded server
     secret, made = principal_secret(place)
     pool = Pool(database.dsn, POOL_SIZE)
     status = {"face": "web", "version": __version__, "database": where(database.dsn),

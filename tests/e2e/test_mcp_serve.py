@@ -11,6 +11,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -18,7 +20,7 @@ from mcp import Client
 
 from striatum.server.registry import VERBS, tool_name
 
-from .conftest import Cli, executable
+from .conftest import Cli, executable, private_home
 
 pytestmark = pytest.mark.e2e
 NOWHERE = "host=127.0.0.1 port=1 connect_timeout=1"
@@ -85,3 +87,32 @@ def test_http_serves_the_tools_on_loopback_and_refuses_a_foreign_host_or_origin(
         _, stderr = server.communicate(timeout=60)
     assert server.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+async def _across_a_stop(env: dict[str, str], cwd: str) -> list[Any]:
+    """Over stdio: a call, `striatum db stop` (the server's connection dies with the
+    database), another call; each call's result."""
+    from mcp import StdioServerParameters
+
+    server = StdioServerParameters(command=executable(), args=["mcp", "serve", "--stdio"],
+                                   env=env, cwd=cwd)
+    results = []
+    async with Client(server, mode="legacy") as client:
+        results.append(await client.call_tool("run_list", {}))
+        stopped = subprocess.run([executable(), "db", "stop", "--json"], env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert json.loads(stopped.stdout) == {"stopped": True}, stopped.stderr
+        results.append(await client.call_tool("run_list", {}))
+    return results
+
+
+def test_the_embedded_server_stopped_under_the_stdio_server_is_started_by_its_next_call(
+        tmp_path: Path) -> None:
+    with private_home() as env:
+        before, after = anyio.run(_across_a_stop, env, str(tmp_path))
+        assert not before.is_error and before.structured_content == {"runs": []}
+        assert not after.is_error, after.content
+        assert after.structured_content == {"runs": []}
+        status = subprocess.run([executable(), "db", "status", "--json"], env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert json.loads(status.stdout)["running"] is True

@@ -209,6 +209,56 @@ def owner_connection(dsn: str) -> Iterator[psycopg.Connection[Any]]:
         conn.close()
 
 
+def counted_slices(monkeypatch: Any) -> list[int]:
+    """Record the size of every batch ``runtime.batches`` writes (a pytest monkeypatch
+    undoes it after the test)."""
+    from striatum.runtime import batches
+
+    sliced: list[int] = []
+    slices = batches.slices
+
+    def counted(items: Any, size: int = batches.BATCH) -> Any:
+        sliced.append(len(items))
+        return slices(items, size)
+
+    monkeypatch.setattr(batches, "slices", counted)
+    return sliced
+
+
+@contextmanager
+def unproven(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Lift the constraint that refuses events whose columns disagree with their payload,
+    as a forger with the owner's login can; on the way out put it back as such a forger
+    must: NOT VALID, then validated only if every row agrees with its payload again."""
+    from psycopg import sql
+
+    from striatum.runtime.doctor import PROOF_DEFINITION
+
+    conn.execute("ALTER TABLE striatum.events DROP CONSTRAINT events_columns_hashed")
+    try:
+        yield
+    finally:
+        conn.execute(sql.SQL("ALTER TABLE striatum.events ADD CONSTRAINT events_columns_hashed "
+                             + PROOF_DEFINITION + " NOT VALID"))
+        try:
+            with conn.transaction():
+                conn.execute("ALTER TABLE striatum.events VALIDATE CONSTRAINT "
+                             "events_columns_hashed")
+        except (psycopg.errors.CheckViolation, psycopg.DataError):
+            pass  # left unvalidated: doctor says so, and checks every row itself
+
+
+def write_state_columns(conn: psycopg.Connection[Any], repo_id: int, seq: int) -> None:
+    """Give a forged event the state columns its payload names, as a careful forger
+    would (the runtime reads them from the payload as it appends)."""
+    conn.execute("UPDATE striatum.events e SET (status, iteration, attempt, executions, "
+                 "revisions_used, fence, lease_owner, chosen, verdict, blocked_on) = "
+                 "(SELECT * FROM jsonb_to_record(e.payload::jsonb -> 'state') AS s(status text, "
+                 "iteration integer, attempt integer, executions integer, revisions_used "
+                 "integer, fence bigint, lease_owner text, chosen text, verdict text, "
+                 "blocked_on text)) WHERE repo_id = %s AND seq = %s", (repo_id, seq))
+
+
 def expire_lease(dsn: str, run_id: str, job_id: str) -> None:
     with owner_connection(dsn) as conn:
         conn.execute("UPDATE striatum.jobs SET lease_expires_at = now() - interval '1 second' "

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from striatum.canonical import canonical_json
 from striatum.corpus import bundle
 from striatum.corpus.export import export
 from striatum.corpus.verify import verify
@@ -23,7 +24,7 @@ from striatum.runtime.store import Store
 from striatum.runtime.views import job_detail
 
 from .helpers import Agent, example, start_run
-from .worker_helpers import FAKE_AGENT, events_of, fake, work, write_workflow
+from .worker_helpers import FAKE_AGENT, events_of, fake, rows, work, write_workflow
 from .worker_helpers import start_run as start_with_lanes
 
 CODER_MODEL = "gpt-5"
@@ -85,6 +86,31 @@ def test_every_attempt_chains_its_executable_and_model_before_its_lane_runs(
     shown = job_detail(store, run_id, "check")["leases"]
     assert [(lease["executable"], lease["model"]) for lease in shown] == [
         (sys.executable, REVIEWER_MODEL)] * 2
+
+
+def test_once_the_worker_knows_its_runs_lanes_each_start_is_chained_by_the_claim(
+        store: Store, worked: tuple[str, Path]) -> None:
+    """The first claim tells the worker the run's lanes; from then on each claim's own
+    statement chains the attempt's start (no transaction, no audit row of its own), in
+    the text the worker would have chained."""
+    run_id, _ = worked
+    chained = rows(store, "SELECT seq, job_id, type, payload FROM striatum.events "
+                          "WHERE run_id = %s AND type IN ('job.claim', 'attempt.start') "
+                          "ORDER BY seq", run_id)
+    pairs = list(zip(chained[::2], chained[1::2], strict=True))
+    assert [(claim["type"], start["type"]) for claim, start in pairs] == [
+        ("job.claim", "attempt.start")] * 4
+    with_claim = [start for claim, start in pairs
+                  if start["seq"] == claim["seq"] + 1
+                  and json.loads(start["payload"])["at"] == json.loads(claim["payload"])["at"]]
+    # Both reviews' lanes name their program by its absolute path: chained with the claim.
+    assert {start["job_id"] for start in with_claim} >= {"check"}
+    assert len(with_claim) >= 2
+    for start in with_claim:
+        assert canonical_json(json.loads(start["payload"])).decode() == start["payload"]
+    own = rows(store, "SELECT count(*) AS n FROM striatum.audit_log WHERE verb = %s",
+               "attempt start")
+    assert own[0]["n"] == 4 - len(with_claim)
 
 
 def test_the_statement_names_the_accepting_attempt_and_verify_holds_it_to_the_record(

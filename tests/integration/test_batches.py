@@ -14,7 +14,7 @@ from striatum.runtime import batches, leases, runs
 from striatum.runtime.doctor import doctor
 from striatum.runtime.store import Store
 
-from .helpers import owner_connection, write_workflow
+from .helpers import counted_slices, owner_connection, write_workflow
 
 WIDE = 3 * 70  # every sweep below touches more than batches.MANY jobs
 
@@ -69,14 +69,7 @@ def test_batched_sweeps_leave_the_record_rows_one_by_one_leave(
     batched_repo, single_repo = tmp_path / "batched", tmp_path / "single"
     batched_repo.mkdir()
     single_repo.mkdir()
-    sliced: list[int] = []
-    slices = batches.slices
-
-    def counted(items: Any, size: int = batches.BATCH) -> Any:
-        sliced.append(len(items))
-        return slices(items, size)
-
-    monkeypatch.setattr(batches, "slices", counted)
+    sliced = counted_slices(monkeypatch)
     batched = work(store, workflow, batched_repo)
     # The jobs inserted, then the jobs and the events of the start and of the cancel (the
     # root's completion is one statement of its own, complete_job, in either case).

@@ -286,6 +286,27 @@ def test_an_empty_claim_names_a_missing_run_unless_told_not_to_ask(store: Store,
     assert leases.claim(store, run_id, owner="agent", sweep=False) is None
 
 
+# -- the attempt's files -----------------------------------------------------------------------
+
+def test_a_claim_makes_the_artifact_folder_its_agent_is_told_of_and_a_take_leaves_it_to_the_lane(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    run_id = start_run(store, fan_out_workflow(tmp_path / "wf", 2), repo)
+    seed = claim_next(store, run_id)
+    # An operator's claim answers with a folder the agent can write its files into.
+    assert Path(seed.artifact_dir).is_dir() and not any(Path(seed.artifact_dir).iterdir())
+    Path(seed.artifact_dir, "seed.md").write_text("seed\n")
+    leases.complete(store, run_id, seed.job, seed.token,
+                    files=[leases.stage(str(Path(seed.artifact_dir, "seed.md")), "seed.md")])
+    # A worker's take writes the prompt alone: the worker makes the folder as the lane starts.
+    taken = leases.take(store, run_id, owner="worker", lanes=None, lane_kinds=None,
+                        lease_seconds=60, check_run=True)
+    assert isinstance(taken, leases.Claim)
+    prompt = Path(taken.prompt_file)
+    assert prompt.is_file() and "t0" in prompt.read_text(encoding="utf-8")
+    assert not Path(taken.artifact_dir).exists()
+    assert sorted(p.name for p in prompt.parent.iterdir()) == [prompt.name]
+
+
 # -- concurrency -----------------------------------------------------------------------------
 
 def test_concurrent_claimers_take_each_job_once_per_pass(

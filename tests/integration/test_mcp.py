@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client, MCPError
 from mcp_types import TextResourceContents
@@ -25,7 +26,7 @@ from striatum.runtime import leases
 from striatum.runtime.attempt import _job_env
 from striatum.runtime.store import Store
 from striatum.server.lanegate import LaneGate
-from striatum.server.mcp import RESOURCE_NOT_FOUND, StriatumMCP
+from striatum.server.mcp import CONNECTIONS, RESOURCE_NOT_FOUND, StriatumMCP
 from striatum.server.registry import RESOURCES, VERBS, permitted, tool_name
 
 from .helpers import example, expire_lease, owner_connection, start_run
@@ -75,6 +76,11 @@ class Operator:
         assert said.startswith(f"striatum error {error['error']}: ")
         return error
 
+    async def start(self, shape: str) -> str:
+        """A started run of the example ``shape``: its id."""
+        return str((await self.call("run_prepare", workflow=example(shape),
+                                    start=True))["run_id"])
+
     async def read(self, uri: str) -> tuple[str, str | None]:
         (content,) = (await self.client.read_resource(uri)).contents
         assert isinstance(content, TextResourceContents), content
@@ -96,9 +102,12 @@ class Operator:
 
 @asynccontextmanager
 async def connected(server: StriatumMCP, mode: str, workdir: Path) -> AsyncIterator[Operator]:
-    async with Client(server, mode=mode) as client:
-        await client.list_tools()
-        yield Operator(client, workdir)
+    try:
+        async with Client(server, mode=mode) as client:
+            await client.list_tools()
+            yield Operator(client, workdir)
+    finally:
+        server.close()
 
 
 def audit_rows(dsn: str) -> list[tuple[str, str, str]]:
@@ -204,12 +213,70 @@ async def test_a_code_change_run_through_mcp_tool_calls_alone(mode: str, dsn: st
     assert {"run prepare", "run start", "job complete", "job verdict"} <= set(verbs)
 
 
+def backends(dsn: str) -> list[tuple[int, str]]:
+    """The MCP server's sessions on the database: (backend pid, state)."""
+    with owner_connection(dsn) as conn:
+        return [(r[0], r[1]) for r in conn.execute(
+            "SELECT pid, state FROM pg_stat_activity WHERE application_name = %s "
+            "AND datname = current_database() ORDER BY pid", ("striatum mcp",))]
+
+
+async def test_calls_share_one_kept_connection_that_a_killed_backend_does_not_break(
+        mode: str, dsn: str, repo: Path, tmp_path: Path) -> None:
+    async with connected(StriatumMCP(str(repo), dsn), mode, tmp_path) as operator:
+        run_id = await operator.start("minimal")
+        ((kept, state),) = backends(dsn)
+        assert state == "idle"  # no transaction left open between calls
+        assert (await operator.call("run_status", run=run_id))["status"] == "running"
+        assert backends(dsn) == [(kept, "idle")]
+
+        with owner_connection(dsn) as conn:
+            assert conn.execute("SELECT pg_terminate_backend(%s)", (kept,)).fetchone() == (
+                True,)
+        claim = await operator.call("job_claim", run=run_id)
+        assert claim["claimed"] is True
+        # The pool found it dead as it lent it, and lent another (and refills in the
+        # background, hence maybe one more).
+        after = backends(dsn)
+        assert kept not in {pid for pid, _ in after} and 1 <= len(after) <= 2
+        assert {state for _, state in after} == {"idle"}
+        assert (await operator.end(claim))["run_status"] == "completed"
+
+
+async def test_concurrent_calls_each_get_a_connection_of_the_pool(
+        mode: str, dsn: str, repo: Path, tmp_path: Path) -> None:
+    async with connected(StriatumMCP(str(repo), dsn), mode, tmp_path) as operator:
+        run_id = await operator.start("multi-review")
+        answers: list[Any] = []
+
+        async def status() -> None:
+            answers.append(await operator.call("run_status", run=run_id))
+
+        async with anyio.create_task_group() as calls:
+            for _ in range(3 * CONNECTIONS):
+                calls.start_soon(status)
+        assert [answer["status"] for answer in answers] == ["running"] * 3 * CONNECTIONS
+        kept = backends(dsn)
+        assert 1 <= len(kept) <= CONNECTIONS
+        assert {state for _, state in kept} == {"idle"}
+
+
+async def test_a_database_that_cannot_be_reached_is_a_tool_error_then_served_once_back(
+        mode: str, dsn: str, repo: Path, tmp_path: Path) -> None:
+    server = StriatumMCP(str(repo), NOWHERE)
+    async with connected(server, mode, tmp_path) as operator:
+        refused = await operator.refused("run_list")
+        assert refused["error"] == "store_unavailable", refused
+        assert refused["message"] and refused["hint"]
+        server.dsn = dsn  # the same server, its database back
+        assert (await operator.call("run_list"))["runs"] == []
+
+
 async def test_a_stale_lease_is_a_tool_error_with_code_lease_lost(mode: str, dsn: str,
                                                                  repo: Path,
                                                                  tmp_path: Path) -> None:
     async with connected(StriatumMCP(str(repo), dsn), mode, tmp_path) as operator:
-        run_id = (await operator.call("run_prepare", workflow=example("minimal"),
-                                      start=True))["run_id"]
+        run_id = await operator.start("minimal")
         first = await operator.call("job_claim", run=run_id)
         expire_lease(dsn, run_id, first["job"])
         second = await operator.call("job_claim", run=run_id)
@@ -231,8 +298,7 @@ async def test_a_stale_lease_is_a_tool_error_with_code_lease_lost(mode: str, dsn
 async def test_a_resource_that_is_not_there_is_an_error_with_its_stable_code(
         mode: str, dsn: str, repo: Path, tmp_path: Path) -> None:
     async with connected(StriatumMCP(str(repo), dsn), mode, tmp_path) as operator:
-        run_id = (await operator.call("run_prepare", workflow=example("minimal"),
-                                      start=True))["run_id"]
+        run_id = await operator.start("minimal")
         for uri, said in [
                 ("striatum://runs/no-such-run", "no run 'no-such-run'"),
                 (f"striatum://runs/{run_id}/jobs/answer/prompt", "no prompt for its current"),

@@ -12,7 +12,7 @@ import pytest
 
 from striatum.errors import SchemaTooNew, StoreUnavailable
 from striatum.runtime import embedded
-from striatum.runtime.config import open_store
+from striatum.runtime.config import Database, checked, open_store
 from striatum.runtime.migrate import LATEST, migrate, schema_version
 
 from .conftest import scratch_database
@@ -95,6 +95,17 @@ def test_a_running_embedded_server_is_probed_by_the_commands_own_connection(
         assert opened.dsn == dsn and opened.runtime_role
     finally:
         opened.close()
+
+
+def test_a_face_checks_the_running_embedded_server_by_one_login_whose_dsn_it_keeps(
+        dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        connections: list[str]) -> None:
+    _embedded_home(monkeypatch, tmp_path / "home", dsn)
+    assert checked(None) == Database(dsn, embedded=True)
+    assert connections == [dsn]
+    connections.clear()
+    assert checked(dsn) == Database(dsn, embedded=False)
+    assert connections == [dsn]
 
 
 def test_an_embedded_server_that_does_not_answer_is_started(

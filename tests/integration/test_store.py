@@ -19,7 +19,8 @@ EXPECTED_TABLES = {
 }
 EXPECTED_COLUMNS = {
     "events": ["repo_id", "seq", "run_id", "job_id", "type", "payload", "previous_hash",
-               "row_hash", "created_at"],
+               "row_hash", "created_at", "status", "iteration", "attempt", "executions",
+               "revisions_used", "fence", "lease_owner", "chosen", "verdict", "blocked_on"],
     "jobs": ["run_id", "job_id", "position", "kind", "lane", "lane_kind", "status",
              "iteration", "attempt", "max_attempts", "executions", "revisions_used", "fence",
              "lease_token", "lease_owner", "lease_expires_at", "heartbeat_at", "chosen",
@@ -73,8 +74,10 @@ def test_runtime_role_cannot_change_the_record(store: Store, statement: str) -> 
 def test_triggers_refuse_even_the_owner(dsn: str, statement: str) -> None:
     with psycopg.connect(dsn) as conn:
         conn.execute("INSERT INTO striatum.repos (path) VALUES ('/x')")
+        # A payload that says what the columns say (the events' constraint holds).
         conn.execute("INSERT INTO striatum.events (repo_id, seq, type, payload, previous_hash, "
-                     "row_hash) SELECT id, 1, 't', '{}', 'p', 'h' FROM striatum.repos")
+                     "row_hash) SELECT id, 1, 't', '{\"at\":\"' || striatum.event_time(now()) "
+                     "|| '\",\"type\":\"t\"}', 'p', 'h' FROM striatum.repos")
         conn.execute("INSERT INTO striatum.audit_log (seq, actor, verb, args_digest, outcome, "
                      "payload, previous_hash, row_hash) VALUES (1, 'a', 'v', 'd', 'ok', '{}', "
                      "'p', 'h')")

@@ -494,6 +494,43 @@ def test_a_review_that_records_its_own_verdict_still_gets_its_log(
                                              "logs/check.log").read_text(encoding="utf-8")
 
 
+def test_an_attempt_that_changes_nothing_outside_the_record_asks_no_read_before_its_end(
+        dsn: str, store: Store, repo: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its ending's own lease check tells a job the agent ended itself: the read that
+    would tell it first is asked only when the ending is refused (the agent's own
+    verdict), not for every job."""
+    from striatum.runtime import attempt
+
+    asked: list[str] = []
+    still_mine = attempt._still_mine
+
+    def counted(store: Store, claim: leases.Claim) -> bool:
+        asked.append(claim.job)
+        return still_mine(store, claim)
+
+    monkeypatch.setattr(attempt, "_still_mine", counted)
+    striatum = str(Path(sys.executable).parent / "striatum")
+    workflow = write_workflow(tmp_path / "flow", {
+        "name": "no-read",
+        "lanes": {"writer": {"command": fake("work"), "timeout": 60},
+                  "reviewer": {"command": ["sh", "-c", f"{striatum} job verdict accept "
+                                                       "--reason 'looks right'"],
+                               "timeout": 60}},
+        "jobs": [{"id": "draft", "lane": "writer", "prompt": {"text": "d"}},
+                 {"id": "more", "lane": "writer", "prompt": {"text": "m"},
+                  "needs": ["draft"]},
+                 {"id": "check", "lane": "reviewer", "kind": "review", "needs": ["more"],
+                  "prompt": {"text": "c"}}]})
+    run_id = start_run(store, workflow, repo)
+
+    outcomes = work(dsn, run_id, until_run_ends=True)
+
+    assert [(o.job, o.status) for o in outcomes] == [
+        ("draft", "succeeded"), ("more", "succeeded"), ("check", "done by the agent")]
+    assert asked == ["check"]
+
+
 @pytest.mark.parametrize("kind", ["review", "task"])
 def test_an_agent_that_ends_its_job_itself_publishes_what_it_wrote_to_its_artifact_dir(
         dsn: str, store: Store, repo: Path, tmp_path: Path, kind: str) -> None:

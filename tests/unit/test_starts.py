@@ -7,7 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from striatum.runtime.starts import executable_of, model_of, start_data
+import pytest
+
+from striatum.compiler.ir import Lane
+from striatum.runtime.starts import executable_of, known_starts, model_of, start_data, start_text
 
 
 def _script(path: Path) -> Path:
@@ -58,3 +61,28 @@ def test_the_model_flags() -> None:
     assert model_of(["codex", "exec", "-m", "gpt-5"]) == "gpt-5"
     assert model_of(["aider", "--model=o3"]) == "o3"
     assert model_of(["claude", "-p", "--model"]) is None
+
+
+def test_the_starts_a_claim_can_chain_are_those_no_job_or_folder_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = _script(tmp_path / "bin" / "agent")
+    monkeypatch.setenv("PATH", str(agent.parent))
+    lanes = {
+        "by-path": Lane("by-path", command=(str(agent), "-m", "o3", "{prompt_file}")),
+        "by-name": Lane("by-name", command=("agent", "--model=o3", "job-{job}.md")),
+        "human": Lane("human", kind="human"),
+        # The job, a relative path or a relative PATH entry would each name another
+        # program, or another model, from one attempt to the next.
+        "placeholder": Lane("placeholder", command=("{job}/agent",)),
+        "relative": Lane("relative", command=("./agent",)),
+        "relative-path": Lane("relative-path", command=("agent",),
+                              env=(("PATH", f"bin{os.pathsep}{agent.parent}"),)),
+        "model-filled": Lane("model-filled", command=("agent", "--model", "{run}")),
+        "flag-filled": Lane("flag-filled", command=("agent", "{job}", "x")),
+    }
+    found = known_starts(lanes, tmp_path / "repo")
+    assert found == {
+        "by-path": start_text({"lane": "by-path", "executable": str(agent), "model": "o3"}),
+        "by-name": start_text({"lane": "by-name", "executable": str(agent), "model": "o3"}),
+    }
+    assert found["by-name"] == f'{{"executable":"{agent}","lane":"by-name","model":"o3"}}'

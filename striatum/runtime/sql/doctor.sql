@@ -21,13 +21,16 @@ SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0),
          WHERE repo_id = %(repo)s ORDER BY seq DESC LIMIT 1)
 FROM striatum.events WHERE repo_id = %(repo)s;
 
--- doctor_event_links: the first row of a repository chain whose seq or previous_hash does not follow the row before (narrow columns: the payload is not read) --
+-- doctor_event_links: the first row of a repository chain whose seq or previous_hash does not follow the row before, or (hashes on) whose row_hash is not the hash of its bytes; the payload is read only for that --
 SELECT seq, expected, linked
 FROM (SELECT seq, lag(seq, 1, 0::bigint) OVER chain + 1 AS expected,
-             previous_hash = lag(row_hash, 1, %(genesis)s::text) OVER chain AS linked
+             previous_hash = lag(row_hash, 1, %(genesis)s::text) OVER chain AS linked,
+             CASE WHEN %(hashes)s THEN encode(sha256(convert_to(previous_hash || payload,
+                                                                'UTF8')), 'hex') = row_hash
+             END AS hashed
       FROM striatum.events WHERE repo_id = %(repo)s
       WINDOW chain AS (ORDER BY seq)) rows
-WHERE seq <> expected OR NOT linked
+WHERE seq <> expected OR NOT linked OR NOT hashed
 ORDER BY seq LIMIT 1;
 
 -- doctor_event_contents: what is wrong with a repository's events and the jobs and runs they replay to; no row when nothing is --
@@ -47,6 +50,10 @@ WITH observed AS (
             CASE WHEN e.seq < %(cut)s::bigint OR %(cut)s::bigint IS NULL
                  THEN e.payload::jsonb END)
          AS x(at text, run text, job text, type text, state jsonb, data jsonb) ON true
+    LEFT JOIN LATERAL jsonb_to_record(CASE WHEN x.state <> 'null' THEN x.state END)
+         AS s(status text, iteration integer, attempt integer, executions integer,
+              revisions_used integer, fence bigint, lease_owner text, chosen text,
+              verdict text, blocked_on text) ON true
     -- A lateral join, not plain expressions: the planner then computes these
     -- here, in the (possibly parallel) scan, instead of carrying payload and
     -- data through the window's sort to compute them above it.
@@ -56,7 +63,14 @@ WITH observed AS (
                     WHEN e.seq >= %(cut)s::bigint
                     THEN CASE WHEN e.seq = %(cut)s::bigint THEN 'json' END
                     WHEN x.run IS DISTINCT FROM e.run_id OR x.job IS DISTINCT FROM e.job_id
-                      OR x.type IS DISTINCT FROM e.type THEN 'columns'
+                      OR x.type IS DISTINCT FROM e.type
+                      -- The state columns the default replay reads (migration 0013).
+                      OR (s.status, s.iteration, s.attempt, s.executions, s.revisions_used,
+                          s.fence, s.lease_owner, s.chosen, s.verdict, s.blocked_on)
+                         IS DISTINCT FROM
+                         (e.status, e.iteration, e.attempt, e.executions, e.revisions_used,
+                          e.fence, e.lease_owner, e.chosen, e.verdict, e.blocked_on)
+                      THEN 'columns'
                     -- The hashed time is the row's own instant, whatever zone either
                     -- was written in.
                     WHEN NOT striatum.names_instant(x.at, e.created_at) THEN 'time'
@@ -159,6 +173,131 @@ UNION ALL
                            'granted', granted, 'unsettled', unsettled, 'counted', counted)
  FROM runs WHERE NOT matches OR executions > worst_case + granted OR unsettled <> counted
  ORDER BY id);
+
+-- doctor_event_columns: what is wrong with the steps of a repository's runs and jobs and the table rows they replay to, read from the events' typed columns (a validated events_columns_hashed proves they say what each hashed payload says); no row when nothing is --
+-- The same findings as doctor_event_contents but the payload's: the hashes are checked
+-- with the links (doctor_event_links, hashes on), and no payload is parsed but those
+-- whose data the replay needs: run.prepare (the state each job starts from) and
+-- job.reset (a pass a human granted). Only the rows of a run or a job enter the sort.
+WITH observed AS (
+    SELECT e.seq, e.run_id, e.type, k.entity,
+           CASE WHEN k.entity = 'job' THEN e.job_id END AS job_key, k.granted,
+           e.status, e.iteration, e.attempt, e.executions, e.revisions_used, e.fence,
+           e.lease_owner, e.chosen, e.verdict, e.blocked_on, true AS own
+    FROM striatum.events e
+    -- A lateral join, so that these are computed in the scan, not above the sort.
+    LEFT JOIN LATERAL (
+        SELECT CASE WHEN starts_with(e.type, 'run.') THEN 'run'
+                    WHEN starts_with(e.type, 'job.') AND e.job_id IS NOT NULL THEN 'job'
+               END AS entity,
+               e.type = 'job.reset' AND e.job_id IS NOT NULL
+                 AND coalesce((CASE WHEN e.type = 'job.reset' THEN e.payload::jsonb END)
+                              -> 'data' -> 'granted', 'null')
+                     NOT IN ('null', 'false', '0', '""', '[]', '{}') AS granted
+    ) k ON true
+    WHERE e.repo_id = %(repo)s AND e.run_id IS NOT NULL AND k.entity IS NOT NULL
+    UNION ALL
+    SELECT e.seq, e.run_id, e.type, 'job', j.key, false, s.status, s.iteration, s.attempt,
+           s.executions, s.revisions_used, s.fence, s.lease_owner, s.chosen, s.verdict,
+           s.blocked_on, false
+    FROM striatum.events e
+    -- Parsed once (OFFSET 0 keeps the planner from copying the expression into each use).
+    CROSS JOIN LATERAL (SELECT e.payload::jsonb -> 'data' -> 'jobs' AS jobs OFFSET 0) p
+    CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(p.jobs) = 'object' THEN p.jobs END) j
+    LEFT JOIN LATERAL jsonb_to_record(CASE WHEN jsonb_typeof(j.value) = 'object'
+                                           THEN j.value END)
+         AS s(status text, iteration integer, attempt integer, executions integer,
+              revisions_used integer, fence bigint, lease_owner text, chosen text,
+              verdict text, blocked_on text) ON true
+    WHERE e.repo_id = %(repo)s AND e.run_id IS NOT NULL AND starts_with(e.type, 'run.')
+      AND e.type = 'run.prepare'
+), stepped AS (
+    SELECT *,
+           own AND type <> 'run.prepare'
+             AND NOT (known AND coalesce((type, before, status) IN (
+                 SELECT * FROM unnest(%(legal_types)s::text[], %(legal_from)s::text[],
+                                      %(legal_to)s::text[])), false)) AS illegal
+    FROM (SELECT *, lag(status) OVER steps AS before,
+                 coalesce(lag(true) OVER steps, false) AS known,
+                 lead(seq) OVER steps IS NULL AS last
+          FROM observed
+          -- A run's own steps have no job_key: the runs and each of their jobs apart.
+          -- Bytewise order is enough to group them, and cheaper to sort by.
+          WINDOW steps AS (PARTITION BY run_id COLLATE "C", job_key COLLATE "C"
+                           ORDER BY seq)) windowed
+), found AS MATERIALIZED (
+    SELECT * FROM stepped WHERE granted OR illegal OR last
+), jobs AS (
+    SELECT j.run_id, j.job_id, j.position,
+           CASE WHEN f.run_id IS NOT NULL THEN jsonb_build_object(
+               'status', f.status, 'iteration', f.iteration, 'attempt', f.attempt,
+               'executions', f.executions, 'revisions_used', f.revisions_used,
+               'fence', f.fence, 'lease_owner', f.lease_owner, 'chosen', f.chosen,
+               'verdict', f.verdict) END AS replayed,
+           jsonb_build_object('status', j.status, 'iteration', j.iteration,
+                              'attempt', j.attempt, 'executions', j.executions,
+                              'revisions_used', j.revisions_used, 'fence', j.fence,
+                              'lease_owner', j.lease_owner, 'chosen', j.chosen,
+                              'verdict', j.verdict) AS actual,
+           f.run_id IS NOT NULL
+             AND (f.status, f.iteration, f.attempt, f.executions, f.revisions_used, f.fence,
+                  f.lease_owner, f.chosen, f.verdict)
+                 IS NOT DISTINCT FROM
+                 (j.status, j.iteration, j.attempt, j.executions, j.revisions_used, j.fence,
+                  j.lease_owner, j.chosen, j.verdict) AS matches
+    FROM striatum.jobs j JOIN striatum.runs r ON r.id = j.run_id
+    -- The job_key itself says a row is a job's (no guess of how many rows entity = 'job'
+    -- keeps leads the planner to a nested loop over every job and every found row).
+    LEFT JOIN found f ON f.last AND f.run_id = j.run_id AND f.job_key = j.job_id
+    WHERE r.repo_id = %(repo)s
+), runs AS (
+    SELECT r.id,
+           CASE WHEN f.run_id IS NOT NULL
+                THEN jsonb_build_object('status', f.status, 'blocked_on', f.blocked_on)
+           END AS replayed,
+           jsonb_build_object('status', r.status, 'blocked_on', r.blocked_on) AS actual,
+           f.run_id IS NOT NULL
+             AND (f.status, f.blocked_on) IS NOT DISTINCT FROM (r.status, r.blocked_on)
+             AS matches,
+           r.worst_case, coalesce(g.granted, 0) AS granted,
+           e.executions, r.unsettled, e.unsettled AS counted
+    FROM striatum.runs r
+    CROSS JOIN LATERAL (
+        SELECT coalesce(sum(j.executions), 0) AS executions,
+               count(*) FILTER (WHERE j.status NOT IN ('succeeded', 'skipped')) AS unsettled
+        FROM striatum.jobs j WHERE j.run_id = r.id) e
+    LEFT JOIN found f ON f.last AND f.run_id = r.id AND f.job_key IS NULL
+    LEFT JOIN (SELECT run_id, count(*) AS granted FROM found WHERE granted GROUP BY run_id) g
+           ON g.run_id = r.id
+    WHERE r.repo_id = %(repo)s
+)
+(SELECT 'transition' AS kind, seq, run_id, job_key AS job_id,
+        jsonb_build_object('type', type, 'known', known, 'from', before, 'to', status)
+        AS facts
+ FROM found WHERE illegal ORDER BY seq LIMIT 1)
+UNION ALL
+(SELECT 'job', NULL, run_id, job_id,
+        jsonb_build_object('table', actual, 'events', replayed, 'count', count(*) OVER ())
+ FROM jobs WHERE NOT matches ORDER BY run_id, position LIMIT 1)
+UNION ALL
+(SELECT 'run', NULL, id, NULL,
+        jsonb_build_object('table', actual, 'events', replayed, 'matches', matches,
+                           'executions', executions, 'worst_case', worst_case,
+                           'granted', granted, 'unsettled', unsettled, 'counted', counted)
+ FROM runs WHERE NOT matches OR executions > worst_case + granted OR unsettled <> counted
+ ORDER BY id);
+
+-- doctor_columns_proven: whether events_columns_hashed holds for every row: present, validated, and checking every column with striatum.event_agrees as migration 0013 wrote it (its source's md5 is bound: a replaced function proves nothing) --
+SELECT EXISTS (
+    SELECT 1 FROM pg_constraint c
+    JOIN pg_class t ON t.oid = c.conrelid
+    JOIN pg_namespace n ON n.oid = t.relnamespace
+    JOIN pg_proc p ON p.proname = 'event_agrees' AND p.pronamespace = n.oid
+    WHERE n.nspname = 'striatum' AND t.relname = 'events'
+      AND c.conname = 'events_columns_hashed' AND c.contype = 'c' AND c.convalidated
+      AND pg_get_constraintdef(c.oid) = %(definition)s
+      AND md5(p.prosrc) = %(source_md5)s AND NOT p.prosecdef
+      AND p.proconfig = ARRAY['search_path=pg_catalog']);
 
 -- doctor_event_parses: count the payloads in a seq range that parse as JSON objects; an error when one does not (to find the first) --
 SELECT count(x.at)

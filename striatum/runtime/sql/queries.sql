@@ -23,9 +23,6 @@ CREATE TABLE IF NOT EXISTS striatum.migrations (
     applied_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- migrations_table_exists: has this database been migrated at all --
-SELECT to_regclass('striatum.migrations') IS NOT NULL;
-
 -- schema_version: the highest applied migration --
 SELECT max(version) FROM striatum.migrations;
 
@@ -162,6 +159,36 @@ SELECT job, run
 FROM striatum.claim_job(%(run)s, %(lanes)s, %(lane_kinds)s, %(owner)s, %(secret)s,
                         %(lease_seconds)s, %(actor)s, %(verb)s, %(args_digest)s);
 
+-- claim_job_started: claim_job, and when the leased job's lane is a key of %(starts)s (a lane's name -> the canonical JSON of its attempt.start data, resolved by the worker before the claim), that attempt's start chained right after the claim's event, in the same statement and transaction; the job's and its run's records as JSON and how many starts were chained (0 or 1), or no row --
+WITH claimed AS MATERIALIZED (
+    SELECT job, run
+    FROM striatum.claim_job(%(run)s, %(lanes)s, %(lane_kinds)s, %(owner)s, %(secret)s,
+                            %(lease_seconds)s, %(actor)s, %(verb)s, %(args_digest)s)
+), started AS MATERIALIZED (
+    -- The payload as striatum.audit.Event.payload writes it (keys sorted), at the claim's
+    -- time and in the state the claim left the job in.
+    SELECT striatum.append_event(
+        'repo:' || (c.run ->> 'repo_id'), (c.run ->> 'repo_id')::bigint,
+        c.job ->> 'run_id', c.job ->> 'job_id', 'attempt.start',
+        '{"at":"' || striatum.event_time(now())
+        || '","data":' || (%(starts)s::jsonb ->> (c.job ->> 'lane'))
+        || ',"job":' || striatum.json_text(c.job ->> 'job_id')
+        || ',"run":' || striatum.json_text(c.job ->> 'run_id')
+        || ',"state":{"attempt":' || (c.job ->> 'attempt')
+        || ',"chosen":' || striatum.json_text(c.job ->> 'chosen')
+        || ',"executions":' || (c.job ->> 'executions')
+        || ',"fence":' || (c.job ->> 'fence')
+        || ',"iteration":' || (c.job ->> 'iteration')
+        || ',"lease_owner":' || striatum.json_text(c.job ->> 'lease_owner')
+        || ',"revisions_used":' || (c.job ->> 'revisions_used')
+        || ',"status":' || striatum.json_text(c.job ->> 'status')
+        || ',"verdict":' || striatum.json_text(c.job ->> 'verdict')
+        || '},"type":"attempt.start"}') AS appended
+    FROM claimed c
+    WHERE %(starts)s::jsonb ? (c.job ->> 'lane')
+)
+SELECT c.job, c.run, (SELECT count(*) FROM started) AS started FROM claimed c;
+
 -- complete_job: complete a leased task, ready the jobs waiting only for it, append the events and the audit row, in one statement; the job's and its run's records as JSON, or no row (nothing changed) when the change is not that common case --
 SELECT job, run
 FROM striatum.complete_job(%(run)s, %(job)s, %(token)s, %(data)s, %(produces)s,
@@ -242,13 +269,21 @@ FROM striatum.append_event(%(chain)s, %(repo)s, %(run)s, %(job)s, %(type)s, %(pa
 -- lock_chain_head: a chain's head, locked to the end of the transaction (a batch of events is hashed under it) --
 SELECT seq, hash FROM striatum.chain_heads WHERE chain = %(chain)s FOR UPDATE;
 
--- insert_events: a batch of events hashed under the chain head's lock, in chain order --
+-- insert_events: a batch of events hashed under the chain head's lock, in chain order, with the state columns read from each payload (as append_event reads them) --
 INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, payload, previous_hash,
-                             row_hash)
-SELECT %(repo)s, e.seq, e.run_id, e.job_id, e.type, e.payload, e.previous_hash, e.row_hash
+                             row_hash, status, iteration, attempt, executions,
+                             revisions_used, fence, lease_owner, chosen, verdict, blocked_on)
+SELECT %(repo)s, e.seq, e.run_id, e.job_id, e.type, e.payload, e.previous_hash, e.row_hash,
+       s.status, s.iteration, s.attempt, s.executions, s.revisions_used, s.fence,
+       s.lease_owner, s.chosen, s.verdict, s.blocked_on
 FROM unnest(%(seq)b::bigint[], %(run)b::text[], %(job)b::text[], %(type)b::text[],
             %(payload)b::text[], %(previous_hash)b::text[], %(row_hash)b::text[])
-     AS e(seq, run_id, job_id, type, payload, previous_hash, row_hash);
+     AS e(seq, run_id, job_id, type, payload, previous_hash, row_hash)
+CROSS JOIN LATERAL (SELECT e.payload::jsonb -> 'state' AS state) p
+LEFT JOIN LATERAL jsonb_to_record(CASE WHEN p.state <> 'null' THEN p.state END)
+     AS s(status text, iteration integer, attempt integer, executions integer,
+          revisions_used integer, fence bigint, lease_owner text, chosen text,
+          verdict text, blocked_on text) ON true;
 
 -- move_chain_head: a chain's head after a batch of events (its lock is held); the new head --
 UPDATE striatum.chain_heads SET seq = %(seq)s, hash = %(hash)s, previous = %(previous)s

@@ -1,0 +1,144 @@
+"""Each event carries the state it leaves its run or job in as typed columns (migration
+0013), which doctor's replay reads instead of the payloads: they are written with the
+event on every path (one event, a batch, the claim and completion statements), the
+database refuses a row whose columns disagree with its payload, and once that proof is
+lifted doctor checks and names such a row itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from striatum.runtime import leases, runs
+from striatum.runtime.completion import Completed
+from striatum.runtime.doctor import Report, columns_proven, doctor
+from striatum.runtime.store import Store
+
+from .helpers import counted_slices, owner_connection, unproven
+from .test_batches import WIDE, wide_workflow
+
+STATE = ("status", "iteration", "attempt", "executions", "revisions_used", "fence",
+         "lease_owner", "chosen", "verdict", "blocked_on")
+
+
+def columns_and_payloads(dsn: str, run_id: str) -> list[tuple[int, str, tuple[Any, ...],
+                                                             tuple[Any, ...]]]:
+    """(seq, type, the row's state columns, the same read from its payload) per event."""
+    with owner_connection(dsn) as conn:
+        rows = conn.execute(
+            "SELECT seq, type, payload, status, iteration, attempt, executions, "
+            "revisions_used, fence, lease_owner, chosen, verdict, blocked_on "
+            "FROM striatum.events WHERE run_id = %s ORDER BY seq", (run_id,)).fetchall()
+    out = []
+    for seq, kind, payload, *columns in rows:
+        state = json.loads(payload)["state"]
+        out.append((seq, kind, tuple(columns), tuple(state.get(name) for name in STATE)))
+    return out
+
+
+def test_every_write_path_fills_the_state_columns_from_the_payload(
+        store: Store, dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    batched = counted_slices(monkeypatch)
+    run_id = runs.prepare(store, wide_workflow(tmp_path / "wf"), str(repo), overrides={})
+    runs.start(store, run_id)  # readies 70 jobs: their events go in batches
+    ended = []
+    for _ in range(WIDE // 3 + 1):  # claim_job, then complete_job in one statement
+        claim = leases.claim(store, run_id, owner="agent")
+        assert claim is not None
+        ended.append(leases.complete(store, run_id, claim.job, claim.token))
+    runs.cancel(store, run_id, "enough")  # one event at a time through append_event
+    assert batched and Completed in {type(e) for e in ended}
+
+    found = columns_and_payloads(dsn, run_id)
+    kinds = {kind for _, kind, _, _ in found}
+    assert {"run.prepare", "job.ready", "job.claim", "job.complete", "run.cancel"} <= kinds
+    wrong = [(seq, kind, columns, state) for seq, kind, columns, state in found
+             if columns != state]
+    assert not wrong, wrong[:3]
+    assert all(columns[0] is not None for _, _, columns, _ in found)
+    assert columns_proven(store)
+    report = doctor(store, str(repo))
+    assert report.ok, [f.to_json() for f in report.findings if not f.ok]
+
+
+def last_event(dsn: str, run_id: str) -> tuple[int, int]:
+    with owner_connection(dsn) as conn:
+        row = conn.execute("SELECT repo_id, max(seq) FROM striatum.events WHERE run_id = %s "
+                           "GROUP BY repo_id", (run_id,)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def finished_run(store: Store, tmp_path: Path) -> tuple[str, Path]:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run_id = runs.prepare(store, wide_workflow(tmp_path / "wf"), str(repo), overrides={})
+    runs.start(store, run_id)
+    claim = leases.claim(store, run_id, owner="agent")
+    assert claim is not None
+    leases.complete(store, run_id, claim.job, claim.token)
+    return run_id, repo
+
+
+def test_the_database_refuses_an_event_whose_columns_disagree_with_its_payload(
+        store: Store, dsn: str, tmp_path: Path) -> None:
+    run_id, _ = finished_run(store, tmp_path)
+    repo_id, seq = last_event(dsn, run_id)
+    with owner_connection(dsn) as conn:
+        conn.execute("ALTER TABLE striatum.events DISABLE TRIGGER USER")
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("UPDATE striatum.events SET status = 'failed' "
+                         "WHERE repo_id = %s AND seq = %s", (repo_id, seq))
+        with pytest.raises(psycopg.errors.CheckViolation):  # a copy without its columns
+            conn.execute("INSERT INTO striatum.events (repo_id, seq, run_id, job_id, type, "
+                         "payload, previous_hash, row_hash) SELECT repo_id, seq + 1, run_id, "
+                         "job_id, type, payload, previous_hash, row_hash FROM striatum.events "
+                         "WHERE repo_id = %s AND seq = %s", (repo_id, seq))
+        conn.execute("ALTER TABLE striatum.events ENABLE TRIGGER USER")
+
+
+def failures(report: Report) -> list[dict[str, Any]]:
+    return [f.to_json() for f in report.findings if not f.ok]
+
+
+def test_a_row_whose_columns_disagree_with_its_payload_is_named_by_the_default_doctor(
+        store: Store, dsn: str, tmp_path: Path) -> None:
+    run_id, _ = finished_run(store, tmp_path)
+    repo_id, seq = last_event(dsn, run_id)
+    with owner_connection(dsn) as conn, unproven(conn):
+        conn.execute("ALTER TABLE striatum.events DISABLE TRIGGER USER")
+        conn.execute("UPDATE striatum.events SET status = 'ready', fence = 0 "
+                     "WHERE repo_id = %s AND seq = %s", (repo_id, seq))
+        conn.execute("ALTER TABLE striatum.events ENABLE TRIGGER USER")
+    assert not columns_proven(store)  # the rows no longer all agree: left NOT VALID
+    report = doctor(store)
+    failed = failures(report)
+    assert (failed[0]["check"], failed[0]["table"], failed[0]["seq"]) == (
+        "chain", "events", seq), failed
+    assert "columns run/job/type/state disagree with the hashed payload" in failed[0]["message"]
+    assert any(f["check"] == "guards" and "events_columns_hashed is not in force"
+               in f["message"] for f in failed), failed
+
+
+def test_a_replaced_proof_function_proves_nothing(
+        store: Store, dsn: str, tmp_path: Path) -> None:
+    """The constraint still validated, but its function made to agree with anything: doctor
+    no longer takes the columns on trust, and says so."""
+    finished_run(store, tmp_path)
+    assert columns_proven(store)
+    with owner_connection(dsn) as conn:
+        definition = conn.execute(
+            "SELECT pg_get_functiondef('striatum.event_agrees'::regproc)").fetchone()
+        assert definition is not None
+        conn.execute(str(definition[0]).replace("RETURN (", "RETURN true OR (", 1).encode())
+    assert not columns_proven(store)
+    report = doctor(store)
+    assert any("events_columns_hashed is not in force" in f["message"]
+               for f in failures(report)), failures(report)
+    assert all(f.ok for f in report.findings if f.check in ("chain", "replay"))
