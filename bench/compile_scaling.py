@@ -10,6 +10,9 @@ prompt file is read):
 * fanout  one root, N-2 parallel tasks, one join
 * nested  blocks of 20: an outer review revises the block start (max 2), an
           inner review revises a job in the middle of it (max 1)
+* writes  every job declares `writes`, in a line of diamonds: a head writing
+          ``src/**``, 8 parallel jobs each writing a folder of its own, a join
+          writing ``src/**`` (lint STR305 compares every pair of writers)
 
 Stages, in pipeline order (each timed on the previous stage's output):
 load (read + JSON parse), validate (schema), check (IR, references, graph,
@@ -53,7 +56,7 @@ from striatum.compiler.load import read_source
 from striatum.compiler.plan import plan_document
 from striatum.compiler.schema import validate_document
 
-SHAPES = ("chain", "fanout", "nested")
+SHAPES = ("chain", "fanout", "nested", "writes")
 STAGES = ("load", "validate", "check", "compile", "lint", "plan")
 TARGET_TOTAL_S = 1.0  # 10,000 jobs, whole pipeline
 TARGET_RATIO = 12.0  # total(10k) / total(1k): near-linear, with room for n log n
@@ -157,8 +160,26 @@ def nested(n: int) -> list[dict[str, Any]]:
     return jobs
 
 
+def writes(n: int, *, shared: int = 0) -> list[dict[str, Any]]:
+    # Diamonds of 10: head j(b), parallel j(b+1)..j(b+8), join j(b+9); the next head
+    # needs the join. ``shared``: that many of each diamond's parallel jobs write
+    # ``src/**`` instead of their own folder, so they overlap (compile_same.py).
+    jobs = []
+    for i in range(n):
+        b, p = i - i % 10, i % 10
+        if p == 0:
+            jobs.append(_job(i, WORKER, [f"j{i - 1}"] if i else [], writes=["src/**"]))
+        elif p < 9 and i + 9 - p < n:
+            own = "src/**" if p <= shared else f"src/m{i}/**"
+            jobs.append(_job(i, WORKER, [f"j{b}"], writes=[own]))
+        else:
+            jobs.append(_job(i, WORKER, [f"j{k}" for k in range(b + 1, i)] or [f"j{i - 1}"],
+                             writes=["src/**"]))
+    return jobs
+
+
 GENERATORS: dict[str, Callable[[int], list[dict[str, Any]]]] = {
-    "chain": chain, "fanout": fanout, "nested": nested}
+    "chain": chain, "fanout": fanout, "nested": nested, "writes": writes}
 
 
 def write_workflow(directory: Path, shape: str, n: int) -> Path:
@@ -326,13 +347,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="100,1000,10000",
                         help="comma-separated job counts (default: 100,1000,10000)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per size and shape")
-    parser.add_argument("--shapes", default=",".join(SHAPES), help="subset of chain,fanout,nested")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="subset of " + ",".join(SHAPES))
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     args.shapes = [s for s in args.shapes.split(",") if s.strip()]
     if min(args.sizes) < 20 or args.repeat < 1 or not set(args.shapes) <= set(SHAPES):
-        parser.error("sizes must be >= 20, --repeat >= 1, shapes among chain,fanout,nested")
+        parser.error("sizes must be >= 20, --repeat >= 1, shapes among " + ",".join(SHAPES))
     return args
 
 

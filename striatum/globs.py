@@ -140,8 +140,16 @@ def tokens(glob: str) -> tuple[Token, ...]:
     return tuple(out)
 
 
+_SPECIAL = re.compile(r"[*?\[]")
+
+
 def literal_prefix(glob: str) -> str:
     """What every path the glob matches starts with."""
+    special = _SPECIAL.search(glob)
+    if special is None or special.group() != "[":
+        # Up to the first '*' or '?' every character is itself; only a class may
+        # still be one literal character, so only then are the tokens read.
+        return glob if special is None else glob[:special.start()]
     prefix = []
     for kind, chars in tokens(glob):
         if kind != ONE or len(chars) != 1 or chars[0][0] != chars[0][1]:

@@ -169,11 +169,11 @@ def worst_agent_calls(wg: WorkflowGraph) -> AgentCalls:
 
 def _calls(wg: WorkflowGraph, skipped: int) -> dict[str, int]:
     per_lane = {lane.name: 0 for lane in wg.workflow.lanes}
-    passes = {job_id: 1 for job_id in wg.order if not skipped & wg.bit(job_id)}
+    passes = {job_id: 1 for job_id in wg.order if not wg.among(job_id, skipped)}
     for reviewer, region in wg.regions.items():
-        if skipped & wg.bit(reviewer):
+        if wg.among(reviewer, skipped):
             continue
-        for member in wg.ids_of(wg.region_bits(reviewer) & ~skipped):
+        for member in wg.reruns_left(reviewer, skipped):
             passes[member] += region.max
     for job_id, n in passes.items():
         job = wg.jobs[job_id]

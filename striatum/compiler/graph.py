@@ -154,6 +154,37 @@ class WorkflowGraph:
             out[node] = bits
         return out
 
+    def unrelated(self, members: list[str], *, both_ways: bool = True) -> dict[str, int]:
+        """member -> the other members neither upstream nor downstream of it (with
+        ``both_ways=False``: only those before it in ``order``), as bits numbered by
+        the members' positions in ``order``.
+
+        Built from the complement of the closure: what comes earlier in the order
+        and is not an ancestor, through each need, is what was earlier and not an
+        ancestor of that need, plus the members between the need and the job. On a
+        line it is always empty, so the cost follows the answer's size, not n² bits
+        (``reach`` and ``ancestors_bits``)."""
+        wanted = set(members)
+        after: dict[str, int] = {}  # job -> members at or before it in ``order``
+        count = 0
+        for node in self.order:
+            count += node in wanted
+            after[node] = count
+        earlier = _unrelated_pass(self.order, self.pred, after, wanted, forward=True)
+        if not both_ways:
+            return {m: earlier[m] for m in members}
+        later = _unrelated_pass(self.order[::-1], self.succ, after, wanted, forward=False)
+        return {m: earlier[m] | later[m] for m in members}
+
+    def followed_by(self, members: set[str]) -> dict[str, bool]:
+        """job -> whether one of ``members`` is strictly downstream of it (a flag a
+        job, where ``reach_within`` would hold a bit per member)."""
+        out: dict[str, bool] = {}
+        succ = self.succ
+        for node in reversed(self.order):
+            out[node] = any(child in members or out[child] for child in succ[node])
+        return out
+
     def _loop_and_reruns(self, target: str, reviewer: str) -> tuple[list[str], list[str]]:
         """Jobs on a path from ``target`` to ``reviewer``, and jobs below ``target``
         but not strictly below ``reviewer``; both in topological order."""
@@ -219,9 +250,70 @@ class WorkflowGraph:
             memo[reviewer] = bits << low
         return cast(int, memo[reviewer])
 
+    def reruns_left(self, reviewer: str, skipped: int) -> tuple[str, ...]:
+        """``regions[reviewer].reruns`` less the jobs in ``skipped``, in file order."""
+        if not skipped:
+            # The region's bitset is as long as the file up to it: with nothing
+            # skipped, thousands of reviewers would each build and scan one.
+            return self.regions[reviewer].reruns
+        return self.ids_of(self.region_bits(reviewer) & ~skipped)
+
+    def among(self, job_id: str, bits: int) -> bool:
+        """Whether ``job_id``'s bit is set in ``bits``."""
+        return bool(bits) and bool(bits >> self.index[job_id] & 1)
+
     @cached_property
     def sinks(self) -> tuple[str, ...]:
         return tuple(j.id for j in self.workflow.jobs if not self.succ[j.id])
+
+
+def _span(lo: int, hi: int) -> int:
+    return ((1 << (hi - lo)) - 1) << lo if hi > lo else 0
+
+
+def _unrelated_pass(order: list[str], links: dict[str, list[str]], after: dict[str, int],
+                    wanted: set[str], *, forward: bool) -> dict[str, int]:
+    """job -> the members on its side of it in ``order`` (before it when ``forward``,
+    after it otherwise) that ``links`` (needs, or successors) do not connect it to.
+    Positions: ``after[job]`` members are at or before ``job``."""
+    total = len(wanted)
+    found: dict[str, int] = {}
+    for node in order:
+        linked = links[node]
+        if len(linked) == 1:  # most jobs: one need, or one job that needs them
+            other = linked[0]
+            if forward:
+                found[node] = found[other] | _span(after[other], after[node] - (node in wanted))
+            else:
+                found[node] = found[other] | _span(after[node],
+                                                   after[other] - (other in wanted))
+            continue
+        # The members strictly between ``node`` and a linked job ``other`` are
+        # positions [start(other), end) going forward, [start, end(other)) back.
+        if forward:
+            end = after[node] - (node in wanted)
+            bounds = {other: (after[other], end) for other in links[node]}
+            nearest = max(bounds, key=lambda o: bounds[o][0], default=None)
+            everything = (0, end)
+        else:
+            start = after[node]
+            bounds = {other: (start, after[other] - (other in wanted))
+                      for other in links[node]}
+            nearest = min(bounds, key=lambda o: bounds[o][1], default=None)
+            everything = (start, total)
+        if nearest is None:
+            found[node] = _span(*everything)
+            continue
+        bits = found[nearest] | _span(*bounds[nearest])
+        for other, (lo, hi) in bounds.items():
+            if not bits:
+                break
+            if other != nearest:
+                # keep the bits ``other`` leaves unrelated, and those between it and node
+                between = (bits >> lo << lo) if forward else bits ^ (bits >> hi << hi)
+                bits = (bits & found[other]) | between
+        found[node] = bits
+    return found
 
 
 def check_references(workflow: Workflow) -> list[Diagnostic]:
@@ -380,8 +472,10 @@ def _not_upstream(wg: WorkflowGraph, review: Job, target: str) -> Diagnostic:
 def _check_checkpoints_outside_loops(wg: WorkflowGraph) -> list[Diagnostic]:
     # A checkpoint that a revision sends back would be decided again: the
     # worst case could no longer be bounded by one choice per checkpoint.
-    out = []
+    out: list[Diagnostic] = []
     checkpoints = [j for j in wg.workflow.jobs if j.kind == "checkpoint"]
+    if not checkpoints:
+        return out
     for reviewer in wg.regions:
         bits = wg.region_bits(reviewer)
         for cp in checkpoints:

@@ -13,6 +13,7 @@ value needs a line in ``_READ`` / ``_WRITE``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields, is_dataclass
 from typing import Any, Literal
@@ -184,12 +185,25 @@ _WRITE: dict[str, Callable[[Any], Any]] = {
 
 def _read(cls: Any, raw: dict[str, Any], **extra: Any) -> Any:
     """A record of the IR from its document, field by field (absent: the default)."""
+    readers = _readers(cls)
     values = {}
-    for f in _fields(cls):
-        if f.name in raw:
-            value = raw[f.name]
-            values[f.name] = _READ[f.name](value) if f.name in _READ else _plain(value)
+    # The document's keys, not the record's fields: a job writes 5 of its 15.
+    for name, value in raw.items():
+        if name in readers:
+            read = readers[name]
+            values[name] = (read(value) if read is not None
+                            else tuple(value) if type(value) is list else value)
     return cls(**values, **extra)
+
+
+_READERS: dict[type, dict[str, Callable[[Any], Any] | None]] = {}
+
+
+def _readers(cls: type) -> dict[str, Callable[[Any], Any] | None]:
+    """field name -> how its document value is read (None: as it is, a list as a tuple)."""
+    if cls not in _READERS:
+        _READERS[cls] = {f.name: _READ.get(f.name) for f in _fields(cls)}
+    return _READERS[cls]
 
 
 _FIELDS: dict[type, tuple[Field[Any], ...]] = {}
@@ -210,35 +224,44 @@ def _is_record(cls: type) -> bool:
     return _RECORDS[cls]
 
 
-def _plain(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
 def document(record: Any, *, defaults: bool) -> dict[str, Any]:
     """A record of the IR as a document, in field order; with ``defaults`` every field,
     else only those that differ from their default (the authoring form)."""
     out: dict[str, Any] = {}
-    for name, default, write in _written(type(record)):
-        value = getattr(record, name)
+    written, values = _written(type(record))
+    for (name, default, write), value in zip(written, values(record), strict=True):
         if not defaults and value == default:
             continue
         if write is not None:
             out[name] = write(value)
+        elif type(value) is tuple:
+            out[name] = list(value)
+        elif value is None or type(value) in _SCALARS:
+            out[name] = value
         elif _is_record(type(value)):
             out[name] = document(value, defaults=defaults)
         else:
-            out[name] = list(value) if isinstance(value, tuple) else value
+            out[name] = value
     return out
 
 
-_WRITTEN: dict[type, tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]] = {}
+_SCALARS = frozenset({str, int, bool})
+_Written = tuple[tuple[tuple[str, Any, Callable[[Any], Any] | None], ...],
+                 Callable[[Any], tuple[Any, ...]]]
+_WRITTEN: dict[type, _Written] = {}
 
 
-def _written(cls: type) -> tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]:
-    """The fields ``document`` writes, in order: name, default and writer, found once."""
+def _written(cls: type) -> _Written:
+    """The fields ``document`` writes, in order (name, default and writer), and one
+    getter of all their values, found once."""
     if cls not in _WRITTEN:
-        _WRITTEN[cls] = tuple((f.name, f.default, _WRITE.get(f.name)) for f in _fields(cls)
-                              if f.name not in _NOT_WRITTEN)
+        written = tuple((f.name, f.default, _WRITE.get(f.name)) for f in _fields(cls)
+                        if f.name not in _NOT_WRITTEN)
+        names = [name for name, _, _ in written]
+        # attrgetter of one name returns the value, not a 1-tuple.
+        getter = (operator.attrgetter(*names) if len(names) > 1
+                  else lambda record: tuple(getattr(record, n) for n in names))
+        _WRITTEN[cls] = (written, getter)
     return _WRITTEN[cls]
 
 

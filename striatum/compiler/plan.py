@@ -47,7 +47,8 @@ def _waves(wg: WorkflowGraph) -> list[list[str]]:
         if level == len(out):
             out.append([])
         out[level].append(job_id)
-    return [sorted(wave, key=wg.index.__getitem__) for wave in out]
+    index = wg.index
+    return [sorted(wave, key=index.__getitem__) if len(wave) > 1 else wave for wave in out]
 
 
 def skipped_bits(wg: WorkflowGraph, chosen: dict[str, str]) -> int:
@@ -69,8 +70,8 @@ def skipped_bits(wg: WorkflowGraph, chosen: dict[str, str]) -> int:
 def _total(wg: WorkflowGraph, skipped: int) -> int:
     total = len(wg.order) - skipped.bit_count()
     for reviewer, region in wg.regions.items():
-        if not skipped & wg.bit(reviewer):
-            total += region.max * (wg.region_bits(reviewer) & ~skipped).bit_count()
+        if not wg.among(reviewer, skipped):
+            total += region.max * len(wg.reruns_left(reviewer, skipped))
     return total
 
 

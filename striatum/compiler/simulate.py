@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .graph import WorkflowGraph
 
@@ -116,7 +117,7 @@ class Simulation:
         region = self.wg.regions[job_id]
         if self.used[job_id] < region.max:
             self.used[job_id] += 1
-            for member in self.wg.ids_of(self.wg.region_bits(job_id)):
+            for member in region.reruns:
                 self.status[member] = PENDING
                 self.cursor = min(self.cursor, self.position[member])
             return None, f"revision {self.used[job_id]} of {region.max}: back to {region.target}"
@@ -156,41 +157,77 @@ def count_paths(wg: WorkflowGraph, limit: int | None = None) -> int | None:
     """Distinct outcome sequences (verdicts and choices) of a run, or None past ``limit`` steps.
 
     Depth-first over the decision tree with an explicit stack (a workflow
-    may hold thousands of decisions along one path). Each branch copies the
-    run's state, so the default budget shrinks as the workflow grows: the
-    count is exact or absent, and never costs more than ~a second.
+    may hold thousands of decisions along one path). One run's state is
+    shared by every branch: each write is logged, and going back to a
+    decision undoes the writes made since, so a branch costs what it changes,
+    not a copy of every job's state. The default budget still shrinks as the
+    workflow grows: the count is exact or absent.
     """
     if limit is None:
         fewest, most = PATHS_STEPS
         limit = min(most, max(fewest, PATHS_WORK // max(1, len(wg.order))))
     count = 0
     steps = 0
-    stack = [Simulation(wg)]
-    while stack:
-        sim = stack.pop()
-        while True:
-            steps += 1
-            if steps > limit:
-                return None
-            job_id = sim.next_ready()
-            if job_id is None:
-                count += 1
-                break
+    sim = Simulation(wg)
+    log: list[tuple[dict[str, Any], str, Any]] = []
+    sim.status, sim.chosen, sim.used = (_Logged(log, d) for d in (sim.status, sim.chosen,
+                                                                  sim.used))
+    # A decision still to branch on: the log's length and the cursor before it,
+    # the job, and the options not yet tried.
+    decisions: list[tuple[int, int, str, list[str]]] = []
+    while True:
+        steps += 1
+        if steps > limit:
+            return None
+        job_id = sim.next_ready()
+        if job_id is not None:
             options = wg.jobs[job_id].outcomes
             if not options:
                 sim.apply(job_id, None)
                 continue
-            for option in reversed(options):
-                # Counting never reads ``runs``: the branches share one dict
-                # (a copy per branch was a third of the count's time).
-                branch = _copy(sim, share_runs=True)
-                ended, _ = branch.apply(job_id, option)
-                if ended is not None:
-                    count += 1
-                else:
-                    stack.append(branch)
-            break
-    return count
+            decisions.append((len(log), sim.cursor, job_id, list(options)))
+        else:
+            count += 1
+        while decisions:  # the next option to try, the latest decision first
+            mark, cursor, job_id, left = decisions[-1]
+            _undo(log, mark)
+            sim.cursor = cursor
+            if not left:
+                decisions.pop()
+                continue
+            ended, _ = sim.apply(job_id, left.pop(0))
+            if ended is None:
+                break
+            count += 1
+        else:
+            return count
+
+
+_ABSENT = object()
+
+
+class _Logged(dict[str, Any]):
+    """A dict that logs the value each write replaced, for ``_undo``."""
+
+    __slots__ = ("log",)
+
+    def __init__(self, log: list[tuple[dict[str, Any], str, Any]], items: dict[str, Any]
+                 ) -> None:
+        super().__init__(items)
+        self.log = log
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.log.append((self, key, self.get(key, _ABSENT)))
+        super().__setitem__(key, value)
+
+
+def _undo(log: list[tuple[dict[str, Any], str, Any]], mark: int) -> None:
+    while len(log) > mark:
+        target, key, old = log.pop()
+        if old is _ABSENT:
+            dict.__delitem__(target, key)
+        else:
+            dict.__setitem__(target, key, old)
 
 
 def _copy(sim: Simulation, *, share_runs: bool = False) -> Simulation:

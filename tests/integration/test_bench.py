@@ -106,5 +106,25 @@ def test_the_startup_figure_stops_the_embedded_server_it_starts_and_removes_its_
         pid = int((home / "pg" / "postmaster.pid").read_text().split()[0])
         os.kill(pid, 0)  # running
     assert not home.exists()
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    # pg_ctl's wait ends when the pid file is gone, a moment before the postmaster's exit:
+    # allow that moment (a server left running never ends it).
+    assert _gone_within(pid, seconds=15.0)
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    import os
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:  # an exited child not yet reaped by its parent counts as gone
+            if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+                return True
+        except (OSError, IndexError):
+            return True
+        time.sleep(0.05)
+    return False

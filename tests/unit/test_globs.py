@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from striatum.compiler.compile import check
 from striatum.compiler.lint import _overlapping_patterns, globs_overlap, lint
-from striatum.globs import GlobsTooComplex, automaton, glob_witness, matches
+from striatum.globs import (
+    ONE,
+    GlobsTooComplex,
+    automaton,
+    glob_witness,
+    literal_prefix,
+    matches,
+    tokens,
+)
 from striatum.runtime.changes import outside
 
 # ---------------------------------------------------------------- the dialect
@@ -224,3 +232,35 @@ def test_the_prefix_index_finds_every_overlapping_pair(patterns: list[str]) -> N
     index = _overlapping_patterns(patterns)
     for p, q in itertools.product(patterns, repeat=2):
         assert (q in index[p]) is globs_overlap(p, q), (p, q)
+
+
+def _by_automaton(a: str, b: str) -> bool:
+    try:
+        return glob_witness(a, b) is not None
+    except GlobsTooComplex:
+        return True
+
+
+folders = st.lists(st.sampled_from(["a", "b", "/", "-", "!", "]"]), max_size=4).map(
+    lambda parts: "".join(parts) + "**")
+
+
+@settings(max_examples=500)
+@given(st.one_of(folders, globs), globs)
+def test_the_folder_shortcut_agrees_with_the_automaton(a: str, b: str) -> None:
+    # 'P**' against a glob whose every path starts with P is decided without the
+    # automaton; the answer must be the automaton's, either way round.
+    globs_overlap.cache_clear()
+    assert globs_overlap(a, b) is _by_automaton(a, b), (a, b)
+    assert globs_overlap(b, a) is _by_automaton(b, a), (a, b)
+
+
+@settings(max_examples=500)
+@given(globs)
+def test_the_literal_prefix_is_what_the_tokens_begin_with(glob: str) -> None:
+    prefix = []
+    for kind, chars in tokens(glob):
+        if kind != ONE or len(chars) != 1 or chars[0][0] != chars[0][1]:
+            break
+        prefix.append(chr(chars[0][0]))
+    assert literal_prefix(glob) == "".join(prefix), glob

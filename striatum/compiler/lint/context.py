@@ -33,6 +33,14 @@ class LintContext:
         return self.graph.jobs
 
     @cached_property
+    def jobs_by_lane(self) -> dict[str, list[Job]]:
+        """lane name -> its jobs, in file order."""
+        found: dict[str, list[Job]] = {}
+        for job in self.workflow.jobs:
+            found.setdefault(job.lane, []).append(job)
+        return found
+
+    @cached_property
     def checkpoints(self) -> list[Job]:
         return [job for job in self.workflow.jobs if job.kind == "checkpoint"]
 
@@ -45,6 +53,8 @@ class LintContext:
     def never_chosen(self) -> dict[str, tuple[str, int]]:
         """job -> (a checkpoint it needs that lists it in no choice, that need's index)."""
         found: dict[str, tuple[str, int]] = {}
+        if not self.checkpoints:
+            return found
         for job in self.workflow.jobs:
             for k, need in enumerate(job.needs):
                 checkpoint = self.jobs[need]

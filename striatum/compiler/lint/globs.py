@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from ...globs import GlobsTooComplex, glob_witness, literal_prefix
+from ...globs import ONE, GlobsTooComplex, glob_witness, literal_prefix, tokens
 
 
 @cache
@@ -13,10 +13,25 @@ def globs_overlap(a: str, b: str) -> bool:
     """Whether some path matches both globs."""
     # A glob that matches nothing ('[z-a]') overlaps nothing, itself included,
     # so even a == b goes through the search (a short one when they are equal).
+    for folder, other in ((a, b), (b, a)):
+        if _matches_all_under(folder) and literal_prefix(other).startswith(folder[:-2]):
+            # 'src/**' matches every path that starts with 'src/', and every path the
+            # other glob matches does: they overlap when the other matches any path.
+            return _matches_some(other)
     try:
         return glob_witness(a, b) is not None
     except GlobsTooComplex:
         return True  # "may both write" stays true when we cannot tell
+
+
+def _matches_all_under(glob: str) -> bool:
+    """Whether ``glob`` is literal text and a final ``**`` (every path starting so)."""
+    return glob.endswith("**") and literal_prefix(glob) == glob[:-2]
+
+
+def _matches_some(glob: str) -> bool:
+    """Whether some path matches: only a class that holds nothing ('[z-a]') matches none."""
+    return all(chars for kind, chars in tokens(glob) if kind == ONE)
 
 
 def _overlapping_patterns(patterns: list[str]) -> dict[str, list[str]]:

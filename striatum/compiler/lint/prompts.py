@@ -66,10 +66,16 @@ def _environment() -> Environment:
 
 
 def _load_templates(ctx: LintContext) -> list[Template]:
-    by_prompt: dict[Prompt, Template] = {}
+    by_prompt: dict[tuple[str, str], Template] = {}
     for job in ctx.workflow.jobs:
-        if job.prompt is not None:
-            by_prompt.setdefault(job.prompt, Template(job.prompt, [])).jobs.append(job)
+        prompt = job.prompt
+        if prompt is not None:
+            # Keyed by its fields: a dataclass's generated hash is a Python call a job.
+            key = (prompt.source, prompt.value)
+            template = by_prompt.get(key)
+            if template is None:
+                template = by_prompt[key] = Template(prompt, [])
+            template.jobs.append(job)
     for template in by_prompt.values():
         if template.prompt.source == "file":
             template.text, template.problem = read_prompt(ctx.directory / template.prompt.value)
@@ -108,10 +114,10 @@ _JINJA_MARKUP = ("{{", "{%", "{#")
 
 
 def _parse(template: Template) -> None:
-    from jinja2 import TemplateSyntaxError, meta
-
     if not any(mark in (template.text or "") for mark in _JINJA_MARKUP):
         return  # plain text: nothing to parse, no name it could read
+    from jinja2 import TemplateSyntaxError, meta
+
     try:
         ast = _environment().parse(template.text or "")
         # Finding the free names runs Jinja's code generator, which is where

@@ -12,6 +12,7 @@ does headless (``compiler/presets.py`` holds what it accepts):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -128,7 +129,19 @@ def can_record_verdict(argv: _Argv, job: Job) -> bool:
 
 
 def _jobs_on(ctx: LintContext, lane: Lane) -> list[Job]:
-    return [job for job in ctx.workflow.jobs if job.lane == lane.name]
+    return ctx.jobs_by_lane.get(lane.name, [])
+
+
+def _per_isolation(check: Callable[[_Argv, Job], bool], argv: _Argv) -> Callable[[Job], bool]:
+    """``check`` asked once per isolation: of a job it reads nothing else, and a lane
+    may run 100,000 jobs."""
+    answers: dict[str, bool] = {}
+
+    def ask(job: Job) -> bool:
+        if job.isolation not in answers:
+            answers[job.isolation] = check(argv, job)
+        return answers[job.isolation]
+    return ask
 
 
 def _agent_lanes(ctx: LintContext) -> list[tuple[Lane, _Argv]]:
@@ -163,8 +176,9 @@ def agent_flag_unknown(ctx: LintContext) -> list[Diagnostic]:
 def reviewer_cannot_record_verdict(ctx: LintContext) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for lane, argv in _agent_lanes(ctx):
+        can = _per_isolation(can_record_verdict, argv)
         for job in _jobs_on(ctx, lane):
-            if job.kind == "review" and not can_record_verdict(argv, job):
+            if job.kind == "review" and not can(job):
                 out.append(diag(
                     "STR316", f"review {job.id!r} runs {argv.cli.name} on lane {lane.name!r}, "
                               "which may neither run `striatum job verdict` nor write "
@@ -176,8 +190,9 @@ def reviewer_cannot_record_verdict(ctx: LintContext) -> list[Diagnostic]:
 def lane_cannot_write_produces(ctx: LintContext) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for lane, argv in _agent_lanes(ctx):
+        can = _per_isolation(can_write, argv)
         for job in _jobs_on(ctx, lane):
-            if job.produces and not can_write(argv, job):
+            if job.produces and not can(job):
                 where = " outside its worktree" if _worktree(job) else ""
                 out.append(diag(
                     "STR317", f"job {job.id!r} produces {echo(job.produces[0])}"

@@ -30,8 +30,8 @@ def _past(wg: WorkflowGraph, runs: int) -> tuple[int, list[Region]]:
     worst = worst_case(wg)
     skipped = skipped_bits(wg, worst.choices) if worst.choices else 0
     jobs = len(wg.order) - skipped.bit_count()
-    adds = sorted(((r.max * (wg.region_bits(r.reviewer) & ~skipped).bit_count(), r)
-                   for r in wg.regions.values() if not skipped & wg.bit(r.reviewer)),
+    adds = sorted(((r.max * len(wg.reruns_left(r.reviewer, skipped)), r)
+                   for r in wg.regions.values() if not wg.among(r.reviewer, skipped)),
                   key=lambda pair: -pair[0])
     total, named = jobs, []
     for extra, region in adds:

@@ -3,8 +3,11 @@ and prompts: unusable files (STR307), undefined names (STR308), Jinja2 syntax (S
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
 import os
+from collections.abc import Iterable
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING
 
@@ -41,49 +44,91 @@ def _overlap_diag(job: Job, k: int, mine: str, other: Job, theirs: str) -> Diagn
 
 def parallel_writes_overlap(ctx: LintContext) -> list[Diagnostic]:
     wg = ctx.graph
-    writers: dict[str, int] = {}  # glob -> bitset of the jobs that write it
+    writing: dict[str, list[Job]] = {}  # glob -> the jobs that write it
     for job in ctx.workflow.jobs:
         for pattern in job.writes:
-            writers[pattern] = writers.get(pattern, 0) | wg.bit(job.id)
-    overlaps = _overlapping_patterns(list(writers))
+            writing.setdefault(pattern, []).append(job)
+    overlaps = _overlapping_patterns(list(writing))
+    # Only a job with a glob that overlaps another job's can be in a pair: the
+    # graph is asked about those alone (every job may declare `writes`).
+    members = [job for job in ctx.workflow.jobs if any(
+        len(writing[theirs]) > 1 or writing[theirs][0] is not job
+        for mine in job.writes for theirs in overlaps[mine])]
+    if not members:
+        return []
+    member_ids = {job.id for job in members}
+    ranked = [job_id for job_id in wg.order if job_id in member_ids]
+    position = {job_id: k for k, job_id in enumerate(ranked)}
+    # Listed in dependency order, the jobs earlier in the file are the earlier ones
+    # in ``order``: the pairs of a job are then its unrelated jobs before it.
+    in_file_order = all(a.index < b.index for a, b in
+                        itertools.pairwise(ctx.jobs[job_id] for job_id in ranked))
+    unrelated = wg.unrelated(ranked, both_ways=not in_file_order)
+    # glob -> the members that write it, by position: a bitset each would be as
+    # long as the file up to its last writer (100,000 globs of a folder each).
+    writers = {pattern: sorted(position[job.id] for job in jobs if job.id in position)
+               for pattern, jobs in writing.items()}
     out: list[Diagnostic] = []
     untold, last = 0, None
-    for job in ctx.workflow.jobs:
-        if not job.writes:
-            continue  # the bitset below costs a word per job of the run: only for writers
-        # Earlier jobs that are neither upstream nor downstream: each pair is
-        # reported once, on the later job.
-        parallel = (wg.bit(job.id) - 1) & ~(wg.reach[job.id] | wg.ancestors_bits[job.id])
+    seen = 0  # the members earlier in the file, when that is not ``order``
+    for job in members:
+        parallel = unrelated[job.id]
+        if not in_file_order:
+            # Each pair is reported once, on the job later in the file.
+            parallel &= seen
+            seen |= 1 << position[job.id]
+        if not parallel:
+            continue
+        # Bits from the lowest unrelated member on: a diamond's are side by side.
+        base = (parallel & -parallel).bit_length() - 1
+        parallel >>= base
+        top = base + parallel.bit_length()
         reported = 0
         for k, mine in enumerate(job.writes):
             for theirs in overlaps[mine]:
-                hits = writers[theirs] & parallel & ~reported
+                hits = _window(writers[theirs], base, top) & parallel & ~reported
                 if not hits:
                     continue
                 reported |= hits
                 room = MAX_OVERLAP_REPORTS - len(out)
-                if hits.bit_count() > room:
+                count = hits.bit_count()
+                if count > room:
                     # A fan-out of n jobs writing `**` has n²/2 pairs: count them, don't list.
-                    untold += hits.bit_count() - max(room, 0)
+                    untold += count - max(room, 0)
                     last = ("jobs", job.index, "writes", k)
-                    hits = _lowest_bits(hits, room)
-                out.extend(_overlap_diag(job, k, mine, ctx.jobs[other], theirs)
-                           for other in wg.ids_of(hits))
+                others = _in_file_order(ctx, ranked, hits, base, room) if room > 0 else []
+                out.extend(_overlap_diag(job, k, mine, other, theirs) for other in others)
     if untold and last is not None:
         out.append(diag("STR305", f"... and {untold:,} more pairs of parallel jobs whose "
                                   "writes overlap", last, hint="fix the ones above first"))
     return out
 
 
-def _lowest_bits(bits: int, count: int) -> int:
-    kept = 0
-    for _ in range(max(count, 0)):
-        if not bits:
-            break
-        low = bits & -bits
-        kept |= low
-        bits ^= low
-    return kept
+def _window(positions: list[int], low: int, high: int) -> int:
+    """The bitset of the ``positions`` in [low, high), shifted down by ``low``."""
+    start, end = bisect.bisect_left(positions, low), bisect.bisect_left(positions, high)
+    return _bits(position - low for position in positions[start:end])
+
+
+def _bits(positions: Iterable[int]) -> int:
+    # One bytearray, not one ever-longer int per position: n writers stay linear.
+    found = bytearray()
+    for position in positions:
+        byte = position >> 3
+        if byte >= len(found):
+            found.extend(bytes(byte + 1 - len(found)))
+        found[byte] |= 1 << (position & 7)
+    return int.from_bytes(found, "little")
+
+
+def _in_file_order(ctx: LintContext, ranked: list[str], bits: int, base: int, count: int
+                   ) -> list[Job]:
+    """The first ``count`` jobs in the file among those whose positions less ``base``
+    are in ``bits``."""
+    # Read through its binary digits: peeling the lowest bit off a long int n times is n².
+    found = [ctx.jobs[ranked[base + k]] for k, digit in enumerate(reversed(bin(bits)[2:]))
+             if digit == "1"]
+    return sorted(found, key=lambda job: job.index)[:count]
 
 
 # ---------------------------------------------------------------- STR306: unused artifacts

@@ -102,7 +102,7 @@ def revision_budget_large(ctx: LintContext) -> list[Diagnostic]:
     for reviewer, region in ctx.graph.regions.items():
         if region.max <= LARGE_REVISION_BUDGET:
             continue
-        rerun = ctx.graph.ids_of(ctx.graph.region_bits(reviewer))
+        rerun = region.reruns
         out.append(diag(
             "STR310", f"review {reviewer!r} may send work back to {region.target!r} "
                       f"{region.max} times; each time {len(rerun)} job(s) run again "

@@ -65,8 +65,8 @@ def review_chain_same_judge(ctx: LintContext) -> list[Diagnostic]:
     graph = ctx.graph
     reviews = [job for job in ctx.workflow.jobs if job.kind == "review"]
     # The reviews that give a final acceptance: no review follows them.
-    below = graph.reach_within([job.id for job in reviews])
-    last = [job.id for k, job in enumerate(reviews) if below[job.id] == 1 << k]
+    followed = graph.followed_by({job.id for job in reviews})
+    last = [job.id for job in reviews if not followed[job.id]]
     below_last = graph.reach_within(last)
     number = {job_id: 1 << k for k, job_id in enumerate(last)}
     out: list[Diagnostic] = []
