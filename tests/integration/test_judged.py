@@ -18,7 +18,7 @@ from striatum.runtime.doctor import doctor
 from striatum.runtime.engine import apply_verdict
 from striatum.runtime.inbox import inbox
 from striatum.runtime.records import JobRow
-from striatum.runtime.store import Store, send
+from striatum.runtime.store import Store, fetch_one, send
 from striatum.runtime.why import explain
 
 from .helpers import owner_connection, start_run, statuses, write_workflow
@@ -278,8 +278,10 @@ def test_doctor_fails_when_a_job_ran_on_a_digest_other_than_its_verdicts(
     assert row is not None
     forged = Event(judged.USED, run_id, "apply", row.state(),
                    {"review": "check", "iteration": 0, "judged": "0" * 64})
-    at = store.execute("now")[0][0]
-    store.transaction(lambda cur: append_events(cur, run.repo_id, [forged], at))
+    # Stamped with its own transaction's clock, as every append is: the events table
+    # refuses a row whose payload's time is not the row's.
+    store.transaction(lambda cur: append_events(cur, run.repo_id, [forged],
+                                                fetch_one(cur, "now")[0]))
     leases.complete(store, run_id, "apply", taken.token)
     found = failures(store, "verdicts")
     assert len(found) == 1 and "ran on digest 000000000000..." in found[0], found
