@@ -95,8 +95,8 @@ def _in_process(store: Any, repo: str, run: str, other: str, calls: int, warmups
         if not claim.get("claimed"):
             raise RuntimeError(f"job.claim found nothing: {claim}")
         call(i, "job.complete", run=run, job=claim["job"], lease=claim["lease"])
-        # The operator's claim as job.claim's core makes it (claim_next: the claim, then
-        # its attempt.start), and the claim alone, without that record.
+        # The operator's claim as job.claim's core makes it (claim_next: the claim and
+        # its attempt.start, one statement), and the claim alone, without that record.
         for kind in (OPERATOR_CLAIM, BARE_CLAIM):
             began = time.perf_counter()
             taken = leases.claim_next(store, other, owner=OWNER, lane=None) \

@@ -66,10 +66,14 @@ def canonical_json(value: Any, *, verify: bool = True) -> bytes:
 
 
 def text_safe(value: Any) -> Any:
-    """``value`` with every string made one that UTF-8 (and so the record) can hold: a lone
-    surrogate (a byte of a file name that was not UTF-8, kept by ``surrogateescape``; an
-    escape in an agent's JSON) is written as its ``\\udcXX`` escape."""
+    """``value`` with every string made one that UTF-8 and PostgreSQL (and so the record)
+    can hold: a lone surrogate (a byte of a file name that was not UTF-8, kept by
+    ``surrogateescape``; an escape in an agent's JSON) is written as its ``\\udcXX``
+    escape, and a NUL as ``\\u0000``: a text column cannot hold one, nor jsonb its
+    escape, so a reason carrying one would fail the transition that records it."""
     if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\\u0000")
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
     Option = tuple[str, str, str | None, Any]
 
-# An option: (parameter, kind, environment variable, default). Kinds: "text"; "run" (a
+# An option: (parameter, kind, environment variable, default). Kinds: "text"; "stated"
+# (text, an empty one not stated: None, as the command's ``value or None``); "run" (a
 # run's id or a name for one, resolved by the daemon: run.resolve); "file" (made
 # absolute here, as the command does); "seconds" (a lease length, 5..86400); "flag";
 # "many" (repeatable: a list, left out of the call when empty, as the command does).
@@ -60,7 +61,7 @@ COMMANDS: dict[tuple[str, str], tuple[str, tuple[tuple[str, str, tuple[str, ...]
         "--run": ("run", "run", "STRIATUM_RUN", REQUIRED),
         "--lane": ("lane", "text", None, None),
         "--owner": ("owner", "text", None, None),
-        "--model": ("model", "text", "STRIATUM_MODEL", None),
+        "--model": ("model", "stated", "STRIATUM_MODEL", None),
         **LEASE_SECONDS, **JSON}),
     ("job", "heartbeat"): ("job.heartbeat", (), {**HELD, **LEASE_SECONDS, **JSON}),
     ("job", "publish"): ("job.publish", (), {
@@ -119,6 +120,9 @@ def parse(args: list[str], env: dict[str, str] | os._Environ[str]) -> Call | Non
             if default is REQUIRED:
                 return None
             values[key] = default
+            continue
+        if kind == "stated":
+            values[key] = value or None
             continue
         converted = _convert(kind, value)
         if converted is None:

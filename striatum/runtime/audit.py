@@ -71,9 +71,13 @@ class Event:
         body = {"type": self.type, "run": self.run, "job": self.job, "at": iso(at),
                 "state": self.state, "data": self.data}
         try:
-            return canonical_json(body).decode("utf-8")
+            text = canonical_json(body).decode("utf-8")
         except UnicodeEncodeError:  # text from outside a verb's arguments (a row's state)
             return canonical_json(text_safe(body)).decode("utf-8")
+        # A NUL from outside a verb's arguments: jsonb, which the record's columns are
+        # read through, refuses its escape.
+        return canonical_json(text_safe(body)).decode("utf-8") if "\\u0000" in text \
+            else text
 
 
 def append_events(cur: psycopg.Cursor[Any], repo_id: int, events: Sequence[Event],

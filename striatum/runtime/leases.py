@@ -163,7 +163,8 @@ def sweep_expired(store: Store, run_id: str | None = None) -> int:
 def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = None,
           lanes: list[str] | None = None, lane_kinds: list[str] | None = None,
           lease_seconds: int = DEFAULT_LEASE_SECONDS, sweep: bool = True,
-          check_run: bool = True, artifact_folder: bool = True) -> Claim | None:
+          check_run: bool = True, artifact_folder: bool = True, operator: bool = False,
+          model: str | None = None) -> Claim | None:
     """Lease the first ready job of ``run_id`` (of any running run when None) whose
     attempt can be prepared; a job whose attempt cannot is failed with the reason and
     the claim moves on.
@@ -172,7 +173,9 @@ def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = No
     one with nothing to do (None), at the cost of a second round trip.
     ``artifact_folder``: make the attempt's artifact folder before answering, as an agent
     told of it needs; False for a caller that makes it itself when the lane starts (a
-    worker), which saves the claim a ``mkdir``."""
+    worker), which saves the claim a ``mkdir``.
+    ``operator``: the claimer works the attempt itself; the claim's statement chains its
+    start (``take``), ``model`` as it stated it."""
     if sweep:
         sweep_expired(store, run_id)
         budgets.sweep(store, run_id)
@@ -180,7 +183,7 @@ def claim(store: Store, run_id: str | None, *, owner: str, lane: str | None = No
         taken = take(store, run_id, owner=owner,
                      lanes=lanes if lanes is not None else ([lane] if lane else None),
                      lane_kinds=lane_kinds, lease_seconds=lease_seconds, check_run=check_run,
-                     artifact_folder=artifact_folder)
+                     artifact_folder=artifact_folder, operator=operator, model=model)
         if not isinstance(taken, Unprepared):
             return taken
         if not taken.final:
@@ -198,35 +201,38 @@ def claim_next(store: Store, run_id: str, *, owner: str, lane: str | None,
     """An operator's claim: the job leased, or why there is none (the run ended, waits
     for a human, ...), read after the claim so that a sweep it made is seen. The attempt
     chains who works it (``starts.operator_start_data``; ``model``: as the operator
-    stated it), as a worker's attempt chains its lane's program."""
-    from .starts import operator_start_data, record_start
-
-    found = claim(store, run_id, owner=owner, lane=lane, lease_seconds=lease_seconds)
+    stated it), as a worker's attempt chains its lane's program: in the claim's own
+    statement, so no claim is ever made whose start is missing, nor a start whose
+    claim is (a start recorded on its own, after the claim, could fail and leave the
+    job leased to no one who knows its token)."""
+    found = claim(store, run_id, owner=owner, lane=lane, lease_seconds=lease_seconds,
+                  operator=True, model=model)
     if found is None:
         return idle(store, run_id, lane)
-    record_start(store, found.run, found.job, found.token,
-                 operator_start_data(found.lane, owner, model))
     return found
 
 
 @verb("job claim")
 def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | None,
          lane_kinds: list[str] | None, lease_seconds: int, check_run: bool,
-         artifact_folder: bool = False, starts: Mapping[str, str] | None = None
-         ) -> Claim | Unprepared | None:
+         artifact_folder: bool = False, starts: Mapping[str, str] | None = None,
+         operator: bool = False, model: str | None = None) -> Claim | Unprepared | None:
     """One claim statement and the attempt's preparation (the claim loop's step): a Claim,
     an Unprepared job (already failed), or None when nothing is ready. The attempt's
     artifact folder is made only when ``artifact_folder`` (``claim``'s): a worker makes it
     as the lane starts. ``starts``: the attempt.start data of lanes known before the
     claim (lane -> its canonical JSON); a job on one of them has its start chained by
-    the claim's statement."""
+    the claim's statement. ``operator``: the claimer works the attempt itself, and the
+    claim's statement chains its start whatever the job's lane
+    (``starts.operator_start_data``, ``model`` as the operator stated it)."""
     # One statement (a function in the database) finds, locks and leases the job,
     # records the lease, appends the event and the audit row: one round trip.
     params = {"run": run_id, "lanes": lanes, "lane_kinds": lane_kinds, "owner": owner,
               "secret": secrets.token_hex(16), "lease_seconds": lease_seconds,
               **audit.claim_params(store)}
-    if starts:
-        found = store.call("claim_job_started", {**params, "starts": json.dumps(starts)})
+    if starts or operator:
+        found = store.call("claim_job_started", {**params, "starts": json.dumps(starts or {}),
+                                                 "operator": operator, "model": model or None})
     else:
         found = store.call("claim_job", params)
     if not found:
@@ -244,7 +250,8 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
         # Its run reached its budget and is blocked now: claim from the others.
         return take(store, run_id, owner=owner, lanes=lanes, lane_kinds=lane_kinds,
                     lease_seconds=lease_seconds, check_run=False,
-                    artifact_folder=artifact_folder, starts=starts)
+                    artifact_folder=artifact_folder, starts=starts, operator=operator,
+                    model=model)
     try:
         pinned.remember_run(run.id, run.workflow_digest)  # its completion needs the graph
         lapsed = judged.bind(store, run, row, workflow)
@@ -271,10 +278,18 @@ def take(store: Store, run_id: str | None, *, owner: str, lanes: list[str] | Non
                            f"could not write the attempt's prompt: {said}{where}")
     assert row.lease_expires_at is not None
     spec = workflow.jobs[row.job_id]
+    started = None
+    if (starts or operator) and found[0][2]:  # claim_job_started: and a start chained
+        if starts and row.lane in starts:
+            started = starts[row.lane]
+        else:
+            from .starts import operator_start_data, start_text
+
+            started = start_text(operator_start_data(row.lane, owner, model))
     return Claim(run.id, row.job_id, row.kind, row.lane, token, row.fence, row.iteration,
                  row.attempt, row.lease_expires_at, str(prompt_file),
                  str(scratch_of(prompt_file).out), list(spec.produces), run, workflow,
-                 started=starts[row.lane] if starts and found[0][2] else None)
+                 started=started)
 
 
 def _unprepared(store: Store, row: JobRow, token: str, reason: str, *, final: bool = False

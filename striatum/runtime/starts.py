@@ -1,8 +1,9 @@
 """Who an attempt's lane ran: the executable its program resolved to and the model its
 command names, chained as the attempt's ``attempt.start`` event before the lane starts.
-An attempt an operator claims itself (``job claim``) chains one too, right after its
-claim: ``"by": "operator"``, the lease's owner, no executable, and the model the
-operator stated (``--model``, ``STRIATUM_MODEL``), else none: unknown, not guessed.
+An attempt an operator claims itself (``job claim``) chains one too, in its claim's own
+statement (``leases.take``, the query ``claim_job_started``): ``"by": "operator"``, the
+lease's owner, no executable, and the model the operator stated (``--model``,
+``STRIATUM_MODEL``), else none: unknown, not guessed.
 
 A later reader (``job show``, ``run events``, a corpus bundle and its in-toto
 statements) can then check who judged what from the record itself, not from a
@@ -72,7 +73,8 @@ def start_data(lane: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path
 def operator_start_data(lane: str, owner: str, model: str | None) -> dict[str, Any]:
     """Who works an attempt an operator claimed itself: no program striatum started (no
     executable), the lease's owner, and a model only as the operator stated it (None:
-    unknown, never a guess)."""
+    unknown, never a guess). The claim's statement writes the same text itself (the
+    query ``claim_job_started``); ``Claim.started`` holds this one."""
     return {"lane": lane, "executable": None, "model": model or None, "by": "operator",
             "owner": owner}
 

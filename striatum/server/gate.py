@@ -94,6 +94,10 @@ class Pool:
         self.runtime_role = False
         self.restarts = 0  # how many times it started the embedded server again
         self._restarting = threading.Lock()
+        # Connections lent and not yet back: with all of them out, a call that waits in
+        # vain waited for the calls in progress, not for the database.
+        self._lent = 0
+        self._counting = threading.Lock()
         self._pool = self._open(dsn, wait=wait)
 
     def _open(self, dsn: str, *, wait: bool = True) -> ConnectionPool[Any]:
@@ -125,21 +129,25 @@ class Pool:
         from ..runtime.store import Store
 
         lent: list[Store] = []
-        lenders: list[ConnectionPool[Any]] = []
+        lenders: list[tuple[ConnectionPool[Any], psycopg.Connection[Any]]] = []
 
         def store() -> Store:
             if not lent:
-                pool, conn = self._connection()
-                lent.append(Store(self.dsn, conn, actor, self.runtime_role))
-                lenders.append(pool)
+                lenders.append(self._connection())
+                with self._counting:
+                    self._lent += 1
+                lent.append(Store(self.dsn, lenders[0][1], actor, self.runtime_role))
             return lent[0]
 
         try:
             yield store
         finally:
-            if lent:
+            if lenders:
                 # To the pool that lent it: a restart may have put another in its place.
-                lenders[0].putconn(lent[0]._conn)
+                pool, conn = lenders[0]
+                with self._counting:
+                    self._lent -= 1
+                pool.putconn(conn)
 
     def _connection(self) -> tuple[ConnectionPool[Any], psycopg.Connection[Any]]:
         from psycopg_pool import PoolTimeout
@@ -181,6 +189,13 @@ class Pool:
         return self._pool
 
     def _unavailable(self) -> StoreUnavailable:
+        if self._lent >= self.size:
+            return StoreUnavailable(
+                f"{self.name} is busy: all {self.size} of its database connections serve "
+                f"calls in progress, and none came free within {self.timeout:g} s",
+                hint=f"make fewer calls at once ({self.name} serves {self.size} at a time), "
+                     "or try again once the calls in progress end",
+                busy=True, connections=self.size)
         return StoreUnavailable(
             f"cannot reach PostgreSQL: no connection within {self.timeout:g} s",
             hint="check the database (`striatum daemon status` names it); once it is back, "

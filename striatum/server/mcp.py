@@ -17,7 +17,9 @@ replaced), rolls back what a call left open as it takes it back, and lends at
 most ``CONNECTIONS`` at once (further concurrent calls wait their turn). On the
 embedded server, one found stopped is started again, as for any CLI command.
 Calls run on behalf of ``STRIATUM_ACTOR`` (else user@host) followed by " mcp":
-the name the core's audit rows give the caller.
+the name the core's audit rows give the caller. On stdio alone, the server runs in its
+client's session, whose environment states what a call leaves out (``stated``:
+``STRIATUM_MODEL``); over HTTP it serves other processes, and fills in nothing.
 
 Started inside a lane (``lane_socket``: the lane's ``STRIATUM_SOCKET``), the server
 opens no database: it holds the lease capability, lists the lease verbs alone, and
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 CONNECTIONS = 4  # the most calls served at once; an agent session rarely makes two
+WAIT = 5.0  # seconds a call waits for a connection when all are in use (then: busy)
 RESOURCE_NOT_FOUND = -32002  # the code MCP gives a resource that does not exist
 INSTRUCTIONS = (
     "striatum coordinates workflows of AI coding agents on PostgreSQL. Check a workflow with "
@@ -94,7 +97,8 @@ def tool(verb: Verb) -> Tool:
 
 def stated(verb: Verb, arguments: dict[str, Any]) -> dict[str, Any]:
     """``arguments`` with what this session's environment states for the parameters the
-    call leaves out (``Verb.environ``): this server runs in the agent's session."""
+    call leaves out (``Verb.environ``): for a server that runs in the agent's session
+    (``StriatumMCP.in_session``)."""
     said = {key: os.environ[variable] for key, variable in verb.environ
             if arguments.get(key) is None and os.environ.get(variable)}
     return {**arguments, **said}
@@ -133,6 +137,10 @@ class StriatumMCP(MCPServer[Any]):
         self.dsn = dsn
         self.lane_socket = lane_socket
         self.caller = caller or actor()
+        # Whether this server runs in its one client's session (stdio, ``serve_stdio``),
+        # so that its environment states what the session's calls leave out; a server of
+        # other processes (HTTP) fills nothing from its own.
+        self.in_session = False
         self.tools = {tool_name(verb): verb for verb in registry.permitted(capability)}
         self.readable = [(UriTemplate.parse(r.uri), r) for r in registry.RESOURCES
                          if r.capability in registry.COVERS[capability]]
@@ -159,8 +167,8 @@ class StriatumMCP(MCPServer[Any]):
                 from .gate import Pool
 
                 database = checked(self.dsn)
-                self._pool = Pool(database.dsn, CONNECTIONS, name="striatum mcp",
-                                  embedded=database.embedded)
+                self._pool = Pool(database.dsn, CONNECTIONS, timeout=WAIT,
+                                  name="striatum mcp", embedded=database.embedded)
             return self._pool
 
     def _run(self, call: Any, *args: Any) -> Any:
@@ -211,7 +219,7 @@ class StriatumMCP(MCPServer[Any]):
             else:
                 document = await anyio.to_thread.run_sync(
                     self._run, lambda session, args: registry.invoke(verb, args, session),
-                    stated(verb, arguments))
+                    stated(verb, arguments) if self.in_session else arguments)
         except StriatumError as exc:
             return failure(exc.to_json())
         except Exception as exc:  # a bug: logged, and the caller gets an error result
@@ -250,6 +258,7 @@ class StriatumMCP(MCPServer[Any]):
 
 
 def serve_stdio(server: StriatumMCP) -> None:
+    server.in_session = True  # its client started it, in its own environment
     try:
         anyio.run(server.run_stdio_async)
     finally:

@@ -29,7 +29,7 @@ def web_face(dsn: str | None, place: RuntimeDir, *, mutations: bool,
 
     database = checked(dsn)  # migrates a schema that is behind, starts the embedded server
     secret, made = principal_secret(place)
-    pool = Pool(database.dsn, POOL_SIZE)
+    pool = Pool(database.dsn, POOL_SIZE, name="striatum web")
     status = {"face": "web", "version": __version__, "database": where(database.dsn),
               **(describe or {})}
     viewer = secrets.token_hex(32)

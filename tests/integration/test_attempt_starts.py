@@ -19,16 +19,17 @@ from striatum.canonical import canonical_json
 from striatum.corpus import bundle
 from striatum.corpus.export import export
 from striatum.corpus.verify import verify
-from striatum.errors import BundleInvalid
+from striatum.errors import BundleInvalid, StoreError
 from striatum.runtime import leases, runs
 from striatum.runtime.config import open_store
 from striatum.runtime.doctor import doctor
+from striatum.runtime.starts import record_start
 from striatum.runtime.store import Store
 from striatum.runtime.views import job_detail
 from striatum.server.registry import VERBS, Session, invoke
 
-from .helpers import Agent, example, start_run
-from .worker_helpers import FAKE_AGENT, events_of, fake, rows, work, write_workflow
+from .helpers import Agent, example, owner_connection, start_run
+from .worker_helpers import FAKE_AGENT, events_of, fake, job_row, rows, work, write_workflow
 from .worker_helpers import start_run as start_with_lanes
 
 CODER_MODEL = "gpt-5"
@@ -217,3 +218,66 @@ def test_an_operators_claim_chains_who_claimed_it_and_a_model_only_as_stated(
     assert only["predicate"]["reviewer"] == {
         "lane": "reviewer", "kind": "operator", "executable": None, "model": None,
         "from": "attempt", "by": "operator", "owner": "claude-session"}
+
+
+def test_an_operators_start_is_chained_by_the_claims_own_statement(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    run_id = start_with_lanes(store, operator_review(tmp_path / "flow"), repo)
+    taken = leases.claim_next(store, run_id, owner="codex-session", lane=None,
+                              model=CODER_MODEL)
+    assert isinstance(taken, leases.Claim)
+    (claim,) = events_of(store, run_id, kind="job.claim")
+    (start,) = events_of(store, run_id, kind="attempt.start")
+    assert start["seq"] == claim["seq"] + 1
+    assert start["payload"]["at"] == claim["payload"]["at"]  # one transaction's clock
+    chained = rows(store, "SELECT payload FROM striatum.events WHERE run_id = %s AND seq = %s",
+                   run_id, start["seq"])[0]["payload"]
+    assert chained == canonical_json(json.loads(chained)).decode()  # as Python writes it
+    assert start["payload"]["data"] == {"lane": "coder", "executable": None,
+                                        "model": CODER_MODEL, "by": "operator",
+                                        "owner": "codex-session"}
+    # No transaction of its own: the claim's audit row is the only one.
+    audited = rows(store, "SELECT verb FROM striatum.audit_log ORDER BY seq DESC LIMIT 1")
+    assert audited == [{"verb": "job claim"}]
+    assert doctor(store, str(repo), strict=True).ok
+
+
+def test_an_operators_claim_whose_start_cannot_be_chained_leaves_the_job_to_claim_again(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    """The claim and its start commit together or not at all: a start the database
+    refuses leaves no lease that nobody holds the token of."""
+    run_id = start_with_lanes(store, operator_review(tmp_path / "flow"), repo)
+    with owner_connection(dsn) as owner:
+        owner.execute("CREATE FUNCTION public.refuse_starts() RETURNS trigger "
+                      "LANGUAGE plpgsql AS $$ BEGIN IF NEW.type = 'attempt.start' THEN "
+                      "RAISE EXCEPTION 'no start today'; END IF; RETURN NEW; END $$")
+        owner.execute("CREATE TRIGGER refuse_starts BEFORE INSERT ON striatum.events "
+                      "FOR EACH ROW EXECUTE FUNCTION public.refuse_starts()")
+        with pytest.raises(StoreError, match="no start today"):
+            leases.claim_next(store, run_id, owner="codex-session", lane=None)
+        assert (job_row(store, run_id, "draft")["status"],
+                job_row(store, run_id, "draft")["fence"]) == ("ready", 0)
+        assert events_of(store, run_id, kind="job.claim") == []
+        owner.execute("DROP TRIGGER refuse_starts ON striatum.events")
+    # Claimed again at once, the same job: nothing waits for a lease to expire.
+    taken = leases.claim_next(store, run_id, owner="codex-session", lane=None)
+    assert isinstance(taken, leases.Claim) and (taken.job, taken.fence) == ("draft", 1)
+    assert [s["job"] for s in events_of(store, run_id, kind="attempt.start")] == ["draft"]
+    assert doctor(store, str(repo), strict=True).ok
+
+
+def test_of_two_starts_at_one_fence_job_show_gives_the_later(
+        store: Store, repo: Path, tmp_path: Path) -> None:
+    """A worker chains a second start when the lane resolves otherwise as it starts than
+    at the claim: the later one holds."""
+    run_id = start_with_lanes(store, operator_review(tmp_path / "flow"), repo)
+    taken = leases.claim_next(store, run_id, owner="codex-session", lane=None,
+                              model=CODER_MODEL)
+    assert isinstance(taken, leases.Claim)
+    record_start(store, run_id, taken.job, taken.token,
+                 {"lane": "coder", "executable": sys.executable, "model": "o3"})
+    starts = events_of(store, run_id, kind="attempt.start")
+    assert [s["payload"]["state"]["fence"] for s in starts] == [taken.fence] * 2
+    (lease,) = job_detail(store, run_id, taken.job)["leases"]
+    assert (lease["fence"], lease["started_by"], lease["executable"], lease["model"]) == (
+        taken.fence, "worker", sys.executable, "o3")

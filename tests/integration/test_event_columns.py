@@ -15,11 +15,15 @@ import pytest
 
 from striatum.runtime import leases, runs
 from striatum.runtime.completion import Completed
+from striatum.runtime.config import open_store
 from striatum.runtime.doctor import Report, columns_proven, doctor
 from striatum.runtime.store import Store
+from striatum.server.registry import VERBS, Session, invoke
 
 from .helpers import counted_slices, owner_connection, unproven
+from .test_attempt_starts import operator_review
 from .test_batches import WIDE, wide_workflow
+from .worker_helpers import events_of, rows, start_run
 
 STATE = ("status", "iteration", "attempt", "executions", "revisions_used", "fence",
          "lease_owner", "chosen", "verdict", "blocked_on")
@@ -142,3 +146,37 @@ def test_a_replaced_proof_function_proves_nothing(
     assert any("events_columns_hashed is not in force" in f["message"]
                for f in failures(report)), failures(report)
     assert all(f.ok for f in report.findings if f.check in ("chain", "replay"))
+
+
+def test_a_nul_in_an_agents_text_is_recorded_as_its_escape(
+        store: Store, dsn: str, repo: Path, tmp_path: Path) -> None:
+    """A text column cannot hold a NUL, nor jsonb (through which every event's columns are
+    read as it is written) its escape: an agent's text carrying one (a tool call's
+    arguments, a verdict's reason and findings) is recorded with ``\\u0000`` in its place,
+    and the verb goes through."""
+    run_id = start_run(store, operator_review(tmp_path / "flow"), repo)
+    session = Session(str(repo), lambda: open_store(dsn))
+
+    def call(verb: str, **params: Any) -> Any:
+        return invoke(VERBS[verb], params, session)
+
+    try:
+        draft = call("job.claim", run=run_id, owner="codex\x00session", model="gpt\x005")
+        written = tmp_path / "draft.md"
+        written.write_text("# the draft\n", encoding="utf-8")
+        call("job.publish", run=run_id, job="draft", lease=draft["lease"],
+             artifact=str(written), name="draft.md")
+        call("job.complete", run=run_id, job="draft", lease=draft["lease"])
+        check = call("job.claim", run=run_id, owner="claude-session")
+        call("job.verdict", run=run_id, job="check", lease=check["lease"], outcome="accept",
+             reason="fine\x00ly", findings=["F\x001"])
+    finally:
+        session.close()
+    assert runs.status(store, run_id).run.status == "completed"
+    start = events_of(store, run_id, job_id="draft", kind="attempt.start")[0]
+    assert (start["payload"]["data"]["owner"], start["payload"]["data"]["model"]) == (
+        "codex\\u0000session", "gpt\\u00005")
+    assert rows(store, "SELECT reason FROM striatum.verdicts WHERE run_id = %s",
+                run_id) == [{"reason": "fine\\u0000ly"}]
+    report = doctor(store, str(repo), strict=True)
+    assert report.ok, report.to_json()

@@ -25,11 +25,14 @@ from mcp_types import TextResourceContents
 from striatum.runtime import leases
 from striatum.runtime.attempt import _job_env
 from striatum.runtime.store import Store
+from striatum.server import mcp as mcp_server
 from striatum.server.lanegate import LaneGate
 from striatum.server.mcp import CONNECTIONS, RESOURCE_NOT_FOUND, StriatumMCP
 from striatum.server.registry import RESOURCES, VERBS, permitted, tool_name
 
 from .helpers import example, expire_lease, owner_connection, start_run
+from .worker_helpers import events_of, write_workflow
+from .worker_helpers import start_run as start_with_lanes
 
 pytestmark = pytest.mark.anyio
 NOWHERE = "host=127.0.0.1 port=1 connect_timeout=1"  # for calls that need no database
@@ -270,6 +273,58 @@ async def test_a_database_that_cannot_be_reached_is_a_tool_error_then_served_onc
         assert refused["message"] and refused["hint"]
         server.dsn = dsn  # the same server, its database back
         assert (await operator.call("run_list"))["runs"] == []
+
+
+async def test_calls_beyond_the_pool_are_told_the_server_is_busy_not_that_it_cannot_reach(
+        mode: str, dsn: str, repo: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mcp_server, "CONNECTIONS", 1)
+    monkeypatch.setattr(mcp_server, "WAIT", 0.5)
+    server = StriatumMCP(str(repo), dsn)
+    async with connected(server, mode, tmp_path) as operator:
+        assert (await operator.call("run_list"))["runs"] == []
+        with server._connections().lend("a call in progress") as held:
+            held()  # the pool's one connection, lent
+            refused = await operator.refused("run_list")
+        assert refused["error"] == "store_unavailable", refused
+        assert refused["message"].startswith("striatum mcp is busy: all 1 of its database "
+                                              "connections serve calls in progress")
+        assert "cannot reach" not in refused["message"]
+        assert "fewer calls at once" in refused["hint"]
+        assert refused["details"] == {"busy": True, "connections": 1}
+        assert (await operator.call("run_list"))["runs"] == []  # served once one is back
+
+
+async def test_the_sessions_model_fills_a_claim_only_on_a_server_in_that_session(
+        mode: str, dsn: str, store: Store, repo: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """STRIATUM_MODEL states the model of the session that started the server (stdio); a
+    server of other processes (HTTP) has its own environment, which states nothing of
+    theirs."""
+    run_id = start_with_lanes(store, write_workflow(tmp_path / "flow", {
+        "name": "two", "lanes": {"op": {"kind": "operator"}},
+        "jobs": [{"id": name, "lane": "op", "prompt": {"text": name}}
+                 for name in ("one", "two")]}), repo)
+    monkeypatch.setenv("STRIATUM_MODEL", "gemini-2.5-pro")
+    # Which server is in its client's session is said by how it is served.
+    served: list[bool] = []
+    for serve, where in ((mcp_server.serve_http, ("127.0.0.1", 0)),
+                         (mcp_server.serve_stdio, ())):
+        shown = StriatumMCP(str(repo), dsn)
+        with monkeypatch.context() as patched:
+            patched.setattr(mcp_server.anyio, "run",
+                            lambda *_, shown=shown: served.append(shown.in_session))
+            serve(shown, *where)
+    assert served == [False, True]
+    claimed = []
+    for in_session in (False, True):
+        server = StriatumMCP(str(repo), dsn)
+        server.in_session = in_session
+        async with connected(server, mode, tmp_path) as operator:
+            claimed.append((await operator.call("job_claim", run=run_id, owner="op"))["job"])
+    models = {e["job"]: e["payload"]["data"]["model"]
+              for e in events_of(store, run_id, kind="attempt.start")}
+    assert [models[job] for job in claimed] == [None, "gemini-2.5-pro"]
 
 
 async def test_a_stale_lease_is_a_tool_error_with_code_lease_lost(mode: str, dsn: str,

@@ -5,16 +5,21 @@ from click would run a different call, so every option is compared."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from striatum.cli import fastpath
+from striatum.cli import job as job_commands
 from striatum.cli.fastpath import COMMANDS, REQUIRED, SECONDS, parse
 from striatum.cli.main import cli
 from striatum.cli.refs import RunRef
+from striatum.errors import NotFound
 from striatum.server import where
 from striatum.server.place import RuntimeDir, runtime_dir
 from striatum.server.registry import VERBS
@@ -61,7 +66,8 @@ def test_the_table_holds_each_option_as_the_click_command_declares_it(
         (name,) = param.opts
         assert name in table, f"{' '.join(words)}: {name} is not in the table"
         _, kind, variable, default = table.pop(name)
-        assert kind == kind_of(param), name
+        # "stated" is text to click too: the command maps an empty one to None itself.
+        assert (kind if kind != "stated" else "text") == kind_of(param), name
         assert variable == param.envvar, name
         assert (default is REQUIRED) == param.required, name
         if param.multiple:
@@ -114,6 +120,11 @@ def test_the_agent_loop_command_lines_are_read_as_click_reads_them(tmp_path: Pat
     assert parsed("job", "claim", "--run", "x", "--model", "o3",
                   STRIATUM_MODEL="gpt-5")[1]["model"] == "o3"
     assert parsed("job", "claim", "--run", "x", STRIATUM_MODEL="")[1]["model"] is None
+    # An empty model is none stated, as the command's `model or None` makes it (the verb's
+    # schema refuses an empty one).
+    for empty in (["--model", ""], ["--model="]):
+        assert parsed("job", "claim", "--run", "x", *empty,
+                      STRIATUM_MODEL="gpt-5")[1]["model"] is None
     assert parsed("job", "verdict", "--reason", "fine", "needs_revision", **HELD)[:2] == (
         "job.verdict", {"run": RUN, "job": "check", "lease": "1-abc", "outcome":
                         "needs_revision", "reason": "fine"})
@@ -124,6 +135,34 @@ def test_the_agent_loop_command_lines_are_read_as_click_reads_them(tmp_path: Pat
         "name": "b.md"}
     # The command line's options before the environment's.
     assert parsed("job", "complete", "--run", "other", **HELD)[1]["run"] == "other"
+
+
+@pytest.mark.parametrize("model", [["--model", ""], ["--model="], ["--model", "o3"], []],
+                         ids=["empty", "empty=", "o3", "none"])
+def test_a_claims_model_is_sent_by_both_paths_alike(
+        model: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the click command sends the verb, against what the fast path parses from the
+    same command line."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    @contextmanager
+    def calls() -> Iterator[Callable[[str, dict[str, Any]], Any]]:
+        def call(verb: str, params: dict[str, Any]) -> Any:
+            sent.append((verb, params))
+            raise NotFound("not served here")  # what it was sent is all this test reads
+
+        yield call
+
+    monkeypatch.setattr(job_commands, "calls", calls)
+    env = {"STRIATUM_MODEL": "gpt-5"}
+    for name in ("STRIATUM_SOCKET", "STRIATUM_DIRECT", "STRIATUM_RUN"):
+        monkeypatch.delenv(name, raising=False)
+    argv = ["job", "claim", "--run", RUN, "--owner", "me", *model]
+    CliRunner().invoke(cli, argv, env=env)
+    fast = parse(argv, env)
+    assert fast is not None
+    assert sent == [(fast.verb, fast.params)]
+    assert fast.params["model"] == ("o3" if "o3" in model else None if model else "gpt-5")
 
 
 def test_in_a_lane_the_lease_verbs_go_to_its_socket() -> None:

@@ -159,7 +159,7 @@ SELECT job, run
 FROM striatum.claim_job(%(run)s, %(lanes)s, %(lane_kinds)s, %(owner)s, %(secret)s,
                         %(lease_seconds)s, %(actor)s, %(verb)s, %(args_digest)s);
 
--- claim_job_started: claim_job, and when the leased job's lane is a key of %(starts)s (a lane's name -> the canonical JSON of its attempt.start data, resolved by the worker before the claim), that attempt's start chained right after the claim's event, in the same statement and transaction; the job's and its run's records as JSON and how many starts were chained (0 or 1), or no row --
+-- claim_job_started: claim_job, and the leased job's attempt.start chained right after the claim's event, in the same statement and transaction, when its data is known: a worker's when the job's lane is a key of %(starts)s (a lane's name -> the canonical JSON of its attempt.start data, resolved by the worker before the claim), an operator's own when %(operator)s (starts.operator_start_data: the lease's owner, the model %(model)s as stated, else null); the job's and its run's records as JSON and how many starts were chained (0 or 1), or no row --
 WITH claimed AS MATERIALIZED (
     SELECT job, run
     FROM striatum.claim_job(%(run)s, %(lanes)s, %(lane_kinds)s, %(owner)s, %(secret)s,
@@ -171,7 +171,7 @@ WITH claimed AS MATERIALIZED (
         'repo:' || (c.run ->> 'repo_id'), (c.run ->> 'repo_id')::bigint,
         c.job ->> 'run_id', c.job ->> 'job_id', 'attempt.start',
         '{"at":"' || striatum.event_time(now())
-        || '","data":' || (%(starts)s::jsonb ->> (c.job ->> 'lane'))
+        || '","data":' || d.data
         || ',"job":' || striatum.json_text(c.job ->> 'job_id')
         || ',"run":' || striatum.json_text(c.job ->> 'run_id')
         || ',"state":{"attempt":' || (c.job ->> 'attempt')
@@ -185,7 +185,15 @@ WITH claimed AS MATERIALIZED (
         || ',"verdict":' || striatum.json_text(c.job ->> 'verdict')
         || '},"type":"attempt.start"}') AS appended
     FROM claimed c
-    WHERE %(starts)s::jsonb ? (c.job ->> 'lane')
+    CROSS JOIN LATERAL (
+        SELECT coalesce(%(starts)s::jsonb ->> (c.job ->> 'lane'),
+                        CASE WHEN %(operator)s::boolean THEN
+                            '{"by":"operator","executable":null,"lane":'
+                            || striatum.json_text(c.job ->> 'lane')
+                            || ',"model":' || striatum.json_text(%(model)s::text)
+                            || ',"owner":' || striatum.json_text(c.job ->> 'lease_owner')
+                            || '}' END) AS data) d
+    WHERE d.data IS NOT NULL
 )
 SELECT c.job, c.run, (SELECT count(*) FROM started) AS started FROM claimed c;
 
@@ -462,7 +470,9 @@ LEFT JOIN LATERAL (
     SELECT e.payload::jsonb->'data' AS data FROM striatum.events e
     WHERE e.run_id = l.run_id AND e.job_id = l.job_id AND e.type = 'attempt.start'
       AND e.payload::jsonb->'state'->'fence' = to_jsonb(l.fence)
-    ORDER BY e.seq LIMIT 1) s ON true
+    -- The latest: a worker chains a second start when its lane resolves otherwise at
+    -- start time than at the claim, and that one holds.
+    ORDER BY e.seq DESC LIMIT 1) s ON true
 WHERE l.run_id = %(run)s AND l.job_id = %(job)s
 ORDER BY l.fence DESC LIMIT %(limit)s;
 
