@@ -200,26 +200,32 @@ WITH observed AS (
     ) k ON true
     WHERE e.repo_id = %(repo)s AND e.run_id IS NOT NULL AND k.entity IS NOT NULL
     UNION ALL
-    SELECT e.seq, e.run_id, e.type, 'job', j.key, false, s.status, s.iteration, s.attempt,
-           s.executions, s.revisions_used, s.fence, s.lease_owner, s.chosen, s.verdict,
+    SELECT e.seq, e.run_id, e.type, 'job', j.key, false, s.status, n.iteration, n.attempt,
+           n.executions, n.revisions_used, n.fence, s.lease_owner, s.chosen, s.verdict,
            s.blocked_on, false
     FROM striatum.events e
     -- Parsed once (OFFSET 0 keeps the planner from copying the expression into each use).
     CROSS JOIN LATERAL (SELECT e.payload::jsonb -> 'data' -> 'jobs' AS jobs OFFSET 0) p
     CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(p.jobs) = 'object' THEN p.jobs END) j
-    -- The constraint does not cover `data`: a count that is not a whole number in range
-    -- (an owner's edit) is left out, so read as NULL, where a cast would fail the whole
-    -- query: the replay then reports the job, and the hash check the edited row.
-    LEFT JOIN LATERAL jsonb_to_record((
-        SELECT jsonb_object_agg(f.key, f.value)
-        FROM jsonb_each(CASE WHEN jsonb_typeof(j.value) = 'object' THEN j.value END) f
-        WHERE f.key NOT IN ('iteration', 'attempt', 'executions', 'revisions_used', 'fence')
-           OR (jsonb_typeof(f.value) = 'number'
-               AND f.value::text ~ CASE WHEN f.key = 'fence' THEN '^-?[0-9]{1,18}$'
-                                        ELSE '^-?[0-9]{1,9}$' END)))
-         AS s(status text, iteration integer, attempt integer, executions integer,
-              revisions_used integer, fence bigint, lease_owner text, chosen text,
+    -- The constraint does not cover `data`: the counts are read as text, and one that is
+    -- not a whole number in range (an owner's edit) reads as NULL, where a cast in
+    -- jsonb_to_record would fail the whole query: the replay then reports the job, and
+    -- the hash check the edited row.
+    LEFT JOIN LATERAL jsonb_to_record(CASE WHEN jsonb_typeof(j.value) = 'object'
+                                           THEN j.value END)
+         AS s(status text, iteration text, attempt text, executions text,
+              revisions_used text, fence text, lease_owner text, chosen text,
               verdict text, blocked_on text) ON true
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN s.iteration ~ '^-?[0-9]{1,9}$' THEN s.iteration::integer END
+                 AS iteration,
+               CASE WHEN s.attempt ~ '^-?[0-9]{1,9}$' THEN s.attempt::integer END AS attempt,
+               CASE WHEN s.executions ~ '^-?[0-9]{1,9}$' THEN s.executions::integer END
+                 AS executions,
+               CASE WHEN s.revisions_used ~ '^-?[0-9]{1,9}$'
+                    THEN s.revisions_used::integer END AS revisions_used,
+               CASE WHEN s.fence ~ '^-?[0-9]{1,18}$' THEN s.fence::bigint END AS fence
+    ) n
     WHERE e.repo_id = %(repo)s AND e.run_id IS NOT NULL AND starts_with(e.type, 'run.')
       AND e.type = 'run.prepare'
 ), stepped AS (
