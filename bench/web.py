@@ -65,11 +65,12 @@ def big_run(dsn: str, ctx: Context) -> tuple[str, str]:
 
 
 def append_events(dsn: str, run: str, count: int) -> None:
-    """Continue the run's repository chain with ``count`` job heartbeat-like events."""
+    """Continue the run's repository chain with ``count`` job note events, each as the
+    runtime writes one: stamped with the transaction's clock, its state columns (none)
+    agreeing with its payload, which the events table checks."""
     import psycopg
 
-    from striatum.canonical import canonical_json
-    from striatum.runtime.audit import row_hash
+    from striatum.runtime.audit import Event, row_hash
 
     with psycopg.connect(dsn) as conn:
         repo_id, chain = conn.execute(
@@ -77,18 +78,18 @@ def append_events(dsn: str, run: str, count: int) -> None:
             [run]).fetchone()  # type: ignore[misc]
         seq, previous = conn.execute("SELECT seq, hash FROM striatum.chain_heads "
                                      "WHERE chain = %s", [chain]).fetchone()  # type: ignore[misc]
+        at = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
         before = previous
         with conn.cursor() as cur, cur.copy(
                 "COPY striatum.events (repo_id, seq, run_id, job_id, type, payload, "
-                "previous_hash, row_hash) FROM STDIN") as copy:
+                "previous_hash, row_hash, created_at) FROM STDIN") as copy:
             for n in range(count):
                 seq += 1
                 job = f"t{1 + n % (JOBS - 2)}"
-                payload = canonical_json({"type": "bench.note", "run": run, "job": job,
-                                          "seq": seq, "data": {"n": n}}).decode()
+                payload = Event("bench.note", run, job, None, {"n": n}).payload(at)
                 digest = row_hash(previous, payload)
                 copy.write_row((repo_id, seq, run, job, "bench.note", payload, previous,
-                                digest))
+                                digest, at))
                 before, previous = previous, digest
         conn.execute("UPDATE striatum.chain_heads SET seq = %s, hash = %s, previous = %s "
                      "WHERE chain = %s", [seq, previous, before, chain])

@@ -25,13 +25,16 @@ def migrate(as_json: bool) -> int:
     report = run_migrations(database.owner_dsn)
     if as_json:
         emit_json({"applied": report.applied, "version": report.latest,
-                   "embedded": database.embedded})
-    elif report.applied:
+                   "embedded": database.embedded, "notices": report.notices})
+        return EXIT_OK
+    if report.applied:
         click.echo(f"applied {count(len(report.applied), 'migration')} "
                    f"({', '.join(map(str, report.applied))}); schema is at version "
                    f"{report.latest}")
     else:
         click.echo(f"schema is up to date (version {report.latest})")
+    for notice in report.notices:
+        click.echo(f"note: {notice}")
     return EXIT_OK
 
 

@@ -194,12 +194,15 @@ def legal_transitions() -> dict[str, list[str]]:
 
 
 # The constraint that proves every event's columns against its payload, as PostgreSQL
-# prints it; the function it calls is bound by the md5 of its source in migration 0013.
+# prints it (doctor's search path is pg_catalog alone, so every name is qualified); the
+# function it calls is bound by the md5 of its source in migration 0013, and by the
+# attributes that decide what the constraint accepts.
 PROOF = "events_columns_hashed"
 PROOF_DEFINITION: LiteralString = (
-    "CHECK (striatum.event_agrees(payload, run_id, job_id, type, created_at, status, "
-    "iteration, attempt, executions, revisions_used, fence, lease_owner, chosen, verdict, "
-    "blocked_on))")
+    "CHECK (COALESCE(striatum.event_agrees(payload, run_id, job_id, type, created_at, "
+    "status, iteration, attempt, executions, revisions_used, fence, lease_owner, chosen, "
+    "verdict, blocked_on), false))")
+PROOF_CONFIG = ["search_path=pg_catalog, pg_temp"]
 
 
 @cache
@@ -211,12 +214,37 @@ def _proof_source_md5() -> str:
     return hashlib.md5(found.group(1).encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
-def columns_proven(store: Store) -> bool:
-    """True when the database itself guarantees that every event's columns say what its
-    hashed payload says (``events_columns_hashed`` in force and validated)."""
+def columns_unproven(store: Store) -> str | None:
+    """None when the database itself guarantees that every event's columns say what its
+    hashed payload says (``events_columns_hashed`` in force and validated, calling
+    ``striatum.event_agrees`` as migration 0013 wrote it); otherwise why not."""
     rows = store.execute("doctor_columns_proven", {"definition": PROOF_DEFINITION,
-                                                   "source_md5": _proof_source_md5()})
-    return bool(rows[0][0])
+                                                   "source_md5": _proof_source_md5(),
+                                                   "config": PROOF_CONFIG})
+    if not rows:
+        return "dropped"
+    (validated, written, namesakes, called, named, not_strict, plpgsql, boolean, source,
+     path, invoker) = rows[0]
+    function = "striatum.event_agrees"
+    calls = called == 1 and named
+    why = [reason for wrong, reason in (
+        (not validated, "not validated"),
+        (not written, "its definition changed"),
+        (not calls, f"it does not call {function} alone"),
+        (namesakes != 1, f"{namesakes} functions are named {function}"),
+        # Its attributes count only when it is the function the constraint calls.
+        (calls and not not_strict, f"{function} is STRICT"),
+        (calls and not plpgsql, f"{function} is not PL/pgSQL"),
+        (calls and not boolean, f"{function} does not return boolean"),
+        (calls and not source, f"{function}'s body changed"),
+        (calls and not path, f"{function}'s search path changed"),
+        (calls and not invoker, f"{function} is SECURITY DEFINER")) if wrong]
+    return "; ".join(why) or None
+
+
+def columns_proven(store: Store) -> bool:
+    """True when ``columns_unproven`` finds nothing wrong."""
+    return columns_unproven(store) is None
 
 
 def _unparsable(exc: StoreError) -> bool:
@@ -460,21 +488,20 @@ def check_spent(store: Store, report: Report) -> None:
         report.add("spent", "every run's spent cost is the sum of its usage events", ok=True)
 
 
-def check_guards(store: Store, report: Report, proven: bool) -> None:
+def check_guards(store: Store, report: Report, unproven: str | None) -> None:
     triggers, role, role_can_change = store.execute("guards")[0]
     if triggers != 4:
         report.add("guards", f"append-only triggers: {triggers} of 4 present and enabled",
                    table="events")
     else:
         report.add("guards", "append-only triggers present and enabled", ok=True)
-    if proven:
+    if unproven is None:
         report.add("guards", f"{PROOF} refuses events whose columns disagree with their "
                              "payload", ok=True)
     else:
-        report.add("guards", f"{PROOF} is not in force (dropped, not validated, or its "
-                             "function changed): an event whose columns disagree with its "
-                             "payload could be appended; doctor checked each row itself",
-                   table="events")
+        report.add("guards", f"{PROOF} is not in force ({unproven}): an event whose "
+                             "columns disagree with its payload could be appended; doctor "
+                             "checked each row itself", table="events")
     if not role:
         report.add("guards", "no striatum_runtime role: only the triggers guard the record "
                              "(the database refused to create roles)", ok=True)
@@ -684,16 +711,17 @@ def check_skills(repo: str, report: Report) -> None:
 def doctor(store: Store, repo: str | None = None, *, strict: bool = False) -> Report:
     report = Report()
     replay = _Replay()
-    with store.snapshot("doctor_snapshot", "doctor_no_jit", "doctor_leader_merges"):
-        proven = columns_proven(store)
+    with store.snapshot("doctor_snapshot", "doctor_catalog_path", "doctor_no_jit",
+                        "doctor_leader_merges"):
+        unproven = columns_unproven(store)
         for repo_id, _path in store.execute("all_repos"):
-            check_chain(store, int(repo_id), report, replay, strict, proven)
+            check_chain(store, int(repo_id), report, replay, strict, unproven is None)
         audit_rows = check_audit(store, report, strict)
         check_projections(replay, report)
         check_rpc(store, report)
         check_verdicts(store, report)
         check_spent(store, report)
-        check_guards(store, report, proven)
+        check_guards(store, report, unproven)
         audit_anchor = 0
         if repo is not None:
             found = _repo_of(store, repo)

@@ -12,7 +12,8 @@ one costs more than all the queries of the check.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..canonical import sha256_hex
@@ -24,12 +25,17 @@ if TYPE_CHECKING:
     import psycopg
 
 LATEST = len(migrations())
+NOTICE_PREFIX = "striatum: "
 
 
 @dataclass(frozen=True)
 class MigrationReport:
     applied: list[int]
     latest: int
+    # What the migrations said (their `RAISE NOTICE 'striatum: ...'`): a grant the
+    # database refused, events that disagree with their payloads. psycopg drops notices
+    # unless a handler keeps them.
+    notices: list[str] = field(default_factory=list)
 
 
 def schema_version(dsn: str) -> int:
@@ -66,7 +72,17 @@ def _too_new(version: int) -> SchemaTooNew:
 
 def _migrate(conn: psycopg.Connection[Any]) -> MigrationReport:
     applied: list[int] = []
+    notices: list[str] = []
+    current: list[int] = []
+
+    def said(diagnostic: psycopg.errors.Diagnostic) -> None:
+        message = diagnostic.message_primary or ""
+        # Only a migration's own words: not the server's "already exists, skipping".
+        if current and message.startswith(NOTICE_PREFIX):
+            notices.append(f"migration {current[0]:04d}: {message[len(NOTICE_PREFIX):]}")
+
     conn.execute(query("migrate_lock"))
+    conn.add_notice_handler(said)
     try:
         conn.execute(query("create_migrations_table"))
         done = {int(v): c for v, c in conn.execute(query("applied_migrations")).fetchall()}
@@ -80,14 +96,17 @@ def _migrate(conn: psycopg.Connection[Any]) -> MigrationReport:
                         f"migration {version:04d}_{name} was changed after it was applied",
                         hint="never edit a shipped migration: add a new one")
                 continue
+            current[:] = [version]
             with conn.transaction():
                 conn.execute(text.encode("utf-8"))
                 conn.execute(query("record_migration"),
                              {"version": version, "name": name, "checksum": checksum})
+            current.clear()
             applied.append(version)
     finally:
+        conn.remove_notice_handler(said)
         conn.execute(query("migrate_unlock"))
-    return MigrationReport(applied, LATEST)
+    return MigrationReport(applied, LATEST, notices)
 
 
 def ensure_migrated(conn: psycopg.Connection[Any], *, owner: str | None = None) -> None:
@@ -103,8 +122,17 @@ def ensure_migrated(conn: psycopg.Connection[Any], *, owner: str | None = None) 
     if version > LATEST:
         raise _too_new(version)
     if version < LATEST:
+        if version:
+            # An upgrade can take minutes on a long record (docs/runtime.md, "Upgrading"):
+            # say why the command is waiting.
+            print(f"striatum: migrating the schema from version {version} to {LATEST}",
+                  file=sys.stderr)
         if owner is not None:
-            migrate(owner)
-            return
-        with wrap_errors():
-            _migrate(conn)
+            report = migrate(owner)
+        else:
+            with wrap_errors():
+                report = _migrate(conn)
+        # The command's own output is its result (JSON, often): what the migrations said
+        # goes to stderr, where the user still sees it.
+        for notice in report.notices:
+            print(f"striatum: {notice}", file=sys.stderr)

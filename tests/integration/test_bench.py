@@ -128,3 +128,30 @@ def _gone_within(pid: int, seconds: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+
+def test_the_web_figure_writes_events_the_record_accepts_and_doctor_verifies(
+        dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The figure continues a run's chain by COPY: rows the events table refuses (a time
+    # not the row's, columns not the payload's) ended the figure with no page timed.
+    import psycopg
+
+    import bench.web
+    from striatum.runtime.doctor import doctor
+    from striatum.runtime.store import Store
+
+    monkeypatch.setattr(bench.web, "JOBS", 20)
+    monkeypatch.setattr(bench.web, "EVENTS", 300)
+    ctx = Context(dsn=dsn, repeat=1, quick=True, tmp=tmp_path)
+    run, _job = bench.web.big_run(dsn, ctx)
+    with psycopg.connect(dsn) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM striatum.events WHERE run_id = %s",
+                                [run]).fetchone()  # type: ignore[misc]
+    store = Store.connect(dsn)
+    try:
+        found = [f.message for f in doctor(store).findings if not f.ok]
+    finally:
+        store.close()
+    assert count == 300
+    assert found == []

@@ -16,7 +16,7 @@ import pytest
 from striatum.runtime import leases, runs
 from striatum.runtime.completion import Completed
 from striatum.runtime.config import open_store
-from striatum.runtime.doctor import Report, columns_proven, doctor
+from striatum.runtime.doctor import Report, columns_proven, columns_unproven, doctor
 from striatum.runtime.store import Store
 from striatum.server.registry import VERBS, Session, invoke
 
@@ -141,11 +141,110 @@ def test_a_replaced_proof_function_proves_nothing(
             "SELECT pg_get_functiondef('striatum.event_agrees'::regproc)").fetchone()
         assert definition is not None
         conn.execute(str(definition[0]).replace("RETURN (", "RETURN true OR (", 1).encode())
-    assert not columns_proven(store)
+    assert columns_unproven(store) == "striatum.event_agrees's body changed"
     report = doctor(store)
-    assert any("events_columns_hashed is not in force" in f["message"]
-               for f in failures(report)), failures(report)
+    assert any("events_columns_hashed is not in force (striatum.event_agrees's body changed)"
+               in f["message"] for f in failures(report)), failures(report)
     assert all(f.ok for f in report.findings if f.check in ("chain", "replay"))
+
+
+AGREES = ("striatum.event_agrees(text, text, text, text, timestamptz, text, integer, integer, "
+          "integer, integer, bigint, text, text, text, text)")
+
+
+def forged_columns(store: Store, dsn: str, tmp_path: Path,
+                   lift: list[str]) -> tuple[int, list[dict[str, Any]]]:
+    """The owner runs ``lift`` (statements that leave the constraint validated and its
+    function's source as shipped), then rewrites the last event's verdict with the job's
+    row to match, the payload and hashes left alone: (that seq, doctor's failures)."""
+    run_id, _ = finished_run(store, tmp_path)
+    repo_id, seq = last_event(dsn, run_id)
+    with owner_connection(dsn) as conn:
+        for statement in lift:
+            conn.execute(statement.encode())
+        conn.execute("ALTER TABLE striatum.events DISABLE TRIGGER USER")
+        try:
+            job = conn.execute("UPDATE striatum.events SET verdict = 'forged' "
+                               "WHERE repo_id = %s AND seq = %s AND job_id IS NOT NULL "
+                               "RETURNING job_id", (repo_id, seq)).fetchone()
+            assert job is not None
+            conn.execute("UPDATE striatum.jobs SET verdict = 'forged' "
+                         "WHERE run_id = %s AND job_id = %s", (run_id, job[0]))
+        finally:
+            conn.execute("ALTER TABLE striatum.events ENABLE TRIGGER USER")
+    return seq, failures(doctor(store))
+
+
+def test_a_strict_proof_function_proves_nothing(
+        store: Store, dsn: str, tmp_path: Path) -> None:
+    """STRICT: a NULL argument (blocked_on on every job event) makes the function NULL. The
+    constraint reads NULL as a refusal, so no row can be forged through it; still, it is not
+    the function migration 0013 shipped, and doctor says so and checks every row itself."""
+    with pytest.raises(psycopg.errors.CheckViolation):
+        forged_columns(store, dsn, tmp_path, [f"ALTER FUNCTION {AGREES} STRICT"])
+    assert columns_unproven(store) == "striatum.event_agrees is STRICT"
+    failed = failures(doctor(store))
+    assert [f["check"] for f in failed] == ["guards"], failed
+    assert "events_columns_hashed is not in force (striatum.event_agrees is STRICT)" in (
+        failed[0]["message"])
+
+
+def test_an_overload_carrying_the_shipped_body_does_not_stand_in_for_the_called_function(
+        store: Store, dsn: str, tmp_path: Path) -> None:
+    """The called function made to agree with anything, and an overload (one more
+    parameter) given the shipped source: doctor follows the constraint to the function it
+    calls, and sees there are two."""
+    with owner_connection(dsn) as conn:
+        row = conn.execute(f"SELECT pg_get_functiondef('{AGREES}'::regprocedure)").fetchone()
+        assert row is not None
+    shipped = str(row[0])
+    overload = shipped.replace("p_blocked_on text)", "p_blocked_on text, p_extra integer)", 1)
+    accepting = shipped.replace("RETURN (", "RETURN true OR (", 1)
+    assert overload != shipped and accepting != shipped
+    seq, failed = forged_columns(store, dsn, tmp_path, [overload, accepting])
+    assert columns_unproven(store) == ("2 functions are named striatum.event_agrees; "
+                                       "striatum.event_agrees's body changed")
+    assert (failed[0]["check"], failed[0]["seq"]) == ("chain", seq), failed
+    assert any(f["check"] == "guards" and "2 functions are named" in f["message"]
+               for f in failed), failed
+
+
+def test_the_proof_is_recognised_with_the_schema_on_the_search_path(
+        store: Store, dsn: str, tmp_path: Path) -> None:
+    """With `striatum` on the search path PostgreSQL prints the constraint's function
+    unqualified; doctor's own search path keeps an intact database proven."""
+    _, repo = finished_run(store, tmp_path)
+    with owner_connection(dsn) as conn:
+        conn.execute(f'ALTER DATABASE "{conn.info.dbname}" SET search_path = striatum, public')
+    on_path = Store.connect(dsn)
+    try:
+        assert on_path._conn.execute("SHOW search_path").fetchone() == ("striatum, public",)
+        report = doctor(on_path, str(repo))
+        assert report.ok, failures(report)
+        assert any(f.check == "guards" and f.ok and "events_columns_hashed refuses" in f.message
+                   for f in report.findings)
+    finally:
+        on_path.close()
+
+
+def test_a_malformed_count_in_a_prepared_job_is_named_not_a_failed_query(
+        store: Store, dsn: str, tmp_path: Path) -> None:
+    """The constraint does not cover a payload's data: an owner's "iteration": "x" in
+    run.prepare must not stop the proven doctor, which names the edited row."""
+    run_id, _ = finished_run(store, tmp_path)
+    with owner_connection(dsn) as conn:
+        conn.execute("ALTER TABLE striatum.events DISABLE TRIGGER USER")
+        edited = conn.execute(
+            "UPDATE striatum.events SET payload = jsonb_set(payload::jsonb, ARRAY['data', "
+            "'jobs', (SELECT min(k) FROM jsonb_object_keys(payload::jsonb -> 'data' -> 'jobs') "
+            "k), 'iteration'], '\"x\"')::text WHERE run_id = %s AND type = 'run.prepare' "
+            "RETURNING seq", (run_id,)).fetchone()
+        conn.execute("ALTER TABLE striatum.events ENABLE TRIGGER USER")
+    assert edited is not None
+    assert columns_proven(store)
+    failed = failures(doctor(store))
+    assert (failed[0]["check"], failed[0]["seq"]) == ("chain", edited[0]), failed
+    assert "row_hash does not match its payload" in failed[0]["message"]
 
 
 def test_a_nul_in_an_agents_text_is_recorded_as_its_escape(

@@ -139,3 +139,60 @@ def test_a_database_a_newer_striatum_migrated_is_refused_and_left_alone(dsn: str
     with pytest.raises(SchemaTooNew):
         migrate(dsn)
     assert schema_version(dsn) == LATEST + 1
+
+
+def _at_version(dsn: str, version: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migrate a database only up to ``version``, as an older striatum left it."""
+    from striatum.runtime import migrate as migrating
+
+    older = [m for m in migrating.migrations() if m[0] <= version]
+    with monkeypatch.context() as patched:
+        patched.setattr(migrating, "migrations", lambda: older)
+        patched.setattr(migrating, "LATEST", version)
+        assert migrate(dsn).applied == list(range(1, version + 1))
+
+
+def test_an_upgrade_says_that_it_migrates_and_what_the_migrations_said(
+        empty_dsn: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Migration 0013 cannot validate its constraint over a payload that does not parse; it
+    says so with a NOTICE, which the user sees on stderr, not psycopg's silence."""
+    from striatum.runtime.migrate import ensure_migrated
+
+    _at_version(empty_dsn, 12, monkeypatch)
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO striatum.repos (path) VALUES ('/x')")
+        conn.execute("INSERT INTO striatum.events (repo_id, seq, type, payload, previous_hash, "
+                     "row_hash) SELECT id, 1, 't', 'not json', 'p', 'h' FROM striatum.repos")
+        capsys.readouterr()
+        ensure_migrated(conn)
+    said = capsys.readouterr().err
+    assert f"striatum: migrating the schema from version 12 to {LATEST}" in said
+    assert ("striatum: migration 0013: some events disagree with their payloads; doctor "
+            "names them") in said, said
+    assert schema_version(empty_dsn) == LATEST
+    assert migrate(empty_dsn).notices == []
+
+
+def test_migrations_need_no_temp_privilege(admin_dsn: str) -> None:
+    """A hardened database may deny its owner temporary objects: no migration makes any."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    owner, name = f"striatum_o_{secrets.token_hex(6)}", f"striatum_e_{secrets.token_hex(6)}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{owner}" LOGIN')
+    try:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+            conn.execute(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC, "{owner}"')
+        params = conninfo_to_dict(admin_dsn)
+        params.update(dbname=name, user=owner)
+        as_owner = make_conninfo(**params)  # type: ignore[arg-type]
+        with psycopg.connect(as_owner, autocommit=True) as conn:
+            assert conn.execute("SELECT has_database_privilege(%s, 'TEMPORARY')",
+                                (name,)).fetchone() == (False,)
+        assert migrate(as_owner).applied[-1] == LATEST
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{owner}"')

@@ -8,6 +8,10 @@
 -- payloads again: it verifies that the constraint is in place, validated, and calls this
 -- function unchanged; when it is not (dropped, added back NOT VALID, the function
 -- replaced), doctor checks every row itself. `doctor --strict` always does.
+--
+-- On a large record this migration takes a while, in one transaction: every payload is
+-- parsed twice (to fill the columns, then to validate the constraint), and the table is
+-- locked meanwhile. docs/runtime.md ("Upgrading") says how to run it.
 ALTER TABLE striatum.events
     ADD COLUMN status text, ADD COLUMN iteration integer, ADD COLUMN attempt integer,
     ADD COLUMN executions integer, ADD COLUMN revisions_used integer,
@@ -16,8 +20,10 @@ ALTER TABLE striatum.events
 
 -- Does a row's every column agree with its payload? An error (not false) when the
 -- payload is not a JSON object whose state is an object or null: the row is refused
--- either way. PL/pgSQL for its cached plan; the search path pinned, so a function of the
--- same name elsewhere cannot stand in for a built-in.
+-- either way (the constraint reads NULL as a refusal too, so that the function made STRICT
+-- would not pass every row with a NULL column). PL/pgSQL for its cached plan; the search
+-- path pinned, pg_temp last, so neither a function nor a type of the same name elsewhere
+-- can stand in for a built-in.
 CREATE FUNCTION striatum.event_agrees(payload text, p_run text, p_job text, p_type text,
                                       p_at timestamptz, p_status text, p_iteration integer,
                                       p_attempt integer, p_executions integer,
@@ -26,7 +32,7 @@ CREATE FUNCTION striatum.event_agrees(payload text, p_run text, p_job text, p_ty
                                       p_blocked_on text)
 RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN (
@@ -85,8 +91,9 @@ $$;
 
 -- The rows recorded before: their columns read from their payloads. A payload that does
 -- not parse (a record tampered with) leaves its row's columns empty, and the constraint
--- unvalidated: doctor then checks every row itself, and names that one.
-CREATE FUNCTION pg_temp.state_of(payload text)
+-- unvalidated: doctor then checks every row itself, and names that one. The helper lives
+-- in the schema (dropped below), not in pg_temp: a database may deny its owner TEMP.
+CREATE FUNCTION striatum.state_of_payload(payload text)
 RETURNS TABLE (status text, iteration integer, attempt integer, executions integer,
                revisions_used integer, fence bigint, lease_owner text, chosen text,
                verdict text, blocked_on text)
@@ -107,14 +114,15 @@ UPDATE striatum.events e
        executions = s.executions, revisions_used = s.revisions_used, fence = s.fence,
        lease_owner = s.lease_owner, chosen = s.chosen, verdict = s.verdict,
        blocked_on = s.blocked_on
-  FROM striatum.events o CROSS JOIN LATERAL pg_temp.state_of(o.payload) s
+  FROM striatum.events o CROSS JOIN LATERAL striatum.state_of_payload(o.payload) s
  WHERE o.repo_id = e.repo_id AND o.seq = e.seq;
 ALTER TABLE striatum.events ENABLE TRIGGER events_append_only;
+DROP FUNCTION striatum.state_of_payload(text);
 
 ALTER TABLE striatum.events ADD CONSTRAINT events_columns_hashed CHECK (
-    striatum.event_agrees(payload, run_id, job_id, type, created_at, status, iteration,
-                          attempt, executions, revisions_used, fence, lease_owner, chosen,
-                          verdict, blocked_on)) NOT VALID;
+    coalesce(striatum.event_agrees(payload, run_id, job_id, type, created_at, status,
+                                   iteration, attempt, executions, revisions_used, fence,
+                                   lease_owner, chosen, verdict, blocked_on), false)) NOT VALID;
 
 DO $$
 BEGIN

@@ -15,6 +15,9 @@ SELECT set_config('jit', 'off', true);
 -- doctor_leader_merges: for doctor's transaction only: the parallel workers parse and hash the payloads while the leader only merges their sorted rows (taking a share too made it the bottleneck: 17 s against 11 s for a million events on two cores); with no worker to be had, the leader still runs the plan itself --
 SELECT set_config('parallel_leader_participation', 'off', true);
 
+-- doctor_catalog_path: for doctor's transaction only: the catalogs print every name qualified (events_columns_hashed's definition is compared as printed), whatever the role's or the session's search path --
+SELECT set_config('search_path', 'pg_catalog', true);
+
 -- doctor_event_tail: how many rows a repository chain has, its lowest seq, and its last row --
 SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0),
        (SELECT row_hash FROM striatum.events
@@ -197,18 +200,32 @@ WITH observed AS (
     ) k ON true
     WHERE e.repo_id = %(repo)s AND e.run_id IS NOT NULL AND k.entity IS NOT NULL
     UNION ALL
-    SELECT e.seq, e.run_id, e.type, 'job', j.key, false, s.status, s.iteration, s.attempt,
-           s.executions, s.revisions_used, s.fence, s.lease_owner, s.chosen, s.verdict,
+    SELECT e.seq, e.run_id, e.type, 'job', j.key, false, s.status, n.iteration, n.attempt,
+           n.executions, n.revisions_used, n.fence, s.lease_owner, s.chosen, s.verdict,
            s.blocked_on, false
     FROM striatum.events e
     -- Parsed once (OFFSET 0 keeps the planner from copying the expression into each use).
     CROSS JOIN LATERAL (SELECT e.payload::jsonb -> 'data' -> 'jobs' AS jobs OFFSET 0) p
     CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(p.jobs) = 'object' THEN p.jobs END) j
+    -- The constraint does not cover `data`: the counts are read as text, and one that is
+    -- not a whole number in range (an owner's edit) reads as NULL, where a cast in
+    -- jsonb_to_record would fail the whole query: the replay then reports the job, and
+    -- the hash check the edited row.
     LEFT JOIN LATERAL jsonb_to_record(CASE WHEN jsonb_typeof(j.value) = 'object'
                                            THEN j.value END)
-         AS s(status text, iteration integer, attempt integer, executions integer,
-              revisions_used integer, fence bigint, lease_owner text, chosen text,
+         AS s(status text, iteration text, attempt text, executions text,
+              revisions_used text, fence text, lease_owner text, chosen text,
               verdict text, blocked_on text) ON true
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN s.iteration ~ '^-?[0-9]{1,9}$' THEN s.iteration::integer END
+                 AS iteration,
+               CASE WHEN s.attempt ~ '^-?[0-9]{1,9}$' THEN s.attempt::integer END AS attempt,
+               CASE WHEN s.executions ~ '^-?[0-9]{1,9}$' THEN s.executions::integer END
+                 AS executions,
+               CASE WHEN s.revisions_used ~ '^-?[0-9]{1,9}$'
+                    THEN s.revisions_used::integer END AS revisions_used,
+               CASE WHEN s.fence ~ '^-?[0-9]{1,18}$' THEN s.fence::bigint END AS fence
+    ) n
     WHERE e.repo_id = %(repo)s AND e.run_id IS NOT NULL AND starts_with(e.type, 'run.')
       AND e.type = 'run.prepare'
 ), stepped AS (
@@ -287,17 +304,35 @@ UNION ALL
  FROM runs WHERE NOT matches OR executions > worst_case + granted OR unsettled <> counted
  ORDER BY id);
 
--- doctor_columns_proven: whether events_columns_hashed holds for every row: present, validated, and checking every column with striatum.event_agrees as migration 0013 wrote it (its source's md5 is bound: a replaced function proves nothing) --
-SELECT EXISTS (
-    SELECT 1 FROM pg_constraint c
-    JOIN pg_class t ON t.oid = c.conrelid
-    JOIN pg_namespace n ON n.oid = t.relnamespace
-    JOIN pg_proc p ON p.proname = 'event_agrees' AND p.pronamespace = n.oid
-    WHERE n.nspname = 'striatum' AND t.relname = 'events'
-      AND c.conname = 'events_columns_hashed' AND c.contype = 'c' AND c.convalidated
-      AND pg_get_constraintdef(c.oid) = %(definition)s
-      AND md5(p.prosrc) = %(source_md5)s AND NOT p.prosecdef
-      AND p.proconfig = ARRAY['search_path=pg_catalog']);
+-- doctor_columns_proven: what proves that events_columns_hashed holds for every row: one row when the constraint is there: validated, printed as expected, and what the functions it calls are (found through pg_depend, not by name: an overload must not stand in), each checked against striatum.event_agrees as migration 0013 wrote it (its source's md5 is bound: a replaced function proves nothing) --
+SELECT c.convalidated AS validated,
+       pg_get_constraintdef(c.oid) = %(definition)s AS written,
+       (SELECT count(*) FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace
+         WHERE qn.nspname = 'striatum' AND q.proname = 'event_agrees') AS namesakes,
+       f.called, f.named, f.not_strict, f.plpgsql, f.boolean, f.source, f.path, f.invoker
+FROM pg_constraint c
+JOIN pg_class t ON t.oid = c.conrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+CROSS JOIN LATERAL (
+    SELECT count(*) AS called,
+           coalesce(bool_and(pn.nspname = 'striatum' AND p.proname = 'event_agrees'), false)
+             AS named,
+           coalesce(bool_and(NOT p.proisstrict), false) AS not_strict,
+           coalesce(bool_and(l.lanname = 'plpgsql'), false) AS plpgsql,
+           coalesce(bool_and(p.prorettype = 'bool'::regtype AND NOT p.proretset), false)
+             AS boolean,
+           coalesce(bool_and(md5(p.prosrc) = %(source_md5)s), false) AS source,
+           coalesce(bool_and(p.proconfig IS NOT DISTINCT FROM %(config)s::text[]), false)
+             AS path,
+           coalesce(bool_and(NOT p.prosecdef), false) AS invoker
+    FROM pg_depend d
+    JOIN pg_proc p ON p.oid = d.refobjid
+    JOIN pg_namespace pn ON pn.oid = p.pronamespace
+    JOIN pg_language l ON l.oid = p.prolang
+    WHERE d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
+      AND d.refclassid = 'pg_proc'::regclass) f
+WHERE n.nspname = 'striatum' AND t.relname = 'events'
+  AND c.conname = 'events_columns_hashed' AND c.contype = 'c';
 
 -- doctor_event_parses: count the payloads in a seq range that parse as JSON objects; an error when one does not (to find the first) --
 SELECT count(x.at)
