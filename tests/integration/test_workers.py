@@ -460,6 +460,18 @@ def test_paused_worker_is_fenced_out_after_its_lease_moves_on(
 ESCAPE_THEN_HANG = ['"$0" "$1" escape && exec "$0" "$1" hang', sys.executable, str(FAKE_AGENT)]
 
 
+GONE = "(gone)"
+
+
+def lease_of(process: psutil.Process) -> str | None:
+    """A lane process's lease token; GONE for one that exited since it was listed (the
+    shell's first child, which starts the escapee and exits, can end between the two)."""
+    try:
+        return process.environ().get("STRIATUM_LEASE")
+    except psutil.NoSuchProcess:
+        return GONE
+
+
 @pytest.mark.parametrize("command, grandchild", [
     (fake("grandchild"), "SIG_IGN"),  # the agent and its grandchild both ignore SIGTERM
     (["sh", "-c", *ESCAPE_THEN_HANG], "os.setsid()"),  # a grandchild leaves the session
@@ -479,7 +491,7 @@ def test_timeout_kills_the_lane_and_every_descendant(command: list[str], grandch
             return found if any(grandchild in " ".join(cmdline(p)) for p in found) else []
 
         seen = wait_for(started, 10, f"the lane's grandchild ({grandchild})")
-        tokens = {p.environ().get("STRIATUM_LEASE") for p in seen}
+        tokens = {lease for p in seen if (lease := lease_of(p)) != GONE}
         assert len(tokens) == 1 and None not in tokens, tokens
         (token,) = tokens
         outcomes = running.join(30)
